@@ -1,0 +1,171 @@
+//! Command-line interface: subcommands and their arguments, and the text reports they print.
+//! `main.rs` dispatches.
+
+use crate::matrix::{Matrix, Trigger};
+use clap::{Parser, Subcommand};
+use std::fmt::Write;
+use std::path::PathBuf;
+
+/// handoff: decides which AI agent actions may run alone and hands the others to humans.
+#[derive(Debug, Parser)]
+#[command(name = "handoff", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate an escalation matrix: list every error with its location, or print a summary.
+    Check {
+        /// Matrix file (TOML, YAML or JSON); the shipped default when absent.
+        #[arg(long)]
+        matrix: Option<PathBuf>,
+    },
+    /// Decide JSON lines of AgentAction events offline; one JSON line out per event, in order.
+    Eval {
+        /// Matrix file; the shipped default when absent.
+        #[arg(long)]
+        matrix: Option<PathBuf>,
+        /// Events file (JSON lines); standard input when absent.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Print a summary (events per level, escalation rate) to standard error at the end.
+        #[arg(long)]
+        summary: bool,
+    },
+    /// Run table cases (events and the expected level, triggers, roles) against a matrix.
+    TestRules {
+        /// Test file (YAML, TOML or JSON).
+        file: PathBuf,
+        /// Matrix to test; overrides the file's own `matrix`.
+        #[arg(long)]
+        matrix: Option<PathBuf>,
+    },
+    /// Write synthetic agent action events (the agent fleet) as JSON lines to standard output.
+    Generate {
+        /// Number of events.
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        /// Seed; the same seed gives the same events.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Multiplies the chance of every trigger-inducing situation (1 ≈ 5% needing a human).
+        #[arg(long, default_value_t = 1.0)]
+        trigger_boost: f64,
+        /// Share of records to corrupt on purpose (0..1), to exercise dead-lettering.
+        #[arg(long, default_value_t = 0.0)]
+        malformed: f64,
+    },
+}
+
+/// The summary `check` prints for a valid matrix.
+pub fn check_report(m: &Matrix) -> String {
+    let spec = m.spec();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "matrix {} is valid: {:?}, rule version {}",
+        m.source(),
+        spec.name,
+        m.version()
+    );
+    let _ = writeln!(s, "\nlevels ({} patterns; most specific wins):", spec.levels.len());
+    for level in crate::event::Level::ALL {
+        let pats: Vec<String> = spec
+            .levels
+            .iter()
+            .filter_map(|r| {
+                if r.level == level {
+                    Some(r.pattern.clone())
+                } else if r.templated == Some(level) {
+                    Some(format!("{} (templated)", r.pattern))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "  {:<12} {}",
+            level.as_str(),
+            if pats.is_empty() { "-".to_string() } else { pats.join(", ") }
+        );
+    }
+    let unknown = &spec.outcomes[&Trigger::UnknownAction];
+    let _ = writeln!(
+        s,
+        "  unknown action types: {} (fail closed)",
+        unknown.level.as_str()
+    );
+    let _ = writeln!(s, "\ntriggers:");
+    for t in Trigger::ALL {
+        let o = &spec.outcomes[&t];
+        let state = if spec.enabled(t) { "" } else { "  (disabled)" };
+        let _ = writeln!(
+            s,
+            "  {:<28} {:<11} {:<10} {}{}",
+            t.as_str(),
+            o.level.as_str(),
+            o.tier.as_str(),
+            if o.roles.is_empty() { "-".to_string() } else { o.roles.join(", ") },
+            state
+        );
+    }
+    let tr = &spec.triggers;
+    let mut gates = vec![format!("default {:.2}", tr.low_confidence.threshold)];
+    gates.extend(
+        tr.low_confidence
+            .per_action
+            .iter()
+            .map(|r| format!("{} {:.2}", r.pattern, r.threshold)),
+    );
+    let _ = writeln!(s, "  confidence gates: {}", gates.join(", "));
+    let mut limits = vec![format!("default {}", tr.amount_limit.limit)];
+    limits.extend(
+        tr.amount_limit
+            .per_action
+            .iter()
+            .map(|r| format!("{} {}", r.pattern, r.limit)),
+    );
+    let _ = writeln!(s, "  amount limits: {}", limits.join(", "));
+    let _ = writeln!(
+        s,
+        "  phrases: {} policy keywords, {} human-request phrases; {} turns in a row",
+        tr.policy_keyword.keywords.len(),
+        tr.human_requested.phrases.len(),
+        tr.consecutive_low_confidence.turns
+    );
+    let _ = writeln!(
+        s,
+        "\ntiers: warm acknowledge within {}, immediate within {}",
+        humantime::format_duration(spec.tiers.warm.ack_within),
+        humantime::format_duration(spec.tiers.immediate.ack_within)
+    );
+    let _ = writeln!(s, "\nroles:");
+    for r in m.roles() {
+        let attrs = match &r.attributes {
+            None => "all".to_string(),
+            Some(a) => a.join(","),
+        };
+        let hide: Vec<String> = r
+            .hide
+            .iter()
+            .map(|h| serde_json::to_value(h).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
+            .collect();
+        let redact: Vec<&str> = r.redact.iter().map(|(n, _)| n.as_str()).collect();
+        let _ = writeln!(
+            s,
+            "  {:<12} view {:<12} topic {:<26} attributes {}; hides {}; redacts {}",
+            r.name,
+            r.view,
+            r.topic,
+            attrs,
+            if hide.is_empty() { "-".into() } else { hide.join(",") },
+            if redact.is_empty() { "-".into() } else { redact.join(",") }
+        );
+    }
+    s
+}

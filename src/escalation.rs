@@ -1,0 +1,110 @@
+//! From a decision to what handoff publishes: the verdict for the agent and one escalation per
+//! role, each with a deterministic id so that re-processing an event (at-least-once delivery)
+//! produces recognisable duplicates rather than new hand-overs.
+
+use crate::context;
+use crate::event::{AgentAction, Escalation, Level, Verdict, VerdictOutcome};
+use crate::matrix::{Decision, Matrix};
+use sha2::{Digest, Sha256};
+
+/// `esc-` and 24 hex digits of SHA-256(action_id, 0x1f, role): stable across runs, processes
+/// and versions.
+pub fn escalation_id(action_id: &str, role: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(action_id.as_bytes());
+    h.update([0x1f]);
+    h.update(role.as_bytes());
+    let digest = h.finalize();
+    let mut s = String::with_capacity(28);
+    s.push_str("esc-");
+    for b in &digest[..12] {
+        use std::fmt::Write;
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The first verdict's outcome for a level.
+pub fn outcome_for(level: Level) -> VerdictOutcome {
+    match level {
+        Level::Execute => VerdictOutcome::Proceed,
+        Level::ExecuteLog => VerdictOutcome::ProceedAndLog,
+        Level::AskFirst => VerdictOutcome::AwaitHuman,
+        Level::HardStop => VerdictOutcome::Stopped,
+    }
+}
+
+/// Everything one event produces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The verdict for the agent.
+    pub verdict: Verdict,
+    /// One escalation per role, with the index of the role in [`Matrix::roles`].
+    pub escalations: Vec<(usize, Escalation)>,
+}
+
+/// Builds the verdict and escalations for a decided event. `now_ms` comes from the caller's
+/// clock (the event time offline, the wall clock in the stream, a virtual clock in drills).
+pub fn plan(
+    matrix: &Matrix,
+    event: &AgentAction,
+    decision: &Decision,
+    now_ms: i64,
+    drill: bool,
+) -> Plan {
+    let mut escalations = Vec::with_capacity(decision.roles.len());
+    for i in decision.roles.iter() {
+        let role = &matrix.roles()[i];
+        let tier = decision.role_tier(i);
+        escalations.push((
+            i,
+            Escalation {
+                escalation_id: escalation_id(&event.action_id, &role.name),
+                action_id: event.action_id.clone(),
+                session_id: event.session_id.clone(),
+                agent_id: event.agent_id.clone(),
+                action_type: event.action_type.clone(),
+                role: role.name.clone(),
+                tier,
+                level: decision.level,
+                required_action: decision
+                    .required_action
+                    .expect("a decision with roles has a required action"),
+                created_at_ms: now_ms,
+                deadline_ms: now_ms.saturating_add(matrix.ack_within_ms(tier)),
+                rule_version: matrix.version().to_string(),
+                sequence: 0,
+                drill,
+                context: context::package(matrix, role, event, decision),
+                history: Vec::new(),
+            },
+        ));
+    }
+    let outcome = outcome_for(decision.level);
+    let verdict = Verdict {
+        action_id: event.action_id.clone(),
+        session_id: event.session_id.clone(),
+        agent_id: event.agent_id.clone(),
+        action_type: event.action_type.clone(),
+        level: decision.level,
+        outcome,
+        is_final: !decision.level.needs_human(),
+        triggers: decision.triggers.names(),
+        roles: matrix.role_names(decision.roles),
+        escalation_ids: escalations
+            .iter()
+            .map(|(_, e)| e.escalation_id.clone())
+            .collect(),
+        rule_version: matrix.version().to_string(),
+        decided_at_ms: now_ms,
+        decided_by: None,
+        comment: None,
+        revised_output: None,
+        redirect_role: None,
+        drill,
+    };
+    Plan {
+        verdict,
+        escalations,
+    }
+}

@@ -1,0 +1,272 @@
+//! Avro and JSON codecs for the four record types. The schemas in `schemas/` are compiled into
+//! the binary and parsed once, at start-up, by [`Codec::new`].
+//!
+//! Two Avro paths exist on purpose: the typed decoder (`serde_avro_fast`, straight from bytes
+//! into the Rust struct) is the hot path; apache-avro's generic reader (bytes → `Value` → struct)
+//! is the reference, used to cross-check the fast path in tests and benchmarks.
+
+use super::{AgentAction, EventError, EventLimits};
+use crate::error::{Classify, ErrorClass};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// The record types handoff reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchemaKind {
+    /// Input from agents.
+    AgentAction,
+    /// Answers to agents.
+    Verdict,
+    /// Hand-overs to roles.
+    Escalation,
+    /// Answers from humans.
+    HumanDecision,
+}
+
+impl SchemaKind {
+    /// All kinds, in a fixed order.
+    pub const ALL: [SchemaKind; 4] = [
+        SchemaKind::AgentAction,
+        SchemaKind::Verdict,
+        SchemaKind::Escalation,
+        SchemaKind::HumanDecision,
+    ];
+
+    /// Record name, as in the schema.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchemaKind::AgentAction => "AgentAction",
+            SchemaKind::Verdict => "Verdict",
+            SchemaKind::Escalation => "Escalation",
+            SchemaKind::HumanDecision => "HumanDecision",
+        }
+    }
+
+    /// The schema text shipped in `schemas/`.
+    pub fn schema_json(self) -> &'static str {
+        match self {
+            SchemaKind::AgentAction => include_str!("../../schemas/agent_action.avsc"),
+            SchemaKind::Verdict => include_str!("../../schemas/verdict.avsc"),
+            SchemaKind::Escalation => include_str!("../../schemas/escalation.avsc"),
+            SchemaKind::HumanDecision => include_str!("../../schemas/human_decision.avsc"),
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Why a record could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// A shipped schema does not parse: a build defect.
+    #[error("schema {name} does not parse: {message}")]
+    Schema {
+        /// Record name.
+        name: &'static str,
+        /// Parser message.
+        message: String,
+    },
+    /// The bytes are not a datum of the schema.
+    #[error("not a valid {name} Avro datum: {message}")]
+    AvroDecode {
+        /// Record name.
+        name: &'static str,
+        /// Decoder message.
+        message: String,
+    },
+    /// The text is not a JSON record of the schema.
+    #[error("not a valid {name} JSON record: {message}")]
+    Json {
+        /// Record name.
+        name: &'static str,
+        /// Parser message (names the field and the line/column).
+        message: String,
+    },
+    /// The record is larger than allowed.
+    #[error("record of {size} bytes is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The record decoded but a field is out of range.
+    #[error(transparent)]
+    Invalid(#[from] EventError),
+    /// A value could not be encoded: a defect in handoff, never bad input.
+    #[error("cannot encode {name}: {message}")]
+    Encode {
+        /// Record name.
+        name: &'static str,
+        /// Encoder message.
+        message: String,
+    },
+}
+
+impl Classify for CodecError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            CodecError::Schema { .. } | CodecError::Encode { .. } => ErrorClass::Fatal,
+            CodecError::AvroDecode { .. }
+            | CodecError::Json { .. }
+            | CodecError::TooLarge { .. }
+            | CodecError::Invalid(_) => ErrorClass::DeadLetter,
+        }
+    }
+}
+
+impl CodecError {
+    /// Stable short name of the failure, for dead-letter headers and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CodecError::Schema { .. } => "schema",
+            CodecError::AvroDecode { .. } => "avro_decode",
+            CodecError::Json { .. } => "json_decode",
+            CodecError::TooLarge { .. } => "too_large",
+            CodecError::Invalid(_) => "invalid_field",
+            CodecError::Encode { .. } => "encode",
+        }
+    }
+}
+
+/// The parsed schemas, shared by every codec call.
+pub struct Codec {
+    generic: Vec<apache_avro::Schema>,
+    fast: Vec<serde_avro_fast::Schema>,
+    limits: EventLimits,
+    max_record_bytes: usize,
+}
+
+impl std::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Codec")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Codec {
+    /// Parses the shipped schemas with both libraries.
+    pub fn new(limits: EventLimits) -> Result<Self, CodecError> {
+        let mut generic = Vec::new();
+        let mut fast = Vec::new();
+        for kind in SchemaKind::ALL {
+            let text = kind.schema_json();
+            generic.push(
+                apache_avro::Schema::parse_str(text).map_err(|e| CodecError::Schema {
+                    name: kind.name(),
+                    message: e.to_string(),
+                })?,
+            );
+            fast.push(text.parse().map_err(|e: serde_avro_fast::schema::SchemaError| {
+                CodecError::Schema {
+                    name: kind.name(),
+                    message: e.to_string(),
+                }
+            })?);
+        }
+        // A record holds a handful of text fields; anything far beyond them is not an event.
+        let max_record_bytes = limits.max_text_bytes.saturating_mul(8);
+        Ok(Codec {
+            generic,
+            fast,
+            limits,
+            max_record_bytes,
+        })
+    }
+
+    /// The limits events are validated against.
+    pub fn limits(&self) -> &EventLimits {
+        &self.limits
+    }
+
+    /// apache-avro's view of a schema.
+    pub fn generic_schema(&self, kind: SchemaKind) -> &apache_avro::Schema {
+        &self.generic[kind.index()]
+    }
+
+    fn check_size(&self, len: usize) -> Result<(), CodecError> {
+        if len > self.max_record_bytes {
+            return Err(CodecError::TooLarge {
+                size: len,
+                limit: self.max_record_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Decodes a plain Avro datum with the typed decoder.
+    pub fn decode<T: DeserializeOwned>(
+        &self,
+        kind: SchemaKind,
+        bytes: &[u8],
+    ) -> Result<T, CodecError> {
+        self.check_size(bytes.len())?;
+        serde_avro_fast::from_datum_slice(bytes, &self.fast[kind.index()]).map_err(|e| {
+            CodecError::AvroDecode {
+                name: kind.name(),
+                message: e.to_string(),
+            }
+        })
+    }
+
+    /// Decodes a plain Avro datum with apache-avro's generic reader (the reference path).
+    pub fn decode_generic<T: DeserializeOwned>(
+        &self,
+        kind: SchemaKind,
+        mut bytes: &[u8],
+    ) -> Result<T, CodecError> {
+        self.check_size(bytes.len())?;
+        let err = |e: apache_avro::Error| CodecError::AvroDecode {
+            name: kind.name(),
+            message: e.to_string(),
+        };
+        let value = apache_avro::from_avro_datum(&self.generic[kind.index()], &mut bytes, None)
+            .map_err(err)?;
+        apache_avro::from_value(&value).map_err(err)
+    }
+
+    /// Encodes a record as a plain Avro datum (typed encoder).
+    pub fn encode<T: Serialize>(&self, kind: SchemaKind, value: &T) -> Result<Vec<u8>, CodecError> {
+        let mut config = serde_avro_fast::ser::SerializerConfig::new(&self.fast[kind.index()]);
+        serde_avro_fast::to_datum_vec(value, &mut config).map_err(|e| CodecError::Encode {
+            name: kind.name(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Encodes a record with apache-avro (reference path).
+    pub fn encode_generic<T: Serialize>(
+        &self,
+        kind: SchemaKind,
+        value: &T,
+    ) -> Result<Vec<u8>, CodecError> {
+        let err = |e: apache_avro::Error| CodecError::Encode {
+            name: kind.name(),
+            message: e.to_string(),
+        };
+        let schema = &self.generic[kind.index()];
+        let value = apache_avro::to_value(value).map_err(err)?;
+        let value = value.resolve(schema).map_err(err)?;
+        apache_avro::to_avro_datum(schema, value).map_err(err)
+    }
+
+    /// Decodes and validates an agent action from a plain Avro datum.
+    pub fn decode_action(&self, bytes: &[u8]) -> Result<AgentAction, CodecError> {
+        let action: AgentAction = self.decode(SchemaKind::AgentAction, bytes)?;
+        action.validate(&self.limits)?;
+        Ok(action)
+    }
+
+    /// Decodes and validates an agent action from its JSON form.
+    pub fn decode_action_json(&self, text: &str) -> Result<AgentAction, CodecError> {
+        self.check_size(text.len())?;
+        let action: AgentAction = serde_json::from_str(text).map_err(|e| CodecError::Json {
+            name: "AgentAction",
+            message: e.to_string(),
+        })?;
+        action.validate(&self.limits)?;
+        Ok(action)
+    }
+}

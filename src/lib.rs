@@ -1,0 +1,18 @@
+//! handoff decides, for every action an AI agent proposes or takes, whether it may run alone or
+//! must be handed to a human, and hands it over well.
+//!
+//! The pipeline is visible in the modules: [`event`] (model and codecs) → [`matrix`] (pure
+//! decisions) → [`escalation`] and [`context`] (verdicts and hand-overs). See ARCHITECTURE.md.
+
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod context;
+pub mod error;
+pub mod escalation;
+pub mod event;
+pub mod generate;
+pub mod matrix;
+pub mod offline;
+pub mod problems;
+pub mod session;

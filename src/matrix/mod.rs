@@ -1,0 +1,691 @@
+//! The escalation matrix: a rule file compiled into a [`Matrix`] whose
+//! [`evaluate`](Matrix::evaluate) is pure and synchronous. It does no I/O and never reads the
+//! clock, so the stream, the offline tools, the benchmarks and the game-days run the very same
+//! decisions.
+
+mod keywords;
+mod pattern;
+mod spec;
+mod trigger;
+
+pub use keywords::{Hit, PhraseMatcher};
+pub use pattern::{most_specific, Pattern, ProfileTable};
+pub use spec::{
+    default_outcome, is_topic_name, MatrixSpec, Outcome, PackageField, RoleSpec, TextField,
+    DEFAULT_MATRIX_TOML, MAX_ROLES,
+};
+pub use trigger::{Trigger, TriggerSet};
+
+use crate::error::{Classify, ErrorClass};
+use crate::event::{ActionStatus, AgentAction, CustomerTier, Level, RequiredAction, Tier};
+use crate::problems::Problems;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A matrix that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    /// The file could not be read or parsed at all.
+    #[error("cannot read matrix {source_name}: {message}")]
+    Read {
+        /// File name, or `<default>`.
+        source_name: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The file parsed but has problems; every one is listed.
+    #[error("matrix {source_name} has {} problem(s):\n{problems}", problems.len())]
+    Invalid {
+        /// File name, or `<default>`.
+        source_name: String,
+        /// Every problem found.
+        problems: Problems,
+    },
+}
+
+impl Classify for MatrixError {
+    fn class(&self) -> ErrorClass {
+        // At start-up a bad matrix stops handoff; on a reload the old matrix keeps running.
+        ErrorClass::Fatal
+    }
+}
+
+/// Where a matrix came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatrixSource {
+    /// The shipped default, built in.
+    Default,
+    /// A file.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for MatrixSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MatrixSource::Default => f.write_str("<default>"),
+            MatrixSource::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Per-session memory the matrix needs across turns. Small and `Copy`, so it can be stored per
+/// session and written to a changelog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    /// Turns in a row below the confidence gate, up to and including the last event.
+    pub consecutive_low: u32,
+    /// Events seen in this session.
+    pub turns: u64,
+    /// Timestamp of the last event seen.
+    pub last_event_ms: i64,
+}
+
+/// Settings resolved for one action type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Profile {
+    /// Level from `levels`, or `None` when no pattern matches (unknown action type).
+    level: Option<Level>,
+    /// Level for templated actions.
+    templated: Option<Level>,
+    threshold: f64,
+    amount_limit: f64,
+    customer_facing: bool,
+}
+
+/// A set of roles, as a bit mask over the matrix's roles sorted by name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct RoleSet(u64);
+
+impl RoleSet {
+    /// True when empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// Number of roles.
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+    /// True when role index `i` is in the set.
+    pub fn contains(self, i: usize) -> bool {
+        i < 64 && self.0 & (1 << i) != 0
+    }
+    /// Role indexes, ascending (so names come out sorted).
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..64).filter(move |i| self.0 & (1u64 << i) != 0)
+    }
+}
+
+/// The detail of one fired trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Detail {
+    /// Confidence and the gate it fell below.
+    Confidence {
+        /// The agent's confidence.
+        value: f64,
+        /// The gate.
+        threshold: f64,
+    },
+    /// Phrases found, and where.
+    Phrases(Vec<Hit>),
+    /// Number of options.
+    Options(usize),
+    /// The task failed (the error is on the event).
+    Failure,
+    /// Customer tier and complaints.
+    Customer {
+        /// Tier.
+        tier: CustomerTier,
+        /// Prior complaints.
+        complaints: i32,
+    },
+    /// Amount and the limit it exceeded.
+    Amount {
+        /// Amount.
+        amount: f64,
+        /// Limit.
+        limit: f64,
+    },
+    /// No further detail.
+    None,
+    /// Turns in a row below the gate.
+    Streak {
+        /// Turns.
+        turns: u32,
+        /// The gate.
+        threshold: f64,
+    },
+    /// The anomaly attribute's value is on the event.
+    Anomaly,
+}
+
+/// One fired trigger with its detail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flag {
+    /// Which trigger.
+    pub trigger: Trigger,
+    /// Why.
+    pub detail: Detail,
+}
+
+/// What the matrix decided for one event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The strictest level of the base level and every fired trigger.
+    pub level: Level,
+    /// Level from `levels` alone (or the unknown-action level).
+    pub base_level: Level,
+    /// Triggers that fired.
+    pub triggers: TriggerSet,
+    /// Each fired trigger with detail, canonical order.
+    pub flags: Vec<Flag>,
+    /// Roles to hand over to.
+    pub roles: RoleSet,
+    /// Roles to hand over to at tier `immediate` (a subset of `roles`).
+    pub immediate: RoleSet,
+    /// What the humans must do; `None` when nobody is involved.
+    pub required_action: Option<RequiredAction>,
+    /// Prior complaints at or above the retention-risk mark.
+    pub retention_risk: bool,
+    /// The session's state after this event.
+    pub session: SessionState,
+}
+
+impl Decision {
+    /// The most urgent tier of any hand-over, or `None` without hand-over.
+    pub fn tier(&self) -> Option<Tier> {
+        if self.roles.is_empty() {
+            None
+        } else if self.immediate.is_empty() {
+            Some(Tier::Warm)
+        } else {
+            Some(Tier::Immediate)
+        }
+    }
+
+    /// The tier of the hand-over to role index `i`.
+    pub fn role_tier(&self, i: usize) -> Tier {
+        if self.immediate.contains(i) {
+            Tier::Immediate
+        } else {
+            Tier::Warm
+        }
+    }
+}
+
+/// A trigger's outcome with roles as a mask.
+#[derive(Debug, Clone, Copy)]
+struct CompiledOutcome {
+    enabled: bool,
+    level: Level,
+    roles: RoleSet,
+    tier: Tier,
+}
+
+/// A compiled role view.
+#[derive(Debug, Clone)]
+pub struct RoleView {
+    /// Role name.
+    pub name: String,
+    /// View name carried in packages.
+    pub view: String,
+    /// Kafka topic.
+    pub topic: String,
+    /// Attribute keys visible (`None`: all).
+    pub attributes: Option<Vec<String>>,
+    /// Hidden package fields.
+    pub hide: Vec<PackageField>,
+    /// Redaction patterns, with their names.
+    pub redact: Vec<(String, regex::Regex)>,
+}
+
+/// A compiled, validated escalation matrix.
+#[derive(Debug, Clone)]
+pub struct Matrix {
+    spec: MatrixSpec,
+    version: String,
+    source: MatrixSource,
+    profiles: ProfileTable<Profile>,
+    outcomes: [CompiledOutcome; 12],
+    phrases: PhraseMatcher,
+    customer_roles: RoleSet,
+    roles: Vec<RoleView>,
+}
+
+impl Matrix {
+    /// The shipped default matrix.
+    pub fn default_matrix() -> Result<Matrix, MatrixError> {
+        let value = crate::problems::read_str(DEFAULT_MATRIX_TOML, config::FileFormat::Toml)
+            .map_err(|message| MatrixError::Read {
+                source_name: "<default>".into(),
+                message,
+            })?;
+        Matrix::from_value(&value, MatrixSource::Default)
+    }
+
+    /// Loads a matrix file (TOML, YAML or JSON by extension) with the `config` crate.
+    pub fn from_file(path: &Path) -> Result<Matrix, MatrixError> {
+        let value = crate::problems::read_file(path).map_err(|message| MatrixError::Read {
+            source_name: path.display().to_string(),
+            message,
+        })?;
+        Matrix::from_value(&value, MatrixSource::File(path.to_path_buf()))
+    }
+
+    /// The file at `path`, or the shipped default when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Matrix, MatrixError> {
+        match path {
+            Some(p) => Matrix::from_file(p),
+            None => Matrix::default_matrix(),
+        }
+    }
+
+    /// Parses, validates and compiles a matrix from its value form.
+    pub fn from_value(value: &serde_json::Value, source: MatrixSource) -> Result<Matrix, MatrixError> {
+        let mut problems = Problems::default();
+        let spec = MatrixSpec::from_value(value, &mut problems);
+        match spec {
+            Some(spec) if problems.is_empty() => Matrix::compile(spec, source),
+            _ => Err(MatrixError::Invalid {
+                source_name: source.to_string(),
+                problems,
+            }),
+        }
+    }
+
+    fn compile(spec: MatrixSpec, source: MatrixSource) -> Result<Matrix, MatrixError> {
+        let version = spec.version();
+        let role_names: Vec<&String> = spec.roles.keys().collect();
+        let mask = |names: &[String]| {
+            RoleSet(names.iter().fold(0u64, |m, n| {
+                m | role_names
+                    .iter()
+                    .position(|r| *r == n)
+                    .map(|i| 1u64 << i)
+                    .unwrap_or(0)
+            }))
+        };
+        let outcomes = Trigger::ALL.map(|t| {
+            let o = &spec.outcomes[&t];
+            CompiledOutcome {
+                enabled: spec.enabled(t),
+                level: o.level,
+                roles: mask(&o.roles),
+                tier: o.tier,
+            }
+        });
+        let customer_roles = mask(&spec.triggers.policy_keyword.customer_roles);
+
+        // Every pattern named anywhere feeds the profile table.
+        let parse = |s: &String| Pattern::parse(s).expect("validated");
+        let levels: Vec<(Pattern, &spec::LevelRule)> =
+            spec.levels.iter().map(|r| (parse(&r.pattern), r)).collect();
+        let thresholds: Vec<(Pattern, f64)> = spec
+            .triggers
+            .low_confidence
+            .per_action
+            .iter()
+            .map(|r| (parse(&r.pattern), r.threshold))
+            .collect();
+        let limits: Vec<(Pattern, f64)> = spec
+            .triggers
+            .amount_limit
+            .per_action
+            .iter()
+            .map(|r| (parse(&r.pattern), r.limit))
+            .collect();
+        let facing: Vec<Pattern> = spec
+            .triggers
+            .high_value_customer
+            .actions
+            .iter()
+            .map(parse)
+            .collect();
+        let mut all: Vec<Pattern> = levels.iter().map(|(p, _)| p.clone()).collect();
+        all.extend(thresholds.iter().map(|(p, _)| p.clone()));
+        all.extend(limits.iter().map(|(p, _)| p.clone()));
+        all.extend(facing.iter().cloned());
+        let default_threshold = spec.triggers.low_confidence.threshold;
+        let default_limit = spec.triggers.amount_limit.limit;
+        let profiles = ProfileTable::build(&all, |a| {
+            let rule = most_specific(levels.iter().map(|(p, r)| (p, *r)), a);
+            Profile {
+                level: rule.map(|r| r.level),
+                templated: rule.and_then(|r| r.templated),
+                threshold: most_specific(thresholds.iter().map(|(p, v)| (p, *v)), a)
+                    .unwrap_or(default_threshold),
+                amount_limit: most_specific(limits.iter().map(|(p, v)| (p, *v)), a)
+                    .unwrap_or(default_limit),
+                customer_facing: facing.iter().any(|p| p.matches(a)),
+            }
+        });
+
+        let pk = &spec.triggers.policy_keyword;
+        let hr = &spec.triggers.human_requested;
+        let phrases = PhraseMatcher::new(
+            if pk.enabled { &pk.keywords } else { &[] },
+            &pk.fields,
+            if hr.enabled { &hr.phrases } else { &[] },
+            &hr.fields,
+        )
+        .map_err(|message| MatrixError::Invalid {
+            source_name: source.to_string(),
+            problems: Problems(vec![crate::problems::Problem {
+                path: "triggers.policy_keyword.keywords".into(),
+                message,
+            }]),
+        })?;
+
+        let roles = spec
+            .roles
+            .iter()
+            .map(|(name, r)| RoleView {
+                name: name.clone(),
+                view: r.view.clone().unwrap_or_else(|| name.clone()),
+                topic: r
+                    .topic
+                    .clone()
+                    .unwrap_or_else(|| format!("escalations.{name}")),
+                attributes: if r.attributes.iter().any(|a| a == "*") {
+                    None
+                } else {
+                    Some(r.attributes.clone())
+                },
+                hide: r.hide.clone(),
+                redact: r
+                    .redact
+                    .iter()
+                    .map(|n| {
+                        let re = regex::Regex::new(&spec.redaction[n]).expect("validated");
+                        (n.clone(), re)
+                    })
+                    .collect(),
+            })
+            .collect();
+
+        Ok(Matrix {
+            version,
+            source,
+            profiles,
+            outcomes,
+            phrases,
+            customer_roles,
+            roles,
+            spec,
+        })
+    }
+
+    /// The rule version stamped on every decision.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Where the matrix came from.
+    pub fn source(&self) -> &MatrixSource {
+        &self.source
+    }
+
+    /// The validated settings.
+    pub fn spec(&self) -> &MatrixSpec {
+        &self.spec
+    }
+
+    /// Roles, sorted by name; a [`RoleSet`] indexes into this.
+    pub fn roles(&self) -> &[RoleView] {
+        &self.roles
+    }
+
+    /// The names of the roles in a set, sorted.
+    pub fn role_names(&self, set: RoleSet) -> Vec<String> {
+        set.iter().map(|i| self.roles[i].name.clone()).collect()
+    }
+
+    /// The compiled phrase matcher.
+    pub fn phrases(&self) -> &PhraseMatcher {
+        &self.phrases
+    }
+
+    /// The confidence gate for an action type.
+    pub fn threshold(&self, action_type: &str) -> f64 {
+        self.profiles.get(action_type).threshold
+    }
+
+    /// Acknowledgement deadline of a tier, in milliseconds.
+    pub fn ack_within_ms(&self, tier: Tier) -> i64 {
+        let d = match tier {
+            Tier::Warm => self.spec.tiers.warm.ack_within,
+            Tier::Immediate => self.spec.tiers.immediate.ack_within,
+        };
+        d.as_millis().min(i64::MAX as u128) as i64
+    }
+
+    /// Decides one event. Pure: the same event and session state always give the same
+    /// decision. The session state after the event is in [`Decision::session`].
+    pub fn evaluate(&self, event: &AgentAction, session: &SessionState) -> Decision {
+        let profile = self.profiles.get(&event.action_type);
+        let mut d = Decision {
+            level: Level::Execute,
+            base_level: Level::Execute,
+            triggers: TriggerSet::EMPTY,
+            flags: Vec::new(),
+            roles: RoleSet::default(),
+            immediate: RoleSet::default(),
+            required_action: None,
+            retention_risk: false,
+            session: SessionState {
+                consecutive_low: 0,
+                turns: session.turns.saturating_add(1),
+                last_event_ms: event.timestamp_ms.max(session.last_event_ms),
+            },
+        };
+        let base = match profile.level {
+            Some(l) if event.template_id.is_some() => profile.templated.unwrap_or(l),
+            Some(l) => l,
+            None => self.outcomes[Trigger::UnknownAction as usize].level,
+        };
+        d.base_level = base;
+        d.level = base;
+
+        // low_confidence, and the session streak it feeds.
+        let below = event.confidence < profile.threshold;
+        if below {
+            d.session.consecutive_low = session.consecutive_low.saturating_add(1);
+            self.fire(
+                &mut d,
+                Trigger::LowConfidence,
+                Detail::Confidence {
+                    value: event.confidence,
+                    threshold: profile.threshold,
+                },
+            );
+        }
+
+        // policy_keyword and human_requested: one scan.
+        if !self.phrases.is_empty() {
+            let (policy, human) = self.phrases.scan([
+                Some(&event.request),
+                Some(&event.summary),
+                event.output.as_deref(),
+                event.user_message.as_deref(),
+            ]);
+            if !policy.is_empty() {
+                self.fire(&mut d, Trigger::PolicyKeyword, Detail::Phrases(policy));
+                if event.customer.is_some() {
+                    d.roles.0 |= self.customer_roles.0;
+                    if self.outcomes[Trigger::PolicyKeyword as usize].tier == Tier::Immediate {
+                        d.immediate.0 |= self.customer_roles.0;
+                    }
+                }
+            }
+            if !human.is_empty() {
+                self.fire(&mut d, Trigger::HumanRequested, Detail::Phrases(human));
+            }
+        }
+
+        let mo = &self.spec.triggers.multiple_options;
+        if event.options.len() >= mo.min_options {
+            self.fire(
+                &mut d,
+                Trigger::MultipleOptions,
+                Detail::Options(event.options.len()),
+            );
+        }
+        if event.status == ActionStatus::Failed {
+            self.fire(&mut d, Trigger::TaskFailure, Detail::Failure);
+        }
+        if let Some(c) = &event.customer {
+            let hv = &self.spec.triggers.high_value_customer;
+            if profile.customer_facing && hv.tiers.contains(&c.tier) {
+                d.retention_risk = c.prior_complaints >= hv.retention_risk_complaints;
+                self.fire(
+                    &mut d,
+                    Trigger::HighValueCustomer,
+                    Detail::Customer {
+                        tier: c.tier,
+                        complaints: c.prior_complaints,
+                    },
+                );
+            }
+        }
+        if let Some(amount) = event.amount {
+            if amount > profile.amount_limit {
+                self.fire(
+                    &mut d,
+                    Trigger::AmountLimit,
+                    Detail::Amount {
+                        amount,
+                        limit: profile.amount_limit,
+                    },
+                );
+            }
+        }
+        if !event.reversible {
+            self.fire(&mut d, Trigger::Irreversible, Detail::None);
+        }
+        if event.affects_others {
+            self.fire(&mut d, Trigger::AffectsOthers, Detail::None);
+        }
+        let cl = &self.spec.triggers.consecutive_low_confidence;
+        let streak = d.session.consecutive_low;
+        if streak >= cl.turns {
+            self.fire(
+                &mut d,
+                Trigger::ConsecutiveLowConfidence,
+                Detail::Streak {
+                    turns: streak,
+                    threshold: profile.threshold,
+                },
+            );
+        }
+        if let Some(v) = event.attributes.get(&self.spec.triggers.anomaly.attribute) {
+            if is_set(v) {
+                self.fire(&mut d, Trigger::Anomaly, Detail::Anomaly);
+            }
+        }
+        if profile.level.is_none() {
+            self.fire(&mut d, Trigger::UnknownAction, Detail::None);
+        }
+
+        d.required_action = required_action(&d);
+        d
+    }
+
+    #[inline]
+    fn fire(&self, d: &mut Decision, t: Trigger, detail: Detail) {
+        let o = &self.outcomes[t as usize];
+        if !o.enabled {
+            return;
+        }
+        d.triggers.insert(t);
+        d.flags.push(Flag { trigger: t, detail });
+        d.level = d.level.max(o.level);
+        d.roles.0 |= o.roles.0;
+        if o.tier == Tier::Immediate {
+            d.immediate.0 |= o.roles.0;
+        }
+    }
+
+    /// A one-line explanation of a flag, for people.
+    pub fn describe(&self, flag: &Flag, event: &AgentAction) -> String {
+        match &flag.detail {
+            Detail::Confidence { value, threshold } => {
+                format!("confidence {value:.2} is below the {threshold:.2} gate for {}", event.action_type)
+            }
+            Detail::Phrases(hits) => {
+                let found: Vec<String> = hits
+                    .iter()
+                    .map(|h| format!("\"{}\" in {}", self.phrases.phrase(h.phrase), h.field.as_str()))
+                    .collect();
+                let what = if flag.trigger == Trigger::HumanRequested {
+                    "the user asks for a person"
+                } else {
+                    "policy keyword"
+                };
+                format!("{what}: {}", found.join(", "))
+            }
+            Detail::Options(n) => format!("{n} valid options: a human chooses"),
+            Detail::Failure => format!(
+                "task failed: {}",
+                event.error.as_deref().unwrap_or("no error text given")
+            ),
+            Detail::Customer { tier, complaints } => {
+                let tier = match tier {
+                    CustomerTier::Standard => "standard",
+                    CustomerTier::Premium => "premium",
+                    CustomerTier::Vip => "vip",
+                };
+                let risk = if *complaints
+                    >= self.spec.triggers.high_value_customer.retention_risk_complaints
+                {
+                    " (retention risk)"
+                } else {
+                    ""
+                };
+                format!("{tier} customer on a customer-facing action, {complaints} prior complaint(s){risk}")
+            }
+            Detail::Amount { amount, limit } => format!(
+                "amount {amount:.2} {} is above the limit of {limit:.2}",
+                event.currency.as_deref().unwrap_or("")
+            ),
+            Detail::Streak { turns, threshold } => {
+                format!("{turns} turns in a row below the {threshold:.2} confidence gate in this session")
+            }
+            Detail::Anomaly => {
+                let key = &self.spec.triggers.anomaly.attribute;
+                format!(
+                    "anomaly {key}={}",
+                    event.attributes.get(key).map(String::as_str).unwrap_or("")
+                )
+            }
+            Detail::None => match flag.trigger {
+                Trigger::Irreversible => "the action cannot be undone".to_string(),
+                Trigger::AffectsOthers => "the action affects other people".to_string(),
+                Trigger::UnknownAction => format!(
+                    "no level is configured for action type {}: fail closed",
+                    event.action_type
+                ),
+                t => t.as_str().to_string(),
+            },
+        }
+    }
+}
+
+fn is_set(v: &str) -> bool {
+    let v = v.trim();
+    !(v.is_empty()
+        || v.eq_ignore_ascii_case("none")
+        || v.eq_ignore_ascii_case("false")
+        || v == "0")
+}
+
+fn required_action(d: &Decision) -> Option<RequiredAction> {
+    if d.roles.is_empty() {
+        return None;
+    }
+    Some(match d.level {
+        Level::HardStop => RequiredAction::Decide,
+        Level::AskFirst if d.triggers.contains(Trigger::MultipleOptions) => RequiredAction::Choose,
+        Level::AskFirst if d.triggers.contains(Trigger::TaskFailure) => RequiredAction::Troubleshoot,
+        Level::AskFirst => RequiredAction::Approve,
+        Level::Execute | Level::ExecuteLog => RequiredAction::Review,
+    })
+}

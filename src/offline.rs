@@ -1,0 +1,385 @@
+//! The offline tools: `eval` (JSON lines in, decisions out, session state carried across lines
+//! exactly as in the stream) and `test-rules` (table cases against a matrix, with diffs).
+
+use crate::escalation::{self, Plan};
+use crate::event::{AgentAction, Codec, Escalation, Level, RequiredAction, Tier, Verdict};
+use crate::matrix::{Matrix, MatrixError};
+use crate::problems::Problems;
+use crate::session::SessionStore;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+
+/// One output line of `eval`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct EvalLine {
+    /// Input line number (1-based).
+    pub line: usize,
+    /// The action.
+    pub action_id: String,
+    /// Its session.
+    pub session_id: String,
+    /// Its type.
+    pub action_type: String,
+    /// Level decided.
+    pub level: Level,
+    /// Triggers fired, canonical order.
+    pub triggers: Vec<String>,
+    /// Roles handed to, sorted.
+    pub roles: Vec<String>,
+    /// Most urgent tier, or null.
+    pub tier: Option<Tier>,
+    /// What the humans must do, or null.
+    pub required_action: Option<RequiredAction>,
+    /// Hash of the matrix.
+    pub rule_version: String,
+    /// The verdict for the agent.
+    pub verdict: Verdict,
+    /// One escalation per role, with its context package.
+    pub escalations: Vec<Escalation>,
+}
+
+/// Counts from one `eval` run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EvalSummary {
+    /// Events decided.
+    pub events: usize,
+    /// Lines that could not be decided.
+    pub errors: usize,
+    /// Events per level, in [`Level::ALL`] order.
+    pub by_level: [usize; 4],
+    /// Escalations produced.
+    pub escalations: usize,
+}
+
+impl EvalSummary {
+    /// Share of decided events that needed a human (ask_first or hard_stop).
+    pub fn escalation_rate(&self) -> f64 {
+        if self.events == 0 {
+            return 0.0;
+        }
+        (self.by_level[2] + self.by_level[3]) as f64 / self.events as f64
+    }
+}
+
+/// Decides one event and builds its outputs, updating the session store. The clock is the
+/// event's own timestamp, so offline results are reproducible.
+pub fn decide(matrix: &Matrix, sessions: &mut SessionStore, event: &AgentAction) -> Plan {
+    let state = sessions.get(&event.session_id);
+    let decision = matrix.evaluate(event, &state);
+    sessions.put(&event.session_id, decision.session);
+    escalation::plan(matrix, event, &decision, event.timestamp_ms, false)
+}
+
+/// Runs `eval` over JSON lines. Malformed lines yield `{"line": N, "error": "..."}` on `out`
+/// and a message on `err`; processing goes on.
+pub fn eval_lines(
+    matrix: &Matrix,
+    codec: &Codec,
+    input: impl BufRead,
+    mut out: impl Write,
+    mut err: impl Write,
+) -> io::Result<EvalSummary> {
+    let mut sessions = SessionStore::new();
+    let mut summary = EvalSummary::default();
+    for (i, line) in input.lines().enumerate() {
+        let n = i + 1;
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match codec.decode_action_json(&line) {
+            Ok(event) => {
+                let plan = decide(matrix, &mut sessions, &event);
+                let level = plan.verdict.level;
+                summary.events += 1;
+                summary.by_level[level as usize] += 1;
+                summary.escalations += plan.escalations.len();
+                let tier = plan.escalations.iter().map(|(_, e)| e.tier).max();
+                let required_action = plan.escalations.first().map(|(_, e)| e.required_action);
+                let out_line = EvalLine {
+                    line: n,
+                    action_id: event.action_id,
+                    session_id: event.session_id,
+                    action_type: event.action_type,
+                    level,
+                    triggers: plan.verdict.triggers.clone(),
+                    roles: plan.verdict.roles.clone(),
+                    tier,
+                    required_action,
+                    rule_version: matrix.version().to_string(),
+                    escalations: plan.escalations.into_iter().map(|(_, e)| e).collect(),
+                    verdict: plan.verdict,
+                };
+                serde_json::to_writer(&mut out, &out_line)?;
+                out.write_all(b"\n")?;
+            }
+            Err(e) => {
+                summary.errors += 1;
+                let message = e.to_string();
+                serde_json::to_writer(
+                    &mut out,
+                    &serde_json::json!({ "line": n, "error": message }),
+                )?;
+                out.write_all(b"\n")?;
+                writeln!(err, "line {n}: {message}")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(summary)
+}
+
+/// What a rule case expects of the decision for its last event. Keys left out are not checked.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Expected level.
+    #[serde(default)]
+    pub level: Option<Level>,
+    /// Expected triggers, exactly (order does not matter).
+    #[serde(default)]
+    pub triggers: Option<Vec<String>>,
+    /// Expected roles, exactly (order does not matter).
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+    /// Expected tier; `none` for no hand-over.
+    #[serde(default)]
+    pub tier: Option<TierExpect>,
+    /// Expected required action.
+    #[serde(default)]
+    pub required_action: Option<RequiredAction>,
+}
+
+/// An expected tier, or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierExpect {
+    /// No hand-over.
+    None,
+    /// Warm.
+    Warm,
+    /// Immediate.
+    Immediate,
+}
+
+/// One table case.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleCase {
+    /// Shown in reports.
+    pub name: String,
+    /// Events of one session, each merged over the file's `base_event`.
+    pub events: Vec<serde_json::Map<String, Value>>,
+    /// What the decision for the last event must be.
+    pub expect: Expect,
+}
+
+/// A test-rules file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTests {
+    /// Matrix to test, relative to the test file; the shipped default when absent (a
+    /// `--matrix` on the command line wins).
+    #[serde(default)]
+    pub matrix: Option<PathBuf>,
+    /// Fields every event starts from.
+    #[serde(default)]
+    pub base_event: serde_json::Map<String, Value>,
+    /// The cases.
+    pub cases: Vec<RuleCase>,
+}
+
+/// Why a test-rules file could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleTestError {
+    /// The file is unreadable or malformed.
+    #[error("cannot read rule tests {path}: {message}")]
+    Read {
+        /// File.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The matrix under test is bad.
+    #[error(transparent)]
+    Matrix(#[from] MatrixError),
+}
+
+/// Result of one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseResult {
+    /// Case name.
+    pub name: String,
+    /// Position in the file.
+    pub index: usize,
+    /// One line per difference; empty when the case passed.
+    pub diffs: Vec<String>,
+}
+
+/// Results of a whole file.
+#[derive(Debug, Clone)]
+pub struct RuleReport {
+    /// The file.
+    pub path: PathBuf,
+    /// Rule version of the matrix tested.
+    pub rule_version: String,
+    /// Every case.
+    pub cases: Vec<CaseResult>,
+}
+
+impl RuleReport {
+    /// Number of failed cases.
+    pub fn failed(&self) -> usize {
+        self.cases.iter().filter(|c| !c.diffs.is_empty()).count()
+    }
+
+    /// Writes a report in the manner of `promtool test rules`.
+    pub fn write(&self, mut w: impl Write) -> io::Result<()> {
+        writeln!(
+            w,
+            "Unit testing  {} (rules {})",
+            self.path.display(),
+            self.rule_version
+        )?;
+        let failed = self.failed();
+        if failed == 0 {
+            writeln!(w, "  SUCCESS ({} cases)", self.cases.len())?;
+        } else {
+            writeln!(w, "  FAILED: {failed} of {} cases", self.cases.len())?;
+            for c in self.cases.iter().filter(|c| !c.diffs.is_empty()) {
+                writeln!(w, "    case {:?} (cases[{}]):", c.name, c.index)?;
+                for d in &c.diffs {
+                    writeln!(w, "      {d}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn set_diff(what: &str, expected: &[String], got: &[String]) -> Option<String> {
+    let e: BTreeSet<&str> = expected.iter().map(String::as_str).collect();
+    let g: BTreeSet<&str> = got.iter().map(String::as_str).collect();
+    if e == g {
+        return None;
+    }
+    let missing: Vec<&str> = e.difference(&g).copied().collect();
+    let extra: Vec<&str> = g.difference(&e).copied().collect();
+    let mut s = format!(
+        "{what}: expected [{}], got [{}]",
+        e.into_iter().collect::<Vec<_>>().join(", "),
+        g.into_iter().collect::<Vec<_>>().join(", ")
+    );
+    if !missing.is_empty() {
+        s.push_str(&format!("; missing {}", missing.join(", ")));
+    }
+    if !extra.is_empty() {
+        s.push_str(&format!("; unexpected {}", extra.join(", ")));
+    }
+    Some(s)
+}
+
+/// Loads a test-rules file; `matrix_override` wins over the file's own `matrix`.
+pub fn run_rule_tests(
+    path: &Path,
+    matrix_override: Option<&Path>,
+    codec: &Codec,
+) -> Result<RuleReport, RuleTestError> {
+    let read_err = |message: String| RuleTestError::Read {
+        path: path.display().to_string(),
+        message,
+    };
+    let value = crate::problems::read_file(path).map_err(read_err)?;
+    let mut problems = Problems::default();
+    let tests: Option<RuleTests> = problems.take(&value, "");
+    let tests = tests.ok_or_else(|| read_err(problems.to_string()))?;
+    let matrix = match (matrix_override, &tests.matrix) {
+        (Some(m), _) => Matrix::from_file(m)?,
+        (None, Some(rel)) => {
+            let base = path.parent().unwrap_or(Path::new("."));
+            Matrix::from_file(&base.join(rel))?
+        }
+        (None, None) => Matrix::default_matrix()?,
+    };
+    let mut results = Vec::new();
+    for (ci, case) in tests.cases.iter().enumerate() {
+        let mut diffs = Vec::new();
+        let mut sessions = SessionStore::new();
+        let mut last: Option<Plan> = None;
+        for (ei, overrides) in case.events.iter().enumerate() {
+            let mut merged = tests.base_event.clone();
+            for (k, v) in overrides {
+                merged.insert(k.clone(), v.clone());
+            }
+            merged
+                .entry("action_id")
+                .or_insert_with(|| Value::String(format!("case{ci}-event{ei}")));
+            let text = Value::Object(merged).to_string();
+            match codec.decode_action_json(&text) {
+                Ok(event) => last = Some(decide(&matrix, &mut sessions, &event)),
+                Err(e) => {
+                    diffs.push(format!("events[{ei}]: {e}"));
+                    last = None;
+                    break;
+                }
+            }
+        }
+        match last {
+            None if diffs.is_empty() => diffs.push("the case has no events".into()),
+            None => {}
+            Some(plan) => {
+                let v = &plan.verdict;
+                let ex = &case.expect;
+                if let Some(l) = ex.level {
+                    if l != v.level {
+                        diffs.push(format!(
+                            "level: expected {}, got {}",
+                            l.as_str(),
+                            v.level.as_str()
+                        ));
+                    }
+                }
+                if let Some(t) = &ex.triggers {
+                    diffs.extend(set_diff("triggers", t, &v.triggers));
+                }
+                if let Some(r) = &ex.roles {
+                    diffs.extend(set_diff("roles", r, &v.roles));
+                }
+                let tier = plan.escalations.iter().map(|(_, e)| e.tier).max();
+                if let Some(t) = ex.tier {
+                    let got = match tier {
+                        None => TierExpect::None,
+                        Some(Tier::Warm) => TierExpect::Warm,
+                        Some(Tier::Immediate) => TierExpect::Immediate,
+                    };
+                    if got != t {
+                        diffs.push(format!("tier: expected {t:?}, got {got:?}").to_lowercase());
+                    }
+                }
+                if let Some(ra) = ex.required_action {
+                    let got = plan.escalations.first().map(|(_, e)| e.required_action);
+                    if got != Some(ra) {
+                        diffs.push(format!(
+                            "required_action: expected {}, got {}",
+                            ra.as_str(),
+                            got.map(|g| g.as_str()).unwrap_or("none")
+                        ));
+                    }
+                }
+            }
+        }
+        results.push(CaseResult {
+            name: case.name.clone(),
+            index: ci,
+            diffs,
+        });
+    }
+    Ok(RuleReport {
+        path: path.to_path_buf(),
+        rule_version: matrix.version().to_string(),
+        cases: results,
+    })
+}
