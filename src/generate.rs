@@ -252,7 +252,7 @@ impl Fleet {
                 );
                 user_message = Some(msg.clone());
                 if family == "email" || family == "faq" {
-                    if self.rng.random_bool(0.85) {
+                    if self.rng.random_bool(0.9) {
                         template_id = Some(format!("tpl-{}-{}", family, self.rng.random_range(1..12)));
                     }
                     affects_others = false;
@@ -281,7 +281,7 @@ impl Fleet {
             "trade" | "monitor" | "risk" | "payment" if kind.name == "trading-agent" => {
                 let sym = *pick(&mut self.rng, SYMBOLS);
                 let price: f64 = self.rng.random_range(20.0..400.0);
-                let qty: u32 = self.rng.random_range(1..60);
+                let qty: u32 = self.rng.random_range(1..25);
                 attributes.insert("symbol".into(), sym.into());
                 attributes.insert("venue".into(), "XNAS".into());
                 attributes.insert("price".into(), format!("{price:.2}"));

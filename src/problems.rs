@@ -64,13 +64,18 @@ impl Problems {
 
     /// Deserializes each element of an array on its own, so a bad element does not hide the
     /// problems of the next one. A value that is not an array is one problem.
-    pub fn take_list<T: DeserializeOwned>(&mut self, value: Option<&Value>, path: &str) -> Vec<T> {
+    /// Each element comes with its index in the file, for later messages.
+    pub fn take_list<T: DeserializeOwned>(
+        &mut self,
+        value: Option<&Value>,
+        path: &str,
+    ) -> Vec<(usize, T)> {
         match value {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items
                 .iter()
                 .enumerate()
-                .filter_map(|(i, item)| self.take(item, &format!("{path}[{i}]")))
+                .filter_map(|(i, item)| Some((i, self.take(item, &format!("{path}[{i}]"))?)))
                 .collect(),
             Some(other) => {
                 self.push(path, format!("expected a list, found {}", kind(other)));

@@ -87,6 +87,8 @@ struct Profile {
     level: Option<Level>,
     /// Level for templated actions.
     templated: Option<Level>,
+    /// Approvers when the action type's own level needs a human.
+    approvers: RoleSet,
     threshold: f64,
     amount_limit: f64,
     customer_facing: bool,
@@ -248,6 +250,7 @@ pub struct Matrix {
     outcomes: [CompiledOutcome; 12],
     phrases: PhraseMatcher,
     customer_roles: RoleSet,
+    approvals_immediate: bool,
     roles: Vec<RoleView>,
 }
 
@@ -314,6 +317,7 @@ impl Matrix {
             }
         });
         let customer_roles = mask(&spec.triggers.policy_keyword.customer_roles);
+        let default_approvers = mask(&spec.approvals.roles);
 
         // Every pattern named anywhere feeds the profile table.
         let parse = |s: &String| Pattern::parse(s).expect("validated");
@@ -349,6 +353,10 @@ impl Matrix {
         let profiles = ProfileTable::build(&all, |a| {
             let rule = most_specific(levels.iter().map(|(p, r)| (p, *r)), a);
             Profile {
+                approvers: rule
+                    .and_then(|r| r.roles.as_deref())
+                    .map(|r| mask(r))
+                    .unwrap_or(default_approvers),
                 level: rule.map(|r| r.level),
                 templated: rule.and_then(|r| r.templated),
                 threshold: most_specific(thresholds.iter().map(|(p, v)| (p, *v)), a)
@@ -409,6 +417,7 @@ impl Matrix {
             outcomes,
             phrases,
             customer_roles,
+            approvals_immediate: spec.approvals.tier == Tier::Immediate,
             roles,
             spec,
         })
@@ -484,6 +493,13 @@ impl Matrix {
         };
         d.base_level = base;
         d.level = base;
+        if profile.level.is_some() && base.needs_human() {
+            // The action type itself needs approval: its approvers are always asked.
+            d.roles.0 |= profile.approvers.0;
+            if self.approvals_immediate {
+                d.immediate.0 |= profile.approvers.0;
+            }
+        }
 
         // low_confidence, and the session streak it feeds.
         let below = event.confidence < profile.threshold;
@@ -585,6 +601,9 @@ impl Matrix {
             self.fire(&mut d, Trigger::UnknownAction, Detail::None);
         }
 
+        if d.flags.len() > 1 {
+            d.flags.sort_by_key(|f| f.trigger);
+        }
         d.required_action = required_action(&d);
         d
     }
@@ -652,7 +671,7 @@ impl Matrix {
             Detail::Anomaly => {
                 let key = &self.spec.triggers.anomaly.attribute;
                 format!(
-                    "anomaly {key}={}",
+                    "anomaly marker {key}={}",
                     event.attributes.get(key).map(String::as_str).unwrap_or("")
                 )
             }

@@ -188,6 +188,37 @@ pub struct LevelRule {
     /// Level instead when the action carries a `template_id` (approved template).
     #[serde(default)]
     pub templated: Option<Level>,
+    /// Who approves when this level needs a human; `[approvals].roles` when absent.
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+}
+
+/// Who approves actions whose own level (not a trigger) needs a human.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsSpec {
+    /// Default approvers for levels without their own `roles`.
+    #[serde(default = "default_approvers")]
+    pub roles: Vec<String>,
+    /// Tier of such approvals.
+    #[serde(default = "default_approval_tier")]
+    pub tier: Tier,
+}
+
+impl Default for ApprovalsSpec {
+    fn default() -> Self {
+        ApprovalsSpec {
+            roles: default_approvers(),
+            tier: default_approval_tier(),
+        }
+    }
+}
+
+fn default_approvers() -> Vec<String> {
+    vec!["owner".to_string()]
+}
+fn default_approval_tier() -> Tier {
+    Tier::Warm
 }
 
 /// A confidence threshold for the action types matching a pattern.
@@ -452,6 +483,8 @@ pub struct MatrixSpec {
     pub name: String,
     /// Level rules, sorted by pattern.
     pub levels: Vec<LevelRule>,
+    /// Approvers for action types whose own level needs a human.
+    pub approvals: ApprovalsSpec,
     /// Trigger settings.
     pub triggers: TriggersSpec,
     /// Resolved outcome of every trigger, in canonical order.
@@ -465,7 +498,15 @@ pub struct MatrixSpec {
 }
 
 /// Top-level keys of a matrix file.
-const TOP_KEYS: &[&str] = &["name", "levels", "triggers", "tiers", "roles", "redaction"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "levels",
+    "approvals",
+    "triggers",
+    "tiers",
+    "roles",
+    "redaction",
+];
 
 impl MatrixSpec {
     /// Reads a matrix from its JSON-like value (as the `config` crate produced it), collecting
@@ -484,7 +525,26 @@ impl MatrixSpec {
             None => "unnamed".to_string(),
             Some(v) => problems.take::<String>(v, "name").unwrap_or_default(),
         };
-        let levels: Vec<LevelRule> = problems.take_list(get("levels"), "levels");
+        let levels: Vec<(usize, LevelRule)> = problems.take_list(get("levels"), "levels");
+        // Patterns are checked here, where each entry still has its index in the file.
+        let mut seen = BTreeSet::new();
+        for (i, rule) in &levels {
+            check_pattern(&rule.pattern, &format!("levels[{i}].pattern"), problems);
+            if !seen.insert(rule.pattern.clone()) {
+                problems.push(
+                    format!("levels[{i}].pattern"),
+                    format!(
+                        "pattern {:?} is listed twice; each pattern gets one level",
+                        rule.pattern
+                    ),
+                );
+            }
+        }
+        let levels: Vec<LevelRule> = levels.into_iter().map(|(_, r)| r).collect();
+        let approvals = match get("approvals") {
+            None => ApprovalsSpec::default(),
+            Some(v) => problems.take(v, "approvals").unwrap_or_default(),
+        };
         let triggers = read_triggers(get("triggers"), problems);
         let tiers = read_tiers(get("tiers"), problems);
         let roles = read_map::<RoleSpec>(get("roles"), "roles", problems);
@@ -493,9 +553,10 @@ impl MatrixSpec {
         let mut spec = MatrixSpec {
             name,
             levels,
+            approvals,
             outcomes: BTreeMap::new(),
-            triggers: triggers?,
-            tiers: tiers?,
+            triggers,
+            tiers,
             roles,
             redaction,
         };
@@ -537,21 +598,36 @@ impl MatrixSpec {
     }
 
     fn validate_and_normalise(&mut self, problems: &mut Problems) {
-        // Levels: valid, unique patterns.
-        let mut seen = BTreeSet::new();
-        for (i, rule) in self.levels.iter().enumerate() {
-            check_pattern(&rule.pattern, &format!("levels[{i}].pattern"), problems);
-            if !seen.insert(rule.pattern.clone()) {
-                problems.push(
-                    format!("levels[{i}].pattern"),
-                    format!(
-                        "pattern {:?} is listed twice; each pattern gets one level",
-                        rule.pattern
-                    ),
-                );
+        self.levels.sort_by(|a, b| a.pattern.cmp(&b.pattern));
+        self.approvals.roles.sort();
+        self.approvals.roles.dedup();
+        let mut approver_refs: Vec<(String, String)> = Vec::new();
+        for (i, rule) in self.levels.iter_mut().enumerate() {
+            let needs = rule.level.needs_human() || rule.templated.is_some_and(|t| t.needs_human());
+            if let Some(roles) = &mut rule.roles {
+                roles.sort();
+                roles.dedup();
+                for r in roles.iter() {
+                    approver_refs.push((format!("levels[{i}].roles"), r.clone()));
+                }
+                if needs && roles.is_empty() {
+                    problems.push(
+                        format!("levels[{i}].roles"),
+                        format!("{:?} needs a human, but no role is named", rule.pattern),
+                    );
+                }
             }
         }
-        self.levels.sort_by(|a, b| a.pattern.cmp(&b.pattern));
+        for r in &self.approvals.roles {
+            approver_refs.push(("approvals.roles".into(), r.clone()));
+        }
+        if self.approvals.roles.is_empty() {
+            problems.push(
+                "approvals.roles",
+                "must name at least one role: action types at ask_first or hard_stop need an \
+                 approver",
+            );
+        }
 
         let t = &mut self.triggers;
         let lc = "triggers.low_confidence";
@@ -640,11 +716,21 @@ impl MatrixSpec {
         t.policy_keyword.customer_roles.sort();
         t.policy_keyword.customer_roles.dedup();
         let customer_roles = t.policy_keyword.customer_roles.clone();
-        for r in &customer_roles {
-            self.check_role(r, "triggers.policy_keyword.customer_roles", problems);
+        if !self.roles.is_empty() {
+            for r in &customer_roles {
+                self.check_role(r, "triggers.policy_keyword.customer_roles", problems);
+            }
         }
 
         // Outcomes: defaults merged, roles defined, levels sensible.
+        let mut wanted_roles = BTreeSet::new();
+        for (path, r) in &approver_refs {
+            if self.roles.is_empty() {
+                wanted_roles.insert(r.clone());
+            } else {
+                self.check_role(r, path, problems);
+            }
+        }
         for trig in Trigger::ALL {
             let (raw, enabled) = self.raw_outcome(trig);
             let raw = raw.clone();
@@ -663,7 +749,11 @@ impl MatrixSpec {
             let path = format!("triggers.{trig}.then");
             if enabled {
                 for r in &out.roles {
-                    self.check_role(r, &format!("{path}.roles"), problems);
+                    if self.roles.is_empty() {
+                        wanted_roles.insert(r.clone());
+                    } else {
+                        self.check_role(r, &format!("{path}.roles"), problems);
+                    }
                 }
                 if out.level.needs_human() && out.roles.is_empty() {
                     problems.push(
@@ -686,6 +776,17 @@ impl MatrixSpec {
                 );
             }
             self.outcomes.insert(trig, out);
+        }
+
+        if !wanted_roles.is_empty() {
+            problems.push(
+                "roles",
+                format!(
+                    "no roles are defined, but the triggers hand over to {}: define each under \
+                     [roles.NAME]",
+                    wanted_roles.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            );
         }
 
         // Tiers.
@@ -876,15 +977,17 @@ fn read_map<T: serde::de::DeserializeOwned>(
     out
 }
 
-fn read_triggers(value: Option<&Value>, problems: &mut Problems) -> Option<TriggersSpec> {
+/// Reads every trigger; a trigger that fails to deserialize is recorded and replaced by its
+/// defaults, so that validation still checks the rest of the file.
+fn read_triggers(value: Option<&Value>, problems: &mut Problems) -> TriggersSpec {
     let empty = Value::Object(Default::default());
-    let value = value.unwrap_or(&empty);
+    let mut value = value.unwrap_or(&empty);
     if !value.is_object() {
         problems.push(
             "triggers",
             format!("expected a table, found {}", crate::problems::kind(value)),
         );
-        return None;
+        value = &empty;
     }
     let names: Vec<&str> = Trigger::ALL.iter().map(|t| t.as_str()).collect();
     problems.unknown_keys(value, "triggers", &names);
@@ -892,53 +995,47 @@ fn read_triggers(value: Option<&Value>, problems: &mut Problems) -> Option<Trigg
         value: &Value,
         name: &str,
         problems: &mut Problems,
-    ) -> Option<T> {
+    ) -> T {
         let empty = Value::Object(Default::default());
         let v = value.get(name).filter(|v| !v.is_null()).unwrap_or(&empty);
-        problems.take(v, &format!("triggers.{name}"))
+        problems
+            .take(v, &format!("triggers.{name}"))
+            .unwrap_or_else(|| serde_json::from_value(empty).expect("every field has a default"))
     }
-    let low_confidence = one(value, "low_confidence", problems);
-    let policy_keyword = one(value, "policy_keyword", problems);
-    let multiple_options = one(value, "multiple_options", problems);
-    let task_failure = one(value, "task_failure", problems);
-    let high_value_customer = one(value, "high_value_customer", problems);
-    let amount_limit = one(value, "amount_limit", problems);
-    let human_requested = one(value, "human_requested", problems);
-    let irreversible = one(value, "irreversible", problems);
-    let affects_others = one(value, "affects_others", problems);
-    let consecutive_low_confidence = one(value, "consecutive_low_confidence", problems);
-    let anomaly = one(value, "anomaly", problems);
-    let unknown_action = one(value, "unknown_action", problems);
-    Some(TriggersSpec {
-        low_confidence: low_confidence?,
-        policy_keyword: policy_keyword?,
-        multiple_options: multiple_options?,
-        task_failure: task_failure?,
-        high_value_customer: high_value_customer?,
-        amount_limit: amount_limit?,
-        human_requested: human_requested?,
-        irreversible: irreversible?,
-        affects_others: affects_others?,
-        consecutive_low_confidence: consecutive_low_confidence?,
-        anomaly: anomaly?,
-        unknown_action: unknown_action?,
-    })
+    TriggersSpec {
+        low_confidence: one(value, "low_confidence", problems),
+        policy_keyword: one(value, "policy_keyword", problems),
+        multiple_options: one(value, "multiple_options", problems),
+        task_failure: one(value, "task_failure", problems),
+        high_value_customer: one(value, "high_value_customer", problems),
+        amount_limit: one(value, "amount_limit", problems),
+        human_requested: one(value, "human_requested", problems),
+        irreversible: one(value, "irreversible", problems),
+        affects_others: one(value, "affects_others", problems),
+        consecutive_low_confidence: one(value, "consecutive_low_confidence", problems),
+        anomaly: one(value, "anomaly", problems),
+        unknown_action: one(value, "unknown_action", problems),
+    }
 }
 
-fn read_tiers(value: Option<&Value>, problems: &mut Problems) -> Option<TiersSpec> {
+/// Reads the tiers; a bad one is recorded and replaced by its default.
+fn read_tiers(value: Option<&Value>, problems: &mut Problems) -> TiersSpec {
     let empty = Value::Object(Default::default());
     let value = value.unwrap_or(&empty);
     problems.unknown_keys(value, "tiers", &["warm", "immediate"]);
-    let tier = |name: &str, default: Duration, problems: &mut Problems| match value.get(name) {
-        None | Some(Value::Null) => Some(TierSpec {
+    let mut tier = |name: &str, default: Duration| {
+        let fallback = TierSpec {
             ack_within: default,
-        }),
-        Some(v) => problems.take::<TierSpec>(v, &format!("tiers.{name}")),
+        };
+        match value.get(name) {
+            None | Some(Value::Null) => fallback,
+            Some(v) => problems
+                .take::<TierSpec>(v, &format!("tiers.{name}"))
+                .unwrap_or(fallback),
+        }
     };
-    let warm = tier("warm", default_warm_ack(), problems);
-    let immediate = tier("immediate", default_immediate_ack(), problems);
-    Some(TiersSpec {
-        warm: warm?,
-        immediate: immediate?,
-    })
+    TiersSpec {
+        warm: tier("warm", default_warm_ack()),
+        immediate: tier("immediate", default_immediate_ack()),
+    }
 }

@@ -1,0 +1,202 @@
+//! Round trips of all four record types through both Avro paths and JSON, cross-decoding
+//! between the typed and the generic implementations, and clear errors for bad input.
+
+mod common;
+
+use common::{base_event, customer};
+use handoff::error::{Classify, ErrorClass};
+use handoff::event::*;
+use handoff::matrix::{Matrix, SessionState};
+
+fn codec() -> Codec {
+    Codec::new(EventLimits::default()).unwrap()
+}
+
+fn rich_event() -> AgentAction {
+    let mut e = base_event();
+    e.action_type = "refund.issue".into();
+    e.output = Some("Refund of 250 EUR approved — merci, ünïcödé ✓".into());
+    e.template_id = Some("tpl-9".into());
+    e.options = vec!["refund".into(), "voucher".into()];
+    e.status = ActionStatus::Failed;
+    e.error = Some("gateway timeout".into());
+    e.amount = Some(250.5);
+    e.currency = Some("EUR".into());
+    e.customer = customer(CustomerTier::Vip, 4);
+    e.reversible = false;
+    e.affects_others = true;
+    e.user_message = Some("I want to talk to a human".into());
+    e.attributes.insert("channel".into(), "chat".into());
+    e.attributes.insert("anomaly".into(), "flash_crash".into());
+    e
+}
+
+fn plan() -> (Verdict, Vec<Escalation>) {
+    let m = Matrix::default_matrix().unwrap();
+    let e = rich_event();
+    let d = m.evaluate(&e, &SessionState::default());
+    let mut p = handoff::escalation::plan(&m, &e, &d, e.timestamp_ms + 5, false);
+    p.escalations[0].1.history.push(HistoryEntry {
+        role: "support".into(),
+        tier: Tier::Warm,
+        escalated_at_ms: 1,
+        reason: "deadline passed".into(),
+    });
+    p.escalations[0].1.sequence = 1;
+    (p.verdict, p.escalations.into_iter().map(|(_, e)| e).collect())
+}
+
+fn decision() -> HumanDecision {
+    HumanDecision {
+        escalation_id: "esc-1".into(),
+        action_id: "act-1".into(),
+        session_id: "sess-1".into(),
+        role: "support".into(),
+        decided_by: "alice@example.com".into(),
+        decision: DecisionKind::Revise,
+        comment: Some("shorter please".into()),
+        revised_output: Some("Refund approved.".into()),
+        redirect_role: None,
+        decided_at_ms: 1_798_761_700_000,
+        drill: true,
+    }
+}
+
+/// Encodes with each implementation and decodes each encoding with both: all four must give
+/// back the value. (The bytes may differ: apache-avro writes map entries in hash order.)
+fn round_trip<T>(kind: SchemaKind, value: &T)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let c = codec();
+    let fast = c.encode(kind, value).unwrap();
+    let generic = c.encode_generic(kind, value).unwrap();
+    assert_eq!(fast.len(), generic.len(), "{kind:?}: encodings differ in size");
+    for (name, bytes) in [("typed", &fast), ("generic", &generic)] {
+        let a: T = c.decode(kind, bytes).unwrap();
+        let b: T = c.decode_generic(kind, bytes).unwrap();
+        assert!(&a == value, "{kind:?}: typed decode of the {name} encoding differs");
+        assert!(&b == value, "{kind:?}: generic decode of the {name} encoding differs");
+    }
+    let json = serde_json::to_string(value).unwrap();
+    let back: T = serde_json::from_str(&json).unwrap();
+    assert_eq!(&back, value, "{kind:?} JSON");
+}
+
+#[test]
+fn agent_action_round_trips() {
+    round_trip(SchemaKind::AgentAction, &base_event());
+    round_trip(SchemaKind::AgentAction, &rich_event());
+}
+
+#[test]
+fn verdict_round_trips() {
+    let (v, _) = plan();
+    assert!(!v.escalation_ids.is_empty());
+    round_trip(SchemaKind::Verdict, &v);
+}
+
+#[test]
+fn escalation_round_trips() {
+    let (_, escs) = plan();
+    assert!(escs.len() >= 3, "the rich event fans out to several roles");
+    for e in &escs {
+        round_trip(SchemaKind::Escalation, e);
+    }
+}
+
+#[test]
+fn human_decision_round_trips() {
+    round_trip(SchemaKind::HumanDecision, &decision());
+    let mut d = decision();
+    d.decision = DecisionKind::Redirect;
+    d.redirect_role = Some("compliance".into());
+    d.revised_output = None;
+    round_trip(SchemaKind::HumanDecision, &d);
+}
+
+#[test]
+fn json_form_fills_defaults_and_names_missing_fields() {
+    let c = codec();
+    let minimal = r#"{"action_id":"a","session_id":"s","agent_id":"g","timestamp_ms":1,
+        "action_type":"email.send","confidence":0.9,"request":"r","summary":"s",
+        "reversible":true,"affects_others":false}"#;
+    let e = c.decode_action_json(minimal).unwrap();
+    assert_eq!(e.status, ActionStatus::Proposed);
+    assert!(e.options.is_empty() && e.attributes.is_empty() && e.customer.is_none());
+
+    let missing = minimal.replace(r#""confidence":0.9,"#, "");
+    let err = c.decode_action_json(&missing).unwrap_err().to_string();
+    assert!(err.contains("missing field `confidence`"), "{err}");
+
+    let unknown = minimal.replace(r#""request""#, r#""requets""#);
+    let err = c.decode_action_json(&unknown).unwrap_err().to_string();
+    assert!(err.contains("requets"), "{err}");
+}
+
+#[test]
+fn invalid_values_are_dead_letters_naming_field_and_value() {
+    let c = codec();
+    let cases: Vec<(fn(&mut AgentAction), &str, &str)> = vec![
+        (|e| e.confidence = 1.5, "confidence", "1.5"),
+        (|e| e.confidence = f64::NAN, "confidence", "NaN"),
+        (|e| e.action_id = " ".into(), "action_id", "\" \""),
+        (|e| e.action_type = "Email.Send".into(), "action_type", "Email.Send"),
+        (|e| e.timestamp_ms = 0, "timestamp_ms", "0"),
+        (|e| e.amount = Some(-3.0), "amount", "-3"),
+        (|e| e.currency = Some("euro".into()), "currency", "euro"),
+        (|e| e.request = "x".repeat(70_000), "request", "70000 bytes"),
+        (|e| e.customer = customer(CustomerTier::Vip, -1), "customer.prior_complaints", "-1"),
+    ];
+    for (mutate, field, value) in cases {
+        let mut e = base_event();
+        mutate(&mut e);
+        let bytes = c.encode(SchemaKind::AgentAction, &e).unwrap();
+        let err = c.decode_action(&bytes).unwrap_err();
+        assert_eq!(err.class(), ErrorClass::DeadLetter);
+        assert_eq!(err.reason(), "invalid_field");
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("`{field}`")), "{msg}");
+        assert!(msg.contains(value), "{msg} should name {value}");
+    }
+}
+
+#[test]
+fn garbage_and_truncated_avro_are_dead_letters() {
+    let c = codec();
+    let good = c.encode(SchemaKind::AgentAction, &rich_event()).unwrap();
+    for bad in [&good[..good.len() / 2], &[0xff_u8; 7][..], &[][..]] {
+        let err = c.decode_action(bad).unwrap_err();
+        assert_eq!(err.class(), ErrorClass::DeadLetter, "{err}");
+        assert_eq!(err.reason(), "avro_decode");
+        assert!(c
+            .decode_generic::<AgentAction>(SchemaKind::AgentAction, bad)
+            .is_err());
+    }
+}
+
+#[test]
+fn oversized_records_are_refused_before_decoding() {
+    let c = Codec::new(EventLimits {
+        max_text_bytes: 100,
+        ..EventLimits::default()
+    })
+    .unwrap();
+    let err = c.decode_action(&vec![0u8; 801]).unwrap_err();
+    assert_eq!(err.reason(), "too_large");
+    assert!(err.to_string().contains("801"));
+}
+
+#[test]
+fn shipped_schemas_parse_and_name_the_fixed_fields() {
+    let c = codec();
+    let schema = c.generic_schema(SchemaKind::AgentAction);
+    let json = schema.canonical_form();
+    for field in [
+        "action_id", "session_id", "agent_id", "timestamp_ms", "action_type", "confidence",
+        "request", "summary", "output", "template_id", "options", "status", "error", "amount",
+        "currency", "customer", "reversible", "affects_others", "user_message", "attributes",
+    ] {
+        assert!(json.contains(&format!("\"{field}\"")), "schema lacks {field}");
+    }
+}
