@@ -1,0 +1,247 @@
+//! The `handoff` binary end to end: eval, check, test-rules, generate, and the shipped sample.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn handoff() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_handoff"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Written from a thread: the child's output would otherwise fill its pipe while we are
+    // still writing its input.
+    let mut input = child.stdin.take().unwrap();
+    let text = stdin.to_string();
+    let writer = std::thread::spawn(move || input.write_all(text.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    out
+}
+
+fn lines(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn tmp(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("handoff-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const GOOD: &str = r#"{"action_id":"a1","session_id":"s1","agent_id":"g","timestamp_ms":1798761600000,"action_type":"email.send","confidence":0.5,"request":"reply to the customer","summary":"drafted","reversible":true,"affects_others":false}"#;
+
+#[test]
+fn eval_keeps_going_past_bad_lines_and_fails_at_the_end() {
+    let second = GOOD.replace("a1", "a2");
+    let input = format!(
+        "{GOOD}\n{{not json\n\n{}\n{second}\n",
+        GOOD.replace("0.5", "7.5")
+    );
+    let out = run_with_stdin(
+        {
+            let mut c = handoff();
+            c.arg("eval");
+            c
+        },
+        &input,
+    );
+    assert_eq!(out.status.code(), Some(1), "bad lines make the exit code non-zero");
+    let v = lines(&out);
+    assert_eq!(v.len(), 4, "one output line per non-blank input line");
+    assert_eq!(v[0]["action_id"], "a1");
+    assert_eq!(v[0]["level"], "ask_first");
+    assert_eq!(v[0]["triggers"], serde_json::json!(["low_confidence"]));
+    assert_eq!(v[1]["line"], 2);
+    assert!(v[1]["error"].as_str().unwrap().contains("JSON"));
+    assert_eq!(v[2]["line"], 4);
+    let err = v[2]["error"].as_str().unwrap();
+    assert!(err.contains("`confidence`") && err.contains("7.5"), "{err}");
+    // Session state carries across lines, skipping the bad ones: a2 is the 2nd low turn of s1.
+    assert_eq!(v[3]["action_id"], "a2");
+    assert_eq!(
+        v[3]["triggers"],
+        serde_json::json!(["low_confidence", "consecutive_low_confidence"])
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2:") && stderr.contains("line 4:"), "{stderr}");
+}
+
+#[test]
+fn eval_output_has_the_promised_fields_and_context_packages() {
+    let event = GOOD.replace(
+        r#""request":"reply to the customer""#,
+        r#""request":"refund to jane@example.com, account NL91ABNA0417164300","user_message":"I want to talk to a human","customer":{"id":"c1","tier":"vip","prior_complaints":3}"#,
+    );
+    let out = run_with_stdin(
+        {
+            let mut c = handoff();
+            c.arg("eval");
+            c
+        },
+        &event,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = &lines(&out)[0];
+    for key in ["action_id", "level", "triggers", "roles", "tier", "rule_version", "verdict", "escalations"] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["tier"], "immediate");
+    assert!(v["rule_version"].as_str().unwrap().starts_with("rv-"));
+    let escs = v["escalations"].as_array().unwrap();
+    assert_eq!(escs.len(), v["roles"].as_array().unwrap().len());
+    let support = escs.iter().find(|e| e["role"] == "support").unwrap();
+    let ctx = &support["context"];
+    assert_eq!(ctx["view"], "customer");
+    assert!(ctx["retention_risk"].as_bool().unwrap());
+    let req = ctx["request"].as_str().unwrap();
+    assert!(!req.contains("NL91ABNA0417164300"), "support must not see the account: {req}");
+    assert!(req.contains("jane@example.com"), "support sees the customer's e-mail: {req}");
+    assert!(support["escalation_id"].as_str().unwrap().starts_with("esc-"));
+    assert!(support["deadline_ms"].as_i64().unwrap() > support["created_at_ms"].as_i64().unwrap());
+    assert_eq!(v["verdict"]["outcome"], "await_human");
+    assert_eq!(v["verdict"]["final"], false);
+}
+
+#[test]
+fn eval_on_the_shipped_sample_covers_every_trigger() {
+    let out = handoff()
+        .args(["eval", "--summary", "--events"])
+        .arg(root().join("deploy/samples/agent-actions.jsonl"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = lines(&out);
+    assert!(v.len() >= 300, "a few hundred events, got {}", v.len());
+    let mut seen = std::collections::BTreeSet::new();
+    for l in &v {
+        for t in l["triggers"].as_array().unwrap() {
+            seen.insert(t.as_str().unwrap().to_string());
+        }
+    }
+    for t in handoff::matrix::Trigger::ALL {
+        assert!(seen.contains(t.as_str()), "the sample never fires {t}");
+    }
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(summary.contains("escalation rate"), "{summary}");
+}
+
+#[test]
+fn the_sample_is_what_generate_writes() {
+    let out = handoff()
+        .args(["generate", "--count", "400", "--seed", "2", "--trigger-boost", "8"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let shipped = std::fs::read(root().join("deploy/samples/agent-actions.jsonl")).unwrap();
+    assert!(
+        out.stdout == shipped,
+        "deploy/samples/agent-actions.jsonl is stale: regenerate it with \
+         `handoff generate --count 400 --seed 2 --trigger-boost 8`"
+    );
+}
+
+#[test]
+fn generate_is_deterministic_and_can_corrupt_records() {
+    let run = |seed: &str| {
+        handoff()
+            .args(["generate", "--count", "300", "--seed", seed, "--malformed", "0.2"])
+            .output()
+            .unwrap()
+            .stdout
+    };
+    let a = run("5");
+    assert_eq!(a, run("5"));
+    assert_ne!(a, run("6"));
+    let input = String::from_utf8(a).unwrap();
+    let out = run_with_stdin(
+        {
+            let mut c = handoff();
+            c.arg("eval");
+            c
+        },
+        &input,
+    );
+    let v = lines(&out);
+    let bad = v.iter().filter(|l| l.get("error").is_some()).count();
+    assert!((30..=90).contains(&bad), "about 20% of 300 corrupted, got {bad}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn check_prints_a_summary_or_every_error() {
+    let out = handoff().arg("check").output().unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    for needle in ["rule version rv-", "execute_log", "anomaly", "roles:", "compliance"] {
+        assert!(s.contains(needle), "summary lacks {needle}:\n{s}");
+    }
+    let bad = tmp("bad.toml", "[[levels]]\npattern = \"x.*\"\nlevel = \"sometimes\"\n[tiers.warm]\nack_within = \"0s\"\n");
+    let out = handoff().args(["check", "--matrix"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("levels[0].level") && e.contains("sometimes"), "{e}");
+    assert!(e.contains("tiers.warm.ack_within"), "{e}");
+}
+
+#[test]
+fn test_rules_passes_the_shipped_cases() {
+    let out = handoff()
+        .arg("test-rules")
+        .arg(root().join("tests/rules/default-matrix.yaml"))
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{s}");
+    assert!(s.contains("SUCCESS (15 cases)"), "{s}");
+}
+
+#[test]
+fn test_rules_reports_each_failure_with_a_diff() {
+    // The same cases against a matrix with a lower confidence gate: the streak cases break.
+    let lax = std::fs::read_to_string(root().join("deploy/matrix.toml"))
+        .unwrap()
+        .replace("threshold = 0.70", "threshold = 0.40");
+    let m = tmp("lax.toml", &lax);
+    let out = handoff()
+        .arg("test-rules")
+        .arg(root().join("tests/rules/default-matrix.yaml"))
+        .arg("--matrix")
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("FAILED: 2 of 15 cases"), "{s}");
+    assert!(s.contains("case \"two unsure turns in a row reach support immediately\" (cases[4])"), "{s}");
+    assert!(s.contains("level: expected ask_first, got execute_log"), "{s}");
+    assert!(s.contains("missing consecutive_low_confidence, low_confidence"), "{s}");
+}
+
+#[test]
+fn test_rules_names_a_bad_event_in_a_case() {
+    let f = tmp(
+        "cases.yaml",
+        "cases:\n  - name: broken\n    events: [{ action_id: x, confidence: 2 }]\n    expect: { level: execute }\n",
+    );
+    let out = handoff().arg("test-rules").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("events[0]"), "{s}");
+    let _ = Path::new(&f);
+}
