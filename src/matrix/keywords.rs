@@ -140,10 +140,10 @@ impl PhraseMatcher {
                 }
             }
             let len = buf.len();
-            let Some(first) = starts.iter().copied().find(|s| *s != u32::MAX) else {
+            if len == 0 {
                 return;
-            };
-            buf[first as usize..].make_ascii_lowercase();
+            }
+            buf.make_ascii_lowercase();
             let hay: &[u8] = &buf;
             let mut at = 0;
             while at < len {

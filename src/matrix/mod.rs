@@ -257,12 +257,18 @@ pub struct Matrix {
 impl Matrix {
     /// The shipped default matrix.
     pub fn default_matrix() -> Result<Matrix, MatrixError> {
-        let value = crate::problems::read_str(DEFAULT_MATRIX_TOML, config::FileFormat::Toml)
-            .map_err(|message| MatrixError::Read {
-                source_name: "<default>".into(),
+        Matrix::from_toml_str(DEFAULT_MATRIX_TOML, MatrixSource::Default)
+    }
+
+    /// Parses a matrix from TOML text (used for drafts and in benchmarks).
+    pub fn from_toml_str(text: &str, source: MatrixSource) -> Result<Matrix, MatrixError> {
+        let value = crate::problems::read_str(text, config::FileFormat::Toml).map_err(|message| {
+            MatrixError::Read {
+                source_name: source.to_string(),
                 message,
-            })?;
-        Matrix::from_value(&value, MatrixSource::Default)
+            }
+        })?;
+        Matrix::from_value(&value, source)
     }
 
     /// Loads a matrix file (TOML, YAML or JSON by extension) with the `config` crate.
