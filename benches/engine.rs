@@ -15,7 +15,8 @@ use handoff::matrix::{Matrix, SessionState};
 
 const N: usize = 1024;
 const FIELD_BYTES: usize = 300;
-const FILLER: &str = " We keep the customer informed and follow the usual process for this kind of request.";
+const FILLER: &str =
+    " We keep the customer informed and follow the usual process for this kind of request.";
 
 fn pad(s: &mut String) {
     while s.len() < FIELD_BYTES {
@@ -75,7 +76,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("serde_avro_fast", |b| {
         b.iter(|| {
             for bytes in &encoded {
-                let e: AgentAction = codec.decode(SchemaKind::AgentAction, black_box(bytes)).unwrap();
+                let e: AgentAction = codec
+                    .decode(SchemaKind::AgentAction, black_box(bytes))
+                    .unwrap();
                 black_box(e);
             }
         })
@@ -95,8 +98,14 @@ fn bench(c: &mut Criterion) {
     // keyword scan over ~900 bytes of text.
     let no_phrases = Matrix::from_toml_str(
         &handoff::matrix::DEFAULT_MATRIX_TOML
-            .replace("[triggers.policy_keyword]", "[triggers.policy_keyword]\nenabled = false")
-            .replace("[triggers.human_requested]", "[triggers.human_requested]\nenabled = false"),
+            .replace(
+                "[triggers.policy_keyword]",
+                "[triggers.policy_keyword]\nenabled = false",
+            )
+            .replace(
+                "[triggers.human_requested]",
+                "[triggers.human_requested]\nenabled = false",
+            ),
         handoff::matrix::MatrixSource::Default,
     )
     .unwrap();

@@ -72,7 +72,11 @@ pub fn check_report(m: &Matrix) -> String {
         spec.name,
         m.version()
     );
-    let _ = writeln!(s, "\nlevels ({} patterns; most specific wins):", spec.levels.len());
+    let _ = writeln!(
+        s,
+        "\nlevels ({} patterns; most specific wins):",
+        spec.levels.len()
+    );
     for level in crate::event::Level::ALL {
         let pats: Vec<String> = spec
             .levels
@@ -91,7 +95,11 @@ pub fn check_report(m: &Matrix) -> String {
             s,
             "  {:<12} {}",
             level.as_str(),
-            if pats.is_empty() { "-".to_string() } else { pats.join(", ") }
+            if pats.is_empty() {
+                "-".to_string()
+            } else {
+                pats.join(", ")
+            }
         );
     }
     let unknown = &spec.outcomes[&Trigger::UnknownAction];
@@ -110,7 +118,11 @@ pub fn check_report(m: &Matrix) -> String {
             t.as_str(),
             o.level.as_str(),
             o.tier.as_str(),
-            if o.roles.is_empty() { "-".to_string() } else { o.roles.join(", ") },
+            if o.roles.is_empty() {
+                "-".to_string()
+            } else {
+                o.roles.join(", ")
+            },
             state
         );
     }
@@ -153,7 +165,12 @@ pub fn check_report(m: &Matrix) -> String {
         let hide: Vec<String> = r
             .hide
             .iter()
-            .map(|h| serde_json::to_value(h).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
+            .map(|h| {
+                serde_json::to_value(h)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            })
             .collect();
         let redact: Vec<&str> = r.redact.iter().map(|(n, _)| n.as_str()).collect();
         let _ = writeln!(
@@ -163,8 +180,16 @@ pub fn check_report(m: &Matrix) -> String {
             r.view,
             r.topic,
             attrs,
-            if hide.is_empty() { "-".into() } else { hide.join(",") },
-            if redact.is_empty() { "-".into() } else { redact.join(",") }
+            if hide.is_empty() {
+                "-".into()
+            } else {
+                hide.join(",")
+            },
+            if redact.is_empty() {
+                "-".into()
+            } else {
+                redact.join(",")
+            }
         );
     }
     s

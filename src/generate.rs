@@ -107,8 +107,16 @@ const AGENTS: &[AgentKind] = &[
 
 const AGENT_WEIGHTS: &[u32] = &[40, 25, 20, 15];
 
-const FIRST_NAMES: &[&str] = &["Ana", "Ben", "Chloé", "Dev", "Eli", "Fatima", "Goran", "Hana"];
-const PRODUCTS: &[&str] = &["savings account", "travel card", "home loan", "broadband plan", "premium subscription"];
+const FIRST_NAMES: &[&str] = &[
+    "Ana", "Ben", "Chloé", "Dev", "Eli", "Fatima", "Goran", "Hana",
+];
+const PRODUCTS: &[&str] = &[
+    "savings account",
+    "travel card",
+    "home loan",
+    "broadband plan",
+    "premium subscription",
+];
 const SYMBOLS: &[&str] = &["ACME", "GLOBX", "INITECH", "UMBRL", "STARK"];
 const SYSTEMS: &[&str] = &["payments-api", "ledger", "search", "auth", "billing-db"];
 
@@ -164,7 +172,8 @@ impl Fleet {
     }
 
     fn chance(&mut self, p: f64) -> bool {
-        self.rng.random_bool((p * self.cfg.trigger_boost).clamp(0.0, 1.0))
+        self.rng
+            .random_bool((p * self.cfg.trigger_boost).clamp(0.0, 1.0))
     }
 
     fn new_session(&mut self) -> Session {
@@ -239,7 +248,10 @@ impl Fleet {
 
         let (request, summary, output) = match family {
             "chat" | "email" | "faq" | "crm" | "refund" | "loan" => {
-                attributes.insert("channel".into(), if family == "email" { "email" } else { "chat" }.into());
+                attributes.insert(
+                    "channel".into(),
+                    if family == "email" { "email" } else { "chat" }.into(),
+                );
                 attributes.insert("order_id".into(), order.to_string());
                 attributes.insert("product".into(), product.into());
                 if family == "loan" {
@@ -253,7 +265,8 @@ impl Fleet {
                 user_message = Some(msg.clone());
                 if family == "email" || family == "faq" {
                     if self.rng.random_bool(0.9) {
-                        template_id = Some(format!("tpl-{}-{}", family, self.rng.random_range(1..12)));
+                        template_id =
+                            Some(format!("tpl-{}-{}", family, self.rng.random_range(1..12)));
                     }
                     affects_others = false;
                 }
@@ -285,8 +298,14 @@ impl Fleet {
                 attributes.insert("symbol".into(), sym.into());
                 attributes.insert("venue".into(), "XNAS".into());
                 attributes.insert("price".into(), format!("{price:.2}"));
-                attributes.insert("price_change_pct".into(), format!("{:.2}", self.rng.random_range(-1.5..1.5)));
-                attributes.insert("volume".into(), self.rng.random_range(10_000..2_000_000).to_string());
+                attributes.insert(
+                    "price_change_pct".into(),
+                    format!("{:.2}", self.rng.random_range(-1.5..1.5)),
+                );
+                attributes.insert(
+                    "volume".into(),
+                    self.rng.random_range(10_000..2_000_000).to_string(),
+                );
                 if family == "trade" || family == "payment" {
                     amount = Some((price * qty as f64).round());
                     currency = Some("USD".into());
@@ -303,9 +322,15 @@ impl Fleet {
                 attributes.insert("system".into(), sys.into());
                 attributes.insert("service".into(), sys.into());
                 attributes.insert("region".into(), "eu-west-1".into());
-                attributes.insert("host".into(), format!("{sys}-{}", self.rng.random_range(1..9)));
+                attributes.insert(
+                    "host".into(),
+                    format!("{sys}-{}", self.rng.random_range(1..9)),
+                );
                 if matches!(family, "deploy" | "config") {
-                    attributes.insert("deploy_id".into(), format!("d-{}", self.rng.random_range(1000..9999)));
+                    attributes.insert(
+                        "deploy_id".into(),
+                        format!("d-{}", self.rng.random_range(1000..9999)),
+                    );
                     affects_others = family == "deploy" && action_type.ends_with("production");
                 }
                 if matches!(family, "data" | "file") {
@@ -334,14 +359,15 @@ impl Fleet {
         let mut error = None;
         let mut confidence: f64 = self.rng.random_range(0.84..0.995);
         let mut request = request;
-        let mut user_message = user_message;
 
         if session.struggling || self.chance(0.004) {
             confidence = self.rng.random_range(0.35..0.66);
         }
         if self.chance(0.003) {
             status = ActionStatus::Failed;
-            error = Some("upstream timeout after 3 retries: 504 Gateway Timeout from payments-api".into());
+            error = Some(
+                "upstream timeout after 3 retries: 504 Gateway Timeout from payments-api".into(),
+            );
         } else if family == "research" || family == "notes" {
             status = ActionStatus::Completed;
         }
@@ -368,7 +394,10 @@ impl Fleet {
         }
         if kind.name == "trading-agent" && self.chance(0.001) {
             attributes.insert("anomaly".into(), "flash_crash".into());
-            attributes.insert("price_change_pct".into(), format!("{:.2}", self.rng.random_range(-12.0..-6.0)));
+            attributes.insert(
+                "price_change_pct".into(),
+                format!("{:.2}", self.rng.random_range(-12.0..-6.0)),
+            );
         }
 
         AgentAction {
@@ -400,7 +429,8 @@ impl Fleet {
     pub fn next_record_json(&mut self) -> String {
         let event = self.next_event();
         let line = serde_json::to_string(&event).expect("events serialize");
-        if self.cfg.malformed_share > 0.0 && self.rng.random_bool(self.cfg.malformed_share.min(1.0)) {
+        if self.cfg.malformed_share > 0.0 && self.rng.random_bool(self.cfg.malformed_share.min(1.0))
+        {
             return match self.rng.random_range(0..3) {
                 0 => line[..line.len() / 2].to_string(),
                 1 => line.replacen("\"confidence\":", "\"confidence\":1", 1),

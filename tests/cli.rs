@@ -61,7 +61,11 @@ fn eval_keeps_going_past_bad_lines_and_fails_at_the_end() {
         },
         &input,
     );
-    assert_eq!(out.status.code(), Some(1), "bad lines make the exit code non-zero");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "bad lines make the exit code non-zero"
+    );
     let v = lines(&out);
     assert_eq!(v.len(), 4, "one output line per non-blank input line");
     assert_eq!(v[0]["action_id"], "a1");
@@ -79,7 +83,10 @@ fn eval_keeps_going_past_bad_lines_and_fails_at_the_end() {
         serde_json::json!(["low_confidence", "consecutive_low_confidence"])
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("line 2:") && stderr.contains("line 4:"), "{stderr}");
+    assert!(
+        stderr.contains("line 2:") && stderr.contains("line 4:"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -96,9 +103,22 @@ fn eval_output_has_the_promised_fields_and_context_packages() {
         },
         &event,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v = &lines(&out)[0];
-    for key in ["action_id", "level", "triggers", "roles", "tier", "rule_version", "verdict", "escalations"] {
+    for key in [
+        "action_id",
+        "level",
+        "triggers",
+        "roles",
+        "tier",
+        "rule_version",
+        "verdict",
+        "escalations",
+    ] {
         assert!(v.get(key).is_some(), "missing {key}");
     }
     assert_eq!(v["tier"], "immediate");
@@ -110,9 +130,18 @@ fn eval_output_has_the_promised_fields_and_context_packages() {
     assert_eq!(ctx["view"], "customer");
     assert!(ctx["retention_risk"].as_bool().unwrap());
     let req = ctx["request"].as_str().unwrap();
-    assert!(!req.contains("NL91ABNA0417164300"), "support must not see the account: {req}");
-    assert!(req.contains("jane@example.com"), "support sees the customer's e-mail: {req}");
-    assert!(support["escalation_id"].as_str().unwrap().starts_with("esc-"));
+    assert!(
+        !req.contains("NL91ABNA0417164300"),
+        "support must not see the account: {req}"
+    );
+    assert!(
+        req.contains("jane@example.com"),
+        "support sees the customer's e-mail: {req}"
+    );
+    assert!(support["escalation_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("esc-"));
     assert!(support["deadline_ms"].as_i64().unwrap() > support["created_at_ms"].as_i64().unwrap());
     assert_eq!(v["verdict"]["outcome"], "await_human");
     assert_eq!(v["verdict"]["final"], false);
@@ -125,7 +154,11 @@ fn eval_on_the_shipped_sample_covers_every_trigger() {
         .arg(root().join("deploy/samples/agent-actions.jsonl"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v = lines(&out);
     assert!(v.len() >= 300, "a few hundred events, got {}", v.len());
     let mut seen = std::collections::BTreeSet::new();
@@ -144,7 +177,15 @@ fn eval_on_the_shipped_sample_covers_every_trigger() {
 #[test]
 fn the_sample_is_what_generate_writes() {
     let out = handoff()
-        .args(["generate", "--count", "400", "--seed", "2", "--trigger-boost", "8"])
+        .args([
+            "generate",
+            "--count",
+            "400",
+            "--seed",
+            "2",
+            "--trigger-boost",
+            "8",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -160,7 +201,15 @@ fn the_sample_is_what_generate_writes() {
 fn generate_is_deterministic_and_can_corrupt_records() {
     let run = |seed: &str| {
         handoff()
-            .args(["generate", "--count", "300", "--seed", seed, "--malformed", "0.2"])
+            .args([
+                "generate",
+                "--count",
+                "300",
+                "--seed",
+                seed,
+                "--malformed",
+                "0.2",
+            ])
             .output()
             .unwrap()
             .stdout
@@ -179,7 +228,10 @@ fn generate_is_deterministic_and_can_corrupt_records() {
     );
     let v = lines(&out);
     let bad = v.iter().filter(|l| l.get("error").is_some()).count();
-    assert!((30..=90).contains(&bad), "about 20% of 300 corrupted, got {bad}");
+    assert!(
+        (30..=90).contains(&bad),
+        "about 20% of 300 corrupted, got {bad}"
+    );
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -188,14 +240,30 @@ fn check_prints_a_summary_or_every_error() {
     let out = handoff().arg("check").output().unwrap();
     assert!(out.status.success());
     let s = String::from_utf8_lossy(&out.stdout);
-    for needle in ["rule version rv-", "execute_log", "anomaly", "roles:", "compliance"] {
+    for needle in [
+        "rule version rv-",
+        "execute_log",
+        "anomaly",
+        "roles:",
+        "compliance",
+    ] {
         assert!(s.contains(needle), "summary lacks {needle}:\n{s}");
     }
-    let bad = tmp("bad.toml", "[[levels]]\npattern = \"x.*\"\nlevel = \"sometimes\"\n[tiers.warm]\nack_within = \"0s\"\n");
-    let out = handoff().args(["check", "--matrix"]).arg(&bad).output().unwrap();
+    let bad = tmp(
+        "bad.toml",
+        "[[levels]]\npattern = \"x.*\"\nlevel = \"sometimes\"\n[tiers.warm]\nack_within = \"0s\"\n",
+    );
+    let out = handoff()
+        .args(["check", "--matrix"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let e = String::from_utf8_lossy(&out.stderr);
-    assert!(e.contains("levels[0].level") && e.contains("sometimes"), "{e}");
+    assert!(
+        e.contains("levels[0].level") && e.contains("sometimes"),
+        "{e}"
+    );
     assert!(e.contains("tiers.warm.ack_within"), "{e}");
 }
 
@@ -228,9 +296,18 @@ fn test_rules_reports_each_failure_with_a_diff() {
     assert_eq!(out.status.code(), Some(1));
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("FAILED: 2 of 15 cases"), "{s}");
-    assert!(s.contains("case \"two unsure turns in a row reach support immediately\" (cases[4])"), "{s}");
-    assert!(s.contains("level: expected ask_first, got execute_log"), "{s}");
-    assert!(s.contains("missing consecutive_low_confidence, low_confidence"), "{s}");
+    assert!(
+        s.contains("case \"two unsure turns in a row reach support immediately\" (cases[4])"),
+        "{s}"
+    );
+    assert!(
+        s.contains("level: expected ask_first, got execute_log"),
+        "{s}"
+    );
+    assert!(
+        s.contains("missing consecutive_low_confidence, low_confidence"),
+        "{s}"
+    );
 }
 
 #[test]

@@ -43,7 +43,10 @@ fn plan() -> (Verdict, Vec<Escalation>) {
         reason: "deadline passed".into(),
     });
     p.escalations[0].1.sequence = 1;
-    (p.verdict, p.escalations.into_iter().map(|(_, e)| e).collect())
+    (
+        p.verdict,
+        p.escalations.into_iter().map(|(_, e)| e).collect(),
+    )
 }
 
 fn decision() -> HumanDecision {
@@ -71,12 +74,22 @@ where
     let c = codec();
     let fast = c.encode(kind, value).unwrap();
     let generic = c.encode_generic(kind, value).unwrap();
-    assert_eq!(fast.len(), generic.len(), "{kind:?}: encodings differ in size");
+    assert_eq!(
+        fast.len(),
+        generic.len(),
+        "{kind:?}: encodings differ in size"
+    );
     for (name, bytes) in [("typed", &fast), ("generic", &generic)] {
         let a: T = c.decode(kind, bytes).unwrap();
         let b: T = c.decode_generic(kind, bytes).unwrap();
-        assert!(&a == value, "{kind:?}: typed decode of the {name} encoding differs");
-        assert!(&b == value, "{kind:?}: generic decode of the {name} encoding differs");
+        assert!(
+            &a == value,
+            "{kind:?}: typed decode of the {name} encoding differs"
+        );
+        assert!(
+            &b == value,
+            "{kind:?}: generic decode of the {name} encoding differs"
+        );
     }
     let json = serde_json::to_string(value).unwrap();
     let back: T = serde_json::from_str(&json).unwrap();
@@ -137,16 +150,26 @@ fn json_form_fills_defaults_and_names_missing_fields() {
 #[test]
 fn invalid_values_are_dead_letters_naming_field_and_value() {
     let c = codec();
-    let cases: Vec<(fn(&mut AgentAction), &str, &str)> = vec![
+    /// A corruption, the field it breaks, and the value the message must show.
+    type Case = (fn(&mut AgentAction), &'static str, &'static str);
+    let cases: Vec<Case> = vec![
         (|e| e.confidence = 1.5, "confidence", "1.5"),
         (|e| e.confidence = f64::NAN, "confidence", "NaN"),
         (|e| e.action_id = " ".into(), "action_id", "\" \""),
-        (|e| e.action_type = "Email.Send".into(), "action_type", "Email.Send"),
+        (
+            |e| e.action_type = "Email.Send".into(),
+            "action_type",
+            "Email.Send",
+        ),
         (|e| e.timestamp_ms = 0, "timestamp_ms", "0"),
         (|e| e.amount = Some(-3.0), "amount", "-3"),
         (|e| e.currency = Some("euro".into()), "currency", "euro"),
         (|e| e.request = "x".repeat(70_000), "request", "70000 bytes"),
-        (|e| e.customer = customer(CustomerTier::Vip, -1), "customer.prior_complaints", "-1"),
+        (
+            |e| e.customer = customer(CustomerTier::Vip, -1),
+            "customer.prior_complaints",
+            "-1",
+        ),
     ];
     for (mutate, field, value) in cases {
         let mut e = base_event();
@@ -193,10 +216,30 @@ fn shipped_schemas_parse_and_name_the_fixed_fields() {
     let schema = c.generic_schema(SchemaKind::AgentAction);
     let json = schema.canonical_form();
     for field in [
-        "action_id", "session_id", "agent_id", "timestamp_ms", "action_type", "confidence",
-        "request", "summary", "output", "template_id", "options", "status", "error", "amount",
-        "currency", "customer", "reversible", "affects_others", "user_message", "attributes",
+        "action_id",
+        "session_id",
+        "agent_id",
+        "timestamp_ms",
+        "action_type",
+        "confidence",
+        "request",
+        "summary",
+        "output",
+        "template_id",
+        "options",
+        "status",
+        "error",
+        "amount",
+        "currency",
+        "customer",
+        "reversible",
+        "affects_others",
+        "user_message",
+        "attributes",
     ] {
-        assert!(json.contains(&format!("\"{field}\"")), "schema lacks {field}");
+        assert!(
+            json.contains(&format!("\"{field}\"")),
+            "schema lacks {field}"
+        );
     }
 }

@@ -145,8 +145,9 @@ fn a_human_level_without_roles_is_refused() {
          [triggers.task_failure]\nthen = { roles = [] }\n",
     );
     assert!(
-        got.iter().any(|p| p.starts_with("triggers.task_failure.then.roles:")
-            && p.contains("ask_first needs a human")),
+        got.iter()
+            .any(|p| p.starts_with("triggers.task_failure.then.roles:")
+                && p.contains("ask_first needs a human")),
         "{got:?}"
     );
 }

@@ -14,13 +14,26 @@ fn matrix() -> &'static Matrix {
 }
 
 const ACTION_TYPES: &[&str] = &[
-    "research.search", "notes.write", "email.send", "faq.answer", "trade.execute",
-    "refund.issue", "data.delete", "deploy.production", "deploy.staging", "payment.transfer",
-    "crm.update", "chat.reply", "blog.publish", "rocket.launch", "email.recall", "x.y.z",
+    "research.search",
+    "notes.write",
+    "email.send",
+    "faq.answer",
+    "trade.execute",
+    "refund.issue",
+    "data.delete",
+    "deploy.production",
+    "deploy.staging",
+    "payment.transfer",
+    "crm.update",
+    "chat.reply",
+    "blog.publish",
+    "rocket.launch",
+    "email.recall",
+    "x.y.z",
 ];
 const WORDS: &[&str] = &[
-    "please", "refund", "the", "order", "fraud", "lawsuit", "speak", "to", "a", "person",
-    "real", "agent", "chest", "pain", "legal", "action", "defraud", "Fraud!", "hello", "human",
+    "please", "refund", "the", "order", "fraud", "lawsuit", "speak", "to", "a", "person", "real",
+    "agent", "chest", "pain", "legal", "action", "defraud", "Fraud!", "hello", "human",
 ];
 
 fn text() -> impl Strategy<Value = String> {
@@ -29,36 +42,72 @@ fn text() -> impl Strategy<Value = String> {
 
 fn event() -> impl Strategy<Value = AgentAction> {
     (
-        (prop::sample::select(ACTION_TYPES), 0.0..=1.0f64, text(), text(), prop::option::of(text())),
-        (prop::option::of("tpl-[0-9]"), prop::collection::vec("[a-z]{1,6}", 0..4), 0..3u8),
-        (prop::option::of(0.0..50_000.0f64), prop::option::of((0..3u8, 0..6i32))),
-        (any::<bool>(), any::<bool>(), prop::collection::btree_map("[a-z_]{1,8}", "[a-z_]{0,8}", 0..4)),
+        (
+            prop::sample::select(ACTION_TYPES),
+            0.0..=1.0f64,
+            text(),
+            text(),
+            prop::option::of(text()),
+        ),
+        (
+            prop::option::of("tpl-[0-9]"),
+            prop::collection::vec("[a-z]{1,6}", 0..4),
+            0..3u8,
+        ),
+        (
+            prop::option::of(0.0..50_000.0f64),
+            prop::option::of((0..3u8, 0..6i32)),
+        ),
+        (
+            any::<bool>(),
+            any::<bool>(),
+            prop::collection::btree_map("[a-z_]{1,8}", "[a-z_]{0,8}", 0..4),
+        ),
     )
-        .prop_map(|((at, conf, request, output, user), (tpl, options, status), (amount, cust), (rev, others, attrs))| {
-            let mut e = common::base_event();
-            e.action_type = at.to_string();
-            e.confidence = conf;
-            e.request = request;
-            e.output = Some(output);
-            e.user_message = user;
-            e.template_id = tpl;
-            e.options = options;
-            e.status = [ActionStatus::Proposed, ActionStatus::Completed, ActionStatus::Failed][status as usize];
-            e.amount = amount;
-            e.customer = cust.map(|(t, c)| Customer {
-                id: "c".into(),
-                tier: [CustomerTier::Standard, CustomerTier::Premium, CustomerTier::Vip][t as usize],
-                prior_complaints: c,
-            });
-            e.reversible = rev;
-            e.affects_others = others;
-            e.attributes = attrs;
-            e
-        })
+        .prop_map(
+            |(
+                (at, conf, request, output, user),
+                (tpl, options, status),
+                (amount, cust),
+                (rev, others, attrs),
+            )| {
+                let mut e = common::base_event();
+                e.action_type = at.to_string();
+                e.confidence = conf;
+                e.request = request;
+                e.output = Some(output);
+                e.user_message = user;
+                e.template_id = tpl;
+                e.options = options;
+                e.status = [
+                    ActionStatus::Proposed,
+                    ActionStatus::Completed,
+                    ActionStatus::Failed,
+                ][status as usize];
+                e.amount = amount;
+                e.customer = cust.map(|(t, c)| Customer {
+                    id: "c".into(),
+                    tier: [
+                        CustomerTier::Standard,
+                        CustomerTier::Premium,
+                        CustomerTier::Vip,
+                    ][t as usize],
+                    prior_complaints: c,
+                });
+                e.reversible = rev;
+                e.affects_others = others;
+                e.attributes = attrs;
+                e
+            },
+        )
 }
 
 fn state() -> impl Strategy<Value = SessionState> {
-    (0..5u32, 0..100u64).prop_map(|(c, t)| SessionState { consecutive_low: c, turns: t, last_event_ms: 0 })
+    (0..5u32, 0..100u64).prop_map(|(c, t)| SessionState {
+        consecutive_low: c,
+        turns: t,
+        last_event_ms: 0,
+    })
 }
 
 proptest! {

@@ -159,12 +159,15 @@ impl Codec {
                     message: e.to_string(),
                 })?,
             );
-            fast.push(text.parse().map_err(|e: serde_avro_fast::schema::SchemaError| {
-                CodecError::Schema {
-                    name: kind.name(),
-                    message: e.to_string(),
-                }
-            })?);
+            fast.push(
+                text.parse()
+                    .map_err(
+                        |e: serde_avro_fast::schema::SchemaError| CodecError::Schema {
+                            name: kind.name(),
+                            message: e.to_string(),
+                        },
+                    )?,
+            );
         }
         // A record holds a handful of text fields; anything far beyond them is not an event.
         let max_record_bytes = limits.max_text_bytes.saturating_mul(8);

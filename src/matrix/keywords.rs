@@ -204,7 +204,11 @@ mod tests {
         let h: Vec<String> = human.iter().map(|s| s.to_string()).collect();
         PhraseMatcher::new(
             &p,
-            &[TextField::Request, TextField::Output, TextField::UserMessage],
+            &[
+                TextField::Request,
+                TextField::Output,
+                TextField::UserMessage,
+            ],
             &h,
             &[TextField::Request, TextField::UserMessage],
         )

@@ -262,12 +262,13 @@ impl Matrix {
 
     /// Parses a matrix from TOML text (used for drafts and in benchmarks).
     pub fn from_toml_str(text: &str, source: MatrixSource) -> Result<Matrix, MatrixError> {
-        let value = crate::problems::read_str(text, config::FileFormat::Toml).map_err(|message| {
-            MatrixError::Read {
-                source_name: source.to_string(),
-                message,
-            }
-        })?;
+        let value =
+            crate::problems::read_str(text, config::FileFormat::Toml).map_err(|message| {
+                MatrixError::Read {
+                    source_name: source.to_string(),
+                    message,
+                }
+            })?;
         Matrix::from_value(&value, source)
     }
 
@@ -289,7 +290,10 @@ impl Matrix {
     }
 
     /// Parses, validates and compiles a matrix from its value form.
-    pub fn from_value(value: &serde_json::Value, source: MatrixSource) -> Result<Matrix, MatrixError> {
+    pub fn from_value(
+        value: &serde_json::Value,
+        source: MatrixSource,
+    ) -> Result<Matrix, MatrixError> {
         let mut problems = Problems::default();
         let spec = MatrixSpec::from_value(value, &mut problems);
         match spec {
@@ -361,7 +365,7 @@ impl Matrix {
             Profile {
                 approvers: rule
                     .and_then(|r| r.roles.as_deref())
-                    .map(|r| mask(r))
+                    .map(&mask)
                     .unwrap_or(default_approvers),
                 level: rule.map(|r| r.level),
                 templated: rule.and_then(|r| r.templated),
@@ -633,12 +637,21 @@ impl Matrix {
     pub fn describe(&self, flag: &Flag, event: &AgentAction) -> String {
         match &flag.detail {
             Detail::Confidence { value, threshold } => {
-                format!("confidence {value:.2} is below the {threshold:.2} gate for {}", event.action_type)
+                format!(
+                    "confidence {value:.2} is below the {threshold:.2} gate for {}",
+                    event.action_type
+                )
             }
             Detail::Phrases(hits) => {
                 let found: Vec<String> = hits
                     .iter()
-                    .map(|h| format!("\"{}\" in {}", self.phrases.phrase(h.phrase), h.field.as_str()))
+                    .map(|h| {
+                        format!(
+                            "\"{}\" in {}",
+                            self.phrases.phrase(h.phrase),
+                            h.field.as_str()
+                        )
+                    })
                     .collect();
                 let what = if flag.trigger == Trigger::HumanRequested {
                     "the user asks for a person"
@@ -659,7 +672,11 @@ impl Matrix {
                     CustomerTier::Vip => "vip",
                 };
                 let risk = if *complaints
-                    >= self.spec.triggers.high_value_customer.retention_risk_complaints
+                    >= self
+                        .spec
+                        .triggers
+                        .high_value_customer
+                        .retention_risk_complaints
                 {
                     " (retention risk)"
                 } else {
@@ -696,10 +713,7 @@ impl Matrix {
 
 fn is_set(v: &str) -> bool {
     let v = v.trim();
-    !(v.is_empty()
-        || v.eq_ignore_ascii_case("none")
-        || v.eq_ignore_ascii_case("false")
-        || v == "0")
+    !(v.is_empty() || v.eq_ignore_ascii_case("none") || v.eq_ignore_ascii_case("false") || v == "0")
 }
 
 fn required_action(d: &Decision) -> Option<RequiredAction> {
@@ -709,7 +723,9 @@ fn required_action(d: &Decision) -> Option<RequiredAction> {
     Some(match d.level {
         Level::HardStop => RequiredAction::Decide,
         Level::AskFirst if d.triggers.contains(Trigger::MultipleOptions) => RequiredAction::Choose,
-        Level::AskFirst if d.triggers.contains(Trigger::TaskFailure) => RequiredAction::Troubleshoot,
+        Level::AskFirst if d.triggers.contains(Trigger::TaskFailure) => {
+            RequiredAction::Troubleshoot
+        }
         Level::AskFirst => RequiredAction::Approve,
         Level::Execute | Level::ExecuteLog => RequiredAction::Review,
     })

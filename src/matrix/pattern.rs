@@ -81,7 +81,8 @@ impl<P: Clone> ProfileTable<P> {
     /// Builds the table from every pattern named in the matrix and a function that resolves a
     /// profile for a representative action type (`exact` or `prefix + "…"`).
     pub fn build(patterns: &[Pattern], resolve: impl Fn(&str) -> P) -> Self {
-        let mut exact = HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x68616e646f6666));
+        let mut exact =
+            HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x68616e646f6666));
         let mut prefixes: Vec<(Box<str>, P)> = Vec::new();
         for p in patterns {
             match p {
@@ -138,7 +139,15 @@ mod tests {
             Ok(Pattern::Prefix("email.".into()))
         );
         assert_eq!(Pattern::parse("*"), Ok(Pattern::Any));
-        for bad in ["", "Email.send", "email.", "email.*.x", "*.send", "e mail", "email**"] {
+        for bad in [
+            "",
+            "Email.send",
+            "email.",
+            "email.*.x",
+            "*.send",
+            "e mail",
+            "email**",
+        ] {
             assert!(Pattern::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -153,7 +153,11 @@ fn default_anomaly_attribute() -> String {
     "anomaly".to_string()
 }
 fn default_keyword_fields() -> Vec<TextField> {
-    vec![TextField::Request, TextField::Output, TextField::UserMessage]
+    vec![
+        TextField::Request,
+        TextField::Output,
+        TextField::UserMessage,
+    ]
 }
 fn default_phrase_fields() -> Vec<TextField> {
     vec![TextField::Request, TextField::UserMessage]
@@ -575,10 +579,9 @@ impl MatrixSpec {
             Trigger::PolicyKeyword => (&tr.policy_keyword.then, tr.policy_keyword.enabled),
             Trigger::MultipleOptions => (&tr.multiple_options.then, tr.multiple_options.enabled),
             Trigger::TaskFailure => (&tr.task_failure.then, tr.task_failure.enabled),
-            Trigger::HighValueCustomer => (
-                &tr.high_value_customer.then,
-                tr.high_value_customer.enabled,
-            ),
+            Trigger::HighValueCustomer => {
+                (&tr.high_value_customer.then, tr.high_value_customer.enabled)
+            }
             Trigger::AmountLimit => (&tr.amount_limit.then, tr.amount_limit.enabled),
             Trigger::HumanRequested => (&tr.human_requested.then, tr.human_requested.enabled),
             Trigger::Irreversible => (&tr.irreversible.then, tr.irreversible.enabled),
@@ -631,12 +634,19 @@ impl MatrixSpec {
 
         let t = &mut self.triggers;
         let lc = "triggers.low_confidence";
-        check_unit(t.low_confidence.threshold, &format!("{lc}.threshold"), problems);
+        check_unit(
+            t.low_confidence.threshold,
+            &format!("{lc}.threshold"),
+            problems,
+        );
         check_rules(
-            t.low_confidence.per_action.iter().map(|r| (&r.pattern, r.threshold)),
+            t.low_confidence
+                .per_action
+                .iter()
+                .map(|r| (&r.pattern, r.threshold)),
             &format!("{lc}.per_action"),
             problems,
-            |v, path, p| check_unit(v, path, p),
+            check_unit,
         );
         t.low_confidence
             .per_action
@@ -645,12 +655,17 @@ impl MatrixSpec {
         let al = "triggers.amount_limit";
         check_positive(t.amount_limit.limit, &format!("{al}.limit"), problems);
         check_rules(
-            t.amount_limit.per_action.iter().map(|r| (&r.pattern, r.limit)),
+            t.amount_limit
+                .per_action
+                .iter()
+                .map(|r| (&r.pattern, r.limit)),
             &format!("{al}.per_action"),
             problems,
-            |v, path, p| check_positive(v, path, p),
+            check_positive,
         );
-        t.amount_limit.per_action.sort_by(|a, b| a.pattern.cmp(&b.pattern));
+        t.amount_limit
+            .per_action
+            .sort_by(|a, b| a.pattern.cmp(&b.pattern));
 
         normalise_phrases(
             &mut t.policy_keyword.keywords,
@@ -663,8 +678,14 @@ impl MatrixSpec {
             problems,
         );
         for (fields, path) in [
-            (&mut t.policy_keyword.fields, "triggers.policy_keyword.fields"),
-            (&mut t.human_requested.fields, "triggers.human_requested.fields"),
+            (
+                &mut t.policy_keyword.fields,
+                "triggers.policy_keyword.fields",
+            ),
+            (
+                &mut t.human_requested.fields,
+                "triggers.human_requested.fields",
+            ),
         ] {
             fields.sort();
             fields.dedup();
@@ -790,7 +811,10 @@ impl MatrixSpec {
         }
 
         // Tiers.
-        for (name, tier) in [("warm", &self.tiers.warm), ("immediate", &self.tiers.immediate)] {
+        for (name, tier) in [
+            ("warm", &self.tiers.warm),
+            ("immediate", &self.tiers.immediate),
+        ] {
             if tier.ack_within.is_zero() {
                 problems.push(
                     format!("tiers.{name}.ack_within"),
@@ -899,8 +923,7 @@ pub fn is_topic_name(s: &str) -> bool {
         && s.len() <= 249
         && s != "."
         && s != ".."
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
