@@ -61,6 +61,14 @@ pub enum Command {
     },
 }
 
+/// "default 0.7, email.* 0.8": a default value followed by its per-action-type overrides.
+fn per_action<'a>(default: f64, rules: impl Iterator<Item = (&'a String, f64)>) -> String {
+    std::iter::once(format!("default {default}"))
+        .chain(rules.map(|(p, v)| format!("{p} {v}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The summary `check` prints for a valid matrix.
 pub fn check_report(m: &Matrix) -> String {
     let spec = m.spec();
@@ -127,22 +135,28 @@ pub fn check_report(m: &Matrix) -> String {
         );
     }
     let tr = &spec.triggers;
-    let mut gates = vec![format!("default {:.2}", tr.low_confidence.threshold)];
-    gates.extend(
-        tr.low_confidence
-            .per_action
-            .iter()
-            .map(|r| format!("{} {:.2}", r.pattern, r.threshold)),
+    let _ = writeln!(
+        s,
+        "  confidence gates: {}",
+        per_action(
+            tr.low_confidence.threshold,
+            tr.low_confidence
+                .per_action
+                .iter()
+                .map(|r| (&r.pattern, r.threshold))
+        )
     );
-    let _ = writeln!(s, "  confidence gates: {}", gates.join(", "));
-    let mut limits = vec![format!("default {}", tr.amount_limit.limit)];
-    limits.extend(
-        tr.amount_limit
-            .per_action
-            .iter()
-            .map(|r| format!("{} {}", r.pattern, r.limit)),
+    let _ = writeln!(
+        s,
+        "  amount limits: {}",
+        per_action(
+            tr.amount_limit.limit,
+            tr.amount_limit
+                .per_action
+                .iter()
+                .map(|r| (&r.pattern, r.limit))
+        )
     );
-    let _ = writeln!(s, "  amount limits: {}", limits.join(", "));
     let _ = writeln!(
         s,
         "  phrases: {} policy keywords, {} human-request phrases; {} turns in a row",
