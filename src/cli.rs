@@ -44,7 +44,31 @@ pub enum Command {
         #[arg(long)]
         matrix: Option<PathBuf>,
     },
-    /// Write synthetic agent action events (the agent fleet) as JSON lines to standard output.
+    /// Run the stream processor: a consumer-group member deciding every agent action event.
+    Run {
+        /// Settings file (TOML, YAML or JSON); defaults and HANDOFF_… environment variables
+        /// apply without one.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Start a local broker, a synthetic agent fleet and the processor, with a live summary.
+    /// Ctrl-C stops everything.
+    Demo {
+        /// Port of the local broker.
+        #[arg(long, default_value_t = 19092)]
+        port: u16,
+        /// Events per second from the fleet.
+        #[arg(long, default_value_t = 2000)]
+        rate: u64,
+        /// Stop by itself after this long (e.g. `30s`); runs until Ctrl-C otherwise.
+        #[arg(long)]
+        duration: Option<humantime::Duration>,
+        /// Use this running broker instead of starting one.
+        #[arg(long)]
+        bootstrap: Option<String>,
+    },
+    /// The synthetic agent fleet: JSON lines to standard output, or Avro records to a Kafka
+    /// topic with --topic.
     Generate {
         /// Number of events.
         #[arg(long, default_value_t = 1000)]
@@ -58,6 +82,15 @@ pub enum Command {
         /// Share of records to corrupt on purpose (0..1), to exercise dead-lettering.
         #[arg(long, default_value_t = 0.0)]
         malformed: f64,
+        /// Produce Avro records to this Kafka topic instead of writing JSON lines.
+        #[arg(long)]
+        topic: Option<String>,
+        /// Events per second with --topic (0: as fast as possible).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Brokers, with --topic.
+        #[arg(long, default_value = "127.0.0.1:19092")]
+        bootstrap: String,
     },
 }
 

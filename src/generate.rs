@@ -424,6 +424,38 @@ impl Fleet {
         }
     }
 
+    /// The next record as a plain Avro datum (and its key, the session id), stamped with
+    /// `now_ms`; with probability `malformed_share` it is corrupted: truncated, a value out of
+    /// range, or bytes that are not Avro at all.
+    pub fn next_record_avro(
+        &mut self,
+        codec: &crate::event::Codec,
+        now_ms: i64,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let mut event = self.next_event();
+        event.timestamp_ms = now_ms;
+        let key = event.session_id.clone().into_bytes();
+        let corrupt = self.cfg.malformed_share > 0.0
+            && self.rng.random_bool(self.cfg.malformed_share.min(1.0));
+        let kind = if corrupt {
+            self.rng.random_range(0..3)
+        } else {
+            3
+        };
+        if kind == 1 {
+            event.confidence = 7.5;
+        }
+        let mut bytes = codec
+            .encode(crate::event::SchemaKind::AgentAction, &event)
+            .expect("events encode");
+        match kind {
+            0 => bytes.truncate(bytes.len() / 2),
+            2 => bytes = b"\xff\xfe not an avro datum".to_vec(),
+            _ => {}
+        }
+        (key, bytes)
+    }
+
     /// The next record as a JSON line; with probability `malformed_share` it is corrupted in
     /// one of several ways (truncated JSON, confidence out of range, a required field missing).
     pub fn next_record_json(&mut self) -> String {

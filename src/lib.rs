@@ -6,7 +6,9 @@
 
 #![warn(missing_docs)]
 
+pub mod broker;
 pub mod cli;
+pub mod config;
 pub mod context;
 pub mod error;
 pub mod escalation;
@@ -14,5 +16,6 @@ pub mod event;
 pub mod generate;
 pub mod matrix;
 pub mod offline;
+pub mod pipeline;
 pub mod problems;
 pub mod session;

@@ -5,10 +5,14 @@
 use anyhow::Context;
 use clap::Parser;
 use handoff::cli::{Cli, Command};
+use handoff::config::{LogFormat, Settings};
 use handoff::event::{Codec, EventLimits};
+use handoff::generate::{Fleet, FleetConfig};
 use handoff::matrix::Matrix;
 use std::io::{self, BufRead, BufReader, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -82,11 +86,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Run { config } => run_stream(config.as_deref()),
+        Command::Demo {
+            port,
+            rate,
+            duration,
+            bootstrap,
+        } => demo(port, rate, duration.map(Into::into), bootstrap),
         Command::Generate {
             count,
             seed,
             trigger_boost,
             malformed,
+            topic,
+            rate,
+            bootstrap,
         } => {
             anyhow::ensure!(
                 (0.0..=1.0).contains(&malformed),
@@ -96,12 +110,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 trigger_boost.is_finite() && trigger_boost >= 0.0,
                 "--trigger-boost {trigger_boost}: must be zero or more"
             );
-            let mut fleet = handoff::generate::Fleet::new(handoff::generate::FleetConfig {
+            let mut fleet = Fleet::new(FleetConfig {
                 seed,
                 trigger_boost,
                 malformed_share: malformed,
                 ..Default::default()
             });
+            if let Some(topic) = topic {
+                init_tracing(LogFormat::Text, "warn");
+                let mut settings = Settings::default();
+                settings.kafka.bootstrap_servers = bootstrap;
+                let rt = runtime()?;
+                let sent = rt.block_on(async {
+                    if settings.kafka.create_topics {
+                        handoff::pipeline::ensure_topics(&settings, std::slice::from_ref(&topic))
+                            .await?;
+                    }
+                    handoff::pipeline::fleet::produce(
+                        &settings,
+                        &topic,
+                        &mut fleet,
+                        Some(count),
+                        rate,
+                        shutdown_signal(),
+                        Default::default(),
+                    )
+                    .await
+                })?;
+                eprintln!("{sent} events delivered to {topic}");
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut out = io::BufWriter::new(io::stdout().lock());
             for _ in 0..count {
                 writeln!(out, "{}", fleet.next_record_json())?;
@@ -110,4 +148,180 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn init_tracing(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("stop requested: draining");
+}
+
+fn run_stream(config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let settings = match Settings::load(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    init_tracing(settings.log.format, &settings.log.level);
+    let matrix = match Matrix::load(settings.matrix.path.as_deref()) {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    tracing::info!(settings = %settings.redacted(), "starting");
+    let rt = runtime()?;
+    let report = rt.block_on(handoff::pipeline::run(
+        &settings,
+        matrix,
+        shutdown_signal(),
+        |_| {},
+    ))?;
+    let s = report.stats;
+    tracing::info!(
+        consumed = s.consumed,
+        decided = s.decided(),
+        dead_letters = s.dead_letters,
+        "drained and committed"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn demo(
+    port: u16,
+    rate: u64,
+    duration: Option<Duration>,
+    bootstrap: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    init_tracing(LogFormat::Text, "warn");
+    let _broker = match &bootstrap {
+        Some(_) => None,
+        None => {
+            handoff::broker::install()?;
+            eprintln!("starting the local broker (tansu) on 127.0.0.1:{port}…");
+            Some(handoff::broker::LocalBroker::start(
+                port,
+                handoff::broker::Storage::Memory,
+            )?)
+        }
+    };
+    let mut settings = Settings::default();
+    settings.kafka.bootstrap_servers = bootstrap.unwrap_or_else(|| format!("127.0.0.1:{port}"));
+    settings.kafka.group_id = "handoff-demo".into();
+    let matrix = Arc::new(Matrix::default_matrix()?);
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        // Stop on Ctrl-C/SIGTERM or after --duration.
+        let tx = stop_tx.clone();
+        tokio::spawn(async move {
+            match duration {
+                Some(d) => {
+                    tokio::select! { _ = shutdown_signal() => {}, _ = tokio::time::sleep(d) => {} }
+                }
+                None => shutdown_signal().await,
+            }
+            let _ = tx.send(true);
+        });
+        let (stats_tx, stats_rx) = tokio::sync::oneshot::channel();
+        let pipeline = {
+            let settings = settings.clone();
+            let rx = stop_rx.clone();
+            tokio::spawn(async move {
+                handoff::pipeline::run(&settings, matrix, stopped(rx), move |s| {
+                    let _ = stats_tx.send(s);
+                })
+                .await
+            })
+        };
+        let stats = match stats_rx.await {
+            Ok(s) => s,
+            Err(_) => {
+                return pipeline
+                    .await?
+                    .map(|_| ExitCode::FAILURE)
+                    .map_err(Into::into)
+            }
+        };
+        let generator = {
+            let settings = settings.clone();
+            let rx = stop_rx.clone();
+            tokio::spawn(async move {
+                let mut fleet = Fleet::new(FleetConfig {
+                    malformed_share: 0.002,
+                    seed: 1,
+                    ..Default::default()
+                });
+                handoff::pipeline::fleet::produce(
+                    &settings,
+                    "agent.actions",
+                    &mut fleet,
+                    None,
+                    rate,
+                    stopped(rx),
+                    Default::default(),
+                )
+                .await
+            })
+        };
+        eprintln!("demo running: {rate} events/s from the synthetic fleet; Ctrl-C stops\n");
+        let mut last = stats.snapshot();
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        tick.tick().await;
+        let mut rx = stop_rx.clone();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let now = stats.snapshot();
+                    let rate = (now.consumed - last.consumed) as f64 / 2.0;
+                    println!("{}\n", now.render(rate));
+                    last = now;
+                }
+                _ = rx.wait_for(|s| *s) => break,
+            }
+        }
+        let sent = generator.await??;
+        let report = pipeline.await??;
+        println!(
+            "stopped: {sent} events generated\n{}",
+            report.stats.render(0.0)
+        );
+        Ok(ExitCode::SUCCESS)
+    })
 }

@@ -1,0 +1,517 @@
+//! Settings of `handoff run`: defaults, then a file, then the environment (`HANDOFF_…`, `__`
+//! between levels: `HANDOFF_KAFKA__BOOTSTRAP_SERVERS=host:9092`). Parsed into serde structs with
+//! `deny_unknown_fields`, validated without I/O (every problem listed at once, naming the field
+//! and the value), then built into the pipeline. Secrets never appear in logs or errors.
+
+use crate::problems::Problems;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything `handoff run` needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Kafka connection and client settings.
+    #[serde(default)]
+    pub kafka: KafkaSettings,
+    /// Topic names.
+    #[serde(default)]
+    pub topics: TopicSettings,
+    /// How input records are framed.
+    #[serde(default)]
+    pub input: InputSettings,
+    /// The escalation matrix.
+    #[serde(default)]
+    pub matrix: MatrixSettings,
+    /// Throughput and shutdown.
+    #[serde(default)]
+    pub pipeline: PipelineSettings,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+/// Kafka connection and client settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Comma-separated `host:port` list.
+    #[serde(default = "default_bootstrap")]
+    pub bootstrap_servers: String,
+    /// Consumer group of the processors.
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    /// Create missing topics at start-up (turn off where that is not allowed).
+    #[serde(default = "yes")]
+    pub create_topics: bool,
+    /// Partitions of topics handoff creates.
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// Replication factor of topics handoff creates.
+    #[serde(default = "default_replication")]
+    pub replication_factor: i32,
+    /// Group session timeout (tansu answers a join after half of it: keep it short locally).
+    #[serde(default = "default_session_timeout", with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// librdkafka properties for both clients (security settings included: `security.protocol`,
+    /// `sasl.*`, `ssl.*`).
+    #[serde(default, deserialize_with = "props")]
+    pub common: BTreeMap<String, String>,
+    /// librdkafka properties for the consumer only.
+    #[serde(default, deserialize_with = "props")]
+    pub consumer: BTreeMap<String, String>,
+    /// librdkafka properties for the producer only.
+    #[serde(default, deserialize_with = "props")]
+    pub producer: BTreeMap<String, String>,
+}
+
+/// Topic names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    /// Agent action events (input).
+    #[serde(default = "default_input_topic")]
+    pub input: String,
+    /// Verdicts for agents.
+    #[serde(default = "default_verdicts_topic")]
+    pub verdicts: String,
+    /// Records that could not be processed.
+    #[serde(default = "default_dlq_topic")]
+    pub dead_letter: String,
+}
+
+/// Framing of input records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputFormat {
+    /// A plain Avro datum of the shipped `AgentAction` schema.
+    Avro,
+    /// Confluent wire format: magic byte 0, 4-byte schema id, datum.
+    Confluent,
+}
+
+/// How input records are framed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSettings {
+    /// `avro` or `confluent`.
+    #[serde(default = "default_format")]
+    pub format: InputFormat,
+    /// With `confluent`: schema ids written with the shipped `AgentAction` schema (or a
+    /// compatible one). Any other id is a dead letter.
+    #[serde(default)]
+    pub schema_ids: Vec<u32>,
+    /// Largest record accepted; larger ones are dead letters.
+    #[serde(default = "default_max_record")]
+    pub max_record_bytes: usize,
+}
+
+/// The escalation matrix.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixSettings {
+    /// Matrix file; the shipped default when absent.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+}
+
+/// Throughput and shutdown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSettings {
+    /// Input messages processed but not yet fully delivered, at most.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// How often delivered offsets are stored for commit.
+    #[serde(default = "default_store_interval", with = "humantime_serde")]
+    pub offset_store_interval: Duration,
+    /// On SIGTERM/SIGINT: time to drain in-flight work before giving up.
+    #[serde(default = "default_drain", with = "humantime_serde")]
+    pub shutdown_deadline: Duration,
+    /// Give up starting when the brokers do not answer within this time.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `handoff=debug,rdkafka=warn`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_bootstrap() -> String {
+    "127.0.0.1:19092".into()
+}
+fn default_group() -> String {
+    "handoff".into()
+}
+fn default_partitions() -> i32 {
+    4
+}
+fn default_replication() -> i32 {
+    1
+}
+fn default_session_timeout() -> Duration {
+    Duration::from_secs(6)
+}
+fn default_input_topic() -> String {
+    "agent.actions".into()
+}
+fn default_verdicts_topic() -> String {
+    "agent.verdicts".into()
+}
+fn default_dlq_topic() -> String {
+    "agent.actions.dlq".into()
+}
+fn default_format() -> InputFormat {
+    InputFormat::Avro
+}
+fn default_max_record() -> usize {
+    1024 * 1024
+}
+fn default_max_in_flight() -> usize {
+    20_000
+}
+fn default_store_interval() -> Duration {
+    Duration::from_millis(200)
+}
+fn default_drain() -> Duration {
+    Duration::from_secs(20)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_log_format() -> LogFormat {
+    LogFormat::Text
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+macro_rules! default_from_empty {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                serde_json::from_value(Value::Object(Default::default()))
+                    .expect("every field has a default")
+            }
+        }
+    )*};
+}
+default_from_empty!(
+    KafkaSettings,
+    TopicSettings,
+    InputSettings,
+    PipelineSettings,
+    LogSettings,
+    Settings
+);
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or the environment could not be read.
+    #[error("cannot read configuration {source_name}: {message}")]
+    Read {
+        /// File name or "environment".
+        source_name: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Every problem found.
+    #[error("configuration {source_name} has {} problem(s):\n{problems}", problems.len())]
+    Invalid {
+        /// File name.
+        source_name: String,
+        /// The problems.
+        problems: Problems,
+    },
+}
+
+impl crate::error::Classify for ConfigError {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Fatal
+    }
+}
+
+const SECTIONS: &[&str] = &["kafka", "topics", "input", "matrix", "pipeline", "log"];
+
+/// Keys whose values are secrets: never shown.
+pub fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password")
+        || k.contains("secret")
+        || k.ends_with(".key")
+        || k.contains("token")
+        || k.contains("sasl.oauthbearer.config")
+        || k.contains("ssl.key")
+}
+
+impl Settings {
+    /// Defaults, then `file` (if any), then `HANDOFF_…` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Settings::load_with_env(file, std::env::vars())
+    }
+
+    /// Like [`Settings::load`] with an explicit environment (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let source_name = file
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<defaults>".into());
+        let mut builder = config::Config::builder();
+        if let Some(f) = file {
+            builder = builder.add_source(config::File::from(f).required(true));
+        }
+        let env: std::collections::HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("HANDOFF_"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("HANDOFF")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let value: Value = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::Read {
+                source_name: source_name.clone(),
+                message: redact_message(&e.to_string()),
+            })?;
+        let mut problems = Problems::default();
+        let settings = Settings::from_value(&value, &mut problems);
+        settings.validate(&mut problems);
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError::Invalid {
+                source_name,
+                problems,
+            })
+        }
+    }
+
+    fn from_value(value: &Value, problems: &mut Problems) -> Settings {
+        let empty = Value::Object(Default::default());
+        let value = if value.is_object() { value } else { &empty };
+        problems.unknown_keys(value, "", SECTIONS);
+        let mut s = Settings::default();
+        macro_rules! section {
+            ($field:ident) => {
+                if let Some(v) = value.get(stringify!($field)) {
+                    if let Some(x) = problems.take(v, stringify!($field)) {
+                        s.$field = x;
+                    }
+                }
+            };
+        }
+        section!(kafka);
+        section!(topics);
+        section!(input);
+        section!(matrix);
+        section!(pipeline);
+        section!(log);
+        s
+    }
+
+    /// Checks values without I/O.
+    pub fn validate(&self, problems: &mut Problems) {
+        let k = &self.kafka;
+        if k.bootstrap_servers.split(',').any(|h| {
+            let h = h.trim();
+            h.is_empty() || !h.contains(':')
+        }) {
+            problems.push(
+                "kafka.bootstrap_servers",
+                format!(
+                    "{:?} must be a comma-separated list of host:port",
+                    k.bootstrap_servers
+                ),
+            );
+        }
+        if k.group_id.trim().is_empty() {
+            problems.push("kafka.group_id", "must not be empty");
+        }
+        if k.partitions < 1 {
+            problems.push(
+                "kafka.partitions",
+                format!("{} must be 1 or more", k.partitions),
+            );
+        }
+        if k.replication_factor < 1 {
+            problems.push(
+                "kafka.replication_factor",
+                format!("{} must be 1 or more", k.replication_factor),
+            );
+        }
+        if k.session_timeout < Duration::from_secs(1) {
+            problems.push(
+                "kafka.session_timeout",
+                format!(
+                    "{} is too short; at least 1s",
+                    humantime::format_duration(k.session_timeout)
+                ),
+            );
+        }
+        // Properties handoff sets itself: overriding them would break delivery guarantees.
+        const OWNED: &[(&str, &str)] = &[
+            ("consumer", "enable.auto.offset.store"),
+            ("consumer", "group.id"),
+            ("producer", "enable.idempotence"),
+            ("common", "bootstrap.servers"),
+            ("consumer", "bootstrap.servers"),
+            ("producer", "bootstrap.servers"),
+        ];
+        for (map, name) in [
+            ("common", &k.common),
+            ("consumer", &k.consumer),
+            ("producer", &k.producer),
+        ] {
+            for key in name.keys() {
+                if OWNED.iter().any(|(m, o)| *m == map && o == key) || (key == "group.id") {
+                    problems.push(
+                        format!("kafka.{map}.{key}"),
+                        "is set by handoff itself (use the dedicated setting)".to_string(),
+                    );
+                }
+                if key.trim().is_empty() || key.contains(' ') {
+                    problems.push(
+                        format!("kafka.{map}"),
+                        format!("{key:?} is not a librdkafka property name"),
+                    );
+                }
+            }
+        }
+        let t = &self.topics;
+        for (field, name) in [
+            ("input", &t.input),
+            ("verdicts", &t.verdicts),
+            ("dead_letter", &t.dead_letter),
+        ] {
+            if !crate::matrix::is_topic_name(name) {
+                problems.push(
+                    format!("topics.{field}"),
+                    format!("{name:?} is not a valid Kafka topic name"),
+                );
+            }
+        }
+        if t.input == t.verdicts || t.input == t.dead_letter {
+            problems.push(
+                "topics.input",
+                format!("{:?} is also an output topic", t.input),
+            );
+        }
+        if self.input.format == InputFormat::Confluent && self.input.schema_ids.is_empty() {
+            problems.push(
+                "input.schema_ids",
+                "format confluent needs the schema ids written with the AgentAction schema",
+            );
+        }
+        if self.input.max_record_bytes < 1024 {
+            problems.push(
+                "input.max_record_bytes",
+                format!(
+                    "{} is too small; at least 1024",
+                    self.input.max_record_bytes
+                ),
+            );
+        }
+        let p = &self.pipeline;
+        if p.max_in_flight == 0 {
+            problems.push("pipeline.max_in_flight", "0 would never process anything");
+        }
+        for (field, d) in [
+            ("offset_store_interval", p.offset_store_interval),
+            ("shutdown_deadline", p.shutdown_deadline),
+            ("connect_timeout", p.connect_timeout),
+        ] {
+            if d.is_zero() {
+                problems.push(format!("pipeline.{field}"), "must be longer than 0s");
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problems.push(
+                "log.level",
+                format!("{:?} is not a valid filter: {e}", self.log.level),
+            );
+        }
+    }
+
+    /// The settings as text for a start-up log line, with secrets masked.
+    pub fn redacted(&self) -> String {
+        let mut v = serde_json::to_value(self).expect("settings serialize");
+        for map in ["common", "consumer", "producer"] {
+            if let Some(Value::Object(m)) = v.get_mut("kafka").and_then(|k| k.get_mut(map)) {
+                for (key, val) in m.iter_mut() {
+                    if is_secret(key) {
+                        *val = Value::String("***".into());
+                    }
+                }
+            }
+        }
+        v.to_string()
+    }
+}
+
+/// librdkafka properties may be written as strings, numbers or booleans; they are passed on as
+/// strings.
+fn props<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Prop {
+        S(String),
+        I(i64),
+        F(f64),
+        B(bool),
+    }
+    let m: BTreeMap<String, Prop> = BTreeMap::deserialize(d)?;
+    Ok(m.into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Prop::S(s) => s,
+                Prop::I(i) => i.to_string(),
+                Prop::F(f) => f.to_string(),
+                Prop::B(b) => b.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
+}
+
+/// Masks `key=value` pairs whose key names a secret in a message.
+pub fn redact_message(msg: &str) -> String {
+    msg.split(' ')
+        .map(|w| match w.split_once('=') {
+            Some((k, _)) if is_secret(k) => format!("{k}=***"),
+            _ => w.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,119 @@
+//! The synthetic agent fleet, producing Avro records to a Kafka topic at a given rate.
+
+use super::{client_config, PipelineError};
+use crate::config::Settings;
+use crate::event::Codec;
+use crate::generate::Fleet;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Deliveries counted by the producer's callback.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Records delivered.
+    pub delivered: AtomicU64,
+    /// Records that could not be delivered.
+    pub failed: AtomicU64,
+}
+
+struct Counting(Arc<Counts>);
+impl ClientContext for Counting {}
+impl ProducerContext for Counting {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        match r {
+            Ok(_) => self.0.delivered.fetch_add(1, Relaxed),
+            Err(_) => self.0.failed.fetch_add(1, Relaxed),
+        };
+    }
+}
+
+/// Sends `count` events (or until `stop`) at `rate` events/s (0 = as fast as possible). Returns
+/// the number sent once every one is delivered; fails if any delivery failed.
+pub async fn produce(
+    settings: &Settings,
+    topic: &str,
+    fleet: &mut Fleet,
+    count: Option<u64>,
+    rate: u64,
+    stop: impl Future<Output = ()>,
+    counts: Arc<Counts>,
+) -> Result<u64, PipelineError> {
+    super::check_reachable(settings)?;
+    let mut pc = client_config(settings, "producer");
+    pc.set("enable.idempotence", "true").set("linger.ms", "5");
+    let producer: ThreadedProducer<Counting> = pc
+        .create_with_context(Counting(counts.clone()))
+        .map_err(|source| PipelineError::Kafka {
+            what: "producer",
+            source,
+        })?;
+    let codec = Codec::new(Default::default())?;
+    let started = Instant::now();
+    let mut sent: u64 = 0;
+    tokio::pin!(stop);
+    'outer: loop {
+        if count.is_some_and(|c| sent >= c) {
+            break;
+        }
+        // Pace: how many events should have been sent by now.
+        let due = if rate == 0 {
+            sent + 1000
+        } else {
+            (started.elapsed().as_secs_f64() * rate as f64) as u64 + 1
+        };
+        let due = count.map_or(due, |c| due.min(c));
+        if due <= sent {
+            tokio::select! {
+                _ = &mut stop => break 'outer,
+                _ = tokio::time::sleep(Duration::from_millis(5)) => continue,
+            }
+        }
+        let now = super::now_ms();
+        while sent < due {
+            let (key, payload) = fleet.next_record_avro(&codec, now);
+            let mut record: BaseRecord<'_, [u8], [u8], ()> =
+                BaseRecord::to(topic).key(&key[..]).payload(&payload[..]);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        record = r;
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    Err((source, _)) => {
+                        return Err(PipelineError::Kafka {
+                            what: "produce",
+                            source,
+                        })
+                    }
+                }
+            }
+            sent += 1;
+        }
+        // Let a stop request through between bursts.
+        tokio::select! {
+            biased;
+            _ = &mut stop => break 'outer,
+            _ = tokio::task::yield_now() => {}
+        }
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .map_err(|source| PipelineError::Kafka {
+            what: "flush",
+            source,
+        })?;
+    let failed = counts.failed.load(Relaxed);
+    if failed > 0 {
+        return Err(PipelineError::Delivery(format!(
+            "{failed} of {sent} generated records were not delivered"
+        )));
+    }
+    Ok(sent)
+}

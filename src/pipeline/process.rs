@@ -1,0 +1,444 @@
+//! One input record in, every output record out: decode, decide, build the verdict and the
+//! escalations, encode. No Kafka I/O here, so the whole mapping is testable without a broker;
+//! the pipeline only sends what this returns.
+
+use crate::config::{InputFormat, Settings};
+use crate::error::Classify;
+use crate::escalation;
+use crate::event::{Codec, CodecError, Level, SchemaKind};
+use crate::matrix::{Matrix, Trigger};
+use crate::session::SessionStore;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Header names of dead letters, after the Kafka Connect convention.
+pub mod dlq_headers {
+    /// Source topic.
+    pub const TOPIC: &str = "__connect.errors.topic";
+    /// Source partition.
+    pub const PARTITION: &str = "__connect.errors.partition";
+    /// Source offset.
+    pub const OFFSET: &str = "__connect.errors.offset";
+    /// Error class (handoff's failure reason, e.g. `avro_decode`).
+    pub const CLASS: &str = "__connect.errors.exception.class.name";
+    /// Error message (names the field and the value).
+    pub const MESSAGE: &str = "__connect.errors.exception.message";
+    /// How handoff classes the failure (`dead_letter`).
+    pub const ERROR_CLASS: &str = "handoff.error.class";
+}
+
+/// Header carrying the record type of every output.
+pub const SCHEMA_HEADER: &str = "handoff.schema";
+/// Header carrying the rule version of verdicts and escalations.
+pub const RULES_HEADER: &str = "handoff.rule_version";
+
+/// One record to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// Index into [`Processor::topics`].
+    pub topic: usize,
+    /// Record key.
+    pub key: Option<Vec<u8>>,
+    /// Record value.
+    pub payload: Vec<u8>,
+    /// Record headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// What became of one input, for statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Decided.
+    Decided {
+        /// Level.
+        level: Level,
+        /// Roles (indexes into the matrix's roles) that got an escalation.
+        roles: Vec<usize>,
+        /// Triggers fired.
+        triggers: Vec<Trigger>,
+        /// Event time.
+        event_ms: i64,
+    },
+    /// Parked on the dead-letter topic.
+    DeadLetter {
+        /// Short reason (`avro_decode`, `invalid_field`, …).
+        reason: &'static str,
+    },
+}
+
+/// An input record as received.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// Source topic.
+    pub topic: &'a str,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// Key.
+    pub key: Option<&'a [u8]>,
+    /// Value.
+    pub payload: Option<&'a [u8]>,
+    /// Headers.
+    pub headers: &'a [(String, Vec<u8>)],
+}
+
+/// Turns input records into output records, keeping per-partition session state.
+pub struct Processor {
+    matrix: Arc<Matrix>,
+    codec: Codec,
+    format: InputFormat,
+    schema_ids: Vec<u32>,
+    max_record_bytes: usize,
+    /// Output topics: verdicts, dead letters, then one per matrix role (in role order).
+    topics: Vec<String>,
+    sessions: HashMap<i32, SessionStore>,
+}
+
+/// Index of the verdicts topic in [`Processor::topics`].
+pub const VERDICTS: usize = 0;
+/// Index of the dead-letter topic.
+pub const DEAD_LETTER: usize = 1;
+const FIRST_ROLE: usize = 2;
+
+/// Why the framing of a record is wrong (before Avro decoding).
+fn unframe<'a>(
+    format: InputFormat,
+    schema_ids: &[u32],
+    bytes: &'a [u8],
+) -> Result<&'a [u8], (&'static str, String)> {
+    match format {
+        InputFormat::Avro => Ok(bytes),
+        InputFormat::Confluent => {
+            if bytes.len() < 5 || bytes[0] != 0 {
+                return Err((
+                    "wire_format",
+                    format!(
+                        "not Confluent wire format: expected magic byte 0 and a 4-byte schema id, \
+                         found {} byte(s) starting with {:?}",
+                        bytes.len(),
+                        bytes.first()
+                    ),
+                ));
+            }
+            let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+            if !schema_ids.contains(&id) {
+                return Err((
+                    "unknown_schema",
+                    format!("schema id {id} is not one of the configured input.schema_ids {schema_ids:?}"),
+                ));
+            }
+            Ok(&bytes[5..])
+        }
+    }
+}
+
+impl Processor {
+    /// A processor for the given settings and matrix.
+    pub fn new(settings: &Settings, matrix: Arc<Matrix>) -> Result<Self, CodecError> {
+        let limits = crate::event::EventLimits::default();
+        let codec = Codec::new(limits)?;
+        let mut topics = vec![
+            settings.topics.verdicts.clone(),
+            settings.topics.dead_letter.clone(),
+        ];
+        topics.extend(matrix.roles().iter().map(|r| r.topic.clone()));
+        Ok(Processor {
+            matrix,
+            codec,
+            format: settings.input.format,
+            schema_ids: settings.input.schema_ids.clone(),
+            max_record_bytes: settings.input.max_record_bytes,
+            topics,
+            sessions: HashMap::new(),
+        })
+    }
+
+    /// Output topic names; [`Output::topic`] indexes into this.
+    pub fn topics(&self) -> &[String] {
+        &self.topics
+    }
+
+    /// The matrix deciding.
+    pub fn matrix(&self) -> &Matrix {
+        &self.matrix
+    }
+
+    /// Drops the session state of a partition that was revoked.
+    pub fn forget_partition(&mut self, partition: i32) {
+        self.sessions.remove(&partition);
+    }
+
+    /// Sessions held for a partition.
+    pub fn sessions_held(&self, partition: i32) -> usize {
+        self.sessions.get(&partition).map_or(0, SessionStore::len)
+    }
+
+    /// Maps one input record to its outputs. `now_ms` comes from the caller's clock.
+    pub fn process(&mut self, input: Input<'_>, now_ms: i64, out: &mut Vec<Output>) -> Outcome {
+        let payload = input.payload.unwrap_or(&[]);
+        let decoded = if payload.len() > self.max_record_bytes {
+            Err((
+                "too_large",
+                format!(
+                    "record of {} bytes is larger than input.max_record_bytes = {}",
+                    payload.len(),
+                    self.max_record_bytes
+                ),
+            ))
+        } else if input.payload.is_none() {
+            Err(("empty", "the record has no value".to_string()))
+        } else {
+            unframe(self.format, &self.schema_ids, payload).and_then(|datum| {
+                self.codec
+                    .decode_action(datum)
+                    .map_err(|e| (e.reason(), e.to_string()))
+            })
+        };
+        let event = match decoded {
+            Ok(e) => e,
+            Err((reason, message)) => {
+                out.push(self.dead_letter(input, reason, &message));
+                return Outcome::DeadLetter { reason };
+            }
+        };
+        let sessions = self.sessions.entry(input.partition).or_default();
+        let state = sessions.get(&event.session_id);
+        let decision = self.matrix.evaluate(&event, &state);
+        sessions.put(&event.session_id, decision.session);
+        let drill = input
+            .headers
+            .iter()
+            .any(|(k, v)| k == "handoff.drill" && v.as_slice() == b"true");
+        let plan = escalation::plan(&self.matrix, &event, &decision, now_ms, drill);
+        let rules = self.matrix.version().as_bytes().to_vec();
+        let mut roles = Vec::with_capacity(plan.escalations.len());
+        for (role, esc) in &plan.escalations {
+            roles.push(*role);
+            out.push(Output {
+                topic: FIRST_ROLE + role,
+                key: Some(event.session_id.as_bytes().to_vec()),
+                payload: self
+                    .codec
+                    .encode(SchemaKind::Escalation, esc)
+                    .expect("escalations always encode"),
+                headers: vec![
+                    (SCHEMA_HEADER.into(), b"Escalation".to_vec()),
+                    (RULES_HEADER.into(), rules.clone()),
+                ],
+            });
+        }
+        out.push(Output {
+            topic: VERDICTS,
+            key: Some(event.action_id.as_bytes().to_vec()),
+            payload: self
+                .codec
+                .encode(SchemaKind::Verdict, &plan.verdict)
+                .expect("verdicts always encode"),
+            headers: vec![
+                (SCHEMA_HEADER.into(), b"Verdict".to_vec()),
+                (RULES_HEADER.into(), rules),
+            ],
+        });
+        Outcome::Decided {
+            level: decision.level,
+            roles,
+            triggers: decision.triggers.iter().collect(),
+            event_ms: event.timestamp_ms,
+        }
+    }
+
+    fn dead_letter(&self, input: Input<'_>, reason: &'static str, message: &str) -> Output {
+        let mut headers: Vec<(String, Vec<u8>)> = input.headers.to_vec();
+        headers.push((dlq_headers::TOPIC.into(), input.topic.as_bytes().to_vec()));
+        headers.push((
+            dlq_headers::PARTITION.into(),
+            input.partition.to_string().into_bytes(),
+        ));
+        headers.push((
+            dlq_headers::OFFSET.into(),
+            input.offset.to_string().into_bytes(),
+        ));
+        headers.push((dlq_headers::CLASS.into(), reason.as_bytes().to_vec()));
+        headers.push((dlq_headers::MESSAGE.into(), message.as_bytes().to_vec()));
+        headers.push((
+            dlq_headers::ERROR_CLASS.into(),
+            crate::error::ErrorClass::DeadLetter
+                .as_str()
+                .as_bytes()
+                .to_vec(),
+        ));
+        Output {
+            topic: DEAD_LETTER,
+            key: input.key.map(<[u8]>::to_vec),
+            payload: input.payload.unwrap_or(&[]).to_vec(),
+            headers,
+        }
+    }
+}
+
+/// Classes a codec error for callers that need it.
+pub fn class_of(e: &CodecError) -> crate::error::ErrorClass {
+    e.class()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{Fleet, FleetConfig};
+
+    fn processor(settings: &Settings) -> Processor {
+        Processor::new(settings, Arc::new(Matrix::default_matrix().unwrap())).unwrap()
+    }
+
+    fn input<'a>(payload: &'a [u8], headers: &'a [(String, Vec<u8>)]) -> Input<'a> {
+        Input {
+            topic: "agent.actions",
+            partition: 2,
+            offset: 41,
+            key: Some(b"sess"),
+            payload: Some(payload),
+            headers,
+        }
+    }
+
+    #[test]
+    fn every_valid_event_yields_one_verdict_and_one_escalation_per_role() {
+        let settings = Settings::default();
+        let mut p = processor(&settings);
+        let codec = Codec::new(Default::default()).unwrap();
+        let mut fleet = Fleet::new(FleetConfig {
+            trigger_boost: 8.0,
+            ..Default::default()
+        });
+        let mut out = Vec::new();
+        for _ in 0..500 {
+            let e = fleet.next_event();
+            let bytes = codec.encode(SchemaKind::AgentAction, &e).unwrap();
+            out.clear();
+            let outcome = p.process(input(&bytes, &[]), 1, &mut out);
+            let Outcome::Decided { roles, .. } = outcome else {
+                panic!("valid event dead-lettered")
+            };
+            assert_eq!(out.iter().filter(|o| o.topic == VERDICTS).count(), 1);
+            assert_eq!(out.len(), 1 + roles.len());
+            let v: crate::event::Verdict = codec
+                .decode(SchemaKind::Verdict, &out.last().unwrap().payload)
+                .unwrap();
+            assert_eq!(v.action_id, e.action_id);
+            assert_eq!(
+                out.last().unwrap().key.as_deref(),
+                Some(e.action_id.as_bytes())
+            );
+            for (o, role) in out.iter().zip(&roles) {
+                assert_eq!(p.topics()[o.topic], p.matrix().roles()[*role].topic);
+                assert_eq!(o.key.as_deref(), Some(e.session_id.as_bytes()));
+            }
+        }
+    }
+
+    #[test]
+    fn bad_records_become_dead_letters_with_their_bytes_and_connect_headers() {
+        let settings = Settings::default();
+        let mut p = processor(&settings);
+        let original = vec![("trace".to_string(), b"abc".to_vec())];
+        let mut out = Vec::new();
+        let outcome = p.process(input(b"\x02garbage", &original), 1, &mut out);
+        assert_eq!(
+            outcome,
+            Outcome::DeadLetter {
+                reason: "avro_decode"
+            }
+        );
+        assert_eq!(out.len(), 1);
+        let dl = &out[0];
+        assert_eq!(dl.topic, DEAD_LETTER);
+        assert_eq!(dl.payload, b"\x02garbage");
+        assert_eq!(dl.key.as_deref(), Some(&b"sess"[..]));
+        let h = |k: &str| {
+            dl.headers
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| String::from_utf8_lossy(v).to_string())
+                .unwrap_or_else(|| panic!("missing header {k}"))
+        };
+        assert_eq!(h("trace"), "abc");
+        assert_eq!(h(dlq_headers::TOPIC), "agent.actions");
+        assert_eq!(h(dlq_headers::PARTITION), "2");
+        assert_eq!(h(dlq_headers::OFFSET), "41");
+        assert_eq!(h(dlq_headers::CLASS), "avro_decode");
+        assert!(h(dlq_headers::MESSAGE).contains("AgentAction"));
+    }
+
+    #[test]
+    fn confluent_framing_is_checked() {
+        let mut settings = Settings::default();
+        settings.input.format = InputFormat::Confluent;
+        settings.input.schema_ids = vec![7];
+        let mut p = processor(&settings);
+        let codec = Codec::new(Default::default()).unwrap();
+        let e = Fleet::new(FleetConfig::default()).next_event();
+        let datum = codec.encode(SchemaKind::AgentAction, &e).unwrap();
+        let framed = |id: u32| {
+            let mut b = vec![0u8];
+            b.extend_from_slice(&id.to_be_bytes());
+            b.extend_from_slice(&datum);
+            b
+        };
+        let mut out = Vec::new();
+        assert!(matches!(
+            p.process(input(&framed(7), &[]), 1, &mut out),
+            Outcome::Decided { .. }
+        ));
+        out.clear();
+        assert_eq!(
+            p.process(input(&framed(8), &[]), 1, &mut out),
+            Outcome::DeadLetter {
+                reason: "unknown_schema"
+            }
+        );
+        out.clear();
+        assert_eq!(
+            p.process(input(&datum, &[]), 1, &mut out),
+            Outcome::DeadLetter {
+                reason: "wire_format"
+            }
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_and_oversized_records_are_dead_letters() {
+        let mut settings = Settings::default();
+        settings.input.max_record_bytes = 2048;
+        let mut p = processor(&settings);
+        let codec = Codec::new(Default::default()).unwrap();
+        let mut e = Fleet::new(FleetConfig::default()).next_event();
+        e.confidence = 3.0;
+        let bytes = codec.encode(SchemaKind::AgentAction, &e).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(
+            p.process(input(&bytes, &[]), 1, &mut out),
+            Outcome::DeadLetter {
+                reason: "invalid_field"
+            }
+        );
+        let msg = String::from_utf8(
+            out[0]
+                .headers
+                .iter()
+                .find(|(k, _)| k == dlq_headers::MESSAGE)
+                .unwrap()
+                .1
+                .clone(),
+        )
+        .unwrap();
+        assert!(msg.contains("`confidence`") && msg.contains('3'), "{msg}");
+        out.clear();
+        assert_eq!(
+            p.process(input(&vec![0u8; 3000], &[]), 1, &mut out),
+            Outcome::DeadLetter {
+                reason: "too_large"
+            }
+        );
+    }
+}

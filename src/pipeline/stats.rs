@@ -1,0 +1,170 @@
+//! In-process counters and latency histograms of a running pipeline, read by the demo's live
+//! summary and the run's final report.
+
+use crate::event::Level;
+use crate::matrix::Trigger;
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Counters shared between the processing loop and the delivery callbacks.
+#[derive(Debug)]
+pub struct Stats {
+    /// Input records read.
+    pub consumed: AtomicU64,
+    /// Events decided, by level.
+    pub by_level: [AtomicU64; 4],
+    /// Escalations produced, by role index.
+    pub by_role: Vec<AtomicU64>,
+    /// Role names, same order.
+    pub role_names: Vec<String>,
+    /// Events in which each trigger fired.
+    pub by_trigger: [AtomicU64; 12],
+    /// Records dead-lettered.
+    pub dead_letters: AtomicU64,
+    /// Input records whose every output was delivered.
+    pub completed: AtomicU64,
+    /// Event timestamp → all outputs delivered, milliseconds.
+    pub end_to_end_ms: Mutex<Histogram<u64>>,
+    /// Decode + decide + encode, microseconds.
+    pub processing_us: Mutex<Histogram<u64>>,
+}
+
+impl Stats {
+    /// Zeroed counters for the given roles.
+    pub fn new(role_names: Vec<String>) -> Self {
+        Stats {
+            consumed: AtomicU64::new(0),
+            by_level: Default::default(),
+            by_role: role_names.iter().map(|_| AtomicU64::new(0)).collect(),
+            role_names,
+            by_trigger: Default::default(),
+            dead_letters: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            end_to_end_ms: Mutex::new(Histogram::new_with_bounds(1, 3_600_000, 2).expect("bounds")),
+            processing_us: Mutex::new(
+                Histogram::new_with_bounds(1, 60_000_000, 2).expect("bounds"),
+            ),
+        }
+    }
+
+    /// Records a decided event.
+    pub fn decided(&self, level: Level, roles: &[usize], triggers: &[Trigger], processing_us: u64) {
+        self.by_level[level as usize].fetch_add(1, Relaxed);
+        for &r in roles {
+            self.by_role[r].fetch_add(1, Relaxed);
+        }
+        for &t in triggers {
+            self.by_trigger[t as usize].fetch_add(1, Relaxed);
+        }
+        let _ = self
+            .processing_us
+            .lock()
+            .expect("stats lock")
+            .record(processing_us.max(1));
+    }
+
+    /// Records an input whose outputs are all delivered.
+    pub fn completed(&self, event_ms: i64, now_ms: i64) {
+        self.completed.fetch_add(1, Relaxed);
+        if event_ms > 0 {
+            let _ = self
+                .end_to_end_ms
+                .lock()
+                .expect("stats lock")
+                .record((now_ms - event_ms).max(1) as u64);
+        }
+    }
+
+    /// A snapshot for display.
+    pub fn snapshot(&self) -> Snapshot {
+        let e2e = self.end_to_end_ms.lock().expect("stats lock");
+        let proc_ = self.processing_us.lock().expect("stats lock");
+        Snapshot {
+            consumed: self.consumed.load(Relaxed),
+            completed: self.completed.load(Relaxed),
+            by_level: std::array::from_fn(|i| self.by_level[i].load(Relaxed)),
+            by_role: self
+                .role_names
+                .iter()
+                .cloned()
+                .zip(self.by_role.iter().map(|c| c.load(Relaxed)))
+                .collect(),
+            by_trigger: Trigger::ALL
+                .iter()
+                .map(|t| (*t, self.by_trigger[*t as usize].load(Relaxed)))
+                .collect(),
+            dead_letters: self.dead_letters.load(Relaxed),
+            e2e_ms: [e2e.value_at_quantile(0.5), e2e.value_at_quantile(0.99)],
+            processing_us: [proc_.value_at_quantile(0.5), proc_.value_at_quantile(0.99)],
+        }
+    }
+}
+
+/// Counters at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Input records read.
+    pub consumed: u64,
+    /// Inputs fully delivered.
+    pub completed: u64,
+    /// Events by level.
+    pub by_level: [u64; 4],
+    /// Escalations by role.
+    pub by_role: Vec<(String, u64)>,
+    /// Events by trigger.
+    pub by_trigger: Vec<(Trigger, u64)>,
+    /// Dead letters.
+    pub dead_letters: u64,
+    /// p50, p99 of event → delivered, ms.
+    pub e2e_ms: [u64; 2],
+    /// p50, p99 of processing time, µs.
+    pub processing_us: [u64; 2],
+}
+
+impl Snapshot {
+    /// Events decided.
+    pub fn decided(&self) -> u64 {
+        self.by_level.iter().sum()
+    }
+
+    /// A few lines for a terminal; `rate` is events/s since the last snapshot.
+    pub fn render(&self, rate: f64) -> String {
+        let levels: Vec<String> = Level::ALL
+            .iter()
+            .zip(self.by_level)
+            .map(|(l, c)| format!("{} {c}", l.as_str()))
+            .collect();
+        let roles: Vec<String> = self
+            .by_role
+            .iter()
+            .filter(|(_, c)| *c > 0)
+            .map(|(r, c)| format!("{r} {c}"))
+            .collect();
+        let triggers: Vec<String> = self
+            .by_trigger
+            .iter()
+            .filter(|(_, c)| *c > 0)
+            .map(|(t, c)| format!("{t} {c}"))
+            .collect();
+        let human = self.by_level[2] + self.by_level[3];
+        let share = if self.decided() > 0 {
+            100.0 * human as f64 / self.decided() as f64
+        } else {
+            0.0
+        };
+        format!(
+            "events {:>9} ({rate:>8.0}/s)  dead letters {}  escalation rate {share:.1}%\n  \
+             verdicts:    {}\n  escalations: {}\n  triggers:    {}\n  latency: event→delivered p50 {} ms p99 {} ms; processing p50 {} µs p99 {} µs",
+            self.consumed,
+            self.dead_letters,
+            levels.join(", "),
+            if roles.is_empty() { "-".into() } else { roles.join(", ") },
+            if triggers.is_empty() { "-".into() } else { triggers.join(", ") },
+            self.e2e_ms[0],
+            self.e2e_ms[1],
+            self.processing_us[0],
+            self.processing_us[1],
+        )
+    }
+}

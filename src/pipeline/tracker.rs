@@ -1,0 +1,201 @@
+//! Which input offsets may be committed: an offset is done when every output produced for it
+//! has been delivered, and a partition's commit point only moves past offsets that are done and
+//! have no earlier offset still pending. A failed delivery pins the commit point before it for
+//! good, so nothing past a failure is ever committed.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Per-partition bookkeeping.
+#[derive(Debug, Default, Clone)]
+struct Partition {
+    /// Offsets with outputs not yet delivered: remaining outputs and the event time.
+    pending: BTreeMap<i64, (u32, i64)>,
+    /// One past the highest offset dispatched.
+    next: Option<i64>,
+    /// The first offset whose delivery failed.
+    failed: Option<i64>,
+}
+
+/// A message fully delivered: its partition and offset, and its event time (for latency).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Done {
+    /// Input partition.
+    pub partition: i32,
+    /// Input offset.
+    pub offset: i64,
+    /// Event timestamp carried by the input (0 when unknown).
+    pub event_ms: i64,
+}
+
+/// Offsets in flight, for every assigned partition of the input topic.
+#[derive(Debug, Default, Clone)]
+pub struct Tracker {
+    parts: HashMap<i32, Partition>,
+    in_flight: usize,
+}
+
+impl Tracker {
+    /// An empty tracker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Input messages dispatched and not yet fully delivered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Records that `outputs` records were sent for `offset` (at least one).
+    pub fn dispatched(&mut self, partition: i32, offset: i64, outputs: u32, event_ms: i64) {
+        assert!(outputs > 0, "every input produces at least one output");
+        let p = self.parts.entry(partition).or_default();
+        p.pending.insert(offset, (outputs, event_ms));
+        p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
+        self.in_flight += 1;
+    }
+
+    /// Records one delivered output; returns the message when it was its last.
+    pub fn delivered(&mut self, partition: i32, offset: i64) -> Option<Done> {
+        let p = self.parts.get_mut(&partition)?;
+        let entry = p.pending.get_mut(&offset)?;
+        entry.0 -= 1;
+        if entry.0 > 0 {
+            return None;
+        }
+        let event_ms = entry.1;
+        p.pending.remove(&offset);
+        self.in_flight -= 1;
+        Some(Done {
+            partition,
+            offset,
+            event_ms,
+        })
+    }
+
+    /// Records a delivery that failed for good.
+    pub fn failed(&mut self, partition: i32, offset: i64) {
+        if let Some(p) = self.parts.get_mut(&partition) {
+            p.failed = Some(p.failed.map_or(offset, |f| f.min(offset)));
+        }
+    }
+
+    /// The offset to commit for a partition (the next one to consume), if any progress exists.
+    pub fn commit_point(&self, partition: i32) -> Option<i64> {
+        let p = self.parts.get(&partition)?;
+        let first_pending = p.pending.keys().next().copied();
+        let point = match (first_pending, p.next) {
+            (Some(o), _) => o,
+            (None, Some(n)) => n,
+            (None, None) => return None,
+        };
+        Some(match p.failed {
+            Some(f) => point.min(f),
+            None => point,
+        })
+    }
+
+    /// Every partition with its commit point.
+    pub fn commit_points(&self) -> Vec<(i32, i64)> {
+        let mut v: Vec<(i32, i64)> = self
+            .parts
+            .keys()
+            .filter_map(|&p| Some((p, self.commit_point(p)?)))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Forgets a partition (after it was revoked and committed); returns how many of its
+    /// messages were still in flight.
+    pub fn forget(&mut self, partition: i32) -> usize {
+        match self.parts.remove(&partition) {
+            Some(p) => {
+                self.in_flight -= p.pending.len();
+                p.pending.len()
+            }
+            None => 0,
+        }
+    }
+}
+
+/// Packs an input partition and offset into a delivery token.
+pub fn token(partition: i32, offset: i64) -> usize {
+    debug_assert!((0..1 << 15).contains(&partition) && (0..1 << 48).contains(&offset));
+    ((partition as usize) << 48) | (offset as usize & ((1 << 48) - 1))
+}
+
+/// Unpacks a delivery token.
+pub fn untoken(t: usize) -> (i32, i64) {
+    ((t >> 48) as i32, (t & ((1 << 48) - 1)) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_point_waits_for_every_output_of_every_earlier_offset() {
+        let mut t = Tracker::new();
+        t.dispatched(0, 10, 2, 1);
+        t.dispatched(0, 11, 1, 2);
+        t.dispatched(0, 12, 3, 3);
+        assert_eq!(t.commit_point(0), Some(10));
+        assert_eq!(
+            t.delivered(0, 11),
+            Some(Done {
+                partition: 0,
+                offset: 11,
+                event_ms: 2
+            })
+        );
+        assert_eq!(t.commit_point(0), Some(10), "11 is done but 10 is not");
+        assert_eq!(t.delivered(0, 10), None, "one of two outputs");
+        assert_eq!(t.commit_point(0), Some(10));
+        assert!(t.delivered(0, 10).is_some());
+        assert_eq!(t.commit_point(0), Some(12));
+        t.delivered(0, 12);
+        t.delivered(0, 12);
+        t.delivered(0, 12);
+        assert_eq!(t.commit_point(0), Some(13));
+        assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_failure_pins_the_commit_point_for_good() {
+        let mut t = Tracker::new();
+        for o in 0..5 {
+            t.dispatched(3, o, 1, 0);
+        }
+        t.delivered(3, 0);
+        t.failed(3, 1);
+        t.delivered(3, 1);
+        for o in 2..5 {
+            t.delivered(3, o);
+        }
+        assert_eq!(t.commit_point(3), Some(1));
+    }
+
+    #[test]
+    fn partitions_are_independent_and_can_be_forgotten() {
+        let mut t = Tracker::new();
+        t.dispatched(0, 5, 1, 0);
+        t.dispatched(1, 7, 1, 0);
+        t.delivered(1, 7);
+        assert_eq!(t.commit_points(), vec![(0, 5), (1, 8)]);
+        assert_eq!(t.forget(0), 1);
+        assert_eq!(t.in_flight(), 0);
+        assert_eq!(t.commit_points(), vec![(1, 8)]);
+        assert_eq!(
+            t.delivered(0, 5),
+            None,
+            "a late delivery for a forgotten partition is ignored"
+        );
+    }
+
+    #[test]
+    fn tokens_round_trip() {
+        for (p, o) in [(0, 0), (1, 1), (31, (1 << 40) + 7), (32_000, (1 << 48) - 1)] {
+            assert_eq!(untoken(token(p, o)), (p, o));
+        }
+    }
+}
