@@ -337,6 +337,20 @@ pub async fn run(
     if !settings.kafka.consumer.contains_key("auto.offset.reset") {
         cc.set("auto.offset.reset", "earliest");
     }
+    if !settings
+        .kafka
+        .consumer
+        .contains_key("auto.commit.interval.ms")
+    {
+        // Stored offsets are committed every second: after a crash, at most about a second of
+        // work is processed again.
+        cc.set("auto.commit.interval.ms", "1000");
+    }
+    if !settings.kafka.consumer.contains_key("fetch.wait.max.ms") {
+        // Some brokers (tansu among them) hold a fetch for its whole maximum wait even when
+        // records arrive: keep it short so decisions are not delayed by up to 500 ms.
+        cc.set("fetch.wait.max.ms", "20");
+    }
     let consumer: StreamConsumer<GroupContext> = cc
         .create_with_context(GroupContext {
             shared: shared.clone(),
@@ -370,6 +384,9 @@ pub async fn run(
     let mut stored: std::collections::HashMap<i32, i64> = Default::default();
     tokio::pin!(shutdown);
     let mut failure: Option<PipelineError> = None;
+    let mut progress_tick = tokio::time::interval(Duration::from_secs(10));
+    progress_tick.tick().await;
+    let mut last_consumed = 0u64;
 
     loop {
         if let Some(f) = shared.fatal() {
@@ -385,6 +402,20 @@ pub async fn run(
             biased;
             _ = &mut shutdown => break,
             _ = store_tick.tick() => store_offsets(&consumer, &shared, &settings.topics.input, &mut stored),
+            _ = progress_tick.tick() => {
+                let s = stats.snapshot();
+                if s.consumed != last_consumed {
+                    tracing::info!(
+                        consumed = s.consumed,
+                        per_second = (s.consumed - last_consumed) / 10,
+                        dead_letters = s.dead_letters,
+                        in_flight = shared.tracker.lock().expect("lock").in_flight(),
+                        e2e_p99_ms = s.e2e_ms[1],
+                        "progress"
+                    );
+                    last_consumed = s.consumed;
+                }
+            }
             _ = shared.notify.notified(), if busy => {}
             m = consumer.recv(), if !busy => match m {
                 Ok(msg) => {

@@ -45,13 +45,20 @@ impl Tracker {
         self.in_flight
     }
 
-    /// Records that `outputs` records were sent for `offset` (at least one).
+    /// Records that `outputs` records were sent for `offset` (at least one). The same offset
+    /// may come twice (a consumer may re-deliver after a seek): its outputs then add up, and it
+    /// is done when all of them are delivered.
     pub fn dispatched(&mut self, partition: i32, offset: i64, outputs: u32, event_ms: i64) {
         assert!(outputs > 0, "every input produces at least one output");
         let p = self.parts.entry(partition).or_default();
-        p.pending.insert(offset, (outputs, event_ms));
+        match p.pending.get_mut(&offset) {
+            Some(entry) => entry.0 += outputs,
+            None => {
+                p.pending.insert(offset, (outputs, event_ms));
+                self.in_flight += 1;
+            }
+        }
         p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
-        self.in_flight += 1;
     }
 
     /// Records one delivered output; returns the message when it was its last.
@@ -190,6 +197,19 @@ mod tests {
             None,
             "a late delivery for a forgotten partition is ignored"
         );
+    }
+
+    #[test]
+    fn an_offset_dispatched_twice_is_done_when_all_its_outputs_are() {
+        let mut t = Tracker::new();
+        t.dispatched(0, 4, 2, 0);
+        t.dispatched(0, 4, 1, 0);
+        assert_eq!(t.in_flight(), 1);
+        assert_eq!(t.delivered(0, 4), None);
+        assert_eq!(t.delivered(0, 4), None);
+        assert!(t.delivered(0, 4).is_some());
+        assert_eq!(t.in_flight(), 0);
+        assert_eq!(t.commit_point(0), Some(5));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use handoff::event::{ActionStatus, AgentAction, Customer, CustomerTier};
 use std::collections::BTreeMap;
 
