@@ -12,6 +12,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use handoff::event::{AgentAction, Codec, EventLimits, SchemaKind};
 use handoff::generate::{Fleet, FleetConfig};
 use handoff::matrix::{Matrix, SessionState};
+use handoff::pipeline::process::{Input, Processor};
 
 const N: usize = 1024;
 const FIELD_BYTES: usize = 300;
@@ -136,6 +137,57 @@ fn bench(c: &mut Criterion) {
                     .unwrap();
                 e.validate(codec.limits()).unwrap();
                 black_box(matrix.evaluate(&e, &state));
+            }
+        })
+    });
+    g.finish();
+
+    // Building outputs: the plan (verdict + escalations with context packages), then encoding.
+    let decisions: Vec<_> = events.iter().map(|e| matrix.evaluate(e, &state)).collect();
+    let escalating = decisions.iter().filter(|d| !d.roles.is_empty()).count();
+    eprintln!("{escalating} of {N} events escalate");
+    let mut g = c.benchmark_group("outputs");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("plan", |b| {
+        b.iter(|| {
+            for (e, d) in events.iter().zip(&decisions) {
+                black_box(handoff::escalation::plan(&matrix, e, d, 1, false));
+            }
+        })
+    });
+    let plans: Vec<_> = events
+        .iter()
+        .zip(&decisions)
+        .map(|(e, d)| handoff::escalation::plan(&matrix, e, d, 1, false))
+        .collect();
+    g.bench_function("encode_verdicts", |b| {
+        b.iter(|| {
+            for p in &plans {
+                black_box(codec.encode(SchemaKind::Verdict, &p.verdict).unwrap());
+            }
+        })
+    });
+    g.finish();
+
+    // The pipeline's whole per-record stage: decode, decide, build and encode every output.
+    let mut g = c.benchmark_group("stage");
+    g.throughput(Throughput::Elements(N as u64));
+    let settings = handoff::config::Settings::default();
+    let mut stage = Processor::new(&settings, std::sync::Arc::new(matrix.clone())).unwrap();
+    let mut out = Vec::new();
+    g.bench_function("handoff_process", |b| {
+        b.iter(|| {
+            for (i, bytes) in encoded.iter().enumerate() {
+                out.clear();
+                let input = Input {
+                    topic: "agent.actions",
+                    partition: (i % 4) as i32,
+                    offset: i as i64,
+                    key: Some(b"k"),
+                    payload: Some(bytes),
+                    headers: &[],
+                };
+                black_box(stage.process(input, 1, &mut out));
             }
         })
     });

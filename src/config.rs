@@ -515,3 +515,69 @@ pub fn redact_message(msg: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_the_file_which_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("handoff-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("run.toml");
+        std::fs::write(
+            &f,
+            "[kafka]\nbootstrap_servers = \"file:9092\"\ngroup_id = \"from-file\"\n\
+             [kafka.consumer]\n\"fetch.min.bytes\" = 1\n[pipeline]\nmax_in_flight = 10\n",
+        )
+        .unwrap();
+        let env = vec![
+            (
+                "HANDOFF_KAFKA__GROUP_ID".to_string(),
+                "from-env".to_string(),
+            ),
+            (
+                "HANDOFF_PIPELINE__SHUTDOWN_DEADLINE".to_string(),
+                "7s".to_string(),
+            ),
+            ("OTHER_VAR".to_string(), "ignored".to_string()),
+        ];
+        let s = Settings::load_with_env(Some(&f), env).unwrap();
+        assert_eq!(s.kafka.bootstrap_servers, "file:9092");
+        assert_eq!(s.kafka.group_id, "from-env");
+        assert_eq!(s.pipeline.shutdown_deadline, Duration::from_secs(7));
+        assert_eq!(s.pipeline.max_in_flight, 10);
+        assert_eq!(s.kafka.consumer["fetch.min.bytes"], "1");
+        assert_eq!(s.topics.input, "agent.actions", "defaults fill the rest");
+    }
+
+    #[test]
+    fn a_bad_environment_value_is_named() {
+        let env = vec![(
+            "HANDOFF_PIPELINE__MAX_IN_FLIGHT".to_string(),
+            "lots".to_string(),
+        )];
+        let e = Settings::load_with_env(None, env).unwrap_err().to_string();
+        assert!(e.contains("pipeline") && e.contains("lots"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let mut s = Settings::default();
+        s.kafka
+            .common
+            .insert("sasl.password".into(), "pw-123".into());
+        s.kafka
+            .producer
+            .insert("ssl.key.password".into(), "k-456".into());
+        let text = s.redacted();
+        assert!(
+            !text.contains("pw-123") && !text.contains("k-456"),
+            "{text}"
+        );
+        assert_eq!(
+            redact_message("failed: sasl.password=pw-123 x=y"),
+            "failed: sasl.password=*** x=y"
+        );
+    }
+}

@@ -456,3 +456,87 @@ fn canary_tansu_skips_the_rest_of_a_batch_when_a_fetch_starts_inside_it() {
          the one-record-per-batch workaround in tests/common/kafka.rs can be dropped"
     );
 }
+
+#[test]
+fn a_delivery_that_fails_for_good_stops_without_committing_past_it() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let _g = serial();
+    let b = broker();
+    let bs = b.bootstrap();
+    // The role topics are missing and handoff may not create them: escalations cannot be
+    // delivered, verdicts can.
+    create_topics(&bs, &[INPUT, VERDICTS, DLQ]);
+    let recs = records(2_000, 15, 4.0, 0);
+    produce(&bs, INPUT, &recs);
+    let dir = tmpdir("fatal");
+    let cfg = config_file(
+        &dir,
+        &bs,
+        "fatal",
+        "[kafka.producer]\n\"message.timeout.ms\" = 3000\n",
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[kafka]\n", "[kafka]\ncreate_topics = false\n");
+    std::fs::write(&cfg, text).unwrap();
+    let log = dir.join("fatal.log");
+    let mut h = spawn(&cfg, &log);
+    let status = wait_exit(&mut h, Duration::from_secs(60));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !status.success(),
+        "handoff must stop with an error:\n{text}"
+    );
+    assert!(text.contains("delivery failed for good"), "{text}");
+
+    // The first input offset, per partition, whose outputs include an escalation.
+    let m = Matrix::default_matrix().unwrap();
+    let mut sessions = SessionStore::new();
+    let escalating: BTreeSet<String> = recs
+        .iter()
+        .filter_map(|r| r.event.as_ref())
+        .filter(|e| {
+            !handoff::offline::decide(&m, &mut sessions, e)
+                .escalations
+                .is_empty()
+        })
+        .map(|e| e.action_id.clone())
+        .collect();
+    let codec = handoff::event::Codec::new(Default::default()).unwrap();
+    let mut first_bad: BTreeMap<i32, i64> = BTreeMap::new();
+    for r in read_all(&bs, INPUT) {
+        let e: handoff::event::AgentAction = codec
+            .decode(handoff::event::SchemaKind::AgentAction, &r.payload)
+            .unwrap();
+        if escalating.contains(&e.action_id) {
+            first_bad.entry(r.partition).or_insert(r.offset);
+        }
+    }
+    let c: BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .set("group.id", "fatal")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition(INPUT, p);
+    }
+    let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    let mut checked = 0;
+    for el in committed.elements() {
+        if let rdkafka::Offset::Offset(o) = el.offset() {
+            let bad = first_bad[&el.partition()];
+            assert!(
+                o <= bad,
+                "partition {} committed {o}, past the failed offset {bad}",
+                el.partition()
+            );
+            checked += 1;
+        }
+    }
+    // Work before the first failure was delivered and committed: the check above is not empty.
+    assert_eq!(
+        checked, 4,
+        "every partition committed up to its first failure"
+    );
+}

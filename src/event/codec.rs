@@ -233,7 +233,12 @@ impl Codec {
     /// Encodes a record as a plain Avro datum (typed encoder).
     pub fn encode<T: Serialize>(&self, kind: SchemaKind, value: &T) -> Result<Vec<u8>, CodecError> {
         let mut config = serde_avro_fast::ser::SerializerConfig::new(&self.fast[kind.index()]);
-        serde_avro_fast::to_datum_vec(value, &mut config).map_err(|e| CodecError::Encode {
+        // Sized for a typical record up front: growing from empty costs more than the encoding.
+        let buf = Vec::with_capacity(match kind {
+            SchemaKind::Escalation => 2048,
+            _ => 512,
+        });
+        serde_avro_fast::to_datum(value, buf, &mut config).map_err(|e| CodecError::Encode {
             name: kind.name(),
             message: e.to_string(),
         })

@@ -21,7 +21,7 @@ pub mod tracker;
 use crate::config::Settings;
 use crate::error::{Classify, ErrorClass};
 use crate::matrix::Matrix;
-use process::{Input, Outcome, Output, Processor};
+use process::{Input, Outcome, Output, Processor, Stage};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -284,25 +284,35 @@ pub struct RunReport {
 /// A running pipeline's handle on its statistics.
 pub type StatsHandle = Arc<Stats>;
 
-/// Runs until `shutdown` resolves or a fatal error. `on_start` receives the statistics handle
-/// (the demo displays it).
+/// Runs handoff until `shutdown` resolves or a fatal error. `on_start` receives the statistics
+/// handle (the demo displays it).
 pub async fn run(
     settings: &Settings,
     matrix: Arc<Matrix>,
     shutdown: impl Future<Output = ()>,
     on_start: impl FnOnce(StatsHandle),
 ) -> Result<RunReport, PipelineError> {
+    check_reachable(settings)?;
+    let processor = Processor::new(settings, matrix)?;
+    run_stage(settings, processor, shutdown, on_start).await
+}
+
+/// Runs any [`Stage`] with handoff's Kafka machinery: consumer group, delivery tracking,
+/// offsets stored after delivery, revocation and shutdown handling.
+pub async fn run_stage<S: Stage>(
+    settings: &Settings,
+    mut processor: S,
+    shutdown: impl Future<Output = ()>,
+    on_start: impl FnOnce(StatsHandle),
+) -> Result<RunReport, PipelineError> {
     let deadline = settings.pipeline.shutdown_deadline;
     check_reachable(settings)?;
-    let mut processor = Processor::new(settings, matrix.clone())?;
     if settings.kafka.create_topics {
         let mut topics = vec![settings.topics.input.clone()];
         topics.extend(processor.topics().iter().cloned());
         ensure_topics(settings, &topics).await?;
     }
-    let stats = Arc::new(Stats::new(
-        matrix.roles().iter().map(|r| r.name.clone()).collect(),
-    ));
+    let stats = Arc::new(Stats::new(processor.role_names()));
     let shared = Arc::new(Shared {
         tracker: Mutex::new(Tracker::new()),
         notify: tokio::sync::Notify::new(),
@@ -370,7 +380,7 @@ pub async fn run(
     tracing::info!(
         input = %settings.topics.input,
         group = %settings.kafka.group_id,
-        rules = %matrix.version(),
+        stage = %processor.label(),
         "handoff is running"
     );
     on_start(stats.clone());
@@ -436,9 +446,17 @@ pub async fn run(
                             tracing::debug!(reason, partition = msg.partition(), offset = msg.offset(), "dead letter");
                         }
                     }
-                    let event_ms = match outcome { Outcome::Decided { event_ms, .. } => event_ms, _ => 0 };
+                    // Latency is measured from the record's Kafka timestamp when it has one (the
+                    // moment it was produced), else from the event's own time.
+                    let event_ms = match (msg.timestamp().to_millis(), outcome) {
+                        (Some(ts), _) if ts > 0 => ts,
+                        (_, Outcome::Decided { event_ms, .. }) => event_ms,
+                        _ => 0,
+                    };
                     shared.tracker.lock().expect("lock").dispatched(msg.partition(), msg.offset(), outputs.len() as u32, event_ms);
                     let tok = token(msg.partition(), msg.offset());
+                    stats.produced.fetch_add(outputs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    stats.produced_bytes.fetch_add(outputs.iter().map(|o| o.payload.len() as u64).sum(), std::sync::atomic::Ordering::Relaxed);
                     for o in outputs.drain(..) {
                         let topic = &topics[o.topic];
                         if let Err(e) = send(&producer, topic, o, tok).await {

@@ -27,11 +27,6 @@ pub mod dlq_headers {
     pub const ERROR_CLASS: &str = "handoff.error.class";
 }
 
-/// Header carrying the record type of every output.
-pub const SCHEMA_HEADER: &str = "handoff.schema";
-/// Header carrying the rule version of verdicts and escalations.
-pub const RULES_HEADER: &str = "handoff.rule_version";
-
 /// One record to produce.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {
@@ -81,6 +76,39 @@ pub struct Input<'a> {
     pub payload: Option<&'a [u8]>,
     /// Headers.
     pub headers: &'a [(String, Vec<u8>)],
+}
+
+/// What the pipeline runs for each input record: handoff's [`Processor`], or another stage
+/// (the benchmark's passthrough) with the same Kafka machinery around it.
+pub trait Stage: Send {
+    /// Output topic names; [`Output::topic`] indexes into this.
+    fn topics(&self) -> &[String];
+    /// Maps one input record to its outputs (at least one).
+    fn process(&mut self, input: Input<'_>, now_ms: i64, out: &mut Vec<Output>) -> Outcome;
+    /// Drops whatever state the stage keeps for a revoked partition.
+    fn forget_partition(&mut self, partition: i32);
+    /// Role names for statistics (index = role in [`Outcome::Decided`]).
+    fn role_names(&self) -> Vec<String>;
+    /// A label for logs (the rule version for handoff).
+    fn label(&self) -> String;
+}
+
+impl Stage for Processor {
+    fn topics(&self) -> &[String] {
+        &self.topics
+    }
+    fn process(&mut self, input: Input<'_>, now_ms: i64, out: &mut Vec<Output>) -> Outcome {
+        Processor::process(self, input, now_ms, out)
+    }
+    fn forget_partition(&mut self, partition: i32) {
+        self.sessions.remove(&partition);
+    }
+    fn role_names(&self) -> Vec<String> {
+        self.matrix.roles().iter().map(|r| r.name.clone()).collect()
+    }
+    fn label(&self) -> String {
+        format!("rules {}", self.matrix.version())
+    }
 }
 
 /// Turns input records into output records, keeping per-partition session state.
@@ -154,19 +182,9 @@ impl Processor {
         })
     }
 
-    /// Output topic names; [`Output::topic`] indexes into this.
-    pub fn topics(&self) -> &[String] {
-        &self.topics
-    }
-
     /// The matrix deciding.
     pub fn matrix(&self) -> &Matrix {
         &self.matrix
-    }
-
-    /// Drops the session state of a partition that was revoked.
-    pub fn forget_partition(&mut self, partition: i32) {
-        self.sessions.remove(&partition);
     }
 
     /// Sessions held for a partition.
@@ -211,7 +229,6 @@ impl Processor {
             .iter()
             .any(|(k, v)| k == "handoff.drill" && v.as_slice() == b"true");
         let plan = escalation::plan(&self.matrix, &event, &decision, now_ms, drill);
-        let rules = self.matrix.version().as_bytes().to_vec();
         let mut roles = Vec::with_capacity(plan.escalations.len());
         for (role, esc) in &plan.escalations {
             roles.push(*role);
@@ -222,10 +239,7 @@ impl Processor {
                     .codec
                     .encode(SchemaKind::Escalation, esc)
                     .expect("escalations always encode"),
-                headers: vec![
-                    (SCHEMA_HEADER.into(), b"Escalation".to_vec()),
-                    (RULES_HEADER.into(), rules.clone()),
-                ],
+                headers: Vec::new(),
             });
         }
         out.push(Output {
@@ -235,10 +249,7 @@ impl Processor {
                 .codec
                 .encode(SchemaKind::Verdict, &plan.verdict)
                 .expect("verdicts always encode"),
-            headers: vec![
-                (SCHEMA_HEADER.into(), b"Verdict".to_vec()),
-                (RULES_HEADER.into(), rules),
-            ],
+            headers: Vec::new(),
         });
         Outcome::Decided {
             level: decision.level,

@@ -24,6 +24,10 @@ pub struct Stats {
     pub dead_letters: AtomicU64,
     /// Input records whose every output was delivered.
     pub completed: AtomicU64,
+    /// Output records sent (verdicts, escalations, dead letters).
+    pub produced: AtomicU64,
+    /// Bytes of output record values sent.
+    pub produced_bytes: AtomicU64,
     /// Event timestamp → all outputs delivered, milliseconds.
     pub end_to_end_ms: Mutex<Histogram<u64>>,
     /// Decode + decide + encode, microseconds.
@@ -41,6 +45,8 @@ impl Stats {
             by_trigger: Default::default(),
             dead_letters: AtomicU64::new(0),
             completed: AtomicU64::new(0),
+            produced: AtomicU64::new(0),
+            produced_bytes: AtomicU64::new(0),
             end_to_end_ms: Mutex::new(Histogram::new_with_bounds(1, 3_600_000, 2).expect("bounds")),
             processing_us: Mutex::new(
                 Histogram::new_with_bounds(1, 60_000_000, 2).expect("bounds"),
@@ -83,6 +89,8 @@ impl Stats {
         Snapshot {
             consumed: self.consumed.load(Relaxed),
             completed: self.completed.load(Relaxed),
+            produced: self.produced.load(Relaxed),
+            produced_bytes: self.produced_bytes.load(Relaxed),
             by_level: std::array::from_fn(|i| self.by_level[i].load(Relaxed)),
             by_role: self
                 .role_names
@@ -108,6 +116,10 @@ pub struct Snapshot {
     pub consumed: u64,
     /// Inputs fully delivered.
     pub completed: u64,
+    /// Output records sent.
+    pub produced: u64,
+    /// Bytes of output values sent.
+    pub produced_bytes: u64,
     /// Events by level.
     pub by_level: [u64; 4],
     /// Escalations by role.
