@@ -82,7 +82,7 @@ fn drive<S: Stage + 'static>(
     base: &Settings,
     group: &str,
     input: &str,
-    stage: S,
+    stage: impl Fn() -> S + Send + 'static,
     n: u64,
     live: Option<(u64, u64)>,
 ) -> Measured {
@@ -203,29 +203,36 @@ fn main() {
     eprintln!("pre-loaded in {:.1} s", t.elapsed().as_secs_f64());
 
     let matrix = Arc::new(Matrix::default_matrix().unwrap());
+    let handoff_stage = |base: &Settings, matrix: &Arc<Matrix>| {
+        let (b, m) = (base.clone(), matrix.clone());
+        move || Processor::new(&b, m.clone()).unwrap()
+    };
     eprintln!("handoff draining the backlog…");
     let h = drive(
         &rt,
         &base,
         "bench-handoff",
         "bench.backlog",
-        Processor::new(&base, matrix.clone()).unwrap(),
+        handoff_stage(&base, &matrix),
         n,
         None,
     );
     eprintln!("passthrough draining the backlog…");
-    let pt_stage = Passthrough {
-        topics: vec!["bench.passthrough.out".into()],
-        share: h.outputs_per_input,
-        bytes: h.bytes_per_output as usize,
-        seen: 0,
+    let (share, bytes) = (h.outputs_per_input, h.bytes_per_output as usize);
+    let pt_stage = move |out: &'static str| {
+        move || Passthrough {
+            topics: vec![out.into()],
+            share,
+            bytes,
+            seen: 0,
+        }
     };
     let p = drive(
         &rt,
         &base,
         "bench-passthrough",
         "bench.backlog",
-        pt_stage,
+        pt_stage("bench.passthrough.out"),
         n,
         None,
     );
@@ -240,22 +247,16 @@ fn main() {
         &base,
         "bench-handoff-live",
         "bench.live.handoff",
-        Processor::new(&base, matrix).unwrap(),
+        handoff_stage(&base, &matrix),
         count,
         Some((rate, count)),
     );
-    let pt_stage = Passthrough {
-        topics: vec!["bench.passthrough.live.out".into()],
-        share: h.outputs_per_input,
-        bytes: h.bytes_per_output as usize,
-        seen: 0,
-    };
     let pl = drive(
         &rt,
         &base,
         "bench-passthrough-live",
         "bench.live.passthrough",
-        pt_stage,
+        pt_stage("bench.passthrough.live.out"),
         count,
         Some((rate, count)),
     );

@@ -125,6 +125,10 @@ pub struct PipelineSettings {
     /// Input messages processed but not yet fully delivered, at most.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// Threads that decode, decide and produce; each owns a share of the partitions (a
+    /// partition's events always go to the same worker, in order).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
     /// How often delivered offsets are stored for commit.
     #[serde(default = "default_store_interval", with = "humantime_serde")]
     pub offset_store_interval: Duration,
@@ -193,6 +197,9 @@ fn default_max_record() -> usize {
 }
 fn default_max_in_flight() -> usize {
     20_000
+}
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8))
 }
 fn default_store_interval() -> Duration {
     Duration::from_millis(200)
@@ -446,6 +453,12 @@ impl Settings {
         let p = &self.pipeline;
         if p.max_in_flight == 0 {
             problems.push("pipeline.max_in_flight", "0 would never process anything");
+        }
+        if !(1..=64).contains(&p.workers) {
+            problems.push(
+                "pipeline.workers",
+                format!("{} must be between 1 and 64", p.workers),
+            );
         }
         for (field, d) in [
             ("offset_store_interval", p.offset_store_interval),

@@ -280,6 +280,12 @@ fn sigterm_then_restart_has_no_missing_and_no_duplicate_outputs() {
     produce(&bs, INPUT, &recs);
     let dir = tmpdir("term");
     let cfg = config_file(&dir, &bs, "term", "");
+    // A small in-flight limit slows handoff down (backpressure), so the SIGTERM lands mid-run
+    // however fast the machine is.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[pipeline]\n", "[pipeline]\nmax_in_flight = 20\n");
+    std::fs::write(&cfg, text).unwrap();
     let log1 = dir.join("1.log");
     let mut h = spawn(&cfg, &log1);
     wait_log(&log1, "handoff is running", Duration::from_secs(30));

@@ -29,7 +29,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -90,6 +90,8 @@ impl Classify for PipelineError {
 
 /// State shared by the processing loop and librdkafka's callbacks.
 struct Shared {
+    /// Input records handed to workers and not yet dispatched to the producer.
+    queued: std::sync::atomic::AtomicUsize,
     tracker: Mutex<Tracker>,
     notify: tokio::sync::Notify,
     fatal: Mutex<Option<String>>,
@@ -145,11 +147,32 @@ impl ProducerContext for DeliveryContext {
 
 type Out = ThreadedProducer<DeliveryContext>;
 
+/// Work for a worker thread.
+enum Job {
+    /// An input record of a partition the worker owns.
+    Record(rdkafka::message::OwnedMessage),
+    /// A partition was revoked: drop its state.
+    Forget(i32),
+}
+
 /// The consumer's rebalance handling.
 struct GroupContext {
     shared: Arc<Shared>,
     producer: Arc<Out>,
     drain: Duration,
+    workers: Mutex<Vec<std::sync::mpsc::Sender<Job>>>,
+}
+
+/// Waits until the workers have dispatched every record handed to them, or `deadline` passes.
+fn wait_queued(shared: &Shared, deadline: Duration) -> bool {
+    let start = Instant::now();
+    while shared.queued.load(std::sync::atomic::Ordering::Acquire) > 0 {
+        if start.elapsed() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
 }
 
 impl ClientContext for GroupContext {}
@@ -159,7 +182,11 @@ impl ConsumerContext for GroupContext {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
         };
-        // Drain: every output sent so far is delivered (or the deadline passes).
+        // Drain: the workers dispatch what they hold, then every output is delivered (or the
+        // deadline passes).
+        if !wait_queued(&self.shared, self.drain) {
+            tracing::warn!("revocation: workers did not empty their queues in time");
+        }
         if let Err(e) = self.producer.flush(Timeout::After(self.drain)) {
             tracing::warn!(error = %e, "revocation: producer flush did not finish; undelivered work will be re-processed");
         }
@@ -177,9 +204,14 @@ impl ConsumerContext for GroupContext {
             }
         }
         let mut revoked = self.shared.revoked.lock().expect("lock");
+        let workers = self.workers.lock().expect("lock");
         for el in tpl.elements() {
             let left = tracker.forget(el.partition());
             revoked.push(el.partition());
+            if !workers.is_empty() {
+                let w = el.partition() as usize % workers.len();
+                let _ = workers[w].send(Job::Forget(el.partition()));
+            }
             tracing::info!(
                 partition = el.partition(),
                 undelivered = left,
@@ -293,20 +325,29 @@ pub async fn run(
     on_start: impl FnOnce(StatsHandle),
 ) -> Result<RunReport, PipelineError> {
     check_reachable(settings)?;
-    let processor = Processor::new(settings, matrix)?;
-    run_stage(settings, processor, shutdown, on_start).await
+    // Parse the schemas once up front so a defect surfaces here, not in a worker.
+    Processor::new(settings, matrix.clone())?;
+    let s = settings.clone();
+    run_stage(
+        settings,
+        move || Processor::new(&s, matrix.clone()).expect("checked above"),
+        shutdown,
+        on_start,
+    )
+    .await
 }
 
 /// Runs any [`Stage`] with handoff's Kafka machinery: consumer group, delivery tracking,
 /// offsets stored after delivery, revocation and shutdown handling.
-pub async fn run_stage<S: Stage>(
+pub async fn run_stage<S: Stage + 'static>(
     settings: &Settings,
-    mut processor: S,
+    make_stage: impl Fn() -> S,
     shutdown: impl Future<Output = ()>,
     on_start: impl FnOnce(StatsHandle),
 ) -> Result<RunReport, PipelineError> {
     let deadline = settings.pipeline.shutdown_deadline;
     check_reachable(settings)?;
+    let processor = make_stage();
     if settings.kafka.create_topics {
         let mut topics = vec![settings.topics.input.clone()];
         topics.extend(processor.topics().iter().cloned());
@@ -314,6 +355,7 @@ pub async fn run_stage<S: Stage>(
     }
     let stats = Arc::new(Stats::new(processor.role_names()));
     let shared = Arc::new(Shared {
+        queued: std::sync::atomic::AtomicUsize::new(0),
         tracker: Mutex::new(Tracker::new()),
         notify: tokio::sync::Notify::new(),
         fatal: Mutex::new(None),
@@ -366,6 +408,7 @@ pub async fn run_stage<S: Stage>(
             shared: shared.clone(),
             producer: producer.clone(),
             drain: deadline,
+            workers: Mutex::new(Vec::new()),
         })
         .map_err(|source| PipelineError::Kafka {
             what: "consumer",
@@ -386,11 +429,30 @@ pub async fn run_stage<S: Stage>(
     on_start(stats.clone());
 
     let topics: Vec<String> = processor.topics().to_vec();
+    let label = processor.label();
+    drop(processor);
+    // Workers: each owns the partitions `p % workers == i`, in order, with its own stage.
+    let n_workers = settings.pipeline.workers.max(1);
+    let mut senders = Vec::with_capacity(n_workers);
+    let mut handles = Vec::with_capacity(n_workers);
+    for i in 0..n_workers {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        senders.push(tx);
+        let stage = make_stage();
+        let (shared, producer, topics) = (shared.clone(), producer.clone(), topics.clone());
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("handoff-worker-{i}"))
+                .spawn(move || worker(stage, rx, &shared, &producer, &topics))
+                .expect("a worker thread"),
+        );
+    }
+    *consumer.context().workers.lock().expect("lock") = senders.clone();
+    tracing::debug!(workers = n_workers, stage = %label, "workers started");
+
     let max_in_flight = settings.pipeline.max_in_flight;
     let mut store_tick = tokio::time::interval(settings.pipeline.offset_store_interval);
     store_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut outputs: Vec<Output> = Vec::with_capacity(8);
-    let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
     let mut stored: std::collections::HashMap<i32, i64> = Default::default();
     tokio::pin!(shutdown);
     let mut failure: Option<PipelineError> = None;
@@ -404,10 +466,11 @@ pub async fn run_stage<S: Stage>(
             break;
         }
         for p in shared.revoked.lock().expect("lock").drain(..) {
-            processor.forget_partition(p);
             stored.remove(&p);
         }
-        let busy = shared.tracker.lock().expect("lock").in_flight() >= max_in_flight;
+        let busy = shared.tracker.lock().expect("lock").in_flight()
+            + shared.queued.load(std::sync::atomic::Ordering::Acquire)
+            >= max_in_flight;
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
@@ -429,44 +492,13 @@ pub async fn run_stage<S: Stage>(
             _ = shared.notify.notified(), if busy => {}
             m = consumer.recv(), if !busy => match m {
                 Ok(msg) => {
-                    let started = Instant::now();
                     stats.consumed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    headers.clear();
-                    if let Some(h) = msg.headers() {
-                        for Header { key, value } in h.iter() {
-                            headers.push((key.to_string(), value.map(<[u8]>::to_vec).unwrap_or_default()));
-                        }
-                    }
-                    outputs.clear();
-                    let outcome = processor.process(input_of(&msg, &headers), now_ms(), &mut outputs);
-                    match &outcome {
-                        Outcome::Decided { level, roles, triggers, .. } => stats.decided(*level, roles, triggers, started.elapsed().as_micros() as u64),
-                        Outcome::DeadLetter { reason } => {
-                            stats.dead_letters.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            tracing::debug!(reason, partition = msg.partition(), offset = msg.offset(), "dead letter");
-                        }
-                    }
-                    // Latency is measured from the record's Kafka timestamp when it has one (the
-                    // moment it was produced), else from the event's own time.
-                    let event_ms = match (msg.timestamp().to_millis(), outcome) {
-                        (Some(ts), _) if ts > 0 => ts,
-                        (_, Outcome::Decided { event_ms, .. }) => event_ms,
-                        _ => 0,
-                    };
-                    shared.tracker.lock().expect("lock").dispatched(msg.partition(), msg.offset(), outputs.len() as u32, event_ms);
-                    let tok = token(msg.partition(), msg.offset());
-                    stats.produced.fetch_add(outputs.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    stats.produced_bytes.fetch_add(outputs.iter().map(|o| o.payload.len() as u64).sum(), std::sync::atomic::Ordering::Relaxed);
-                    for o in outputs.drain(..) {
-                        let topic = &topics[o.topic];
-                        if let Err(e) = send(&producer, topic, o, tok).await {
-                            // Not queued, so no delivery callback will come: record it as a
-                            // failed delivery, which pins the commit point before this offset.
-                            let mut t = shared.tracker.lock().expect("lock");
-                            t.failed(msg.partition(), msg.offset());
-                            t.delivered(msg.partition(), msg.offset());
-                            shared.fatal.lock().expect("lock").get_or_insert(format!("cannot queue a record for {topic}: {e}"));
-                        }
+                    let w = msg.partition().max(0) as usize % n_workers;
+                    shared.queued.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                    if senders[w].send(Job::Record(msg.detach())).is_err() {
+                        shared.queued.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                        failure = Some(PipelineError::Delivery("a worker thread stopped".into()));
+                        break;
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "consumer error"),
@@ -476,7 +508,16 @@ pub async fn run_stage<S: Stage>(
 
     // Drain, flush, commit.
     let started = Instant::now();
-    let flushed = producer.flush(Timeout::After(deadline));
+    let drained = loop {
+        if shared.queued.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            break true;
+        }
+        if started.elapsed() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let flushed = producer.flush(Timeout::After(deadline.saturating_sub(started.elapsed())));
     store_offsets(&consumer, &shared, &settings.topics.input, &mut stored);
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         // Nothing new to commit is reported as an error by librdkafka; it is not one here.
@@ -493,7 +534,13 @@ pub async fn run_stage<S: Stage>(
     if let Some(f) = failure.or_else(|| shared.fatal().map(PipelineError::Delivery)) {
         return Err(f);
     }
-    if flushed.is_err() || left > 0 {
+    // Workers stop when their queues close.
+    consumer.context().workers.lock().expect("lock").clear();
+    drop(senders);
+    for h in handles {
+        let _ = h.join();
+    }
+    if !drained || flushed.is_err() || left > 0 {
         return Err(PipelineError::DrainTimeout(deadline, left));
     }
     Ok(RunReport {
@@ -501,18 +548,110 @@ pub async fn run_stage<S: Stage>(
     })
 }
 
-fn input_of<'a>(msg: &'a BorrowedMessage<'a>, headers: &'a [(String, Vec<u8>)]) -> Input<'a> {
-    Input {
-        topic: msg.topic(),
-        partition: msg.partition(),
-        offset: msg.offset(),
-        key: msg.key(),
-        payload: msg.payload(),
-        headers,
+/// A worker: decodes, decides and sends the records of the partitions it owns, in order.
+fn worker<S: Stage>(
+    mut stage: S,
+    jobs: std::sync::mpsc::Receiver<Job>,
+    shared: &Shared,
+    producer: &Out,
+    topics: &[String],
+) {
+    use std::sync::atomic::Ordering;
+    let stats = &shared.stats;
+    let mut outputs: Vec<Output> = Vec::with_capacity(8);
+    let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
+    while let Ok(job) = jobs.recv() {
+        let msg = match job {
+            Job::Forget(p) => {
+                stage.forget_partition(p);
+                continue;
+            }
+            Job::Record(m) => m,
+        };
+        let started = Instant::now();
+        headers.clear();
+        if let Some(h) = msg.headers() {
+            for Header { key, value } in h.iter() {
+                headers.push((
+                    key.to_string(),
+                    value.map(<[u8]>::to_vec).unwrap_or_default(),
+                ));
+            }
+        }
+        outputs.clear();
+        let input = Input {
+            topic: msg.topic(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            key: msg.key(),
+            payload: msg.payload(),
+            headers: &headers,
+        };
+        let outcome = stage.process(input, now_ms(), &mut outputs);
+        match &outcome {
+            Outcome::Decided {
+                level,
+                roles,
+                triggers,
+                ..
+            } => stats.decided(
+                *level,
+                roles,
+                triggers,
+                started.elapsed().as_micros() as u64,
+            ),
+            Outcome::DeadLetter { reason } => {
+                stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    reason,
+                    partition = msg.partition(),
+                    offset = msg.offset(),
+                    "dead letter"
+                );
+            }
+        }
+        // Latency is measured from the record's Kafka timestamp when it has one (the moment it
+        // was produced), else from the event's own time.
+        let event_ms = match (msg.timestamp().to_millis(), outcome) {
+            (Some(ts), _) if ts > 0 => ts,
+            (_, Outcome::Decided { event_ms, .. }) => event_ms,
+            _ => 0,
+        };
+        shared.tracker.lock().expect("lock").dispatched(
+            msg.partition(),
+            msg.offset(),
+            outputs.len() as u32,
+            event_ms,
+        );
+        stats
+            .produced
+            .fetch_add(outputs.len() as u64, Ordering::Relaxed);
+        stats.produced_bytes.fetch_add(
+            outputs.iter().map(|o| o.payload.len() as u64).sum(),
+            Ordering::Relaxed,
+        );
+        let tok = token(msg.partition(), msg.offset());
+        for o in outputs.drain(..) {
+            let topic = &topics[o.topic];
+            if let Err(e) = send(producer, topic, o, tok) {
+                // Not queued, so no delivery callback will come: record it as a failed
+                // delivery, which pins the commit point before this offset.
+                let mut t = shared.tracker.lock().expect("lock");
+                t.failed(msg.partition(), msg.offset());
+                t.delivered(msg.partition(), msg.offset());
+                shared
+                    .fatal
+                    .lock()
+                    .expect("lock")
+                    .get_or_insert(format!("cannot queue a record for {topic}: {e}"));
+            }
+        }
+        shared.queued.fetch_sub(1, Ordering::AcqRel);
+        shared.notify.notify_one();
     }
 }
 
-async fn send(producer: &Out, topic: &str, o: Output, tok: usize) -> Result<(), KafkaError> {
+fn send(producer: &Out, topic: &str, o: Output, tok: usize) -> Result<(), KafkaError> {
     let mut hs = OwnedHeaders::new_with_capacity(o.headers.len());
     for (k, v) in &o.headers {
         hs = hs.insert(Header {
@@ -531,7 +670,7 @@ async fn send(producer: &Out, topic: &str, o: Output, tok: usize) -> Result<(), 
             Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                 record = r;
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                std::thread::sleep(Duration::from_millis(1));
             }
             Err((e, _)) => return Err(e),
         }
