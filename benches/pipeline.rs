@@ -207,99 +207,140 @@ fn main() {
         let (b, m) = (base.clone(), matrix.clone());
         move || Processor::new(&b, m.clone()).unwrap()
     };
-    eprintln!("handoff draining the backlog…");
-    let h = drive(
-        &rt,
-        &base,
-        "bench-handoff",
-        "bench.backlog",
-        handoff_stage(&base, &matrix),
-        n,
-        None,
-    );
-    eprintln!("passthrough draining the backlog…");
-    let (share, bytes) = (h.outputs_per_input, h.bytes_per_output as usize);
-    let pt_stage = move |out: &'static str| {
-        move || Passthrough {
-            topics: vec![out.into()],
-            share,
-            bytes,
-            seen: 0,
+    let rounds: usize = std::env::var("HANDOFF_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+
+    // Backlog rounds, alternating handoff and passthrough, each a fresh group over the same
+    // backlog. The passthrough copies handoff's record share and size from the first round.
+    let mut h_runs = Vec::new();
+    let mut p_runs = Vec::new();
+    let (mut share, mut bytes) = (1.0, 160usize);
+    for r in 0..rounds {
+        eprintln!("round {}: handoff draining the backlog…", r + 1);
+        let h = drive(
+            &rt,
+            &base,
+            &format!("bench-handoff-{r}"),
+            "bench.backlog",
+            handoff_stage(&base, &matrix),
+            n,
+            None,
+        );
+        if r == 0 {
+            share = h.outputs_per_input;
+            bytes = h.bytes_per_output as usize;
         }
+        eprintln!("round {}: passthrough draining the backlog…", r + 1);
+        let out = format!("bench.passthrough.out.{r}");
+        let p = drive(
+            &rt,
+            &base,
+            &format!("bench-passthrough-{r}"),
+            "bench.backlog",
+            move || Passthrough {
+                topics: vec![out.clone()],
+                share,
+                bytes,
+                seen: 0,
+            },
+            n,
+            None,
+        );
+        h_runs.push(h);
+        p_runs.push(p);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
     };
-    let p = drive(
-        &rt,
-        &base,
-        "bench-passthrough",
-        "bench.backlog",
-        pt_stage("bench.passthrough.out"),
-        n,
-        None,
-    );
+    let h_tp = median(h_runs.iter().map(|m| m.per_second).collect());
+    let p_tp = median(p_runs.iter().map(|m| m.per_second).collect());
+    let ratios: Vec<f64> = h_runs
+        .iter()
+        .zip(&p_runs)
+        .map(|(h, p)| h.per_second / p.per_second)
+        .collect();
+    let ratio = median(ratios.clone());
 
-    let rate = (p.per_second / 2.0) as u64;
+    // Latency rounds at half the passthrough's (median) maximum rate.
+    let rate = (p_tp / 2.0) as u64;
     let count = rate * live_secs;
-    eprintln!(
-        "latency at {rate} events/s (half the passthrough's maximum) for {live_secs} s each…"
-    );
-    let hl = drive(
-        &rt,
-        &base,
-        "bench-handoff-live",
-        "bench.live.handoff",
-        handoff_stage(&base, &matrix),
-        count,
-        Some((rate, count)),
-    );
-    let pl = drive(
-        &rt,
-        &base,
-        "bench-passthrough-live",
-        "bench.live.passthrough",
-        pt_stage("bench.passthrough.live.out"),
-        count,
-        Some((rate, count)),
-    );
+    let mut hl_runs = Vec::new();
+    let mut pl_runs = Vec::new();
+    for r in 0..rounds {
+        eprintln!(
+            "round {}: latency at {rate} events/s for {live_secs} s, handoff then passthrough…",
+            r + 1
+        );
+        hl_runs.push(drive(
+            &rt,
+            &base,
+            &format!("bench-handoff-live-{r}"),
+            &format!("bench.live.handoff.{r}"),
+            handoff_stage(&base, &matrix),
+            count,
+            Some((rate, count)),
+        ));
+        let out = format!("bench.passthrough.live.out.{r}");
+        pl_runs.push(drive(
+            &rt,
+            &base,
+            &format!("bench-passthrough-live-{r}"),
+            &format!("bench.live.passthrough.{r}"),
+            move || Passthrough {
+                topics: vec![out.clone()],
+                share,
+                bytes,
+                seen: 0,
+            },
+            count,
+            Some((rate, count)),
+        ));
+    }
+    let med = |runs: &[Measured], f: fn(&Measured) -> u64| {
+        median(runs.iter().map(|m| f(m) as f64).collect()) as i64
+    };
+    let (hp50, pp50) = (med(&hl_runs, |m| m.p50_ms), med(&pl_runs, |m| m.p50_ms));
+    let (hp99, pp99) = (med(&hl_runs, |m| m.p99_ms), med(&pl_runs, |m| m.p99_ms));
 
-    println!("| {n} events, local tansu broker, 2 cores | handoff | passthrough | handoff / passthrough |");
+    println!("| {n} events, local tansu broker, 2 cores, median of {rounds} alternating rounds | handoff | passthrough | handoff / passthrough |");
     println!("|---|---:|---:|---:|");
-    println!(
-        "| backlog throughput (events/s) | {:.0} | {:.0} | {:.2} |",
-        h.per_second,
-        p.per_second,
-        h.per_second / p.per_second
-    );
+    println!("| backlog throughput (events/s) | {h_tp:.0} | {p_tp:.0} | {ratio:.2} |");
     println!(
         "| output records per input | {:.3} | {:.3} | |",
-        h.outputs_per_input, p.outputs_per_input
+        h_runs[0].outputs_per_input, p_runs[0].outputs_per_input
     );
     println!(
         "| bytes per output record | {:.0} | {:.0} | |",
-        h.bytes_per_output, p.bytes_per_output
+        h_runs[0].bytes_per_output, p_runs[0].bytes_per_output
     );
     println!(
-        "| latency p50 at {rate}/s (ms) | {} | {} | {:+} ms |",
-        hl.p50_ms,
-        pl.p50_ms,
-        hl.p50_ms as i64 - pl.p50_ms as i64
+        "| latency p50 at {rate}/s (ms) | {hp50} | {pp50} | {:+} ms |",
+        hp50 - pp50
     );
     println!(
-        "| latency p99 at {rate}/s (ms) | {} | {} | {:+} ms |",
-        hl.p99_ms,
-        pl.p99_ms,
-        hl.p99_ms as i64 - pl.p99_ms as i64
+        "| latency p99 at {rate}/s (ms) | {hp99} | {pp99} | {:+} ms |",
+        hp99 - pp99
     );
     println!();
+    println!("rounds (throughput ratio; p99 handoff/passthrough ms):");
+    for r in 0..rounds {
+        println!(
+            "  {}: {:.2}; {}/{}",
+            r + 1,
+            ratios[r],
+            hl_runs[r].p99_ms,
+            pl_runs[r].p99_ms
+        );
+    }
+    println!();
     println!(
-        "goal: throughput ratio >= 0.90: {:.2} ({})",
-        h.per_second / p.per_second,
-        if h.per_second / p.per_second >= 0.9 {
-            "met"
-        } else {
-            "not met"
-        }
+        "goal: throughput ratio >= 0.90: {ratio:.2} ({})",
+        if ratio >= 0.9 { "met" } else { "not met" }
     );
-    let d = hl.p99_ms as i64 - pl.p99_ms as i64;
+    let d = hp99 - pp99;
     println!(
         "goal: p99 within 2 ms of the passthrough's: {d:+} ms ({})",
         if d <= 2 { "met" } else { "not met" }

@@ -594,3 +594,17 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod shipped {
+    #[test]
+    fn the_shipped_example_config_loads_and_matches_the_defaults() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/handoff.toml");
+        let s = super::Settings::load_with_env(Some(&p), Vec::new()).unwrap();
+        assert_eq!(
+            s,
+            super::Settings::default(),
+            "deploy/handoff.toml documents the defaults"
+        );
+    }
+}

@@ -546,3 +546,56 @@ fn a_delivery_that_fails_for_good_stops_without_committing_past_it() {
         "every partition committed up to its first failure"
     );
 }
+
+#[test]
+fn the_demo_starts_its_broker_processes_events_and_stops_cleanly() {
+    let _g = serial();
+    drop(broker()); // makes sure tansu is installed
+    let port = handoff::broker::free_port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args([
+            "demo",
+            "--rate",
+            "500",
+            "--duration",
+            "14s",
+            "--port",
+            &port.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.rsplit("stopped:").next().unwrap();
+    let events: u64 = last
+        .split("events")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no event count in:\n{stdout}"));
+    assert!(
+        events > 1_000,
+        "the demo processed only {events} events:\n{stdout}"
+    );
+    for needle in [
+        "verdicts:",
+        "execute_log",
+        "escalations:",
+        "owner",
+        "latency: event→delivered p50",
+    ] {
+        assert!(
+            last.contains(needle),
+            "missing {needle:?} in the final summary:\n{last}"
+        );
+    }
+    // The broker it started is gone.
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the demo left its broker running"
+    );
+}
