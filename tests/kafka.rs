@@ -337,16 +337,11 @@ fn sigterm_then_restart_has_no_missing_and_no_duplicate_outputs() {
     );
 }
 
-#[test]
-fn a_bad_config_is_refused_with_every_error() {
-    let dir = tmpdir("badcfg");
-    let p = dir.join("bad.toml");
-    std::fs::write(
-        &p,
-        "[kafka]\nbootstrap_servers = \"nocolon\"\npartitions = 0\nconsumer = { \"group.id\" = \"x\" }\n\
-         [topics]\ninput = \"bad topic!\"\n[pipeline]\nmax_in_flight = 0\nshutdown_deadline = \"never\"\n[colour]\n",
-    )
-    .unwrap();
+/// Runs `handoff run` on a config file with `text`: it must refuse to start (exit 2) and name
+/// every `needle` on standard error.
+fn refused(name: &str, text: &str, needles: &[&str]) {
+    let p = tmpdir(name).join("bad.toml");
+    std::fs::write(&p, text).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
         .args(["run", "--config"])
         .arg(&p)
@@ -354,37 +349,34 @@ fn a_bad_config_is_refused_with_every_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let e = String::from_utf8_lossy(&out.stderr);
-    for needle in [
-        "colour: unknown field",
-        "kafka.bootstrap_servers: \"nocolon\"",
-        "kafka.partitions: 0",
-        "kafka.consumer.group.id",
-        "pipeline.shutdown_deadline",
-    ] {
+    for needle in needles {
         assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
     }
 }
 
 #[test]
+fn a_bad_config_is_refused_with_every_error() {
+    refused(
+        "badcfg",
+        "[kafka]\nbootstrap_servers = \"nocolon\"\npartitions = 0\nconsumer = { \"group.id\" = \"x\" }\n\
+         [topics]\ninput = \"bad topic!\"\n[pipeline]\nmax_in_flight = 0\nshutdown_deadline = \"never\"\n[colour]\n",
+        &[
+            "colour: unknown field",
+            "kafka.bootstrap_servers: \"nocolon\"",
+            "kafka.partitions: 0",
+            "kafka.consumer.group.id",
+            "pipeline.shutdown_deadline",
+        ],
+    );
+}
+
+#[test]
 fn a_bad_setting_names_the_bad_value_across_sections() {
-    let dir = tmpdir("badcfg2");
-    let p = dir.join("bad2.toml");
-    std::fs::write(&p, "[topics]\ninput = \"bad topic!\"\n[pipeline]\nmax_in_flight = 0\n[log]\nformat = \"xml\"\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
-        .args(["run", "--config"])
-        .arg(&p)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let e = String::from_utf8_lossy(&out.stderr);
-    for needle in [
-        "topics.input: \"bad topic!\"",
-        "pipeline.max_in_flight",
-        "log.format",
-        "xml",
-    ] {
-        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
-    }
+    refused(
+        "badcfg2",
+        "[topics]\ninput = \"bad topic!\"\n[pipeline]\nmax_in_flight = 0\n[log]\nformat = \"xml\"\n",
+        &["topics.input: \"bad topic!\"", "pipeline.max_in_flight", "log.format", "xml"],
+    );
 }
 
 #[test]

@@ -287,30 +287,28 @@ impl Reader {
         }
     }
 
-    /// Reads until at least `n` records were read.
-    pub fn wait_for(&mut self, n: usize, within: Duration) {
+    /// Reads until `done` holds, or fails after `within`.
+    fn wait_until(&mut self, what: &str, within: Duration, done: impl Fn(&Self) -> bool) {
         let start = Instant::now();
-        while self.records.len() < n {
+        while !done(self) {
             assert!(
                 start.elapsed() < within,
-                "read {} records after {within:?}, expected {n}",
-                self.records.len()
+                "{what} not reached after {within:?}: {} records, {} distinct keys",
+                self.records.len(),
+                self.keys.len()
             );
             self.poll_once(Duration::from_millis(100));
         }
     }
 
+    /// Reads until at least `n` records were read.
+    pub fn wait_for(&mut self, n: usize, within: Duration) {
+        self.wait_until(&format!("{n} records"), within, |r| r.records.len() >= n);
+    }
+
     /// Reads until at least `n` distinct keys were read.
     pub fn wait_for_keys(&mut self, n: usize, within: Duration) {
-        let start = Instant::now();
-        while self.keys.len() < n {
-            assert!(
-                start.elapsed() < within,
-                "read {} distinct keys after {within:?}, expected {n}",
-                self.keys.len()
-            );
-            self.poll_once(Duration::from_millis(100));
-        }
+        self.wait_until(&format!("{n} distinct keys"), within, |r| r.keys.len() >= n);
     }
 
     /// Reads until nothing new arrives for `idle`.
