@@ -3,7 +3,6 @@
 //! the pipeline only sends what this returns.
 
 use crate::config::{InputFormat, Settings};
-use crate::error::Classify;
 use crate::escalation;
 use crate::event::{Codec, CodecError, Level, SchemaKind};
 use crate::matrix::{Matrix, Trigger};
@@ -286,11 +285,6 @@ impl Processor {
             headers,
         }
     }
-}
-
-/// Classes a codec error for callers that need it.
-pub fn class_of(e: &CodecError) -> crate::error::ErrorClass {
-    e.class()
 }
 
 #[cfg(test)]
