@@ -19,6 +19,9 @@ BENCHES = [
     ("evaluate", "default_matrix_without_phrase_triggers", "  … without the two phrase triggers"),
     ("decode_evaluate", "serde_avro_fast", "Decode + validate + evaluate (typed)"),
     ("decode_evaluate", "apache_avro_generic", "Decode + validate + evaluate (generic)"),
+    ("outputs", "plan", "Build the verdict and escalations (context packages)"),
+    ("outputs", "encode_verdicts", "Encode the verdict (typed Avro)"),
+    ("stage", "handoff_process", "The pipeline's whole per-record stage"),
 ]
 
 
