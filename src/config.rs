@@ -32,6 +32,25 @@ pub struct Settings {
     /// Logging.
     #[serde(default)]
     pub log: LogSettings,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve `/metrics`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address to serve it on; localhost by default.
+    #[serde(default = "default_metrics_bind")]
+    pub bind: String,
+}
+
+fn default_metrics_bind() -> String {
+    "127.0.0.1:9464".into()
 }
 
 /// Kafka connection and client settings.
@@ -233,6 +252,7 @@ default_from_empty!(
     InputSettings,
     PipelineSettings,
     LogSettings,
+    MetricsSettings,
     Settings
 );
 
@@ -263,7 +283,9 @@ impl crate::error::Classify for ConfigError {
     }
 }
 
-const SECTIONS: &[&str] = &["kafka", "topics", "input", "matrix", "pipeline", "log"];
+const SECTIONS: &[&str] = &[
+    "kafka", "topics", "input", "matrix", "pipeline", "log", "metrics",
+];
 
 /// Keys whose values are secrets: never shown.
 pub fn is_secret(key: &str) -> bool {
@@ -345,6 +367,7 @@ impl Settings {
         section!(matrix);
         section!(pipeline);
         section!(log);
+        section!(metrics);
         s
     }
 
@@ -468,6 +491,15 @@ impl Settings {
             if d.is_zero() {
                 problems.push(format!("pipeline.{field}"), "must be longer than 0s");
             }
+        }
+        if self.metrics.bind.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(
+                "metrics.bind",
+                format!(
+                    "{:?} is not an address such as 127.0.0.1:9464",
+                    self.metrics.bind
+                ),
+            );
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problems.push(

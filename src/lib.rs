@@ -15,6 +15,7 @@ pub mod escalation;
 pub mod event;
 pub mod generate;
 pub mod matrix;
+pub mod metrics;
 pub mod offline;
 pub mod pipeline;
 pub mod problems;

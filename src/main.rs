@@ -204,11 +204,27 @@ fn run_stream(config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     };
     tracing::info!(settings = %settings.redacted(), "starting");
     let rt = runtime()?;
+    let metrics_bind = settings.metrics.enabled.then(|| {
+        settings
+            .metrics
+            .bind
+            .parse::<std::net::SocketAddr>()
+            .expect("validated")
+    });
     let report = rt.block_on(handoff::pipeline::run(
         &settings,
         matrix,
         shutdown_signal(),
-        |_| {},
+        move |stats| {
+            if let Some(bind) = metrics_bind {
+                let metrics = stats.metrics.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = handoff::metrics::serve(bind, metrics).await {
+                        tracing::error!(%bind, error = %e, "cannot serve metrics");
+                    }
+                });
+            }
+        },
     ))?;
     let s = report.stats;
     tracing::info!(

@@ -618,3 +618,88 @@ fn the_demo_starts_its_broker_processes_events_and_stops_cleanly() {
         "the demo left its broker running"
     );
 }
+
+/// Sum of the samples of a metric family in Prometheus text (every label set).
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(
+        out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"),
+        "{out}"
+    );
+    out
+}
+
+#[test]
+fn metrics_are_served_on_localhost_and_count_the_traffic() {
+    let _g = serial();
+    let b = broker();
+    let bs = b.bootstrap();
+    create_topics(&bs, &[INPUT]);
+    let recs = records(1_000, 16, 3.0, 100); // 10 dead letters
+    produce(&bs, INPUT, &recs);
+    let dir = tmpdir("metrics");
+    let port = handoff::broker::free_port();
+    let cfg = config_file(
+        &dir,
+        &bs,
+        "metrics",
+        &format!("[metrics]\nbind = \"127.0.0.1:{port}\"\n"),
+    );
+    let log = dir.join("m.log");
+    let mut h = spawn(&cfg, &log);
+    wait_log(&log, "handoff is running", Duration::from_secs(30));
+    Reader::new(&bs, VERDICTS).wait_for(990, Duration::from_secs(60));
+    // Counters are updated as records are decided; give the last deliveries a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let text = scrape(port);
+    sigterm(&h);
+    assert!(wait_exit(&mut h, Duration::from_secs(30)).success());
+
+    let exp = expected(&recs);
+    let escalations: usize = exp.escalations.values().map(BTreeSet::len).sum();
+    assert_eq!(metric_sum(&text, "handoff_events_total"), 990.0, "{text}");
+    assert_eq!(metric_sum(&text, "handoff_verdicts_total"), 990.0);
+    assert_eq!(metric_sum(&text, "handoff_dead_letters_total"), 10.0);
+    assert_eq!(metric_sum(&text, "handoff_consumed_records_total"), 1_000.0);
+    assert_eq!(
+        metric_sum(&text, "handoff_escalations_total"),
+        escalations as f64
+    );
+    assert_eq!(
+        metric_sum(&text, "handoff_decision_latency_seconds_count"),
+        1_000.0
+    );
+    let ask = exp.verdicts.values().filter(|v| v.0 == "ask_first").count();
+    assert_eq!(
+        metric_sum(&text, "handoff_events_total{level=\"ask_first\"}"),
+        ask as f64
+    );
+    let version = Matrix::default_matrix().unwrap().version().to_string();
+    assert!(
+        text.contains(&format!("handoff_rule_info{{version=\"{version}\"}} 1")),
+        "{text}"
+    );
+    assert!(
+        text.contains("process_resident_memory_bytes"),
+        "process metrics"
+    );
+    for id in exp.verdicts.keys().take(50) {
+        assert!(
+            !text.contains(id.as_str()),
+            "an action id leaked into a label: {id}"
+        );
+    }
+}

@@ -353,7 +353,7 @@ pub async fn run_stage<S: Stage + 'static>(
         topics.extend(processor.topics().iter().cloned());
         ensure_topics(settings, &topics).await?;
     }
-    let stats = Arc::new(Stats::new(processor.role_names()));
+    let stats = Arc::new(Stats::new(processor.role_names(), &processor.label()));
     let shared = Arc::new(Shared {
         queued: std::sync::atomic::AtomicUsize::new(0),
         tracker: Mutex::new(Tracker::new()),
@@ -474,7 +474,12 @@ pub async fn run_stage<S: Stage + 'static>(
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
-            _ = store_tick.tick() => store_offsets(&consumer, &shared, &settings.topics.input, &mut stored),
+            _ = store_tick.tick() => {
+                store_offsets(&consumer, &shared, &settings.topics.input, &mut stored);
+                let in_flight = shared.tracker.lock().expect("lock").in_flight()
+                    + shared.queued.load(std::sync::atomic::Ordering::Acquire);
+                stats.metrics.in_flight.set(in_flight as i64);
+            }
             _ = progress_tick.tick() => {
                 let s = stats.snapshot();
                 if s.consumed != last_consumed {
@@ -492,7 +497,7 @@ pub async fn run_stage<S: Stage + 'static>(
             _ = shared.notify.notified(), if busy => {}
             m = consumer.recv(), if !busy => match m {
                 Ok(msg) => {
-                    stats.consumed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    stats.consumed();
                     let w = msg.partition().max(0) as usize % n_workers;
                     shared.queued.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                     if senders[w].send(Job::Record(msg.detach())).is_err() {
@@ -601,13 +606,7 @@ fn worker<S: Stage>(
                 started.elapsed().as_micros() as u64,
             ),
             Outcome::DeadLetter { reason } => {
-                stats.dead_letters.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(
-                    reason,
-                    partition = msg.partition(),
-                    offset = msg.offset(),
-                    "dead letter"
-                );
+                stats.dead_letter(reason, msg.partition(), msg.offset())
             }
         }
         // Latency is measured from the record's Kafka timestamp when it has one (the moment it

@@ -46,8 +46,8 @@ pub enum Outcome {
     Decided {
         /// Level.
         level: Level,
-        /// Roles (indexes into the matrix's roles) that got an escalation.
-        roles: Vec<usize>,
+        /// Roles (indexes into the matrix's roles) that got an escalation, with its tier.
+        roles: Vec<(usize, crate::event::Tier)>,
         /// Triggers fired.
         triggers: Vec<Trigger>,
         /// Event time.
@@ -88,7 +88,7 @@ pub trait Stage: Send {
     fn forget_partition(&mut self, partition: i32);
     /// Role names for statistics (index = role in [`Outcome::Decided`]).
     fn role_names(&self) -> Vec<String>;
-    /// A label for logs (the rule version for handoff).
+    /// A label for logs and the `handoff_rule_info` metric (the rule version for handoff).
     fn label(&self) -> String;
 }
 
@@ -106,7 +106,7 @@ impl Stage for Processor {
         self.matrix.roles().iter().map(|r| r.name.clone()).collect()
     }
     fn label(&self) -> String {
-        format!("rules {}", self.matrix.version())
+        self.matrix.version().to_string()
     }
 }
 
@@ -230,7 +230,7 @@ impl Processor {
         let plan = escalation::plan(&self.matrix, &event, &decision, now_ms, drill);
         let mut roles = Vec::with_capacity(plan.escalations.len());
         for (role, esc) in &plan.escalations {
-            roles.push(*role);
+            roles.push((*role, esc.tier));
             out.push(Output {
                 topic: FIRST_ROLE + role,
                 key: Some(event.session_id.as_bytes().to_vec()),
@@ -335,7 +335,7 @@ mod tests {
                 out.last().unwrap().key.as_deref(),
                 Some(e.action_id.as_bytes())
             );
-            for (o, role) in out.iter().zip(&roles) {
+            for (o, (role, _)) in out.iter().zip(&roles) {
                 assert_eq!(p.topics()[o.topic], p.matrix().roles()[*role].topic);
                 assert_eq!(o.key.as_deref(), Some(e.session_id.as_bytes()));
             }

@@ -1,8 +1,9 @@
 //! In-process counters and latency histograms of a running pipeline, read by the demo's live
 //! summary and the run's final report.
 
-use crate::event::Level;
+use crate::event::{Level, Tier};
 use crate::matrix::Trigger;
+use crate::metrics::Metrics;
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -32,12 +33,15 @@ pub struct Stats {
     pub end_to_end_ms: Mutex<Histogram<u64>>,
     /// Decode + decide + encode, microseconds.
     pub processing_us: Mutex<Histogram<u64>>,
+    /// The same events as Prometheus metrics.
+    pub metrics: Metrics,
 }
 
 impl Stats {
-    /// Zeroed counters for the given roles.
-    pub fn new(role_names: Vec<String>) -> Self {
+    /// Zeroed counters for the given roles; `rule_version` is exported as an info metric.
+    pub fn new(role_names: Vec<String>, rule_version: &str) -> Self {
         Stats {
+            metrics: Metrics::new(&role_names, rule_version),
             consumed: AtomicU64::new(0),
             by_level: Default::default(),
             by_role: role_names.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -54,12 +58,35 @@ impl Stats {
         }
     }
 
-    /// Records a decided event.
-    pub fn decided(&self, level: Level, roles: &[usize], triggers: &[Trigger], processing_us: u64) {
+    /// Records an input record read.
+    pub fn consumed(&self) {
+        self.consumed.fetch_add(1, Relaxed);
+        self.metrics.consumed.inc();
+    }
+
+    /// Logs and counts a dead letter.
+    pub fn dead_letter(&self, reason: &str, partition: i32, offset: i64) {
+        self.dead_letters.fetch_add(1, Relaxed);
+        self.metrics.dead_letter(reason);
+        tracing::debug!(reason, partition, offset, "dead letter");
+    }
+
+    /// Records a decided event: its verdict, escalations (role index and tier) and triggers.
+    pub fn decided(
+        &self,
+        level: Level,
+        roles: &[(usize, Tier)],
+        triggers: &[Trigger],
+        processing_us: u64,
+    ) {
         self.by_level[level as usize].fetch_add(1, Relaxed);
-        for &r in roles {
+        self.metrics.decided(level, triggers);
+        self.metrics.verdicts.inc();
+        for &(r, tier) in roles {
             self.by_role[r].fetch_add(1, Relaxed);
+            self.metrics.escalated(r, tier);
         }
+        self.metrics.processing.observe(processing_us as f64 / 1e6);
         for &t in triggers {
             self.by_trigger[t as usize].fetch_add(1, Relaxed);
         }
@@ -74,6 +101,9 @@ impl Stats {
     pub fn completed(&self, event_ms: i64, now_ms: i64) {
         self.completed.fetch_add(1, Relaxed);
         if event_ms > 0 {
+            self.metrics
+                .decision_latency
+                .observe((now_ms - event_ms).max(0) as f64 / 1000.0);
             let _ = self
                 .end_to_end_ms
                 .lock()

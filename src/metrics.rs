@@ -1,0 +1,269 @@
+//! Prometheus metrics on an explicit registry, and the `/metrics` endpoint.
+//!
+//! Labels are bounded sets only — level, role, tier, trigger, dead-letter reason — never an
+//! action, session or agent id. Handles for every label value are resolved once, so the hot path
+//! only touches atomics.
+
+use crate::event::{Level, Tier};
+use crate::matrix::Trigger;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Buckets for decision latency (event → outputs delivered), seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Buckets for processing time of one record, seconds.
+const PROCESSING_BUCKETS: &[f64] = &[
+    0.000_001, 0.000_002, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.001, 0.01,
+];
+
+/// Every metric family handoff exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    events: [IntCounter; 4],
+    triggers: [IntCounter; 12],
+    /// Per role: warm, immediate.
+    escalations: Vec<[IntCounter; 2]>,
+    dead_letters: IntCounterVec,
+    /// Output records produced, by kind.
+    pub verdicts: IntCounter,
+    /// Input records read.
+    pub consumed: IntCounter,
+    /// Event (or record) timestamp → every output delivered.
+    pub decision_latency: Histogram,
+    /// Decode + decide + encode of one record.
+    pub processing: Histogram,
+    /// Input records being processed or awaiting delivery.
+    pub in_flight: IntGauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
+impl Metrics {
+    /// Registers every family on a new registry. `roles` are the matrix's role names, in order;
+    /// `rule_version` is exported as an info metric.
+    pub fn new(roles: &[String], rule_version: &str) -> Metrics {
+        let r = Registry::new();
+        let events = counter_vec(
+            &r,
+            "handoff_events_total",
+            "Agent action events decided, by execution level.",
+            &["level"],
+        );
+        let triggers = counter_vec(
+            &r,
+            "handoff_trigger_events_total",
+            "Events in which a trigger fired, by trigger.",
+            &["trigger"],
+        );
+        let escalations = counter_vec(
+            &r,
+            "handoff_escalations_total",
+            "Escalations produced, by role and tier.",
+            &["role", "tier"],
+        );
+        let dead_letters = counter_vec(
+            &r,
+            "handoff_dead_letters_total",
+            "Input records sent to the dead-letter topic, by reason.",
+            &["reason"],
+        );
+        let verdicts =
+            IntCounter::new("handoff_verdicts_total", "Verdicts produced.").expect("valid");
+        r.register(Box::new(verdicts.clone()))
+            .expect("registered once");
+        let consumed = IntCounter::new("handoff_consumed_records_total", "Input records read.")
+            .expect("valid");
+        r.register(Box::new(consumed.clone()))
+            .expect("registered once");
+        let decision_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "handoff_decision_latency_seconds",
+                "From the event's Kafka timestamp (else its own time) to every output delivered.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid");
+        r.register(Box::new(decision_latency.clone()))
+            .expect("registered once");
+        let processing = Histogram::with_opts(
+            HistogramOpts::new(
+                "handoff_processing_seconds",
+                "Decode, decide and encode of one input record.",
+            )
+            .buckets(PROCESSING_BUCKETS.to_vec()),
+        )
+        .expect("valid");
+        r.register(Box::new(processing.clone()))
+            .expect("registered once");
+        let in_flight = IntGauge::new(
+            "handoff_in_flight_records",
+            "Input records being processed or waiting for their outputs to be delivered.",
+        )
+        .expect("valid");
+        r.register(Box::new(in_flight.clone()))
+            .expect("registered once");
+        let info = IntGaugeVec::new(
+            Opts::new(
+                "handoff_rule_info",
+                "The rule version of the matrix deciding (always 1).",
+            ),
+            &["version"],
+        )
+        .expect("valid");
+        info.with_label_values(&[rule_version]).set(1);
+        r.register(Box::new(info)).expect("registered once");
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "handoff_build_info",
+                "The running handoff build (always 1).",
+            ),
+            &["version"],
+        )
+        .expect("valid");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        r.register(Box::new(build)).expect("registered once");
+        #[cfg(target_os = "linux")]
+        {
+            let pc = prometheus::process_collector::ProcessCollector::for_self();
+            let _ = r.register(Box::new(pc));
+        }
+        Metrics {
+            events: Level::ALL.map(|l| events.with_label_values(&[l.as_str()])),
+            triggers: Trigger::ALL.map(|t| triggers.with_label_values(&[t.as_str()])),
+            escalations: roles
+                .iter()
+                .map(|role| {
+                    [Tier::Warm, Tier::Immediate]
+                        .map(|t| escalations.with_label_values(&[role, t.as_str()]))
+                })
+                .collect(),
+            dead_letters,
+            verdicts,
+            consumed,
+            decision_latency,
+            processing,
+            in_flight,
+            registry: r,
+        }
+    }
+
+    /// The registry every family is registered on.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Counts a decided event.
+    pub fn decided(&self, level: Level, triggers: &[Trigger]) {
+        self.events[level as usize].inc();
+        for t in triggers {
+            self.triggers[*t as usize].inc();
+        }
+    }
+
+    /// Counts an escalation produced for role index `role` at `tier`.
+    pub fn escalated(&self, role: usize, tier: Tier) {
+        if let Some(r) = self.escalations.get(role) {
+            r[tier as usize].inc();
+        }
+    }
+
+    /// Counts a dead letter.
+    pub fn dead_letter(&self, reason: &str) {
+        self.dead_letters.with_label_values(&[reason]).inc();
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding does not fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+/// Serves `GET /metrics` on `bind` until the task is dropped or aborted.
+pub async fn serve(bind: std::net::SocketAddr, metrics: Metrics) -> std::io::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let m = metrics.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    m.render(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    tracing::info!(%bind, "metrics at http://{bind}/metrics");
+    axum::serve(listener, app).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_follow_conventions_and_labels_are_bounded() {
+        let m = Metrics::new(&["owner".into(), "support".into()], "rv-abc");
+        m.decided(
+            Level::AskFirst,
+            &[Trigger::LowConfidence, Trigger::HumanRequested],
+        );
+        m.escalated(1, Tier::Immediate);
+        m.dead_letter("avro_decode");
+        m.verdicts.inc();
+        m.decision_latency.observe(0.02);
+        let text = m.render();
+        for line in [
+            "handoff_events_total{level=\"ask_first\"} 1",
+            "handoff_events_total{level=\"execute\"} 0",
+            "handoff_trigger_events_total{trigger=\"human_requested\"} 1",
+            "handoff_escalations_total{role=\"support\",tier=\"immediate\"} 1",
+            "handoff_escalations_total{role=\"owner\",tier=\"warm\"} 0",
+            "handoff_dead_letters_total{reason=\"avro_decode\"} 1",
+            "handoff_verdicts_total 1",
+            "handoff_rule_info{version=\"rv-abc\"} 1",
+            "handoff_decision_latency_seconds_bucket{le=\"0.025\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+        for family in m.registry().gather() {
+            let name = family.name();
+            assert!(
+                name.starts_with("handoff_") || name.starts_with("process_"),
+                "{name}"
+            );
+            for metric in family.get_metric() {
+                for l in metric.get_label() {
+                    assert!(
+                        ["level", "trigger", "role", "tier", "reason", "version"]
+                            .contains(&l.name()),
+                        "unexpected label {} on {name}",
+                        l.name()
+                    );
+                }
+            }
+        }
+    }
+}
