@@ -39,6 +39,8 @@ pub struct Metrics {
     pub processing: Histogram,
     /// Input records being processed or awaiting delivery.
     pub in_flight: IntGauge,
+    /// Records behind the end of each assigned input partition (librdkafka statistics).
+    pub consumer_lag: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -117,6 +119,16 @@ impl Metrics {
         .expect("valid");
         r.register(Box::new(in_flight.clone()))
             .expect("registered once");
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "handoff_consumer_lag_records",
+                "Records between the committed position and the end of each assigned input partition.",
+            ),
+            &["partition"],
+        )
+        .expect("valid");
+        r.register(Box::new(consumer_lag.clone()))
+            .expect("registered once");
         let info = IntGaugeVec::new(
             Opts::new(
                 "handoff_rule_info",
@@ -158,6 +170,7 @@ impl Metrics {
             decision_latency,
             processing,
             in_flight,
+            consumer_lag,
             registry: r,
         }
     }

@@ -662,8 +662,9 @@ fn metrics_are_served_on_localhost_and_count_the_traffic() {
     let mut h = spawn(&cfg, &log);
     wait_log(&log, "handoff is running", Duration::from_secs(30));
     Reader::new(&bs, VERDICTS).wait_for(990, Duration::from_secs(60));
-    // Counters are updated as records are decided; give the last deliveries a moment.
-    std::thread::sleep(Duration::from_millis(500));
+    // Counters are updated as records are decided; give the last deliveries and one statistics
+    // interval a moment.
+    std::thread::sleep(Duration::from_millis(1500));
     let text = scrape(port);
     sigterm(&h);
     assert!(wait_exit(&mut h, Duration::from_secs(30)).success());

@@ -161,6 +161,7 @@ struct GroupContext {
     producer: Arc<Out>,
     drain: Duration,
     workers: Mutex<Vec<std::sync::mpsc::Sender<Job>>>,
+    input_topic: String,
 }
 
 /// Waits until the workers have dispatched every record handed to them, or `deadline` passes.
@@ -175,7 +176,21 @@ fn wait_queued(shared: &Shared, deadline: Duration) -> bool {
     true
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(topic) = statistics.topics.get(&self.input_topic) else {
+            return;
+        };
+        let lag = &self.shared.stats.metrics.consumer_lag;
+        for (id, p) in &topic.partitions {
+            // librdkafka reports -1 for partitions it does not consume (and the internal "UA").
+            if *id >= 0 && p.consumer_lag >= 0 {
+                lag.with_label_values(&[&id.to_string()])
+                    .set(p.consumer_lag);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -208,6 +223,12 @@ impl ConsumerContext for GroupContext {
         for el in tpl.elements() {
             let left = tracker.forget(el.partition());
             revoked.push(el.partition());
+            let _ = self
+                .shared
+                .stats
+                .metrics
+                .consumer_lag
+                .remove_label_values(&[&el.partition().to_string()]);
             if !workers.is_empty() {
                 let w = el.partition() as usize % workers.len();
                 let _ = workers[w].send(Job::Forget(el.partition()));
@@ -409,6 +430,7 @@ pub async fn run_stage<S: Stage + 'static>(
             producer: producer.clone(),
             drain: deadline,
             workers: Mutex::new(Vec::new()),
+            input_topic: settings.topics.input.clone(),
         })
         .map_err(|source| PipelineError::Kafka {
             what: "consumer",
