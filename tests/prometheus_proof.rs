@@ -1,0 +1,231 @@
+//! Proof that the dashboard and the rules show real data: a real Prometheus (Debian's package)
+//! scrapes a running handoff that processes generated traffic on the local broker; then every
+//! dashboard expression and every recording rule must return series, and every series an alert
+//! rule uses must exist (alert expressions themselves rightly return nothing while all is well).
+
+mod common;
+
+use common::kafka::*;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Installs Debian's prometheus package when the binary is missing (CI does it up front).
+fn prometheus_binary() -> &'static str {
+    if Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        let ok = Command::new("sh")
+            .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "prometheus is not installed and apt-get could not install it"
+        );
+    }
+    "prometheus"
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Runs an instant query; returns the result array (or panics on an HTTP or PromQL error).
+fn query(port: u16, q: &str) -> Vec<Value> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET /api/v1/query?query={} HTTP/1.0\r\nHost: localhost\r\n\r\n",
+        encode(q)
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{q}: {e}: {resp}"));
+    assert_eq!(v["status"], "success", "{q}: {v}");
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn every_dashboard_and_rule_expression_returns_data_from_a_real_prometheus() {
+    let prometheus = prometheus_binary();
+    let _g = serial();
+    let b = broker();
+    let bs = b.bootstrap();
+    create_topics(&bs, &[INPUT]);
+    let dir = tmpdir("prom");
+    let metrics_port = handoff::broker::free_port();
+    let cfg = config_file(
+        &dir,
+        &bs,
+        "prom",
+        &format!("[metrics]\nbind = \"127.0.0.1:{metrics_port}\"\n[kafka.consumer]\n\"statistics.interval.ms\" = 1000\n"),
+    );
+    let log = dir.join("handoff.log");
+    let mut h = spawn(&cfg, &log);
+    wait_log(&log, "handoff is running", Duration::from_secs(30));
+
+    // Live traffic for the whole test: 200 events/s, 2% malformed, rich in triggers.
+    let _gen = Killed(
+        Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args([
+                "generate",
+                "--topic",
+                INPUT,
+                "--rate",
+                "200",
+                "--count",
+                "20000",
+                "--malformed",
+                "0.02",
+                "--trigger-boost",
+                "5",
+                "--bootstrap",
+                &bs,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // Prometheus scraping handoff every second, with the rules evaluated every second.
+    let rules = std::fs::read_to_string(root().join("deploy/prometheus/handoff.rules.yml"))
+        .unwrap()
+        .replace("interval: 30s", "interval: 1s");
+    std::fs::write(dir.join("rules.yml"), rules).unwrap();
+    let prom_port = handoff::broker::free_port();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
+             scrape_configs:\n  - job_name: handoff\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n",
+            dir.join("rules.yml").display()
+        ),
+    )
+    .unwrap();
+    let _prom = Killed(
+        Command::new(prometheus)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // Collect the expressions.
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("grafana/dashboards/handoff.json")).unwrap(),
+    )
+    .unwrap();
+    let mut must_return: Vec<String> = Vec::new();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            must_return.push(
+                t["expr"]
+                    .as_str()
+                    .unwrap()
+                    .replace("$instance", ".*")
+                    .replace("$role", ".*"),
+            );
+        }
+    }
+    for v in dash["templating"]["list"].as_array().unwrap() {
+        if let Some(q) = v["definition"].as_str() {
+            // label_values(metric, label): the metric must have series.
+            let metric = q
+                .trim_start_matches("label_values(")
+                .split(',')
+                .next()
+                .unwrap();
+            must_return.push(metric.to_string());
+        }
+    }
+    let rv =
+        handoff::problems::read_file(&root().join("deploy/prometheus/handoff.rules.yml")).unwrap();
+    let name_re = regex::Regex::new(r"\b(handoff_[a-z0-9_]+|up)\b").unwrap();
+    let mut alert_series = std::collections::BTreeSet::new();
+    for g in rv["groups"].as_array().unwrap() {
+        for r in g["rules"].as_array().unwrap() {
+            let expr = r["expr"].as_str().unwrap();
+            if r.get("record").is_some() {
+                must_return.push(expr.to_string());
+                must_return.push(r["record"].as_str().unwrap().to_string());
+            } else {
+                for m in name_re.find_iter(expr) {
+                    alert_series.insert(m.as_str().to_string());
+                }
+            }
+        }
+    }
+    for s in &alert_series {
+        must_return.push(if s == "up" {
+            "up{job=\"handoff\"}".to_string()
+        } else {
+            s.clone()
+        });
+    }
+
+    // Wait until every expression has data (rates need two scrapes; recording rules a cycle).
+    let start = Instant::now();
+    let mut empty: Vec<String>;
+    loop {
+        std::thread::sleep(Duration::from_secs(2));
+        empty = must_return
+            .iter()
+            .filter(|q| query(prom_port, q).is_empty())
+            .cloned()
+            .collect();
+        if empty.is_empty() || start.elapsed() > Duration::from_secs(90) {
+            break;
+        }
+    }
+    sigterm(&h);
+    let _ = wait_exit(&mut h, Duration::from_secs(30));
+    assert!(
+        empty.is_empty(),
+        "{} of {} expressions returned no series:\n{}",
+        empty.len(),
+        must_return.len(),
+        empty.join("\n")
+    );
+    eprintln!(
+        "{} expressions returned data after {:?}",
+        must_return.len(),
+        start.elapsed()
+    );
+}
