@@ -53,6 +53,7 @@ impl Stage for Passthrough {
         }
         Outcome::Decided {
             level: Level::Execute,
+            family: 0,
             roles: vec![],
             triggers: vec![],
             event_ms: 0,

@@ -24,7 +24,8 @@ const PROCESSING_BUCKETS: &[f64] = &[
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    events: [IntCounter; 4],
+    /// Per family (the last is "other"): one counter per level.
+    events: Vec<[IntCounter; 4]>,
     triggers: [IntCounter; 12],
     /// Per role: warm, immediate.
     escalations: Vec<[IntCounter; 2]>,
@@ -57,14 +58,15 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
 
 impl Metrics {
     /// Registers every family on a new registry. `roles` are the matrix's role names, in order;
-    /// `rule_version` is exported as an info metric.
-    pub fn new(roles: &[String], rule_version: &str) -> Metrics {
+    /// `families` its action type families (see `Matrix::families`); `rule_version` is exported
+    /// as an info metric.
+    pub fn new(roles: &[String], families: &[String], rule_version: &str) -> Metrics {
         let r = Registry::new();
         let events = counter_vec(
             &r,
             "handoff_events_total",
-            "Agent action events decided, by execution level.",
-            &["level"],
+            "Agent action events decided, by execution level and action type family.",
+            &["level", "family"],
         );
         let triggers = counter_vec(
             &r,
@@ -155,7 +157,12 @@ impl Metrics {
             let _ = r.register(Box::new(pc));
         }
         Metrics {
-            events: Level::ALL.map(|l| events.with_label_values(&[l.as_str()])),
+            events: families
+                .iter()
+                .map(String::as_str)
+                .chain(std::iter::once("other"))
+                .map(|f| Level::ALL.map(|l| events.with_label_values(&[l.as_str(), f])))
+                .collect(),
             triggers: Trigger::ALL.map(|t| triggers.with_label_values(&[t.as_str()])),
             escalations: roles
                 .iter()
@@ -180,9 +187,11 @@ impl Metrics {
         &self.registry
     }
 
-    /// Counts a decided event.
-    pub fn decided(&self, level: Level, triggers: &[Trigger]) {
-        self.events[level as usize].inc();
+    /// Counts a decided event of action type family `family` (an index into the families given
+    /// to [`Metrics::new`]; out of range counts as "other").
+    pub fn decided(&self, level: Level, family: usize, triggers: &[Trigger]) {
+        let f = family.min(self.events.len() - 1);
+        self.events[f][level as usize].inc();
         for t in triggers {
             self.triggers[*t as usize].inc();
         }
@@ -238,19 +247,26 @@ mod tests {
 
     #[test]
     fn families_follow_conventions_and_labels_are_bounded() {
-        let m = Metrics::new(&["owner".into(), "support".into()], "rv-abc");
+        let m = Metrics::new(
+            &["owner".into(), "support".into()],
+            &["email".into()],
+            "rv-abc",
+        );
         m.decided(
             Level::AskFirst,
+            0,
             &[Trigger::LowConfidence, Trigger::HumanRequested],
         );
+        m.decided(Level::Execute, 7, &[]);
         m.escalated(1, Tier::Immediate);
         m.dead_letter("avro_decode");
         m.verdicts.inc();
         m.decision_latency.observe(0.02);
         let text = m.render();
         for line in [
-            "handoff_events_total{level=\"ask_first\"} 1",
-            "handoff_events_total{level=\"execute\"} 0",
+            "handoff_events_total{family=\"email\",level=\"ask_first\"} 1",
+            "handoff_events_total{family=\"other\",level=\"execute\"} 1",
+            "handoff_events_total{family=\"email\",level=\"execute\"} 0",
             "handoff_trigger_events_total{trigger=\"human_requested\"} 1",
             "handoff_escalations_total{role=\"support\",tier=\"immediate\"} 1",
             "handoff_escalations_total{role=\"owner\",tier=\"warm\"} 0",
@@ -270,8 +286,17 @@ mod tests {
             for metric in family.get_metric() {
                 for l in metric.get_label() {
                     assert!(
-                        ["level", "trigger", "role", "tier", "reason", "version"]
-                            .contains(&l.name()),
+                        [
+                            "level",
+                            "family",
+                            "trigger",
+                            "role",
+                            "tier",
+                            "reason",
+                            "version",
+                            "partition"
+                        ]
+                        .contains(&l.name()),
                         "unexpected label {} on {name}",
                         l.name()
                     );

@@ -621,9 +621,15 @@ fn the_demo_starts_its_broker_processes_events_and_stops_cleanly() {
 
 /// Sum of the samples of a metric family in Prometheus text (every label set).
 fn metric_sum(text: &str, name: &str) -> f64 {
+    metric_sum_where(text, name, "")
+}
+
+/// Sum of the samples of a family whose labels contain `label` (e.g. `level="ask_first"`).
+fn metric_sum_where(text: &str, name: &str, label: &str) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
+        .filter(|l| l.contains(label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -685,8 +691,22 @@ fn metrics_are_served_on_localhost_and_count_the_traffic() {
     );
     let ask = exp.verdicts.values().filter(|v| v.0 == "ask_first").count();
     assert_eq!(
-        metric_sum(&text, "handoff_events_total{level=\"ask_first\"}"),
+        metric_sum_where(&text, "handoff_events_total", "level=\"ask_first\""),
         ask as f64
+    );
+    // Every family the matrix names, plus "other", is a label value from the start.
+    let m = Matrix::default_matrix().unwrap();
+    for f in m.families().iter().map(String::as_str).chain(["other"]) {
+        assert!(text.contains(&format!("family=\"{f}\"")), "no family {f}");
+    }
+    let email = recs
+        .iter()
+        .filter_map(|r| r.event.as_ref())
+        .filter(|e| e.action_type.starts_with("email."))
+        .count();
+    assert_eq!(
+        metric_sum_where(&text, "handoff_events_total", "family=\"email\""),
+        email as f64
     );
     let version = Matrix::default_matrix().unwrap().version().to_string();
     assert!(

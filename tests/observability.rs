@@ -19,8 +19,8 @@ fn names(expr: &str) -> Vec<String> {
 }
 
 fn exported() -> String {
-    let m = Metrics::new(&["owner".into()], "rv-test");
-    m.decided(Level::Execute, &[Trigger::LowConfidence]);
+    let m = Metrics::new(&["owner".into()], &["email".into()], "rv-test");
+    m.decided(Level::Execute, 0, &[Trigger::LowConfidence]);
     m.escalated(0, Tier::Warm);
     m.dead_letter("avro_decode");
     m.consumer_lag.with_label_values(&["0"]).set(1);

@@ -252,6 +252,7 @@ pub struct Matrix {
     customer_roles: RoleSet,
     approvals_immediate: bool,
     roles: Vec<RoleView>,
+    families: Vec<String>,
 }
 
 impl Matrix {
@@ -420,7 +421,19 @@ impl Matrix {
             })
             .collect();
 
+        // Action type families named by the matrix's levels: the bounded set used as a metric
+        // label (anything else is "other").
+        let mut families: Vec<String> = spec
+            .levels
+            .iter()
+            .filter_map(|r| r.pattern.split('.').next())
+            .filter(|f| *f != "*")
+            .map(str::to_string)
+            .collect();
+        families.sort();
+        families.dedup();
         Ok(Matrix {
+            families,
             version,
             source,
             profiles,
@@ -456,6 +469,20 @@ impl Matrix {
     /// The names of the roles in a set, sorted.
     pub fn role_names(&self, set: RoleSet) -> Vec<String> {
         set.iter().map(|i| self.roles[i].name.clone()).collect()
+    }
+
+    /// Action type families named by the levels, sorted (a bounded set for metric labels).
+    pub fn families(&self) -> &[String] {
+        &self.families
+    }
+
+    /// Index of an action type's family in [`Matrix::families`], or `families().len()` for
+    /// "other".
+    pub fn family_index(&self, action_type: &str) -> usize {
+        let family = action_type.split('.').next().unwrap_or("");
+        self.families
+            .binary_search_by(|f| f.as_str().cmp(family))
+            .unwrap_or(self.families.len())
     }
 
     /// The compiled phrase matcher.

@@ -374,7 +374,11 @@ pub async fn run_stage<S: Stage + 'static>(
         topics.extend(processor.topics().iter().cloned());
         ensure_topics(settings, &topics).await?;
     }
-    let stats = Arc::new(Stats::new(processor.role_names(), &processor.label()));
+    let stats = Arc::new(Stats::new(
+        processor.role_names(),
+        &processor.families(),
+        &processor.label(),
+    ));
     let shared = Arc::new(Shared {
         queued: std::sync::atomic::AtomicUsize::new(0),
         tracker: Mutex::new(Tracker::new()),
@@ -618,11 +622,13 @@ fn worker<S: Stage>(
         match &outcome {
             Outcome::Decided {
                 level,
+                family,
                 roles,
                 triggers,
                 ..
             } => stats.decided(
                 *level,
+                *family,
                 roles,
                 triggers,
                 started.elapsed().as_micros() as u64,

@@ -46,6 +46,8 @@ pub enum Outcome {
     Decided {
         /// Level.
         level: Level,
+        /// Action type family (index into [`Stage::families`]; out of range is "other").
+        family: usize,
         /// Roles (indexes into the matrix's roles) that got an escalation, with its tier.
         roles: Vec<(usize, crate::event::Tier)>,
         /// Triggers fired.
@@ -88,6 +90,10 @@ pub trait Stage: Send {
     fn forget_partition(&mut self, partition: i32);
     /// Role names for statistics (index = role in [`Outcome::Decided`]).
     fn role_names(&self) -> Vec<String>;
+    /// Action type families for statistics (index = family in [`Outcome::Decided`]).
+    fn families(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// A label for logs and the `handoff_rule_info` metric (the rule version for handoff).
     fn label(&self) -> String;
 }
@@ -104,6 +110,9 @@ impl Stage for Processor {
     }
     fn role_names(&self) -> Vec<String> {
         self.matrix.roles().iter().map(|r| r.name.clone()).collect()
+    }
+    fn families(&self) -> Vec<String> {
+        self.matrix.families().to_vec()
     }
     fn label(&self) -> String {
         self.matrix.version().to_string()
@@ -252,6 +261,7 @@ impl Processor {
         });
         Outcome::Decided {
             level: decision.level,
+            family: self.matrix.family_index(&event.action_type),
             roles,
             triggers: decision.triggers.iter().collect(),
             event_ms: event.timestamp_ms,

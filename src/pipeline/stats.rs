@@ -38,10 +38,11 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Zeroed counters for the given roles; `rule_version` is exported as an info metric.
-    pub fn new(role_names: Vec<String>, rule_version: &str) -> Self {
+    /// Zeroed counters for the given roles and action type families; `rule_version` is exported
+    /// as an info metric.
+    pub fn new(role_names: Vec<String>, families: &[String], rule_version: &str) -> Self {
         Stats {
-            metrics: Metrics::new(&role_names, rule_version),
+            metrics: Metrics::new(&role_names, families, rule_version),
             consumed: AtomicU64::new(0),
             by_level: Default::default(),
             by_role: role_names.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -71,16 +72,18 @@ impl Stats {
         tracing::debug!(reason, partition, offset, "dead letter");
     }
 
-    /// Records a decided event: its verdict, escalations (role index and tier) and triggers.
+    /// Records a decided event: its verdict, family, escalations (role index and tier) and
+    /// triggers.
     pub fn decided(
         &self,
         level: Level,
+        family: usize,
         roles: &[(usize, Tier)],
         triggers: &[Trigger],
         processing_us: u64,
     ) {
         self.by_level[level as usize].fetch_add(1, Relaxed);
-        self.metrics.decided(level, triggers);
+        self.metrics.decided(level, family, triggers);
         self.metrics.verdicts.inc();
         for &(r, tier) in roles {
             self.by_role[r].fetch_add(1, Relaxed);
