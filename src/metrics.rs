@@ -50,10 +50,18 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+/// Registers a newly built collector and returns it (a handle sharing its values).
+fn registered<C: prometheus::core::Collector + Clone + 'static>(
+    r: &Registry,
+    built: prometheus::Result<C>,
+) -> C {
+    let c = built.expect("valid metric");
     r.register(Box::new(c.clone())).expect("registered once");
     c
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    registered(r, IntCounterVec::new(Opts::new(name, help), labels))
 }
 
 impl Metrics {
@@ -86,71 +94,67 @@ impl Metrics {
             "Input records sent to the dead-letter topic, by reason.",
             &["reason"],
         );
-        let verdicts =
-            IntCounter::new("handoff_verdicts_total", "Verdicts produced.").expect("valid");
-        r.register(Box::new(verdicts.clone()))
-            .expect("registered once");
-        let consumed = IntCounter::new("handoff_consumed_records_total", "Input records read.")
-            .expect("valid");
-        r.register(Box::new(consumed.clone()))
-            .expect("registered once");
-        let decision_latency = Histogram::with_opts(
+        let verdicts = registered(
+            &r,
+            IntCounter::new("handoff_verdicts_total", "Verdicts produced."),
+        );
+        let consumed = registered(
+            &r,
+            IntCounter::new("handoff_consumed_records_total", "Input records read."),
+        );
+        let decision_latency = registered(&r, Histogram::with_opts(
             HistogramOpts::new(
                 "handoff_decision_latency_seconds",
                 "From the event's Kafka timestamp (else its own time) to every output delivered.",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
-        )
-        .expect("valid");
-        r.register(Box::new(decision_latency.clone()))
-            .expect("registered once");
-        let processing = Histogram::with_opts(
-            HistogramOpts::new(
-                "handoff_processing_seconds",
-                "Decode, decide and encode of one input record.",
-            )
-            .buckets(PROCESSING_BUCKETS.to_vec()),
-        )
-        .expect("valid");
-        r.register(Box::new(processing.clone()))
-            .expect("registered once");
-        let in_flight = IntGauge::new(
-            "handoff_in_flight_records",
-            "Input records being processed or waiting for their outputs to be delivered.",
-        )
-        .expect("valid");
-        r.register(Box::new(in_flight.clone()))
-            .expect("registered once");
-        let consumer_lag = IntGaugeVec::new(
+        ));
+        let processing = registered(
+            &r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "handoff_processing_seconds",
+                    "Decode, decide and encode of one input record.",
+                )
+                .buckets(PROCESSING_BUCKETS.to_vec()),
+            ),
+        );
+        let in_flight = registered(
+            &r,
+            IntGauge::new(
+                "handoff_in_flight_records",
+                "Input records being processed or waiting for their outputs to be delivered.",
+            ),
+        );
+        let consumer_lag = registered(&r, IntGaugeVec::new(
             Opts::new(
                 "handoff_consumer_lag_records",
                 "Records between the committed position and the end of each assigned input partition.",
             ),
             &["partition"],
-        )
-        .expect("valid");
-        r.register(Box::new(consumer_lag.clone()))
-            .expect("registered once");
-        let info = IntGaugeVec::new(
-            Opts::new(
-                "handoff_rule_info",
-                "The rule version of the matrix deciding (always 1).",
+        ));
+        let info = registered(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "handoff_rule_info",
+                    "The rule version of the matrix deciding (always 1).",
+                ),
+                &["version"],
             ),
-            &["version"],
-        )
-        .expect("valid");
+        );
         info.with_label_values(&[rule_version]).set(1);
-        r.register(Box::new(info)).expect("registered once");
-        let build = IntGaugeVec::new(
-            Opts::new(
-                "handoff_build_info",
-                "The running handoff build (always 1).",
+        let build = registered(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "handoff_build_info",
+                    "The running handoff build (always 1).",
+                ),
+                &["version"],
             ),
-            &["version"],
-        )
-        .expect("valid");
+        );
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        r.register(Box::new(build)).expect("registered once");
         #[cfg(target_os = "linux")]
         {
             let pc = prometheus::process_collector::ProcessCollector::for_self();

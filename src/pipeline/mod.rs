@@ -345,7 +345,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_start: impl FnOnce(StatsHandle),
 ) -> Result<RunReport, PipelineError> {
-    check_reachable(settings)?;
     // Parse the schemas once up front so a defect surfaces here, not in a worker.
     Processor::new(settings, matrix.clone())?;
     let s = settings.clone();
@@ -539,14 +538,11 @@ pub async fn run_stage<S: Stage + 'static>(
 
     // Drain, flush, commit.
     let started = Instant::now();
-    let drained = loop {
-        if shared.queued.load(std::sync::atomic::Ordering::Acquire) == 0 {
-            break true;
-        }
-        if started.elapsed() > deadline {
-            break false;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+    let drained = {
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || wait_queued(&shared, deadline))
+            .await
+            .unwrap_or(false)
     };
     let flushed = producer.flush(Timeout::After(deadline.saturating_sub(started.elapsed())));
     store_offsets(&consumer, &shared, &settings.topics.input, &mut stored);

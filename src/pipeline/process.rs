@@ -195,11 +195,6 @@ impl Processor {
         &self.matrix
     }
 
-    /// Sessions held for a partition.
-    pub fn sessions_held(&self, partition: i32) -> usize {
-        self.sessions.get(&partition).map_or(0, SessionStore::len)
-    }
-
     /// Maps one input record to its outputs. `now_ms` comes from the caller's clock.
     pub fn process(&mut self, input: Input<'_>, now_ms: i64, out: &mut Vec<Output>) -> Outcome {
         let payload = input.payload.unwrap_or(&[]);
