@@ -635,17 +635,9 @@ fn metric_sum_where(text: &str, name: &str, label: &str) -> f64 {
 }
 
 fn scrape(port: u16) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    assert!(
-        out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"),
-        "{out}"
-    );
-    out
+    let (status, body) = common::http_get(port, "/metrics");
+    assert!(status.ends_with(" 200 OK"), "{status}: {body}");
+    body
 }
 
 #[test]

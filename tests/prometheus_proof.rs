@@ -7,7 +7,6 @@ mod common;
 
 use common::kafka::*;
 use serde_json::Value;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,17 +56,9 @@ fn encode(q: &str) -> String {
 
 /// Runs an instant query; returns the result array (or panics on an HTTP or PromQL error).
 fn query(port: u16, q: &str) -> Vec<Value> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "GET /api/v1/query?query={} HTTP/1.0\r\nHost: localhost\r\n\r\n",
-        encode(q)
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
-    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{q}: {e}: {resp}"));
+    let (status, body) = common::http_get(port, &format!("/api/v1/query?query={}", encode(q)));
+    let v: Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{q}: {e}: {status} {body}"));
     assert_eq!(v["status"], "success", "{q}: {v}");
     v["data"]["result"].as_array().cloned().unwrap_or_default()
 }

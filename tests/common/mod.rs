@@ -40,3 +40,19 @@ pub fn customer(tier: CustomerTier, complaints: i32) -> Option<Customer> {
         prior_complaints: complaints,
     })
 }
+
+/// A plain HTTP/1.0 GET on loopback: the status line and the body.
+pub fn http_get(port: u16, path_and_query: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path_and_query} HTTP/1.0\r\nHost: localhost\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let status = head.lines().next().unwrap_or("").to_string();
+    (status, body.to_string())
+}
