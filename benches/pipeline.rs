@@ -41,15 +41,12 @@ impl Stage for Passthrough {
         let copies =
             (((i + 1.0) * self.share).floor() - (i * self.share).floor()).max(1.0) as usize;
         for _ in 0..copies {
-            out.push(Output {
-                topic: 0,
-                key: input.key.map(<[u8]>::to_vec),
-                payload: {
-                    let p = input.payload.unwrap_or_default();
-                    p[..p.len().min(self.bytes)].to_vec()
-                },
-                headers: Vec::new(),
-            });
+            let p = input.payload.unwrap_or_default();
+            out.push(Output::new(
+                0,
+                input.key.map(<[u8]>::to_vec),
+                p[..p.len().min(self.bytes)].to_vec(),
+            ));
         }
         Outcome::Decided {
             level: Level::Execute,
@@ -97,6 +94,7 @@ fn drive<S: Stage + 'static>(
         pipeline::run_stage(
             &s2,
             stage,
+            std::sync::Arc::new(handoff::clock::SystemClock),
             async {
                 let _ = stop_rx.await;
             },

@@ -100,6 +100,12 @@ pub struct TopicSettings {
     /// Records that could not be processed.
     #[serde(default = "default_dlq_topic")]
     pub dead_letter: String,
+    /// Human decisions (input); keyed by session id and partitioned like `input`.
+    #[serde(default = "default_decisions_topic")]
+    pub decisions: String,
+    /// handoff's own compacted changelog of per-session state; partitioned like `input`.
+    #[serde(default = "default_changelog_topic")]
+    pub changelog: String,
 }
 
 /// Framing of input records.
@@ -157,6 +163,10 @@ pub struct PipelineSettings {
     /// Give up starting when the brokers do not answer within this time.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// How often acknowledgement deadlines are checked: a deadline fires within one tick of
+    /// its due time.
+    #[serde(default = "default_timer_tick", with = "humantime_serde")]
+    pub timer_tick: Duration,
 }
 
 /// Log output.
@@ -207,6 +217,15 @@ fn default_verdicts_topic() -> String {
 }
 fn default_dlq_topic() -> String {
     "agent.actions.dlq".into()
+}
+fn default_decisions_topic() -> String {
+    "human.decisions".into()
+}
+fn default_changelog_topic() -> String {
+    "handoff.state".into()
+}
+fn default_timer_tick() -> Duration {
+    Duration::from_secs(1)
 }
 fn default_format() -> InputFormat {
     InputFormat::Avro
@@ -444,6 +463,8 @@ impl Settings {
             ("input", &t.input),
             ("verdicts", &t.verdicts),
             ("dead_letter", &t.dead_letter),
+            ("decisions", &t.decisions),
+            ("changelog", &t.changelog),
         ] {
             if !crate::matrix::is_topic_name(name) {
                 problems.push(
@@ -452,10 +473,18 @@ impl Settings {
                 );
             }
         }
-        if t.input == t.verdicts || t.input == t.dead_letter {
+        for (field, name) in [("input", &t.input), ("decisions", &t.decisions)] {
+            if [&t.verdicts, &t.dead_letter, &t.changelog].contains(&name) {
+                problems.push(
+                    format!("topics.{field}"),
+                    format!("{name:?} is also an output topic"),
+                );
+            }
+        }
+        if t.input == t.decisions {
             problems.push(
-                "topics.input",
-                format!("{:?} is also an output topic", t.input),
+                "topics.decisions",
+                format!("{:?} is also the input topic", t.decisions),
             );
         }
         if self.input.format == InputFormat::Confluent && self.input.schema_ids.is_empty() {
@@ -474,6 +503,15 @@ impl Settings {
             );
         }
         let p = &self.pipeline;
+        if p.timer_tick < Duration::from_millis(10) || p.timer_tick > Duration::from_secs(60) {
+            problems.push(
+                "pipeline.timer_tick",
+                format!(
+                    "{} is out of range; between 10ms and 60s",
+                    humantime::format_duration(p.timer_tick)
+                ),
+            );
+        }
         if p.max_in_flight == 0 {
             problems.push("pipeline.max_in_flight", "0 would never process anything");
         }

@@ -24,6 +24,16 @@ pub fn escalation_id(action_id: &str, role: &str) -> String {
     s
 }
 
+/// The id of the `sequence`-th hand-over of an action to a role: [`escalation_id`] for the
+/// first (0), and the same hash with the sequence number appended after a move along a chain or
+/// a redirect.
+pub fn escalation_id_seq(action_id: &str, role: &str, sequence: i32) -> String {
+    if sequence == 0 {
+        return escalation_id(action_id, role);
+    }
+    escalation_id(&format!("{action_id}\x1f{sequence}"), role)
+}
+
 /// The first verdict's outcome for a level.
 pub fn outcome_for(level: Level) -> VerdictOutcome {
     match level {

@@ -8,6 +8,7 @@
 
 pub mod broker;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod context;
 pub mod error;
@@ -20,3 +21,4 @@ pub mod offline;
 pub mod pipeline;
 pub mod problems;
 pub mod session;
+pub mod state;

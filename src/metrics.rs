@@ -4,7 +4,7 @@
 //! action, session or agent id. Handles for every label value are resolved once, so the hot path
 //! only touches atomics.
 
-use crate::event::{Level, Tier};
+use crate::event::{DecisionKind, Level, Tier};
 use crate::matrix::Trigger;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -14,6 +14,11 @@ use prometheus::{
 /// Buckets for decision latency (event → outputs delivered), seconds.
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Buckets for time-to-human (escalation → first human answer), seconds: from a second to
+/// four hours.
+const HUMAN_BUCKETS: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0,
 ];
 /// Buckets for processing time of one record, seconds.
 const PROCESSING_BUCKETS: &[f64] = &[
@@ -42,6 +47,17 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// Records behind the end of each assigned input partition (librdkafka statistics).
     pub consumer_lag: IntGaugeVec,
+    /// Per role: warm, immediate.
+    time_to_human: Vec<[Histogram; 2]>,
+    /// Per role: one counter per decision kind.
+    human_decisions: Vec<[IntCounter; 5]>,
+    /// Per role: warm, immediate.
+    pending: Vec<[IntGauge; 2]>,
+    /// Per role: warm, immediate.
+    deadline_misses: Vec<[IntCounter; 2]>,
+    /// Fail closed, fail open.
+    timeouts: [IntCounter; 2],
+    decisions_ignored: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -155,6 +171,55 @@ impl Metrics {
             ),
         );
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let time_to_human = registered(
+            &r,
+            prometheus::HistogramVec::new(
+                HistogramOpts::new(
+                    "handoff_time_to_human_seconds",
+                    "From an escalation to the first human answer (acknowledgement or decision), \
+                     by role answering and tier.",
+                )
+                .buckets(HUMAN_BUCKETS.to_vec()),
+                &["role", "tier"],
+            ),
+        );
+        let human_decisions = counter_vec(
+            &r,
+            "handoff_human_decisions_total",
+            "Human answers applied, by role and decision (approve, reject, revise, redirect, \
+             acknowledge).",
+            &["role", "decision"],
+        );
+        let pending = registered(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "handoff_pending_escalations",
+                    "Escalations held by this instance that wait for a human, by role and tier.",
+                ),
+                &["role", "tier"],
+            ),
+        );
+        let deadline_misses = counter_vec(
+            &r,
+            "handoff_deadline_misses_total",
+            "Acknowledgement deadlines that passed without an answer, by role and tier.",
+            &["role", "tier"],
+        );
+        let timeouts = counter_vec(
+            &r,
+            "handoff_timeouts_total",
+            "Actions whose escalation chain was exhausted, by verdict (blocked: fail closed; \
+             proceed: fail open).",
+            &["outcome"],
+        );
+        let decisions_ignored = counter_vec(
+            &r,
+            "handoff_decisions_ignored_total",
+            "Human decisions that did nothing, by reason (unknown, closed, duplicate, invalid).",
+            &["reason"],
+        );
+        let tiers = [Tier::Warm, Tier::Immediate];
         #[cfg(target_os = "linux")]
         {
             let pc = prometheus::process_collector::ProcessCollector::for_self();
@@ -175,6 +240,27 @@ impl Metrics {
                         .map(|t| escalations.with_label_values(&[role, t.as_str()]))
                 })
                 .collect(),
+            time_to_human: roles
+                .iter()
+                .map(|role| tiers.map(|t| time_to_human.with_label_values(&[role, t.as_str()])))
+                .collect(),
+            human_decisions: roles
+                .iter()
+                .map(|role| {
+                    DecisionKind::ALL
+                        .map(|d| human_decisions.with_label_values(&[role, d.as_str()]))
+                })
+                .collect(),
+            pending: roles
+                .iter()
+                .map(|role| tiers.map(|t| pending.with_label_values(&[role, t.as_str()])))
+                .collect(),
+            deadline_misses: roles
+                .iter()
+                .map(|role| tiers.map(|t| deadline_misses.with_label_values(&[role, t.as_str()])))
+                .collect(),
+            timeouts: ["blocked", "proceed"].map(|o| timeouts.with_label_values(&[o])),
+            decisions_ignored,
             dead_letters,
             verdicts,
             consumed,
@@ -206,6 +292,41 @@ impl Metrics {
         if let Some(r) = self.escalations.get(role) {
             r[tier as usize].inc();
         }
+    }
+
+    /// Records a human answer for role index `role`; `waited_s` is set for the first answer
+    /// to an escalation (time-to-human).
+    pub fn answered(&self, role: usize, tier: Tier, decision: DecisionKind, waited_s: Option<f64>) {
+        if let Some(c) = self.human_decisions.get(role) {
+            c[decision as usize].inc();
+        }
+        if let (Some(h), Some(w)) = (self.time_to_human.get(role), waited_s) {
+            h[tier as usize].observe(w);
+        }
+    }
+
+    /// Moves the pending escalations of role index `role` at `tier` by `delta`.
+    pub fn pending(&self, role: usize, tier: Tier, delta: i64) {
+        if let Some(g) = self.pending.get(role) {
+            g[tier as usize].add(delta);
+        }
+    }
+
+    /// Counts a deadline that passed without acknowledgement.
+    pub fn deadline_missed(&self, role: usize, tier: Tier) {
+        if let Some(c) = self.deadline_misses.get(role) {
+            c[tier as usize].inc();
+        }
+    }
+
+    /// Counts an exhausted chain.
+    pub fn timed_out(&self, fail_open: bool) {
+        self.timeouts[usize::from(fail_open)].inc();
+    }
+
+    /// Counts a decision that did nothing.
+    pub fn decision_ignored(&self, reason: &str) {
+        self.decisions_ignored.with_label_values(&[reason]).inc();
     }
 
     /// Counts a dead letter.
@@ -298,7 +419,9 @@ mod tests {
                             "tier",
                             "reason",
                             "version",
-                            "partition"
+                            "partition",
+                            "decision",
+                            "outcome"
                         ]
                         .contains(&l.name()),
                         "unexpected label {} on {name}",

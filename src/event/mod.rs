@@ -404,6 +404,28 @@ pub enum DecisionKind {
     Acknowledge,
 }
 
+impl DecisionKind {
+    /// Every kind, in schema order.
+    pub const ALL: [DecisionKind; 5] = [
+        DecisionKind::Approve,
+        DecisionKind::Reject,
+        DecisionKind::Revise,
+        DecisionKind::Redirect,
+        DecisionKind::Acknowledge,
+    ];
+
+    /// The schema's name, also the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::Approve => "approve",
+            DecisionKind::Reject => "reject",
+            DecisionKind::Revise => "revise",
+            DecisionKind::Redirect => "redirect",
+            DecisionKind::Acknowledge => "acknowledge",
+        }
+    }
+}
+
 /// A human's answer to an escalation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -11,8 +11,8 @@ mod trigger;
 pub use keywords::{Hit, PhraseMatcher};
 pub use pattern::{most_specific, Pattern, ProfileTable};
 pub use spec::{
-    default_outcome, is_topic_name, MatrixSpec, Outcome, PackageField, RoleSpec, TextField,
-    DEFAULT_MATRIX_TOML, MAX_ROLES,
+    default_outcome, is_topic_name, MatrixSpec, OnTimeout, Outcome, PackageField, RoleSpec,
+    TextField, DEFAULT_MATRIX_TOML, MAX_ROLES,
 };
 pub use trigger::{Trigger, TriggerSet};
 
@@ -92,6 +92,8 @@ struct Profile {
     threshold: f64,
     amount_limit: f64,
     customer_facing: bool,
+    /// `on_timeout = "fail_open"` on the matching level rule.
+    fail_open: bool,
 }
 
 /// A set of roles, as a bit mask over the matrix's roles sorted by name.
@@ -238,6 +240,8 @@ pub struct RoleView {
     pub hide: Vec<PackageField>,
     /// Redaction patterns, with their names.
     pub redact: Vec<(String, regex::Regex)>,
+    /// The role (index into [`Matrix::roles`]) called when this one lets a deadline pass.
+    pub escalate_to: Option<usize>,
 }
 
 /// A compiled, validated escalation matrix.
@@ -375,6 +379,7 @@ impl Matrix {
                 amount_limit: most_specific(limits.iter().map(|(p, v)| (p, *v)), a)
                     .unwrap_or(default_limit),
                 customer_facing: facing.iter().any(|p| p.matches(a)),
+                fail_open: rule.and_then(|r| r.on_timeout) == Some(spec::OnTimeout::FailOpen),
             }
         });
 
@@ -418,6 +423,10 @@ impl Matrix {
                         (n.clone(), re)
                     })
                     .collect(),
+                escalate_to: r
+                    .escalate_to
+                    .as_ref()
+                    .and_then(|n| spec.roles.keys().position(|k| k == n)),
             })
             .collect();
 
@@ -444,6 +453,18 @@ impl Matrix {
             roles,
             spec,
         })
+    }
+
+    /// The index of a role by name.
+    pub fn role_index(&self, name: &str) -> Option<usize> {
+        self.roles.iter().position(|r| r.name == name)
+    }
+
+    /// True when an unanswered escalation of this action type, decided at `level`, lets the
+    /// action proceed once its chain is exhausted (`on_timeout = "fail_open"`); never for
+    /// `hard_stop`.
+    pub fn fails_open(&self, action_type: &str, level: Level) -> bool {
+        level < Level::HardStop && self.profiles.get(action_type).fail_open
     }
 
     /// The rule version stamped on every decision.

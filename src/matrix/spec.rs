@@ -195,6 +195,22 @@ pub struct LevelRule {
     /// Who approves when this level needs a human; `[approvals].roles` when absent.
     #[serde(default)]
     pub roles: Option<Vec<String>>,
+    /// What happens when every role of the escalation chain let its deadline pass:
+    /// `fail_closed` (default, a `timed_out_blocked` verdict) or `fail_open` (a
+    /// `timed_out_proceed` verdict; refused for `hard_stop`, and never applied to an event that a
+    /// trigger raised to `hard_stop`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_timeout: Option<OnTimeout>,
+}
+
+/// What an unanswered escalation turns into when its chain is exhausted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTimeout {
+    /// Block the action (`timed_out_blocked`).
+    FailClosed,
+    /// Let it run (`timed_out_proceed`).
+    FailOpen,
 }
 
 /// Who approves actions whose own level (not a trigger) needs a human.
@@ -438,6 +454,10 @@ pub struct RoleSpec {
     /// Names of `[redaction]` patterns applied to this role's text.
     #[serde(default)]
     pub redact: Vec<String>,
+    /// The role called next when this role lets an acknowledgement deadline pass (e.g.
+    /// `support` → `support_l2` → `crisis_manager`); none ends the chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_to: Option<String>,
 }
 
 /// Every trigger's settings.
@@ -619,6 +639,19 @@ impl MatrixSpec {
                         format!("{:?} needs a human, but no role is named", rule.pattern),
                     );
                 }
+            }
+        }
+        for (i, rule) in self.levels.iter().enumerate() {
+            let hard = rule.level == Level::HardStop || rule.templated == Some(Level::HardStop);
+            if rule.on_timeout == Some(OnTimeout::FailOpen) && hard {
+                problems.push(
+                    format!("levels[{i}].on_timeout"),
+                    format!(
+                        "fail_open is not allowed for {:?}: its level is hard_stop, which always \
+                         fails closed",
+                        rule.pattern
+                    ),
+                );
             }
         }
         for r in &self.approvals.roles {
@@ -865,6 +898,31 @@ impl MatrixSpec {
                         ),
                     );
                 }
+            }
+        }
+        // Escalation chains: each next role defined, and no chain comes back to a role it left.
+        for (name, role) in &self.roles {
+            let Some(next) = &role.escalate_to else {
+                continue;
+            };
+            let path = format!("roles.{name}.escalate_to");
+            if !self.roles.contains_key(next) {
+                self.check_role(next, &path, problems);
+                continue;
+            }
+            let mut seen = vec![name.as_str()];
+            let mut at = Some(next.as_str());
+            while let Some(r) = at {
+                if seen.contains(&r) {
+                    seen.push(r);
+                    problems.push(
+                        path.clone(),
+                        format!("the escalation chain loops: {}", seen.join(" → ")),
+                    );
+                    break;
+                }
+                seen.push(r);
+                at = self.roles.get(r).and_then(|x| x.escalate_to.as_deref());
             }
         }
         for (name, re) in &self.redaction {

@@ -18,6 +18,7 @@ pub mod process;
 pub mod stats;
 pub mod tracker;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::error::{Classify, ErrorClass};
 use crate::matrix::Matrix;
@@ -37,7 +38,7 @@ use stats::Stats;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tracker::{token, untoken, Tracker};
+use tracker::{slot, token, unslot, untoken, Tracker, UNTRACKED};
 
 /// Why the pipeline stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,24 @@ pub enum PipelineError {
     /// The shipped schemas could not be loaded.
     #[error(transparent)]
     Codec(#[from] crate::event::CodecError),
+    /// A topic that must be partitioned like the input is not.
+    #[error(
+        "{field} = {topic:?} has {partitions} partition(s) but {input:?} has {input_partitions}: \
+         a session's events, decisions and state must share partition numbers; give them the \
+         same count"
+    )]
+    NotCopartitioned {
+        /// Setting naming the topic.
+        field: &'static str,
+        /// Topic.
+        topic: String,
+        /// Its partitions.
+        partitions: usize,
+        /// Input topic.
+        input: String,
+        /// Its partitions.
+        input_partitions: usize,
+    },
     /// Draining did not finish within the deadline; undelivered work will be re-processed.
     #[error("shutdown deadline of {0:?} passed with {1} input record(s) still in flight")]
     DrainTimeout(Duration, usize),
@@ -106,10 +125,7 @@ impl Shared {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemClock.now_ms()
 }
 
 /// The producer's delivery callback: one call per output record.
@@ -153,6 +169,8 @@ enum Job {
     Record(rdkafka::message::OwnedMessage),
     /// A partition was revoked: drop its state.
     Forget(i32),
+    /// Partitions were assigned: restore their state before their records come.
+    Assign(Vec<i32>),
 }
 
 /// The consumer's rebalance handling.
@@ -162,6 +180,13 @@ struct GroupContext {
     drain: Duration,
     workers: Mutex<Vec<std::sync::mpsc::Sender<Job>>>,
     input_topic: String,
+    decisions_topic: String,
+}
+
+impl GroupContext {
+    fn source(&self, topic: &str) -> u8 {
+        u8::from(topic != self.input_topic)
+    }
 }
 
 /// Waits until the workers have dispatched every record handed to them, or `deadline` passes.
@@ -208,7 +233,8 @@ impl ConsumerContext for GroupContext {
         let mut commit = TopicPartitionList::new();
         let mut tracker = self.shared.tracker.lock().expect("tracker lock");
         for el in tpl.elements() {
-            if let Some(point) = tracker.commit_point(el.partition()) {
+            if let Some(point) = tracker.commit_point(slot(self.source(el.topic()), el.partition()))
+            {
                 let _ =
                     commit.add_partition_offset(el.topic(), el.partition(), Offset::Offset(point));
             }
@@ -221,8 +247,12 @@ impl ConsumerContext for GroupContext {
         let mut revoked = self.shared.revoked.lock().expect("lock");
         let workers = self.workers.lock().expect("lock");
         for el in tpl.elements() {
-            let left = tracker.forget(el.partition());
-            revoked.push(el.partition());
+            let key = slot(self.source(el.topic()), el.partition());
+            let left = tracker.forget(key);
+            revoked.push(key);
+            if el.topic() != self.input_topic {
+                continue;
+            }
             let _ = self
                 .shared
                 .stats
@@ -243,8 +273,36 @@ impl ConsumerContext for GroupContext {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            let parts: Vec<i32> = tpl
+                .elements()
+                .iter()
+                .filter(|e| e.topic() == self.input_topic)
+                .map(|e| e.partition())
+                .collect();
+            let decisions: Vec<i32> = tpl
+                .elements()
+                .iter()
+                .filter(|e| e.topic() == self.decisions_topic)
+                .map(|e| e.partition())
+                .collect();
+            if parts != decisions {
+                tracing::warn!(input = ?parts, decisions = ?decisions, "input and decision partitions differ: decisions for another member's partitions are ignored there (use the range assignor)");
+            }
             tracing::info!(partitions = ?parts, "partitions assigned");
+            // Sent from inside the consumer's poll, so each worker restores before it sees any
+            // record of these partitions.
+            let workers = self.workers.lock().expect("lock");
+            if !workers.is_empty() {
+                let mut by_worker: Vec<Vec<i32>> = vec![Vec::new(); workers.len()];
+                for p in parts {
+                    by_worker[p as usize % workers.len()].push(p);
+                }
+                for (w, ps) in by_worker.into_iter().enumerate() {
+                    if !ps.is_empty() {
+                        let _ = workers[w].send(Job::Assign(ps));
+                    }
+                }
+            }
         }
     }
 }
@@ -297,11 +355,17 @@ pub async fn ensure_topics(settings: &Settings, topics: &[String]) -> Result<(),
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| {
-            NewTopic::new(
+            let topic = NewTopic::new(
                 t,
                 settings.kafka.partitions,
                 TopicReplication::Fixed(settings.kafka.replication_factor),
-            )
+            );
+            if *t == settings.topics.changelog {
+                // Only the last state of each session matters.
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(settings.pipeline.connect_timeout));
@@ -327,6 +391,49 @@ pub async fn ensure_topics(settings: &Settings, topics: &[String]) -> Result<(),
     Ok(())
 }
 
+/// Checks that the decisions and changelog topics have as many partitions as the input: a
+/// session's events, decisions and state must meet in the same partition number.
+pub fn check_copartitioned(
+    settings: &Settings,
+    changelog: Option<&str>,
+) -> Result<(), PipelineError> {
+    let client: rdkafka::producer::BaseProducer = client_config(settings, "producer")
+        .create()
+        .map_err(|source| PipelineError::Kafka {
+            what: "client configuration",
+            source,
+        })?;
+    let count = |topic: &str| -> Result<usize, PipelineError> {
+        let md = client
+            .client()
+            .fetch_metadata(Some(topic), settings.pipeline.connect_timeout)
+            .map_err(|source| PipelineError::Kafka {
+                what: "metadata",
+                source,
+            })?;
+        Ok(md.topics().first().map_or(0, |t| t.partitions().len()))
+    };
+    let t = &settings.topics;
+    let input = count(&t.input)?;
+    let mut others = vec![("topics.decisions", t.decisions.as_str())];
+    if let Some(c) = changelog {
+        others.push(("topics.changelog", c));
+    }
+    for (field, topic) in others {
+        let n = count(topic)?;
+        if n != input {
+            return Err(PipelineError::NotCopartitioned {
+                field,
+                topic: topic.to_string(),
+                partitions: n,
+                input: t.input.clone(),
+                input_partitions: input,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// What a finished run did.
 #[derive(Debug, Clone)]
 pub struct RunReport {
@@ -345,12 +452,24 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_start: impl FnOnce(StatsHandle),
 ) -> Result<RunReport, PipelineError> {
+    run_with_clock(settings, matrix, Arc::new(SystemClock), shutdown, on_start).await
+}
+
+/// [`run`] with time from `clock` (a virtual clock in drills and tests).
+pub async fn run_with_clock(
+    settings: &Settings,
+    matrix: Arc<Matrix>,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()>,
+    on_start: impl FnOnce(StatsHandle),
+) -> Result<RunReport, PipelineError> {
     // Parse the schemas once up front so a defect surfaces here, not in a worker.
     Processor::new(settings, matrix.clone())?;
     let s = settings.clone();
     run_stage(
         settings,
         move || Processor::new(&s, matrix.clone()).expect("checked above"),
+        clock,
         shutdown,
         on_start,
     )
@@ -362,6 +481,7 @@ pub async fn run(
 pub async fn run_stage<S: Stage + 'static>(
     settings: &Settings,
     make_stage: impl Fn() -> S,
+    clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
     on_start: impl FnOnce(StatsHandle),
 ) -> Result<RunReport, PipelineError> {
@@ -369,10 +489,15 @@ pub async fn run_stage<S: Stage + 'static>(
     check_reachable(settings)?;
     let processor = make_stage();
     if settings.kafka.create_topics {
-        let mut topics = vec![settings.topics.input.clone()];
+        let mut topics = vec![
+            settings.topics.input.clone(),
+            settings.topics.decisions.clone(),
+        ];
         topics.extend(processor.topics().iter().cloned());
         ensure_topics(settings, &topics).await?;
     }
+    let changelog = processor.changelog().map(|i| processor.topics()[i].clone());
+    check_copartitioned(settings, changelog.as_deref())?;
     let stats = Arc::new(Stats::new(
         processor.role_names(),
         &processor.families(),
@@ -422,6 +547,15 @@ pub async fn run_stage<S: Stage + 'static>(
         // work is processed again.
         cc.set("auto.commit.interval.ms", "1000");
     }
+    if !settings
+        .kafka
+        .consumer
+        .contains_key("partition.assignment.strategy")
+    {
+        // Co-partitioning: the range assignor gives a member the same partition numbers of
+        // the input and the decisions topics, so a decision meets its escalation's state.
+        cc.set("partition.assignment.strategy", "range");
+    }
     if !settings.kafka.consumer.contains_key("fetch.wait.max.ms") {
         // Some brokers (tansu among them) hold a fetch for its whole maximum wait even when
         // records arrive: keep it short so decisions are not delayed by up to 500 ms.
@@ -434,13 +568,14 @@ pub async fn run_stage<S: Stage + 'static>(
             drain: deadline,
             workers: Mutex::new(Vec::new()),
             input_topic: settings.topics.input.clone(),
+            decisions_topic: settings.topics.decisions.clone(),
         })
         .map_err(|source| PipelineError::Kafka {
             what: "consumer",
             source,
         })?;
     consumer
-        .subscribe(&[&settings.topics.input])
+        .subscribe(&[&settings.topics.input, &settings.topics.decisions])
         .map_err(|source| PipelineError::Kafka {
             what: "subscribe",
             source,
@@ -463,12 +598,25 @@ pub async fn run_stage<S: Stage + 'static>(
     for i in 0..n_workers {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         senders.push(tx);
-        let stage = make_stage();
+        let mut stage = make_stage();
+        stage.attach(stats.clone());
         let (shared, producer, topics) = (shared.clone(), producer.clone(), topics.clone());
+        let env = WorkerEnv {
+            restore: changelog.clone().map(|topic| Restorer {
+                config: client_config(settings, "consumer"),
+                group: format!("{}-restore", settings.kafka.group_id),
+                topic,
+                timeout: settings.pipeline.shutdown_deadline,
+            }),
+            tick: settings.pipeline.timer_tick,
+            flush_deadline: deadline,
+            clock: clock.clone(),
+            input_topic: settings.topics.input.clone(),
+        };
         handles.push(
             std::thread::Builder::new()
                 .name(format!("handoff-worker-{i}"))
-                .spawn(move || worker(stage, rx, &shared, &producer, &topics))
+                .spawn(move || worker(stage, rx, &shared, &producer, &topics, &env))
                 .expect("a worker thread"),
         );
     }
@@ -500,7 +648,7 @@ pub async fn run_stage<S: Stage + 'static>(
             biased;
             _ = &mut shutdown => break,
             _ = store_tick.tick() => {
-                store_offsets(&consumer, &shared, &settings.topics.input, &mut stored);
+                store_offsets(&consumer, &shared, (&settings.topics.input, &settings.topics.decisions), &mut stored);
                 let in_flight = shared.tracker.lock().expect("lock").in_flight()
                     + shared.queued.load(std::sync::atomic::Ordering::Acquire);
                 stats.metrics.in_flight.set(in_flight as i64);
@@ -545,7 +693,12 @@ pub async fn run_stage<S: Stage + 'static>(
             .unwrap_or(false)
     };
     let flushed = producer.flush(Timeout::After(deadline.saturating_sub(started.elapsed())));
-    store_offsets(&consumer, &shared, &settings.topics.input, &mut stored);
+    store_offsets(
+        &consumer,
+        &shared,
+        (&settings.topics.input, &settings.topics.decisions),
+        &mut stored,
+    );
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         // Nothing new to commit is reported as an error by librdkafka; it is not one here.
         if !matches!(e, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) {
@@ -575,25 +728,144 @@ pub async fn run_stage<S: Stage + 'static>(
     })
 }
 
-/// A worker: decodes, decides and sends the records of the partitions it owns, in order.
+/// What a worker needs besides its stage and queue.
+struct WorkerEnv {
+    restore: Option<Restorer>,
+    tick: Duration,
+    flush_deadline: Duration,
+    clock: Arc<dyn Clock>,
+    input_topic: String,
+}
+
+/// Reads a stage's changelog partitions from the beginning to their end.
+struct Restorer {
+    config: ClientConfig,
+    group: String,
+    topic: String,
+    timeout: Duration,
+}
+
+/// Changelog records of one partition: (key, value or `None` for a tombstone), oldest first.
+type ChangelogRecords = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+impl Restorer {
+    /// Every record of `partitions`, by partition. The end is the high watermark, then no new
+    /// record for a short while (some brokers report the watermark a batch behind).
+    fn read(&self, partitions: &[i32]) -> Result<Vec<(i32, ChangelogRecords)>, KafkaError> {
+        let mut c = self.config.clone();
+        c.set("group.id", &self.group)
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "20");
+        let consumer: BaseConsumer = c.create()?;
+        let mut tpl = TopicPartitionList::new();
+        let mut high = std::collections::HashMap::new();
+        for &p in partitions {
+            let (_, h) = consumer.fetch_watermarks(&self.topic, p, self.timeout)?;
+            high.insert(p, h);
+            tpl.add_partition_offset(&self.topic, p, Offset::Beginning)?;
+        }
+        consumer.assign(&tpl)?;
+        let mut out: std::collections::HashMap<i32, ChangelogRecords> =
+            partitions.iter().map(|p| (*p, Vec::new())).collect();
+        let mut next: std::collections::HashMap<i32, i64> = Default::default();
+        let started = Instant::now();
+        let idle = Duration::from_millis(300);
+        let mut last_record = Instant::now();
+        loop {
+            let reached = partitions
+                .iter()
+                .all(|p| next.get(p).copied().unwrap_or(0) >= high[p]);
+            if reached && last_record.elapsed() >= idle {
+                break;
+            }
+            if started.elapsed() > self.timeout {
+                tracing::warn!(topic = %self.topic, ?partitions, "changelog restore timed out; continuing with what was read");
+                break;
+            }
+            match consumer.poll(Duration::from_millis(50)) {
+                Some(Ok(m)) => {
+                    last_record = Instant::now();
+                    next.insert(m.partition(), m.offset() + 1);
+                    if let (Some(list), Some(k)) = (out.get_mut(&m.partition()), m.key()) {
+                        list.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
+                    }
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        let mut v: Vec<(i32, ChangelogRecords)> = out.into_iter().collect();
+        v.sort_by_key(|(p, _)| *p);
+        Ok(v)
+    }
+}
+
+/// A worker: decodes, decides and sends the records of the partitions it owns, in order; on
+/// assignment it restores their state first; every `tick` it fires the deadlines due.
 fn worker<S: Stage>(
     mut stage: S,
     jobs: std::sync::mpsc::Receiver<Job>,
     shared: &Shared,
     producer: &Out,
     topics: &[String],
+    env: &WorkerEnv,
 ) {
     use std::sync::atomic::Ordering;
+    use std::sync::mpsc::RecvTimeoutError;
     let stats = &shared.stats;
     let mut outputs: Vec<Output> = Vec::with_capacity(8);
     let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
-    while let Ok(job) = jobs.recv() {
+    let mut next_tick = Instant::now() + env.tick;
+    loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        let job = match jobs.recv_timeout(wait) {
+            Ok(j) => Some(j),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if Instant::now() >= next_tick {
+            next_tick = Instant::now() + env.tick;
+            outputs.clear();
+            stage.tick(env.clock.now_ms(), &mut outputs);
+            if !outputs.is_empty() {
+                send_all(
+                    shared,
+                    producer,
+                    topics,
+                    &mut outputs,
+                    UNTRACKED,
+                    env.flush_deadline,
+                );
+            }
+        }
         let msg = match job {
-            Job::Forget(p) => {
+            None => continue,
+            Some(Job::Forget(p)) => {
                 stage.forget_partition(p);
                 continue;
             }
-            Job::Record(m) => m,
+            Some(Job::Assign(parts)) => {
+                if let Some(r) = &env.restore {
+                    match r.read(&parts) {
+                        Ok(by_partition) => {
+                            for (p, records) in by_partition {
+                                stage.restore(p, records);
+                            }
+                        }
+                        Err(e) => {
+                            // Without its state a partition would re-open escalations and
+                            // forget deadlines: stop rather than decide wrongly.
+                            shared.fatal.lock().expect("lock").get_or_insert(format!(
+                                "cannot restore state of partitions {parts:?} from {}: {e}",
+                                r.topic
+                            ));
+                            shared.notify.notify_one();
+                        }
+                    }
+                }
+                continue;
+            }
+            Some(Job::Record(m)) => m,
         };
         let started = Instant::now();
         headers.clear();
@@ -614,7 +886,8 @@ fn worker<S: Stage>(
             payload: msg.payload(),
             headers: &headers,
         };
-        let outcome = stage.process(input, now_ms(), &mut outputs);
+        let source = u8::from(msg.topic() != env.input_topic);
+        let outcome = stage.process(input, env.clock.now_ms(), &mut outputs);
         match &outcome {
             Outcome::Decided {
                 level,
@@ -632,45 +905,103 @@ fn worker<S: Stage>(
             Outcome::DeadLetter { reason } => {
                 stats.dead_letter(reason, msg.partition(), msg.offset())
             }
+            Outcome::HumanDecision => {}
         }
         // Latency is measured from the record's Kafka timestamp when it has one (the moment it
         // was produced), else from the event's own time.
-        let event_ms = match (msg.timestamp().to_millis(), outcome) {
+        let event_ms = match (msg.timestamp().to_millis(), &outcome) {
+            (_, Outcome::HumanDecision) => 0,
             (Some(ts), _) if ts > 0 => ts,
-            (_, Outcome::Decided { event_ms, .. }) => event_ms,
+            (_, Outcome::Decided { event_ms, .. }) => *event_ms,
             _ => 0,
         };
+        let key = slot(source, msg.partition());
         shared.tracker.lock().expect("lock").dispatched(
-            msg.partition(),
+            key,
             msg.offset(),
             outputs.len() as u32,
             event_ms,
         );
-        stats
-            .produced
-            .fetch_add(outputs.len() as u64, Ordering::Relaxed);
-        stats.produced_bytes.fetch_add(
-            outputs.iter().map(|o| o.payload.len() as u64).sum(),
-            Ordering::Relaxed,
+        let tok = token(key, msg.offset());
+        send_all(
+            shared,
+            producer,
+            topics,
+            &mut outputs,
+            tok,
+            env.flush_deadline,
         );
-        let tok = token(msg.partition(), msg.offset());
-        for o in outputs.drain(..) {
-            let topic = &topics[o.topic];
-            if let Err(e) = send(producer, topic, o, tok) {
-                // Not queued, so no delivery callback will come: record it as a failed
-                // delivery, which pins the commit point before this offset.
-                let mut t = shared.tracker.lock().expect("lock");
-                t.failed(msg.partition(), msg.offset());
-                t.delivered(msg.partition(), msg.offset());
-                shared
-                    .fatal
-                    .lock()
-                    .expect("lock")
-                    .get_or_insert(format!("cannot queue a record for {topic}: {e}"));
-            }
-        }
         shared.queued.fetch_sub(1, Ordering::AcqRel);
         shared.notify.notify_one();
+    }
+}
+
+/// Sends `outputs` with delivery token `tok`: first the ordinary ones, then — once those are
+/// delivered — the deferred ones.
+fn send_all(
+    shared: &Shared,
+    producer: &Out,
+    topics: &[String],
+    outputs: &mut Vec<Output>,
+    tok: usize,
+    flush_deadline: Duration,
+) {
+    use std::sync::atomic::Ordering;
+    let stats = &shared.stats;
+    stats
+        .produced
+        .fetch_add(outputs.len() as u64, Ordering::Relaxed);
+    stats.produced_bytes.fetch_add(
+        outputs.iter().map(|o| o.payload.len() as u64).sum(),
+        Ordering::Relaxed,
+    );
+    let deferred: Vec<Output> = if outputs.iter().any(|o| o.deferred) {
+        let (d, now): (Vec<Output>, Vec<Output>) = outputs.drain(..).partition(|o| o.deferred);
+        *outputs = now;
+        d
+    } else {
+        Vec::new()
+    };
+    let (key, offset) = untoken(tok);
+    let fail = |topic: &str, e: &dyn std::fmt::Display| {
+        // Not queued, so no delivery callback will come: record it as a failed delivery,
+        // which pins the commit point before this offset.
+        if tok != UNTRACKED {
+            let mut t = shared.tracker.lock().expect("lock");
+            t.failed(key, offset);
+            t.delivered(key, offset);
+        }
+        shared
+            .fatal
+            .lock()
+            .expect("lock")
+            .get_or_insert(format!("cannot queue a record for {topic}: {e}"));
+    };
+    let had_effects = !outputs.is_empty();
+    for o in outputs.drain(..) {
+        let topic = &topics[o.topic];
+        if let Err(e) = send(producer, topic, o, tok) {
+            fail(topic, &e);
+        }
+    }
+    if deferred.is_empty() {
+        return;
+    }
+    if had_effects {
+        if let Err(e) = producer.flush(Timeout::After(flush_deadline)) {
+            fail("(flush before a state write)", &e);
+            return;
+        }
+        if shared.fatal().is_some() {
+            // An effect failed: do not record it as done.
+            return;
+        }
+    }
+    for o in deferred {
+        let topic = &topics[o.topic];
+        if let Err(e) = send(producer, topic, o, tok) {
+            fail(topic, &e);
+        }
     }
 }
 
@@ -682,11 +1013,16 @@ fn send(producer: &Out, topic: &str, o: Output, tok: usize) -> Result<(), KafkaE
             value: Some(v),
         });
     }
-    let mut record = BaseRecord::with_opaque_to(topic, tok)
-        .payload(&o.payload)
-        .headers(hs);
+    let mut record = BaseRecord::with_opaque_to(topic, tok).headers(hs);
+    if !o.payload.is_empty() {
+        // An empty value is sent as null: a tombstone on the compacted changelog.
+        record = record.payload(&o.payload);
+    }
     if let Some(k) = &o.key {
         record = record.key(k);
+    }
+    if let Some(p) = o.partition {
+        record = record.partition(p);
     }
     loop {
         match producer.send(record) {
@@ -703,15 +1039,17 @@ fn send(producer: &Out, topic: &str, o: Output, tok: usize) -> Result<(), KafkaE
 fn store_offsets(
     consumer: &StreamConsumer<GroupContext>,
     shared: &Shared,
-    topic: &str,
+    topics: (&str, &str),
     stored: &mut std::collections::HashMap<i32, i64>,
 ) {
     let points = shared.tracker.lock().expect("lock").commit_points();
     let mut tpl = TopicPartitionList::new();
-    for (p, point) in points {
-        if stored.get(&p) != Some(&point) {
+    for (key, point) in points {
+        if stored.get(&key) != Some(&point) {
+            let (source, p) = unslot(key);
+            let topic = if source == 0 { topics.0 } else { topics.1 };
             let _ = tpl.add_partition_offset(topic, p, Offset::Offset(point));
-            stored.insert(p, point);
+            stored.insert(key, point);
         }
     }
     if tpl.count() > 0 {

@@ -6,7 +6,8 @@ use crate::config::{InputFormat, Settings};
 use crate::escalation;
 use crate::event::{Codec, CodecError, Level, SchemaKind};
 use crate::matrix::{Matrix, Trigger};
-use crate::session::SessionStore;
+use crate::pipeline::stats::Stats;
+use crate::state::{Effect, PartitionState, SessionRecord};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -37,6 +38,25 @@ pub struct Output {
     pub payload: Vec<u8>,
     /// Record headers.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// Partition to write to; `None` lets the producer's partitioner choose by key.
+    pub partition: Option<i32>,
+    /// Send only after every earlier output of the same call is delivered (state writes that
+    /// record an effect as done).
+    pub deferred: bool,
+}
+
+impl Output {
+    /// An output to `topic` (an index into the stage's topics), partitioned by key, sent at once.
+    pub fn new(topic: usize, key: Option<Vec<u8>>, payload: Vec<u8>) -> Output {
+        Output {
+            topic,
+            key,
+            payload,
+            headers: Vec::new(),
+            partition: None,
+            deferred: false,
+        }
+    }
 }
 
 /// What became of one input, for statistics.
@@ -60,6 +80,8 @@ pub enum Outcome {
         /// Short reason (`avro_decode`, `invalid_field`, …).
         reason: &'static str,
     },
+    /// A human decision, applied or ignored (counted by the stage).
+    HumanDecision,
 }
 
 /// An input record as received.
@@ -96,6 +118,17 @@ pub trait Stage: Send {
     }
     /// A label for logs and the `handoff_rule_info` metric (the rule version for handoff).
     fn label(&self) -> String;
+    /// Receives the running pipeline's statistics (for counters the stage keeps itself).
+    fn attach(&mut self, _stats: Arc<Stats>) {}
+    /// The topic the stage restores its state from, partitioned like the input.
+    fn changelog(&self) -> Option<usize> {
+        None
+    }
+    /// Loads a newly assigned partition's state from its changelog records (key, value; a
+    /// `None` value is a tombstone), oldest first.
+    fn restore(&mut self, _partition: i32, _records: Vec<(Vec<u8>, Option<Vec<u8>>)>) {}
+    /// Acts on whatever is due at `now_ms` (acknowledgement deadlines).
+    fn tick(&mut self, _now_ms: i64, _out: &mut Vec<Output>) {}
 }
 
 impl Stage for Processor {
@@ -106,7 +139,21 @@ impl Stage for Processor {
         Processor::process(self, input, now_ms, out)
     }
     fn forget_partition(&mut self, partition: i32) {
-        self.sessions.remove(&partition);
+        if let Some(state) = self.states.remove(&partition) {
+            self.count_pending(&state, -1);
+        }
+    }
+    fn attach(&mut self, stats: Arc<Stats>) {
+        self.stats = Some(stats);
+    }
+    fn changelog(&self) -> Option<usize> {
+        Some(CHANGELOG)
+    }
+    fn restore(&mut self, partition: i32, records: Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+        Processor::restore(self, partition, records)
+    }
+    fn tick(&mut self, now_ms: i64, out: &mut Vec<Output>) {
+        Processor::tick(self, now_ms, out)
     }
     fn role_names(&self) -> Vec<String> {
         self.matrix.roles().iter().map(|r| r.name.clone()).collect()
@@ -126,16 +173,22 @@ pub struct Processor {
     format: InputFormat,
     schema_ids: Vec<u32>,
     max_record_bytes: usize,
-    /// Output topics: verdicts, dead letters, then one per matrix role (in role order).
+    /// Output topics: verdicts, dead letters, changelog, then one per matrix role (in role
+    /// order).
     topics: Vec<String>,
-    sessions: HashMap<i32, SessionStore>,
+    decisions_topic: String,
+    states: HashMap<i32, PartitionState>,
+    stats: Option<Arc<Stats>>,
+    effects: Vec<Effect>,
 }
 
 /// Index of the verdicts topic in [`Processor::topics`].
 pub const VERDICTS: usize = 0;
 /// Index of the dead-letter topic.
 pub const DEAD_LETTER: usize = 1;
-const FIRST_ROLE: usize = 2;
+/// Index of the changelog topic.
+pub const CHANGELOG: usize = 2;
+const FIRST_ROLE: usize = 3;
 
 /// Why the framing of a record is wrong (before Avro decoding).
 fn unframe<'a>(
@@ -177,6 +230,7 @@ impl Processor {
         let mut topics = vec![
             settings.topics.verdicts.clone(),
             settings.topics.dead_letter.clone(),
+            settings.topics.changelog.clone(),
         ];
         topics.extend(matrix.roles().iter().map(|r| r.topic.clone()));
         Ok(Processor {
@@ -186,8 +240,131 @@ impl Processor {
             schema_ids: settings.input.schema_ids.clone(),
             max_record_bytes: settings.input.max_record_bytes,
             topics,
-            sessions: HashMap::new(),
+            decisions_topic: settings.topics.decisions.clone(),
+            states: HashMap::new(),
+            stats: None,
+            effects: Vec::new(),
         })
+    }
+
+    /// The state of a partition, if held.
+    pub fn state(&self, partition: i32) -> Option<&PartitionState> {
+        self.states.get(&partition)
+    }
+
+    fn count_pending(&self, state: &PartitionState, sign: i64) {
+        if let Some(stats) = &self.stats {
+            for (role, tier) in state.pending() {
+                let e = if sign > 0 {
+                    Effect::Opened(role, tier)
+                } else {
+                    Effect::Closed(role, tier)
+                };
+                stats.effect(&e, "");
+            }
+        }
+    }
+
+    /// Loads a partition's state from its changelog records, oldest first.
+    pub fn restore(&mut self, partition: i32, records: Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+        let mut state = PartitionState::new();
+        let mut bad = 0usize;
+        let n = records.len();
+        for (key, value) in records {
+            let session = String::from_utf8_lossy(&key).into_owned();
+            match value.filter(|v| !v.is_empty()) {
+                None => state.restore(&session, None),
+                Some(v) => match serde_json::from_slice::<SessionRecord>(&v) {
+                    Ok(r) => state.restore(&session, Some(r)),
+                    Err(e) => {
+                        bad += 1;
+                        tracing::warn!(partition, session = %session, error = %e, "changelog record unreadable; skipped");
+                    }
+                },
+            }
+        }
+        tracing::info!(
+            partition,
+            records = n,
+            sessions = state.sessions(),
+            pending = state.pending().len(),
+            unreadable = bad,
+            "state restored from the changelog"
+        );
+        self.count_pending(&state, 1);
+        if let Some(old) = self.states.insert(partition, state) {
+            self.count_pending(&old, -1);
+        }
+    }
+
+    /// Fires the acknowledgement deadlines due at `now_ms`, in every partition held.
+    pub fn tick(&mut self, now_ms: i64, out: &mut Vec<Output>) {
+        let mut parts: Vec<i32> = self.states.keys().copied().collect();
+        parts.sort_unstable();
+        for p in parts {
+            let state = self.states.get_mut(&p).expect("listed");
+            if state.next_deadline().is_none_or(|d| d > now_ms) {
+                continue;
+            }
+            let mut effects = std::mem::take(&mut self.effects);
+            state.fire_due(&self.matrix, now_ms, &mut effects);
+            self.emit(p, &mut effects, out, true);
+            self.effects = effects;
+        }
+    }
+
+    /// Turns effects into outputs (and counts them), then appends the state writes of the
+    /// sessions changed; `defer` holds those writes until the effects are delivered.
+    fn emit(
+        &mut self,
+        partition: i32,
+        effects: &mut Vec<Effect>,
+        out: &mut Vec<Output>,
+        defer: bool,
+    ) {
+        for e in effects.drain(..) {
+            let action_id = match &e {
+                Effect::Verdict(v) => v.action_id.as_str(),
+                Effect::Escalation(_, x) => x.action_id.as_str(),
+                _ => "",
+            };
+            if let Some(stats) = &self.stats {
+                stats.effect(&e, action_id);
+                if let Effect::Escalation(role, x) = &e {
+                    stats.metrics.escalated(*role, x.tier);
+                }
+                if let Effect::Verdict(_) = &e {
+                    stats.metrics.verdicts.inc();
+                }
+            }
+            match e {
+                Effect::Verdict(v) => out.push(Output::new(
+                    VERDICTS,
+                    Some(v.action_id.as_bytes().to_vec()),
+                    self.codec
+                        .encode(SchemaKind::Verdict, &v)
+                        .expect("verdicts always encode"),
+                )),
+                Effect::Escalation(role, x) => out.push(Output::new(
+                    FIRST_ROLE + role,
+                    Some(x.session_id.as_bytes().to_vec()),
+                    self.codec
+                        .encode(SchemaKind::Escalation, &x)
+                        .expect("escalations always encode"),
+                )),
+                _ => {}
+            }
+        }
+        let state = self.states.get_mut(&partition).expect("present");
+        for (session, record) in state.take_dirty() {
+            let payload = record
+                .map(|r| serde_json::to_vec(r).expect("session records serialize"))
+                .unwrap_or_default();
+            let mut o = Output::new(CHANGELOG, Some(session.into_bytes()), payload);
+            o.partition = Some(partition);
+            o.deferred = defer;
+            out.push(o);
+        }
     }
 
     /// The matrix deciding.
@@ -197,6 +374,9 @@ impl Processor {
 
     /// Maps one input record to its outputs. `now_ms` comes from the caller's clock.
     pub fn process(&mut self, input: Input<'_>, now_ms: i64, out: &mut Vec<Output>) -> Outcome {
+        if input.topic == self.decisions_topic {
+            return self.process_decision(input, now_ms, out);
+        }
         let payload = input.payload.unwrap_or(&[]);
         let decoded = if payload.len() > self.max_record_bytes {
             Err((
@@ -223,37 +403,49 @@ impl Processor {
                 return Outcome::DeadLetter { reason };
             }
         };
-        let sessions = self.sessions.entry(input.partition).or_default();
-        let state = sessions.get(&event.session_id);
-        let decision = self.matrix.evaluate(&event, &state);
-        sessions.put(&event.session_id, decision.session);
+        let state = self.states.entry(input.partition).or_default();
+        let (before, apply) = state.state_for(&event.session_id, input.offset);
+        let decision = self.matrix.evaluate(&event, &before);
+        if apply {
+            state.apply_streak(&event.session_id, input.offset, before, decision.session);
+        }
         let drill = input
             .headers
             .iter()
             .any(|(k, v)| k == "handoff.drill" && v.as_slice() == b"true");
         let plan = escalation::plan(&self.matrix, &event, &decision, now_ms, drill);
         let mut roles = Vec::with_capacity(plan.escalations.len());
+        let mut effects = std::mem::take(&mut self.effects);
+        if decision.level.needs_human() {
+            state.open(
+                &self.matrix,
+                &event,
+                before,
+                decision.level,
+                drill,
+                &plan.escalations,
+                &mut effects,
+            );
+        }
         for (role, esc) in &plan.escalations {
             roles.push((*role, esc.tier));
-            out.push(Output {
-                topic: FIRST_ROLE + role,
-                key: Some(event.session_id.as_bytes().to_vec()),
-                payload: self
-                    .codec
+            out.push(Output::new(
+                FIRST_ROLE + role,
+                Some(event.session_id.as_bytes().to_vec()),
+                self.codec
                     .encode(SchemaKind::Escalation, esc)
                     .expect("escalations always encode"),
-                headers: Vec::new(),
-            });
+            ));
         }
-        out.push(Output {
-            topic: VERDICTS,
-            key: Some(event.action_id.as_bytes().to_vec()),
-            payload: self
-                .codec
+        out.push(Output::new(
+            VERDICTS,
+            Some(event.action_id.as_bytes().to_vec()),
+            self.codec
                 .encode(SchemaKind::Verdict, &plan.verdict)
                 .expect("verdicts always encode"),
-            headers: Vec::new(),
-        });
+        ));
+        self.emit(input.partition, &mut effects, out, false);
+        self.effects = effects;
         Outcome::Decided {
             level: decision.level,
             family: self.matrix.family_index(&event.action_type),
@@ -261,6 +453,59 @@ impl Processor {
             triggers: decision.triggers.iter().collect(),
             event_ms: event.timestamp_ms,
         }
+    }
+
+    /// Applies one human decision: the final verdict (or the redirect), metrics, and the state
+    /// write — held back until the verdict is delivered, so a crash cannot record a decision as
+    /// applied whose verdict was lost.
+    fn process_decision(
+        &mut self,
+        input: Input<'_>,
+        now_ms: i64,
+        out: &mut Vec<Output>,
+    ) -> Outcome {
+        let decoded = match input.payload {
+            None => Err(("empty", "the record has no value".to_string())),
+            Some(p) if p.len() > self.max_record_bytes => Err((
+                "too_large",
+                format!(
+                    "record of {} bytes is larger than input.max_record_bytes = {}",
+                    p.len(),
+                    self.max_record_bytes
+                ),
+            )),
+            Some(p) => self
+                .codec
+                .decode::<crate::event::HumanDecision>(SchemaKind::HumanDecision, p)
+                .map_err(|e| (e.reason(), e.to_string())),
+        };
+        let d = match decoded {
+            Ok(d) => d,
+            Err((reason, message)) => {
+                out.push(self.dead_letter(input, reason, &message));
+                return Outcome::DeadLetter { reason };
+            }
+        };
+        let state = self.states.entry(input.partition).or_default();
+        let mut effects = std::mem::take(&mut self.effects);
+        match state.decide(&self.matrix, &d, now_ms, &mut effects) {
+            Ok(()) => {}
+            Err(crate::state::Ignored::Invalid(message)) => {
+                self.effects = effects;
+                out.push(self.dead_letter(input, "invalid_decision", &message));
+                return Outcome::DeadLetter {
+                    reason: "invalid_decision",
+                };
+            }
+            Err(why) => {
+                if let Some(stats) = &self.stats {
+                    stats.decision_ignored(&why, input.partition, input.offset);
+                }
+            }
+        }
+        self.emit(input.partition, &mut effects, out, true);
+        self.effects = effects;
+        Outcome::HumanDecision
     }
 
     fn dead_letter(&self, input: Input<'_>, reason: &'static str, message: &str) -> Output {
@@ -283,12 +528,13 @@ impl Processor {
                 .as_bytes()
                 .to_vec(),
         ));
-        Output {
-            topic: DEAD_LETTER,
-            key: input.key.map(<[u8]>::to_vec),
-            payload: input.payload.unwrap_or(&[]).to_vec(),
-            headers,
-        }
+        let mut o = Output::new(
+            DEAD_LETTER,
+            input.key.map(<[u8]>::to_vec),
+            input.payload.unwrap_or(&[]).to_vec(),
+        );
+        o.headers = headers;
+        o
     }
 }
 

@@ -33,6 +33,14 @@ pub struct Stats {
     pub end_to_end_ms: Mutex<Histogram<u64>>,
     /// Decode + decide + encode, microseconds.
     pub processing_us: Mutex<Histogram<u64>>,
+    /// Human answers applied.
+    pub answered: AtomicU64,
+    /// Deadlines that passed without acknowledgement.
+    pub deadline_misses: AtomicU64,
+    /// Actions timed out at the end of their chain.
+    pub timeouts: AtomicU64,
+    /// Decisions that did nothing.
+    pub decisions_ignored: AtomicU64,
     /// The same events as Prometheus metrics.
     pub metrics: Metrics,
 }
@@ -49,6 +57,10 @@ impl Stats {
             role_names,
             by_trigger: Default::default(),
             dead_letters: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
+            deadline_misses: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            decisions_ignored: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             produced: AtomicU64::new(0),
             produced_bytes: AtomicU64::new(0),
@@ -98,6 +110,66 @@ impl Stats {
             .lock()
             .expect("stats lock")
             .record(processing_us.max(1));
+    }
+
+    fn role(&self, name: &str) -> usize {
+        // Unknown names (a role removed by a rule change) land out of range: not counted.
+        self.role_names
+            .iter()
+            .position(|r| r == name)
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Records what a change of escalation state means for the counters; logs the notable
+    /// ones (missed deadlines, timeouts).
+    pub fn effect(&self, effect: &crate::state::Effect, action_id: &str) {
+        use crate::state::Effect;
+        let m = &self.metrics;
+        match effect {
+            Effect::Verdict(_) | Effect::Escalation(..) => {}
+            Effect::Opened(role, tier) => m.pending(self.role(role), *tier, 1),
+            Effect::Closed(role, tier) => m.pending(self.role(role), *tier, -1),
+            Effect::Answered {
+                role,
+                tier,
+                decision,
+                waited_ms,
+            } => {
+                self.answered.fetch_add(1, Relaxed);
+                m.answered(
+                    self.role(role),
+                    *tier,
+                    *decision,
+                    waited_ms.map(|w| w as f64 / 1000.0),
+                );
+            }
+            Effect::DeadlineMissed(role, tier) => {
+                self.deadline_misses.fetch_add(1, Relaxed);
+                m.deadline_missed(self.role(role), *tier);
+                tracing::info!(role = %role, tier = tier.as_str(), action_id, "acknowledgement deadline missed");
+            }
+            Effect::TimedOut { fail_open } => {
+                self.timeouts.fetch_add(1, Relaxed);
+                m.timed_out(*fail_open);
+                tracing::warn!(
+                    action_id,
+                    fail_open,
+                    "escalation chain exhausted: action timed out"
+                );
+            }
+        }
+    }
+
+    /// Logs and counts a human decision that did nothing.
+    pub fn decision_ignored(&self, why: &crate::state::Ignored, partition: i32, offset: i64) {
+        self.decisions_ignored.fetch_add(1, Relaxed);
+        self.metrics.decision_ignored(why.reason());
+        tracing::info!(
+            reason = why.reason(),
+            partition,
+            offset,
+            "decision ignored: {why}"
+        );
     }
 
     /// Records an input whose outputs are all delivered.

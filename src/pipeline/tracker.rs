@@ -45,12 +45,16 @@ impl Tracker {
         self.in_flight
     }
 
-    /// Records that `outputs` records were sent for `offset` (at least one). The same offset
-    /// may come twice (a consumer may re-deliver after a seek): its outputs then add up, and it
-    /// is done when all of them are delivered.
+    /// Records that `outputs` records were sent for `offset`. The same offset may come twice
+    /// (a consumer may re-deliver after a seek): its outputs then add up, and it is done when
+    /// all of them are delivered. An offset without outputs (a decision that changed nothing)
+    /// is done at once.
     pub fn dispatched(&mut self, partition: i32, offset: i64, outputs: u32, event_ms: i64) {
-        assert!(outputs > 0, "every input produces at least one output");
         let p = self.parts.entry(partition).or_default();
+        if outputs == 0 {
+            p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
+            return;
+        }
         match p.pending.get_mut(&offset) {
             Some(entry) => entry.0 += outputs,
             None => {
@@ -125,9 +129,25 @@ impl Tracker {
     }
 }
 
-/// Packs an input partition and offset into a delivery token.
+/// The tracker's partition key for partition `partition` of input topic number `source` (0: the
+/// agent actions, 1: the human decisions).
+pub fn slot(source: u8, partition: i32) -> i32 {
+    debug_assert!(source < 2 && (0..1 << 15).contains(&partition));
+    partition | (i32::from(source) << 15)
+}
+
+/// The input topic number and partition of a tracker key.
+pub fn unslot(slot: i32) -> (u8, i32) {
+    ((slot >> 15) as u8, slot & ((1 << 15) - 1))
+}
+
+/// The token of outputs that belong to no input record (deadlines firing): the tracker never
+/// holds its slot, so its deliveries only matter when they fail.
+pub const UNTRACKED: usize = usize::MAX;
+
+/// Packs a tracker key and an offset into a delivery token.
 pub fn token(partition: i32, offset: i64) -> usize {
-    debug_assert!((0..1 << 15).contains(&partition) && (0..1 << 48).contains(&offset));
+    debug_assert!((0..1 << 16).contains(&partition) && (0..1 << 48).contains(&offset));
     ((partition as usize) << 48) | (offset as usize & ((1 << 48) - 1))
 }
 
@@ -210,6 +230,29 @@ mod tests {
         assert!(t.delivered(0, 4).is_some());
         assert_eq!(t.in_flight(), 0);
         assert_eq!(t.commit_point(0), Some(5));
+    }
+
+    #[test]
+    fn an_offset_without_outputs_is_done_at_once() {
+        let mut t = Tracker::new();
+        t.dispatched(0, 3, 1, 0);
+        t.dispatched(0, 4, 0, 0);
+        assert_eq!(t.commit_point(0), Some(3));
+        t.delivered(0, 3);
+        assert_eq!(t.commit_point(0), Some(5));
+        assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn slots_keep_topics_apart_and_untracked_tokens_are_ignored() {
+        assert_eq!(unslot(slot(1, 3)), (1, 3));
+        assert_ne!(slot(0, 3), slot(1, 3));
+        let mut t = Tracker::new();
+        t.dispatched(slot(1, 3), 9, 1, 0);
+        let (k, o) = untoken(UNTRACKED);
+        assert_eq!(t.delivered(k, o), None);
+        assert_eq!(t.commit_point(slot(1, 3)), Some(9));
+        assert_eq!(t.commit_point(slot(0, 3)), None);
     }
 
     #[test]

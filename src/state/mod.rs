@@ -1,0 +1,657 @@
+//! Per-session state of one input partition, and what a human's answer — or their silence —
+//! does with it. Pure: no I/O and no clock (the caller passes `now_ms`), so the stream, the
+//! tests and the game-day's virtual clock all run the same code.
+//!
+//! A partition's state is the matrix's streak counters per session, the open escalations with
+//! their acknowledgement deadlines, and the recently closed escalation ids (so a decision that
+//! arrives twice acts once). Every change marks its session dirty; the processor writes dirty
+//! sessions to the compacted changelog topic (key = session id), and a newly assigned partition
+//! is restored from it before any of its records are processed.
+
+use crate::context;
+use crate::escalation::escalation_id_seq;
+use crate::event::{
+    AgentAction, DecisionKind, Escalation, HistoryEntry, HumanDecision, Level, Tier, Verdict,
+    VerdictOutcome,
+};
+use crate::matrix::{Matrix, SessionState};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// Closed escalation ids kept per session, to recognise late and repeated decisions.
+pub const CLOSED_KEPT: usize = 32;
+/// (input offset, state before it) pairs kept per session, so that an event processed again
+/// after a crash is decided with the state it was first decided with.
+pub const OFFSETS_KEPT: usize = 8;
+
+/// One session's durable state: what the changelog holds under its key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRecord {
+    /// The matrix's per-session memory after the last event applied.
+    pub streak: SessionState,
+    /// Input offsets whose event changed `streak`, oldest first, with the state before each.
+    pub applied: Vec<(i64, SessionState)>,
+    /// Actions waiting for a human.
+    pub open: Vec<OpenAction>,
+    /// Recently closed escalation ids, oldest first.
+    pub closed: Vec<String>,
+}
+
+impl SessionRecord {
+    /// True when nothing worth keeping is left (the changelog gets a tombstone).
+    pub fn is_idle(&self) -> bool {
+        self.open.is_empty() && self.closed.is_empty() && self.streak.consecutive_low == 0
+    }
+
+    fn close_ids(&mut self, ids: impl IntoIterator<Item = String>) {
+        self.closed.extend(ids);
+        let extra = self.closed.len().saturating_sub(CLOSED_KEPT);
+        self.closed.drain(..extra);
+    }
+}
+
+/// An action waiting for one or more humans.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAction {
+    /// The event as received (the next role's context package is built from it).
+    pub event: AgentAction,
+    /// The session state the event was decided with (re-deciding it gives the same flags).
+    pub before: SessionState,
+    /// Its level.
+    pub level: Level,
+    /// Whether an exhausted chain lets it proceed.
+    pub fail_open: bool,
+    /// Drill traffic.
+    pub drill: bool,
+    /// One per role handed to.
+    pub escalations: Vec<OpenEscalation>,
+}
+
+/// One role's hand-over of an open action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenEscalation {
+    /// Current id (changes when the escalation moves to the next role).
+    pub escalation_id: String,
+    /// Ids it had before moving on; a late answer to one of them still counts.
+    pub previous_ids: Vec<String>,
+    /// Current role.
+    pub role: String,
+    /// Current tier.
+    pub tier: Tier,
+    /// When the current role was called.
+    pub created_at_ms: i64,
+    /// When the first role was called (time-to-human is measured from here).
+    pub first_created_at_ms: i64,
+    /// Acknowledgement deadline; `None` once a human answered.
+    pub deadline_ms: Option<i64>,
+    /// Set when a human approved while another role's answer is still awaited.
+    pub approved: bool,
+    /// 0 for the first hand-over, +1 per move.
+    pub sequence: i32,
+    /// Where it went before.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// What the processor must publish or count after a change of state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A verdict for the agent.
+    Verdict(Verdict),
+    /// An escalation to the role with this index.
+    Escalation(usize, Escalation),
+    /// An escalation (role, tier) was opened: pending +1.
+    Opened(String, Tier),
+    /// An escalation (role, tier) stopped waiting: pending −1.
+    Closed(String, Tier),
+    /// A human answered an escalation of (role, tier). `waited_ms` is set for the first human
+    /// response to it (time-to-human).
+    Answered {
+        /// Role answered for.
+        role: String,
+        /// Its tier.
+        tier: Tier,
+        /// The answer.
+        decision: DecisionKind,
+        /// Escalation → this answer, when it is the first.
+        waited_ms: Option<i64>,
+    },
+    /// A deadline of (role, tier) passed without acknowledgement.
+    DeadlineMissed(String, Tier),
+    /// A chain was exhausted: the action timed out (`fail_open` tells which way).
+    TimedOut {
+        /// True for `timed_out_proceed`.
+        fail_open: bool,
+    },
+}
+
+/// Why a decision did nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Ignored {
+    /// No such escalation in this partition's state.
+    #[error("escalation {0} is unknown (never opened here, or expired)")]
+    Unknown(String),
+    /// It was already closed (decided, timed out, or this decision came twice).
+    #[error("escalation {0} is already closed")]
+    Closed(String),
+    /// The same answer was already applied (e.g. a second acknowledgement).
+    #[error("escalation {0} already has this answer")]
+    Duplicate(String),
+    /// The decision itself is wrong (names the field and value).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Ignored {
+    /// Metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Ignored::Unknown(_) => "unknown",
+            Ignored::Closed(_) => "closed",
+            Ignored::Duplicate(_) => "duplicate",
+            Ignored::Invalid(_) => "invalid",
+        }
+    }
+}
+
+/// The state of one input partition.
+#[derive(Debug, Default, Clone)]
+pub struct PartitionState {
+    sessions: HashMap<String, SessionRecord>,
+    /// (deadline, session, escalation id) of every escalation waiting for acknowledgement.
+    deadlines: BTreeSet<(i64, String, String)>,
+    dirty: HashSet<String>,
+}
+
+impl PartitionState {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sessions held.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// A session's record, if any.
+    pub fn session(&self, id: &str) -> Option<&SessionRecord> {
+        self.sessions.get(id)
+    }
+
+    /// Every open escalation's (role, tier).
+    pub fn pending(&self) -> Vec<(String, Tier)> {
+        self.sessions
+            .values()
+            .flat_map(|s| s.open.iter())
+            .flat_map(|a| a.escalations.iter())
+            .filter(|e| !e.approved)
+            .map(|e| (e.role.clone(), e.tier))
+            .collect()
+    }
+
+    /// The earliest deadline waiting.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.deadlines.iter().next().map(|d| d.0)
+    }
+
+    /// Loads one changelog record (the last one per key wins; `None` is a tombstone).
+    pub fn restore(&mut self, session_id: &str, record: Option<SessionRecord>) {
+        self.unindex(session_id);
+        match record {
+            Some(r) => {
+                self.sessions.insert(session_id.to_string(), r);
+                self.index(session_id);
+            }
+            None => {
+                self.sessions.remove(session_id);
+            }
+        }
+    }
+
+    fn index(&mut self, session_id: &str) {
+        if let Some(r) = self.sessions.get(session_id) {
+            for a in &r.open {
+                for e in &a.escalations {
+                    if let Some(d) = e.deadline_ms {
+                        self.deadlines
+                            .insert((d, session_id.to_string(), e.escalation_id.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn unindex(&mut self, session_id: &str) {
+        if let Some(r) = self.sessions.get(session_id) {
+            for a in &r.open {
+                for e in &a.escalations {
+                    if let Some(d) = e.deadline_ms {
+                        self.deadlines.remove(&(
+                            d,
+                            session_id.to_string(),
+                            e.escalation_id.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sessions changed since the last call, with their records (`None`: delete).
+    pub fn take_dirty(&mut self) -> Vec<(String, Option<&SessionRecord>)> {
+        let mut ids: Vec<String> = self.dirty.drain().collect();
+        ids.sort_unstable();
+        ids.into_iter()
+            .map(|id| {
+                let r = self.sessions.get(&id).filter(|r| !r.is_idle());
+                (id, r)
+            })
+            .collect()
+    }
+
+    /// Drops idle sessions whose last event is older than `older_than_ms` from memory (their
+    /// changelog entry is already a tombstone or kept state); returns how many.
+    pub fn evict_idle(&mut self, older_than_ms: i64) -> usize {
+        let before = self.sessions.len();
+        self.sessions
+            .retain(|_, r| !(r.is_idle() && r.streak.last_event_ms < older_than_ms));
+        before - self.sessions.len()
+    }
+
+    /// The session state to decide the event at `offset` with. An event applied before (the
+    /// same offset seen again after a crash or a partition move) gets the state it was first
+    /// decided with, and `apply` is then false: the state already includes it.
+    pub fn state_for(&self, session_id: &str, offset: i64) -> (SessionState, bool) {
+        let Some(r) = self.sessions.get(session_id) else {
+            return (SessionState::default(), true);
+        };
+        let last = r.applied.last().map_or(i64::MIN, |a| a.0);
+        if offset > last {
+            return (r.streak, true);
+        }
+        // Seen before: its own entry, or — for an event that changed nothing — the state before
+        // the next event that changed something, which equals the state after it.
+        let s = r
+            .applied
+            .iter()
+            .find(|(o, _)| *o >= offset)
+            .map_or(r.streak, |(_, s)| *s);
+        (s, false)
+    }
+
+    /// Records the matrix's new session state after the event at `offset`.
+    pub fn apply_streak(
+        &mut self,
+        session_id: &str,
+        offset: i64,
+        before: SessionState,
+        after: SessionState,
+    ) {
+        let r = self.sessions.entry(session_id.to_string()).or_default();
+        let changed = before.consecutive_low != after.consecutive_low;
+        r.streak = after;
+        if changed {
+            r.applied.push((offset, before));
+            let extra = r.applied.len().saturating_sub(OFFSETS_KEPT);
+            r.applied.drain(..extra);
+            self.dirty.insert(session_id.to_string());
+        }
+    }
+
+    /// Opens the escalations of a newly decided action. An action already open or closed
+    /// (the same event processed again) is left as it is.
+    pub fn open(
+        &mut self,
+        matrix: &Matrix,
+        event: &AgentAction,
+        before: SessionState,
+        level: Level,
+        drill: bool,
+        escalations: &[(usize, Escalation)],
+        effects: &mut Vec<Effect>,
+    ) {
+        if escalations.is_empty() {
+            return;
+        }
+        let r = self.sessions.entry(event.session_id.clone()).or_default();
+        let known = |id: &String| {
+            r.closed.contains(id)
+                || r.open
+                    .iter()
+                    .any(|a| a.escalations.iter().any(|e| &e.escalation_id == id))
+        };
+        if escalations.iter().any(|(_, e)| known(&e.escalation_id)) {
+            return;
+        }
+        let mut open = Vec::with_capacity(escalations.len());
+        for (_, e) in escalations {
+            self.deadlines.insert((
+                e.deadline_ms,
+                event.session_id.clone(),
+                e.escalation_id.clone(),
+            ));
+            effects.push(Effect::Opened(e.role.clone(), e.tier));
+            open.push(OpenEscalation {
+                escalation_id: e.escalation_id.clone(),
+                previous_ids: Vec::new(),
+                role: e.role.clone(),
+                tier: e.tier,
+                created_at_ms: e.created_at_ms,
+                first_created_at_ms: e.created_at_ms,
+                deadline_ms: Some(e.deadline_ms),
+                approved: false,
+                sequence: e.sequence,
+                history: e.history.clone(),
+            });
+        }
+        r.open.push(OpenAction {
+            event: event.clone(),
+            before,
+            level,
+            fail_open: matrix.fails_open(&event.action_type, level),
+            drill,
+            escalations: open,
+        });
+        self.dirty.insert(event.session_id.clone());
+    }
+
+    /// Applies a human decision. Returns what to publish and count, or why it did nothing.
+    pub fn decide(
+        &mut self,
+        matrix: &Matrix,
+        d: &HumanDecision,
+        now_ms: i64,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), Ignored> {
+        let id = &d.escalation_id;
+        let Some(r) = self.sessions.get_mut(&d.session_id) else {
+            return Err(Ignored::Unknown(id.clone()));
+        };
+        let found = r.open.iter().enumerate().find_map(|(ai, a)| {
+            a.escalations
+                .iter()
+                .position(|e| &e.escalation_id == id || e.previous_ids.contains(id))
+                .map(|ei| (ai, ei))
+        });
+        let Some((ai, ei)) = found else {
+            return Err(if r.closed.contains(id) {
+                Ignored::Closed(id.clone())
+            } else {
+                Ignored::Unknown(id.clone())
+            });
+        };
+        // Check the decision before changing anything.
+        let redirect_to = match d.decision {
+            DecisionKind::Revise if d.revised_output.is_none() => {
+                return Err(Ignored::Invalid(format!(
+                    "decision `revise` for {id} needs `revised_output`, found null"
+                )))
+            }
+            DecisionKind::Redirect => match d.redirect_role.as_deref() {
+                Some(role) => match matrix.role_index(role) {
+                    Some(i) => Some(i),
+                    None => {
+                        return Err(Ignored::Invalid(format!(
+                            "`redirect_role` = {role:?} is not a role of the matrix (roles: {})",
+                            matrix
+                                .roles()
+                                .iter()
+                                .map(|r| r.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )))
+                    }
+                },
+                None => {
+                    return Err(Ignored::Invalid(format!(
+                        "decision `redirect` for {id} needs `redirect_role`, found null"
+                    )))
+                }
+            },
+            _ => None,
+        };
+        let esc = &r.open[ai].escalations[ei];
+        let repeated = match d.decision {
+            DecisionKind::Acknowledge => esc.deadline_ms.is_none(),
+            DecisionKind::Approve => esc.approved,
+            _ => false,
+        };
+        if repeated {
+            return Err(Ignored::Duplicate(id.clone()));
+        }
+        let first = esc.deadline_ms.is_some();
+        effects.push(Effect::Answered {
+            role: esc.role.clone(),
+            tier: esc.tier,
+            decision: d.decision,
+            waited_ms: first.then(|| {
+                let at = if d.decided_at_ms > 0 {
+                    d.decided_at_ms
+                } else {
+                    now_ms
+                };
+                (at - esc.first_created_at_ms).max(0)
+            }),
+        });
+        let session = d.session_id.clone();
+        if let Some(dl) = esc.deadline_ms {
+            self.deadlines
+                .remove(&(dl, session.clone(), esc.escalation_id.clone()));
+        }
+        self.dirty.insert(session.clone());
+        let r = self.sessions.get_mut(&session).expect("present");
+        let action = &mut r.open[ai];
+        let esc = &mut action.escalations[ei];
+        esc.deadline_ms = None;
+        let outcome = match d.decision {
+            DecisionKind::Acknowledge => return Ok(()),
+            DecisionKind::Approve => {
+                esc.approved = true;
+                effects.push(Effect::Closed(esc.role.clone(), esc.tier));
+                if action.escalations.iter().any(|e| !e.approved) {
+                    // Another role's answer is still awaited.
+                    return Ok(());
+                }
+                VerdictOutcome::Approved
+            }
+            DecisionKind::Reject => VerdictOutcome::Rejected,
+            DecisionKind::Revise => VerdictOutcome::Revised,
+            DecisionKind::Redirect => {
+                let to = redirect_to.expect("checked");
+                let reason = format!(
+                    "redirected by {} to {}",
+                    d.decided_by,
+                    matrix.roles()[to].name
+                );
+                let esc = move_on(matrix, action, ei, to, now_ms, &reason, effects);
+                let deadline = esc.deadline_ms.expect("just set");
+                let id = esc.escalation_id.clone();
+                let mut v = verdict(matrix, action, VerdictOutcome::Redirected, now_ms);
+                v.is_final = false;
+                v.decided_by = Some(d.decided_by.clone());
+                v.comment = d.comment.clone();
+                v.redirect_role = d.redirect_role.clone();
+                v.escalation_ids = vec![id.clone()];
+                effects.push(Effect::Verdict(v));
+                self.deadlines.insert((deadline, session, id));
+                return Ok(());
+            }
+        };
+        let mut v = verdict(matrix, &r.open[ai], outcome, now_ms);
+        v.decided_by = Some(d.decided_by.clone());
+        v.comment = d.comment.clone();
+        v.revised_output = d.revised_output.clone();
+        effects.push(Effect::Verdict(v));
+        self.close_action(&session, ai, effects);
+        Ok(())
+    }
+
+    /// Fires every deadline due at `now_ms`: the escalation moves to the next role of its chain,
+    /// or — when the chain is exhausted — the action times out (fail closed unless its rule
+    /// fails open). Each deadline fires once: it leaves the index as it fires.
+    pub fn fire_due(&mut self, matrix: &Matrix, now_ms: i64, effects: &mut Vec<Effect>) -> usize {
+        let mut fired = 0;
+        while let Some(first) = self.deadlines.first().cloned() {
+            if first.0 > now_ms {
+                break;
+            }
+            self.deadlines.pop_first();
+            let (due, session, id) = first;
+            let Some(r) = self.sessions.get_mut(&session) else {
+                continue;
+            };
+            let Some((ai, ei)) = r.open.iter().enumerate().find_map(|(ai, a)| {
+                a.escalations
+                    .iter()
+                    .position(|e| e.escalation_id == id && e.deadline_ms == Some(due))
+                    .map(|ei| (ai, ei))
+            }) else {
+                continue;
+            };
+            fired += 1;
+            self.dirty.insert(session.clone());
+            let action = &mut r.open[ai];
+            let esc = &action.escalations[ei];
+            effects.push(Effect::DeadlineMissed(esc.role.clone(), esc.tier));
+            let within = matrix.ack_within_ms(esc.tier);
+            let next = matrix
+                .role_index(&esc.role)
+                .and_then(|i| matrix.roles()[i].escalate_to);
+            if let Some(to) = next {
+                let reason = format!(
+                    "no acknowledgement from {} within {}",
+                    esc.role,
+                    humantime::format_duration(std::time::Duration::from_millis(within as u64))
+                );
+                let esc = move_on(matrix, action, ei, to, now_ms, &reason, effects);
+                let deadline = esc.deadline_ms.expect("just set");
+                let new_id = esc.escalation_id.clone();
+                self.deadlines.insert((deadline, session, new_id));
+            } else {
+                let fail_open = action.fail_open;
+                let outcome = if fail_open {
+                    VerdictOutcome::TimedOutProceed
+                } else {
+                    VerdictOutcome::TimedOutBlocked
+                };
+                let mut v = verdict(matrix, action, outcome, now_ms);
+                v.comment = Some(format!(
+                    "no acknowledgement from {} (last of its chain) within its deadline",
+                    action.escalations[ei].role
+                ));
+                effects.push(Effect::Verdict(v));
+                effects.push(Effect::TimedOut { fail_open });
+                self.close_action(&session, ai, effects);
+            }
+        }
+        fired
+    }
+
+    fn close_action(&mut self, session: &str, ai: usize, effects: &mut Vec<Effect>) {
+        let r = self.sessions.get_mut(session).expect("present");
+        let action = r.open.remove(ai);
+        let mut ids = Vec::new();
+        for e in action.escalations {
+            if let Some(dl) = e.deadline_ms {
+                self.deadlines
+                    .remove(&(dl, session.to_string(), e.escalation_id.clone()));
+            }
+            if !e.approved {
+                effects.push(Effect::Closed(e.role.clone(), e.tier));
+            }
+            ids.extend(e.previous_ids);
+            ids.push(e.escalation_id);
+        }
+        r.close_ids(ids);
+        self.dirty.insert(session.to_string());
+    }
+}
+
+/// Moves escalation `ei` of `action` to role `to`: a new escalation with the full history,
+/// tier `immediate`, a new deadline. Returns the moved escalation.
+fn move_on<'a>(
+    matrix: &Matrix,
+    action: &'a mut OpenAction,
+    ei: usize,
+    to: usize,
+    now_ms: i64,
+    reason: &str,
+    effects: &mut Vec<Effect>,
+) -> &'a OpenEscalation {
+    let role = &matrix.roles()[to];
+    let decision = matrix.evaluate(&action.event, &action.before);
+    let esc = &mut action.escalations[ei];
+    effects.push(Effect::Closed(esc.role.clone(), esc.tier));
+    esc.history.push(HistoryEntry {
+        role: esc.role.clone(),
+        tier: esc.tier,
+        escalated_at_ms: esc.created_at_ms,
+        reason: reason.to_string(),
+    });
+    esc.previous_ids.push(esc.escalation_id.clone());
+    esc.sequence += 1;
+    esc.escalation_id = escalation_id_seq(&action.event.action_id, &role.name, esc.sequence);
+    esc.role = role.name.clone();
+    esc.tier = Tier::Immediate;
+    esc.created_at_ms = now_ms;
+    esc.deadline_ms = Some(now_ms.saturating_add(matrix.ack_within_ms(Tier::Immediate)));
+    esc.approved = false;
+    effects.push(Effect::Opened(esc.role.clone(), esc.tier));
+    let event = &action.event;
+    effects.push(Effect::Escalation(
+        to,
+        Escalation {
+            escalation_id: esc.escalation_id.clone(),
+            action_id: event.action_id.clone(),
+            session_id: event.session_id.clone(),
+            agent_id: event.agent_id.clone(),
+            action_type: event.action_type.clone(),
+            role: esc.role.clone(),
+            tier: esc.tier,
+            level: action.level,
+            required_action: decision
+                .required_action
+                .unwrap_or(crate::event::RequiredAction::Approve),
+            created_at_ms: now_ms,
+            deadline_ms: esc.deadline_ms.expect("set above"),
+            rule_version: matrix.version().to_string(),
+            sequence: esc.sequence,
+            drill: action.drill,
+            context: context::package(matrix, role, event, &decision),
+            history: esc.history.clone(),
+        },
+    ));
+    esc
+}
+
+/// A final (or redirect) verdict for an open action.
+fn verdict(matrix: &Matrix, action: &OpenAction, outcome: VerdictOutcome, now_ms: i64) -> Verdict {
+    let decision = matrix.evaluate(&action.event, &action.before);
+    let e = &action.event;
+    Verdict {
+        action_id: e.action_id.clone(),
+        session_id: e.session_id.clone(),
+        agent_id: e.agent_id.clone(),
+        action_type: e.action_type.clone(),
+        level: action.level,
+        outcome,
+        is_final: true,
+        triggers: decision.triggers.names(),
+        roles: action.escalations.iter().map(|x| x.role.clone()).collect(),
+        escalation_ids: action
+            .escalations
+            .iter()
+            .map(|x| x.escalation_id.clone())
+            .collect(),
+        rule_version: matrix.version().to_string(),
+        decided_at_ms: now_ms,
+        decided_by: None,
+        comment: None,
+        revised_output: None,
+        redirect_role: None,
+        drill: action.drill,
+    }
+}
