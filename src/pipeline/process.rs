@@ -577,17 +577,23 @@ mod tests {
                 panic!("valid event dead-lettered")
             };
             assert_eq!(out.iter().filter(|o| o.topic == VERDICTS).count(), 1);
-            assert_eq!(out.len(), 1 + roles.len());
-            let v: crate::event::Verdict = codec
-                .decode(SchemaKind::Verdict, &out.last().unwrap().payload)
-                .unwrap();
+            let changelog = out.iter().filter(|o| o.topic == CHANGELOG).count();
+            assert_eq!(out.len(), 1 + roles.len() + changelog);
+            assert!(changelog <= 1, "one session, at most one state write");
+            if !roles.is_empty() {
+                assert_eq!(changelog, 1, "opened escalations are state");
+            }
+            let verdict = out.iter().find(|o| o.topic == VERDICTS).unwrap();
+            let v: crate::event::Verdict =
+                codec.decode(SchemaKind::Verdict, &verdict.payload).unwrap();
             assert_eq!(v.action_id, e.action_id);
-            assert_eq!(
-                out.last().unwrap().key.as_deref(),
-                Some(e.action_id.as_bytes())
-            );
+            assert_eq!(verdict.key.as_deref(), Some(e.action_id.as_bytes()));
             for (o, (role, _)) in out.iter().zip(&roles) {
                 assert_eq!(p.topics()[o.topic], p.matrix().roles()[*role].topic);
+                assert_eq!(o.key.as_deref(), Some(e.session_id.as_bytes()));
+            }
+            for o in out.iter().filter(|o| o.topic == CHANGELOG) {
+                assert_eq!(o.partition, Some(2), "state stays in the input's partition");
                 assert_eq!(o.key.as_deref(), Some(e.session_id.as_bytes()));
             }
         }
