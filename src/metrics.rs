@@ -219,6 +219,9 @@ impl Metrics {
             "Human decisions that did nothing, by reason (unknown, closed, duplicate, invalid).",
             &["reason"],
         );
+        for reason in ["unknown", "closed", "duplicate", "invalid"] {
+            decisions_ignored.with_label_values(&[reason]);
+        }
         let tiers = [Tier::Warm, Tier::Immediate];
         #[cfg(target_os = "linux")]
         {

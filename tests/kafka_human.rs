@@ -1,0 +1,350 @@
+//! The human loop against a real broker (tansu): decisions close escalations, deadlines walk
+//! the chain and fail closed, state survives `kill -9` and moves with its partition.
+
+mod common;
+
+use common::kafka::*;
+use handoff::broker::free_port;
+use handoff::event::{
+    AgentAction, Codec, DecisionKind, Escalation, HumanDecision, SchemaKind, Verdict,
+    VerdictOutcome,
+};
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const DECISIONS: &str = "human.decisions";
+
+/// The shipped matrix with the given tier deadlines.
+fn matrix_file(dir: &Path, warm: &str, immediate: &str) -> std::path::PathBuf {
+    let text = handoff::matrix::DEFAULT_MATRIX_TOML
+        .replace(
+            "[tiers.warm]\nack_within = \"1h\"",
+            &format!("[tiers.warm]\nack_within = \"{warm}\""),
+        )
+        .replace(
+            "[tiers.immediate]\nack_within = \"5m\"",
+            &format!("[tiers.immediate]\nack_within = \"{immediate}\""),
+        );
+    assert!(text.contains(&format!("ack_within = \"{warm}\"")));
+    let p = dir.join("matrix.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// `n` refunds (ask_first → support, warm), one session each.
+fn refunds(n: usize, tag: &str) -> Vec<Sent> {
+    let codec = Codec::new(Default::default()).unwrap();
+    (0..n)
+        .map(|i| {
+            let mut e: AgentAction = common::base_event();
+            e.action_id = format!("act-{tag}-{i}");
+            e.session_id = format!("sess-{tag}-{i}");
+            e.action_type = "refund.issue".into();
+            e.amount = Some(25.0);
+            Sent {
+                key: e.session_id.clone().into_bytes(),
+                bytes: codec.encode(SchemaKind::AgentAction, &e).unwrap(),
+                event: Some(e),
+            }
+        })
+        .collect()
+}
+
+fn answer(esc: &Escalation, kind: DecisionKind) -> HumanDecision {
+    HumanDecision {
+        escalation_id: esc.escalation_id.clone(),
+        action_id: esc.action_id.clone(),
+        session_id: esc.session_id.clone(),
+        role: esc.role.clone(),
+        decided_by: "ana@support".into(),
+        decision: kind,
+        comment: None,
+        revised_output: (kind == DecisionKind::Revise).then(|| "Refund 20 EUR".into()),
+        redirect_role: (kind == DecisionKind::Redirect).then(|| "compliance".into()),
+        decided_at_ms: esc.created_at_ms + 4_000,
+        drill: false,
+    }
+}
+
+fn send_decisions(bootstrap: &str, ds: &[HumanDecision]) {
+    let codec = Codec::new(Default::default()).unwrap();
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("batch.num.messages", "1")
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    for d in ds {
+        let bytes = codec.encode(SchemaKind::HumanDecision, d).unwrap();
+        p.send(
+            BaseRecord::<[u8], [u8]>::to(DECISIONS)
+                .key(d.session_id.as_bytes())
+                .payload(&bytes[..]),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
+fn decode_all<T: serde::de::DeserializeOwned>(r: &Reader, kind: SchemaKind) -> Vec<T> {
+    let codec = Codec::new(Default::default()).unwrap();
+    r.records
+        .iter()
+        .map(|x| codec.decode(kind, &x.payload).unwrap())
+        .collect()
+}
+
+fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < within, "{what} not reached within {within:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn metric(port: u16, line_prefix: &str) -> f64 {
+    let (_, body) = common::http_get(port, "/metrics");
+    body.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {line_prefix} in /metrics"))
+}
+
+fn run_config(dir: &Path, bootstrap: &str, group: &str, matrix: &Path, port: u16) -> std::path::PathBuf {
+    config_file(
+        dir,
+        bootstrap,
+        group,
+        &format!(
+            "[matrix]\npath = \"{}\"\n[metrics]\nbind = \"127.0.0.1:{port}\"\n",
+            matrix.display()
+        ),
+    )
+}
+
+fn with_tick(config: &Path, tick: &str) {
+    let text = std::fs::read_to_string(config).unwrap().replace(
+        "[pipeline]\n",
+        &format!("[pipeline]\ntimer_tick = \"{tick}\"\n"),
+    );
+    std::fs::write(config, text).unwrap();
+}
+
+#[test]
+fn every_decision_kind_closes_the_loop_with_its_verdict_and_metrics() {
+    let _g = serial();
+    let b = broker();
+    let bs = b.bootstrap();
+    let dir = tmpdir("decisions");
+    let matrix = matrix_file(&dir, "10m", "10m");
+    let port = free_port();
+    let cfg = run_config(&dir, &bs, "loop", &matrix, port);
+    let log = dir.join("loop.log");
+    let mut child = spawn(&cfg, &log);
+    wait_log(&log, "partitions assigned", Duration::from_secs(60));
+    produce(&bs, INPUT, &refunds(5, "d"));
+    let mut support = Reader::new(&bs, "escalations.support");
+    support.wait_for(5, Duration::from_secs(60));
+    let mut escs: Vec<Escalation> = decode_all(&support, SchemaKind::Escalation);
+    escs.sort_by(|a, b| a.action_id.cmp(&b.action_id));
+    let kinds = [
+        DecisionKind::Approve,
+        DecisionKind::Reject,
+        DecisionKind::Revise,
+        DecisionKind::Redirect,
+        DecisionKind::Acknowledge,
+    ];
+    let mut ds: Vec<HumanDecision> = escs.iter().zip(kinds).map(|(e, k)| answer(e, k)).collect();
+    // The approval again, and an answer to an escalation nobody opened.
+    ds.push(ds[0].clone());
+    let mut stray = ds[1].clone();
+    stray.escalation_id = "esc-ffffffffffffffffffffffff".into();
+    ds.push(stray);
+    send_decisions(&bs, &ds);
+
+    let mut verdicts = Reader::new(&bs, VERDICTS);
+    verdicts.wait_for(9, Duration::from_secs(60));
+    verdicts.settle(Duration::from_secs(2));
+    let vs: Vec<Verdict> = decode_all(&verdicts, SchemaKind::Verdict);
+    let finals: BTreeMap<String, VerdictOutcome> = vs
+        .iter()
+        .filter(|v| v.outcome != VerdictOutcome::AwaitHuman)
+        .map(|v| (v.action_id.clone(), v.outcome))
+        .collect();
+    assert_eq!(
+        finals,
+        BTreeMap::from([
+            ("act-d-0".to_string(), VerdictOutcome::Approved),
+            ("act-d-1".to_string(), VerdictOutcome::Rejected),
+            ("act-d-2".to_string(), VerdictOutcome::Revised),
+            ("act-d-3".to_string(), VerdictOutcome::Redirected),
+        ])
+    );
+    assert_eq!(vs.len(), 9, "5 initial + 4 answers; the repeat and the stray act not");
+    let revised = vs.iter().find(|v| v.outcome == VerdictOutcome::Revised).unwrap();
+    assert_eq!(revised.revised_output.as_deref(), Some("Refund 20 EUR"));
+    assert_eq!(revised.decided_by.as_deref(), Some("ana@support"));
+    let compliance = escalations(&bs, "escalations.compliance");
+    assert_eq!(compliance.len(), 1);
+    assert_eq!(compliance[0].action_id, "act-d-3");
+    assert_eq!(compliance[0].history.len(), 1);
+    assert_eq!(compliance[0].history[0].role, "support");
+
+    for k in kinds {
+        assert_eq!(
+            metric(port, &format!("handoff_human_decisions_total{{decision=\"{}\",role=\"support\"}}", k.as_str())),
+            1.0,
+            "{k:?}"
+        );
+    }
+    assert_eq!(metric(port, "handoff_decisions_ignored_total{reason=\"closed\"}"), 1.0);
+    assert_eq!(metric(port, "handoff_decisions_ignored_total{reason=\"unknown\"}"), 1.0);
+    assert_eq!(metric(port, "handoff_time_to_human_seconds_count{role=\"support\",tier=\"warm\"}"), 5.0);
+    assert_eq!(metric(port, "handoff_time_to_human_seconds_bucket{role=\"support\",tier=\"warm\",le=\"5\"}"), 5.0);
+    // Still waiting: the acknowledged one (for a decision) and the redirected one.
+    assert_eq!(metric(port, "handoff_pending_escalations{role=\"support\",tier=\"warm\"}"), 1.0);
+    assert_eq!(metric(port, "handoff_pending_escalations{role=\"compliance\",tier=\"immediate\"}"), 1.0);
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+}
+
+#[test]
+fn deadlines_walk_the_chain_fail_closed_and_fire_once_across_kill_9() {
+    let _g = serial();
+    let b = broker();
+    let bs = b.bootstrap();
+    let dir = tmpdir("deadlines");
+    let matrix = matrix_file(&dir, "6s", "4s");
+    let port = free_port();
+    let cfg = run_config(&dir, &bs, "deadlines", &matrix, port);
+    with_tick(&cfg, "200ms");
+    let log = dir.join("first.log");
+    let mut child = spawn(&cfg, &log);
+    wait_log(&log, "partitions assigned", Duration::from_secs(60));
+    let n = 20;
+    produce(&bs, INPUT, &refunds(n, "k"));
+    let mut support = Reader::new(&bs, "escalations.support");
+    support.wait_for(n, Duration::from_secs(60));
+    let first: Vec<Escalation> = decode_all(&support, SchemaKind::Escalation);
+    // One of them is acknowledged in time: it must never move on.
+    let acked = first.iter().find(|e| e.action_id == "act-k-0").unwrap().clone();
+    send_decisions(&bs, &[answer(&acked, DecisionKind::Acknowledge)]);
+    // Let the first deadlines fire (support → support_l2), then kill in the middle of the chain.
+    let mut l2 = Reader::new(&bs, "escalations.support_l2");
+    l2.wait_for(1, Duration::from_secs(60));
+    kill9(&mut child);
+    // A new member gets the partitions only after the dead one's session (6 s) expired.
+    std::thread::sleep(Duration::from_secs(8));
+    let log2 = dir.join("second.log");
+    let mut child = spawn(&cfg, &log2);
+    wait_log(&log2, "state restored from the changelog", Duration::from_secs(60));
+
+    let mut verdicts = Reader::new(&bs, VERDICTS);
+    wait_until("every chain exhausted", Duration::from_secs(90), || {
+        verdicts.settle(Duration::from_millis(300));
+        let vs: Vec<Verdict> = decode_all(&verdicts, SchemaKind::Verdict);
+        vs.iter()
+            .filter(|v| v.outcome == VerdictOutcome::TimedOutBlocked)
+            .map(|v| v.action_id.clone())
+            .collect::<BTreeSet<_>>()
+            .len()
+            >= n - 1
+    });
+    // Two more deadlines' worth of quiet: nothing else may fire.
+    std::thread::sleep(Duration::from_secs(10));
+    verdicts.settle(Duration::from_secs(1));
+    let vs: Vec<Verdict> = decode_all(&verdicts, SchemaKind::Verdict);
+    let blocked: BTreeSet<String> = vs
+        .iter()
+        .filter(|v| v.outcome == VerdictOutcome::TimedOutBlocked)
+        .map(|v| v.action_id.clone())
+        .collect();
+    let want: BTreeSet<String> = (1..n).map(|i| format!("act-k-{i}")).collect();
+    assert_eq!(blocked, want, "every unacknowledged action blocked; the acknowledged one not");
+
+    let ids = |topic: &str| -> (BTreeSet<String>, usize, Vec<Escalation>) {
+        let es = escalations(&bs, topic);
+        let set: BTreeSet<String> = es.iter().map(|e| e.escalation_id.clone()).collect();
+        (set, es.len(), es)
+    };
+    let (l2_ids, l2_records, l2_escs) = ids("escalations.support_l2");
+    let (cm_ids, cm_records, cm_escs) = ids("escalations.crisis_manager");
+    assert_eq!(l2_ids.len(), n - 1, "each support deadline fired once");
+    assert_eq!(cm_ids.len(), n - 1, "each support_l2 deadline fired once");
+    assert!(l2_escs.iter().all(|e| e.action_id != "act-k-0"));
+    assert!(cm_escs.iter().all(|e| e.history.len() == 2 && e.sequence == 2));
+    // Re-escalations published by the first run fired within a tick (plus scheduling slack)
+    // of their deadline: their history says when the previous role was called.
+    let support_deadline: BTreeMap<String, i64> = first
+        .iter()
+        .map(|e| (e.action_id.clone(), e.deadline_ms))
+        .collect();
+    let late: Vec<i64> = l2_escs
+        .iter()
+        .map(|e| e.created_at_ms - support_deadline[&e.action_id])
+        .collect();
+    assert!(late.iter().all(|l| *l >= 0), "never early: {late:?}");
+    eprintln!(
+        "support_l2: {l2_records} records for {} ids; crisis_manager: {cm_records} for {}; \
+         firing delay after due, ms: {late:?}",
+        l2_ids.len(),
+        cm_ids.len()
+    );
+    assert!(metric(port, "handoff_timeouts_total{outcome=\"blocked\"}") >= 1.0);
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+}
+
+#[test]
+fn a_partition_moving_to_another_member_carries_its_open_escalations() {
+    let _g = serial();
+    let b = broker();
+    let bs = b.bootstrap();
+    let dir = tmpdir("move");
+    let matrix = matrix_file(&dir, "10m", "10m");
+    let (pa, pb) = (free_port(), free_port());
+    let cfg_a = run_config(&dir, &bs, "move", &matrix, pa);
+    let cfg_b = dir.join("move-b.toml");
+    std::fs::write(
+        &cfg_b,
+        std::fs::read_to_string(&cfg_a)
+            .unwrap()
+            .replace(&format!("127.0.0.1:{pa}"), &format!("127.0.0.1:{pb}")),
+    )
+    .unwrap();
+    let log_a = dir.join("a.log");
+    let mut a = spawn(&cfg_a, &log_a);
+    wait_log(&log_a, "partitions assigned", Duration::from_secs(60));
+    let n = 12;
+    produce(&bs, INPUT, &refunds(n, "m"));
+    let mut support = Reader::new(&bs, "escalations.support");
+    support.wait_for(n, Duration::from_secs(60));
+    assert_eq!(metric(pa, "handoff_pending_escalations{role=\"support\",tier=\"warm\"}"), n as f64);
+    // A leaves; B takes every partition and must restore A's open escalations.
+    let log_b = dir.join("b.log");
+    let mut bm = spawn(&cfg_b, &log_b);
+    wait_log(&log_b, "partitions assigned", Duration::from_secs(60));
+    sigterm(&a);
+    assert!(wait_exit(&mut a, Duration::from_secs(30)).success());
+    wait_until("B holds every escalation", Duration::from_secs(60), || {
+        metric(pb, "handoff_pending_escalations{role=\"support\",tier=\"warm\"}") == n as f64
+    });
+    let escs: Vec<Escalation> = decode_all(&support, SchemaKind::Escalation);
+    let ds: Vec<HumanDecision> = escs.iter().map(|e| answer(e, DecisionKind::Approve)).collect();
+    send_decisions(&bs, &ds);
+    let mut verdicts = Reader::new(&bs, VERDICTS);
+    wait_until("every action approved", Duration::from_secs(60), || {
+        verdicts.settle(Duration::from_millis(300));
+        let vs: Vec<Verdict> = decode_all(&verdicts, SchemaKind::Verdict);
+        vs.iter().filter(|v| v.outcome == VerdictOutcome::Approved).count() >= n
+    });
+    assert_eq!(metric(pb, "handoff_decisions_ignored_total{reason=\"unknown\"}"), 0.0);
+    sigterm(&bm);
+    assert!(wait_exit(&mut bm, Duration::from_secs(30)).success());
+}
