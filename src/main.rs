@@ -160,8 +160,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn init_tracing(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A span's close is logged with its fields: the pipeline's per-batch span (debug level) then
+    // reports each batch's counts and time when the filter lets debug through.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -68,7 +68,7 @@ fn decision(e: &AgentAction, esc: &str, kind: DecisionKind, at: i64) -> HumanDec
 fn verdicts(fx: &[Effect]) -> Vec<&Verdict> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::Verdict(v) => Some(v),
+            Effect::Verdict(v) => Some(&**v),
             _ => None,
         })
         .collect()

@@ -188,7 +188,7 @@ fn every_event_yields_exactly_its_outputs_and_bad_ones_are_dead_lettered() {
     // Nothing else: only the input, the verdicts, the dead letters and the role topics exist.
     let m = Matrix::default_matrix().unwrap();
     let mut allowed: BTreeSet<String> = m.roles().iter().map(|r| r.topic.clone()).collect();
-    allowed.extend([INPUT.to_string(), VERDICTS.to_string(), DLQ.to_string()]);
+    allowed.extend([INPUT, VERDICTS, DLQ, "human.decisions", "handoff.state"].map(String::from));
     let c: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
         .set("bootstrap.servers", &bs)
         .create()
@@ -489,7 +489,10 @@ fn a_delivery_that_fails_for_good_stops_without_committing_past_it() {
     let bs = b.bootstrap();
     // The role topics are missing and handoff may not create them: escalations cannot be
     // delivered, verdicts can.
-    create_topics(&bs, &[INPUT, VERDICTS, DLQ]);
+    create_topics(
+        &bs,
+        &[INPUT, VERDICTS, DLQ, "human.decisions", "handoff.state"],
+    );
     let recs = records(2_000, 15, 4.0, 0);
     produce(&bs, INPUT, &recs);
     let dir = tmpdir("fatal");

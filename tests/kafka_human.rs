@@ -102,7 +102,10 @@ fn decode_all<T: serde::de::DeserializeOwned>(r: &Reader, kind: SchemaKind) -> V
 fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < within, "{what} not reached within {within:?}");
+        assert!(
+            start.elapsed() < within,
+            "{what} not reached within {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -116,7 +119,13 @@ fn metric(port: u16, line_prefix: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {line_prefix} in /metrics"))
 }
 
-fn run_config(dir: &Path, bootstrap: &str, group: &str, matrix: &Path, port: u16) -> std::path::PathBuf {
+fn run_config(
+    dir: &Path,
+    bootstrap: &str,
+    group: &str,
+    matrix: &Path,
+    port: u16,
+) -> std::path::PathBuf {
     config_file(
         dir,
         bootstrap,
@@ -145,6 +154,12 @@ fn every_decision_kind_closes_the_loop_with_its_verdict_and_metrics() {
     let matrix = matrix_file(&dir, "10m", "10m");
     let port = free_port();
     let cfg = run_config(&dir, &bs, "loop", &matrix, port);
+    // The pipeline at debug: one line per batch (its span closing) with the batch's counts.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "level = \"info\"",
+        "level = \"info,handoff::pipeline=debug\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
     let log = dir.join("loop.log");
     let mut child = spawn(&cfg, &log);
     wait_log(&log, "partitions assigned", Duration::from_secs(60));
@@ -186,8 +201,15 @@ fn every_decision_kind_closes_the_loop_with_its_verdict_and_metrics() {
             ("act-d-3".to_string(), VerdictOutcome::Redirected),
         ])
     );
-    assert_eq!(vs.len(), 9, "5 initial + 4 answers; the repeat and the stray act not");
-    let revised = vs.iter().find(|v| v.outcome == VerdictOutcome::Revised).unwrap();
+    assert_eq!(
+        vs.len(),
+        9,
+        "5 initial + 4 answers; the repeat and the stray act not"
+    );
+    let revised = vs
+        .iter()
+        .find(|v| v.outcome == VerdictOutcome::Revised)
+        .unwrap();
     assert_eq!(revised.revised_output.as_deref(), Some("Refund 20 EUR"));
     assert_eq!(revised.decided_by.as_deref(), Some("ana@support"));
     let compliance = escalations(&bs, "escalations.compliance");
@@ -198,20 +220,79 @@ fn every_decision_kind_closes_the_loop_with_its_verdict_and_metrics() {
 
     for k in kinds {
         assert_eq!(
-            metric(port, &format!("handoff_human_decisions_total{{decision=\"{}\",role=\"support\"}}", k.as_str())),
+            metric(
+                port,
+                &format!(
+                    "handoff_human_decisions_total{{decision=\"{}\",role=\"support\"}}",
+                    k.as_str()
+                )
+            ),
             1.0,
             "{k:?}"
         );
     }
-    assert_eq!(metric(port, "handoff_decisions_ignored_total{reason=\"closed\"}"), 1.0);
-    assert_eq!(metric(port, "handoff_decisions_ignored_total{reason=\"unknown\"}"), 1.0);
-    assert_eq!(metric(port, "handoff_time_to_human_seconds_count{role=\"support\",tier=\"warm\"}"), 5.0);
-    assert_eq!(metric(port, "handoff_time_to_human_seconds_bucket{role=\"support\",tier=\"warm\",le=\"5\"}"), 5.0);
+    assert_eq!(
+        metric(port, "handoff_decisions_ignored_total{reason=\"closed\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(port, "handoff_decisions_ignored_total{reason=\"unknown\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            port,
+            "handoff_time_to_human_seconds_count{role=\"support\",tier=\"warm\"}"
+        ),
+        5.0
+    );
+    assert_eq!(
+        metric(
+            port,
+            "handoff_time_to_human_seconds_bucket{role=\"support\",tier=\"warm\",le=\"5\"}"
+        ),
+        5.0
+    );
     // Still waiting: the acknowledged one (for a decision) and the redirected one.
-    assert_eq!(metric(port, "handoff_pending_escalations{role=\"support\",tier=\"warm\"}"), 1.0);
-    assert_eq!(metric(port, "handoff_pending_escalations{role=\"compliance\",tier=\"immediate\"}"), 1.0);
+    assert_eq!(
+        metric(
+            port,
+            "handoff_pending_escalations{role=\"support\",tier=\"warm\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            port,
+            "handoff_pending_escalations{role=\"compliance\",tier=\"immediate\"}"
+        ),
+        1.0
+    );
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let field = |line: &str, name: &str| -> u64 {
+        line.split([' ', '{', '}'])
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let batches: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("batch{") && l.contains("close"))
+        .collect();
+    assert!(!batches.is_empty(), "no batch spans in:\n{text}");
+    let total = |name: &str| batches.iter().map(|l| field(l, name)).sum::<u64>();
+    assert_eq!(total("decided"), 5, "{batches:#?}");
+    assert_eq!(total("decisions"), 7, "{batches:#?}");
+    assert_eq!(total("records"), 12, "{batches:#?}");
+    // Nothing per event at info: no action id appears in an INFO line.
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains(" INFO ") && l.contains("act-d-")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -233,7 +314,11 @@ fn deadlines_walk_the_chain_fail_closed_and_fire_once_across_kill_9() {
     support.wait_for(n, Duration::from_secs(60));
     let first: Vec<Escalation> = decode_all(&support, SchemaKind::Escalation);
     // One of them is acknowledged in time: it must never move on.
-    let acked = first.iter().find(|e| e.action_id == "act-k-0").unwrap().clone();
+    let acked = first
+        .iter()
+        .find(|e| e.action_id == "act-k-0")
+        .unwrap()
+        .clone();
     send_decisions(&bs, &[answer(&acked, DecisionKind::Acknowledge)]);
     // Let the first deadlines fire (support → support_l2), then kill in the middle of the chain.
     let mut l2 = Reader::new(&bs, "escalations.support_l2");
@@ -243,7 +328,11 @@ fn deadlines_walk_the_chain_fail_closed_and_fire_once_across_kill_9() {
     std::thread::sleep(Duration::from_secs(8));
     let log2 = dir.join("second.log");
     let mut child = spawn(&cfg, &log2);
-    wait_log(&log2, "state restored from the changelog", Duration::from_secs(60));
+    wait_log(
+        &log2,
+        "state restored from the changelog",
+        Duration::from_secs(60),
+    );
 
     let mut verdicts = Reader::new(&bs, VERDICTS);
     wait_until("every chain exhausted", Duration::from_secs(90), || {
@@ -266,7 +355,10 @@ fn deadlines_walk_the_chain_fail_closed_and_fire_once_across_kill_9() {
         .map(|v| v.action_id.clone())
         .collect();
     let want: BTreeSet<String> = (1..n).map(|i| format!("act-k-{i}")).collect();
-    assert_eq!(blocked, want, "every unacknowledged action blocked; the acknowledged one not");
+    assert_eq!(
+        blocked, want,
+        "every unacknowledged action blocked; the acknowledged one not"
+    );
 
     let ids = |topic: &str| -> (BTreeSet<String>, usize, Vec<Escalation>) {
         let es = escalations(&bs, topic);
@@ -278,7 +370,9 @@ fn deadlines_walk_the_chain_fail_closed_and_fire_once_across_kill_9() {
     assert_eq!(l2_ids.len(), n - 1, "each support deadline fired once");
     assert_eq!(cm_ids.len(), n - 1, "each support_l2 deadline fired once");
     assert!(l2_escs.iter().all(|e| e.action_id != "act-k-0"));
-    assert!(cm_escs.iter().all(|e| e.history.len() == 2 && e.sequence == 2));
+    assert!(cm_escs
+        .iter()
+        .all(|e| e.history.len() == 2 && e.sequence == 2));
     // Re-escalations published by the first run fired within a tick (plus scheduling slack)
     // of their deadline: their history says when the previous role was called.
     let support_deadline: BTreeMap<String, i64> = first
@@ -325,7 +419,13 @@ fn a_partition_moving_to_another_member_carries_its_open_escalations() {
     produce(&bs, INPUT, &refunds(n, "m"));
     let mut support = Reader::new(&bs, "escalations.support");
     support.wait_for(n, Duration::from_secs(60));
-    assert_eq!(metric(pa, "handoff_pending_escalations{role=\"support\",tier=\"warm\"}"), n as f64);
+    assert_eq!(
+        metric(
+            pa,
+            "handoff_pending_escalations{role=\"support\",tier=\"warm\"}"
+        ),
+        n as f64
+    );
     // A leaves; B takes every partition and must restore A's open escalations.
     let log_b = dir.join("b.log");
     let mut bm = spawn(&cfg_b, &log_b);
@@ -333,18 +433,30 @@ fn a_partition_moving_to_another_member_carries_its_open_escalations() {
     sigterm(&a);
     assert!(wait_exit(&mut a, Duration::from_secs(30)).success());
     wait_until("B holds every escalation", Duration::from_secs(60), || {
-        metric(pb, "handoff_pending_escalations{role=\"support\",tier=\"warm\"}") == n as f64
+        metric(
+            pb,
+            "handoff_pending_escalations{role=\"support\",tier=\"warm\"}",
+        ) == n as f64
     });
     let escs: Vec<Escalation> = decode_all(&support, SchemaKind::Escalation);
-    let ds: Vec<HumanDecision> = escs.iter().map(|e| answer(e, DecisionKind::Approve)).collect();
+    let ds: Vec<HumanDecision> = escs
+        .iter()
+        .map(|e| answer(e, DecisionKind::Approve))
+        .collect();
     send_decisions(&bs, &ds);
     let mut verdicts = Reader::new(&bs, VERDICTS);
     wait_until("every action approved", Duration::from_secs(60), || {
         verdicts.settle(Duration::from_millis(300));
         let vs: Vec<Verdict> = decode_all(&verdicts, SchemaKind::Verdict);
-        vs.iter().filter(|v| v.outcome == VerdictOutcome::Approved).count() >= n
+        vs.iter()
+            .filter(|v| v.outcome == VerdictOutcome::Approved)
+            .count()
+            >= n
     });
-    assert_eq!(metric(pb, "handoff_decisions_ignored_total{reason=\"unknown\"}"), 0.0);
+    assert_eq!(
+        metric(pb, "handoff_decisions_ignored_total{reason=\"unknown\"}"),
+        0.0
+    );
     sigterm(&bm);
     assert!(wait_exit(&mut bm, Duration::from_secs(30)).success());
 }

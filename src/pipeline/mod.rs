@@ -77,9 +77,9 @@ pub enum PipelineError {
     Codec(#[from] crate::event::CodecError),
     /// A topic that must be partitioned like the input is not.
     #[error(
-        "{field} = {topic:?} has {partitions} partition(s) but {input:?} has {input_partitions}: \
-         a session's events, decisions and state must share partition numbers; give them the \
-         same count"
+        "{field} = {topic:?} has {partitions} partition(s) (0: it does not exist) but {input:?} \
+         has {input_partitions}: a session's events, decisions and state must share partition \
+         numbers; give them the same count"
     )]
     NotCopartitioned {
         /// Setting naming the topic.
@@ -812,7 +812,6 @@ fn worker<S: Stage>(
 ) {
     use std::sync::atomic::Ordering;
     use std::sync::mpsc::RecvTimeoutError;
-    let stats = &shared.stats;
     let mut outputs: Vec<Output> = Vec::with_capacity(8);
     let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
     let mut next_tick = Instant::now() + env.tick;
@@ -838,102 +837,167 @@ fn worker<S: Stage>(
                 );
             }
         }
-        let msg = match job {
-            None => continue,
-            Some(Job::Forget(p)) => {
-                stage.forget_partition(p);
-                continue;
-            }
-            Some(Job::Assign(parts)) => {
-                if let Some(r) = &env.restore {
-                    match r.read(&parts) {
-                        Ok(by_partition) => {
-                            for (p, records) in by_partition {
-                                stage.restore(p, records);
-                            }
-                        }
-                        Err(e) => {
-                            // Without its state a partition would re-open escalations and
-                            // forget deadlines: stop rather than decide wrongly.
-                            shared.fatal.lock().expect("lock").get_or_insert(format!(
-                                "cannot restore state of partitions {parts:?} from {}: {e}",
-                                r.topic
-                            ));
-                            shared.notify.notify_one();
-                        }
-                    }
+        let Some(job) = job else { continue };
+        // One span per batch: the jobs waiting now, up to BATCH records, with their counts
+        // (at debug level, so nothing is logged per batch or per event at info).
+        let span = tracing::debug_span!(
+            "batch",
+            records = tracing::field::Empty,
+            decided = tracing::field::Empty,
+            dead_letters = tracing::field::Empty,
+            decisions = tracing::field::Empty,
+            outputs = tracing::field::Empty,
+        );
+        let entered = span.enter();
+        let mut counts = BatchCounts::default();
+        let mut next = Some(job);
+        while let Some(job) = next {
+            match job {
+                Job::Forget(p) => stage.forget_partition(p),
+                Job::Assign(parts) => restore(&mut stage, &parts, shared, env),
+                Job::Record(msg) => {
+                    process_record(
+                        &mut stage,
+                        &msg,
+                        shared,
+                        producer,
+                        topics,
+                        env,
+                        &mut outputs,
+                        &mut headers,
+                        &mut counts,
+                    );
+                    shared.queued.fetch_sub(1, Ordering::AcqRel);
+                    shared.notify.notify_one();
                 }
-                continue;
             }
-            Some(Job::Record(m)) => m,
-        };
-        let started = Instant::now();
-        headers.clear();
-        if let Some(h) = msg.headers() {
-            for Header { key, value } in h.iter() {
-                headers.push((
-                    key.to_string(),
-                    value.map(<[u8]>::to_vec).unwrap_or_default(),
-                ));
-            }
+            next = if counts.records < BATCH {
+                jobs.try_recv().ok()
+            } else {
+                None
+            };
         }
-        outputs.clear();
-        let input = Input {
-            topic: msg.topic(),
-            partition: msg.partition(),
-            offset: msg.offset(),
-            key: msg.key(),
-            payload: msg.payload(),
-            headers: &headers,
-        };
-        let source = u8::from(msg.topic() != env.input_topic);
-        let outcome = stage.process(input, env.clock.now_ms(), &mut outputs);
-        match &outcome {
-            Outcome::Decided {
-                level,
-                family,
-                roles,
-                triggers,
-                ..
-            } => stats.decided(
-                *level,
-                *family,
-                roles,
-                triggers,
-                started.elapsed().as_micros() as u64,
-            ),
-            Outcome::DeadLetter { reason } => {
-                stats.dead_letter(reason, msg.partition(), msg.offset())
-            }
-            Outcome::HumanDecision => {}
+        if counts.records > 0 {
+            span.record("records", counts.records)
+                .record("decided", counts.decided)
+                .record("dead_letters", counts.dead_letters)
+                .record("decisions", counts.decisions)
+                .record("outputs", counts.outputs);
         }
-        // Latency is measured from the record's Kafka timestamp when it has one (the moment it
-        // was produced), else from the event's own time.
-        let event_ms = match (msg.timestamp().to_millis(), &outcome) {
-            (_, Outcome::HumanDecision) => 0,
-            (Some(ts), _) if ts > 0 => ts,
-            (_, Outcome::Decided { event_ms, .. }) => *event_ms,
-            _ => 0,
-        };
-        let key = slot(source, msg.partition());
-        shared.tracker.lock().expect("lock").dispatched(
-            key,
-            msg.offset(),
-            outputs.len() as u32,
-            event_ms,
-        );
-        let tok = token(key, msg.offset());
-        send_all(
-            shared,
-            producer,
-            topics,
-            &mut outputs,
-            tok,
-            env.flush_deadline,
-        );
-        shared.queued.fetch_sub(1, Ordering::AcqRel);
-        shared.notify.notify_one();
+        drop(entered);
     }
+}
+
+/// Records per batch span, at most.
+const BATCH: u64 = 1024;
+
+/// What one batch did.
+#[derive(Default)]
+struct BatchCounts {
+    records: u64,
+    decided: u64,
+    dead_letters: u64,
+    decisions: u64,
+    outputs: u64,
+}
+
+/// Restores the state of newly assigned partitions from the changelog.
+fn restore<S: Stage>(stage: &mut S, parts: &[i32], shared: &Shared, env: &WorkerEnv) {
+    let Some(r) = &env.restore else { return };
+    match r.read(parts) {
+        Ok(by_partition) => {
+            for (p, records) in by_partition {
+                stage.restore(p, records);
+            }
+        }
+        Err(e) => {
+            // Without its state a partition would re-open escalations and forget deadlines:
+            // stop rather than decide wrongly.
+            shared.fatal.lock().expect("lock").get_or_insert(format!(
+                "cannot restore state of partitions {parts:?} from {}: {e}",
+                r.topic
+            ));
+            shared.notify.notify_one();
+        }
+    }
+}
+
+/// Decodes, decides and sends one record.
+#[allow(clippy::too_many_arguments)]
+fn process_record<S: Stage>(
+    stage: &mut S,
+    msg: &rdkafka::message::OwnedMessage,
+    shared: &Shared,
+    producer: &Out,
+    topics: &[String],
+    env: &WorkerEnv,
+    outputs: &mut Vec<Output>,
+    headers: &mut Vec<(String, Vec<u8>)>,
+    counts: &mut BatchCounts,
+) {
+    let stats = &shared.stats;
+    let started = Instant::now();
+    headers.clear();
+    if let Some(h) = msg.headers() {
+        for Header { key, value } in h.iter() {
+            headers.push((
+                key.to_string(),
+                value.map(<[u8]>::to_vec).unwrap_or_default(),
+            ));
+        }
+    }
+    outputs.clear();
+    let input = Input {
+        topic: msg.topic(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        key: msg.key(),
+        payload: msg.payload(),
+        headers,
+    };
+    let source = u8::from(msg.topic() != env.input_topic);
+    let outcome = stage.process(input, env.clock.now_ms(), outputs);
+    counts.records += 1;
+    counts.outputs += outputs.len() as u64;
+    match &outcome {
+        Outcome::Decided { .. } => counts.decided += 1,
+        Outcome::DeadLetter { .. } => counts.dead_letters += 1,
+        Outcome::HumanDecision => counts.decisions += 1,
+    }
+    match &outcome {
+        Outcome::Decided {
+            level,
+            family,
+            roles,
+            triggers,
+            ..
+        } => stats.decided(
+            *level,
+            *family,
+            roles,
+            triggers,
+            started.elapsed().as_micros() as u64,
+        ),
+        Outcome::DeadLetter { reason } => stats.dead_letter(reason, msg.partition(), msg.offset()),
+        Outcome::HumanDecision => {}
+    }
+    // Latency is measured from the record's Kafka timestamp when it has one (the moment it
+    // was produced), else from the event's own time.
+    let event_ms = match (msg.timestamp().to_millis(), &outcome) {
+        (_, Outcome::HumanDecision) => 0,
+        (Some(ts), _) if ts > 0 => ts,
+        (_, Outcome::Decided { event_ms, .. }) => *event_ms,
+        _ => 0,
+    };
+    let key = slot(source, msg.partition());
+    shared.tracker.lock().expect("lock").dispatched(
+        key,
+        msg.offset(),
+        outputs.len() as u32,
+        event_ms,
+    );
+    let tok = token(key, msg.offset());
+    send_all(shared, producer, topics, outputs, tok, env.flush_deadline);
 }
 
 /// Sends `outputs` with delivery token `tok`: first the ordinary ones, then — once those are

@@ -342,14 +342,14 @@ impl Processor {
                     VERDICTS,
                     Some(v.action_id.as_bytes().to_vec()),
                     self.codec
-                        .encode(SchemaKind::Verdict, &v)
+                        .encode(SchemaKind::Verdict, &*v)
                         .expect("verdicts always encode"),
                 )),
                 Effect::Escalation(role, x) => out.push(Output::new(
                     FIRST_ROLE + role,
                     Some(x.session_id.as_bytes().to_vec()),
                     self.codec
-                        .encode(SchemaKind::Escalation, &x)
+                        .encode(SchemaKind::Escalation, &*x)
                         .expect("escalations always encode"),
                 )),
                 _ => {}

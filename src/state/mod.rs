@@ -99,9 +99,9 @@ pub struct OpenEscalation {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// A verdict for the agent.
-    Verdict(Verdict),
+    Verdict(Box<Verdict>),
     /// An escalation to the role with this index.
-    Escalation(usize, Escalation),
+    Escalation(usize, Box<Escalation>),
     /// An escalation (role, tier) was opened: pending +1.
     Opened(String, Tier),
     /// An escalation (role, tier) stopped waiting: pending −1.
@@ -301,7 +301,8 @@ impl PartitionState {
         }
     }
 
-    /// Opens the escalations of a newly decided action. An action already open or closed
+    /// Opens the escalations of a newly decided action.
+    #[allow(clippy::too_many_arguments)] // each is a distinct input of the decision An action already open or closed
     /// (the same event processed again) is left as it is.
     pub fn open(
         &mut self,
@@ -475,7 +476,7 @@ impl PartitionState {
                 v.comment = d.comment.clone();
                 v.redirect_role = d.redirect_role.clone();
                 v.escalation_ids = vec![id.clone()];
-                effects.push(Effect::Verdict(v));
+                effects.push(Effect::Verdict(Box::new(v)));
                 self.deadlines.insert((deadline, session, id));
                 return Ok(());
             }
@@ -484,7 +485,7 @@ impl PartitionState {
         v.decided_by = Some(d.decided_by.clone());
         v.comment = d.comment.clone();
         v.revised_output = d.revised_output.clone();
-        effects.push(Effect::Verdict(v));
+        effects.push(Effect::Verdict(Box::new(v)));
         self.close_action(&session, ai, effects);
         Ok(())
     }
@@ -542,7 +543,7 @@ impl PartitionState {
                     "no acknowledgement from {} (last of its chain) within its deadline",
                     action.escalations[ei].role
                 ));
-                effects.push(Effect::Verdict(v));
+                effects.push(Effect::Verdict(Box::new(v)));
                 effects.push(Effect::TimedOut { fail_open });
                 self.close_action(&session, ai, effects);
             }
@@ -603,7 +604,7 @@ fn move_on<'a>(
     let event = &action.event;
     effects.push(Effect::Escalation(
         to,
-        Escalation {
+        Box::new(Escalation {
             escalation_id: esc.escalation_id.clone(),
             action_id: event.action_id.clone(),
             session_id: event.session_id.clone(),
@@ -622,7 +623,7 @@ fn move_on<'a>(
             drill: action.drill,
             context: context::package(matrix, role, event, &decision),
             history: esc.history.clone(),
-        },
+        }),
     ));
     esc
 }
