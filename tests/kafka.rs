@@ -63,18 +63,14 @@ fn verdict_key(v: &handoff::event::Verdict) -> VerdictKey {
     )
 }
 
-/// The default matrix without its one session-dependent trigger, and the config lines that
-/// select it. Session state is kept in memory until it gets a changelog (the human-loop issue):
-/// across a restart, a session whose earlier turns were committed loses its streak, so tests of
-/// restarts turn that trigger off and check every other output exactly.
-fn without_streaks(dir: &std::path::Path) -> (Matrix, String) {
-    let text = handoff::matrix::DEFAULT_MATRIX_TOML.replace(
-        "[triggers.consecutive_low_confidence]",
-        "[triggers.consecutive_low_confidence]\nenabled = false",
-    );
+/// The shipped matrix, written to a file for `handoff run`. Session state (the streak behind
+/// `consecutive_low_confidence`) is restored from the changelog, so restart tests check every
+/// trigger's outputs exactly, streaks included.
+fn shipped_matrix(dir: &std::path::Path) -> (Matrix, String) {
+    let text = handoff::matrix::DEFAULT_MATRIX_TOML;
     let path = dir.join("matrix.toml");
-    std::fs::write(&path, &text).unwrap();
-    let m = Matrix::from_toml_str(&text, handoff::matrix::MatrixSource::Default).unwrap();
+    std::fs::write(&path, text).unwrap();
+    let m = Matrix::from_toml_str(text, handoff::matrix::MatrixSource::Default).unwrap();
     (
         m,
         format!("[matrix]\npath = {:?}\n", path.display().to_string()),
@@ -268,7 +264,7 @@ fn kill_9_in_the_middle_of_100k_events_loses_nothing() {
     let recs = records(100_000, 13, 1.0, 0);
     produce(&bs, INPUT, &recs);
     let dir = tmpdir("kill9");
-    let (matrix, matrix_cfg) = without_streaks(&dir);
+    let (matrix, matrix_cfg) = shipped_matrix(&dir);
     let cfg = config_file(&dir, &bs, "kill9", &matrix_cfg);
     let log1 = dir.join("1.log");
     let mut h = spawn(&cfg, &log1);
@@ -304,7 +300,7 @@ fn sigterm_then_restart_has_no_missing_and_no_duplicate_outputs() {
     let recs = records(30_000, 14, 2.0, 0);
     produce(&bs, INPUT, &recs);
     let dir = tmpdir("term");
-    let (matrix, matrix_cfg) = without_streaks(&dir);
+    let (matrix, matrix_cfg) = shipped_matrix(&dir);
     let cfg = config_file(&dir, &bs, "term", &matrix_cfg);
     // A small in-flight limit slows handoff down (backpressure), so the SIGTERM lands mid-run
     // however fast the machine is.
