@@ -67,6 +67,35 @@ pub enum Command {
         #[arg(long)]
         bootstrap: Option<String>,
     },
+    /// Simulated humans: answer the escalations on every role topic of the matrix with
+    /// decisions on human.decisions, after a delay, with a mix of answers and some no-shows.
+    /// Runs until Ctrl-C.
+    Respond {
+        /// Brokers.
+        #[arg(long, default_value = "127.0.0.1:19092")]
+        bootstrap: String,
+        /// The matrix whose roles to answer for (the shipped one by default).
+        #[arg(long)]
+        matrix: Option<PathBuf>,
+        /// Time before answering.
+        #[arg(long, default_value = "2s")]
+        delay: humantime::Duration,
+        /// Up to this much longer, at random.
+        #[arg(long, default_value = "3s")]
+        jitter: humantime::Duration,
+        /// Share of escalations left unanswered (their deadlines fire).
+        #[arg(long, default_value_t = 0.05)]
+        no_show: f64,
+        /// Weights of the answers.
+        #[arg(
+            long,
+            default_value = "approve=60,reject=15,revise=10,redirect=5,acknowledge=10"
+        )]
+        mix: String,
+        /// Seed of the choices.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// The synthetic agent fleet: JSON lines to standard output, or Avro records to a Kafka
     /// topic with --topic.
     Generate {

@@ -93,6 +93,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             duration,
             bootstrap,
         } => demo(port, rate, duration.map(Into::into), bootstrap),
+        Command::Respond {
+            bootstrap,
+            matrix,
+            delay,
+            jitter,
+            no_show,
+            mix,
+            seed,
+        } => {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&no_show),
+                "--no-show {no_show}: must be between 0 and 1"
+            );
+            let mix = handoff::pipeline::responder::parse_mix(&mix)
+                .map_err(|e| anyhow::anyhow!("--mix {e}"))?;
+            let m = Matrix::load(matrix.as_deref())?;
+            init_tracing(LogFormat::Text, "warn");
+            let mut settings = Settings::default();
+            settings.kafka.bootstrap_servers = bootstrap;
+            let cfg = handoff::pipeline::responder::ResponderConfig {
+                delay: delay.into(),
+                jitter: jitter.into(),
+                no_show,
+                mix,
+                seed,
+            };
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let counts = Arc::new(Default::default());
+            let rt = runtime()?;
+            let s2 = stop.clone();
+            rt.spawn(async move {
+                shutdown_signal().await;
+                s2.store(true, std::sync::atomic::Ordering::Release);
+            });
+            let topics: Vec<String> = m.roles().iter().map(|r| r.topic.clone()).collect();
+            let roles: Vec<String> = m.roles().iter().map(|r| r.name.clone()).collect();
+            handoff::pipeline::responder::respond(
+                &settings, &topics, &roles, &cfg, &stop, &counts,
+            )?;
+            let c: &handoff::pipeline::responder::ResponderCounts = &counts;
+            eprintln!(
+                "escalations read {}, answered {}, left unanswered {}",
+                c.read.load(std::sync::atomic::Ordering::Relaxed),
+                c.answered.load(std::sync::atomic::Ordering::Relaxed),
+                c.no_shows.load(std::sync::atomic::Ordering::Relaxed)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Generate {
             count,
             seed,
@@ -319,7 +367,29 @@ fn demo(
                 .await
             })
         };
-        eprintln!("demo running: {rate} events/s from the synthetic fleet; Ctrl-C stops\n");
+        // Simulated people answer the escalations, so the human loop runs too.
+        let responders_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let responders = {
+            let settings = settings.clone();
+            let stop = responders_stop.clone();
+            let m = Matrix::default_matrix()?;
+            std::thread::spawn(move || {
+                let topics: Vec<String> = m.roles().iter().map(|r| r.topic.clone()).collect();
+                let roles: Vec<String> = m.roles().iter().map(|r| r.name.clone()).collect();
+                handoff::pipeline::responder::respond(
+                    &settings,
+                    &topics,
+                    &roles,
+                    &Default::default(),
+                    &stop,
+                    &Arc::new(Default::default()),
+                )
+            })
+        };
+        eprintln!(
+            "demo running: {rate} events/s from the synthetic fleet, simulated people answering \
+             the escalations; Ctrl-C stops\n"
+        );
         let mut last = stats.snapshot();
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         tick.tick().await;
@@ -335,7 +405,11 @@ fn demo(
                 _ = rx.wait_for(|s| *s) => break,
             }
         }
+        responders_stop.store(true, std::sync::atomic::Ordering::Release);
         let sent = generator.await??;
+        if let Ok(Err(e)) = responders.join() {
+            eprintln!("simulated responders stopped with an error: {e}");
+        }
         let report = pipeline.await??;
         println!(
             "stopped: {sent} events generated\n{}",

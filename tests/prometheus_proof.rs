@@ -1,7 +1,9 @@
 //! Proof that the dashboard and the rules show real data: a real Prometheus (Debian's package)
-//! scrapes a running handoff that processes generated traffic on the local broker; then every
-//! dashboard expression and every recording rule must return series, and every series an alert
-//! rule uses must exist (alert expressions themselves rightly return nothing while all is well).
+//! scrapes a running handoff that processes generated traffic on the local broker while
+//! simulated people (`handoff respond`) answer its escalations; then every dashboard expression
+//! and every recording rule must return a real number (NaN is no data), and every series an
+//! alert rule uses must exist (alert expressions themselves rightly return nothing while all is
+//! well).
 
 mod common;
 
@@ -54,6 +56,14 @@ fn encode(q: &str) -> String {
         .collect()
 }
 
+/// True when a query result holds at least one real number (not NaN: a quantile of an empty
+/// histogram or a ratio of zero rates is no data).
+fn has_value(result: &[Value]) -> bool {
+    result
+        .iter()
+        .any(|r| r["value"][1].as_str().is_some_and(|v| v != "NaN"))
+}
+
 /// Runs an instant query; returns the result array (or panics on an HTTP or PromQL error).
 fn query(port: u16, q: &str) -> Vec<Value> {
     let (status, body) = common::http_get(port, &format!("/api/v1/query?query={}", encode(q)));
@@ -99,6 +109,24 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_real_prometheus() {
                 "5",
                 "--bootstrap",
                 &bs,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // Simulated people answering the escalations, so the human-loop series carry real values.
+    let _responders = Killed(
+        Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args([
+                "respond",
+                "--bootstrap",
+                &bs,
+                "--delay",
+                "500ms",
+                "--jitter",
+                "1s",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -198,7 +226,7 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_real_prometheus() {
         std::thread::sleep(Duration::from_secs(2));
         empty = must_return
             .iter()
-            .filter(|q| query(prom_port, q).is_empty())
+            .filter(|q| !has_value(&query(prom_port, q)))
             .cloned()
             .collect();
         if empty.is_empty() || start.elapsed() > Duration::from_secs(90) {
@@ -209,7 +237,7 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_real_prometheus() {
     let _ = wait_exit(&mut h, Duration::from_secs(30));
     assert!(
         empty.is_empty(),
-        "{} of {} expressions returned no series:\n{}",
+        "{} of {} expressions returned no series or only NaN:\n{}",
         empty.len(),
         must_return.len(),
         empty.join("\n")

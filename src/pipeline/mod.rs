@@ -15,6 +15,7 @@
 
 pub mod fleet;
 pub mod process;
+pub mod responder;
 pub mod stats;
 pub mod tracker;
 

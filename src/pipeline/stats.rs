@@ -210,6 +210,10 @@ impl Stats {
             dead_letters: self.dead_letters.load(Relaxed),
             e2e_ms: [e2e.value_at_quantile(0.5), e2e.value_at_quantile(0.99)],
             processing_us: [proc_.value_at_quantile(0.5), proc_.value_at_quantile(0.99)],
+            answered: self.answered.load(Relaxed),
+            deadline_misses: self.deadline_misses.load(Relaxed),
+            timeouts: self.timeouts.load(Relaxed),
+            decisions_ignored: self.decisions_ignored.load(Relaxed),
         }
     }
 }
@@ -237,6 +241,14 @@ pub struct Snapshot {
     pub e2e_ms: [u64; 2],
     /// p50, p99 of processing time, µs.
     pub processing_us: [u64; 2],
+    /// Human answers applied.
+    pub answered: u64,
+    /// Deadlines missed.
+    pub deadline_misses: u64,
+    /// Actions timed out.
+    pub timeouts: u64,
+    /// Decisions ignored.
+    pub decisions_ignored: u64,
 }
 
 impl Snapshot {
@@ -271,13 +283,17 @@ impl Snapshot {
             0.0
         };
         format!(
-            "events {:>9} ({rate:>8.0}/s)  dead letters {}  escalation rate {share:.1}%\n  \
-             verdicts:    {}\n  escalations: {}\n  triggers:    {}\n  latency: event→delivered p50 {} ms p99 {} ms; processing p50 {} µs p99 {} µs",
+            "records {:>9} ({rate:>8.0}/s)  dead letters {}  escalation rate {share:.1}%\n  \
+             verdicts:    {}\n  escalations: {}\n  triggers:    {}\n  humans:      {} answers, {} missed deadlines, {} timed out, {} decisions ignored\n  latency: event→delivered p50 {} ms p99 {} ms; processing p50 {} µs p99 {} µs",
             self.consumed,
             self.dead_letters,
             levels.join(", "),
             if roles.is_empty() { "-".into() } else { roles.join(", ") },
             if triggers.is_empty() { "-".into() } else { triggers.join(", ") },
+            self.answered,
+            self.deadline_misses,
+            self.timeouts,
+            self.decisions_ignored,
             self.e2e_ms[0],
             self.e2e_ms[1],
             self.processing_us[0],
