@@ -251,7 +251,7 @@ pub fn check_report(m: &Matrix) -> String {
         let redact: Vec<&str> = r.redact.iter().map(|(n, _)| n.as_str()).collect();
         let _ = writeln!(
             s,
-            "  {:<12} view {:<12} topic {:<26} attributes {}; hides {}; redacts {}",
+            "  {:<12} view {:<12} topic {:<26} attributes {}; hides {}; redacts {}; then {}",
             r.name,
             r.view,
             r.topic,
@@ -265,7 +265,9 @@ pub fn check_report(m: &Matrix) -> String {
                 "-".into()
             } else {
                 redact.join(",")
-            }
+            },
+            r.escalate_to
+                .map_or("- (end of chain)", |i| m.roles()[i].name.as_str())
         );
     }
     s

@@ -322,3 +322,58 @@ fn test_rules_names_a_bad_event_in_a_case() {
     assert!(s.contains("events[0]"), "{s}");
     let _ = Path::new(&f);
 }
+
+#[test]
+fn check_shows_each_roles_escalation_chain() {
+    let out = handoff().arg("check").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |role: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{role} ")))
+            .unwrap_or_else(|| panic!("no line for {role} in:\n{text}"))
+            .to_string()
+    };
+    assert!(line("support").ends_with("then support_l2"), "{text}");
+    assert!(
+        line("support_l2").ends_with("then crisis_manager"),
+        "{text}"
+    );
+    assert!(
+        line("crisis_manager").ends_with("then - (end of chain)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bad_escalation_chain_is_refused_with_the_loop_named() {
+    let text = handoff::matrix::DEFAULT_MATRIX_TOML.replace(
+        "[roles.crisis_manager]\n",
+        "[roles.crisis_manager]\nescalate_to = \"support\"\n",
+    );
+    let path = tmp("loop.toml", &text);
+    let out = handoff()
+        .args(["check", "--matrix"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        err.contains("roles.crisis_manager.escalate_to")
+            && err.contains("crisis_manager → support → support_l2 → crisis_manager"),
+        "{err}"
+    );
+}
+
+#[test]
+fn respond_refuses_a_bad_mix_naming_it() {
+    let out = handoff()
+        .args(["respond", "--mix", "approve=3,maybe=1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--mix") && err.contains("\"maybe\""), "{err}");
+}
