@@ -106,6 +106,9 @@ pub struct TopicSettings {
     /// handoff's own compacted changelog of per-session state; partitioned like `input`.
     #[serde(default = "default_changelog_topic")]
     pub changelog: String,
+    /// The review queue: digests of deferred and sampled actions for spot checks.
+    #[serde(default = "default_review_topic")]
+    pub review: String,
 }
 
 /// Framing of input records.
@@ -223,6 +226,9 @@ fn default_decisions_topic() -> String {
 }
 fn default_changelog_topic() -> String {
     "handoff.state".into()
+}
+fn default_review_topic() -> String {
+    "handoff.review".into()
 }
 fn default_timer_tick() -> Duration {
     Duration::from_secs(1)
@@ -465,6 +471,7 @@ impl Settings {
             ("dead_letter", &t.dead_letter),
             ("decisions", &t.decisions),
             ("changelog", &t.changelog),
+            ("review", &t.review),
         ] {
             if !crate::matrix::is_topic_name(name) {
                 problems.push(
@@ -474,7 +481,7 @@ impl Settings {
             }
         }
         for (field, name) in [("input", &t.input), ("decisions", &t.decisions)] {
-            if [&t.verdicts, &t.dead_letter, &t.changelog].contains(&name) {
+            if [&t.verdicts, &t.dead_letter, &t.changelog, &t.review].contains(&name) {
                 problems.push(
                     format!("topics.{field}"),
                     format!("{name:?} is also an output topic"),

@@ -87,6 +87,7 @@ pub fn plan(
                 drill,
                 context: context::package(matrix, role, event, decision),
                 history: Vec::new(),
+                grouped_action_ids: Vec::new(),
             },
         ));
     }

@@ -14,6 +14,7 @@ pub mod context;
 pub mod error;
 pub mod escalation;
 pub mod event;
+pub mod fatigue;
 pub mod generate;
 pub mod matrix;
 pub mod metrics;

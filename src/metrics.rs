@@ -58,6 +58,13 @@ pub struct Metrics {
     /// Fail closed, fail open.
     timeouts: [IntCounter; 2],
     decisions_ignored: IntCounterVec,
+    /// Per role.
+    grouped: Vec<IntCounter>,
+    /// Per role.
+    folded: Vec<IntCounter>,
+    digests: IntCounterVec,
+    /// Deferred, sampled.
+    reviews: [IntCounter; 2],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -219,6 +226,33 @@ impl Metrics {
             "Human decisions that did nothing, by reason (unknown, closed, duplicate, invalid).",
             &["reason"],
         );
+        let grouped = counter_vec(
+            &r,
+            "handoff_escalations_grouped_total",
+            "New escalations that joined an open one of the same session, role and trigger.",
+            &["role"],
+        );
+        let folded = counter_vec(
+            &r,
+            "handoff_escalations_folded_total",
+            "Escalations beyond their role's rate limit, folded into a digest.",
+            &["role"],
+        );
+        let digests = counter_vec(
+            &r,
+            "handoff_digests_total",
+            "Digests sent, by target (a role, or review).",
+            &["target"],
+        );
+        let reviews = counter_vec(
+            &r,
+            "handoff_reviews_total",
+            "Actions sent to the review queue, by reason (deferred, sampled).",
+            &["reason"],
+        );
+        for t in roles.iter().map(String::as_str).chain(["review"]) {
+            digests.with_label_values(&[t]);
+        }
         for reason in ["unknown", "closed", "duplicate", "invalid"] {
             decisions_ignored.with_label_values(&[reason]);
         }
@@ -264,6 +298,16 @@ impl Metrics {
                 .collect(),
             timeouts: ["blocked", "proceed"].map(|o| timeouts.with_label_values(&[o])),
             decisions_ignored,
+            grouped: roles
+                .iter()
+                .map(|role| grouped.with_label_values(&[role]))
+                .collect(),
+            folded: roles
+                .iter()
+                .map(|role| folded.with_label_values(&[role]))
+                .collect(),
+            digests,
+            reviews: ["deferred", "sampled"].map(|x| reviews.with_label_values(&[x])),
             dead_letters,
             verdicts,
             consumed,
@@ -325,6 +369,30 @@ impl Metrics {
     /// Counts an exhausted chain.
     pub fn timed_out(&self, fail_open: bool) {
         self.timeouts[usize::from(fail_open)].inc();
+    }
+
+    /// Counts an escalation grouped into an open one.
+    pub fn grouped(&self, role: usize) {
+        if let Some(c) = self.grouped.get(role) {
+            c.inc();
+        }
+    }
+
+    /// Counts an escalation folded into a digest.
+    pub fn folded(&self, role: usize) {
+        if let Some(c) = self.folded.get(role) {
+            c.inc();
+        }
+    }
+
+    /// Counts a digest sent to `target`.
+    pub fn digest(&self, target: &str) {
+        self.digests.with_label_values(&[target]).inc();
+    }
+
+    /// Counts an action sent to the review queue (`sampled` or deferred).
+    pub fn review(&self, sampled: bool) {
+        self.reviews[usize::from(sampled)].inc();
     }
 
     /// Counts a decision that did nothing.
@@ -424,7 +492,8 @@ mod tests {
                             "version",
                             "partition",
                             "decision",
-                            "outcome"
+                            "outcome",
+                            "target"
                         ]
                         .contains(&l.name()),
                         "unexpected label {} on {name}",

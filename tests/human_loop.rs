@@ -42,7 +42,19 @@ fn open(
     }
     let plan = escalation::plan(m, e, &d, now, false);
     let mut fx = Vec::new();
-    st.open(m, e, before, d.level, false, &plan.escalations, &mut fx);
+    // Grouping off here: these tests open one escalation per action.
+    st.open(
+        m,
+        e,
+        before,
+        d.level,
+        &d.triggers.names(),
+        false,
+        &plan.escalations,
+        0,
+        now,
+        &mut fx,
+    );
     plan.escalations
         .iter()
         .map(|(_, x)| (x.role.clone(), x.escalation_id.clone()))

@@ -184,7 +184,17 @@ fn every_event_yields_exactly_its_outputs_and_bad_ones_are_dead_lettered() {
     // Nothing else: only the input, the verdicts, the dead letters and the role topics exist.
     let m = Matrix::default_matrix().unwrap();
     let mut allowed: BTreeSet<String> = m.roles().iter().map(|r| r.topic.clone()).collect();
-    allowed.extend([INPUT, VERDICTS, DLQ, "human.decisions", "handoff.state"].map(String::from));
+    allowed.extend(
+        [
+            INPUT,
+            VERDICTS,
+            DLQ,
+            "human.decisions",
+            "handoff.state",
+            "handoff.review",
+        ]
+        .map(String::from),
+    );
     let c: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
         .set("bootstrap.servers", &bs)
         .create()
@@ -487,7 +497,14 @@ fn a_delivery_that_fails_for_good_stops_without_committing_past_it() {
     // delivered, verdicts can.
     create_topics(
         &bs,
-        &[INPUT, VERDICTS, DLQ, "human.decisions", "handoff.state"],
+        &[
+            INPUT,
+            VERDICTS,
+            DLQ,
+            "human.decisions",
+            "handoff.state",
+            "handoff.review",
+        ],
     );
     let recs = records(2_000, 15, 4.0, 0);
     produce(&bs, INPUT, &recs);
@@ -588,10 +605,10 @@ fn the_demo_starts_its_broker_processes_events_and_stops_cleanly() {
         String::from_utf8_lossy(&out.stderr)
     );
     let last = stdout.rsplit("stopped:").next().unwrap();
-    // The final summary's first line: "events   7012 (  0/s)  dead letters …".
+    // The final summary's first line: "records   7012 (  0/s)  dead letters …".
     let events: u64 = last
         .lines()
-        .find_map(|l| l.trim_start().strip_prefix("events"))
+        .find_map(|l| l.trim_start().strip_prefix("records"))
         .and_then(|s| s.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no event count in:\n{stdout}"));

@@ -20,15 +20,18 @@ pub enum SchemaKind {
     Escalation,
     /// Answers from humans.
     HumanDecision,
+    /// Folded escalations and the review queue.
+    Digest,
 }
 
 impl SchemaKind {
     /// All kinds, in a fixed order.
-    pub const ALL: [SchemaKind; 4] = [
+    pub const ALL: [SchemaKind; 5] = [
         SchemaKind::AgentAction,
         SchemaKind::Verdict,
         SchemaKind::Escalation,
         SchemaKind::HumanDecision,
+        SchemaKind::Digest,
     ];
 
     /// Record name, as in the schema.
@@ -38,6 +41,7 @@ impl SchemaKind {
             SchemaKind::Verdict => "Verdict",
             SchemaKind::Escalation => "Escalation",
             SchemaKind::HumanDecision => "HumanDecision",
+            SchemaKind::Digest => "Digest",
         }
     }
 
@@ -48,6 +52,7 @@ impl SchemaKind {
             SchemaKind::Verdict => include_str!("../../schemas/verdict.avsc"),
             SchemaKind::Escalation => include_str!("../../schemas/escalation.avsc"),
             SchemaKind::HumanDecision => include_str!("../../schemas/human_decision.avsc"),
+            SchemaKind::Digest => include_str!("../../schemas/digest.avsc"),
         }
     }
 

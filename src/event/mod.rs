@@ -386,6 +386,9 @@ pub struct Escalation {
     /// Earlier hand-overs, oldest first.
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// Later actions grouped into this open escalation.
+    #[serde(default)]
+    pub grouped_action_ids: Vec<String>,
 }
 
 /// What a human decided about an escalation.
@@ -456,4 +459,77 @@ pub struct HumanDecision {
     /// Game-day drill traffic.
     #[serde(default)]
     pub drill: bool,
+}
+
+/// Why an item is in a digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestReason {
+    /// An escalation beyond its role's rate limit.
+    RateLimited,
+    /// A low-stakes event a rule sent to the review queue.
+    Deferred,
+    /// An `execute_log` action picked for a spot check.
+    Sampled,
+}
+
+impl DigestReason {
+    /// The schema's name, also the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestReason::RateLimited => "rate_limited",
+            DigestReason::Deferred => "deferred",
+            DigestReason::Sampled => "sampled",
+        }
+    }
+}
+
+/// One entry of a digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestItem {
+    /// Why it is here.
+    pub reason: DigestReason,
+    /// The folded escalation, for `rate_limited`.
+    pub escalation_id: Option<String>,
+    /// The action.
+    pub action_id: String,
+    /// Its session.
+    pub session_id: String,
+    /// Its agent.
+    pub agent_id: String,
+    /// Its type.
+    pub action_type: String,
+    /// Its level.
+    pub level: Level,
+    /// The escalation's tier, for `rate_limited`.
+    pub tier: Option<Tier>,
+    /// One line: level, action, reasons.
+    pub headline: String,
+    /// Triggers that fired.
+    pub triggers: Vec<String>,
+    /// When the item was folded.
+    pub created_at_ms: i64,
+    /// The escalation's acknowledgement deadline, for `rate_limited`.
+    pub deadline_ms: Option<i64>,
+}
+
+/// Many items in one message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Digest {
+    /// `dig-` + hash of the target and item ids.
+    pub digest_id: String,
+    /// Role name, or `review`.
+    pub target: String,
+    /// When the first item was folded.
+    pub first_at_ms: i64,
+    /// When sent.
+    pub sent_at_ms: i64,
+    /// Rule version.
+    pub rule_version: String,
+    /// Drill traffic.
+    pub drill: bool,
+    /// The items.
+    pub items: Vec<DigestItem>,
 }

@@ -460,6 +460,17 @@ impl Matrix {
         self.roles.iter().position(|r| r.name == name)
     }
 
+    /// Triggers whose outcome sends events to the review queue (`then.review = true`).
+    pub fn review_triggers(&self) -> TriggerSet {
+        let mut set = TriggerSet::EMPTY;
+        for t in Trigger::ALL {
+            if self.spec.outcomes[&t].review && self.spec.enabled(t) {
+                set.insert(t);
+            }
+        }
+        set
+    }
+
     /// True when an unanswered escalation of this action type, decided at `level`, lets the
     /// action proceed once its chain is exhausted (`on_timeout = "fail_open"`); never for
     /// `hard_stop`.

@@ -90,6 +90,10 @@ pub struct RawOutcome {
     /// Urgency of the hand-over.
     #[serde(default)]
     pub tier: Option<Tier>,
+    /// Send events this trigger fires on, when no human must act first, to the review queue
+    /// (a digest on the review topic) instead of interrupting anyone: defer and log.
+    #[serde(default)]
+    pub review: Option<bool>,
 }
 
 /// A trigger's effect after defaults are applied.
@@ -101,12 +105,16 @@ pub struct Outcome {
     pub roles: Vec<String>,
     /// Urgency.
     pub tier: Tier,
+    /// Deferred to the review queue.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub review: bool,
 }
 
 fn outcome(level: Level, roles: &[&str], tier: Tier) -> Outcome {
     Outcome {
         level,
         roles: roles.iter().map(|r| r.to_string()).collect(),
+        review: false,
         tier,
     }
 }
@@ -458,6 +466,55 @@ pub struct RoleSpec {
     /// `support` → `support_l2` → `crisis_manager`); none ends the chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalate_to: Option<String>,
+    /// At most `max` messages to this role in any `per`: beyond `max - 1`, escalations are
+    /// folded into one digest sent `per` after the first folded one. None: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+}
+
+/// A per-role rate limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSpec {
+    /// Messages (escalations and digests) in any window of `per`, at most; 2 or more.
+    pub max: u32,
+    /// The window, e.g. `1m`.
+    #[serde(with = "humantime_serde")]
+    pub per: Duration,
+}
+
+/// Fatigue control beyond per-role limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FatigueSpec {
+    /// A new escalation for the same session, role and trigger within this time of an open one
+    /// updates that one instead of opening another; `0s` turns grouping off.
+    #[serde(default = "default_group_within", with = "humantime_serde")]
+    pub group_within: Duration,
+    /// The review queue's digest is sent this long after its first item.
+    #[serde(default = "default_review_every", with = "humantime_serde")]
+    pub review_every: Duration,
+    /// Share (0..1) of `execute_log` actions copied to the review queue for spot checks
+    /// (post-hoc sampling; chosen by a hash of the action id, so replays pick the same ones).
+    #[serde(default)]
+    pub sample_execute_log: f64,
+}
+
+fn default_group_within() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_review_every() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for FatigueSpec {
+    fn default() -> Self {
+        FatigueSpec {
+            group_within: default_group_within(),
+            review_every: default_review_every(),
+            sample_execute_log: 0.0,
+        }
+    }
 }
 
 /// Every trigger's settings.
@@ -519,6 +576,8 @@ pub struct MatrixSpec {
     pub roles: BTreeMap<String, RoleSpec>,
     /// Redaction patterns (regular expressions) by name.
     pub redaction: BTreeMap<String, String>,
+    /// Grouping, the review queue and sampling.
+    pub fatigue: FatigueSpec,
 }
 
 /// Top-level keys of a matrix file.
@@ -530,6 +589,7 @@ const TOP_KEYS: &[&str] = &[
     "tiers",
     "roles",
     "redaction",
+    "fatigue",
 ];
 
 impl MatrixSpec {
@@ -573,6 +633,10 @@ impl MatrixSpec {
         let tiers = read_tiers(get("tiers"), problems);
         let roles = read_map::<RoleSpec>(get("roles"), "roles", problems);
         let redaction = read_map::<String>(get("redaction"), "redaction", problems);
+        let fatigue = match get("fatigue") {
+            None => FatigueSpec::default(),
+            Some(v) => problems.take(v, "fatigue").unwrap_or_default(),
+        };
 
         let mut spec = MatrixSpec {
             name,
@@ -583,6 +647,7 @@ impl MatrixSpec {
             tiers,
             roles,
             redaction,
+            fatigue,
         };
         spec.validate_and_normalise(problems);
         if problems.is_empty() {
@@ -798,6 +863,9 @@ impl MatrixSpec {
             if let Some(tier) = raw.tier {
                 out.tier = tier;
             }
+            if let Some(review) = raw.review {
+                out.review = review;
+            }
             out.roles.sort();
             out.roles.dedup();
             let path = format!("triggers.{trig}.then");
@@ -899,6 +967,33 @@ impl MatrixSpec {
                     );
                 }
             }
+        }
+        // Rate limits and fatigue settings.
+        for (name, role) in &self.roles {
+            if let Some(l) = &role.rate_limit {
+                if l.max < 2 {
+                    problems.push(
+                        format!("roles.{name}.rate_limit.max"),
+                        format!("{} is too few: one message of each window is kept for the digest; at least 2", l.max),
+                    );
+                }
+                if l.per.is_zero() {
+                    problems.push(
+                        format!("roles.{name}.rate_limit.per"),
+                        "0s is no window; give a duration such as 1m",
+                    );
+                }
+            }
+        }
+        let f = &self.fatigue;
+        if !(f.sample_execute_log.is_finite() && (0.0..=1.0).contains(&f.sample_execute_log)) {
+            problems.push(
+                "fatigue.sample_execute_log",
+                format!("{} is not a share between 0 and 1", f.sample_execute_log),
+            );
+        }
+        if f.review_every.is_zero() {
+            problems.push("fatigue.review_every", "0s: give a duration such as 1m");
         }
         // Escalation chains: each next role defined, and no chain comes back to a role it left.
         for (name, role) in &self.roles {

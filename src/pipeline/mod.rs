@@ -464,12 +464,17 @@ pub async fn run_with_clock(
     shutdown: impl Future<Output = ()>,
     on_start: impl FnOnce(StatsHandle),
 ) -> Result<RunReport, PipelineError> {
-    // Parse the schemas once up front so a defect surfaces here, not in a worker.
-    Processor::new(settings, matrix.clone())?;
+    // Parse the schemas once up front so a defect surfaces here, not in a worker. The workers'
+    // processors share its rate limits and digests.
+    let digests = Processor::new(settings, matrix.clone())?.digests();
     let s = settings.clone();
     run_stage(
         settings,
-        move || Processor::new(&s, matrix.clone()).expect("checked above"),
+        move || {
+            Processor::new(&s, matrix.clone())
+                .expect("checked above")
+                .with_digests(digests.clone())
+        },
         clock,
         shutdown,
         on_start,
@@ -837,6 +842,20 @@ fn worker<S: Stage>(
                     env.flush_deadline,
                 );
             }
+            if stage.awaits_delivery() {
+                // Digests: their items leave the sessions' queues only once delivered.
+                match producer.flush(Timeout::After(env.flush_deadline)) {
+                    Ok(()) if shared.fatal().is_none() => stage.delivered(),
+                    Ok(()) => {}
+                    Err(e) => {
+                        shared
+                            .fatal
+                            .lock()
+                            .expect("lock")
+                            .get_or_insert(format!("digest delivery did not finish: {e}"));
+                    }
+                }
+            }
         }
         let Some(job) = job else { continue };
         // One span per batch: the jobs waiting now, up to BATCH records, with their counts
@@ -1053,8 +1072,27 @@ fn send_all(
         return;
     }
     if had_effects {
-        if let Err(e) = producer.flush(Timeout::After(flush_deadline)) {
-            fail("(flush before a state write)", &e);
+        // Wait for the effects to be delivered: for an input record, only its own outputs
+        // (its tracker entry counts down to the deferred ones); for timer outputs, a flush.
+        let delivered = if tok == UNTRACKED {
+            producer
+                .flush(Timeout::After(flush_deadline))
+                .map_err(|e| e.to_string())
+        } else {
+            let start = Instant::now();
+            loop {
+                let left = shared.tracker.lock().expect("lock").remaining(key, offset);
+                if left.is_none_or(|n| n as usize <= deferred.len()) {
+                    break Ok(());
+                }
+                if start.elapsed() > flush_deadline {
+                    break Err(format!("not delivered within {flush_deadline:?}"));
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        };
+        if let Err(e) = delivered {
+            fail("(the effects before a state write)", &e);
             return;
         }
         if shared.fatal().is_some() {

@@ -5,11 +5,13 @@
 use crate::config::{InputFormat, Settings};
 use crate::escalation;
 use crate::event::{Codec, CodecError, Level, SchemaKind};
+use crate::event::{DigestItem, DigestReason};
+use crate::fatigue::{Digests, Folded, REVIEW};
 use crate::matrix::{Matrix, Trigger};
 use crate::pipeline::stats::Stats;
 use crate::state::{Effect, PartitionState, SessionRecord};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Header names of dead letters, after the Kafka Connect convention.
 pub mod dlq_headers {
@@ -127,8 +129,31 @@ pub trait Stage: Send {
     /// Loads a newly assigned partition's state from its changelog records (key, value; a
     /// `None` value is a tombstone), oldest first.
     fn restore(&mut self, _partition: i32, _records: Vec<(Vec<u8>, Option<Vec<u8>>)>) {}
-    /// Acts on whatever is due at `now_ms` (acknowledgement deadlines).
+    /// Acts on whatever is due at `now_ms` (acknowledgement deadlines, digests).
     fn tick(&mut self, _now_ms: i64, _out: &mut Vec<Output>) {}
+    /// True when the outputs of the last tick must be confirmed delivered ([`Stage::delivered`]).
+    fn awaits_delivery(&self) -> bool {
+        false
+    }
+    /// Called once the last tick's outputs are delivered.
+    fn delivered(&mut self) {}
+}
+
+/// `dig-` and 24 hex digits of a hash of the target and the item keys.
+fn digest_id(target: &str, items: &[Folded]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(target.as_bytes());
+    for f in items {
+        h.update([0x1f]);
+        h.update(crate::fatigue::item_key(&f.item).as_bytes());
+    }
+    let d = h.finalize();
+    let mut s = String::from("dig-");
+    for b in &d[..12] {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
 }
 
 impl Stage for Processor {
@@ -155,6 +180,13 @@ impl Stage for Processor {
     fn tick(&mut self, now_ms: i64, out: &mut Vec<Output>) {
         Processor::tick(self, now_ms, out)
     }
+    fn awaits_delivery(&self) -> bool {
+        !self.unconfirmed.is_empty()
+    }
+    fn delivered(&mut self) {
+        let items = std::mem::take(&mut self.unconfirmed);
+        self.digests.lock().expect("digests lock").confirm(&items);
+    }
     fn role_names(&self) -> Vec<String> {
         self.matrix.roles().iter().map(|r| r.name.clone()).collect()
     }
@@ -180,7 +212,16 @@ pub struct Processor {
     states: HashMap<i32, PartitionState>,
     stats: Option<Arc<Stats>>,
     effects: Vec<Effect>,
+    digests: Arc<Mutex<Digests>>,
+    /// Items of digests sent by the last tick, confirmed once they are delivered.
+    unconfirmed: Vec<Folded>,
+    group_within_ms: i64,
+    review_triggers: crate::matrix::TriggerSet,
+    sample_share: f64,
 }
+
+/// Header naming the record type on role topics: `escalation` or `digest`.
+pub const KIND_HEADER: &str = "handoff.kind";
 
 /// Index of the verdicts topic in [`Processor::topics`].
 pub const VERDICTS: usize = 0;
@@ -188,7 +229,9 @@ pub const VERDICTS: usize = 0;
 pub const DEAD_LETTER: usize = 1;
 /// Index of the changelog topic.
 pub const CHANGELOG: usize = 2;
-const FIRST_ROLE: usize = 3;
+/// Index of the review topic.
+pub const REVIEW_TOPIC: usize = 3;
+const FIRST_ROLE: usize = 4;
 
 /// Why the framing of a record is wrong (before Avro decoding).
 fn unframe<'a>(
@@ -231,10 +274,10 @@ impl Processor {
             settings.topics.verdicts.clone(),
             settings.topics.dead_letter.clone(),
             settings.topics.changelog.clone(),
+            settings.topics.review.clone(),
         ];
         topics.extend(matrix.roles().iter().map(|r| r.topic.clone()));
         Ok(Processor {
-            matrix,
             codec,
             format: settings.input.format,
             schema_ids: settings.input.schema_ids.clone(),
@@ -244,7 +287,25 @@ impl Processor {
             states: HashMap::new(),
             stats: None,
             effects: Vec::new(),
+            digests: Arc::new(Mutex::new(Digests::new(&matrix))),
+            unconfirmed: Vec::new(),
+            group_within_ms: matrix.spec().fatigue.group_within.as_millis() as i64,
+            review_triggers: matrix.review_triggers(),
+            sample_share: matrix.spec().fatigue.sample_execute_log,
+            matrix,
         })
+    }
+
+    /// Shares rate limits and digests with the other processors of this process (one per
+    /// worker).
+    pub fn with_digests(mut self, digests: Arc<Mutex<Digests>>) -> Self {
+        self.digests = digests;
+        self
+    }
+
+    /// Rate limits and digests, to share.
+    pub fn digests(&self) -> Arc<Mutex<Digests>> {
+        self.digests.clone()
     }
 
     /// The state of a partition, if held.
@@ -292,15 +353,76 @@ impl Processor {
             "state restored from the changelog"
         );
         self.count_pending(&state, 1);
+        {
+            // Items folded but not confirmed delivered go into the next digests again.
+            let mut digests = self.digests.lock().expect("digests lock");
+            for (target, item) in state.queued() {
+                let at = item.created_at_ms;
+                digests.fold(
+                    &target,
+                    Folded {
+                        partition,
+                        item,
+                        drill: false,
+                    },
+                    at,
+                );
+            }
+        }
         if let Some(old) = self.states.insert(partition, state) {
             self.count_pending(&old, -1);
         }
     }
 
-    /// Fires the acknowledgement deadlines due at `now_ms`, in every partition held.
+    /// Fires the acknowledgement deadlines due at `now_ms`, in every partition held; sends the
+    /// digests due; drops delivered digest items from the sessions' queues.
     pub fn tick(&mut self, now_ms: i64, out: &mut Vec<Output>) {
         let mut parts: Vec<i32> = self.states.keys().copied().collect();
         parts.sort_unstable();
+        for &p in &parts {
+            let done = self.digests.lock().expect("digests lock").take_done(p);
+            if done.is_empty() {
+                continue;
+            }
+            let state = self.states.get_mut(&p).expect("listed");
+            for (session, key) in done {
+                state.unqueue(&session, &key);
+            }
+            let mut none = Vec::new();
+            self.emit(p, &mut none, out, false);
+        }
+        let due = self.digests.lock().expect("digests lock").take_due(now_ms);
+        for d in due {
+            let topic = if d.target == REVIEW {
+                Some(REVIEW_TOPIC)
+            } else {
+                self.matrix.role_index(&d.target).map(|i| FIRST_ROLE + i)
+            };
+            let Some(topic) = topic else { continue };
+            let digest = crate::event::Digest {
+                digest_id: digest_id(&d.target, &d.items),
+                target: d.target.clone(),
+                first_at_ms: d.first_at_ms,
+                sent_at_ms: now_ms,
+                rule_version: self.matrix.version().to_string(),
+                drill: d.items.iter().any(|f| f.drill),
+                items: d.items.iter().map(|f| f.item.clone()).collect(),
+            };
+            let mut o = Output::new(
+                topic,
+                Some(d.target.as_bytes().to_vec()),
+                self.codec
+                    .encode(SchemaKind::Digest, &digest)
+                    .expect("digests always encode"),
+            );
+            o.headers.push((KIND_HEADER.into(), b"digest".to_vec()));
+            out.push(o);
+            if let Some(stats) = &self.stats {
+                stats.metrics.digest(&d.target);
+            }
+            tracing::info!(target_role = %d.target, items = d.items.len(), "digest sent");
+            self.unconfirmed.extend(d.items);
+        }
         for p in parts {
             let state = self.states.get_mut(&p).expect("listed");
             if state.next_deadline().is_none_or(|d| d > now_ms) {
@@ -413,29 +535,110 @@ impl Processor {
             .headers
             .iter()
             .any(|(k, v)| k == "handoff.drill" && v.as_slice() == b"true");
-        let plan = escalation::plan(&self.matrix, &event, &decision, now_ms, drill);
+        let mut plan = escalation::plan(&self.matrix, &event, &decision, now_ms, drill);
         let mut roles = Vec::with_capacity(plan.escalations.len());
         let mut effects = std::mem::take(&mut self.effects);
+        let triggers = decision.triggers.names();
         if decision.level.needs_human() {
-            state.open(
+            let grouped = state.open(
                 &self.matrix,
                 &event,
                 before,
                 decision.level,
+                &triggers,
                 drill,
                 &plan.escalations,
+                self.group_within_ms,
+                now_ms,
                 &mut effects,
+            );
+            if let Some(g) = grouped {
+                // Joined an open escalation: publish it as an update under its id.
+                for (role, esc) in plan.escalations.iter_mut() {
+                    if let Some((_, id, created, deadline, seq)) =
+                        g.escalations.iter().find(|x| x.0 == esc.role)
+                    {
+                        esc.escalation_id = id.clone();
+                        esc.created_at_ms = *created;
+                        esc.deadline_ms = deadline.unwrap_or(esc.deadline_ms);
+                        esc.sequence = *seq;
+                        esc.grouped_action_ids = g.members.clone();
+                        if g.new {
+                            if let Some(stats) = &self.stats {
+                                stats.metrics.grouped(*role);
+                            }
+                        }
+                    }
+                }
+                plan.verdict.escalation_ids = plan
+                    .escalations
+                    .iter()
+                    .map(|(_, e)| e.escalation_id.clone())
+                    .collect();
+            }
+        } else {
+            let review = ReviewRules {
+                triggers: self.review_triggers,
+                sample_share: self.sample_share,
+                digests: &self.digests,
+                stats: self.stats.as_deref(),
+            };
+            review.apply(
+                state,
+                &event,
+                &decision,
+                &triggers,
+                input.partition,
+                drill,
+                now_ms,
             );
         }
         for (role, esc) in &plan.escalations {
             roles.push((*role, esc.tier));
-            out.push(Output::new(
-                FIRST_ROLE + role,
-                Some(event.session_id.as_bytes().to_vec()),
-                self.codec
-                    .encode(SchemaKind::Escalation, esc)
-                    .expect("escalations always encode"),
-            ));
+            let admitted = self
+                .digests
+                .lock()
+                .expect("digests lock")
+                .admit(&esc.role, now_ms);
+            if admitted {
+                let mut o = Output::new(
+                    FIRST_ROLE + role,
+                    Some(event.session_id.as_bytes().to_vec()),
+                    self.codec
+                        .encode(SchemaKind::Escalation, esc)
+                        .expect("escalations always encode"),
+                );
+                o.headers.push((KIND_HEADER.into(), b"escalation".to_vec()));
+                out.push(o);
+            } else {
+                let item = DigestItem {
+                    reason: DigestReason::RateLimited,
+                    escalation_id: Some(esc.escalation_id.clone()),
+                    action_id: event.action_id.clone(),
+                    session_id: event.session_id.clone(),
+                    agent_id: event.agent_id.clone(),
+                    action_type: event.action_type.clone(),
+                    level: decision.level,
+                    tier: Some(esc.tier),
+                    headline: esc.context.headline.clone(),
+                    triggers: triggers.clone(),
+                    created_at_ms: now_ms,
+                    deadline_ms: Some(esc.deadline_ms),
+                };
+                state.queue(&event.session_id, &esc.role, item.clone());
+                self.digests.lock().expect("digests lock").fold(
+                    &esc.role,
+                    Folded {
+                        partition: input.partition,
+                        item,
+                        drill,
+                    },
+                    now_ms,
+                );
+                if let Some(stats) = &self.stats {
+                    stats.metrics.folded(*role);
+                }
+            }
         }
         out.push(Output::new(
             VERDICTS,
@@ -454,7 +657,72 @@ impl Processor {
             event_ms: event.timestamp_ms,
         }
     }
+}
 
+/// What sends an event to the review queue.
+struct ReviewRules<'a> {
+    triggers: crate::matrix::TriggerSet,
+    sample_share: f64,
+    digests: &'a Mutex<Digests>,
+    stats: Option<&'a Stats>,
+}
+
+impl ReviewRules<'_> {
+    /// Sends a decided event that needs no human to the review queue when a rule defers it or
+    /// the sampling of `execute_log` picks it.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        state: &mut PartitionState,
+        event: &crate::event::AgentAction,
+        decision: &crate::matrix::Decision,
+        triggers: &[String],
+        partition: i32,
+        drill: bool,
+        now_ms: i64,
+    ) {
+        let deferred = decision.triggers.iter().any(|t| self.triggers.contains(t));
+        let sampled = !deferred
+            && decision.level == Level::ExecuteLog
+            && crate::fatigue::sampled(&event.action_id, self.sample_share);
+        if !deferred && !sampled {
+            return;
+        }
+        let item = DigestItem {
+            reason: if deferred {
+                DigestReason::Deferred
+            } else {
+                DigestReason::Sampled
+            },
+            escalation_id: None,
+            action_id: event.action_id.clone(),
+            session_id: event.session_id.clone(),
+            agent_id: event.agent_id.clone(),
+            action_type: event.action_type.clone(),
+            level: decision.level,
+            tier: None,
+            headline: crate::context::headline(event, decision),
+            triggers: triggers.to_vec(),
+            created_at_ms: now_ms,
+            deadline_ms: None,
+        };
+        state.queue(&event.session_id, REVIEW, item.clone());
+        self.digests.lock().expect("digests lock").fold(
+            REVIEW,
+            Folded {
+                partition,
+                item,
+                drill,
+            },
+            now_ms,
+        );
+        if let Some(stats) = self.stats {
+            stats.metrics.review(sampled);
+        }
+    }
+}
+
+impl Processor {
     /// Applies one human decision: the final verdict (or the redirect), metrics, and the state
     /// write — held back until the verdict is delivered, so a crash cannot record a decision as
     /// applied whose verdict was lost.

@@ -83,6 +83,15 @@ impl Tracker {
         })
     }
 
+    /// Outputs of an offset not yet delivered (`None` when none are outstanding).
+    pub fn remaining(&self, partition: i32, offset: i64) -> Option<u32> {
+        self.parts
+            .get(&partition)?
+            .pending
+            .get(&offset)
+            .map(|e| e.0)
+    }
+
     /// Records a delivery that failed for good.
     pub fn failed(&mut self, partition: i32, offset: i64) {
         if let Some(p) = self.parts.get_mut(&partition) {

@@ -11,8 +11,8 @@
 use crate::context;
 use crate::escalation::escalation_id_seq;
 use crate::event::{
-    AgentAction, DecisionKind, Escalation, HistoryEntry, HumanDecision, Level, Tier, Verdict,
-    VerdictOutcome,
+    AgentAction, DecisionKind, DigestItem, Escalation, HistoryEntry, HumanDecision, Level, Tier,
+    Verdict, VerdictOutcome,
 };
 use crate::matrix::{Matrix, SessionState};
 use serde::{Deserialize, Serialize};
@@ -36,12 +36,18 @@ pub struct SessionRecord {
     pub open: Vec<OpenAction>,
     /// Recently closed escalation ids, oldest first.
     pub closed: Vec<String>,
+    /// Items folded into a digest that is not delivered yet: (target, item).
+    #[serde(default)]
+    pub queued: Vec<(String, DigestItem)>,
 }
 
 impl SessionRecord {
     /// True when nothing worth keeping is left (the changelog gets a tombstone).
     pub fn is_idle(&self) -> bool {
-        self.open.is_empty() && self.closed.is_empty() && self.streak.consecutive_low == 0
+        self.open.is_empty()
+            && self.closed.is_empty()
+            && self.queued.is_empty()
+            && self.streak.consecutive_low == 0
     }
 
     fn close_ids(&mut self, ids: impl IntoIterator<Item = String>) {
@@ -67,6 +73,39 @@ pub struct OpenAction {
     pub drill: bool,
     /// One per role handed to.
     pub escalations: Vec<OpenEscalation>,
+    /// Names of the triggers that fired (grouping matches on them).
+    #[serde(default)]
+    pub triggers: Vec<String>,
+    /// Later actions of the session grouped into these escalations; decided with them.
+    #[serde(default)]
+    pub members: Vec<GroupMember>,
+}
+
+/// An action grouped into another's open escalations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMember {
+    /// Its id.
+    pub action_id: String,
+    /// Its agent.
+    pub agent_id: String,
+    /// Its type.
+    pub action_type: String,
+    /// Its level.
+    pub level: Level,
+    /// Its triggers.
+    pub triggers: Vec<String>,
+}
+
+/// Where an action's escalations went when it was grouped into an open action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grouped {
+    /// Per role: the open escalation it joined (role, id, created, deadline, sequence).
+    pub escalations: Vec<(String, String, i64, Option<i64>, i32)>,
+    /// Every action grouped there so far.
+    pub members: Vec<String>,
+    /// True when this action was grouped just now (false: seen before, a replay).
+    pub new: bool,
 }
 
 /// One role's hand-over of an open action.
@@ -301,23 +340,78 @@ impl PartitionState {
         }
     }
 
-    /// Opens the escalations of a newly decided action.
-    #[allow(clippy::too_many_arguments)] // each is a distinct input of the decision An action already open or closed
-    /// (the same event processed again) is left as it is.
+    /// Opens the escalations of a newly decided action. An action already open or closed
+    /// (the same event processed again) is left as it is. With `group_within_ms` > 0, an action
+    /// whose every escalation matches an open one of the session (same role, a shared trigger,
+    /// opened within that time) joins it instead: the return value says where.
+    #[allow(clippy::too_many_arguments)] // each is a distinct input of the decision
     pub fn open(
         &mut self,
         matrix: &Matrix,
         event: &AgentAction,
         before: SessionState,
         level: Level,
+        triggers: &[String],
         drill: bool,
         escalations: &[(usize, Escalation)],
+        group_within_ms: i64,
+        now_ms: i64,
         effects: &mut Vec<Effect>,
-    ) {
+    ) -> Option<Grouped> {
         if escalations.is_empty() {
-            return;
+            return None;
         }
         let r = self.sessions.entry(event.session_id.clone()).or_default();
+        let joined = |a: &OpenAction, new: bool| Grouped {
+            escalations: escalations
+                .iter()
+                .filter_map(|(_, x)| {
+                    a.escalations.iter().find(|e| e.role == x.role).map(|e| {
+                        (
+                            e.role.clone(),
+                            e.escalation_id.clone(),
+                            e.created_at_ms,
+                            e.deadline_ms,
+                            e.sequence,
+                        )
+                    })
+                })
+                .collect(),
+            members: a.members.iter().map(|m| m.action_id.clone()).collect(),
+            new,
+        };
+        // Seen before as a member: a replay.
+        if let Some(a) = r
+            .open
+            .iter()
+            .find(|a| a.members.iter().any(|m| m.action_id == event.action_id))
+        {
+            return Some(joined(a, false));
+        }
+        if group_within_ms > 0 && r.open.iter().all(|a| a.event.action_id != event.action_id) {
+            let fits = |a: &OpenAction| {
+                a.triggers.iter().any(|t| triggers.contains(t))
+                    && escalations.iter().all(|(_, x)| {
+                        a.escalations.iter().any(|e| {
+                            e.role == x.role
+                                && !e.approved
+                                && now_ms - e.first_created_at_ms <= group_within_ms
+                        })
+                    })
+            };
+            if let Some(a) = r.open.iter_mut().find(|a| fits(a)) {
+                a.members.push(GroupMember {
+                    action_id: event.action_id.clone(),
+                    agent_id: event.agent_id.clone(),
+                    action_type: event.action_type.clone(),
+                    level,
+                    triggers: triggers.to_vec(),
+                });
+                let g = joined(a, true);
+                self.dirty.insert(event.session_id.clone());
+                return Some(g);
+            }
+        }
         let known = |id: &String| {
             r.closed.contains(id)
                 || r.open
@@ -325,7 +419,7 @@ impl PartitionState {
                     .any(|a| a.escalations.iter().any(|e| &e.escalation_id == id))
         };
         if escalations.iter().any(|(_, e)| known(&e.escalation_id)) {
-            return;
+            return None;
         }
         let mut open = Vec::with_capacity(escalations.len());
         for (_, e) in escalations {
@@ -355,8 +449,47 @@ impl PartitionState {
             fail_open: matrix.fails_open(&event.action_type, level),
             drill,
             escalations: open,
+            triggers: triggers.to_vec(),
+            members: Vec::new(),
         });
         self.dirty.insert(event.session_id.clone());
+        None
+    }
+
+    /// Queues an item for a digest in its session's durable state.
+    pub fn queue(&mut self, session_id: &str, target: &str, item: DigestItem) {
+        let r = self.sessions.entry(session_id.to_string()).or_default();
+        let key = crate::fatigue::item_key(&item);
+        if !r
+            .queued
+            .iter()
+            .any(|(_, i)| crate::fatigue::item_key(i) == key)
+        {
+            r.queued.push((target.to_string(), item));
+            self.dirty.insert(session_id.to_string());
+        }
+    }
+
+    /// Drops an item whose digest was delivered.
+    pub fn unqueue(&mut self, session_id: &str, key: &str) {
+        if let Some(r) = self.sessions.get_mut(session_id) {
+            let before = r.queued.len();
+            r.queued.retain(|(_, i)| crate::fatigue::item_key(i) != key);
+            if r.queued.len() != before {
+                self.dirty.insert(session_id.to_string());
+            }
+        }
+    }
+
+    /// Every queued item: (target, item), oldest first.
+    pub fn queued(&self) -> Vec<(String, DigestItem)> {
+        let mut v: Vec<(String, DigestItem)> = self
+            .sessions
+            .values()
+            .flat_map(|r| r.queued.iter().cloned())
+            .collect();
+        v.sort_by_key(|(_, i)| i.created_at_ms);
+        v
     }
 
     /// Applies a human decision. Returns what to publish and count, or why it did nothing.
@@ -470,22 +603,24 @@ impl PartitionState {
                 let esc = move_on(matrix, action, ei, to, now_ms, &reason, effects);
                 let deadline = esc.deadline_ms.expect("just set");
                 let id = esc.escalation_id.clone();
-                let mut v = verdict(matrix, action, VerdictOutcome::Redirected, now_ms);
-                v.is_final = false;
-                v.decided_by = Some(d.decided_by.clone());
-                v.comment = d.comment.clone();
-                v.redirect_role = d.redirect_role.clone();
-                v.escalation_ids = vec![id.clone()];
-                effects.push(Effect::Verdict(Box::new(v)));
+                for mut v in verdicts(matrix, action, VerdictOutcome::Redirected, now_ms) {
+                    v.is_final = false;
+                    v.decided_by = Some(d.decided_by.clone());
+                    v.comment = d.comment.clone();
+                    v.redirect_role = d.redirect_role.clone();
+                    v.escalation_ids = vec![id.clone()];
+                    effects.push(Effect::Verdict(Box::new(v)));
+                }
                 self.deadlines.insert((deadline, session, id));
                 return Ok(());
             }
         };
-        let mut v = verdict(matrix, &r.open[ai], outcome, now_ms);
-        v.decided_by = Some(d.decided_by.clone());
-        v.comment = d.comment.clone();
-        v.revised_output = d.revised_output.clone();
-        effects.push(Effect::Verdict(Box::new(v)));
+        for mut v in verdicts(matrix, &r.open[ai], outcome, now_ms) {
+            v.decided_by = Some(d.decided_by.clone());
+            v.comment = d.comment.clone();
+            v.revised_output = d.revised_output.clone();
+            effects.push(Effect::Verdict(Box::new(v)));
+        }
         self.close_action(&session, ai, effects);
         Ok(())
     }
@@ -538,12 +673,14 @@ impl PartitionState {
                 } else {
                     VerdictOutcome::TimedOutBlocked
                 };
-                let mut v = verdict(matrix, action, outcome, now_ms);
-                v.comment = Some(format!(
+                let comment = format!(
                     "no acknowledgement from {} (last of its chain) within its deadline",
                     action.escalations[ei].role
-                ));
-                effects.push(Effect::Verdict(Box::new(v)));
+                );
+                for mut v in verdicts(matrix, action, outcome, now_ms) {
+                    v.comment = Some(comment.clone());
+                    effects.push(Effect::Verdict(Box::new(v)));
+                }
                 effects.push(Effect::TimedOut { fail_open });
                 self.close_action(&session, ai, effects);
             }
@@ -623,9 +760,32 @@ fn move_on<'a>(
             drill: action.drill,
             context: context::package(matrix, role, event, &decision),
             history: esc.history.clone(),
+            grouped_action_ids: Vec::new(),
         }),
     ));
     esc
+}
+
+/// The verdicts for an open action and every action grouped into it.
+fn verdicts(
+    matrix: &Matrix,
+    action: &OpenAction,
+    outcome: VerdictOutcome,
+    now_ms: i64,
+) -> Vec<Verdict> {
+    let main = verdict(matrix, action, outcome, now_ms);
+    let mut all = Vec::with_capacity(1 + action.members.len());
+    for m in &action.members {
+        let mut v = main.clone();
+        v.action_id = m.action_id.clone();
+        v.agent_id = m.agent_id.clone();
+        v.action_type = m.action_type.clone();
+        v.level = m.level;
+        v.triggers = m.triggers.clone();
+        all.push(v);
+    }
+    all.insert(0, main);
+    all
 }
 
 /// A final (or redirect) verdict for an open action.
