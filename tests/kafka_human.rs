@@ -460,3 +460,76 @@ fn a_partition_moving_to_another_member_carries_its_open_escalations() {
     sigterm(&bm);
     assert!(wait_exit(&mut bm, Duration::from_secs(30)).success());
 }
+
+#[test]
+fn a_burst_of_1000_escalations_for_one_role_is_limited_and_nothing_is_lost() {
+    let _g = serial();
+    let b = broker();
+    let bs = b.bootstrap();
+    let dir = tmpdir("burst");
+    // support: at most 20 messages in any 20 s.
+    let text = handoff::matrix::DEFAULT_MATRIX_TOML.replace(
+        "[roles.support]\n",
+        "[roles.support]\nrate_limit = { max = 20, per = \"20s\" }\n",
+    );
+    let matrix = dir.join("matrix.toml");
+    std::fs::write(&matrix, text).unwrap();
+    let port = free_port();
+    let cfg = run_config(&dir, &bs, "burst", &matrix, port);
+    with_tick(&cfg, "200ms");
+    let log = dir.join("burst.log");
+    let mut child = spawn(&cfg, &log);
+    wait_log(&log, "partitions assigned", Duration::from_secs(60));
+    let started = Instant::now();
+    produce(&bs, INPUT, &refunds(1000, "b"));
+    let produced_in = started.elapsed();
+    let mut support = Reader::new(&bs, "escalations.support");
+    let is_digest =
+        |r: &Record| r.headers.get("handoff.kind").map(String::as_str) == Some("digest");
+    wait_until("the digest", Duration::from_secs(90), || {
+        support.settle(Duration::from_millis(300));
+        support.records.iter().any(is_digest)
+    });
+    support.settle(Duration::from_secs(2));
+    let codec = Codec::new(Default::default()).unwrap();
+    let mut ids = BTreeSet::new();
+    let mut singles = 0;
+    let mut digests = 0;
+    for r in &support.records {
+        if is_digest(r) {
+            digests += 1;
+            let d: handoff::event::Digest = codec.decode(SchemaKind::Digest, &r.payload).unwrap();
+            for item in d.items {
+                assert!(item.escalation_id.is_some());
+                ids.insert(item.action_id);
+            }
+        } else {
+            singles += 1;
+            let e: Escalation = codec.decode(SchemaKind::Escalation, &r.payload).unwrap();
+            ids.insert(e.action_id);
+        }
+    }
+    eprintln!(
+        "1000 escalations produced in {produced_in:?}: {singles} single message(s) + {digests} \
+         digest(s) to support"
+    );
+    assert!(
+        produced_in < Duration::from_secs(60),
+        "not a burst within a minute"
+    );
+    assert!(
+        singles + digests <= 20,
+        "{singles} escalations + {digests} digests"
+    );
+    assert_eq!(ids.len(), 1000, "every escalation accounted for");
+    assert_eq!(
+        metric(port, "handoff_escalations_folded_total{role=\"support\"}"),
+        (1000 - singles) as f64
+    );
+    assert_eq!(
+        metric(port, "handoff_digests_total{target=\"support\"}"),
+        digests as f64
+    );
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+}

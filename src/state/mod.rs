@@ -342,8 +342,9 @@ impl PartitionState {
 
     /// Opens the escalations of a newly decided action. An action already open or closed
     /// (the same event processed again) is left as it is. With `group_within_ms` > 0, an action
-    /// whose every escalation matches an open one of the session (same role, a shared trigger,
-    /// opened within that time) joins it instead: the return value says where.
+    /// whose every escalation matches an open one of the session (same role, the same reason —
+    /// a shared trigger, or the same action type when no trigger fired —, opened within that
+    /// time) joins it instead: the return value says where.
     #[allow(clippy::too_many_arguments)] // each is a distinct input of the decision
     pub fn open(
         &mut self,
@@ -389,8 +390,16 @@ impl PartitionState {
             return Some(joined(a, false));
         }
         if group_within_ms > 0 && r.open.iter().all(|a| a.event.action_id != event.action_id) {
-            let fits = |a: &OpenAction| {
+            // The same reason: a shared trigger, or — when no trigger fired and the action
+            // type's own level asked for a human — the same action type.
+            let same_reason = |a: &OpenAction| {
                 a.triggers.iter().any(|t| triggers.contains(t))
+                    || (a.triggers.is_empty()
+                        && triggers.is_empty()
+                        && a.event.action_type == event.action_type)
+            };
+            let fits = |a: &OpenAction| {
+                same_reason(a)
                     && escalations.iter().all(|(_, x)| {
                         a.escalations.iter().any(|e| {
                             e.role == x.role

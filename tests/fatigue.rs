@@ -1,0 +1,395 @@
+//! Fatigue control through the processor, without a broker: grouping, per-role rate limits with
+//! digests, the review queue and sampling — driven with explicit times.
+
+mod common;
+
+use handoff::config::Settings;
+use handoff::event::{
+    AgentAction, Codec, DecisionKind, Digest, DigestReason, Escalation, HumanDecision, SchemaKind,
+    Verdict, VerdictOutcome,
+};
+use handoff::matrix::{Matrix, MatrixSource, DEFAULT_MATRIX_TOML};
+use handoff::pipeline::process::{Input, Output, Processor, Stage, KIND_HEADER};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+const T0: i64 = 1_800_000_000_000;
+
+fn processor(matrix_toml: &str) -> Processor {
+    let m = Matrix::from_toml_str(matrix_toml, MatrixSource::Default).unwrap();
+    Processor::new(&Settings::default(), Arc::new(m)).unwrap()
+}
+
+fn with(role_line: &str, extra: &str) -> String {
+    let text = DEFAULT_MATRIX_TOML.replace(
+        "[roles.support]\n",
+        &format!("[roles.support]\n{role_line}\n"),
+    );
+    format!("{text}\n{extra}")
+}
+
+fn refund(i: usize, session: &str) -> AgentAction {
+    let mut e = common::base_event();
+    e.action_id = format!("act-{i}");
+    e.session_id = session.into();
+    e.action_type = "refund.issue".into();
+    e.amount = Some(30.0);
+    e
+}
+
+struct Run {
+    p: Processor,
+    codec: Codec,
+    offset: i64,
+    out: Vec<Output>,
+}
+
+impl Run {
+    fn new(p: Processor) -> Run {
+        Run {
+            p,
+            codec: Codec::new(Default::default()).unwrap(),
+            offset: 0,
+            out: Vec::new(),
+        }
+    }
+
+    fn event(&mut self, e: &AgentAction, now: i64) {
+        let bytes = self.codec.encode(SchemaKind::AgentAction, e).unwrap();
+        self.offset += 1;
+        self.p.process(
+            Input {
+                topic: "agent.actions",
+                partition: 0,
+                offset: self.offset,
+                key: Some(e.session_id.as_bytes()),
+                payload: Some(&bytes),
+                headers: &[],
+            },
+            now,
+            &mut self.out,
+        );
+    }
+
+    fn decide(&mut self, d: &HumanDecision, now: i64) {
+        let bytes = self.codec.encode(SchemaKind::HumanDecision, d).unwrap();
+        self.offset += 1;
+        self.p.process(
+            Input {
+                topic: "human.decisions",
+                partition: 0,
+                offset: self.offset,
+                key: Some(d.session_id.as_bytes()),
+                payload: Some(&bytes),
+                headers: &[],
+            },
+            now,
+            &mut self.out,
+        );
+    }
+
+    fn tick(&mut self, now: i64) {
+        self.p.tick(now, &mut self.out);
+        if self.p.awaits_delivery() {
+            self.p.delivered();
+        }
+    }
+
+    fn on(&self, topic: &str) -> Vec<&Output> {
+        let i = self.p.topics().iter().position(|t| t == topic).unwrap();
+        self.out.iter().filter(|o| o.topic == i).collect()
+    }
+
+    fn kind(o: &Output) -> &str {
+        o.headers
+            .iter()
+            .find(|(k, _)| k == KIND_HEADER)
+            .map(|(_, v)| std::str::from_utf8(v).unwrap())
+            .unwrap_or("")
+    }
+
+    fn escalations(&self, topic: &str) -> Vec<Escalation> {
+        self.on(topic)
+            .into_iter()
+            .filter(|o| Run::kind(o) == "escalation")
+            .map(|o| {
+                self.codec
+                    .decode(SchemaKind::Escalation, &o.payload)
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    fn digests(&self, topic: &str) -> Vec<Digest> {
+        self.on(topic)
+            .into_iter()
+            .filter(|o| topic == "handoff.review" || Run::kind(o) == "digest")
+            .map(|o| self.codec.decode(SchemaKind::Digest, &o.payload).unwrap())
+            .collect()
+    }
+
+    fn verdicts(&self) -> Vec<Verdict> {
+        self.on("agent.verdicts")
+            .into_iter()
+            .map(|o| self.codec.decode(SchemaKind::Verdict, &o.payload).unwrap())
+            .collect()
+    }
+}
+
+#[test]
+fn a_burst_of_1000_escalations_yields_at_most_max_messages_and_accounts_for_every_one() {
+    let mut run = Run::new(processor(&with(
+        "rate_limit = { max = 20, per = \"1m\" }",
+        "",
+    )));
+    // 1,000 refunds from 1,000 sessions within 50 seconds.
+    for i in 0..1000 {
+        run.event(&refund(i, &format!("s-{i}")), T0 + i as i64 * 50);
+        if i % 100 == 0 {
+            run.tick(T0 + i as i64 * 50);
+        }
+    }
+    // The 20th escalation (at +950 ms) is the first folded one: its digest goes a minute later.
+    run.tick(T0 + 60_949);
+    assert!(
+        run.digests("escalations.support").is_empty(),
+        "not before a minute"
+    );
+    run.tick(T0 + 60_950);
+    let singles = run.escalations("escalations.support");
+    let digests = run.digests("escalations.support");
+    let messages = run.on("escalations.support").len();
+    assert_eq!(singles.len(), 19);
+    assert_eq!(digests.len(), 1);
+    assert!(messages <= 20, "{messages} messages");
+    let mut ids: BTreeSet<String> = singles.iter().map(|e| e.action_id.clone()).collect();
+    for item in &digests[0].items {
+        assert_eq!(item.reason, DigestReason::RateLimited);
+        assert!(item.escalation_id.is_some());
+        assert!(ids.insert(item.action_id.clone()), "listed twice");
+    }
+    assert_eq!(
+        ids.len(),
+        1000,
+        "every escalation is in a single or in the digest"
+    );
+    // The folded ones are still open escalations: a decision by id works.
+    let item = &digests[0].items[5];
+    let d = HumanDecision {
+        escalation_id: item.escalation_id.clone().unwrap(),
+        action_id: item.action_id.clone(),
+        session_id: item.session_id.clone(),
+        role: "support".into(),
+        decided_by: "ana".into(),
+        decision: DecisionKind::Approve,
+        comment: None,
+        revised_output: None,
+        redirect_role: None,
+        decided_at_ms: T0 + 61_000,
+        drill: false,
+    };
+    run.decide(&d, T0 + 61_000);
+    assert!(run
+        .verdicts()
+        .iter()
+        .any(|v| v.action_id == item.action_id && v.outcome == VerdictOutcome::Approved));
+    // Once the digest is confirmed delivered, the sessions drop their queued items.
+    run.tick(T0 + 62_000);
+    let state = run.p.state(0).unwrap();
+    assert!(
+        state.queued().is_empty(),
+        "{} still queued",
+        state.queued().len()
+    );
+    // Other roles are not limited.
+    assert!(run.digests("escalations.owner").is_empty());
+}
+
+#[test]
+fn the_same_session_and_trigger_update_one_open_escalation_and_one_decision_decides_all() {
+    let mut run = Run::new(processor(DEFAULT_MATRIX_TOML));
+    // Three refunds in one session within two minutes: one escalation, updated twice.
+    for i in 0..3 {
+        run.event(&refund(i, "s-1"), T0 + i as i64 * 60_000);
+    }
+    let escs = run.escalations("escalations.support");
+    assert_eq!(escs.len(), 3, "the first and two updates");
+    let id = &escs[0].escalation_id;
+    assert!(escs.iter().all(|e| &e.escalation_id == id), "{escs:#?}");
+    assert_eq!(escs[2].grouped_action_ids, vec!["act-1", "act-2"]);
+    assert_eq!(
+        escs[2].deadline_ms, escs[0].deadline_ms,
+        "the open deadline holds"
+    );
+    let vs = run.verdicts();
+    assert!(vs.iter().all(|v| v.escalation_ids == vec![id.clone()]));
+    assert_eq!(run.p.state(0).unwrap().pending().len(), 1);
+    // After the window, a new one opens.
+    run.event(&refund(3, "s-1"), T0 + 11 * 60_000);
+    let escs = run.escalations("escalations.support");
+    assert_ne!(&escs[3].escalation_id, id);
+    // One approval decides the three grouped actions.
+    run.out.clear();
+    run.decide(
+        &HumanDecision {
+            escalation_id: id.clone(),
+            action_id: "act-0".into(),
+            session_id: "s-1".into(),
+            role: "support".into(),
+            decided_by: "ana".into(),
+            decision: DecisionKind::Approve,
+            comment: None,
+            revised_output: None,
+            redirect_role: None,
+            decided_at_ms: T0 + 12 * 60_000,
+            drill: false,
+        },
+        T0 + 12 * 60_000,
+    );
+    let approved: BTreeSet<String> = run
+        .verdicts()
+        .into_iter()
+        .filter(|v| v.outcome == VerdictOutcome::Approved)
+        .map(|v| v.action_id)
+        .collect();
+    assert_eq!(
+        approved,
+        BTreeSet::from(["act-0".into(), "act-1".into(), "act-2".into()])
+    );
+}
+
+#[test]
+fn a_grouped_event_processed_again_joins_the_same_escalation_once() {
+    let mut run = Run::new(processor(DEFAULT_MATRIX_TOML));
+    run.event(&refund(0, "s-1"), T0);
+    run.event(&refund(1, "s-1"), T0 + 1_000);
+    // The second event again, at its offset (a replay after a crash).
+    let e = refund(1, "s-1");
+    let bytes = run.codec.encode(SchemaKind::AgentAction, &e).unwrap();
+    run.p.process(
+        Input {
+            topic: "agent.actions",
+            partition: 0,
+            offset: 2,
+            key: Some(b"s-1"),
+            payload: Some(&bytes),
+            headers: &[],
+        },
+        T0 + 5_000,
+        &mut run.out,
+    );
+    let escs = run.escalations("escalations.support");
+    assert_eq!(escs.len(), 3);
+    assert!(escs
+        .iter()
+        .all(|x| x.escalation_id == escs[0].escalation_id));
+    assert_eq!(escs[2], escs[1], "the replay publishes the same update");
+    let vs = run.verdicts();
+    assert_eq!(vs[1].escalation_ids, vs[2].escalation_ids);
+}
+
+#[test]
+fn grouping_off_opens_one_escalation_per_action() {
+    let mut run = Run::new(processor(&with("", "[fatigue]\ngroup_within = \"0s\"\n")));
+    for i in 0..3 {
+        run.event(&refund(i, "s-1"), T0 + i as i64 * 1_000);
+    }
+    let ids: BTreeSet<String> = run
+        .escalations("escalations.support")
+        .into_iter()
+        .map(|e| e.escalation_id)
+        .collect();
+    assert_eq!(ids.len(), 3);
+}
+
+#[test]
+fn deferred_and_sampled_actions_reach_the_review_queue_as_a_digest() {
+    // Irreversible actions the agent may run alone go to the review queue; 20% of execute_log
+    // actions are sampled.
+    let text = DEFAULT_MATRIX_TOML.replace(
+        "[triggers.irreversible]\nthen = { level = \"execute_log\", roles = [] }",
+        "[triggers.irreversible]\nthen = { level = \"execute_log\", roles = [], review = true }",
+    );
+    assert_ne!(text, DEFAULT_MATRIX_TOML);
+    let mut run = Run::new(processor(&format!(
+        "{text}\n[fatigue]\nsample_execute_log = 0.2\nreview_every = \"30s\"\n"
+    )));
+    let mut irreversible = BTreeSet::new();
+    let mut logged = BTreeSet::new();
+    for i in 0..200 {
+        let mut e = common::base_event();
+        e.action_id = format!("act-{i}");
+        e.session_id = format!("s-{i}");
+        if i % 4 == 0 {
+            e.reversible = false;
+            irreversible.insert(e.action_id.clone());
+        } else {
+            e.action_type = "crm.update".into(); // execute_log
+            logged.insert(e.action_id.clone());
+        }
+        run.event(&e, T0 + i);
+    }
+    assert!(run.digests("handoff.review").is_empty());
+    run.tick(T0 + 30_000);
+    let digests = run.digests("handoff.review");
+    assert_eq!(digests.len(), 1);
+    let deferred: BTreeSet<String> = digests[0]
+        .items
+        .iter()
+        .filter(|i| i.reason == DigestReason::Deferred)
+        .map(|i| i.action_id.clone())
+        .collect();
+    assert_eq!(
+        deferred, irreversible,
+        "every deferred action, and only those"
+    );
+    let sampled: Vec<&str> = digests[0]
+        .items
+        .iter()
+        .filter(|i| i.reason == DigestReason::Sampled)
+        .map(|i| i.action_id.as_str())
+        .collect();
+    assert!(sampled.iter().all(|a| logged.contains(*a)));
+    assert!(
+        (15..=45).contains(&sampled.len()),
+        "{} of 150 sampled at 20%",
+        sampled.len()
+    );
+    assert!(
+        sampled.iter().all(|a| handoff::fatigue::sampled(a, 0.2)),
+        "the same hash decides"
+    );
+    // Nobody was interrupted for them.
+    assert!(run.escalations("escalations.owner").is_empty());
+}
+
+#[test]
+fn bad_fatigue_settings_are_refused_naming_the_field() {
+    for (role_line, extra, field) in [
+        (
+            "rate_limit = { max = 1, per = \"1m\" }",
+            "",
+            "roles.support.rate_limit.max",
+        ),
+        (
+            "rate_limit = { max = 5, per = \"0s\" }",
+            "",
+            "roles.support.rate_limit.per",
+        ),
+        (
+            "",
+            "[fatigue]\nsample_execute_log = 1.5\n",
+            "fatigue.sample_execute_log",
+        ),
+        (
+            "",
+            "[fatigue]\nreview_every = \"0s\"\n",
+            "fatigue.review_every",
+        ),
+    ] {
+        let err = Matrix::from_toml_str(&with(role_line, extra), MatrixSource::Default)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(field), "{field}: {err}");
+    }
+}
