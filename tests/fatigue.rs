@@ -20,12 +20,23 @@ fn processor(matrix_toml: &str) -> Processor {
     Processor::new(&Settings::default(), Arc::new(m)).unwrap()
 }
 
-fn with(role_line: &str, extra: &str) -> String {
-    let text = DEFAULT_MATRIX_TOML.replace(
+/// The shipped matrix with a line added to `[roles.support]` and `[fatigue]` settings changed
+/// (`fatigue` holds `key = value` lines replacing the shipped ones).
+fn with(role_line: &str, fatigue: &str) -> String {
+    let mut text = DEFAULT_MATRIX_TOML.replace(
         "[roles.support]\n",
         &format!("[roles.support]\n{role_line}\n"),
     );
-    format!("{text}\n{extra}")
+    for line in fatigue.lines().filter(|l| l.contains('=')) {
+        let key = line.split('=').next().unwrap().trim();
+        let old = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("no {key} in the shipped [fatigue]"))
+            .to_string();
+        text = text.replace(&old, line);
+    }
+    text
 }
 
 fn refund(i: usize, session: &str) -> AgentAction {
@@ -290,7 +301,7 @@ fn a_grouped_event_processed_again_joins_the_same_escalation_once() {
 
 #[test]
 fn grouping_off_opens_one_escalation_per_action() {
-    let mut run = Run::new(processor(&with("", "[fatigue]\ngroup_within = \"0s\"\n")));
+    let mut run = Run::new(processor(&with("", "group_within = \"0s\"")));
     for i in 0..3 {
         run.event(&refund(i, "s-1"), T0 + i as i64 * 1_000);
     }
@@ -306,14 +317,13 @@ fn grouping_off_opens_one_escalation_per_action() {
 fn deferred_and_sampled_actions_reach_the_review_queue_as_a_digest() {
     // Irreversible actions the agent may run alone go to the review queue; 20% of execute_log
     // actions are sampled.
-    let text = DEFAULT_MATRIX_TOML.replace(
-        "[triggers.irreversible]\nthen = { level = \"execute_log\", roles = [] }",
-        "[triggers.irreversible]\nthen = { level = \"execute_log\", roles = [], review = true }",
+    let base = with("", "sample_execute_log = 0.2\nreview_every = \"30s\"");
+    let text = base.replace(
+        "then = { level = \"execute_log\", roles = [] }\n\n[triggers.affects_others]",
+        "then = { level = \"execute_log\", roles = [], review = true }\n\n[triggers.affects_others]",
     );
-    assert_ne!(text, DEFAULT_MATRIX_TOML);
-    let mut run = Run::new(processor(&format!(
-        "{text}\n[fatigue]\nsample_execute_log = 0.2\nreview_every = \"30s\"\n"
-    )));
+    assert_ne!(text, base);
+    let mut run = Run::new(processor(&text));
     let mut irreversible = BTreeSet::new();
     let mut logged = BTreeSet::new();
     for i in 0..200 {
@@ -376,16 +386,8 @@ fn bad_fatigue_settings_are_refused_naming_the_field() {
             "",
             "roles.support.rate_limit.per",
         ),
-        (
-            "",
-            "[fatigue]\nsample_execute_log = 1.5\n",
-            "fatigue.sample_execute_log",
-        ),
-        (
-            "",
-            "[fatigue]\nreview_every = \"0s\"\n",
-            "fatigue.review_every",
-        ),
+        ("", "sample_execute_log = 1.5", "fatigue.sample_execute_log"),
+        ("", "review_every = \"0s\"", "fatigue.review_every"),
     ] {
         let err = Matrix::from_toml_str(&with(role_line, extra), MatrixSource::Default)
             .unwrap_err()

@@ -533,3 +533,71 @@ fn a_burst_of_1000_escalations_for_one_role_is_limited_and_nothing_is_lost() {
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
 }
+
+#[test]
+fn on_a_virtual_clock_an_hour_of_deadlines_passes_in_seconds() {
+    use handoff::clock::{Clock, VirtualClock};
+    let _g = serial();
+    let b = broker();
+    let bs = b.bootstrap();
+    let mut settings = settings(&bs);
+    settings.kafka.group_id = "virtual".into();
+    settings.pipeline.timer_tick = Duration::from_millis(100);
+    settings.metrics.enabled = false;
+    let clock = VirtualClock::new(1_800_000_000_000);
+    let matrix = std::sync::Arc::new(handoff::matrix::Matrix::default_matrix().unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let c2: std::sync::Arc<dyn Clock> = std::sync::Arc::new(clock.clone());
+    let s2 = settings.clone();
+    let run = rt.spawn(async move {
+        handoff::pipeline::run_with_clock(
+            &s2,
+            matrix,
+            c2,
+            async {
+                let _ = stop_rx.await;
+            },
+            |_| {},
+        )
+        .await
+    });
+    let n = 10;
+    produce(&bs, INPUT, &refunds(n, "v"));
+    let mut support = Reader::new(&bs, "escalations.support");
+    support.wait_for(n, Duration::from_secs(60));
+    let escs: Vec<Escalation> = decode_all(&support, SchemaKind::Escalation);
+    assert!(escs.iter().all(|e| e.created_at_ms == 1_800_000_000_000));
+    // Warm: 1 h, then support_l2 and crisis_manager 5 min each: move the clock, not the world.
+    let started = Instant::now();
+    let mut verdicts = Reader::new(&bs, VERDICTS);
+    for minutes in [61, 67, 73] {
+        clock.advance_to(1_800_000_000_000 + minutes * 60_000);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    wait_until("every chain exhausted", Duration::from_secs(60), || {
+        verdicts.settle(Duration::from_millis(300));
+        let vs: Vec<Verdict> = decode_all(&verdicts, SchemaKind::Verdict);
+        vs.iter()
+            .filter(|v| v.outcome == VerdictOutcome::TimedOutBlocked)
+            .count()
+            >= n
+    });
+    let vs: Vec<Verdict> = decode_all(&verdicts, SchemaKind::Verdict);
+    let blocked: Vec<&Verdict> = vs
+        .iter()
+        .filter(|v| v.outcome == VerdictOutcome::TimedOutBlocked)
+        .collect();
+    // Decided at the virtual time of the last deadline, not the wall clock's.
+    assert!(blocked
+        .iter()
+        .all(|v| v.decided_at_ms == 1_800_000_000_000 + 73 * 60_000));
+    let cm = escalations(&bs, "escalations.crisis_manager");
+    assert_eq!(cm.len(), n);
+    assert!(cm
+        .iter()
+        .all(|e| e.created_at_ms == 1_800_000_000_000 + 67 * 60_000));
+    eprintln!("73 virtual minutes of deadlines in {:?}", started.elapsed());
+    let _ = stop_tx.send(());
+    rt.block_on(run).unwrap().unwrap();
+}
