@@ -321,7 +321,9 @@ impl PartitionState {
         (s, false)
     }
 
-    /// Records the matrix's new session state after the event at `offset`.
+    /// Records the matrix's new session state after the event at `offset`. A session that
+    /// has no record and whose streak stays at zero gets none: nothing about it matters to a
+    /// later decision (this keeps quiet sessions out of memory and out of the changelog).
     pub fn apply_streak(
         &mut self,
         session_id: &str,
@@ -329,8 +331,12 @@ impl PartitionState {
         before: SessionState,
         after: SessionState,
     ) {
-        let r = self.sessions.entry(session_id.to_string()).or_default();
         let changed = before.consecutive_low != after.consecutive_low;
+        let r = match self.sessions.get_mut(session_id) {
+            Some(r) => r,
+            None if changed => self.sessions.entry(session_id.to_string()).or_default(),
+            None => return,
+        };
         r.streak = after;
         if changed {
             r.applied.push((offset, before));
