@@ -44,6 +44,49 @@ pub fn outcome_for(level: Level) -> VerdictOutcome {
     }
 }
 
+/// What a verdict says beyond the action it is about.
+#[derive(Debug, Clone)]
+pub struct VerdictParts {
+    /// Level.
+    pub level: Level,
+    /// Outcome.
+    pub outcome: VerdictOutcome,
+    /// Final, or a human must still act.
+    pub is_final: bool,
+    /// Trigger names.
+    pub triggers: Vec<String>,
+    /// Roles handed to.
+    pub roles: Vec<String>,
+    /// Their escalation ids.
+    pub escalation_ids: Vec<String>,
+    /// Drill traffic.
+    pub drill: bool,
+}
+
+/// A verdict about `event`, stamped with the matrix's rule version, decided at `now_ms`; the
+/// human fields (`decided_by`, `comment`, …) are left empty for the caller.
+pub fn verdict(matrix: &Matrix, event: &AgentAction, parts: VerdictParts, now_ms: i64) -> Verdict {
+    Verdict {
+        action_id: event.action_id.clone(),
+        session_id: event.session_id.clone(),
+        agent_id: event.agent_id.clone(),
+        action_type: event.action_type.clone(),
+        level: parts.level,
+        outcome: parts.outcome,
+        is_final: parts.is_final,
+        triggers: parts.triggers,
+        roles: parts.roles,
+        escalation_ids: parts.escalation_ids,
+        rule_version: matrix.version().to_string(),
+        decided_at_ms: now_ms,
+        decided_by: None,
+        comment: None,
+        revised_output: None,
+        redirect_role: None,
+        drill: parts.drill,
+    }
+}
+
 /// Everything one event produces.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -92,28 +135,23 @@ pub fn plan(
         ));
     }
     let outcome = outcome_for(decision.level);
-    let verdict = Verdict {
-        action_id: event.action_id.clone(),
-        session_id: event.session_id.clone(),
-        agent_id: event.agent_id.clone(),
-        action_type: event.action_type.clone(),
-        level: decision.level,
-        outcome,
-        is_final: !decision.level.needs_human(),
-        triggers: decision.triggers.names(),
-        roles: matrix.role_names(decision.roles),
-        escalation_ids: escalations
-            .iter()
-            .map(|(_, e)| e.escalation_id.clone())
-            .collect(),
-        rule_version: matrix.version().to_string(),
-        decided_at_ms: now_ms,
-        decided_by: None,
-        comment: None,
-        revised_output: None,
-        redirect_role: None,
-        drill,
-    };
+    let verdict = verdict(
+        matrix,
+        event,
+        VerdictParts {
+            level: decision.level,
+            outcome,
+            is_final: !decision.level.needs_human(),
+            triggers: decision.triggers.names(),
+            roles: matrix.role_names(decision.roles),
+            escalation_ids: escalations
+                .iter()
+                .map(|(_, e)| e.escalation_id.clone())
+                .collect(),
+            drill,
+        },
+        now_ms,
+    );
     Plan {
         verdict,
         escalations,

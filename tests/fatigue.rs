@@ -48,6 +48,23 @@ fn refund(i: usize, session: &str) -> AgentAction {
     e
 }
 
+/// Support approves an escalation.
+fn approval(escalation_id: &str, action_id: &str, session_id: &str, at: i64) -> HumanDecision {
+    HumanDecision {
+        escalation_id: escalation_id.into(),
+        action_id: action_id.into(),
+        session_id: session_id.into(),
+        role: "support".into(),
+        decided_by: "ana".into(),
+        decision: DecisionKind::Approve,
+        comment: None,
+        revised_output: None,
+        redirect_role: None,
+        decided_at_ms: at,
+        drill: false,
+    }
+}
+
 struct Run {
     p: Processor,
     codec: Codec,
@@ -65,16 +82,16 @@ impl Run {
         }
     }
 
-    fn event(&mut self, e: &AgentAction, now: i64) {
-        let bytes = self.codec.encode(SchemaKind::AgentAction, e).unwrap();
+    /// Processes one record of `topic` at the next offset of partition 0.
+    fn record(&mut self, topic: &str, session: &str, bytes: &[u8], now: i64) {
         self.offset += 1;
         self.p.process(
             Input {
-                topic: "agent.actions",
+                topic,
                 partition: 0,
                 offset: self.offset,
-                key: Some(e.session_id.as_bytes()),
-                payload: Some(&bytes),
+                key: Some(session.as_bytes()),
+                payload: Some(bytes),
                 headers: &[],
             },
             now,
@@ -82,21 +99,14 @@ impl Run {
         );
     }
 
+    fn event(&mut self, e: &AgentAction, now: i64) {
+        let bytes = self.codec.encode(SchemaKind::AgentAction, e).unwrap();
+        self.record("agent.actions", &e.session_id, &bytes, now);
+    }
+
     fn decide(&mut self, d: &HumanDecision, now: i64) {
         let bytes = self.codec.encode(SchemaKind::HumanDecision, d).unwrap();
-        self.offset += 1;
-        self.p.process(
-            Input {
-                topic: "human.decisions",
-                partition: 0,
-                offset: self.offset,
-                key: Some(d.session_id.as_bytes()),
-                payload: Some(&bytes),
-                headers: &[],
-            },
-            now,
-            &mut self.out,
-        );
+        self.record("human.decisions", &d.session_id, &bytes, now);
     }
 
     fn tick(&mut self, now: i64) {
@@ -186,19 +196,12 @@ fn a_burst_of_1000_escalations_yields_at_most_max_messages_and_accounts_for_ever
     );
     // The folded ones are still open escalations: a decision by id works.
     let item = &digests[0].items[5];
-    let d = HumanDecision {
-        escalation_id: item.escalation_id.clone().unwrap(),
-        action_id: item.action_id.clone(),
-        session_id: item.session_id.clone(),
-        role: "support".into(),
-        decided_by: "ana".into(),
-        decision: DecisionKind::Approve,
-        comment: None,
-        revised_output: None,
-        redirect_role: None,
-        decided_at_ms: T0 + 61_000,
-        drill: false,
-    };
+    let d = approval(
+        item.escalation_id.as_ref().unwrap(),
+        &item.action_id,
+        &item.session_id,
+        T0 + 61_000,
+    );
     run.decide(&d, T0 + 61_000);
     assert!(run
         .verdicts()
@@ -242,19 +245,7 @@ fn the_same_session_and_trigger_update_one_open_escalation_and_one_decision_deci
     // One approval decides the three grouped actions.
     run.out.clear();
     run.decide(
-        &HumanDecision {
-            escalation_id: id.clone(),
-            action_id: "act-0".into(),
-            session_id: "s-1".into(),
-            role: "support".into(),
-            decided_by: "ana".into(),
-            decision: DecisionKind::Approve,
-            comment: None,
-            revised_output: None,
-            redirect_role: None,
-            decided_at_ms: T0 + 12 * 60_000,
-            drill: false,
-        },
+        &approval(id, "act-0", "s-1", T0 + 12 * 60_000),
         T0 + 12 * 60_000,
     );
     let approved: BTreeSet<String> = run

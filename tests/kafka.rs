@@ -9,6 +9,16 @@ use handoff::session::SessionStore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+/// Every topic handoff uses besides the role topics.
+const HANDOFF_TOPICS: &[&str] = &[
+    INPUT,
+    VERDICTS,
+    DLQ,
+    "human.decisions",
+    "handoff.state",
+    "handoff.review",
+];
+
 /// The deterministic fields of a verdict: level, triggers, roles, escalation ids.
 type VerdictKey = (String, Vec<String>, Vec<String>, Vec<String>);
 
@@ -219,17 +229,7 @@ fn every_event_yields_exactly_its_outputs_and_bad_ones_are_dead_lettered() {
     // Nothing else: only the input, the verdicts, the dead letters and the role topics exist.
     let m = Matrix::default_matrix().unwrap();
     let mut allowed: BTreeSet<String> = m.roles().iter().map(|r| r.topic.clone()).collect();
-    allowed.extend(
-        [
-            INPUT,
-            VERDICTS,
-            DLQ,
-            "human.decisions",
-            "handoff.state",
-            "handoff.review",
-        ]
-        .map(String::from),
-    );
+    allowed.extend(HANDOFF_TOPICS.iter().map(|t| t.to_string()));
     let c: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
         .set("bootstrap.servers", &bs)
         .create()
@@ -530,17 +530,7 @@ fn a_delivery_that_fails_for_good_stops_without_committing_past_it() {
     let bs = b.bootstrap();
     // The role topics are missing and handoff may not create them: escalations cannot be
     // delivered, verdicts can.
-    create_topics(
-        &bs,
-        &[
-            INPUT,
-            VERDICTS,
-            DLQ,
-            "human.decisions",
-            "handoff.state",
-            "handoff.review",
-        ],
-    );
+    create_topics(&bs, HANDOFF_TOPICS);
     let recs = records(2_000, 15, 4.0, 0);
     produce(&bs, INPUT, &recs);
     let dir = tmpdir("fatal");

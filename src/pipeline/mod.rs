@@ -274,18 +274,15 @@ impl ConsumerContext for GroupContext {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            let parts: Vec<i32> = tpl
-                .elements()
-                .iter()
-                .filter(|e| e.topic() == self.input_topic)
-                .map(|e| e.partition())
-                .collect();
-            let decisions: Vec<i32> = tpl
-                .elements()
-                .iter()
-                .filter(|e| e.topic() == self.decisions_topic)
-                .map(|e| e.partition())
-                .collect();
+            let of = |topic: &str| -> Vec<i32> {
+                tpl.elements()
+                    .iter()
+                    .filter(|e| e.topic() == topic)
+                    .map(|e| e.partition())
+                    .collect()
+            };
+            let parts = of(&self.input_topic);
+            let decisions = of(&self.decisions_topic);
             if parts != decisions {
                 tracing::warn!(input = ?parts, decisions = ?decisions, "input and decision partitions differ: decisions for another member's partitions are ignored there (use the range assignor)");
             }
@@ -326,14 +323,19 @@ fn client_config(settings: &Settings, role: &str) -> ClientConfig {
     c
 }
 
-/// Checks that the brokers answer, within `pipeline.connect_timeout`.
-pub fn check_reachable(settings: &Settings) -> Result<(), PipelineError> {
-    let client: rdkafka::producer::BaseProducer = client_config(settings, "producer")
+/// A plain client for metadata requests.
+fn metadata_client(settings: &Settings) -> Result<rdkafka::producer::BaseProducer, PipelineError> {
+    client_config(settings, "producer")
         .create()
         .map_err(|source| PipelineError::Kafka {
             what: "client configuration",
             source,
-        })?;
+        })
+}
+
+/// Checks that the brokers answer, within `pipeline.connect_timeout`.
+pub fn check_reachable(settings: &Settings) -> Result<(), PipelineError> {
+    let client = metadata_client(settings)?;
     client
         .client()
         .fetch_metadata(None, settings.pipeline.connect_timeout)
@@ -398,12 +400,7 @@ pub fn check_copartitioned(
     settings: &Settings,
     changelog: Option<&str>,
 ) -> Result<(), PipelineError> {
-    let client: rdkafka::producer::BaseProducer = client_config(settings, "producer")
-        .create()
-        .map_err(|source| PipelineError::Kafka {
-            what: "client configuration",
-            source,
-        })?;
+    let client = metadata_client(settings)?;
     let count = |topic: &str| -> Result<usize, PipelineError> {
         let md = client
             .client()

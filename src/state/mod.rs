@@ -806,28 +806,22 @@ fn verdicts(
 /// A final (or redirect) verdict for an open action.
 fn verdict(matrix: &Matrix, action: &OpenAction, outcome: VerdictOutcome, now_ms: i64) -> Verdict {
     let decision = matrix.evaluate(&action.event, &action.before);
-    let e = &action.event;
-    Verdict {
-        action_id: e.action_id.clone(),
-        session_id: e.session_id.clone(),
-        agent_id: e.agent_id.clone(),
-        action_type: e.action_type.clone(),
-        level: action.level,
-        outcome,
-        is_final: true,
-        triggers: decision.triggers.names(),
-        roles: action.escalations.iter().map(|x| x.role.clone()).collect(),
-        escalation_ids: action
-            .escalations
-            .iter()
-            .map(|x| x.escalation_id.clone())
-            .collect(),
-        rule_version: matrix.version().to_string(),
-        decided_at_ms: now_ms,
-        decided_by: None,
-        comment: None,
-        revised_output: None,
-        redirect_role: None,
-        drill: action.drill,
-    }
+    crate::escalation::verdict(
+        matrix,
+        &action.event,
+        crate::escalation::VerdictParts {
+            level: action.level,
+            outcome,
+            is_final: true,
+            triggers: decision.triggers.names(),
+            roles: action.escalations.iter().map(|x| x.role.clone()).collect(),
+            escalation_ids: action
+                .escalations
+                .iter()
+                .map(|x| x.escalation_id.clone())
+                .collect(),
+            drill: action.drill,
+        },
+        now_ms,
+    )
 }
