@@ -67,6 +67,41 @@ pub enum Command {
         #[arg(long)]
         bootstrap: Option<String>,
     },
+    /// Shadow evaluation of a rule change: decide the same recorded events with the old and the
+    /// new matrix and report what changes. Exit 1 when a hard_stop would be relaxed (unless
+    /// --allow-relax).
+    Diff {
+        /// The matrix in force.
+        #[arg(long)]
+        old: PathBuf,
+        /// The proposed matrix.
+        #[arg(long)]
+        new: PathBuf,
+        /// Events file (JSON lines, as for eval).
+        #[arg(long, conflicts_with = "topic")]
+        events: Option<PathBuf>,
+        /// Or a topic of Avro AgentAction records.
+        #[arg(long, required_unless_present = "events")]
+        topic: Option<String>,
+        /// Brokers, with --topic.
+        #[arg(long, default_value = "127.0.0.1:19092")]
+        bootstrap: String,
+        /// With --topic: first record timestamp included (ms since the epoch).
+        #[arg(long)]
+        from_ms: Option<i64>,
+        /// With --topic: first record timestamp excluded.
+        #[arg(long)]
+        to_ms: Option<i64>,
+        /// Changed events listed in the report.
+        #[arg(long, default_value_t = 10)]
+        examples: usize,
+        /// Print the report as JSON (every changed event) instead of Markdown.
+        #[arg(long)]
+        json: bool,
+        /// Do not fail when a hard_stop decision would be relaxed.
+        #[arg(long)]
+        allow_relax: bool,
+    },
     /// Simulated humans: answer the escalations on every role topic of the matrix with
     /// decisions on human.decisions, after a delay, with a mix of answers and some no-shows.
     /// Runs until Ctrl-C.

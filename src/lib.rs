@@ -21,5 +21,6 @@ pub mod metrics;
 pub mod offline;
 pub mod pipeline;
 pub mod problems;
+pub mod replay;
 pub mod session;
 pub mod state;

@@ -93,6 +93,77 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             duration,
             bootstrap,
         } => demo(port, rate, duration.map(Into::into), bootstrap),
+        Command::Diff {
+            old,
+            new,
+            events,
+            topic,
+            bootstrap,
+            from_ms,
+            to_ms,
+            examples,
+            json,
+            allow_relax,
+        } => {
+            let old = Matrix::from_file(&old)?;
+            let new = Matrix::from_file(&new)?;
+            let codec = Codec::new(Default::default())?;
+            let mut actions = Vec::new();
+            let mut bad = 0usize;
+            match (events, topic) {
+                (Some(path), _) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                    for (i, line) in text.lines().enumerate() {
+                        if line.trim().is_empty() {
+                            continue;
+                        }
+                        match codec.decode_action_json(line) {
+                            Ok(e) => actions.push(e),
+                            Err(e) => {
+                                bad += 1;
+                                eprintln!("{}:{}: {e}", path.display(), i + 1);
+                            }
+                        }
+                    }
+                }
+                (None, Some(topic)) => {
+                    init_tracing(LogFormat::Text, "warn");
+                    let mut settings = Settings::default();
+                    settings.kafka.bootstrap_servers = bootstrap;
+                    let range = handoff::replay::source::Range { from_ms, to_ms };
+                    for r in handoff::replay::source::read(
+                        &settings,
+                        &topic,
+                        range,
+                        &Default::default(),
+                    )? {
+                        match r.payload.as_deref().map(|p| codec.decode_action(p)) {
+                            Some(Ok(e)) => actions.push(e),
+                            _ => bad += 1,
+                        }
+                    }
+                }
+                (None, None) => anyhow::bail!("give --events FILE or --topic TOPIC"),
+            }
+            let report = handoff::replay::diff::diff(&old, &new, &actions);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.markdown(examples));
+                if bad > 0 {
+                    println!("\n{bad} record(s) could not be read and were left out.");
+                }
+            }
+            if !report.relaxed_hard_stops.is_empty() && !allow_relax {
+                eprintln!(
+                    "{} hard_stop decision(s) would be relaxed; pass --allow-relax to accept",
+                    report.relaxed_hard_stops.len()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Respond {
             bootstrap,
             matrix,

@@ -1,5 +1,6 @@
 //! The `handoff` binary end to end: eval, check, test-rules, generate, and the shipped sample.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -376,4 +377,122 @@ fn respond_refuses_a_bad_mix_naming_it() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--mix") && err.contains("\"maybe\""), "{err}");
+}
+
+/// (level, triggers, roles) per action id, from `handoff eval` with a matrix.
+fn eval_decisions(matrix: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let out = handoff()
+        .args(["eval", "--matrix"])
+        .arg(matrix)
+        .arg("--events")
+        .arg(root().join("deploy/samples/agent-actions.jsonl"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    lines(&out)
+        .into_iter()
+        .map(|l| {
+            (
+                l["action_id"].as_str().unwrap().to_string(),
+                serde_json::json!([l["level"], l["triggers"], l["roles"]]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn diff_reports_exactly_the_events_whose_decision_changed() {
+    let shipped = handoff::matrix::DEFAULT_MATRIX_TOML;
+    let old = tmp("diff-old.toml", shipped);
+    let changed = shipped.replace("threshold = 0.70\n", "threshold = 0.85\n");
+    assert_ne!(changed, shipped);
+    let new = tmp("diff-new.toml", &changed);
+    // Independently: eval with each matrix, compare line by line.
+    let (a, b) = (eval_decisions(&old), eval_decisions(&new));
+    let want: BTreeSet<String> = a
+        .iter()
+        .filter(|(id, d)| b[*id] != **d)
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(
+        want.len() >= 5,
+        "the threshold change must matter: {want:?}"
+    );
+    let out = handoff()
+        .args(["diff", "--json", "--old"])
+        .arg(&old)
+        .arg("--new")
+        .arg(&new)
+        .arg("--events")
+        .arg(root().join("deploy/samples/agent-actions.jsonl"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: BTreeSet<String> = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["action_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(report["changed"], want.len());
+    assert_eq!(report["events"], a.len());
+    // A stricter gate only adds escalations.
+    assert!(report["needs_human"]["new"].as_u64() >= report["needs_human"]["old"].as_u64());
+    assert!(report["relaxed_hard_stops"].as_array().unwrap().is_empty());
+    // The Markdown form says the same.
+    let md = handoff()
+        .args(["diff", "--old"])
+        .arg(&old)
+        .arg("--new")
+        .arg(&new)
+        .arg("--events")
+        .arg(root().join("deploy/samples/agent-actions.jsonl"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&md.stdout);
+    assert!(
+        text.contains(&format!("**{} decisions change**", want.len())),
+        "{text}"
+    );
+    assert!(text.contains("| low_confidence |"), "{text}");
+}
+
+#[test]
+fn diff_fails_when_a_hard_stop_would_be_relaxed_unless_allowed() {
+    let shipped = handoff::matrix::DEFAULT_MATRIX_TOML;
+    let old = tmp("relax-old.toml", shipped);
+    let relaxed = shipped.replace(
+        "then = { level = \"hard_stop\", roles = [\"compliance\"], tier = \"immediate\" }",
+        "then = { level = \"ask_first\", roles = [\"compliance\"], tier = \"immediate\" }",
+    );
+    assert_ne!(relaxed, shipped);
+    let new = tmp("relax-new.toml", &relaxed);
+    let run = |allow: bool| {
+        let mut c = handoff();
+        c.args(["diff", "--old"])
+            .arg(&old)
+            .arg("--new")
+            .arg(&new)
+            .arg("--events")
+            .arg(root().join("deploy/samples/agent-actions.jsonl"));
+        if allow {
+            c.arg("--allow-relax");
+        }
+        c.output().unwrap()
+    };
+    let refused = run(false);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("hard_stop decision(s) would be relaxed"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("hard_stop → ask_first"));
+    assert!(run(true).status.success());
 }

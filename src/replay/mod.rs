@@ -1,0 +1,5 @@
+//! Drills and rule changes on recorded traffic: reading a topic range back (`source`), and
+//! `diff` (shadow evaluation of a rule change).
+
+pub mod diff;
+pub mod source;
