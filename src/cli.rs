@@ -50,6 +50,10 @@ pub enum Command {
         /// apply without one.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Process drill traffic: every topic (input, outputs, role topics, state) under
+        /// `drill.`, consumer group `<group>-drill`.
+        #[arg(long)]
+        drill: bool,
     },
     /// Start a local broker, a synthetic agent fleet and the processor, with a live summary.
     /// Ctrl-C stops everything.
@@ -66,6 +70,32 @@ pub enum Command {
         /// Use this running broker instead of starting one.
         #[arg(long)]
         bootstrap: Option<String>,
+    },
+    /// Copy a topic, or a time range of it, into the drill namespace at a speed factor, keeping
+    /// keys, partitions and relative timing; every record is marked as a drill. Process it with
+    /// `handoff run --drill`.
+    Replay {
+        /// Source topic.
+        #[arg(long, default_value = "agent.actions")]
+        from: String,
+        /// Target topic; `drill.<from>` by default. Must start with `drill.`.
+        #[arg(long)]
+        to: Option<String>,
+        /// First record timestamp included (ms since the epoch).
+        #[arg(long)]
+        from_ms: Option<i64>,
+        /// First record timestamp excluded.
+        #[arg(long)]
+        to_ms: Option<i64>,
+        /// 1 = as recorded, 10 = ten times faster, max = as fast as possible.
+        #[arg(long, default_value = "1")]
+        speed: crate::replay::copy::Speed,
+        /// Progress file: a run with the same file continues where the last one stopped.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Brokers.
+        #[arg(long, default_value = "127.0.0.1:19092")]
+        bootstrap: String,
     },
     /// Shadow evaluation of a rule change: decide the same recorded events with the old and the
     /// new matrix and report what changes. Exit 1 when a hard_stop would be relaxed (unless

@@ -109,7 +109,13 @@ pub struct TopicSettings {
     /// The review queue: digests of deferred and sampled actions for spot checks.
     #[serde(default = "default_review_topic")]
     pub review: String,
+    /// Put before every role topic of the matrix (`handoff run --drill` sets `drill.`).
+    #[serde(default)]
+    pub role_prefix: String,
 }
+
+/// The prefix of every drill topic.
+pub const DRILL_PREFIX: &str = "drill.";
 
 /// Framing of input records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -324,6 +330,35 @@ pub fn is_secret(key: &str) -> bool {
 }
 
 impl Settings {
+    /// The same settings for drill traffic: every topic under `drill.`, role topics included,
+    /// its own consumer group — so a drill never reaches a real person's topic.
+    pub fn drill(&self) -> Settings {
+        let mut s = self.clone();
+        let t = &mut s.topics;
+        for name in [
+            &mut t.input,
+            &mut t.verdicts,
+            &mut t.dead_letter,
+            &mut t.decisions,
+            &mut t.changelog,
+            &mut t.review,
+        ] {
+            if !name.starts_with(DRILL_PREFIX) {
+                *name = format!("{DRILL_PREFIX}{name}");
+            }
+        }
+        t.role_prefix = DRILL_PREFIX.to_string();
+        if !s.kafka.group_id.ends_with("-drill") {
+            s.kafka.group_id.push_str("-drill");
+        }
+        s
+    }
+
+    /// True for drill settings.
+    pub fn is_drill(&self) -> bool {
+        self.topics.role_prefix == DRILL_PREFIX
+    }
+
     /// Defaults, then `file` (if any), then `HANDOFF_…` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         Settings::load_with_env(file, std::env::vars())

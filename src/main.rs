@@ -86,13 +86,56 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Run { config } => run_stream(config.as_deref()),
+        Command::Run { config, drill } => run_stream(config.as_deref(), drill),
         Command::Demo {
             port,
             rate,
             duration,
             bootstrap,
         } => demo(port, rate, duration.map(Into::into), bootstrap),
+        Command::Replay {
+            from,
+            to,
+            from_ms,
+            to_ms,
+            speed,
+            checkpoint,
+            bootstrap,
+        } => {
+            init_tracing(LogFormat::Text, "warn");
+            let mut settings = Settings::default();
+            settings.kafka.bootstrap_servers = bootstrap;
+            let to = to.unwrap_or_else(|| format!("{}{from}", handoff::config::DRILL_PREFIX));
+            let opts = handoff::replay::copy::ReplayOptions {
+                from,
+                to,
+                range: handoff::replay::source::Range { from_ms, to_ms },
+                speed,
+                checkpoint,
+            };
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} records  {per_sec}  ETA {eta}",
+                )
+                .expect("a valid template"),
+            );
+            let report = handoff::replay::copy::replay(&settings, &opts, |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            });
+            bar.finish();
+            let report = report?;
+            eprintln!(
+                "{} record(s) copied {} → {} in {:.1?} ({} s of recorded traffic){}",
+                report.copied,
+                opts.from,
+                opts.to,
+                report.elapsed,
+                report.recorded_span_ms / 1000,
+                if report.resumed { ", resumed" } else { "" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Diff {
             old,
             new,
@@ -308,8 +351,9 @@ async fn shutdown_signal() {
     tracing::info!("stop requested: draining");
 }
 
-fn run_stream(config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+fn run_stream(config: Option<&std::path::Path>, drill: bool) -> anyhow::Result<ExitCode> {
     let settings = match Settings::load(config) {
+        Ok(s) if drill => s.drill(),
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");

@@ -240,7 +240,9 @@ fn every_event_yields_exactly_its_outputs_and_bad_ones_are_dead_lettered() {
         if t.name().starts_with("__") {
             continue;
         }
-        assert!(allowed.contains(t.name()), "unexpected topic {}", t.name());
+        // Drill twins of these (drill.…) exist too: drill traffic goes only there.
+        let name = t.name().strip_prefix("drill.").unwrap_or(t.name());
+        assert!(allowed.contains(name), "unexpected topic {}", t.name());
     }
 }
 

@@ -167,8 +167,14 @@ impl Stage for Processor {
         if let Some(state) = self.states.remove(&partition) {
             self.count_pending(&state, -1);
         }
+        if let Some(twin) = self.drill.as_mut() {
+            twin.forget_partition(partition);
+        }
     }
     fn attach(&mut self, stats: Arc<Stats>) {
+        if let Some(twin) = self.drill.as_mut() {
+            twin.attach(stats.clone());
+        }
         self.stats = Some(stats);
     }
     fn changelog(&self) -> Option<usize> {
@@ -178,14 +184,24 @@ impl Stage for Processor {
         Processor::restore(self, partition, records)
     }
     fn tick(&mut self, now_ms: i64, out: &mut Vec<Output>) {
-        Processor::tick(self, now_ms, out)
+        Processor::tick(self, now_ms, out);
+        if let Some(twin) = self.drill.as_mut() {
+            let from = out.len();
+            Processor::tick(twin, now_ms, out);
+            for o in &mut out[from..] {
+                o.topic += self.own_topics;
+            }
+        }
     }
     fn awaits_delivery(&self) -> bool {
-        !self.unconfirmed.is_empty()
+        !self.unconfirmed.is_empty() || self.drill.as_ref().is_some_and(|t| t.awaits_delivery())
     }
     fn delivered(&mut self) {
         let items = std::mem::take(&mut self.unconfirmed);
         self.digests.lock().expect("digests lock").confirm(&items);
+        if let Some(twin) = self.drill.as_mut() {
+            twin.delivered();
+        }
     }
     fn role_names(&self) -> Vec<String> {
         self.matrix.roles().iter().map(|r| r.name.clone()).collect()
@@ -218,6 +234,20 @@ pub struct Processor {
     group_within_ms: i64,
     review_triggers: crate::matrix::TriggerSet,
     sample_share: f64,
+    /// Topics of this processor's own outputs; the drill twin's follow.
+    own_topics: usize,
+    /// Where drill-marked records go (none in a drill processor).
+    drill: Option<Box<Processor>>,
+}
+
+/// Header marking drill traffic (`true`): `handoff replay` sets it on every record it copies.
+pub const DRILL_HEADER: &str = "handoff.drill";
+
+/// True when a record carries the drill header.
+pub fn is_drill(headers: &[(String, Vec<u8>)]) -> bool {
+    headers
+        .iter()
+        .any(|(k, v)| k == DRILL_HEADER && v.as_slice() == b"true")
 }
 
 /// Header naming the record type on role topics: `escalation` or `digest`.
@@ -276,7 +306,20 @@ impl Processor {
             settings.topics.changelog.clone(),
             settings.topics.review.clone(),
         ];
-        topics.extend(matrix.roles().iter().map(|r| r.topic.clone()));
+        topics.extend(
+            matrix
+                .roles()
+                .iter()
+                .map(|r| format!("{}{}", settings.topics.role_prefix, r.topic)),
+        );
+        // Outside drills, drill-marked records go to a twin whose every topic is a drill topic.
+        let drill = if settings.is_drill() {
+            None
+        } else {
+            let twin = Processor::new(&settings.drill(), matrix.clone())?;
+            topics.extend(twin.topics.iter().cloned());
+            Some(Box::new(twin))
+        };
         Ok(Processor {
             codec,
             format: settings.input.format,
@@ -292,6 +335,8 @@ impl Processor {
             group_within_ms: matrix.spec().fatigue.group_within.as_millis() as i64,
             review_triggers: matrix.review_triggers(),
             sample_share: matrix.spec().fatigue.sample_execute_log,
+            own_topics: FIRST_ROLE + matrix.roles().len(),
+            drill,
             matrix,
         })
     }
@@ -496,9 +541,29 @@ impl Processor {
 
     /// Maps one input record to its outputs. `now_ms` comes from the caller's clock.
     pub fn process(&mut self, input: Input<'_>, now_ms: i64, out: &mut Vec<Output>) -> Outcome {
-        if input.topic == self.decisions_topic {
+        let decision = input.topic == self.decisions_topic;
+        if is_drill(input.headers) {
+            if let Some(twin) = self.drill.as_mut() {
+                let from = out.len();
+                let outcome = if decision {
+                    twin.process_decision(input, now_ms, out)
+                } else {
+                    twin.process_action(input, now_ms, out)
+                };
+                for o in &mut out[from..] {
+                    o.topic += self.own_topics;
+                }
+                return outcome;
+            }
+        }
+        if decision {
             return self.process_decision(input, now_ms, out);
         }
+        self.process_action(input, now_ms, out)
+    }
+
+    /// Decides one agent action record.
+    fn process_action(&mut self, input: Input<'_>, now_ms: i64, out: &mut Vec<Output>) -> Outcome {
         let payload = input.payload.unwrap_or(&[]);
         let decoded = if payload.len() > self.max_record_bytes {
             Err((
@@ -531,10 +596,7 @@ impl Processor {
         if apply {
             state.apply_streak(&event.session_id, input.offset, before, decision.session);
         }
-        let drill = input
-            .headers
-            .iter()
-            .any(|(k, v)| k == "handoff.drill" && v.as_slice() == b"true");
+        let drill = is_drill(input.headers);
         let mut plan = escalation::plan(&self.matrix, &event, &decision, now_ms, drill);
         let mut roles = Vec::with_capacity(plan.escalations.len());
         let mut effects = std::mem::take(&mut self.effects);
@@ -754,6 +816,17 @@ impl Processor {
                 return Outcome::DeadLetter { reason };
             }
         };
+        if d.drill {
+            // An answer to a drill escalation: the drill twin holds it.
+            if let Some(twin) = self.drill.as_mut() {
+                let from = out.len();
+                let outcome = twin.process_decision(input, now_ms, out);
+                for o in &mut out[from..] {
+                    o.topic += self.own_topics;
+                }
+                return outcome;
+            }
+        }
         let state = self.states.entry(input.partition).or_default();
         let mut effects = std::mem::take(&mut self.effects);
         match state.decide(&self.matrix, &d, now_ms, &mut effects) {

@@ -174,9 +174,17 @@ pub fn respond(
             let mut d = waiting.remove(&id).expect("scheduled");
             d.decided_at_ms = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
             let bytes = codec.encode(SchemaKind::HumanDecision, &d)?;
-            let record = BaseRecord::to(&settings.topics.decisions)
+            let mut record = BaseRecord::to(&settings.topics.decisions)
                 .key(d.session_id.as_bytes())
                 .payload(&bytes);
+            if d.drill {
+                record = record.headers(rdkafka::message::OwnedHeaders::new().insert(
+                    rdkafka::message::Header {
+                        key: super::process::DRILL_HEADER,
+                        value: Some("true"),
+                    },
+                ));
+            }
             if let Err((e, _)) = producer.send(record) {
                 tracing::warn!(error = %e, "responder could not queue a decision");
             } else {

@@ -1,5 +1,6 @@
 //! Drills and rule changes on recorded traffic: reading a topic range back (`source`), and
 //! `diff` (shadow evaluation of a rule change).
 
+pub mod copy;
 pub mod diff;
 pub mod source;

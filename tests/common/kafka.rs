@@ -124,6 +124,32 @@ pub fn produce(bootstrap: &str, topic: &str, recs: &[Sent]) {
     p.flush(Duration::from_secs(60)).unwrap();
 }
 
+/// Produces one record with headers.
+pub fn produce_with_headers(
+    bootstrap: &str,
+    topic: &str,
+    key: &[u8],
+    payload: &[u8],
+    headers: &[(&str, &str)],
+) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let mut hs = OwnedHeaders::new();
+    for (k, v) in headers {
+        hs = hs.insert(Header {
+            key: k,
+            value: Some(*v),
+        });
+    }
+    p.send(BaseRecord::to(topic).key(key).payload(payload).headers(hs))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
 /// Writes a run config and returns its path.
 pub fn config_file(dir: &std::path::Path, bootstrap: &str, group: &str, extra: &str) -> PathBuf {
     let p = dir.join(format!("{group}.toml"));
@@ -309,6 +335,13 @@ impl Reader {
     /// Reads until at least `n` distinct keys were read.
     pub fn wait_for_keys(&mut self, n: usize, within: Duration) {
         self.wait_until(&format!("{n} distinct keys"), within, |r| r.keys.len() >= n);
+    }
+
+    /// Reads until a record with key `key` arrives.
+    pub fn wait_until_key(&mut self, key: &str, within: Duration) {
+        self.wait_until(&format!("key {key}"), within, |r| {
+            r.keys.contains(key.as_bytes())
+        });
     }
 
     /// Reads until nothing new arrives for `idle`.
