@@ -97,6 +97,21 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:19092")]
         bootstrap: String,
     },
+    /// Run a crisis drill from a scenario file on a virtual clock: scripted traffic through
+    /// handoff's processor, simulated people answering; report in Markdown and JSON.
+    Gameday {
+        /// Scenario file (TOML, YAML or JSON), e.g. deploy/gameday/flash-crash.toml.
+        scenario: PathBuf,
+        /// Folder for report.md and report.json.
+        #[arg(long, default_value = "gameday-report")]
+        out: PathBuf,
+        /// Write every output to the drill topics of this Kafka cluster.
+        #[arg(long)]
+        bootstrap: Option<String>,
+        /// Virtual start time (ms since the epoch); a fixed default keeps reports reproducible.
+        #[arg(long, default_value_t = 1_800_000_000_000)]
+        start_ms: i64,
+    },
     /// Shadow evaluation of a rule change: decide the same recorded events with the old and the
     /// new matrix and report what changes. Exit 1 when a hard_stop would be relaxed (unless
     /// --allow-relax).

@@ -136,6 +136,107 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Gameday {
+            scenario,
+            out,
+            bootstrap,
+            start_ms,
+        } => {
+            init_tracing(LogFormat::Text, "warn");
+            let sc = handoff::replay::gameday::Scenario::load(&scenario)?;
+            let matrix = match &sc.matrix {
+                Some(m) => Matrix::from_file(
+                    &scenario
+                        .parent()
+                        .unwrap_or(std::path::Path::new("."))
+                        .join(m),
+                )?,
+                None => Matrix::default_matrix()?,
+            };
+            let matrix = Arc::new(matrix);
+            let producer = match &bootstrap {
+                Some(bs) => {
+                    let mut settings = Settings::default().drill();
+                    settings.kafka.bootstrap_servers = bs.clone();
+                    let p = handoff::pipeline::process::Processor::new(&settings, matrix.clone())?;
+                    let mut topics = vec![
+                        settings.topics.input.clone(),
+                        settings.topics.decisions.clone(),
+                    ];
+                    topics.extend(
+                        handoff::pipeline::process::Stage::topics(&p)
+                            .iter()
+                            .cloned(),
+                    );
+                    runtime()?.block_on(handoff::pipeline::ensure_topics(&settings, &topics))?;
+                    Some(
+                        rdkafka::config::ClientConfig::new()
+                            .set("bootstrap.servers", bs)
+                            .set("linger.ms", "5")
+                            .create::<rdkafka::producer::BaseProducer>()?,
+                    )
+                }
+                None => None,
+            };
+            let mut failed: Option<String> = None;
+            let report = handoff::replay::gameday::run(&sc, matrix, start_ms, |topic, o| {
+                let Some(p) = &producer else { return };
+                let mut hs = rdkafka::message::OwnedHeaders::new();
+                for (k, v) in &o.headers {
+                    hs = hs.insert(rdkafka::message::Header {
+                        key: k,
+                        value: Some(v),
+                    });
+                }
+                let mut r = rdkafka::producer::BaseRecord::<[u8], [u8]>::to(topic).headers(hs);
+                if let Some(k) = &o.key {
+                    r = r.key(&k[..]);
+                }
+                if !o.payload.is_empty() {
+                    r = r.payload(&o.payload[..]);
+                }
+                if let Some(part) = o.partition {
+                    r = r.partition(part);
+                }
+                loop {
+                    p.poll(Duration::ZERO);
+                    match p.send(r) {
+                        Ok(()) => break,
+                        Err((
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull,
+                            ),
+                            back,
+                        )) => {
+                            r = back;
+                            p.poll(Duration::from_millis(5));
+                        }
+                        Err((e, _)) => {
+                            failed.get_or_insert(e.to_string());
+                            break;
+                        }
+                    }
+                }
+            })?;
+            if let Some(p) = &producer {
+                rdkafka::producer::Producer::flush(p, Duration::from_secs(60))?;
+            }
+            if let Some(e) = failed {
+                anyhow::bail!("writing the drill to Kafka: {e}");
+            }
+            std::fs::create_dir_all(&out)?;
+            std::fs::write(out.join("report.md"), report.markdown())?;
+            std::fs::write(
+                out.join("report.json"),
+                serde_json::to_string_pretty(&report)?,
+            )?;
+            print!("{}", report.markdown());
+            eprintln!(
+                "report written to {}/report.md and report.json",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Diff {
             old,
             new,

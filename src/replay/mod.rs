@@ -3,4 +3,5 @@
 
 pub mod copy;
 pub mod diff;
+pub mod gameday;
 pub mod source;

@@ -1,0 +1,803 @@
+//! `handoff gameday SCENARIO`: a crisis drill on a virtual clock. Scripted traffic goes through
+//! handoff's own processor (matrix, deadlines, chains, grouping, rate limits), simulated people
+//! answer — or do not — after sampled delays, and every output is written to the drill topics.
+//! The report measures who got engaged and how fast.
+//!
+//! Discrete time: the clock moves in steps of `step` (1 s by default); at each step the events
+//! and answers due are processed in time order and the deadlines and digests due fire. An hour
+//! of drill takes seconds.
+
+use crate::config::Settings;
+use crate::event::{
+    ActionStatus, AgentAction, Codec, Customer, CustomerTier, DecisionKind, Digest, Escalation,
+    HumanDecision, SchemaKind, Verdict, VerdictOutcome,
+};
+use crate::generate::{Fleet, FleetConfig};
+use crate::matrix::Matrix;
+use crate::pipeline::process::{Input, Output, Processor, Stage, KIND_HEADER};
+use crate::problems::Problems;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BinaryHeap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A drill, as written in a scenario file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Title of the report.
+    pub name: String,
+    /// What the drill rehearses.
+    #[serde(default)]
+    pub description: String,
+    /// Virtual length of the drill.
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// Clock step.
+    #[serde(default = "one_second", with = "humantime_serde")]
+    pub step: Duration,
+    /// Seed of every random choice.
+    #[serde(default)]
+    pub seed: u64,
+    /// Matrix file; the shipped one when absent (relative to the scenario file).
+    #[serde(default)]
+    pub matrix: Option<String>,
+    /// Background traffic from the synthetic fleet, events per virtual second.
+    #[serde(default)]
+    pub background_rate: f64,
+    /// Scripted bursts.
+    #[serde(default)]
+    pub bursts: Vec<Burst>,
+    /// Simulated people per role; roles left out never answer.
+    #[serde(default)]
+    pub responders: BTreeMap<String, Responder>,
+    /// A role is overloaded when this many of its escalations wait at once.
+    #[serde(default = "default_overload")]
+    pub overload_pending: usize,
+}
+
+fn one_second() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_overload() -> usize {
+    20
+}
+
+/// Events of one kind, spread evenly over a time window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Burst {
+    /// Label in the report.
+    pub name: String,
+    /// Start, from the beginning of the drill.
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    /// Window the events are spread over.
+    #[serde(with = "humantime_serde")]
+    pub over: Duration,
+    /// Number of events.
+    pub count: usize,
+    /// Sessions they are spread over.
+    #[serde(default = "one")]
+    pub sessions: usize,
+    /// Action type.
+    pub action_type: String,
+    /// Agent confidence.
+    #[serde(default = "high")]
+    pub confidence: f64,
+    /// What was asked.
+    pub request: String,
+    /// The agent's output.
+    #[serde(default)]
+    pub output: Option<String>,
+    /// What the person said.
+    #[serde(default)]
+    pub user_message: Option<String>,
+    /// Amount.
+    #[serde(default)]
+    pub amount: Option<f64>,
+    /// Customer tier, when a customer is concerned.
+    #[serde(default)]
+    pub customer_tier: Option<CustomerTier>,
+    /// Options the agent considered.
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// Whether the action can be undone.
+    #[serde(default = "yes")]
+    pub reversible: bool,
+    /// Attributes.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+fn one() -> usize {
+    1
+}
+fn high() -> f64 {
+    0.9
+}
+fn yes() -> bool {
+    true
+}
+
+/// How the people of one role answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Responder {
+    /// Acknowledgement delay, uniform between the two.
+    #[serde(with = "humantime_serde")]
+    pub ack_min: Duration,
+    /// Upper bound of the acknowledgement delay.
+    #[serde(with = "humantime_serde")]
+    pub ack_max: Duration,
+    /// Time from acknowledging to deciding.
+    #[serde(default = "one_minute", with = "humantime_serde")]
+    pub decide_after: Duration,
+    /// Share of escalations nobody answers.
+    #[serde(default)]
+    pub no_show: f64,
+    /// Weights of approve, reject, revise, redirect (`approve=60,reject=30,…`).
+    #[serde(default = "default_mix")]
+    pub mix: String,
+}
+
+fn one_minute() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_mix() -> String {
+    "approve=70,reject=30".into()
+}
+
+/// Why a scenario cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum GamedayError {
+    /// The file is wrong (every problem listed).
+    #[error("scenario {0} has problems:\n{1}")]
+    Invalid(String, Problems),
+    /// Its matrix is wrong.
+    #[error(transparent)]
+    Matrix(#[from] crate::matrix::MatrixError),
+    /// The schemas.
+    #[error(transparent)]
+    Codec(#[from] crate::event::CodecError),
+    /// Writing to the broker.
+    #[error("writing the drill to Kafka: {0}")]
+    Kafka(String),
+}
+
+impl Scenario {
+    /// Reads and checks a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, GamedayError> {
+        let name = path.display().to_string();
+        let value = crate::problems::read_file(path).map_err(|message| {
+            let mut p = Problems::default();
+            p.push("", message);
+            GamedayError::Invalid(name.clone(), p)
+        })?;
+        let mut problems = Problems::default();
+        let s: Option<Scenario> = problems.take(&value, "");
+        let Some(s) = s else {
+            return Err(GamedayError::Invalid(name, problems));
+        };
+        if s.duration.is_zero() {
+            problems.push("duration", "0s: give the drill's length, e.g. 30m");
+        }
+        if s.step.is_zero() {
+            problems.push("step", "0s is no step");
+        }
+        if !(s.background_rate.is_finite() && s.background_rate >= 0.0) {
+            problems.push(
+                "background_rate",
+                format!("{} must be 0 or more", s.background_rate),
+            );
+        }
+        for (i, b) in s.bursts.iter().enumerate() {
+            if b.sessions == 0 {
+                problems.push(format!("bursts[{i}].sessions"), "0: at least 1");
+            }
+            if !(0.0..=1.0).contains(&b.confidence) {
+                problems.push(
+                    format!("bursts[{i}].confidence"),
+                    format!("{} is not between 0 and 1", b.confidence),
+                );
+            }
+        }
+        for (role, r) in &s.responders {
+            if r.ack_max < r.ack_min {
+                problems.push(
+                    format!("responders.{role}.ack_max"),
+                    "is shorter than ack_min",
+                );
+            }
+            if !(0.0..=1.0).contains(&r.no_show) {
+                problems.push(
+                    format!("responders.{role}.no_show"),
+                    format!("{} is not a share between 0 and 1", r.no_show),
+                );
+            }
+            if let Err(e) = crate::pipeline::responder::parse_mix(&r.mix) {
+                problems.push(format!("responders.{role}.mix"), e);
+            }
+        }
+        if problems.is_empty() {
+            Ok(s)
+        } else {
+            Err(GamedayError::Invalid(name, problems))
+        }
+    }
+}
+
+/// p50, p95 and max of a set of durations, seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Spread {
+    /// Samples.
+    pub count: usize,
+    /// Median.
+    pub p50_s: f64,
+    /// 95th percentile.
+    pub p95_s: f64,
+    /// Largest.
+    pub max_s: f64,
+}
+
+impl Spread {
+    fn of(mut ms: Vec<i64>) -> Spread {
+        if ms.is_empty() {
+            return Spread::default();
+        }
+        ms.sort_unstable();
+        let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize] as f64 / 1000.0;
+        Spread {
+            count: ms.len(),
+            p50_s: at(0.5),
+            p95_s: at(0.95),
+            max_s: *ms.last().expect("non-empty") as f64 / 1000.0,
+        }
+    }
+}
+
+/// One role's figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RoleFigures {
+    /// Escalation messages to the role (updates of grouped ones included).
+    pub escalation_messages: usize,
+    /// Distinct escalations the role got (single or in a digest).
+    pub escalations: usize,
+    /// Digests to the role.
+    pub digests: usize,
+    /// Re-escalations that reached the role after another role missed its deadline.
+    pub re_escalations: usize,
+    /// Escalations a human redirected to the role.
+    pub redirects_in: usize,
+    /// Escalations the role acknowledged.
+    pub acknowledged: usize,
+    /// Deadlines the role let pass.
+    pub missed_deadlines: usize,
+    /// Event → escalation sent to this role.
+    pub event_to_escalation: Spread,
+    /// Escalation → acknowledgement.
+    pub escalation_to_ack: Spread,
+    /// Event → acknowledgement (time to engagement).
+    pub event_to_ack: Spread,
+    /// Most escalations waiting at once.
+    pub peak_pending: usize,
+    /// Peak pending at or above the scenario's overload mark, or digests sent.
+    pub overloaded: bool,
+}
+
+/// What a drill measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GamedayReport {
+    /// Scenario name.
+    pub scenario: String,
+    /// Rule version.
+    pub rule_version: String,
+    /// Virtual length, seconds.
+    pub duration_s: u64,
+    /// Events decided.
+    pub events: usize,
+    /// Events needing a human (ask_first or hard_stop).
+    pub needs_human: usize,
+    /// needs_human / events.
+    pub escalation_rate: f64,
+    /// Per role.
+    pub roles: BTreeMap<String, RoleFigures>,
+    /// Re-escalations by tier of the new escalation.
+    pub re_escalations_by_tier: BTreeMap<String, usize>,
+    /// Final verdicts by outcome.
+    pub final_verdicts: BTreeMap<String, usize>,
+    /// Actions blocked because nobody answered (fail closed).
+    pub fail_closed: usize,
+    /// Per minute of the drill and per role: escalations sent and acknowledgements.
+    pub timeline: BTreeMap<String, Vec<(u64, usize, usize)>>,
+    /// Records written to the drill topics, by topic.
+    pub records_by_topic: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Due {
+    at_ms: std::cmp::Reverse<i64>,
+    seq: std::cmp::Reverse<u64>,
+}
+
+/// Runs a scenario on a virtual clock starting at `start_ms`. `sink` receives every output
+/// record (topic name, record) in order: the CLI writes them to the drill topics.
+pub fn run(
+    scenario: &Scenario,
+    matrix: Arc<Matrix>,
+    start_ms: i64,
+    mut sink: impl FnMut(&str, &Output),
+) -> Result<GamedayReport, GamedayError> {
+    let settings = Settings::default().drill();
+    let mut p = Processor::new(&settings, matrix.clone())?;
+    let topics = p.topics().to_vec();
+    let codec = Codec::new(Default::default())?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(scenario.seed);
+    let end_ms = start_ms + scenario.duration.as_millis() as i64;
+    let step = scenario.step.as_millis() as i64;
+
+    // Every event of the drill, in time order.
+    let mut events: Vec<AgentAction> = Vec::new();
+    if scenario.background_rate > 0.0 {
+        let step_ms = (1000.0 / scenario.background_rate).max(1.0) as i64;
+        let mut fleet = Fleet::new(FleetConfig {
+            seed: scenario.seed,
+            start_ms,
+            step_ms,
+            ..Default::default()
+        });
+        loop {
+            let e = fleet.next_event();
+            if e.timestamp_ms >= end_ms {
+                break;
+            }
+            events.push(e);
+        }
+    }
+    for (bi, b) in scenario.bursts.iter().enumerate() {
+        let at = start_ms + b.at.as_millis() as i64;
+        let gap = b.over.as_millis() as i64 / b.count.max(1) as i64;
+        for i in 0..b.count {
+            events.push(burst_event(b, bi, i, at + gap * i as i64));
+        }
+    }
+    events.sort_by_key(|e| e.timestamp_ms);
+    let event_ms: BTreeMap<String, i64> = events
+        .iter()
+        .map(|e| (e.action_id.clone(), e.timestamp_ms))
+        .collect();
+
+    let mut report = GamedayReport {
+        scenario: scenario.name.clone(),
+        rule_version: matrix.version().to_string(),
+        duration_s: scenario.duration.as_secs(),
+        ..Default::default()
+    };
+    for r in matrix.roles() {
+        report.roles.insert(r.name.clone(), RoleFigures::default());
+    }
+    // Answers scheduled by the simulated people.
+    let mut answers: BinaryHeap<(Due, usize)> = BinaryHeap::new();
+    let mut scheduled: Vec<HumanDecision> = Vec::new();
+    let mut seq = 0u64;
+    // Per escalation id: role, when sent, action.
+    let mut sent_at: BTreeMap<String, (String, i64, String)> = BTreeMap::new();
+    // Per role: (time, +1 sent / −1 moved on) — acknowledgements are added at the end.
+    let mut waiting: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    let mut offset = 0i64;
+    let mut next_event = 0usize;
+    let mut out: Vec<Output> = Vec::new();
+    let minute = |ms: i64| ((ms - start_ms).max(0) / 60_000) as u64;
+    let mut now = start_ms;
+    while now <= end_ms {
+        out.clear();
+        while next_event < events.len() && events[next_event].timestamp_ms <= now {
+            let e = &events[next_event];
+            next_event += 1;
+            let bytes = codec.encode(SchemaKind::AgentAction, e)?;
+            offset += 1;
+            p.process(
+                input(
+                    &settings.topics.input,
+                    e.session_id.as_bytes(),
+                    &bytes,
+                    offset,
+                ),
+                now,
+                &mut out,
+            );
+            report.events += 1;
+        }
+        while answers.peek().is_some_and(|(d, _)| d.at_ms.0 <= now) {
+            let (_, i) = answers.pop().expect("peeked");
+            let d = &scheduled[i];
+            let bytes = codec.encode(SchemaKind::HumanDecision, d)?;
+            offset += 1;
+            p.process(
+                input(
+                    &settings.topics.decisions,
+                    d.session_id.as_bytes(),
+                    &bytes,
+                    offset,
+                ),
+                now,
+                &mut out,
+            );
+        }
+        p.tick(now, &mut out);
+        if p.awaits_delivery() {
+            p.delivered();
+        }
+        for o in &out {
+            let topic = topics[o.topic].as_str();
+            sink(topic, o);
+            *report
+                .records_by_topic
+                .entry(topic.to_string())
+                .or_default() += 1;
+            let kind = o
+                .headers
+                .iter()
+                .find(|(k, _)| k == KIND_HEADER)
+                .map(|(_, v)| v.as_slice());
+            if topic == settings.topics.verdicts {
+                let v: Verdict = codec.decode(SchemaKind::Verdict, &o.payload)?;
+                if v.outcome.is_initial() {
+                    if v.level.needs_human() {
+                        report.needs_human += 1;
+                    }
+                } else if v.is_final {
+                    let name = serde_json::to_value(v.outcome)
+                        .ok()
+                        .and_then(|x| x.as_str().map(String::from))
+                        .unwrap_or_default();
+                    *report.final_verdicts.entry(name).or_default() += 1;
+                    if v.outcome == VerdictOutcome::TimedOutBlocked {
+                        report.fail_closed += 1;
+                    }
+                }
+                continue;
+            }
+            let Some(role) = matrix
+                .roles()
+                .iter()
+                .find(|r| format!("{}{}", settings.topics.role_prefix, r.topic) == topic)
+                .map(|r| r.name.clone())
+            else {
+                continue;
+            };
+            let fig = report.roles.get_mut(&role).expect("every role");
+            let line = report.timeline.entry(role.clone()).or_default();
+            let bucket = minute(now);
+            if kind == Some(b"digest") {
+                let d: Digest = codec.decode(SchemaKind::Digest, &o.payload)?;
+                fig.digests += 1;
+                for item in d.items {
+                    if let Some(id) = item.escalation_id {
+                        if sent_at
+                            .insert(id, (role.clone(), now, item.action_id.clone()))
+                            .is_none()
+                        {
+                            waiting.entry(role.clone()).or_default().push((now, 1));
+                            fig.escalations += 1;
+                            bump(line, bucket, 1, 0);
+                        }
+                    }
+                }
+                continue;
+            }
+            let x: Escalation = codec.decode(SchemaKind::Escalation, &o.payload)?;
+            fig.escalation_messages += 1;
+            if sent_at.contains_key(&x.escalation_id) {
+                continue; // an update of a grouped escalation
+            }
+            sent_at.insert(
+                x.escalation_id.clone(),
+                (role.clone(), now, x.action_id.clone()),
+            );
+            fig.escalations += 1;
+            bump(line, bucket, 1, 0);
+            if let Some(prev) = x.history.last() {
+                // Moved on from another role: a missed deadline, or a human's redirect.
+                if prev.reason.starts_with("redirected") {
+                    fig.redirects_in += 1;
+                } else {
+                    fig.re_escalations += 1;
+                    *report
+                        .re_escalations_by_tier
+                        .entry(x.tier.as_str().to_string())
+                        .or_default() += 1;
+                    if let Some(f) = report.roles.get_mut(&prev.role) {
+                        f.missed_deadlines += 1;
+                    }
+                }
+                waiting
+                    .entry(prev.role.clone())
+                    .or_default()
+                    .push((now, -1));
+            }
+            waiting.entry(role.clone()).or_default().push((now, 1));
+            // The role's people, if any, answer.
+            if let Some(r) = scenario.responders.get(&role) {
+                if rng.random::<f64>() >= r.no_show {
+                    let ack = r.ack_min
+                        + (r.ack_max.saturating_sub(r.ack_min)).mul_f64(rng.random::<f64>());
+                    let ack_at = now + ack.as_millis() as i64;
+                    let mix = crate::pipeline::responder::parse_mix(&r.mix).expect("validated");
+                    let kind = pick(&mix, rng.random::<f64>());
+                    for (at, k) in [
+                        (ack_at, DecisionKind::Acknowledge),
+                        (ack_at + r.decide_after.as_millis() as i64, kind),
+                    ] {
+                        seq += 1;
+                        scheduled.push(HumanDecision {
+                            escalation_id: x.escalation_id.clone(),
+                            action_id: x.action_id.clone(),
+                            session_id: x.session_id.clone(),
+                            role: role.clone(),
+                            decided_by: format!("drill-{role}"),
+                            decision: k,
+                            comment: None,
+                            revised_output: (k == DecisionKind::Revise)
+                                .then(|| format!("(revised) {}", x.context.headline)),
+                            redirect_role: (k == DecisionKind::Redirect).then(|| {
+                                matrix
+                                    .roles()
+                                    .iter()
+                                    .find(|r| r.name != role)
+                                    .map(|r| r.name.clone())
+                                    .unwrap_or_default()
+                            }),
+                            decided_at_ms: at,
+                            drill: true,
+                        });
+                        answers.push((
+                            Due {
+                                at_ms: std::cmp::Reverse(at),
+                                seq: std::cmp::Reverse(seq),
+                            },
+                            scheduled.len() - 1,
+                        ));
+                    }
+                }
+            }
+        }
+        now += step;
+    }
+    // Engagement times from the answers that were applied in time.
+    let acks: BTreeMap<&str, i64> = scheduled
+        .iter()
+        .filter(|d| d.decision == DecisionKind::Acknowledge && d.decided_at_ms <= end_ms)
+        .map(|d| (d.escalation_id.as_str(), d.decided_at_ms))
+        .collect();
+    // Per role, in ms: event → escalation, escalation → ack, event → ack.
+    type Samples = (Vec<i64>, Vec<i64>, Vec<i64>);
+    let mut by_role: BTreeMap<String, Samples> = BTreeMap::new();
+    for (id, (role, at, action)) in &sent_at {
+        let ev = event_ms.get(action).copied().unwrap_or(*at);
+        let e = by_role.entry(role.clone()).or_default();
+        e.0.push(at - ev);
+        if let Some(&ack) = acks.get(id.as_str()) {
+            e.1.push(ack - at);
+            e.2.push(ack - ev);
+            waiting.entry(role.clone()).or_default().push((ack, -1));
+            let line = report.timeline.entry(role.clone()).or_default();
+            bump(line, minute(ack), 0, 1);
+        }
+    }
+    for (role, (to_esc, to_ack, ev_to_ack)) in by_role {
+        let f = report.roles.get_mut(&role).expect("every role");
+        f.acknowledged = to_ack.len();
+        f.event_to_escalation = Spread::of(to_esc);
+        f.escalation_to_ack = Spread::of(to_ack);
+        f.event_to_ack = Spread::of(ev_to_ack);
+    }
+    for (role, mut changes) in waiting {
+        changes.sort_unstable();
+        let (mut level, mut peak) = (0i64, 0i64);
+        for (_, d) in changes {
+            level += d;
+            peak = peak.max(level);
+        }
+        if let Some(f) = report.roles.get_mut(&role) {
+            f.peak_pending = peak.max(0) as usize;
+        }
+    }
+    for f in report.roles.values_mut() {
+        f.overloaded = f.peak_pending >= scenario.overload_pending || f.digests > 0;
+    }
+    report.escalation_rate = report.needs_human as f64 / report.events.max(1) as f64;
+    Ok(report)
+}
+
+fn bump(line: &mut Vec<(u64, usize, usize)>, minute: u64, esc: usize, acks: usize) {
+    match line.iter_mut().find(|(m, _, _)| *m == minute) {
+        Some(x) => {
+            x.1 += esc;
+            x.2 += acks;
+        }
+        None => {
+            line.push((minute, esc, acks));
+            line.sort_unstable();
+        }
+    }
+}
+
+fn pick(mix: &[f64; 5], x: f64) -> DecisionKind {
+    // Acknowledgement comes first anyway: the final answer is one of the other four.
+    let weights = &mix[..4];
+    let total: f64 = weights.iter().sum();
+    if total <= 0.0 {
+        return DecisionKind::Approve;
+    }
+    let mut at = x * total;
+    for (k, w) in DecisionKind::ALL.iter().zip(weights) {
+        if at < *w {
+            return *k;
+        }
+        at -= w;
+    }
+    DecisionKind::Approve
+}
+
+fn input<'a>(topic: &'a str, key: &'a [u8], payload: &'a [u8], offset: i64) -> Input<'a> {
+    Input {
+        topic,
+        partition: 0,
+        offset,
+        key: Some(key),
+        payload: Some(payload),
+        headers: &[],
+    }
+}
+
+fn burst_event(b: &Burst, bi: usize, i: usize, at_ms: i64) -> AgentAction {
+    let session = i % b.sessions.max(1);
+    AgentAction {
+        action_id: format!("drill-{bi}-{i}"),
+        session_id: format!("drill-{bi}-s{session}"),
+        agent_id: format!("drill-agent-{bi}"),
+        timestamp_ms: at_ms,
+        action_type: b.action_type.clone(),
+        confidence: b.confidence,
+        request: b.request.clone(),
+        summary: format!("{} ({} of {})", b.name, i + 1, b.count),
+        output: b.output.clone(),
+        template_id: None,
+        options: b.options.clone(),
+        status: ActionStatus::Proposed,
+        error: None,
+        amount: b.amount,
+        currency: b.amount.map(|_| "EUR".to_string()),
+        customer: b.customer_tier.map(|tier| Customer {
+            id: format!("cust-{bi}-{session}"),
+            tier,
+            prior_complaints: 0,
+        }),
+        reversible: b.reversible,
+        affects_others: false,
+        user_message: b.user_message.clone(),
+        attributes: b.attributes.clone(),
+    }
+}
+
+impl GamedayReport {
+    /// The report as Markdown, with a post-mortem template pre-filled with the figures.
+    pub fn markdown(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "# Game-day: {}\n", self.scenario);
+        let _ = writeln!(
+            s,
+            "{} virtual minutes, rules {}. {} events, {} needed a human (escalation rate {:.1}%). \
+             {} action(s) blocked because nobody answered in time (fail closed).\n",
+            self.duration_s / 60,
+            self.rule_version,
+            self.events,
+            self.needs_human,
+            100.0 * self.escalation_rate,
+            self.fail_closed
+        );
+        let _ = writeln!(s, "## Time to engagement per role\n");
+        let _ = writeln!(
+            s,
+            "| role | escalations | acknowledged | event → escalation p50/p95/max (s) | escalation → ack p50/p95/max (s) | event → ack p50/p95/max (s) | missed deadlines | re-escalations in | digests | peak waiting | overloaded |\n|---|---:|---:|---|---|---|---:|---:|---:|---:|---|"
+        );
+        let fmt = |x: &Spread| {
+            if x.count == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.0} / {:.0} / {:.0}", x.p50_s, x.p95_s, x.max_s)
+            }
+        };
+        for (role, f) in &self.roles {
+            if f.escalations == 0 && f.missed_deadlines == 0 {
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "| {role} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                f.escalations,
+                f.acknowledged,
+                fmt(&f.event_to_escalation),
+                fmt(&f.escalation_to_ack),
+                fmt(&f.event_to_ack),
+                f.missed_deadlines,
+                f.re_escalations,
+                f.digests,
+                f.peak_pending,
+                if f.overloaded { "**yes**" } else { "no" }
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nRe-escalations by tier: {:?}. Final verdicts: {:?}.\n",
+            self.re_escalations_by_tier, self.final_verdicts
+        );
+        let overloaded: Vec<&str> = self
+            .roles
+            .iter()
+            .filter(|(_, f)| f.overloaded)
+            .map(|(r, _)| r.as_str())
+            .collect();
+        let _ = writeln!(s, "## Post-mortem\n");
+        let _ = writeln!(
+            s,
+            "- **What happened:** {} events in {} minutes; {} needed a human.",
+            self.events,
+            self.duration_s / 60,
+            self.needs_human
+        );
+        let _ = writeln!(
+            s,
+            "- **Who was engaged, how fast:** see the table; slowest p95 time to engagement: {}.",
+            self.roles
+                .iter()
+                .filter(|(_, f)| f.event_to_ack.count > 0)
+                .max_by(|a, b| a.1.event_to_ack.p95_s.total_cmp(&b.1.event_to_ack.p95_s))
+                .map(|(r, f)| format!("{r}, {:.0} s", f.event_to_ack.p95_s))
+                .unwrap_or_else(|| "nobody acknowledged".into())
+        );
+        let _ = writeln!(
+            s,
+            "- **Missed deadlines:** {}; **blocked for lack of an answer:** {}.",
+            self.roles
+                .values()
+                .map(|f| f.missed_deadlines)
+                .sum::<usize>(),
+            self.fail_closed
+        );
+        let _ = writeln!(
+            s,
+            "- **Overloaded roles:** {}.",
+            if overloaded.is_empty() {
+                "none".to_string()
+            } else {
+                overloaded.join(", ")
+            }
+        );
+        let _ = writeln!(s, "- **Causes:** _…_");
+        let _ = writeln!(s, "- **What went well:** _…_");
+        let _ = writeln!(
+            s,
+            "- **Rule changes decided** (try them with `handoff diff` first): _…_"
+        );
+        let _ = writeln!(s, "- **Owners and dates:** _…_");
+        s
+    }
+}
+
+impl VerdictOutcome {
+    /// True for the first verdict of an event (not a human's answer or a timeout).
+    pub fn is_initial(self) -> bool {
+        matches!(
+            self,
+            VerdictOutcome::Proceed
+                | VerdictOutcome::ProceedAndLog
+                | VerdictOutcome::AwaitHuman
+                | VerdictOutcome::Stopped
+        )
+    }
+}

@@ -1,0 +1,168 @@
+//! Each shipped game-day scenario runs on the virtual clock against a real broker, and its
+//! report's figures match an independent count of the drill topics it wrote.
+
+mod common;
+
+use common::kafka::*;
+use handoff::event::{Codec, Digest, Escalation, SchemaKind, Verdict, VerdictOutcome};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+fn check(scenario: &str) {
+    let _g = serial();
+    let b = broker();
+    let bs = b.bootstrap();
+    let out = tmpdir(&format!("gameday-{scenario}"));
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("deploy/gameday/{scenario}.toml"));
+    let started = std::time::Instant::now();
+    let run = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .arg("gameday")
+        .arg(&path)
+        .args(["--bootstrap", &bs, "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    eprintln!("{scenario}: drill ran in {:?}", started.elapsed());
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## Post-mortem") && md.contains("**Causes:** _…_"));
+
+    // Count the drill topics independently.
+    let codec = Codec::new(Default::default()).unwrap();
+    let verdicts: Vec<Verdict> = read_all(&bs, "drill.agent.verdicts")
+        .iter()
+        .map(|r| codec.decode(SchemaKind::Verdict, &r.payload).unwrap())
+        .collect();
+    let initial: Vec<&Verdict> = verdicts
+        .iter()
+        .filter(|v| {
+            matches!(
+                v.outcome,
+                VerdictOutcome::Proceed
+                    | VerdictOutcome::ProceedAndLog
+                    | VerdictOutcome::AwaitHuman
+                    | VerdictOutcome::Stopped
+            )
+        })
+        .collect();
+    assert_eq!(report["events"], initial.len());
+    let needs_human = initial.iter().filter(|v| v.level.needs_human()).count();
+    assert_eq!(report["needs_human"], needs_human);
+    let blocked = verdicts
+        .iter()
+        .filter(|v| v.outcome == VerdictOutcome::TimedOutBlocked)
+        .count();
+    assert_eq!(report["fail_closed"], blocked);
+    assert!(report["events"].as_u64().unwrap() > 1000);
+    assert!(needs_human > 100, "a crisis, not a quiet day");
+
+    let m = handoff::matrix::Matrix::default_matrix().unwrap();
+    let mut total_re = 0;
+    for role in m.roles() {
+        let topic = format!("drill.{}", role.topic);
+        let mut ids = BTreeSet::new();
+        let mut moved = BTreeSet::new();
+        let mut digests = 0;
+        for r in read_all(&bs, &topic) {
+            if r.headers.get("handoff.kind").map(String::as_str) == Some("digest") {
+                digests += 1;
+                let d: Digest = codec.decode(SchemaKind::Digest, &r.payload).unwrap();
+                ids.extend(d.items.into_iter().filter_map(|i| i.escalation_id));
+            } else {
+                let e: Escalation = codec.decode(SchemaKind::Escalation, &r.payload).unwrap();
+                if e.history
+                    .last()
+                    .is_some_and(|h| !h.reason.starts_with("redirected"))
+                {
+                    moved.insert(e.escalation_id.clone());
+                }
+                ids.insert(e.escalation_id);
+            }
+        }
+        let fig = &report["roles"][&role.name];
+        assert_eq!(
+            fig["escalations"],
+            ids.len(),
+            "{scenario}: escalations to {}",
+            role.name
+        );
+        assert_eq!(
+            fig["re_escalations"],
+            moved.len(),
+            "{scenario}: re-escalations to {}",
+            role.name
+        );
+        assert_eq!(
+            fig["digests"], digests,
+            "{scenario}: digests to {}",
+            role.name
+        );
+        total_re += moved.len();
+    }
+    let by_tier: usize = report["re_escalations_by_tier"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .sum();
+    assert_eq!(by_tier, total_re);
+    // Nothing reached a real topic.
+    for topic in [
+        "agent.verdicts",
+        "escalations.trader",
+        "escalations.support",
+    ] {
+        let c: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
+            .set("bootstrap.servers", &bs)
+            .create()
+            .unwrap();
+        use rdkafka::consumer::Consumer;
+        let md = c
+            .fetch_metadata(Some(topic), std::time::Duration::from_secs(5))
+            .unwrap();
+        let exists = md
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+        assert!(
+            !exists || read_all(&bs, topic).is_empty(),
+            "{topic} got drill records"
+        );
+    }
+    let finals: BTreeMap<String, u64> = report["final_verdicts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect();
+    let counted = verdicts
+        .iter()
+        .filter(|v| {
+            v.is_final
+                && !matches!(
+                    v.outcome,
+                    VerdictOutcome::Proceed | VerdictOutcome::ProceedAndLog
+                )
+        })
+        .count() as u64;
+    assert_eq!(finals.values().sum::<u64>(), counted);
+}
+
+#[test]
+fn the_flash_crash_drill_report_matches_the_drill_topics() {
+    check("flash-crash");
+}
+
+#[test]
+fn the_support_surge_drill_report_matches_the_drill_topics() {
+    check("support-surge");
+}
