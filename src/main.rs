@@ -178,46 +178,67 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => None,
             };
-            let mut failed: Option<String> = None;
-            let report = handoff::replay::gameday::run(&sc, matrix, start_ms, |topic, o| {
-                let Some(p) = &producer else { return };
-                let mut hs = rdkafka::message::OwnedHeaders::new();
-                for (k, v) in &o.headers {
-                    hs = hs.insert(rdkafka::message::Header {
-                        key: k,
-                        value: Some(v),
-                    });
-                }
-                let mut r = rdkafka::producer::BaseRecord::<[u8], [u8]>::to(topic).headers(hs);
-                if let Some(k) = &o.key {
-                    r = r.key(&k[..]);
-                }
-                if !o.payload.is_empty() {
-                    r = r.payload(&o.payload[..]);
-                }
-                if let Some(part) = o.partition {
-                    r = r.partition(part);
-                }
-                loop {
-                    p.poll(Duration::ZERO);
-                    match p.send(r) {
-                        Ok(()) => break,
-                        Err((
-                            rdkafka::error::KafkaError::MessageProduction(
-                                rdkafka::types::RDKafkaErrorCode::QueueFull,
-                            ),
-                            back,
-                        )) => {
-                            r = back;
-                            p.poll(Duration::from_millis(5));
-                        }
-                        Err((e, _)) => {
-                            failed.get_or_insert(e.to_string());
-                            break;
-                        }
+            let mut recorded = Vec::new();
+            if let Some(topic) = &sc.recorded_topic {
+                let Some(bs) = &bootstrap else {
+                    anyhow::bail!("the scenario replays topic {topic:?}: give --bootstrap");
+                };
+                let mut settings = Settings::default();
+                settings.kafka.bootstrap_servers = bs.clone();
+                let codec = Codec::new(Default::default())?;
+                for r in handoff::replay::source::read(
+                    &settings,
+                    topic,
+                    Default::default(),
+                    &Default::default(),
+                )? {
+                    if let Some(Ok(e)) = r.payload.as_deref().map(|p| codec.decode_action(p)) {
+                        recorded.push(e);
                     }
                 }
-            })?;
+                eprintln!("{} recorded event(s) from {topic}", recorded.len());
+            }
+            let mut failed: Option<String> = None;
+            let report =
+                handoff::replay::gameday::run(&sc, matrix, start_ms, recorded, |topic, o| {
+                    let Some(p) = &producer else { return };
+                    let mut hs = rdkafka::message::OwnedHeaders::new();
+                    for (k, v) in &o.headers {
+                        hs = hs.insert(rdkafka::message::Header {
+                            key: k,
+                            value: Some(v),
+                        });
+                    }
+                    let mut r = rdkafka::producer::BaseRecord::<[u8], [u8]>::to(topic).headers(hs);
+                    if let Some(k) = &o.key {
+                        r = r.key(&k[..]);
+                    }
+                    if !o.payload.is_empty() {
+                        r = r.payload(&o.payload[..]);
+                    }
+                    if let Some(part) = o.partition {
+                        r = r.partition(part);
+                    }
+                    loop {
+                        p.poll(Duration::ZERO);
+                        match p.send(r) {
+                            Ok(()) => break,
+                            Err((
+                                rdkafka::error::KafkaError::MessageProduction(
+                                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                                ),
+                                back,
+                            )) => {
+                                r = back;
+                                p.poll(Duration::from_millis(5));
+                            }
+                            Err((e, _)) => {
+                                failed.get_or_insert(e.to_string());
+                                break;
+                            }
+                        }
+                    }
+                })?;
             if let Some(p) = &producer {
                 rdkafka::producer::Producer::flush(p, Duration::from_secs(60))?;
             }
@@ -230,9 +251,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out.join("report.json"),
                 serde_json::to_string_pretty(&report)?,
             )?;
+            std::fs::write(out.join("timeline.png"), report.chart_png())?;
             print!("{}", report.markdown());
             eprintln!(
-                "report written to {}/report.md and report.json",
+                "report written to {0}/report.md, {0}/report.json and {0}/timeline.png",
                 out.display()
             );
             Ok(ExitCode::SUCCESS)

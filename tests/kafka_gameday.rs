@@ -34,6 +34,9 @@ fn check(scenario: &str) {
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let png = std::fs::read(out.join("timeline.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "timeline.png is a PNG");
+    assert!(md.contains("](timeline.png)"));
     assert!(md.contains("## Post-mortem") && md.contains("**Causes:** _…_"));
 
     // Count the drill topics independently.
@@ -165,4 +168,55 @@ fn the_flash_crash_drill_report_matches_the_drill_topics() {
 #[test]
 fn the_support_surge_drill_report_matches_the_drill_topics() {
     check("support-surge");
+}
+
+#[test]
+fn a_drill_can_replay_a_recorded_topic_onto_its_clock() {
+    let _g = serial();
+    let b = broker();
+    let bs = b.bootstrap();
+    create_topics(&bs, &[INPUT]);
+    let recs = records(200, 9, 5.0, 0);
+    produce(&bs, INPUT, &recs);
+    let dir = tmpdir("gameday-recorded");
+    let scenario = dir.join("recorded.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"recorded\"\nduration = \"10m\"\nrecorded_topic = \"agent.actions\"\n\
+         [responders.owner]\nack_min = \"10s\"\nack_max = \"1m\"\n",
+    )
+    .unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .arg("gameday")
+        .arg(&scenario)
+        .args(["--bootstrap", &bs, "--out"])
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["events"], 200);
+    let want = handoff::offline::eval_lines(
+        &handoff::matrix::Matrix::default_matrix().unwrap(),
+        &Codec::new(Default::default()).unwrap(),
+        std::io::Cursor::new(
+            recs.iter()
+                .map(|r| serde_json::to_string(r.event.as_ref().unwrap()).unwrap() + "\n")
+                .collect::<String>(),
+        ),
+        std::io::sink(),
+        std::io::sink(),
+    )
+    .unwrap();
+    assert_eq!(
+        report["needs_human"],
+        want.by_level[2] + want.by_level[3],
+        "the same decisions as eval on the recorded events"
+    );
 }

@@ -50,6 +50,10 @@ pub struct Scenario {
     /// Scripted bursts.
     #[serde(default)]
     pub bursts: Vec<Burst>,
+    /// Recorded traffic: a topic of Avro AgentAction records (read with `--bootstrap`),
+    /// replayed onto the drill's clock with its recorded gaps.
+    #[serde(default)]
+    pub recorded_topic: Option<String>,
     /// Simulated people per role; roles left out never answer.
     #[serde(default)]
     pub responders: BTreeMap<String, Responder>,
@@ -328,6 +332,7 @@ pub fn run(
     scenario: &Scenario,
     matrix: Arc<Matrix>,
     start_ms: i64,
+    recorded: Vec<AgentAction>,
     mut sink: impl FnMut(&str, &Output),
 ) -> Result<GamedayReport, GamedayError> {
     let settings = Settings::default().drill();
@@ -361,6 +366,15 @@ pub fn run(
         let gap = b.over.as_millis() as i64 / b.count.max(1) as i64;
         for i in 0..b.count {
             events.push(burst_event(b, bi, i, at + gap * i as i64));
+        }
+    }
+    // Recorded events keep their gaps, moved to start with the drill.
+    if let Some(first) = recorded.iter().map(|e| e.timestamp_ms).min() {
+        for mut e in recorded {
+            e.timestamp_ms = start_ms + (e.timestamp_ms - first);
+            if e.timestamp_ms < end_ms {
+                events.push(e);
+            }
         }
     }
     events.sort_by_key(|e| e.timestamp_ms);
@@ -684,6 +698,24 @@ fn burst_event(b: &Burst, bi: usize, i: usize, at_ms: i64) -> AgentAction {
 }
 
 impl GamedayReport {
+    /// Roles that got escalations, in chart colour order.
+    pub fn charted_roles(&self) -> Vec<String> {
+        self.roles
+            .iter()
+            .filter(|(_, f)| f.escalations > 0)
+            .map(|(r, _)| r.clone())
+            .collect()
+    }
+
+    /// The timeline chart as PNG bytes (see [`super::chart`]).
+    pub fn chart_png(&self) -> Vec<u8> {
+        super::chart::timeline_png(
+            &self.charted_roles(),
+            &self.timeline,
+            self.duration_s / 60 + 1,
+        )
+    }
+
     /// The report as Markdown, with a post-mortem template pre-filled with the figures.
     pub fn markdown(&self) -> String {
         use std::fmt::Write;
@@ -735,6 +767,19 @@ impl GamedayReport {
             s,
             "\nRe-escalations by tier: {:?}. Final verdicts: {:?}.\n",
             self.re_escalations_by_tier, self.final_verdicts
+        );
+        let legend: Vec<String> = self
+            .charted_roles()
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("{r} {}", super::chart::PALETTE_NAMES[i % 8]))
+            .collect();
+        let _ = writeln!(
+            s,
+            "![Escalations and acknowledgements per minute](timeline.png)\n\nPer minute of the drill \
+             (x, grid every 5 minutes; y, grid every 10): escalations sent (solid) and \
+             acknowledgements (dotted) per role — {}.\n",
+            legend.join(", ")
         );
         let overloaded: Vec<&str> = self
             .roles
