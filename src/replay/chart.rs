@@ -151,7 +151,7 @@ mod tests {
         let bytes = timeline_png(&roles, &series, 10);
         let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
         let mut reader = decoder.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let mut buf = vec![0; reader.output_buffer_size()];
         let info = reader.next_frame(&mut buf).unwrap();
         assert_eq!((info.width, info.height), (960, 480));
         let has = |c: [u8; 3]| buf.chunks(3).any(|p| p == c);
