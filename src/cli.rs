@@ -111,6 +111,13 @@ pub enum Command {
         /// Virtual start time (ms since the epoch); a fixed default keeps reports reproducible.
         #[arg(long, default_value_t = 1_800_000_000_000)]
         start_ms: i64,
+        /// Run on the wall clock against a live deployment (`handoff run --drill` on the
+        /// --bootstrap cluster) instead of the virtual clock.
+        #[arg(long, requires = "bootstrap")]
+        wall_clock: bool,
+        /// With --wall-clock: how long to keep watching after the last event.
+        #[arg(long, default_value = "10s")]
+        grace: humantime::Duration,
     },
     /// Shadow evaluation of a rule change: decide the same recorded events with the old and the
     /// new matrix and report what changes. Exit 1 when a hard_stop would be relaxed (unless

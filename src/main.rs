@@ -141,6 +141,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             bootstrap,
             start_ms,
+            wall_clock,
+            grace,
         } => {
             init_tracing(LogFormat::Text, "warn");
             let sc = handoff::replay::gameday::Scenario::load(&scenario)?;
@@ -197,6 +199,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 eprintln!("{} recorded event(s) from {topic}", recorded.len());
+            }
+            if wall_clock {
+                let mut settings = Settings::default().drill();
+                settings.kafka.bootstrap_servers = bootstrap.clone().expect("required by clap");
+                let bar = indicatif::ProgressBar::new(0).with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:40} {pos}/{len} events  {per_sec}  ETA {eta}",
+                    )
+                    .expect("a valid template"),
+                );
+                let report = handoff::replay::gameday::live(
+                    &sc,
+                    matrix,
+                    &settings,
+                    recorded,
+                    grace.into(),
+                    |done, total| {
+                        bar.set_length(total as u64);
+                        bar.set_position(done as u64);
+                    },
+                );
+                bar.finish();
+                let report = report?;
+                std::fs::create_dir_all(&out)?;
+                std::fs::write(out.join("report.md"), report.markdown())?;
+                std::fs::write(
+                    out.join("report.json"),
+                    serde_json::to_string_pretty(&report)?,
+                )?;
+                std::fs::write(out.join("timeline.png"), report.chart_png())?;
+                print!("{}", report.markdown());
+                return Ok(ExitCode::SUCCESS);
             }
             let mut failed: Option<String> = None;
             let report =

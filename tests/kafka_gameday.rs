@@ -220,3 +220,99 @@ fn a_drill_can_replay_a_recorded_topic_onto_its_clock() {
         "the same decisions as eval on the recorded events"
     );
 }
+
+#[test]
+fn on_the_wall_clock_a_drill_runs_against_a_live_drill_deployment() {
+    let _g = serial();
+    let b = broker();
+    let bs = b.bootstrap();
+    let dir = tmpdir("gameday-live");
+    // The live deployment: handoff run --drill.
+    let cfg = config_file(&dir, &bs, "live", "[metrics]\nenabled = false\n");
+    let log = dir.join("drill.log");
+    let mut drill = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["run", "--drill", "--config"])
+        .arg(&cfg)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_log(
+        &log,
+        "partitions assigned",
+        std::time::Duration::from_secs(60),
+    );
+    let scenario = dir.join("live.toml");
+    std::fs::write(
+        &scenario,
+        r#"name = "live flash"
+duration = "12s"
+seed = 5
+background_rate = 10.0
+
+[[bursts]]
+name = "anomalous trades"
+at = "2s"
+over = "4s"
+count = 30
+sessions = 10
+action_type = "trade.execute"
+request = "Sell ACME at market"
+[bursts.attributes]
+anomaly = "true"
+
+[responders.trader]
+ack_min = "1s"
+ack_max = "2s"
+decide_after = "1s"
+mix = "reject=1"
+"#,
+    )
+    .unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .arg("gameday")
+        .arg(&scenario)
+        .args(["--wall-clock", "--grace", "8s", "--bootstrap", &bs, "--out"])
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/report.json")).unwrap())
+            .unwrap();
+    // Independent count of what the live deployment wrote.
+    let codec = Codec::new(Default::default()).unwrap();
+    let verdicts: Vec<Verdict> = read_all(&bs, "drill.agent.verdicts")
+        .iter()
+        .map(|r| codec.decode(SchemaKind::Verdict, &r.payload).unwrap())
+        .collect();
+    let initial = verdicts.iter().filter(|v| v.outcome.is_initial()).count();
+    assert_eq!(report["events"], initial);
+    assert!(initial >= 130, "{initial} events decided");
+    let traders: BTreeSet<String> = read_all(&bs, "drill.escalations.trader")
+        .iter()
+        .map(|r| {
+            codec
+                .decode::<Escalation>(SchemaKind::Escalation, &r.payload)
+                .unwrap()
+                .escalation_id
+        })
+        .collect();
+    assert_eq!(report["roles"]["trader"]["escalations"], traders.len());
+    assert!(traders.len() >= 10);
+    // The people answered: acknowledgements 1–2 s after the escalations, then rejections.
+    let trader = &report["roles"]["trader"];
+    assert!(trader["acknowledged"].as_u64().unwrap() >= 1);
+    let p50 = trader["escalation_to_ack"]["p50_s"].as_f64().unwrap();
+    assert!((0.5..5.0).contains(&p50), "{p50}");
+    let rejected = verdicts
+        .iter()
+        .filter(|v| v.outcome == VerdictOutcome::Rejected)
+        .count();
+    assert!(rejected >= 1, "the rejections reached the live deployment");
+    sigterm(&drill);
+    assert!(wait_exit(&mut drill, std::time::Duration::from_secs(30)).success());
+}

@@ -326,24 +326,14 @@ struct Due {
     seq: std::cmp::Reverse<u64>,
 }
 
-/// Runs a scenario on a virtual clock starting at `start_ms`. `sink` receives every output
-/// record (topic name, record) in order: the CLI writes them to the drill topics.
-pub fn run(
+/// Every event of a drill, in time order: the background fleet, the bursts and the recorded
+/// events (their gaps kept, moved to start with the drill), from `start_ms` on.
+pub fn drill_events(
     scenario: &Scenario,
-    matrix: Arc<Matrix>,
     start_ms: i64,
     recorded: Vec<AgentAction>,
-    mut sink: impl FnMut(&str, &Output),
-) -> Result<GamedayReport, GamedayError> {
-    let settings = Settings::default().drill();
-    let mut p = Processor::new(&settings, matrix.clone())?;
-    let topics = p.topics().to_vec();
-    let codec = Codec::new(Default::default())?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(scenario.seed);
+) -> Vec<AgentAction> {
     let end_ms = start_ms + scenario.duration.as_millis() as i64;
-    let step = scenario.step.as_millis() as i64;
-
-    // Every event of the drill, in time order.
     let mut events: Vec<AgentAction> = Vec::new();
     if scenario.background_rate > 0.0 {
         let step_ms = (1000.0 / scenario.background_rate).max(1.0) as i64;
@@ -368,7 +358,6 @@ pub fn run(
             events.push(burst_event(b, bi, i, at + gap * i as i64));
         }
     }
-    // Recorded events keep their gaps, moved to start with the drill.
     if let Some(first) = recorded.iter().map(|e| e.timestamp_ms).min() {
         for mut e in recorded {
             e.timestamp_ms = start_ms + (e.timestamp_ms - first);
@@ -378,32 +367,346 @@ pub fn run(
         }
     }
     events.sort_by_key(|e| e.timestamp_ms);
-    let event_ms: BTreeMap<String, i64> = events
-        .iter()
-        .map(|e| (e.action_id.clone(), e.timestamp_ms))
-        .collect();
+    events
+}
 
-    let mut report = GamedayReport {
-        scenario: scenario.name.clone(),
-        rule_version: matrix.version().to_string(),
-        duration_s: scenario.duration.as_secs(),
-        ..Default::default()
-    };
-    for r in matrix.roles() {
-        report.roles.insert(r.name.clone(), RoleFigures::default());
+/// The simulated people of a scenario: for each escalation they are shown, an acknowledgement
+/// and a decision at sampled times — or nothing (a no-show).
+pub struct People {
+    responders: BTreeMap<String, Responder>,
+    roles: Vec<String>,
+    rng: rand_chacha::ChaCha8Rng,
+}
+
+impl People {
+    /// The scenario's responders.
+    pub fn new(scenario: &Scenario, matrix: &Matrix) -> People {
+        People {
+            responders: scenario.responders.clone(),
+            roles: matrix.roles().iter().map(|r| r.name.clone()).collect(),
+            rng: rand_chacha::ChaCha8Rng::seed_from_u64(scenario.seed),
+        }
     }
-    // Answers scheduled by the simulated people.
+
+    /// The answers to an escalation of `role` shown at `now_ms`, with their times.
+    pub fn answer(&mut self, role: &str, x: &Escalation, now_ms: i64) -> Vec<HumanDecision> {
+        let Some(r) = self.responders.get(role) else {
+            return Vec::new();
+        };
+        if self.rng.random::<f64>() < r.no_show {
+            return Vec::new();
+        }
+        let ack =
+            r.ack_min + (r.ack_max.saturating_sub(r.ack_min)).mul_f64(self.rng.random::<f64>());
+        let ack_at = now_ms + ack.as_millis() as i64;
+        let mix = crate::pipeline::responder::parse_mix(&r.mix).expect("validated");
+        let kind = pick(&mix, self.rng.random::<f64>());
+        let other = self
+            .roles
+            .iter()
+            .find(|n| *n != role)
+            .cloned()
+            .unwrap_or_default();
+        [
+            (ack_at, DecisionKind::Acknowledge),
+            (ack_at + r.decide_after.as_millis() as i64, kind),
+        ]
+        .into_iter()
+        .map(|(at, k)| HumanDecision {
+            escalation_id: x.escalation_id.clone(),
+            action_id: x.action_id.clone(),
+            session_id: x.session_id.clone(),
+            role: role.to_string(),
+            decided_by: format!("drill-{role}"),
+            decision: k,
+            comment: None,
+            revised_output: (k == DecisionKind::Revise)
+                .then(|| format!("(revised) {}", x.context.headline)),
+            redirect_role: (k == DecisionKind::Redirect).then(|| other.clone()),
+            decided_at_ms: at,
+            drill: true,
+        })
+        .collect()
+    }
+}
+
+/// Builds a report from what a drill produced: records of the drill's verdicts topic and role
+/// topics, as they were sent, and the acknowledgements the people gave.
+pub struct Observer {
+    report: GamedayReport,
+    matrix: Arc<Matrix>,
+    codec: Codec,
+    verdicts_topic: String,
+    role_topics: BTreeMap<String, String>,
+    event_ms: BTreeMap<String, i64>,
+    start_ms: i64,
+    end_ms: i64,
+    /// Per escalation id: role, when sent, action.
+    sent_at: BTreeMap<String, (String, i64, String)>,
+    /// Per role: (time, +1 sent / −1 moved on).
+    waiting: BTreeMap<String, Vec<(i64, i64)>>,
+}
+
+impl Observer {
+    /// An observer for a drill of `scenario` from `start_ms` over `events`.
+    pub fn new(
+        scenario: &Scenario,
+        matrix: Arc<Matrix>,
+        settings: &Settings,
+        events: &[AgentAction],
+        start_ms: i64,
+    ) -> Result<Observer, GamedayError> {
+        let mut report = GamedayReport {
+            scenario: scenario.name.clone(),
+            rule_version: matrix.version().to_string(),
+            duration_s: scenario.duration.as_secs(),
+            ..Default::default()
+        };
+        for r in matrix.roles() {
+            report.roles.insert(r.name.clone(), RoleFigures::default());
+        }
+        Ok(Observer {
+            report,
+            role_topics: matrix
+                .roles()
+                .iter()
+                .map(|r| {
+                    (
+                        format!("{}{}", settings.topics.role_prefix, r.topic),
+                        r.name.clone(),
+                    )
+                })
+                .collect(),
+            matrix,
+            codec: Codec::new(Default::default())?,
+            verdicts_topic: settings.topics.verdicts.clone(),
+            event_ms: events
+                .iter()
+                .map(|e| (e.action_id.clone(), e.timestamp_ms))
+                .collect(),
+            start_ms,
+            end_ms: start_ms + scenario.duration.as_millis() as i64,
+            sent_at: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+        })
+    }
+
+    fn minute(&self, ms: i64) -> u64 {
+        ((ms - self.start_ms).max(0) / 60_000) as u64
+    }
+
+    /// One record sent to `topic` at `now_ms`. Returns the role and the escalation when it is
+    /// a new single escalation (for the people to answer).
+    pub fn observe(
+        &mut self,
+        topic: &str,
+        kind: Option<&[u8]>,
+        payload: &[u8],
+        now_ms: i64,
+    ) -> Result<Option<(String, Escalation)>, GamedayError> {
+        *self
+            .report
+            .records_by_topic
+            .entry(topic.to_string())
+            .or_default() += 1;
+        if topic == self.verdicts_topic {
+            let v: Verdict = self.codec.decode(SchemaKind::Verdict, payload)?;
+            if v.outcome.is_initial() {
+                self.report.events += 1;
+                if v.level.needs_human() {
+                    self.report.needs_human += 1;
+                }
+            } else if v.is_final {
+                let name = serde_json::to_value(v.outcome)
+                    .ok()
+                    .and_then(|x| x.as_str().map(String::from))
+                    .unwrap_or_default();
+                *self.report.final_verdicts.entry(name).or_default() += 1;
+                if v.outcome == VerdictOutcome::TimedOutBlocked {
+                    self.report.fail_closed += 1;
+                }
+            }
+            return Ok(None);
+        }
+        let Some(role) = self.role_topics.get(topic).cloned() else {
+            return Ok(None);
+        };
+        let bucket = self.minute(now_ms);
+        if kind == Some(b"digest") {
+            let d: Digest = self.codec.decode(SchemaKind::Digest, payload)?;
+            self.report
+                .roles
+                .get_mut(&role)
+                .expect("every role")
+                .digests += 1;
+            for item in d.items {
+                if let Some(id) = item.escalation_id {
+                    if self
+                        .sent_at
+                        .insert(id, (role.clone(), now_ms, item.action_id.clone()))
+                        .is_none()
+                    {
+                        self.report
+                            .roles
+                            .get_mut(&role)
+                            .expect("every role")
+                            .escalations += 1;
+                        self.waiting
+                            .entry(role.clone())
+                            .or_default()
+                            .push((now_ms, 1));
+                        bump(
+                            self.report.timeline.entry(role.clone()).or_default(),
+                            bucket,
+                            1,
+                            0,
+                        );
+                    }
+                }
+            }
+            return Ok(None);
+        }
+        let x: Escalation = self.codec.decode(SchemaKind::Escalation, payload)?;
+        self.report
+            .roles
+            .get_mut(&role)
+            .expect("every role")
+            .escalation_messages += 1;
+        if self.sent_at.contains_key(&x.escalation_id) {
+            return Ok(None); // an update of a grouped escalation
+        }
+        self.sent_at.insert(
+            x.escalation_id.clone(),
+            (role.clone(), now_ms, x.action_id.clone()),
+        );
+        self.report
+            .roles
+            .get_mut(&role)
+            .expect("every role")
+            .escalations += 1;
+        bump(
+            self.report.timeline.entry(role.clone()).or_default(),
+            bucket,
+            1,
+            0,
+        );
+        if let Some(prev) = x.history.last() {
+            // Moved on from another role: a missed deadline, or a human's redirect.
+            if prev.reason.starts_with("redirected") {
+                self.report
+                    .roles
+                    .get_mut(&role)
+                    .expect("every role")
+                    .redirects_in += 1;
+            } else {
+                self.report
+                    .roles
+                    .get_mut(&role)
+                    .expect("every role")
+                    .re_escalations += 1;
+                *self
+                    .report
+                    .re_escalations_by_tier
+                    .entry(x.tier.as_str().to_string())
+                    .or_default() += 1;
+                if let Some(f) = self.report.roles.get_mut(&prev.role) {
+                    f.missed_deadlines += 1;
+                }
+            }
+            self.waiting
+                .entry(prev.role.clone())
+                .or_default()
+                .push((now_ms, -1));
+        }
+        self.waiting
+            .entry(role.clone())
+            .or_default()
+            .push((now_ms, 1));
+        Ok(Some((role, x)))
+    }
+
+    /// The report, given when each escalation was acknowledged (escalation id → ms).
+    pub fn finish(
+        mut self,
+        acks: &BTreeMap<String, i64>,
+        overload_pending: usize,
+    ) -> GamedayReport {
+        // Per role, in ms: event → escalation, escalation → ack, event → ack.
+        type Samples = (Vec<i64>, Vec<i64>, Vec<i64>);
+        let mut by_role: BTreeMap<String, Samples> = BTreeMap::new();
+        for (id, (role, at, action)) in &self.sent_at {
+            let ev = self.event_ms.get(action).copied().unwrap_or(*at);
+            let e = by_role.entry(role.clone()).or_default();
+            e.0.push(at - ev);
+            if let Some(&ack) = acks.get(id).filter(|a| **a <= self.end_ms) {
+                e.1.push(ack - at);
+                e.2.push(ack - ev);
+                self.waiting
+                    .entry(role.clone())
+                    .or_default()
+                    .push((ack, -1));
+                let bucket = self.minute(ack);
+                bump(
+                    self.report.timeline.entry(role.clone()).or_default(),
+                    bucket,
+                    0,
+                    1,
+                );
+            }
+        }
+        for (role, (to_esc, to_ack, ev_to_ack)) in by_role {
+            let f = self.report.roles.get_mut(&role).expect("every role");
+            f.acknowledged = to_ack.len();
+            f.event_to_escalation = Spread::of(to_esc);
+            f.escalation_to_ack = Spread::of(to_ack);
+            f.event_to_ack = Spread::of(ev_to_ack);
+        }
+        for (role, mut changes) in std::mem::take(&mut self.waiting) {
+            changes.sort_unstable();
+            let (mut level, mut peak) = (0i64, 0i64);
+            for (_, d) in changes {
+                level += d;
+                peak = peak.max(level);
+            }
+            if let Some(f) = self.report.roles.get_mut(&role) {
+                f.peak_pending = peak.max(0) as usize;
+            }
+        }
+        for f in self.report.roles.values_mut() {
+            f.overloaded = f.peak_pending >= overload_pending || f.digests > 0;
+        }
+        let _ = &self.matrix;
+        self.report.escalation_rate =
+            self.report.needs_human as f64 / self.report.events.max(1) as f64;
+        self.report
+    }
+}
+
+/// Runs a scenario on a virtual clock starting at `start_ms`, through handoff's processor in
+/// this process. `sink` receives every output record (topic name, record) in order: the CLI
+/// writes them to the drill topics.
+pub fn run(
+    scenario: &Scenario,
+    matrix: Arc<Matrix>,
+    start_ms: i64,
+    recorded: Vec<AgentAction>,
+    mut sink: impl FnMut(&str, &Output),
+) -> Result<GamedayReport, GamedayError> {
+    let settings = Settings::default().drill();
+    let mut p = Processor::new(&settings, matrix.clone())?;
+    let topics = p.topics().to_vec();
+    let codec = Codec::new(Default::default())?;
+    let end_ms = start_ms + scenario.duration.as_millis() as i64;
+    let step = scenario.step.as_millis() as i64;
+    let events = drill_events(scenario, start_ms, recorded);
+    let mut observer = Observer::new(scenario, matrix.clone(), &settings, &events, start_ms)?;
+    let mut people = People::new(scenario, &matrix);
     let mut answers: BinaryHeap<(Due, usize)> = BinaryHeap::new();
     let mut scheduled: Vec<HumanDecision> = Vec::new();
     let mut seq = 0u64;
-    // Per escalation id: role, when sent, action.
-    let mut sent_at: BTreeMap<String, (String, i64, String)> = BTreeMap::new();
-    // Per role: (time, +1 sent / −1 moved on) — acknowledgements are added at the end.
-    let mut waiting: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
     let mut offset = 0i64;
     let mut next_event = 0usize;
     let mut out: Vec<Output> = Vec::new();
-    let minute = |ms: i64| ((ms - start_ms).max(0) / 60_000) as u64;
     let mut now = start_ms;
     while now <= end_ms {
         out.clear();
@@ -422,7 +725,6 @@ pub fn run(
                 now,
                 &mut out,
             );
-            report.events += 1;
         }
         while answers.peek().is_some_and(|(d, _)| d.at_ms.0 <= now) {
             let (_, i) = answers.pop().expect("peeked");
@@ -447,183 +749,33 @@ pub fn run(
         for o in &out {
             let topic = topics[o.topic].as_str();
             sink(topic, o);
-            *report
-                .records_by_topic
-                .entry(topic.to_string())
-                .or_default() += 1;
             let kind = o
                 .headers
                 .iter()
                 .find(|(k, _)| k == KIND_HEADER)
                 .map(|(_, v)| v.as_slice());
-            if topic == settings.topics.verdicts {
-                let v: Verdict = codec.decode(SchemaKind::Verdict, &o.payload)?;
-                if v.outcome.is_initial() {
-                    if v.level.needs_human() {
-                        report.needs_human += 1;
-                    }
-                } else if v.is_final {
-                    let name = serde_json::to_value(v.outcome)
-                        .ok()
-                        .and_then(|x| x.as_str().map(String::from))
-                        .unwrap_or_default();
-                    *report.final_verdicts.entry(name).or_default() += 1;
-                    if v.outcome == VerdictOutcome::TimedOutBlocked {
-                        report.fail_closed += 1;
-                    }
-                }
-                continue;
-            }
-            let Some(role) = matrix
-                .roles()
-                .iter()
-                .find(|r| format!("{}{}", settings.topics.role_prefix, r.topic) == topic)
-                .map(|r| r.name.clone())
-            else {
-                continue;
-            };
-            let fig = report.roles.get_mut(&role).expect("every role");
-            let line = report.timeline.entry(role.clone()).or_default();
-            let bucket = minute(now);
-            if kind == Some(b"digest") {
-                let d: Digest = codec.decode(SchemaKind::Digest, &o.payload)?;
-                fig.digests += 1;
-                for item in d.items {
-                    if let Some(id) = item.escalation_id {
-                        if sent_at
-                            .insert(id, (role.clone(), now, item.action_id.clone()))
-                            .is_none()
-                        {
-                            waiting.entry(role.clone()).or_default().push((now, 1));
-                            fig.escalations += 1;
-                            bump(line, bucket, 1, 0);
-                        }
-                    }
-                }
-                continue;
-            }
-            let x: Escalation = codec.decode(SchemaKind::Escalation, &o.payload)?;
-            fig.escalation_messages += 1;
-            if sent_at.contains_key(&x.escalation_id) {
-                continue; // an update of a grouped escalation
-            }
-            sent_at.insert(
-                x.escalation_id.clone(),
-                (role.clone(), now, x.action_id.clone()),
-            );
-            fig.escalations += 1;
-            bump(line, bucket, 1, 0);
-            if let Some(prev) = x.history.last() {
-                // Moved on from another role: a missed deadline, or a human's redirect.
-                if prev.reason.starts_with("redirected") {
-                    fig.redirects_in += 1;
-                } else {
-                    fig.re_escalations += 1;
-                    *report
-                        .re_escalations_by_tier
-                        .entry(x.tier.as_str().to_string())
-                        .or_default() += 1;
-                    if let Some(f) = report.roles.get_mut(&prev.role) {
-                        f.missed_deadlines += 1;
-                    }
-                }
-                waiting
-                    .entry(prev.role.clone())
-                    .or_default()
-                    .push((now, -1));
-            }
-            waiting.entry(role.clone()).or_default().push((now, 1));
-            // The role's people, if any, answer.
-            if let Some(r) = scenario.responders.get(&role) {
-                if rng.random::<f64>() >= r.no_show {
-                    let ack = r.ack_min
-                        + (r.ack_max.saturating_sub(r.ack_min)).mul_f64(rng.random::<f64>());
-                    let ack_at = now + ack.as_millis() as i64;
-                    let mix = crate::pipeline::responder::parse_mix(&r.mix).expect("validated");
-                    let kind = pick(&mix, rng.random::<f64>());
-                    for (at, k) in [
-                        (ack_at, DecisionKind::Acknowledge),
-                        (ack_at + r.decide_after.as_millis() as i64, kind),
-                    ] {
-                        seq += 1;
-                        scheduled.push(HumanDecision {
-                            escalation_id: x.escalation_id.clone(),
-                            action_id: x.action_id.clone(),
-                            session_id: x.session_id.clone(),
-                            role: role.clone(),
-                            decided_by: format!("drill-{role}"),
-                            decision: k,
-                            comment: None,
-                            revised_output: (k == DecisionKind::Revise)
-                                .then(|| format!("(revised) {}", x.context.headline)),
-                            redirect_role: (k == DecisionKind::Redirect).then(|| {
-                                matrix
-                                    .roles()
-                                    .iter()
-                                    .find(|r| r.name != role)
-                                    .map(|r| r.name.clone())
-                                    .unwrap_or_default()
-                            }),
-                            decided_at_ms: at,
-                            drill: true,
-                        });
-                        answers.push((
-                            Due {
-                                at_ms: std::cmp::Reverse(at),
-                                seq: std::cmp::Reverse(seq),
-                            },
-                            scheduled.len() - 1,
-                        ));
-                    }
+            if let Some((role, x)) = observer.observe(topic, kind, &o.payload, now)? {
+                for d in people.answer(&role, &x, now) {
+                    seq += 1;
+                    answers.push((
+                        Due {
+                            at_ms: std::cmp::Reverse(d.decided_at_ms),
+                            seq: std::cmp::Reverse(seq),
+                        },
+                        scheduled.len(),
+                    ));
+                    scheduled.push(d);
                 }
             }
         }
         now += step;
     }
-    // Engagement times from the answers that were applied in time.
-    let acks: BTreeMap<&str, i64> = scheduled
+    let acks: BTreeMap<String, i64> = scheduled
         .iter()
-        .filter(|d| d.decision == DecisionKind::Acknowledge && d.decided_at_ms <= end_ms)
-        .map(|d| (d.escalation_id.as_str(), d.decided_at_ms))
+        .filter(|d| d.decision == DecisionKind::Acknowledge)
+        .map(|d| (d.escalation_id.clone(), d.decided_at_ms))
         .collect();
-    // Per role, in ms: event → escalation, escalation → ack, event → ack.
-    type Samples = (Vec<i64>, Vec<i64>, Vec<i64>);
-    let mut by_role: BTreeMap<String, Samples> = BTreeMap::new();
-    for (id, (role, at, action)) in &sent_at {
-        let ev = event_ms.get(action).copied().unwrap_or(*at);
-        let e = by_role.entry(role.clone()).or_default();
-        e.0.push(at - ev);
-        if let Some(&ack) = acks.get(id.as_str()) {
-            e.1.push(ack - at);
-            e.2.push(ack - ev);
-            waiting.entry(role.clone()).or_default().push((ack, -1));
-            let line = report.timeline.entry(role.clone()).or_default();
-            bump(line, minute(ack), 0, 1);
-        }
-    }
-    for (role, (to_esc, to_ack, ev_to_ack)) in by_role {
-        let f = report.roles.get_mut(&role).expect("every role");
-        f.acknowledged = to_ack.len();
-        f.event_to_escalation = Spread::of(to_esc);
-        f.escalation_to_ack = Spread::of(to_ack);
-        f.event_to_ack = Spread::of(ev_to_ack);
-    }
-    for (role, mut changes) in waiting {
-        changes.sort_unstable();
-        let (mut level, mut peak) = (0i64, 0i64);
-        for (_, d) in changes {
-            level += d;
-            peak = peak.max(level);
-        }
-        if let Some(f) = report.roles.get_mut(&role) {
-            f.peak_pending = peak.max(0) as usize;
-        }
-    }
-    for f in report.roles.values_mut() {
-        f.overloaded = f.peak_pending >= scenario.overload_pending || f.digests > 0;
-    }
-    report.escalation_rate = report.needs_human as f64 / report.events.max(1) as f64;
-    Ok(report)
+    Ok(observer.finish(&acks, scenario.overload_pending))
 }
 
 fn bump(line: &mut Vec<(u64, usize, usize)>, minute: u64, esc: usize, acks: usize) {
@@ -844,5 +996,145 @@ impl VerdictOutcome {
                 | VerdictOutcome::AwaitHuman
                 | VerdictOutcome::Stopped
         )
+    }
+}
+
+/// Runs a scenario on the wall clock against a live deployment: a `handoff run --drill` on the
+/// cluster of `settings` (drill settings) decides the events this produces to the drill input
+/// as their times come; the people answer what reaches the drill role topics; the report is
+/// built from those topics. `grace` is how long to keep watching after the last event.
+pub fn live(
+    scenario: &Scenario,
+    matrix: Arc<Matrix>,
+    settings: &Settings,
+    recorded: Vec<AgentAction>,
+    grace: Duration,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<GamedayReport, GamedayError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let kafka = |e: rdkafka::error::KafkaError| GamedayError::Kafka(e.to_string());
+    let codec = Codec::new(Default::default())?;
+    let clock = crate::clock::SystemClock;
+    let start_ms = crate::clock::Clock::now_ms(&clock);
+    let events = drill_events(scenario, start_ms, recorded);
+    let mut observer = Observer::new(scenario, matrix.clone(), settings, &events, start_ms)?;
+    let mut people = People::new(scenario, &matrix);
+
+    // Watch the verdicts and role topics from their current ends: only this drill's records.
+    let consumer: BaseConsumer = ClientConfigExt::reader(settings).create().map_err(kafka)?;
+    let mut watched = vec![settings.topics.verdicts.clone()];
+    watched.extend(observer.role_topics.keys().cloned());
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for t in &watched {
+        let md = consumer
+            .fetch_metadata(Some(t), settings.pipeline.connect_timeout)
+            .map_err(kafka)?;
+        for p in md.topics().iter().flat_map(|x| x.partitions()) {
+            let (_, high) = consumer
+                .fetch_watermarks(t, p.id(), settings.pipeline.connect_timeout)
+                .map_err(kafka)?;
+            tpl.add_partition_offset(t, p.id(), rdkafka::Offset::Offset(high))
+                .map_err(kafka)?;
+        }
+    }
+    consumer.assign(&tpl).map_err(kafka)?;
+    let producer: BaseProducer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka.bootstrap_servers)
+        .set("linger.ms", "5")
+        .create()
+        .map_err(kafka)?;
+    let drill = || {
+        OwnedHeaders::new().insert(Header {
+            key: crate::pipeline::process::DRILL_HEADER,
+            value: Some("true"),
+        })
+    };
+    let end_ms = start_ms + scenario.duration.as_millis() as i64;
+    let stop_ms = end_ms + grace.as_millis() as i64;
+    let mut answers: BinaryHeap<(Due, usize)> = BinaryHeap::new();
+    let mut scheduled: Vec<HumanDecision> = Vec::new();
+    let mut acks: BTreeMap<String, i64> = BTreeMap::new();
+    let (mut next_event, mut seq) = (0usize, 0u64);
+    loop {
+        let now = crate::clock::Clock::now_ms(&clock);
+        if now >= stop_ms {
+            break;
+        }
+        while next_event < events.len() && events[next_event].timestamp_ms <= now {
+            let e = &events[next_event];
+            next_event += 1;
+            let bytes = codec.encode(SchemaKind::AgentAction, e)?;
+            producer
+                .send(
+                    BaseRecord::to(&settings.topics.input)
+                        .key(e.session_id.as_bytes())
+                        .payload(&bytes)
+                        .headers(drill()),
+                )
+                .map_err(|(e, _)| kafka(e))?;
+            if next_event % 100 == 0 || next_event == events.len() {
+                progress(next_event, events.len());
+            }
+        }
+        while answers.peek().is_some_and(|(d, _)| d.at_ms.0 <= now) {
+            let (_, i) = answers.pop().expect("peeked");
+            let mut d = scheduled[i].clone();
+            d.decided_at_ms = now;
+            if d.decision == DecisionKind::Acknowledge {
+                acks.insert(d.escalation_id.clone(), now);
+            }
+            let bytes = codec.encode(SchemaKind::HumanDecision, &d)?;
+            producer
+                .send(
+                    BaseRecord::to(&settings.topics.decisions)
+                        .key(d.session_id.as_bytes())
+                        .payload(&bytes)
+                        .headers(drill()),
+                )
+                .map_err(|(e, _)| kafka(e))?;
+        }
+        producer.poll(Duration::ZERO);
+        if let Some(m) = consumer.poll(Duration::from_millis(20)) {
+            let m = m.map_err(kafka)?;
+            let kind = m.headers().and_then(|h| {
+                h.iter()
+                    .find(|x| x.key == KIND_HEADER)
+                    .and_then(|x| x.value.map(<[u8]>::to_vec))
+            });
+            let at = m.timestamp().to_millis().unwrap_or(now);
+            if let Some((role, x)) =
+                observer.observe(m.topic(), kind.as_deref(), m.payload().unwrap_or(&[]), at)?
+            {
+                for d in people.answer(&role, &x, now) {
+                    seq += 1;
+                    answers.push((
+                        Due {
+                            at_ms: std::cmp::Reverse(d.decided_at_ms),
+                            seq: std::cmp::Reverse(seq),
+                        },
+                        scheduled.len(),
+                    ));
+                    scheduled.push(d);
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).map_err(kafka)?;
+    Ok(observer.finish(&acks, scenario.overload_pending))
+}
+
+/// A plain reader configuration.
+struct ClientConfigExt;
+
+impl ClientConfigExt {
+    fn reader(settings: &Settings) -> rdkafka::config::ClientConfig {
+        let mut c = rdkafka::config::ClientConfig::new();
+        c.set("bootstrap.servers", &settings.kafka.bootstrap_servers)
+            .set("group.id", format!("{}-gameday", settings.kafka.group_id))
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "20");
+        c
     }
 }
