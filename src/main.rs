@@ -222,13 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 bar.finish();
                 let report = report?;
-                std::fs::create_dir_all(&out)?;
-                std::fs::write(out.join("report.md"), report.markdown())?;
-                std::fs::write(
-                    out.join("report.json"),
-                    serde_json::to_string_pretty(&report)?,
-                )?;
-                std::fs::write(out.join("timeline.png"), report.chart_png())?;
+                report.write(&out)?;
                 print!("{}", report.markdown());
                 return Ok(ExitCode::SUCCESS);
             }
@@ -253,24 +247,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if let Some(part) = o.partition {
                         r = r.partition(part);
                     }
-                    loop {
-                        p.poll(Duration::ZERO);
-                        match p.send(r) {
-                            Ok(()) => break,
-                            Err((
-                                rdkafka::error::KafkaError::MessageProduction(
-                                    rdkafka::types::RDKafkaErrorCode::QueueFull,
-                                ),
-                                back,
-                            )) => {
-                                r = back;
-                                p.poll(Duration::from_millis(5));
-                            }
-                            Err((e, _)) => {
-                                failed.get_or_insert(e.to_string());
-                                break;
-                            }
-                        }
+                    if let Err(e) = handoff::replay::send_waiting(p, r) {
+                        failed.get_or_insert(e.to_string());
                     }
                 })?;
             if let Some(p) = &producer {
@@ -279,13 +257,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(e) = failed {
                 anyhow::bail!("writing the drill to Kafka: {e}");
             }
-            std::fs::create_dir_all(&out)?;
-            std::fs::write(out.join("report.md"), report.markdown())?;
-            std::fs::write(
-                out.join("report.json"),
-                serde_json::to_string_pretty(&report)?,
-            )?;
-            std::fs::write(out.join("timeline.png"), report.chart_png())?;
+            report.write(&out)?;
             print!("{}", report.markdown());
             eprintln!(
                 "report written to {0}/report.md, {0}/report.json and {0}/timeline.png",

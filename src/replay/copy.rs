@@ -277,22 +277,8 @@ pub fn replay(
         if let Some(p) = &r.payload {
             record = record.payload(&p[..]);
         }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    back,
-                )) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(5));
-                }
-                Err((e, _)) => return Err(ReplayError::Kafka(opts.to.clone(), e)),
-            }
-        }
-        producer.poll(Duration::ZERO);
+        super::send_waiting(&producer, record)
+            .map_err(|e| ReplayError::Kafka(opts.to.clone(), e))?;
         pending.insert(r.partition, r.offset + 1);
         copied += 1;
         if last_save.elapsed() > Duration::from_secs(1) {

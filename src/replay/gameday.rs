@@ -859,6 +859,17 @@ impl GamedayReport {
             .collect()
     }
 
+    /// Writes report.md, report.json and timeline.png into `dir` (created if missing).
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("report.md"), self.markdown())?;
+        std::fs::write(
+            dir.join("report.json"),
+            serde_json::to_string_pretty(self).expect("a report serializes"),
+        )?;
+        std::fs::write(dir.join("timeline.png"), self.chart_png())
+    }
+
     /// The timeline chart as PNG bytes (see [`super::chart`]).
     pub fn chart_png(&self) -> Vec<u8> {
         super::chart::timeline_png(
