@@ -400,6 +400,21 @@ fn eval_decisions(matrix: &Path) -> std::collections::BTreeMap<String, serde_jso
         .collect()
 }
 
+/// `handoff diff --old A --new B --events <shipped sample>` with extra arguments.
+fn diff(old: &Path, new: &Path, extra: &[&str]) -> Output {
+    handoff()
+        .arg("diff")
+        .args(extra)
+        .arg("--old")
+        .arg(old)
+        .arg("--new")
+        .arg(new)
+        .arg("--events")
+        .arg(root().join("deploy/samples/agent-actions.jsonl"))
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn diff_reports_exactly_the_events_whose_decision_changed() {
     let shipped = handoff::matrix::DEFAULT_MATRIX_TOML;
@@ -418,15 +433,7 @@ fn diff_reports_exactly_the_events_whose_decision_changed() {
         want.len() >= 5,
         "the threshold change must matter: {want:?}"
     );
-    let out = handoff()
-        .args(["diff", "--json", "--old"])
-        .arg(&old)
-        .arg("--new")
-        .arg(&new)
-        .arg("--events")
-        .arg(root().join("deploy/samples/agent-actions.jsonl"))
-        .output()
-        .unwrap();
+    let out = diff(&old, &new, &["--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -446,15 +453,7 @@ fn diff_reports_exactly_the_events_whose_decision_changed() {
     assert!(report["needs_human"]["new"].as_u64() >= report["needs_human"]["old"].as_u64());
     assert!(report["relaxed_hard_stops"].as_array().unwrap().is_empty());
     // The Markdown form says the same.
-    let md = handoff()
-        .args(["diff", "--old"])
-        .arg(&old)
-        .arg("--new")
-        .arg(&new)
-        .arg("--events")
-        .arg(root().join("deploy/samples/agent-actions.jsonl"))
-        .output()
-        .unwrap();
+    let md = diff(&old, &new, &[]);
     let text = String::from_utf8_lossy(&md.stdout);
     assert!(
         text.contains(&format!("**{} decisions change**", want.len())),
@@ -473,19 +472,7 @@ fn diff_fails_when_a_hard_stop_would_be_relaxed_unless_allowed() {
     );
     assert_ne!(relaxed, shipped);
     let new = tmp("relax-new.toml", &relaxed);
-    let run = |allow: bool| {
-        let mut c = handoff();
-        c.args(["diff", "--old"])
-            .arg(&old)
-            .arg("--new")
-            .arg(&new)
-            .arg("--events")
-            .arg(root().join("deploy/samples/agent-actions.jsonl"));
-        if allow {
-            c.arg("--allow-relax");
-        }
-        c.output().unwrap()
-    };
+    let run = |allow: bool| diff(&old, &new, if allow { &["--allow-relax"] } else { &[] });
     let refused = run(false);
     assert_eq!(refused.status.code(), Some(1));
     let err = String::from_utf8_lossy(&refused.stderr);

@@ -10,6 +10,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
+/// Runs `handoff gameday SCENARIO ARGS… --out DIR`, checks it succeeded, returns report.json.
+fn gameday(scenario: &Path, args: &[&str], out: &Path) -> Value {
+    let run = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .arg("gameday")
+        .arg(scenario)
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
+}
+
 fn check(scenario: &str) {
     let _g = serial();
     let b = broker();
@@ -18,21 +36,8 @@ fn check(scenario: &str) {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("deploy/gameday/{scenario}.toml"));
     let started = std::time::Instant::now();
-    let run = Command::new(env!("CARGO_BIN_EXE_handoff"))
-        .arg("gameday")
-        .arg(&path)
-        .args(["--bootstrap", &bs, "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let report = gameday(&path, &["--bootstrap", &bs], &out);
     eprintln!("{scenario}: drill ran in {:?}", started.elapsed());
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     let png = std::fs::read(out.join("timeline.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "timeline.png is a PNG");
@@ -186,21 +191,7 @@ fn a_drill_can_replay_a_recorded_topic_onto_its_clock() {
          [responders.owner]\nack_min = \"10s\"\nack_max = \"1m\"\n",
     )
     .unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_handoff"))
-        .arg("gameday")
-        .arg(&scenario)
-        .args(["--bootstrap", &bs, "--out"])
-        .arg(dir.join("out"))
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("out/report.json")).unwrap())
-            .unwrap();
+    let report = gameday(&scenario, &["--bootstrap", &bs], &dir.join("out"));
     assert_eq!(report["events"], 200);
     let want = handoff::offline::eval_lines(
         &handoff::matrix::Matrix::default_matrix().unwrap(),
@@ -268,21 +259,11 @@ mix = "reject=1"
 "#,
     )
     .unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_handoff"))
-        .arg("gameday")
-        .arg(&scenario)
-        .args(["--wall-clock", "--grace", "8s", "--bootstrap", &bs, "--out"])
-        .arg(dir.join("out"))
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    let report = gameday(
+        &scenario,
+        &["--wall-clock", "--grace", "8s", "--bootstrap", &bs],
+        &dir.join("out"),
     );
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("out/report.json")).unwrap())
-            .unwrap();
     // Independent count of what the live deployment wrote.
     let codec = Codec::new(Default::default()).unwrap();
     let verdicts: Vec<Verdict> = read_all(&bs, "drill.agent.verdicts")
