@@ -47,6 +47,10 @@ pub struct Scenario {
     /// Background traffic from the synthetic fleet, events per virtual second.
     #[serde(default)]
     pub background_rate: f64,
+    /// The background mix: multiplies every trigger-inducing situation of the fleet (1 ≈ 5%
+    /// of events needing a human).
+    #[serde(default = "one_f")]
+    pub background_boost: f64,
     /// Scripted bursts.
     #[serde(default)]
     pub bursts: Vec<Burst>,
@@ -57,9 +61,34 @@ pub struct Scenario {
     /// Simulated people per role; roles left out never answer.
     #[serde(default)]
     pub responders: BTreeMap<String, Responder>,
+    /// What the report measures.
+    #[serde(default)]
+    pub measure: Measure,
+}
+
+/// What the report measures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Measure {
     /// A role is overloaded when this many of its escalations wait at once.
     #[serde(default = "default_overload")]
     pub overload_pending: usize,
+    /// Roles in the report's table; all roles that got escalations when empty.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl Default for Measure {
+    fn default() -> Self {
+        Measure {
+            overload_pending: default_overload(),
+            roles: Vec::new(),
+        }
+    }
+}
+
+fn one_f() -> f64 {
+    1.0
 }
 
 fn one_second() -> Duration {
@@ -318,6 +347,8 @@ pub struct GamedayReport {
     pub timeline: BTreeMap<String, Vec<(u64, usize, usize)>>,
     /// Records written to the drill topics, by topic.
     pub records_by_topic: BTreeMap<String, usize>,
+    /// Roles the table shows (all that got escalations when empty).
+    pub measured_roles: Vec<String>,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -341,6 +372,7 @@ pub fn drill_events(
             seed: scenario.seed,
             start_ms,
             step_ms,
+            trigger_boost: scenario.background_boost,
             ..Default::default()
         });
         loop {
@@ -626,11 +658,9 @@ impl Observer {
     }
 
     /// The report, given when each escalation was acknowledged (escalation id → ms).
-    pub fn finish(
-        mut self,
-        acks: &BTreeMap<String, i64>,
-        overload_pending: usize,
-    ) -> GamedayReport {
+    pub fn finish(mut self, acks: &BTreeMap<String, i64>, measure: &Measure) -> GamedayReport {
+        let overload_pending = measure.overload_pending;
+        self.report.measured_roles = measure.roles.clone();
         // Per role, in ms: event → escalation, escalation → ack, event → ack.
         type Samples = (Vec<i64>, Vec<i64>, Vec<i64>);
         let mut by_role: BTreeMap<String, Samples> = BTreeMap::new();
@@ -775,7 +805,7 @@ pub fn run(
         .filter(|d| d.decision == DecisionKind::Acknowledge)
         .map(|d| (d.escalation_id.clone(), d.decided_at_ms))
         .collect();
-    Ok(observer.finish(&acks, scenario.overload_pending))
+    Ok(observer.finish(&acks, &scenario.measure))
 }
 
 fn bump(line: &mut Vec<(u64, usize, usize)>, minute: u64, esc: usize, acks: usize) {
@@ -908,7 +938,8 @@ impl GamedayReport {
             }
         };
         for (role, f) in &self.roles {
-            if f.escalations == 0 && f.missed_deadlines == 0 {
+            let chosen = self.measured_roles.is_empty() || self.measured_roles.contains(role);
+            if !chosen || (f.escalations == 0 && f.missed_deadlines == 0) {
                 continue;
             }
             let _ = writeln!(
@@ -1133,7 +1164,7 @@ pub fn live(
         }
     }
     producer.flush(Duration::from_secs(30)).map_err(kafka)?;
-    Ok(observer.finish(&acks, scenario.overload_pending))
+    Ok(observer.finish(&acks, &scenario.measure))
 }
 
 /// A plain reader configuration.
