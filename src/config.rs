@@ -176,6 +176,10 @@ pub struct PipelineSettings {
     /// its due time.
     #[serde(default = "default_timer_tick", with = "humantime_serde")]
     pub timer_tick: Duration,
+    /// A session with nothing open or queued is forgotten (memory and changelog) after this
+    /// long without a change: its streak and its closed escalation ids go with it.
+    #[serde(default = "default_retention", with = "humantime_serde")]
+    pub state_retention: Duration,
 }
 
 /// Log output.
@@ -235,6 +239,9 @@ fn default_changelog_topic() -> String {
 }
 fn default_review_topic() -> String {
     "handoff.review".into()
+}
+fn default_retention() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 fn default_timer_tick() -> Duration {
     Duration::from_secs(1)
@@ -551,6 +558,15 @@ impl Settings {
                 format!(
                     "{} is out of range; between 10ms and 60s",
                     humantime::format_duration(p.timer_tick)
+                ),
+            );
+        }
+        if p.state_retention < Duration::from_secs(60) {
+            problems.push(
+                "pipeline.state_retention",
+                format!(
+                    "{} is too short; at least 1m (a late answer must still find its escalation)",
+                    humantime::format_duration(p.state_retention)
                 ),
             );
         }

@@ -371,7 +371,7 @@ fn state_survives_the_changelog_round_trip_and_replayed_events_reuse_their_state
         open(&m, &mut st, &low, off, 0);
     }
     let dirty: Vec<(String, Vec<u8>)> = st
-        .take_dirty()
+        .take_dirty(0)
         .into_iter()
         .map(|(k, r)| (k, serde_json::to_vec(r.unwrap()).unwrap()))
         .collect();
@@ -414,4 +414,40 @@ fn state_survives_the_changelog_round_trip_and_replayed_events_reuse_their_state
     // A tombstone removes the session.
     restored.restore(key, None);
     assert!(restored.pending().is_empty());
+}
+
+#[test]
+fn quiet_sessions_expire_with_a_tombstone_and_open_ones_stay() {
+    let m = matrix("");
+    let mut st = PartitionState::new();
+    let (a, b) = (refund("act-x1"), {
+        let mut e = refund("act-x2");
+        e.session_id = "sess-2".into();
+        e
+    });
+    let escs = open(&m, &mut st, &a, 0, 0);
+    open(&m, &mut st, &b, 1, 0);
+    let _ = st.take_dirty(1_000);
+    // sess-1 is decided (nothing open any more); sess-2 still waits.
+    let mut fx = Vec::new();
+    st.decide(
+        &m,
+        &decision(&a, &escs[0].1, DecisionKind::Approve, 2_000),
+        2_000,
+        &mut fx,
+    )
+    .unwrap();
+    let _ = st.take_dirty(2_000);
+    let day = 24 * 60 * MIN;
+    assert_eq!(st.expire(2_000 + day, day), 0, "not yet");
+    assert_eq!(st.expire(2_001 + day, day), 1);
+    assert!(st.session("sess-1").is_none());
+    assert!(
+        st.session("sess-2").is_some(),
+        "an open escalation is never expired"
+    );
+    let dirty = st.take_dirty(3_000 + day);
+    assert_eq!(dirty.len(), 1);
+    assert_eq!(dirty[0].0, "sess-1");
+    assert!(dirty[0].1.is_none(), "a tombstone for the changelog");
 }

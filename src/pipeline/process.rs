@@ -236,9 +236,15 @@ pub struct Processor {
     sample_share: f64,
     /// Topics of this processor's own outputs; the drill twin's follow.
     own_topics: usize,
+    /// Sessions with nothing open are forgotten after this long without a change.
+    retention_ms: i64,
+    last_expiry_ms: i64,
     /// Where drill-marked records go (none in a drill processor).
     drill: Option<Box<Processor>>,
 }
+
+/// How often idle sessions are looked for.
+const EXPIRY_EVERY_MS: i64 = 60_000;
 
 /// Header marking drill traffic (`true`): `handoff replay` sets it on every record it copies.
 pub const DRILL_HEADER: &str = "handoff.drill";
@@ -336,6 +342,8 @@ impl Processor {
             review_triggers: matrix.review_triggers(),
             sample_share: matrix.spec().fatigue.sample_execute_log,
             own_topics: FIRST_ROLE + matrix.roles().len(),
+            retention_ms: settings.pipeline.state_retention.as_millis() as i64,
+            last_expiry_ms: 0,
             drill,
             matrix,
         })
@@ -424,6 +432,19 @@ impl Processor {
     pub fn tick(&mut self, now_ms: i64, out: &mut Vec<Output>) {
         let mut parts: Vec<i32> = self.states.keys().copied().collect();
         parts.sort_unstable();
+        if now_ms - self.last_expiry_ms >= EXPIRY_EVERY_MS {
+            // Sessions quiet for the retention time leave memory and the changelog.
+            self.last_expiry_ms = now_ms;
+            for &p in &parts {
+                let state = self.states.get_mut(&p).expect("listed");
+                let n = state.expire(now_ms, self.retention_ms);
+                if n > 0 {
+                    tracing::debug!(partition = p, sessions = n, "idle sessions expired");
+                    let mut none = Vec::new();
+                    self.emit(p, &mut none, out, false, now_ms);
+                }
+            }
+        }
         for &p in &parts {
             let done = self.digests.lock().expect("digests lock").take_done(p);
             if done.is_empty() {
@@ -434,7 +455,7 @@ impl Processor {
                 state.unqueue(&session, &key);
             }
             let mut none = Vec::new();
-            self.emit(p, &mut none, out, false);
+            self.emit(p, &mut none, out, false, now_ms);
         }
         let due = self.digests.lock().expect("digests lock").take_due(now_ms);
         for d in due {
@@ -475,7 +496,7 @@ impl Processor {
             }
             let mut effects = std::mem::take(&mut self.effects);
             state.fire_due(&self.matrix, now_ms, &mut effects);
-            self.emit(p, &mut effects, out, true);
+            self.emit(p, &mut effects, out, true, now_ms);
             self.effects = effects;
         }
     }
@@ -488,6 +509,7 @@ impl Processor {
         effects: &mut Vec<Effect>,
         out: &mut Vec<Output>,
         defer: bool,
+        now_ms: i64,
     ) {
         for e in effects.drain(..) {
             let action_id = match &e {
@@ -523,7 +545,7 @@ impl Processor {
             }
         }
         let state = self.states.get_mut(&partition).expect("present");
-        for (session, record) in state.take_dirty() {
+        for (session, record) in state.take_dirty(now_ms) {
             let payload = record
                 .map(|r| serde_json::to_vec(r).expect("session records serialize"))
                 .unwrap_or_default();
@@ -709,7 +731,7 @@ impl Processor {
                 .encode(SchemaKind::Verdict, &plan.verdict)
                 .expect("verdicts always encode"),
         ));
-        self.emit(input.partition, &mut effects, out, false);
+        self.emit(input.partition, &mut effects, out, false, now_ms);
         self.effects = effects;
         Outcome::Decided {
             level: decision.level,
@@ -844,7 +866,7 @@ impl Processor {
                 }
             }
         }
-        self.emit(input.partition, &mut effects, out, true);
+        self.emit(input.partition, &mut effects, out, true, now_ms);
         self.effects = effects;
         Outcome::HumanDecision
     }

@@ -39,6 +39,9 @@ pub struct SessionRecord {
     /// Items folded into a digest that is not delivered yet: (target, item).
     #[serde(default)]
     pub queued: Vec<(String, DigestItem)>,
+    /// When the record last changed (the processor's clock).
+    #[serde(default)]
+    pub touched_ms: i64,
 }
 
 impl SessionRecord {
@@ -279,10 +282,16 @@ impl PartitionState {
         }
     }
 
-    /// Sessions changed since the last call, with their records (`None`: delete).
-    pub fn take_dirty(&mut self) -> Vec<(String, Option<&SessionRecord>)> {
+    /// Sessions changed since the last call, with their records (`None`: delete), stamped as
+    /// changed at `now_ms`.
+    pub fn take_dirty(&mut self, now_ms: i64) -> Vec<(String, Option<&SessionRecord>)> {
         let mut ids: Vec<String> = self.dirty.drain().collect();
         ids.sort_unstable();
+        for id in &ids {
+            if let Some(r) = self.sessions.get_mut(id) {
+                r.touched_ms = now_ms;
+            }
+        }
         ids.into_iter()
             .map(|id| {
                 let r = self.sessions.get(&id).filter(|r| !r.is_idle());
@@ -291,13 +300,23 @@ impl PartitionState {
             .collect()
     }
 
-    /// Drops idle sessions whose last event is older than `older_than_ms` from memory (their
-    /// changelog entry is already a tombstone or kept state); returns how many.
-    pub fn evict_idle(&mut self, older_than_ms: i64) -> usize {
-        let before = self.sessions.len();
-        self.sessions
-            .retain(|_, r| !(r.is_idle() && r.streak.last_event_ms < older_than_ms));
-        before - self.sessions.len()
+    /// Forgets sessions with nothing open or queued whose record has not changed for
+    /// `retention_ms` (their streaks and closed ids with them); each gets a tombstone at the
+    /// next [`PartitionState::take_dirty`]. Returns how many.
+    pub fn expire(&mut self, now_ms: i64, retention_ms: i64) -> usize {
+        let old: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|(_, r)| {
+                r.open.is_empty() && r.queued.is_empty() && r.touched_ms + retention_ms < now_ms
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &old {
+            self.sessions.remove(id);
+            self.dirty.insert(id.clone());
+        }
+        old.len()
     }
 
     /// The session state to decide the event at `offset` with. An event applied before (the
