@@ -530,6 +530,20 @@ impl Settings {
                 );
             }
         }
+        let outputs = [
+            ("verdicts", &t.verdicts),
+            ("dead_letter", &t.dead_letter),
+            ("changelog", &t.changelog),
+            ("review", &t.review),
+        ];
+        for (i, (field, name)) in outputs.iter().enumerate() {
+            if let Some((other, _)) = outputs[..i].iter().find(|(_, n)| n == name) {
+                problems.push(
+                    format!("topics.{field}"),
+                    format!("{name:?} is also topics.{other}: each output needs its own topic"),
+                );
+            }
+        }
         if t.input == t.decisions {
             problems.push(
                 "topics.decisions",
@@ -690,6 +704,53 @@ mod tests {
         assert_eq!(s.pipeline.max_in_flight, 10);
         assert_eq!(s.kafka.consumer["fetch.min.bytes"], "1");
         assert_eq!(s.topics.input, "agent.actions", "defaults fill the rest");
+    }
+
+    #[test]
+    fn human_loop_settings_are_checked_and_every_problem_named() {
+        let mut s = Settings::default();
+        s.topics.decisions = s.topics.input.clone();
+        s.topics.review = s.topics.verdicts.clone();
+        s.pipeline.timer_tick = Duration::from_millis(1);
+        s.pipeline.state_retention = Duration::from_secs(5);
+        let mut problems = Problems::default();
+        s.validate(&mut problems);
+        let text = problems.to_string();
+        for field in [
+            "topics.decisions",
+            "pipeline.timer_tick",
+            "pipeline.state_retention",
+        ] {
+            assert!(text.contains(field), "{field} missing in:\n{text}");
+        }
+        assert!(
+            text.contains("\"agent.actions\" is also the input topic"),
+            "{text}"
+        );
+        assert!(
+            text.contains("topics.review: \"agent.verdicts\" is also topics.verdicts"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn drill_settings_put_every_topic_under_drill_and_their_own_group() {
+        let d = Settings::default().drill();
+        let t = &d.topics;
+        for name in [
+            &t.input,
+            &t.verdicts,
+            &t.dead_letter,
+            &t.decisions,
+            &t.changelog,
+            &t.review,
+        ] {
+            assert!(name.starts_with(DRILL_PREFIX), "{name}");
+        }
+        assert_eq!(t.role_prefix, DRILL_PREFIX);
+        assert!(d.is_drill() && !Settings::default().is_drill());
+        assert_eq!(d.kafka.group_id, "handoff-drill");
+        assert_eq!(d.drill(), d, "drilling twice changes nothing");
     }
 
     #[test]
