@@ -319,6 +319,24 @@ pub fn check_report(m: &Matrix) -> String {
         humantime::format_duration(spec.tiers.warm.ack_within),
         humantime::format_duration(spec.tiers.immediate.ack_within)
     );
+    let f = &spec.fatigue;
+    let limits: Vec<String> = spec
+        .roles
+        .iter()
+        .filter_map(|(n, r)| {
+            r.rate_limit
+                .as_ref()
+                .map(|l| format!("{n} {} per {}", l.max, humantime::format_duration(l.per)))
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "fatigue: group within {}; review digest every {}; sample {:.1}% of execute_log; rate limits: {}",
+        humantime::format_duration(f.group_within),
+        humantime::format_duration(f.review_every),
+        100.0 * f.sample_execute_log,
+        if limits.is_empty() { "none".to_string() } else { limits.join(", ") }
+    );
     let _ = writeln!(s, "\nroles:");
     for r in m.roles() {
         let attrs = match &r.attributes {
