@@ -344,6 +344,13 @@ fn check_shows_each_roles_escalation_chain() {
         line("crisis_manager").ends_with("then - (end of chain)"),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "fatigue: group within 10m; review digest every 1m; sample 0.0% of execute_log; \
+             rate limits: none"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
