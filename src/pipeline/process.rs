@@ -547,7 +547,11 @@ impl Processor {
         let state = self.states.get_mut(&partition).expect("present");
         for (session, record) in state.take_dirty(now_ms) {
             let payload = record
-                .map(|r| serde_json::to_vec(r).expect("session records serialize"))
+                .map(|r| {
+                    let mut buf = Vec::with_capacity(4096);
+                    serde_json::to_writer(&mut buf, r).expect("session records serialize");
+                    buf
+                })
                 .unwrap_or_default();
             let mut o = Output::new(CHANGELOG, Some(session.into_bytes()), payload);
             o.partition = Some(partition);
@@ -622,7 +626,12 @@ impl Processor {
         let mut plan = escalation::plan(&self.matrix, &event, &decision, now_ms, drill);
         let mut roles = Vec::with_capacity(plan.escalations.len());
         let mut effects = std::mem::take(&mut self.effects);
-        let triggers = decision.triggers.names();
+        // Trigger names are only needed for hand-overs (most events have none).
+        let triggers = if decision.level.needs_human() {
+            decision.triggers.names()
+        } else {
+            Vec::new()
+        };
         if decision.level.needs_human() {
             let grouped = state.open(
                 &self.matrix,
@@ -667,15 +676,7 @@ impl Processor {
                 digests: &self.digests,
                 stats: self.stats.as_deref(),
             };
-            review.apply(
-                state,
-                &event,
-                &decision,
-                &triggers,
-                input.partition,
-                drill,
-                now_ms,
-            );
+            review.apply(state, &event, &decision, input.partition, drill, now_ms);
         }
         for (role, esc) in &plan.escalations {
             roles.push((*role, esc.tier));
@@ -760,7 +761,6 @@ impl ReviewRules<'_> {
         state: &mut PartitionState,
         event: &crate::event::AgentAction,
         decision: &crate::matrix::Decision,
-        triggers: &[String],
         partition: i32,
         drill: bool,
         now_ms: i64,
@@ -786,7 +786,7 @@ impl ReviewRules<'_> {
             level: decision.level,
             tier: None,
             headline: crate::context::headline(event, decision),
-            triggers: triggers.to_vec(),
+            triggers: decision.triggers.names(),
             created_at_ms: now_ms,
             deadline_ms: None,
         };
