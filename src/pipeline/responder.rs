@@ -118,6 +118,8 @@ pub fn respond(
     let mut due: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
     let mut waiting: HashMap<u64, HumanDecision> = HashMap::new();
     let mut n = 0u64;
+    // A grouped escalation is published again on each update: answer it once.
+    let mut seen = std::collections::HashSet::new();
     while !stop.load(Ordering::Acquire) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
             let Some(esc) = m
@@ -126,6 +128,9 @@ pub fn respond(
             else {
                 continue;
             };
+            if !seen.insert(esc.escalation_id.clone()) {
+                continue;
+            }
             counts.read.fetch_add(1, Ordering::Relaxed);
             if rng.random::<f64>() < cfg.no_show {
                 counts.no_shows.fetch_add(1, Ordering::Relaxed);
