@@ -824,7 +824,6 @@ fn verdicts(
 
 /// A final (or redirect) verdict for an open action.
 fn verdict(matrix: &Matrix, action: &OpenAction, outcome: VerdictOutcome, now_ms: i64) -> Verdict {
-    let decision = matrix.evaluate(&action.event, &action.before);
     crate::escalation::verdict(
         matrix,
         &action.event,
@@ -832,7 +831,7 @@ fn verdict(matrix: &Matrix, action: &OpenAction, outcome: VerdictOutcome, now_ms
             level: action.level,
             outcome,
             is_final: true,
-            triggers: decision.triggers.names(),
+            triggers: action.triggers.clone(),
             roles: action.escalations.iter().map(|x| x.role.clone()).collect(),
             escalation_ids: action
                 .escalations
