@@ -403,26 +403,73 @@ pub fn drill_events(
 }
 
 /// The simulated people of a scenario: for each escalation they are shown, an acknowledgement
-/// and a decision at sampled times — or nothing (a no-show).
+/// and a decision at sampled times — or nothing (a no-show). They keep their own agenda.
 pub struct People {
-    responders: BTreeMap<String, Responder>,
+    /// Per role: its responders and their decision mix (weights, parsed once).
+    responders: BTreeMap<String, (Responder, [f64; 5])>,
     roles: Vec<String>,
     rng: rand_chacha::ChaCha8Rng,
+    /// Answers planned, by due time.
+    due: BinaryHeap<(Due, usize)>,
+    planned: Vec<HumanDecision>,
 }
 
 impl People {
     /// The scenario's responders.
     pub fn new(scenario: &Scenario, matrix: &Matrix) -> People {
         People {
-            responders: scenario.responders.clone(),
+            responders: scenario
+                .responders
+                .iter()
+                .map(|(role, r)| {
+                    let mix = crate::pipeline::responder::parse_mix(&r.mix).expect("validated");
+                    (role.clone(), (r.clone(), mix))
+                })
+                .collect(),
             roles: matrix.roles().iter().map(|r| r.name.clone()).collect(),
             rng: rand_chacha::ChaCha8Rng::seed_from_u64(scenario.seed),
+            due: BinaryHeap::new(),
+            planned: Vec::new(),
         }
     }
 
+    /// Plans the answers to an escalation of `role` shown at `now_ms`.
+    pub fn shown(&mut self, role: &str, x: &Escalation, now_ms: i64) {
+        for d in self.answer(role, x, now_ms) {
+            let n = self.planned.len();
+            self.due.push((
+                Due {
+                    at_ms: std::cmp::Reverse(d.decided_at_ms),
+                    seq: std::cmp::Reverse(n as u64),
+                },
+                n,
+            ));
+            self.planned.push(d);
+        }
+    }
+
+    /// The next answer due at `now_ms`, if any.
+    pub fn next_due(&mut self, now_ms: i64) -> Option<HumanDecision> {
+        if self.due.peek().is_some_and(|(d, _)| d.at_ms.0 <= now_ms) {
+            let (_, i) = self.due.pop().expect("peeked");
+            Some(self.planned[i].clone())
+        } else {
+            None
+        }
+    }
+
+    /// When each escalation is planned to be acknowledged.
+    pub fn planned_acks(&self) -> BTreeMap<String, i64> {
+        self.planned
+            .iter()
+            .filter(|d| d.decision == DecisionKind::Acknowledge)
+            .map(|d| (d.escalation_id.clone(), d.decided_at_ms))
+            .collect()
+    }
+
     /// The answers to an escalation of `role` shown at `now_ms`, with their times.
-    pub fn answer(&mut self, role: &str, x: &Escalation, now_ms: i64) -> Vec<HumanDecision> {
-        let Some(r) = self.responders.get(role) else {
+    fn answer(&mut self, role: &str, x: &Escalation, now_ms: i64) -> Vec<HumanDecision> {
+        let Some((r, mix)) = self.responders.get(role) else {
             return Vec::new();
         };
         if self.rng.random::<f64>() < r.no_show {
@@ -431,8 +478,7 @@ impl People {
         let ack =
             r.ack_min + (r.ack_max.saturating_sub(r.ack_min)).mul_f64(self.rng.random::<f64>());
         let ack_at = now_ms + ack.as_millis() as i64;
-        let mix = crate::pipeline::responder::parse_mix(&r.mix).expect("validated");
-        let kind = pick(&mix, self.rng.random::<f64>());
+        let kind = pick(mix, self.rng.random::<f64>());
         let other = self
             .roles
             .iter()
@@ -731,9 +777,6 @@ pub fn run(
     let events = drill_events(scenario, start_ms, recorded);
     let mut observer = Observer::new(scenario, matrix.clone(), &settings, &events, start_ms)?;
     let mut people = People::new(scenario, &matrix);
-    let mut answers: BinaryHeap<(Due, usize)> = BinaryHeap::new();
-    let mut scheduled: Vec<HumanDecision> = Vec::new();
-    let mut seq = 0u64;
     let mut offset = 0i64;
     let mut next_event = 0usize;
     let mut out: Vec<Output> = Vec::new();
@@ -756,10 +799,8 @@ pub fn run(
                 &mut out,
             );
         }
-        while answers.peek().is_some_and(|(d, _)| d.at_ms.0 <= now) {
-            let (_, i) = answers.pop().expect("peeked");
-            let d = &scheduled[i];
-            let bytes = codec.encode(SchemaKind::HumanDecision, d)?;
+        while let Some(d) = people.next_due(now) {
+            let bytes = codec.encode(SchemaKind::HumanDecision, &d)?;
             offset += 1;
             p.process(
                 input(
@@ -785,27 +826,12 @@ pub fn run(
                 .find(|(k, _)| k == KIND_HEADER)
                 .map(|(_, v)| v.as_slice());
             if let Some((role, x)) = observer.observe(topic, kind, &o.payload, now)? {
-                for d in people.answer(&role, &x, now) {
-                    seq += 1;
-                    answers.push((
-                        Due {
-                            at_ms: std::cmp::Reverse(d.decided_at_ms),
-                            seq: std::cmp::Reverse(seq),
-                        },
-                        scheduled.len(),
-                    ));
-                    scheduled.push(d);
-                }
+                people.shown(&role, &x, now);
             }
         }
         now += step;
     }
-    let acks: BTreeMap<String, i64> = scheduled
-        .iter()
-        .filter(|d| d.decision == DecisionKind::Acknowledge)
-        .map(|d| (d.escalation_id.clone(), d.decided_at_ms))
-        .collect();
-    Ok(observer.finish(&acks, &scenario.measure))
+    Ok(observer.finish(&people.planned_acks(), &scenario.measure))
 }
 
 fn bump(line: &mut Vec<(u64, usize, usize)>, minute: u64, esc: usize, acks: usize) {
@@ -1065,7 +1091,9 @@ pub fn live(
     let mut people = People::new(scenario, &matrix);
 
     // Watch the verdicts and role topics from their current ends: only this drill's records.
-    let consumer: BaseConsumer = ClientConfigExt::reader(settings).create().map_err(kafka)?;
+    let consumer: BaseConsumer = super::source::reader_config(settings)
+        .create()
+        .map_err(kafka)?;
     let mut watched = vec![settings.topics.verdicts.clone()];
     watched.extend(observer.role_topics.keys().cloned());
     let mut tpl = rdkafka::TopicPartitionList::new();
@@ -1095,10 +1123,8 @@ pub fn live(
     };
     let end_ms = start_ms + scenario.duration.as_millis() as i64;
     let stop_ms = end_ms + grace.as_millis() as i64;
-    let mut answers: BinaryHeap<(Due, usize)> = BinaryHeap::new();
-    let mut scheduled: Vec<HumanDecision> = Vec::new();
     let mut acks: BTreeMap<String, i64> = BTreeMap::new();
-    let (mut next_event, mut seq) = (0usize, 0u64);
+    let mut next_event = 0usize;
     loop {
         let now = crate::clock::Clock::now_ms(&clock);
         if now >= stop_ms {
@@ -1120,9 +1146,7 @@ pub fn live(
                 progress(next_event, events.len());
             }
         }
-        while answers.peek().is_some_and(|(d, _)| d.at_ms.0 <= now) {
-            let (_, i) = answers.pop().expect("peeked");
-            let mut d = scheduled[i].clone();
+        while let Some(mut d) = people.next_due(now) {
             d.decided_at_ms = now;
             if d.decision == DecisionKind::Acknowledge {
                 acks.insert(d.escalation_id.clone(), now);
@@ -1149,34 +1173,10 @@ pub fn live(
             if let Some((role, x)) =
                 observer.observe(m.topic(), kind.as_deref(), m.payload().unwrap_or(&[]), at)?
             {
-                for d in people.answer(&role, &x, now) {
-                    seq += 1;
-                    answers.push((
-                        Due {
-                            at_ms: std::cmp::Reverse(d.decided_at_ms),
-                            seq: std::cmp::Reverse(seq),
-                        },
-                        scheduled.len(),
-                    ));
-                    scheduled.push(d);
-                }
+                people.shown(&role, &x, now);
             }
         }
     }
     producer.flush(Duration::from_secs(30)).map_err(kafka)?;
     Ok(observer.finish(&acks, &scenario.measure))
-}
-
-/// A plain reader configuration.
-struct ClientConfigExt;
-
-impl ClientConfigExt {
-    fn reader(settings: &Settings) -> rdkafka::config::ClientConfig {
-        let mut c = rdkafka::config::ClientConfig::new();
-        c.set("bootstrap.servers", &settings.kafka.bootstrap_servers)
-            .set("group.id", format!("{}-gameday", settings.kafka.group_id))
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "20");
-        c
-    }
 }

@@ -76,7 +76,7 @@ impl Range {
 
 /// The partitions of a topic, or a clear error when it does not exist.
 pub fn partitions(settings: &Settings, topic: &str) -> Result<Vec<i32>, SourceError> {
-    let c: BaseConsumer = consumer_config(settings)
+    let c: BaseConsumer = reader_config(settings)
         .create()
         .map_err(|source| kafka(topic, source))?;
     let md = c
@@ -104,7 +104,8 @@ fn kafka(topic: &str, source: rdkafka::error::KafkaError) -> SourceError {
     }
 }
 
-fn consumer_config(settings: &Settings) -> ClientConfig {
+/// A consumer configuration for reading topics back by assignment (no commits).
+pub(crate) fn reader_config(settings: &Settings) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &settings.kafka.bootstrap_servers)
         .set("group.id", format!("{}-reader", settings.kafka.group_id))
@@ -126,7 +127,7 @@ pub fn read(
     resume: &HashMap<i32, i64>,
 ) -> Result<Vec<Recorded>, SourceError> {
     let parts = partitions(settings, topic)?;
-    let c: BaseConsumer = consumer_config(settings)
+    let c: BaseConsumer = reader_config(settings)
         .create()
         .map_err(|source| kafka(topic, source))?;
     let timeout = settings.pipeline.connect_timeout;
