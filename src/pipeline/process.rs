@@ -185,13 +185,9 @@ impl Stage for Processor {
     }
     fn tick(&mut self, now_ms: i64, out: &mut Vec<Output>) {
         Processor::tick(self, now_ms, out);
-        if let Some(twin) = self.drill.as_mut() {
-            let from = out.len();
+        self.in_twin(out, |twin, out| {
             Processor::tick(twin, now_ms, out);
-            for o in &mut out[from..] {
-                o.topic += self.own_topics;
-            }
-        }
+        });
     }
     fn awaits_delivery(&self) -> bool {
         !self.unconfirmed.is_empty() || self.drill.as_ref().is_some_and(|t| t.awaits_delivery())
@@ -569,16 +565,14 @@ impl Processor {
     pub fn process(&mut self, input: Input<'_>, now_ms: i64, out: &mut Vec<Output>) -> Outcome {
         let decision = input.topic == self.decisions_topic;
         if is_drill(input.headers) {
-            if let Some(twin) = self.drill.as_mut() {
-                let from = out.len();
-                let outcome = if decision {
+            let outcome = self.in_twin(out, |twin, out| {
+                if decision {
                     twin.process_decision(input, now_ms, out)
                 } else {
                     twin.process_action(input, now_ms, out)
-                };
-                for o in &mut out[from..] {
-                    o.topic += self.own_topics;
                 }
+            });
+            if let Some(outcome) = outcome {
                 return outcome;
             }
         }
@@ -586,6 +580,22 @@ impl Processor {
             return self.process_decision(input, now_ms, out);
         }
         self.process_action(input, now_ms, out)
+    }
+
+    /// Runs `f` on the drill twin, if there is one, and moves the outputs it adds to the twin's
+    /// topics (which follow this processor's own in [`Processor::topics`]).
+    fn in_twin<T>(
+        &mut self,
+        out: &mut Vec<Output>,
+        f: impl FnOnce(&mut Processor, &mut Vec<Output>) -> T,
+    ) -> Option<T> {
+        let twin = self.drill.as_mut()?;
+        let from = out.len();
+        let result = f(twin, out);
+        for o in &mut out[from..] {
+            o.topic += self.own_topics;
+        }
+        Some(result)
     }
 
     /// Decides one agent action record.
@@ -840,12 +850,8 @@ impl Processor {
         };
         if d.drill {
             // An answer to a drill escalation: the drill twin holds it.
-            if let Some(twin) = self.drill.as_mut() {
-                let from = out.len();
-                let outcome = twin.process_decision(input, now_ms, out);
-                for o in &mut out[from..] {
-                    o.topic += self.own_topics;
-                }
+            let outcome = self.in_twin(out, |twin, out| twin.process_decision(input, now_ms, out));
+            if let Some(outcome) = outcome {
                 return outcome;
             }
         }
