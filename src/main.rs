@@ -171,12 +171,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             .cloned(),
                     );
                     runtime()?.block_on(handoff::pipeline::ensure_topics(&settings, &topics))?;
-                    Some(
-                        rdkafka::config::ClientConfig::new()
-                            .set("bootstrap.servers", bs)
-                            .set("linger.ms", "5")
-                            .create::<rdkafka::producer::BaseProducer>()?,
-                    )
+                    // On the wall clock the live deployment writes the drill topics itself.
+                    if wall_clock {
+                        None
+                    } else {
+                        Some(
+                            rdkafka::config::ClientConfig::new()
+                                .set("bootstrap.servers", bs)
+                                .set("linger.ms", "5")
+                                .create::<rdkafka::producer::BaseProducer>()?,
+                        )
+                    }
                 }
                 None => None,
             };
