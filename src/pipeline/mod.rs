@@ -186,7 +186,7 @@ struct GroupContext {
 
 impl GroupContext {
     fn source(&self, topic: &str) -> u8 {
-        u8::from(topic != self.input_topic)
+        source(topic, &self.input_topic)
     }
 }
 
@@ -731,6 +731,12 @@ pub async fn run_stage<S: Stage + 'static>(
     })
 }
 
+/// The tracker's input topic number of a record's topic: 0 for the agent actions, 1 for the
+/// human decisions (see [`tracker::slot`]).
+fn source(topic: &str, input_topic: &str) -> u8 {
+    u8::from(topic != input_topic)
+}
+
 /// What a worker needs besides its stage and queue.
 struct WorkerEnv {
     restore: Option<Restorer>,
@@ -972,7 +978,7 @@ fn process_record<S: Stage>(
         payload: msg.payload(),
         headers,
     };
-    let source = u8::from(msg.topic() != env.input_topic);
+    let source = source(msg.topic(), &env.input_topic);
     let outcome = stage.process(input, env.clock.now_ms(), outputs);
     counts.records += 1;
     counts.outputs += outputs.len() as u64;
