@@ -113,15 +113,6 @@ impl Digests {
         }
     }
 
-    /// Items waiting, per target.
-    pub fn waiting(&self) -> Vec<(String, usize)> {
-        self.pending
-            .iter()
-            .filter(|(_, p)| !p.items.is_empty())
-            .map(|(t, p)| (t.clone(), p.items.len()))
-            .collect()
-    }
-
     /// The digests due at `now_ms`: a role's a window after its first folded item, the review
     /// queue's `review_every` after its first. Each counts as a message to its role.
     pub fn take_due(&mut self, now_ms: i64) -> Vec<DueDigest> {

@@ -1,5 +1,6 @@
-//! Per-session state as the matrix needs it, kept in memory. The stream keeps one store per
-//! partition; the offline tools keep one for the whole input.
+//! Per-session state as the matrix needs it, kept in memory, for the offline tools (`eval`,
+//! `test-rules`, `diff`): one store for the whole input. The stream keeps its durable
+//! per-partition state in [`crate::state::PartitionState`].
 
 use crate::matrix::SessionState;
 use std::collections::HashMap;
@@ -39,12 +40,5 @@ impl SessionStore {
     /// True when no session is held.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
-    }
-
-    /// Forgets sessions whose last event is older than `older_than_ms`; returns how many.
-    pub fn evict_idle(&mut self, older_than_ms: i64) -> usize {
-        let before = self.map.len();
-        self.map.retain(|_, s| s.last_event_ms >= older_than_ms);
-        before - self.map.len()
     }
 }
