@@ -184,7 +184,7 @@ fn main() {
         ..Default::default()
     });
     rt.block_on(async {
-        pipeline::ensure_topics(&base, &["bench.backlog".to_string()])
+        handoff::kafka::admin::ensure_topics(&base, &["bench.backlog".to_string()])
             .await
             .unwrap();
         pipeline::fleet::produce(

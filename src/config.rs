@@ -477,35 +477,7 @@ impl Settings {
                 ),
             );
         }
-        // Properties handoff sets itself: overriding them would break delivery guarantees.
-        const OWNED: &[(&str, &str)] = &[
-            ("consumer", "enable.auto.offset.store"),
-            ("consumer", "group.id"),
-            ("producer", "enable.idempotence"),
-            ("common", "bootstrap.servers"),
-            ("consumer", "bootstrap.servers"),
-            ("producer", "bootstrap.servers"),
-        ];
-        for (map, name) in [
-            ("common", &k.common),
-            ("consumer", &k.consumer),
-            ("producer", &k.producer),
-        ] {
-            for key in name.keys() {
-                if OWNED.iter().any(|(m, o)| *m == map && o == key) || (key == "group.id") {
-                    problems.push(
-                        format!("kafka.{map}.{key}"),
-                        "is set by handoff itself (use the dedicated setting)".to_string(),
-                    );
-                }
-                if key.trim().is_empty() || key.contains(' ') {
-                    problems.push(
-                        format!("kafka.{map}"),
-                        format!("{key:?} is not a librdkafka property name"),
-                    );
-                }
-            }
-        }
+        crate::kafka::validate(k, problems);
         let t = &self.topics;
         for (field, name) in [
             ("input", &t.input),

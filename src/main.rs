@@ -170,7 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             .iter()
                             .cloned(),
                     );
-                    runtime()?.block_on(handoff::pipeline::ensure_topics(&settings, &topics))?;
+                    handoff::kafka::admin::ensure_topics_blocking(&settings, &topics)?;
                     // On the wall clock the live deployment writes the drill topics itself.
                     if wall_clock {
                         None
@@ -419,8 +419,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let rt = runtime()?;
                 let sent = rt.block_on(async {
                     if settings.kafka.create_topics {
-                        handoff::pipeline::ensure_topics(&settings, std::slice::from_ref(&topic))
-                            .await?;
+                        handoff::kafka::admin::ensure_topics(
+                            &settings,
+                            std::slice::from_ref(&topic),
+                        )
+                        .await?;
                     }
                     handoff::pipeline::fleet::produce(
                         &settings,

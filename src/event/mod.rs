@@ -4,6 +4,7 @@
 
 mod codec;
 mod validate;
+pub mod wire;
 
 pub use codec::{Codec, CodecError, SchemaKind};
 pub use validate::{is_action_type, EventError, EventLimits};

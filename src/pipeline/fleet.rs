@@ -1,9 +1,10 @@
 //! The synthetic agent fleet, producing Avro records to a Kafka topic at a given rate.
 
-use super::{client_config, PipelineError};
+use super::PipelineError;
 use crate::config::Settings;
 use crate::event::Codec;
 use crate::generate::Fleet;
+use crate::kafka::{self, Role};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
@@ -44,15 +45,11 @@ pub async fn produce(
     stop: impl Future<Output = ()>,
     counts: Arc<Counts>,
 ) -> Result<u64, PipelineError> {
-    super::check_reachable(settings)?;
-    let mut pc = client_config(settings, "producer");
-    pc.set("enable.idempotence", "true").set("linger.ms", "5");
-    let producer: ThreadedProducer<Counting> = pc
-        .create_with_context(Counting(counts.clone()))
-        .map_err(|source| PipelineError::Kafka {
-            what: "producer",
-            source,
-        })?;
+    kafka::admin::wait_reachable(settings)?;
+    let producer: ThreadedProducer<Counting> =
+        kafka::client_config(&settings.kafka, Role::Producer)
+            .create_with_context(Counting(counts.clone()))
+            .map_err(kafka::Error::client("producer"))?;
     let codec = Codec::new(Default::default())?;
     let started = Instant::now();
     let mut sent: u64 = 0;
@@ -87,10 +84,11 @@ pub async fn produce(
                         tokio::time::sleep(Duration::from_millis(2)).await;
                     }
                     Err((source, _)) => {
-                        return Err(PipelineError::Kafka {
+                        return Err(kafka::Error::Client {
                             what: "produce",
                             source,
-                        })
+                        }
+                        .into())
                     }
                 }
             }
@@ -105,10 +103,7 @@ pub async fn produce(
     }
     producer
         .flush(Duration::from_secs(60))
-        .map_err(|source| PipelineError::Kafka {
-            what: "flush",
-            source,
-        })?;
+        .map_err(kafka::Error::client("flush"))?;
     let failed = counts.failed.load(Relaxed);
     if failed > 0 {
         return Err(PipelineError::Delivery(format!(

@@ -21,18 +21,15 @@ pub mod tracker;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::error::{Classify, ErrorClass};
+use crate::kafka;
 use crate::matrix::Matrix;
 use process::{Input, Outcome, Output, Processor, Stage};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::message::{Header, Headers, Message};
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use stats::Stats;
@@ -44,68 +41,18 @@ use tracker::{slot, token, unslot, untoken, Tracker, UNTRACKED};
 /// Why the pipeline stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// The brokers did not answer.
-    #[error("cannot reach Kafka at {bootstrap} within {timeout:?}: {source}")]
-    Unreachable {
-        /// Bootstrap servers.
-        bootstrap: String,
-        /// How long we waited.
-        timeout: Duration,
-        /// The client's error.
-        source: KafkaError,
-    },
-    /// A Kafka client could not be created or used.
-    #[error("kafka {what}: {source}")]
-    Kafka {
-        /// What was being done.
-        what: &'static str,
-        /// The client's error.
-        source: KafkaError,
-    },
-    /// A topic could not be created.
-    #[error("cannot create topic {topic}: {message}")]
-    CreateTopic {
-        /// Topic.
-        topic: String,
-        /// Broker's answer.
-        message: String,
-    },
+    /// Kafka could not be reached, a client could not be built, or the topics are wrong.
+    #[error(transparent)]
+    Kafka(#[from] crate::kafka::Error),
     /// An output could not be delivered and librdkafka gave up: nothing past it is committed.
     #[error("delivery failed for good, stopping without committing past it: {0}")]
     Delivery(String),
     /// The shipped schemas could not be loaded.
     #[error(transparent)]
     Codec(#[from] crate::event::CodecError),
-    /// A topic that must be partitioned like the input is not.
-    #[error(
-        "{field} = {topic:?} has {partitions} partition(s) (0: it does not exist) but {input:?} \
-         has {input_partitions}: a session's events, decisions and state must share partition \
-         numbers; give them the same count"
-    )]
-    NotCopartitioned {
-        /// Setting naming the topic.
-        field: &'static str,
-        /// Topic.
-        topic: String,
-        /// Its partitions.
-        partitions: usize,
-        /// Input topic.
-        input: String,
-        /// Its partitions.
-        input_partitions: usize,
-    },
     /// Draining did not finish within the deadline; undelivered work will be re-processed.
     #[error("shutdown deadline of {0:?} passed with {1} input record(s) still in flight")]
     DrainTimeout(Duration, usize),
-}
-
-impl Classify for PipelineError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            PipelineError::Unreachable { .. } => ErrorClass::Retry,
-            _ => ErrorClass::Fatal,
-        }
-    }
 }
 
 /// State shared by the processing loop and librdkafka's callbacks.
@@ -305,133 +252,6 @@ impl ConsumerContext for GroupContext {
     }
 }
 
-fn client_config(settings: &Settings, role: &str) -> ClientConfig {
-    let k = &settings.kafka;
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &k.bootstrap_servers);
-    for (key, v) in &k.common {
-        c.set(key, v);
-    }
-    let extra = if role == "consumer" {
-        &k.consumer
-    } else {
-        &k.producer
-    };
-    for (key, v) in extra {
-        c.set(key, v);
-    }
-    c
-}
-
-/// A plain client for metadata requests.
-fn metadata_client(settings: &Settings) -> Result<rdkafka::producer::BaseProducer, PipelineError> {
-    client_config(settings, "producer")
-        .create()
-        .map_err(|source| PipelineError::Kafka {
-            what: "client configuration",
-            source,
-        })
-}
-
-/// Checks that the brokers answer, within `pipeline.connect_timeout`.
-pub fn check_reachable(settings: &Settings) -> Result<(), PipelineError> {
-    let client = metadata_client(settings)?;
-    client
-        .client()
-        .fetch_metadata(None, settings.pipeline.connect_timeout)
-        .map(|_| ())
-        .map_err(|source| PipelineError::Unreachable {
-            bootstrap: settings.kafka.bootstrap_servers.clone(),
-            timeout: settings.pipeline.connect_timeout,
-            source,
-        })
-}
-
-/// Creates the missing topics among `topics`.
-pub async fn ensure_topics(settings: &Settings, topics: &[String]) -> Result<(), PipelineError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(settings, "producer")
-        .create()
-        .map_err(|source| PipelineError::Kafka {
-            what: "admin client",
-            source,
-        })?;
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| {
-            let topic = NewTopic::new(
-                t,
-                settings.kafka.partitions,
-                TopicReplication::Fixed(settings.kafka.replication_factor),
-            );
-            if *t == settings.topics.changelog {
-                // Only the last state of each session matters.
-                topic.set("cleanup.policy", "compact")
-            } else {
-                topic
-            }
-        })
-        .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(settings.pipeline.connect_timeout));
-    let results = admin
-        .create_topics(new.iter(), &opts)
-        .await
-        .map_err(|source| PipelineError::Kafka {
-            what: "create topics",
-            source,
-        })?;
-    for r in results {
-        match r {
-            Ok(t) => tracing::info!(topic = %t, "topic created"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(PipelineError::CreateTopic {
-                    topic,
-                    message: code.to_string(),
-                })
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Checks that the decisions and changelog topics have as many partitions as the input: a
-/// session's events, decisions and state must meet in the same partition number.
-pub fn check_copartitioned(
-    settings: &Settings,
-    changelog: Option<&str>,
-) -> Result<(), PipelineError> {
-    let client = metadata_client(settings)?;
-    let count = |topic: &str| -> Result<usize, PipelineError> {
-        let md = client
-            .client()
-            .fetch_metadata(Some(topic), settings.pipeline.connect_timeout)
-            .map_err(|source| PipelineError::Kafka {
-                what: "metadata",
-                source,
-            })?;
-        Ok(md.topics().first().map_or(0, |t| t.partitions().len()))
-    };
-    let t = &settings.topics;
-    let input = count(&t.input)?;
-    let mut others = vec![("topics.decisions", t.decisions.as_str())];
-    if let Some(c) = changelog {
-        others.push(("topics.changelog", c));
-    }
-    for (field, topic) in others {
-        let n = count(topic)?;
-        if n != input {
-            return Err(PipelineError::NotCopartitioned {
-                field,
-                topic: topic.to_string(),
-                partitions: n,
-                input: t.input.clone(),
-                input_partitions: input,
-            });
-        }
-    }
-    Ok(())
-}
-
 /// What a finished run did.
 #[derive(Debug, Clone)]
 pub struct RunReport {
@@ -489,7 +309,12 @@ pub async fn run_stage<S: Stage + 'static>(
     on_start: impl FnOnce(StatsHandle),
 ) -> Result<RunReport, PipelineError> {
     let deadline = settings.pipeline.shutdown_deadline;
-    check_reachable(settings)?;
+    {
+        let s = settings.clone();
+        tokio::task::spawn_blocking(move || crate::kafka::admin::wait_reachable(&s))
+            .await
+            .expect("the reachability check does not panic")?;
+    }
     let processor = make_stage();
     if settings.kafka.create_topics {
         let mut topics = vec![
@@ -497,10 +322,10 @@ pub async fn run_stage<S: Stage + 'static>(
             settings.topics.decisions.clone(),
         ];
         topics.extend(processor.topics().iter().cloned());
-        ensure_topics(settings, &topics).await?;
+        crate::kafka::admin::ensure_topics(settings, &topics).await?;
     }
     let changelog = processor.changelog().map(|i| processor.topics()[i].clone());
-    check_copartitioned(settings, changelog.as_deref())?;
+    crate::kafka::admin::check_copartitioned(settings, changelog.as_deref())?;
     let stats = Arc::new(Stats::new(
         processor.role_names(),
         &processor.families(),
@@ -515,55 +340,14 @@ pub async fn run_stage<S: Stage + 'static>(
         stats: stats.clone(),
     });
 
-    let mut pc = client_config(settings, "producer");
-    pc.set("enable.idempotence", "true");
-    if !settings.kafka.producer.contains_key("linger.ms") {
-        pc.set("linger.ms", "5");
-    }
     let producer: Arc<Out> = Arc::new(
-        pc.create_with_context(DeliveryContext {
-            shared: shared.clone(),
-        })
-        .map_err(|source| PipelineError::Kafka {
-            what: "producer",
-            source,
-        })?,
+        kafka::client_config(&settings.kafka, kafka::Role::Producer)
+            .create_with_context(DeliveryContext {
+                shared: shared.clone(),
+            })
+            .map_err(kafka::Error::client("producer"))?,
     );
-
-    let mut cc = client_config(settings, "consumer");
-    cc.set("group.id", &settings.kafka.group_id)
-        .set("enable.auto.commit", "true")
-        .set("enable.auto.offset.store", "false")
-        .set(
-            "session.timeout.ms",
-            settings.kafka.session_timeout.as_millis().to_string(),
-        );
-    if !settings.kafka.consumer.contains_key("auto.offset.reset") {
-        cc.set("auto.offset.reset", "earliest");
-    }
-    if !settings
-        .kafka
-        .consumer
-        .contains_key("auto.commit.interval.ms")
-    {
-        // Stored offsets are committed every second: after a crash, at most about a second of
-        // work is processed again.
-        cc.set("auto.commit.interval.ms", "1000");
-    }
-    if !settings
-        .kafka
-        .consumer
-        .contains_key("partition.assignment.strategy")
-    {
-        // Co-partitioning: the range assignor gives a member the same partition numbers of
-        // the input and the decisions topics, so a decision meets its escalation's state.
-        cc.set("partition.assignment.strategy", "range");
-    }
-    if !settings.kafka.consumer.contains_key("fetch.wait.max.ms") {
-        // Some brokers (tansu among them) hold a fetch for its whole maximum wait even when
-        // records arrive: keep it short so decisions are not delayed by up to 500 ms.
-        cc.set("fetch.wait.max.ms", "20");
-    }
+    let cc = kafka::client_config(&settings.kafka, kafka::Role::Member);
     let consumer: StreamConsumer<GroupContext> = cc
         .create_with_context(GroupContext {
             shared: shared.clone(),
@@ -573,16 +357,10 @@ pub async fn run_stage<S: Stage + 'static>(
             input_topic: settings.topics.input.clone(),
             decisions_topic: settings.topics.decisions.clone(),
         })
-        .map_err(|source| PipelineError::Kafka {
-            what: "consumer",
-            source,
-        })?;
+        .map_err(kafka::Error::client("consumer"))?;
     consumer
         .subscribe(&[&settings.topics.input, &settings.topics.decisions])
-        .map_err(|source| PipelineError::Kafka {
-            what: "subscribe",
-            source,
-        })?;
+        .map_err(kafka::Error::client("subscribe"))?;
     tracing::info!(
         input = %settings.topics.input,
         group = %settings.kafka.group_id,
@@ -605,9 +383,8 @@ pub async fn run_stage<S: Stage + 'static>(
         stage.attach(stats.clone());
         let (shared, producer, topics) = (shared.clone(), producer.clone(), topics.clone());
         let env = WorkerEnv {
-            restore: changelog.clone().map(|topic| Restorer {
-                config: client_config(settings, "consumer"),
-                group: format!("{}-restore", settings.kafka.group_id),
+            restore: changelog.clone().map(|topic| kafka::changelog::Reader {
+                kafka: settings.kafka.clone(),
                 topic,
                 timeout: settings.pipeline.shutdown_deadline,
             }),
@@ -739,74 +516,11 @@ fn source(topic: &str, input_topic: &str) -> u8 {
 
 /// What a worker needs besides its stage and queue.
 struct WorkerEnv {
-    restore: Option<Restorer>,
+    restore: Option<kafka::changelog::Reader>,
     tick: Duration,
     flush_deadline: Duration,
     clock: Arc<dyn Clock>,
     input_topic: String,
-}
-
-/// Reads a stage's changelog partitions from the beginning to their end.
-struct Restorer {
-    config: ClientConfig,
-    group: String,
-    topic: String,
-    timeout: Duration,
-}
-
-/// Changelog records of one partition: (key, value or `None` for a tombstone), oldest first.
-type ChangelogRecords = Vec<(Vec<u8>, Option<Vec<u8>>)>;
-
-impl Restorer {
-    /// Every record of `partitions`, by partition. The end is the high watermark, then no new
-    /// record for a short while (some brokers report the watermark a batch behind).
-    fn read(&self, partitions: &[i32]) -> Result<Vec<(i32, ChangelogRecords)>, KafkaError> {
-        let mut c = self.config.clone();
-        c.set("group.id", &self.group)
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "20");
-        let consumer: BaseConsumer = c.create()?;
-        let mut tpl = TopicPartitionList::new();
-        let mut high = std::collections::HashMap::new();
-        for &p in partitions {
-            let (_, h) = consumer.fetch_watermarks(&self.topic, p, self.timeout)?;
-            high.insert(p, h);
-            tpl.add_partition_offset(&self.topic, p, Offset::Beginning)?;
-        }
-        consumer.assign(&tpl)?;
-        let mut out: std::collections::HashMap<i32, ChangelogRecords> =
-            partitions.iter().map(|p| (*p, Vec::new())).collect();
-        let mut next: std::collections::HashMap<i32, i64> = Default::default();
-        let started = Instant::now();
-        let idle = Duration::from_millis(300);
-        let mut last_record = Instant::now();
-        loop {
-            let reached = partitions
-                .iter()
-                .all(|p| next.get(p).copied().unwrap_or(0) >= high[p]);
-            if reached && last_record.elapsed() >= idle {
-                break;
-            }
-            if started.elapsed() > self.timeout {
-                tracing::warn!(topic = %self.topic, ?partitions, "changelog restore timed out; continuing with what was read");
-                break;
-            }
-            match consumer.poll(Duration::from_millis(50)) {
-                Some(Ok(m)) => {
-                    last_record = Instant::now();
-                    next.insert(m.partition(), m.offset() + 1);
-                    if let (Some(list), Some(k)) = (out.get_mut(&m.partition()), m.key()) {
-                        list.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
-                    }
-                }
-                Some(Err(e)) => return Err(e),
-                None => {}
-            }
-        }
-        let mut v: Vec<(i32, ChangelogRecords)> = out.into_iter().collect();
-        v.sort_by_key(|(p, _)| *p);
-        Ok(v)
-    }
 }
 
 /// A worker: decodes, decides and sends the records of the partitions it owns, in order; on
@@ -1111,35 +825,18 @@ fn send_all(
     }
 }
 
-fn send(producer: &Out, topic: &str, o: Output, tok: usize) -> Result<(), KafkaError> {
-    let mut hs = OwnedHeaders::new_with_capacity(o.headers.len());
-    for (k, v) in &o.headers {
-        hs = hs.insert(Header {
-            key: k,
-            value: Some(v),
-        });
-    }
-    let mut record = BaseRecord::with_opaque_to(topic, tok).headers(hs);
-    if !o.payload.is_empty() {
-        // An empty value is sent as null: a tombstone on the compacted changelog.
-        record = record.payload(&o.payload);
-    }
-    if let Some(k) = &o.key {
-        record = record.key(k);
-    }
-    if let Some(p) = o.partition {
-        record = record.partition(p);
-    }
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                record = r;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err((e, _)) => return Err(e),
-        }
-    }
+fn send(
+    producer: &Out,
+    topic: &str,
+    o: Output,
+    tok: usize,
+) -> Result<(), kafka::record::QueueError> {
+    kafka::record::queue(
+        kafka::record::to_record(topic, &o, tok),
+        |r| producer.send(r),
+        || std::thread::sleep(Duration::from_millis(1)),
+        None,
+    )
 }
 
 fn store_offsets(

@@ -13,53 +13,8 @@ use crate::state::{Effect, PartitionState, SessionRecord};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Header names of dead letters, after the Kafka Connect convention.
-pub mod dlq_headers {
-    /// Source topic.
-    pub const TOPIC: &str = "__connect.errors.topic";
-    /// Source partition.
-    pub const PARTITION: &str = "__connect.errors.partition";
-    /// Source offset.
-    pub const OFFSET: &str = "__connect.errors.offset";
-    /// Error class (handoff's failure reason, e.g. `avro_decode`).
-    pub const CLASS: &str = "__connect.errors.exception.class.name";
-    /// Error message (names the field and the value).
-    pub const MESSAGE: &str = "__connect.errors.exception.message";
-    /// How handoff classes the failure (`dead_letter`).
-    pub const ERROR_CLASS: &str = "handoff.error.class";
-}
-
-/// One record to produce.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Output {
-    /// Index into [`Processor::topics`].
-    pub topic: usize,
-    /// Record key.
-    pub key: Option<Vec<u8>>,
-    /// Record value.
-    pub payload: Vec<u8>,
-    /// Record headers.
-    pub headers: Vec<(String, Vec<u8>)>,
-    /// Partition to write to; `None` lets the producer's partitioner choose by key.
-    pub partition: Option<i32>,
-    /// Send only after every earlier output of the same call is delivered (state writes that
-    /// record an effect as done).
-    pub deferred: bool,
-}
-
-impl Output {
-    /// An output to `topic` (an index into the stage's topics), partitioned by key, sent at once.
-    pub fn new(topic: usize, key: Option<Vec<u8>>, payload: Vec<u8>) -> Output {
-        Output {
-            topic,
-            key,
-            payload,
-            headers: Vec::new(),
-            partition: None,
-            deferred: false,
-        }
-    }
-}
+pub use crate::event::wire::{dlq_headers, is_drill, DRILL_HEADER, KIND_HEADER};
+pub use crate::output::Output;
 
 /// What became of one input, for statistics.
 #[derive(Debug, Clone, PartialEq)]
@@ -242,19 +197,6 @@ pub struct Processor {
 /// How often idle sessions are looked for.
 const EXPIRY_EVERY_MS: i64 = 60_000;
 
-/// Header marking drill traffic (`true`): `handoff replay` sets it on every record it copies.
-pub const DRILL_HEADER: &str = "handoff.drill";
-
-/// True when a record carries the drill header.
-pub fn is_drill(headers: &[(String, Vec<u8>)]) -> bool {
-    headers
-        .iter()
-        .any(|(k, v)| k == DRILL_HEADER && v.as_slice() == b"true")
-}
-
-/// Header naming the record type on role topics: `escalation` or `digest`.
-pub const KIND_HEADER: &str = "handoff.kind";
-
 /// Index of the verdicts topic in [`Processor::topics`].
 pub const VERDICTS: usize = 0;
 /// Index of the dead-letter topic.
@@ -264,38 +206,6 @@ pub const CHANGELOG: usize = 2;
 /// Index of the review topic.
 pub const REVIEW_TOPIC: usize = 3;
 const FIRST_ROLE: usize = 4;
-
-/// Why the framing of a record is wrong (before Avro decoding).
-fn unframe<'a>(
-    format: InputFormat,
-    schema_ids: &[u32],
-    bytes: &'a [u8],
-) -> Result<&'a [u8], (&'static str, String)> {
-    match format {
-        InputFormat::Avro => Ok(bytes),
-        InputFormat::Confluent => {
-            if bytes.len() < 5 || bytes[0] != 0 {
-                return Err((
-                    "wire_format",
-                    format!(
-                        "not Confluent wire format: expected magic byte 0 and a 4-byte schema id, \
-                         found {} byte(s) starting with {:?}",
-                        bytes.len(),
-                        bytes.first()
-                    ),
-                ));
-            }
-            let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-            if !schema_ids.contains(&id) {
-                return Err((
-                    "unknown_schema",
-                    format!("schema id {id} is not one of the configured input.schema_ids {schema_ids:?}"),
-                ));
-            }
-            Ok(&bytes[5..])
-        }
-    }
-}
 
 impl Processor {
     /// A processor for the given settings and matrix.
@@ -556,6 +466,15 @@ impl Processor {
         }
     }
 
+    /// The Avro datum of an input record, after the configured framing.
+    fn unframe<'a>(&self, bytes: &'a [u8]) -> Result<&'a [u8], (&'static str, String)> {
+        match self.format {
+            InputFormat::Avro => Ok(bytes),
+            InputFormat::Confluent => crate::event::wire::unframe(&self.schema_ids, bytes)
+                .map_err(|e| (e.reason, e.message)),
+        }
+    }
+
     /// The matrix deciding.
     pub fn matrix(&self) -> &Matrix {
         &self.matrix
@@ -613,7 +532,7 @@ impl Processor {
         } else if input.payload.is_none() {
             Err(("empty", "the record has no value".to_string()))
         } else {
-            unframe(self.format, &self.schema_ids, payload).and_then(|datum| {
+            self.unframe(payload).and_then(|datum| {
                 self.codec
                     .decode_action(datum)
                     .map_err(|e| (e.reason(), e.to_string()))

@@ -2,9 +2,10 @@
 //! topic after a delay, with a mix of decisions and a share of no-shows. For the demo, the
 //! Prometheus proof and drills; a stand-in for the people, never for handoff.
 
-use super::{client_config, PipelineError};
+use super::PipelineError;
 use crate::config::Settings;
 use crate::event::{Codec, DecisionKind, Escalation, HumanDecision, SchemaKind};
+use crate::kafka::{self, Role};
 use rand::{Rng, SeedableRng};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -91,27 +92,17 @@ pub fn respond(
     stop: &AtomicBool,
     counts: &Arc<ResponderCounts>,
 ) -> Result<(), PipelineError> {
-    let kafka = |what, source| PipelineError::Kafka { what, source };
-    let mut cc = client_config(settings, "consumer");
-    cc.set(
-        "group.id",
-        format!("{}-responders", settings.kafka.group_id),
-    )
-    .set("auto.offset.reset", "earliest")
-    .set(
-        "session.timeout.ms",
-        settings.kafka.session_timeout.as_millis().to_string(),
-    )
-    .set("fetch.wait.max.ms", "50");
-    let consumer: BaseConsumer = cc.create().map_err(|e| kafka("responder consumer", e))?;
+    let consumer: BaseConsumer = kafka::create(
+        &settings.kafka,
+        Role::Helper("responders"),
+        "responder consumer",
+    )?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&names)
-        .map_err(|e| kafka("responder subscribe", e))?;
-    let producer: BaseProducer = client_config(settings, "producer")
-        .set("linger.ms", "5")
-        .create()
-        .map_err(|e| kafka("responder producer", e))?;
+        .map_err(kafka::Error::client("responder subscribe"))?;
+    let producer: BaseProducer =
+        kafka::create(&settings.kafka, Role::Producer, "responder producer")?;
     let codec = Codec::new(Default::default())?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
     let total: f64 = cfg.mix.iter().sum();
@@ -185,7 +176,7 @@ pub fn respond(
             if d.drill {
                 record = record.headers(rdkafka::message::OwnedHeaders::new().insert(
                     rdkafka::message::Header {
-                        key: super::process::DRILL_HEADER,
+                        key: crate::event::wire::DRILL_HEADER,
                         value: Some("true"),
                     },
                 ));

@@ -4,8 +4,7 @@
 
 use super::source::{self, Range, Recorded, SourceError};
 use crate::config::Settings;
-use crate::pipeline::process::DRILL_HEADER;
-use rdkafka::config::ClientConfig;
+use crate::event::wire::DRILL_HEADER;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde::{Deserialize, Serialize};
@@ -209,24 +208,15 @@ pub fn replay(
         Err(SourceError::MissingTopic(..)) => {
             let mut s = settings.clone();
             s.kafka.partitions = source_parts.len() as i32;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            rt.block_on(crate::pipeline::ensure_topics(
-                &s,
-                std::slice::from_ref(&opts.to),
-            ))
-            .map_err(|e| ReplayError::Checkpoint(PathBuf::from(&opts.to), e.to_string()))?;
+            crate::kafka::admin::ensure_topics_blocking(&s, std::slice::from_ref(&opts.to))
+                .map_err(|e| ReplayError::Checkpoint(PathBuf::from(&opts.to), e.to_string()))?;
         }
         Err(e) => return Err(e.into()),
     }
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka.bootstrap_servers)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()
-        .map_err(|e| ReplayError::Kafka(opts.to.clone(), e))?;
+    let producer: BaseProducer =
+        crate::kafka::client_config(&settings.kafka, crate::kafka::Role::Producer)
+            .create()
+            .map_err(|e| ReplayError::Kafka(opts.to.clone(), e))?;
     let cp = cp.get_or_insert_with(|| Checkpoint {
         from: opts.from.clone(),
         to: opts.to.clone(),

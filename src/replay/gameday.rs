@@ -8,13 +8,15 @@
 //! of drill takes seconds.
 
 use crate::config::Settings;
+use crate::event::wire::KIND_HEADER;
 use crate::event::{
     ActionStatus, AgentAction, Codec, Customer, CustomerTier, DecisionKind, Digest, Escalation,
     HumanDecision, SchemaKind, Verdict, VerdictOutcome,
 };
 use crate::generate::{Fleet, FleetConfig};
 use crate::matrix::Matrix;
-use crate::pipeline::process::{Input, Output, Processor, Stage, KIND_HEADER};
+use crate::output::Output;
+use crate::pipeline::process::{Input, Processor, Stage};
 use crate::problems::Problems;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -1091,9 +1093,8 @@ pub fn live(
     let mut people = People::new(scenario, &matrix);
 
     // Watch the verdicts and role topics from their current ends: only this drill's records.
-    let consumer: BaseConsumer = super::source::reader_config(settings)
-        .create()
-        .map_err(kafka)?;
+    let consumer: BaseConsumer =
+        super::source::reader(settings).map_err(|e| GamedayError::Kafka(e.to_string()))?;
     let mut watched = vec![settings.topics.verdicts.clone()];
     watched.extend(observer.role_topics.keys().cloned());
     let mut tpl = rdkafka::TopicPartitionList::new();
@@ -1110,14 +1111,13 @@ pub fn live(
         }
     }
     consumer.assign(&tpl).map_err(kafka)?;
-    let producer: BaseProducer = rdkafka::config::ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka.bootstrap_servers)
-        .set("linger.ms", "5")
-        .create()
-        .map_err(kafka)?;
+    let producer: BaseProducer =
+        crate::kafka::client_config(&settings.kafka, crate::kafka::Role::Producer)
+            .create()
+            .map_err(kafka)?;
     let drill = || {
         OwnedHeaders::new().insert(Header {
-            key: crate::pipeline::process::DRILL_HEADER,
+            key: crate::event::wire::DRILL_HEADER,
             value: Some("true"),
         })
     };

@@ -2,7 +2,6 @@
 //! for `replay`.
 
 use crate::config::Settings;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -29,7 +28,7 @@ pub enum SourceError {
         /// Topic.
         topic: String,
         /// The client's error.
-        source: rdkafka::error::KafkaError,
+        source: crate::kafka::Error,
     },
 }
 
@@ -76,45 +75,30 @@ impl Range {
 
 /// The partitions of a topic, or a clear error when it does not exist.
 pub fn partitions(settings: &Settings, topic: &str) -> Result<Vec<i32>, SourceError> {
-    let c: BaseConsumer = reader_config(settings)
-        .create()
-        .map_err(|source| kafka(topic, source))?;
-    let md = c
-        .fetch_metadata(Some(topic), settings.pipeline.connect_timeout)
-        .map_err(|source| kafka(topic, source))?;
-    let parts: Vec<i32> = md
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if parts.is_empty() {
-        return Err(SourceError::MissingTopic(
-            topic.into(),
-            settings.kafka.bootstrap_servers.clone(),
-        ));
-    }
-    Ok(parts)
+    crate::kafka::admin::partitions(settings, topic)
+        .map_err(|e| SourceError::Kafka {
+            topic: topic.into(),
+            source: e,
+        })
+        .and_then(|parts| {
+            if parts.is_empty() {
+                Err(SourceError::MissingTopic(
+                    topic.into(),
+                    settings.kafka.bootstrap_servers.clone(),
+                ))
+            } else {
+                Ok(parts)
+            }
+        })
 }
 
-fn kafka(topic: &str, source: rdkafka::error::KafkaError) -> SourceError {
-    SourceError::Kafka {
-        topic: topic.into(),
-        source,
-    }
-}
-
-/// A consumer configuration for reading topics back by assignment (no commits).
-pub(crate) fn reader_config(settings: &Settings) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &settings.kafka.bootstrap_servers)
-        .set("group.id", format!("{}-reader", settings.kafka.group_id))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "20");
-    for (k, v) in &settings.kafka.common {
-        c.set(k, v);
-    }
-    c
+/// A consumer reading topics back by assignment (no commits).
+pub(crate) fn reader(settings: &Settings) -> Result<BaseConsumer, crate::kafka::Error> {
+    crate::kafka::create(
+        &settings.kafka,
+        crate::kafka::Role::Reader("reader"),
+        "reader",
+    )
 }
 
 /// Reads every record of `topic` within `range`, per partition in offset order, starting at
@@ -127,9 +111,10 @@ pub fn read(
     resume: &HashMap<i32, i64>,
 ) -> Result<Vec<Recorded>, SourceError> {
     let parts = partitions(settings, topic)?;
-    let c: BaseConsumer = reader_config(settings)
-        .create()
-        .map_err(|source| kafka(topic, source))?;
+    let c = reader(settings).map_err(|e| SourceError::Kafka {
+        topic: topic.into(),
+        source: e,
+    })?;
     let timeout = settings.pipeline.connect_timeout;
     let mut starts = TopicPartitionList::new();
     for &p in &parts {
@@ -222,4 +207,14 @@ pub fn read(
         });
     }
     Ok(out)
+}
+
+fn kafka(topic: &str, source: rdkafka::error::KafkaError) -> SourceError {
+    SourceError::Kafka {
+        topic: topic.into(),
+        source: crate::kafka::Error::Client {
+            what: "read",
+            source,
+        },
+    }
 }

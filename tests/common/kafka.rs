@@ -41,7 +41,7 @@ pub fn create_topics(bootstrap: &str, topics: &[&str]) {
     let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
     tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(handoff::pipeline::ensure_topics(&s, &topics))
+        .block_on(handoff::kafka::admin::ensure_topics(&s, &topics))
         .unwrap();
 }
 

@@ -1,0 +1,71 @@
+//! The wire contract beyond the Avro schemas: the headers handoff reads and writes, and the
+//! Confluent framing of input records.
+
+/// Header marking drill traffic (`true`): `handoff replay` sets it on every record it copies.
+pub const DRILL_HEADER: &str = "handoff.drill";
+
+/// Header naming the record type on role topics: `escalation` or `digest`.
+pub const KIND_HEADER: &str = "handoff.kind";
+
+/// True when a record carries the drill header.
+pub fn is_drill(headers: &[(String, Vec<u8>)]) -> bool {
+    headers
+        .iter()
+        .any(|(k, v)| k == DRILL_HEADER && v.as_slice() == b"true")
+}
+
+/// Header names of dead letters, after the Kafka Connect convention, and handoff's own.
+pub mod dlq_headers {
+    /// Source topic.
+    pub const TOPIC: &str = "__connect.errors.topic";
+    /// Source partition.
+    pub const PARTITION: &str = "__connect.errors.partition";
+    /// Source offset.
+    pub const OFFSET: &str = "__connect.errors.offset";
+    /// Error class (handoff's failure reason, e.g. `avro_decode`).
+    pub const CLASS: &str = "__connect.errors.exception.class.name";
+    /// Error message (names the field and the value).
+    pub const MESSAGE: &str = "__connect.errors.exception.message";
+    /// How handoff classes the failure (`dead_letter`).
+    pub const ERROR_CLASS: &str = "handoff.error.class";
+    /// Size in bytes of the original value.
+    pub const ORIGINAL_BYTES: &str = "handoff.original.bytes";
+    /// `omitted` when the original value was too large to carry (the record's value is then
+    /// null); absent when the value is the original.
+    pub const VALUE: &str = "handoff.value";
+}
+
+/// Why a Confluent-framed record's frame is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    /// Short reason (`wire_format`, `unknown_schema`).
+    pub reason: &'static str,
+    /// Names what was found.
+    pub message: String,
+}
+
+/// The Avro datum inside a Confluent-framed record (magic byte 0, a 4-byte big-endian schema
+/// id, then the datum), accepting only `schema_ids`.
+pub fn unframe<'a>(schema_ids: &[u32], bytes: &'a [u8]) -> Result<&'a [u8], FrameError> {
+    if bytes.len() < 5 || bytes[0] != 0 {
+        return Err(FrameError {
+            reason: "wire_format",
+            message: format!(
+                "not Confluent wire format: expected magic byte 0 and a 4-byte schema id, \
+                 found {} byte(s) starting with {:?}",
+                bytes.len(),
+                bytes.first()
+            ),
+        });
+    }
+    let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+    if !schema_ids.contains(&id) {
+        return Err(FrameError {
+            reason: "unknown_schema",
+            message: format!(
+                "schema id {id} is not one of the configured input.schema_ids {schema_ids:?}"
+            ),
+        });
+    }
+    Ok(&bytes[5..])
+}

@@ -1,0 +1,146 @@
+//! Metadata and topic administration: is the cluster there, which topics exist and how they
+//! are partitioned, creating what is missing.
+
+use super::{create, Error, Role};
+use crate::config::Settings;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{BaseProducer, Producer};
+use std::time::{Duration, Instant};
+
+/// A client for metadata requests.
+fn metadata_client(settings: &Settings) -> Result<BaseProducer, Error> {
+    create(&settings.kafka, Role::Admin, "metadata client")
+}
+
+/// Waits until the brokers answer, asking again with a doubling pause (100 ms up to 2 s)
+/// until `pipeline.connect_timeout` has passed: a cluster that is still starting is waited
+/// for, one that stays away is reported with the client's last error.
+pub fn wait_reachable(settings: &Settings) -> Result<(), Error> {
+    let client = metadata_client(settings)?;
+    let timeout = settings.pipeline.connect_timeout;
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let left = timeout.saturating_sub(started.elapsed());
+        let attempt = left
+            .min(Duration::from_secs(5))
+            .max(Duration::from_millis(100));
+        match client.client().fetch_metadata(None, attempt) {
+            Ok(_) => return Ok(()),
+            Err(source) if started.elapsed() + pause >= timeout => {
+                return Err(Error::Unreachable {
+                    bootstrap: settings.kafka.bootstrap_servers.clone(),
+                    timeout,
+                    source,
+                })
+            }
+            Err(e) => {
+                tracing::info!(error = %e, retry_in = ?pause, "Kafka does not answer yet");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Creates the missing topics among `topics`; the changelog is compacted.
+pub async fn ensure_topics(settings: &Settings, topics: &[String]) -> Result<(), Error> {
+    let admin: AdminClient<DefaultClientContext> =
+        create(&settings.kafka, Role::Admin, "admin client")?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| {
+            let topic = NewTopic::new(
+                t,
+                settings.kafka.partitions,
+                TopicReplication::Fixed(settings.kafka.replication_factor),
+            );
+            if *t == settings.topics.changelog {
+                // Only the last state of each session matters.
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
+        })
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(settings.pipeline.connect_timeout));
+    let results = admin
+        .create_topics(new.iter(), &opts)
+        .await
+        .map_err(Error::client("create topics"))?;
+    for r in results {
+        match r {
+            Ok(t) => tracing::info!(topic = %t, "topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(Error::CreateTopic {
+                    topic,
+                    message: code.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`ensure_topics`] from synchronous code outside any async runtime (the tools).
+pub fn ensure_topics_blocking(settings: &Settings, topics: &[String]) -> Result<(), Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a single-threaded runtime")
+        .block_on(ensure_topics(settings, topics))
+}
+
+/// The partition ids of `topic`; empty when it does not exist.
+pub fn partitions(settings: &Settings, topic: &str) -> Result<Vec<i32>, Error> {
+    let client = metadata_client(settings)?;
+    let md = client
+        .client()
+        .fetch_metadata(Some(topic), settings.pipeline.connect_timeout)
+        .map_err(Error::client("metadata"))?;
+    Ok(md
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect())
+}
+
+/// The partition ids of `topic`, or [`Error::MissingTopic`].
+pub fn existing_partitions(settings: &Settings, topic: &str) -> Result<Vec<i32>, Error> {
+    let parts = partitions(settings, topic)?;
+    if parts.is_empty() {
+        return Err(Error::MissingTopic {
+            topic: topic.into(),
+            bootstrap: settings.kafka.bootstrap_servers.clone(),
+        });
+    }
+    Ok(parts)
+}
+
+/// Checks that the decisions and changelog topics have as many partitions as the input: a
+/// session's events, decisions and state must meet in the same partition number.
+pub fn check_copartitioned(settings: &Settings, changelog: Option<&str>) -> Result<(), Error> {
+    let t = &settings.topics;
+    let input = partitions(settings, &t.input)?.len();
+    let mut others = vec![("topics.decisions", t.decisions.as_str())];
+    if let Some(c) = changelog {
+        others.push(("topics.changelog", c));
+    }
+    for (field, topic) in others {
+        let n = partitions(settings, topic)?.len();
+        if n != input {
+            return Err(Error::NotCopartitioned {
+                field,
+                topic: topic.to_string(),
+                partitions: n,
+                input: t.input.clone(),
+                input_partitions: input,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! Reading partitions of a topic from the beginning to their end: a processor restores its
+//! partitions' state from the changelog this way before it decides any of their records.
+
+use super::{Error, Role};
+use crate::config::KafkaSettings;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Changelog records of one partition: (key, value or `None` for a tombstone), oldest first.
+pub type Records = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// Reads partitions of one topic to their end.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    /// Client settings.
+    pub kafka: KafkaSettings,
+    /// Topic.
+    pub topic: String,
+    /// Longest time a read may take; past it, what was read is returned with a warning.
+    pub timeout: Duration,
+}
+
+/// How long the end of a partition must stay quiet: some brokers (tansu) report the high
+/// watermark a batch behind.
+const QUIET: Duration = Duration::from_millis(300);
+
+impl Reader {
+    /// Every record of `partitions`, by partition. The end is the high watermark seen at the
+    /// start, then no new record for a short while.
+    pub fn read(&self, partitions: &[i32]) -> Result<Vec<(i32, Records)>, Error> {
+        self.read_all(partitions).map_err(Error::client("restore"))
+    }
+
+    fn read_all(&self, partitions: &[i32]) -> Result<Vec<(i32, Records)>, KafkaError> {
+        let consumer: BaseConsumer =
+            super::client_config(&self.kafka, Role::Reader("restore")).create()?;
+        let mut tpl = TopicPartitionList::new();
+        let mut high = HashMap::new();
+        for &p in partitions {
+            let (_, h) = consumer.fetch_watermarks(&self.topic, p, self.timeout)?;
+            high.insert(p, h);
+            tpl.add_partition_offset(&self.topic, p, Offset::Beginning)?;
+        }
+        consumer.assign(&tpl)?;
+        let mut out: HashMap<i32, Records> = partitions.iter().map(|p| (*p, Vec::new())).collect();
+        let mut next: HashMap<i32, i64> = HashMap::new();
+        let started = Instant::now();
+        let mut last_record = Instant::now();
+        loop {
+            let reached = partitions
+                .iter()
+                .all(|p| next.get(p).copied().unwrap_or(0) >= high[p]);
+            if reached && last_record.elapsed() >= QUIET {
+                break;
+            }
+            if started.elapsed() > self.timeout {
+                tracing::warn!(topic = %self.topic, ?partitions, "changelog restore timed out; continuing with what was read");
+                break;
+            }
+            match consumer.poll(Duration::from_millis(50)) {
+                Some(Ok(m)) => {
+                    last_record = Instant::now();
+                    next.insert(m.partition(), m.offset() + 1);
+                    if let (Some(list), Some(k)) = (out.get_mut(&m.partition()), m.key()) {
+                        list.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
+                    }
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        let mut v: Vec<(i32, Records)> = out.into_iter().collect();
+        v.sort_by_key(|(p, _)| *p);
+        Ok(v)
+    }
+}

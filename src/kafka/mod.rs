@@ -1,0 +1,408 @@
+//! Every Kafka client handoff makes, built from one settings object (`[kafka]`).
+//!
+//! A client's properties are layered: `bootstrap.servers`, then the role's defaults, then
+//! `[kafka.common]`, then `[kafka.consumer]` or `[kafka.producer]`, then the properties handoff
+//! owns ([`OWNED`]). Validation reads the same table, so a user who sets an owned property is
+//! refused at start-up with the reason, never silently overwritten.
+//!
+//! - [`admin`]: reachability (retried until `connect_timeout`), topic creation, partition
+//!   counts and the co-partitioning check;
+//! - [`changelog`]: reading partitions of a topic from the beginning to their end;
+//! - [`record`]: an [`Output`](crate::output::Output) as a producer record, and the one policy
+//!   for a full producer queue.
+
+pub mod admin;
+pub mod changelog;
+pub mod record;
+
+use crate::config::KafkaSettings;
+use crate::problems::Problems;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use std::time::Duration;
+
+/// What a client is for; each role has its own defaults and owned properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role<'a> {
+    /// The processor's group member: offsets are stored by handoff after delivery.
+    Member,
+    /// A member of a helper group `<group_id>-<suffix>` (simulated people) that commits what it
+    /// reads.
+    Helper(&'a str),
+    /// Reads topics back by assignment (changelog restore, replay, reports): never commits.
+    /// Its group is `<group_id>-<suffix>`.
+    Reader(&'a str),
+    /// Writes records (idempotent).
+    Producer,
+    /// Metadata and topic administration.
+    Admin,
+}
+
+/// Which user map applies to a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Consumer,
+    Producer,
+    Neither,
+}
+
+impl Role<'_> {
+    fn side(self) -> Side {
+        match self {
+            Role::Member | Role::Helper(_) | Role::Reader(_) => Side::Consumer,
+            Role::Producer => Side::Producer,
+            Role::Admin => Side::Neither,
+        }
+    }
+}
+
+/// A property handoff sets itself, and why a user may not.
+#[derive(Debug)]
+pub struct Owned {
+    /// librdkafka property name.
+    pub key: &'static str,
+    /// Owned on consumers.
+    consumer: bool,
+    /// Owned on producers.
+    producer: bool,
+    /// Shown to a user who sets it.
+    pub why: &'static str,
+}
+
+/// Properties handoff owns. Setting one under `[kafka.common]`, or under the map of a side
+/// that owns it, is refused at start-up.
+pub const OWNED: &[Owned] = &[
+    Owned {
+        key: "bootstrap.servers",
+        consumer: true,
+        producer: true,
+        why: "use kafka.bootstrap_servers",
+    },
+    Owned {
+        key: "group.id",
+        consumer: true,
+        producer: false,
+        why: "use kafka.group_id",
+    },
+    Owned {
+        key: "session.timeout.ms",
+        consumer: true,
+        producer: false,
+        why: "use kafka.session_timeout",
+    },
+    Owned {
+        key: "enable.auto.commit",
+        consumer: true,
+        producer: false,
+        why: "handoff commits only offsets whose outputs are delivered",
+    },
+    Owned {
+        key: "enable.auto.offset.store",
+        consumer: true,
+        producer: false,
+        why: "handoff stores an offset only after every output of it is delivered",
+    },
+    Owned {
+        key: "partition.assignment.strategy",
+        consumer: true,
+        producer: false,
+        why: "decisions must reach the member holding their escalations: handoff uses the range \
+              assignor over co-partitioned topics",
+    },
+    Owned {
+        key: "enable.idempotence",
+        consumer: false,
+        producer: true,
+        why: "handoff's producer is idempotent, so producer retries never duplicate",
+    },
+];
+
+fn owned(key: &str, side: Side) -> Option<&'static Owned> {
+    OWNED.iter().find(|o| {
+        o.key == key
+            && match side {
+                Side::Consumer => o.consumer,
+                Side::Producer => o.producer,
+                Side::Neither => o.consumer || o.producer,
+            }
+    })
+}
+
+/// Defaults a user may override, by side.
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("auto.offset.reset", "earliest"),
+    // Some brokers (tansu among them) hold a fetch for its whole maximum wait even when
+    // records arrive: keep it short so decisions are not delayed by up to 500 ms.
+    ("fetch.wait.max.ms", "20"),
+];
+const MEMBER_DEFAULTS: &[(&str, &str)] = &[
+    // Stored offsets are committed every second: after a crash, at most about a second of work
+    // is processed again.
+    ("auto.commit.interval.ms", "1000"),
+];
+const PRODUCER_DEFAULTS: &[(&str, &str)] = &[("linger.ms", "5")];
+
+/// The librdkafka configuration of a client in `role`.
+pub fn client_config(k: &KafkaSettings, role: Role<'_>) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.bootstrap_servers);
+    let side = role.side();
+    let defaults: &[&[(&str, &str)]] = match role {
+        Role::Member => &[CONSUMER_DEFAULTS, MEMBER_DEFAULTS],
+        Role::Helper(_) | Role::Reader(_) => &[CONSUMER_DEFAULTS],
+        Role::Producer => &[PRODUCER_DEFAULTS],
+        Role::Admin => &[],
+    };
+    for (key, v) in defaults.iter().flat_map(|d| d.iter()) {
+        c.set(*key, *v);
+    }
+    for (key, v) in &k.common {
+        c.set(key, v);
+    }
+    let own = match side {
+        Side::Consumer => Some(&k.consumer),
+        Side::Producer => Some(&k.producer),
+        Side::Neither => None,
+    };
+    for (key, v) in own.into_iter().flatten() {
+        c.set(key, v);
+    }
+    let session = k.session_timeout.as_millis().to_string();
+    match role {
+        Role::Member => {
+            c.set("group.id", &k.group_id)
+                .set("enable.auto.commit", "true")
+                .set("enable.auto.offset.store", "false")
+                .set("session.timeout.ms", &session)
+                .set("partition.assignment.strategy", "range");
+        }
+        Role::Helper(suffix) => {
+            c.set("group.id", format!("{}-{suffix}", k.group_id))
+                .set("session.timeout.ms", &session);
+        }
+        Role::Reader(suffix) => {
+            c.set("group.id", format!("{}-{suffix}", k.group_id))
+                .set("enable.auto.commit", "false");
+        }
+        Role::Producer => {
+            c.set("enable.idempotence", "true");
+        }
+        Role::Admin => {}
+    }
+    c
+}
+
+/// Checks the user's librdkafka properties without I/O: owned properties are refused (with
+/// the reason), and every property is parsed by librdkafka itself, so a misspelt name or a bad
+/// value is reported with the others before anything connects.
+pub fn validate(k: &KafkaSettings, problems: &mut Problems) {
+    for (map, side, props) in [
+        ("common", Side::Neither, &k.common),
+        ("consumer", Side::Consumer, &k.consumer),
+        ("producer", Side::Producer, &k.producer),
+    ] {
+        for (key, value) in props {
+            let field = format!("kafka.{map}.{key}");
+            if let Some(o) = owned(key, side) {
+                problems.push(field, format!("is set by handoff itself: {}", o.why));
+                continue;
+            }
+            let mut c = ClientConfig::new();
+            c.set(key, value);
+            if let Err(e) = c.create_native_config() {
+                let shown = if crate::config::is_secret(key) {
+                    "***".to_string()
+                } else {
+                    format!("{value:?}")
+                };
+                problems.push(
+                    field,
+                    format!("{shown} is refused by librdkafka: {}", native(&e)),
+                );
+            }
+        }
+    }
+}
+
+/// librdkafka's own words for a configuration error.
+fn native(e: &KafkaError) -> String {
+    match e {
+        KafkaError::ClientConfig(_, desc, _, _) => desc.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Why a Kafka operation failed. The class drives what the caller does: `Unreachable` is
+/// retried until `connect_timeout`, the others stop the command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The brokers did not answer within the time allowed.
+    #[error("cannot reach Kafka at {bootstrap} within {timeout:?}: {source}")]
+    Unreachable {
+        /// Bootstrap servers.
+        bootstrap: String,
+        /// How long handoff tried.
+        timeout: Duration,
+        /// The client's last error.
+        source: KafkaError,
+    },
+    /// A client could not be created or used.
+    #[error("kafka {what}: {source}")]
+    Client {
+        /// What was being done.
+        what: &'static str,
+        /// The client's error.
+        source: KafkaError,
+    },
+    /// A topic could not be created.
+    #[error("cannot create topic {topic}: {message}")]
+    CreateTopic {
+        /// Topic.
+        topic: String,
+        /// Broker's answer.
+        message: String,
+    },
+    /// A topic that must be partitioned like the input is not.
+    #[error(
+        "{field} = {topic:?} has {partitions} partition(s) (0: it does not exist) but {input:?} \
+         has {input_partitions}: a session's events, decisions and state must share partition \
+         numbers; give them the same count"
+    )]
+    NotCopartitioned {
+        /// Setting naming the topic.
+        field: &'static str,
+        /// Topic.
+        topic: String,
+        /// Its partitions.
+        partitions: usize,
+        /// Input topic.
+        input: String,
+        /// Its partitions.
+        input_partitions: usize,
+    },
+    /// A topic does not exist.
+    #[error("topic {topic:?} does not exist on {bootstrap}")]
+    MissingTopic {
+        /// Topic.
+        topic: String,
+        /// Bootstrap servers.
+        bootstrap: String,
+    },
+}
+
+impl Error {
+    /// An error of a client doing `what`.
+    pub fn client(what: &'static str) -> impl FnOnce(KafkaError) -> Error {
+        move |source| Error::Client { what, source }
+    }
+}
+
+/// Creates a client of type `C` for `role`.
+pub fn create<C: rdkafka::config::FromClientConfig>(
+    k: &KafkaSettings,
+    role: Role<'_>,
+    what: &'static str,
+) -> Result<C, Error> {
+    client_config(k, role).create().map_err(Error::client(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(map: &str, key: &str, value: &str) -> KafkaSettings {
+        let mut k = KafkaSettings::default();
+        let m = match map {
+            "common" => &mut k.common,
+            "consumer" => &mut k.consumer,
+            _ => &mut k.producer,
+        };
+        m.insert(key.into(), value.into());
+        k
+    }
+
+    #[test]
+    fn owned_properties_win_over_user_maps_and_defaults_yield_to_them() {
+        let k = settings("consumer", "fetch.wait.max.ms", "100");
+        let c = client_config(&k, Role::Member);
+        assert_eq!(c.get("fetch.wait.max.ms"), Some("100"));
+        assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(c.get("partition.assignment.strategy"), Some("range"));
+        assert_eq!(c.get("group.id"), Some(k.group_id.as_str()));
+        let r = client_config(&k, Role::Reader("restore"));
+        assert_eq!(r.get("enable.auto.commit"), Some("false"));
+        assert_eq!(
+            r.get("group.id").unwrap(),
+            format!("{}-restore", k.group_id)
+        );
+        let p = client_config(&k, Role::Producer);
+        assert_eq!(
+            p.get("fetch.wait.max.ms"),
+            None,
+            "consumer map stays off producers"
+        );
+        assert_eq!(p.get("enable.idempotence"), Some("true"));
+    }
+
+    #[test]
+    fn common_properties_reach_every_role() {
+        let k = settings("common", "security.protocol", "ssl");
+        for role in [
+            Role::Member,
+            Role::Helper("x"),
+            Role::Reader("y"),
+            Role::Producer,
+            Role::Admin,
+        ] {
+            assert_eq!(
+                client_config(&k, role).get("security.protocol"),
+                Some("ssl")
+            );
+        }
+    }
+
+    #[test]
+    fn validation_refuses_owned_and_unknown_properties_naming_them() {
+        let table = [
+            (
+                "consumer",
+                "enable.auto.commit",
+                "false",
+                "is set by handoff",
+            ),
+            ("common", "group.id", "x", "kafka.group_id"),
+            ("producer", "enable.idempotence", "false", "idempotent"),
+            (
+                "consumer",
+                "partition.assignment.strategy",
+                "roundrobin",
+                "range",
+            ),
+            ("producer", "linger.msec", "5", "librdkafka"),
+            ("consumer", "fetch.wait.max.ms", "soon", "librdkafka"),
+        ];
+        for (map, key, value, says) in table {
+            let mut p = Problems::default();
+            validate(&settings(map, key, value), &mut p);
+            let text = p.to_string();
+            assert!(
+                text.contains(&format!("kafka.{map}.{key}")) && text.contains(says),
+                "{map}.{key}: {text}"
+            );
+        }
+        let mut p = Problems::default();
+        validate(&settings("producer", "group.id", "x"), &mut p);
+        assert!(p.is_empty(), "group.id on a producer is harmless: {p}");
+        let mut p = Problems::default();
+        validate(&settings("consumer", "fetch.wait.max.ms", "50"), &mut p);
+        assert!(p.is_empty(), "{p}");
+    }
+
+    #[test]
+    fn a_refused_secret_is_not_shown() {
+        let mut p = Problems::default();
+        validate(&settings("common", "sasl.password", "hunter2"), &mut p);
+        // librdkafka accepts any password string; the point is it never appears.
+        assert!(!p.to_string().contains("hunter2"));
+    }
+}

@@ -1,0 +1,40 @@
+//! What a stage asks the Kafka edge to write: [`Output`] records, addressed by an index into
+//! the stage's topics.
+
+/// One record to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// Index into the stage's topics.
+    pub topic: usize,
+    /// Record key.
+    pub key: Option<Vec<u8>>,
+    /// Record value; empty is sent as null.
+    pub payload: Vec<u8>,
+    /// Record headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Partition to write to; `None` lets the producer's partitioner choose by key.
+    pub partition: Option<i32>,
+    /// Send only after every earlier output of the same call is delivered (state writes that
+    /// record an effect as done).
+    pub deferred: bool,
+}
+
+impl Output {
+    /// An output to `topic` (an index into the stage's topics), partitioned by key, sent at once.
+    pub fn new(topic: usize, key: Option<Vec<u8>>, payload: Vec<u8>) -> Output {
+        Output {
+            topic,
+            key,
+            payload,
+            headers: Vec::new(),
+            partition: None,
+            deferred: false,
+        }
+    }
+
+    /// The same output with a header added.
+    pub fn with_header(mut self, key: &str, value: impl Into<Vec<u8>>) -> Output {
+        self.headers.push((key.to_string(), value.into()));
+        self
+    }
+}
