@@ -192,7 +192,7 @@ fn bench(c: &mut Criterion) {
                         payload: Some(bytes),
                         headers: &[],
                     };
-                    black_box(stage.process(input, 1, &mut out));
+                    black_box(stage.process(input, 1, &mut out).unwrap());
                 }
                 stage
             },

@@ -15,7 +15,7 @@ use handoff::config::Settings;
 use handoff::event::Level;
 use handoff::generate::{Fleet, FleetConfig};
 use handoff::matrix::Matrix;
-use handoff::pipeline::process::{Input, Outcome, Output, Processor, Stage};
+use handoff::pipeline::process::{Input, Outcome, Output, Processor, Stage, StageError};
 use handoff::pipeline::{self, StatsHandle};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -35,7 +35,12 @@ impl Stage for Passthrough {
     fn topics(&self) -> &[String] {
         &self.topics
     }
-    fn process(&mut self, input: Input<'_>, _now_ms: i64, out: &mut Vec<Output>) -> Outcome {
+    fn process(
+        &mut self,
+        input: Input<'_>,
+        _now_ms: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<Outcome, StageError> {
         let i = self.seen as f64;
         self.seen += 1;
         let copies =
@@ -48,13 +53,13 @@ impl Stage for Passthrough {
                 p[..p.len().min(self.bytes)].to_vec(),
             ));
         }
-        Outcome::Decided {
+        Ok(Outcome::Decided {
             level: Level::Execute,
             family: 0,
             roles: vec![],
             triggers: vec![],
             event_ms: 0,
-        }
+        })
     }
     fn forget_partition(&mut self, _: i32) {}
     fn role_names(&self) -> Vec<String> {

@@ -7,21 +7,30 @@ use crate::event::{AgentAction, Escalation, Level, Verdict, VerdictOutcome};
 use crate::matrix::{Decision, Matrix};
 use sha2::{Digest, Sha256};
 
-/// `esc-` and 24 hex digits of SHA-256(action_id, 0x1f, role): stable across runs, processes
-/// and versions.
-pub fn escalation_id(action_id: &str, role: &str) -> String {
+/// `prefix` and 24 hex digits of SHA-256 over `parts` joined by 0x1f: the ids of escalations
+/// (`esc-`) and digests (`dig-`), stable across runs, processes and versions.
+pub fn hashed_id(prefix: &str, parts: &[&str]) -> String {
     let mut h = Sha256::new();
-    h.update(action_id.as_bytes());
-    h.update([0x1f]);
-    h.update(role.as_bytes());
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            h.update([0x1f]);
+        }
+        h.update(p.as_bytes());
+    }
     let digest = h.finalize();
-    let mut s = String::with_capacity(28);
-    s.push_str("esc-");
+    let mut s = String::with_capacity(prefix.len() + 24);
+    s.push_str(prefix);
     for b in &digest[..12] {
         use std::fmt::Write;
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+/// `esc-` and 24 hex digits of SHA-256(action_id, 0x1f, role): stable across runs, processes
+/// and versions.
+pub fn escalation_id(action_id: &str, role: &str) -> String {
+    hashed_id("esc-", &[action_id, role])
 }
 
 /// The id of the `sequence`-th hand-over of an action to a role: [`escalation_id`] for the

@@ -172,6 +172,48 @@ pub fn sampled(action_id: &str, share: f64) -> bool {
     (x as f64 / u64::MAX as f64) < share
 }
 
+/// The digest item of an escalation folded by its role's rate limit: still open, answerable
+/// and under its deadline.
+pub fn rate_limited(x: &crate::event::Escalation, now_ms: i64) -> DigestItem {
+    DigestItem {
+        reason: crate::event::DigestReason::RateLimited,
+        escalation_id: Some(x.escalation_id.clone()),
+        action_id: x.action_id.clone(),
+        session_id: x.session_id.clone(),
+        agent_id: x.agent_id.clone(),
+        action_type: x.action_type.clone(),
+        level: x.level,
+        tier: Some(x.tier),
+        headline: x.context.headline.clone(),
+        triggers: x.context.flags.iter().map(|f| f.trigger.clone()).collect(),
+        created_at_ms: now_ms,
+        deadline_ms: Some(x.deadline_ms),
+    }
+}
+
+/// The digest item of a decided action sent to the review queue (deferred or sampled).
+pub fn review_item(
+    event: &crate::event::AgentAction,
+    decision: &crate::matrix::Decision,
+    reason: crate::event::DigestReason,
+    now_ms: i64,
+) -> DigestItem {
+    DigestItem {
+        reason,
+        escalation_id: None,
+        action_id: event.action_id.clone(),
+        session_id: event.session_id.clone(),
+        agent_id: event.agent_id.clone(),
+        action_type: event.action_type.clone(),
+        level: decision.level,
+        tier: None,
+        headline: crate::context::headline(event, decision),
+        triggers: decision.triggers.names(),
+        created_at_ms: now_ms,
+        deadline_ms: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,11 @@ pub struct Output {
     pub topic: usize,
     /// Record key.
     pub key: Option<Vec<u8>>,
-    /// Record value; empty is sent as null.
+    /// Record value.
     pub payload: Vec<u8>,
+    /// Send the value as null (a tombstone on a compacted topic); set by [`Output::new`] for
+    /// an empty payload.
+    pub null: bool,
     /// Record headers.
     pub headers: Vec<(String, Vec<u8>)>,
     /// Partition to write to; `None` lets the producer's partitioner choose by key.
@@ -25,6 +28,7 @@ impl Output {
         Output {
             topic,
             key,
+            null: payload.is_empty(),
             payload,
             headers: Vec::new(),
             partition: None,

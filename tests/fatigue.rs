@@ -85,18 +85,20 @@ impl Run {
     /// Processes one record of `topic` at the next offset of partition 0.
     fn record(&mut self, topic: &str, session: &str, bytes: &[u8], now: i64) {
         self.offset += 1;
-        self.p.process(
-            Input {
-                topic,
-                partition: 0,
-                offset: self.offset,
-                key: Some(session.as_bytes()),
-                payload: Some(bytes),
-                headers: &[],
-            },
-            now,
-            &mut self.out,
-        );
+        self.p
+            .process(
+                Input {
+                    topic,
+                    partition: 0,
+                    offset: self.offset,
+                    key: Some(session.as_bytes()),
+                    payload: Some(bytes),
+                    headers: &[],
+                },
+                now,
+                &mut self.out,
+            )
+            .unwrap();
     }
 
     fn event(&mut self, e: &AgentAction, now: i64) {
@@ -110,7 +112,7 @@ impl Run {
     }
 
     fn tick(&mut self, now: i64) {
-        self.p.tick(now, &mut self.out);
+        self.p.tick(now, &mut self.out).unwrap();
         if self.p.awaits_delivery() {
             self.p.delivered();
         }
@@ -268,18 +270,20 @@ fn a_grouped_event_processed_again_joins_the_same_escalation_once() {
     // The second event again, at its offset (a replay after a crash).
     let e = refund(1, "s-1");
     let bytes = run.codec.encode(SchemaKind::AgentAction, &e).unwrap();
-    run.p.process(
-        Input {
-            topic: "agent.actions",
-            partition: 0,
-            offset: 2,
-            key: Some(b"s-1"),
-            payload: Some(&bytes),
-            headers: &[],
-        },
-        T0 + 5_000,
-        &mut run.out,
-    );
+    run.p
+        .process(
+            Input {
+                topic: "agent.actions",
+                partition: 0,
+                offset: 2,
+                key: Some(b"s-1"),
+                payload: Some(&bytes),
+                headers: &[],
+            },
+            T0 + 5_000,
+            &mut run.out,
+        )
+        .unwrap();
     let escs = run.escalations("escalations.support");
     assert_eq!(escs.len(), 3);
     assert!(escs

@@ -73,7 +73,8 @@ fn expected_with(m: &Matrix, recs: &[Sent]) -> Expected {
             },
             now,
             &mut out,
-        );
+        )
+        .unwrap();
         for o in &out {
             let topic = &topics[o.topic];
             if topic == VERDICTS {

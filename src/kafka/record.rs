@@ -6,8 +6,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use std::time::{Duration, Instant};
 
-/// The record for `o` on `topic`, carrying `opaque` to the delivery callback. An empty value
-/// is sent as null: a tombstone on a compacted topic.
+/// The record for `o` on `topic`, carrying `opaque` to the delivery callback.
 pub fn to_record<'a, D: rdkafka::util::IntoOpaque>(
     topic: &'a str,
     o: &'a Output,
@@ -21,7 +20,7 @@ pub fn to_record<'a, D: rdkafka::util::IntoOpaque>(
         });
     }
     let mut record = BaseRecord::with_opaque_to(topic, opaque).headers(hs);
-    if !o.payload.is_empty() {
+    if !o.null {
         record = record.payload(&o.payload[..]);
     }
     if let Some(k) = &o.key {
@@ -44,27 +43,27 @@ pub enum QueueError {
     Full(Duration),
 }
 
-/// Queues `record` with `send`, waiting while the producer's queue is full: `wait` lets the
+/// Queues `record` with `send` (the producer's `send(..).err()`), waiting while the producer's queue is full: `wait` lets the
 /// producer make room (a poll for a `BaseProducer`, a short sleep for a `ThreadedProducer`),
 /// until `deadline` when one is given.
 pub fn queue<R>(
     mut record: R,
-    mut send: impl FnMut(R) -> Result<(), (KafkaError, R)>,
+    mut send: impl FnMut(R) -> Option<(KafkaError, R)>,
     mut wait: impl FnMut(),
     deadline: Option<Duration>,
 ) -> Result<(), QueueError> {
     let started = Instant::now();
     loop {
         match send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+            None => return Ok(()),
+            Some((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 if let Some(d) = deadline.filter(|d| started.elapsed() > *d) {
                     return Err(QueueError::Full(d));
                 }
                 record = back;
                 wait();
             }
-            Err((e, _)) => return Err(QueueError::Refused(e)),
+            Some((e, _)) => return Err(QueueError::Refused(e)),
         }
     }
 }
@@ -77,7 +76,7 @@ pub fn send_polling<C: rdkafka::producer::ProducerContext>(
     p.poll(Duration::ZERO);
     queue(
         record,
-        |r| p.send(r),
+        |r| p.send(r).err(),
         || {
             p.poll(Duration::from_millis(5));
         },
@@ -97,11 +96,7 @@ mod tests {
             1,
             |r| {
                 tries += 1;
-                if tries < 3 {
-                    Err((full(), r))
-                } else {
-                    Ok(())
-                }
+                (tries < 3).then(|| (full(), r))
             },
             || {},
             None,
@@ -110,7 +105,7 @@ mod tests {
         assert_eq!(tries, 3);
         let r = queue(
             1,
-            |r| Err((full(), r)),
+            |r| Some((full(), r)),
             || std::thread::sleep(Duration::from_millis(2)),
             Some(Duration::from_millis(10)),
         );
@@ -118,7 +113,7 @@ mod tests {
         let r = queue(
             1,
             |r| {
-                Err((
+                Some((
                     KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
                     r,
                 ))

@@ -71,7 +71,7 @@ pub async fn produce(
                 _ = tokio::time::sleep(Duration::from_millis(5)) => continue,
             }
         }
-        let now = super::now_ms();
+        let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
         while sent < due {
             let (key, payload) = fleet.next_record_avro(&codec, now);
             let mut record: BaseRecord<'_, [u8], [u8], ()> =
@@ -106,9 +106,11 @@ pub async fn produce(
         .map_err(kafka::Error::client("flush"))?;
     let failed = counts.failed.load(Relaxed);
     if failed > 0 {
-        return Err(PipelineError::Delivery(format!(
-            "{failed} of {sent} generated records were not delivered"
-        )));
+        return Err(PipelineError::Fatal(super::Fatal::Delivery {
+            topic: topic.to_string(),
+            input: "generated records".into(),
+            error: format!("{failed} of {sent} generated records were not delivered"),
+        }));
     }
     Ok(sent)
 }

@@ -1,7 +1,7 @@
 //! In-process counters and latency histograms of a running pipeline, read by the demo's live
 //! summary and the run's final report.
 
-use crate::event::{Level, Tier};
+use crate::event::Level;
 use crate::matrix::Trigger;
 use crate::metrics::Metrics;
 use hdrhistogram::Histogram;
@@ -84,23 +84,11 @@ impl Stats {
         tracing::debug!(reason, partition, offset, "dead letter");
     }
 
-    /// Records a decided event: its verdict, family, escalations (role index and tier) and
-    /// triggers.
-    pub fn decided(
-        &self,
-        level: Level,
-        family: usize,
-        roles: &[(usize, Tier)],
-        triggers: &[Trigger],
-        processing_us: u64,
-    ) {
+    /// Records a decided event: its level, family and triggers (its verdict and escalations
+    /// are counted as they are emitted, see [`Stats::effect`]).
+    pub fn decided(&self, level: Level, family: usize, triggers: &[Trigger], processing_us: u64) {
         self.by_level[level as usize].fetch_add(1, Relaxed);
         self.metrics.decided(level, family, triggers);
-        self.metrics.verdicts.inc();
-        for &(r, tier) in roles {
-            self.by_role[r].fetch_add(1, Relaxed);
-            self.metrics.escalated(r, tier);
-        }
         self.metrics.processing.observe(processing_us as f64 / 1e6);
         for &t in triggers {
             self.by_trigger[t as usize].fetch_add(1, Relaxed);
@@ -126,7 +114,15 @@ impl Stats {
         use crate::state::Effect;
         let m = &self.metrics;
         match effect {
-            Effect::Verdict(_) | Effect::Escalation(..) => {}
+            Effect::Verdict(_) => m.verdicts.inc(),
+            Effect::Escalation(role, x) => {
+                if let Some(c) = self.by_role.get(*role) {
+                    c.fetch_add(1, Relaxed);
+                }
+                m.escalated(*role, x.tier);
+            }
+            Effect::Grouped(role) => m.grouped(*role),
+            Effect::Review(item) => m.review(item.reason == crate::event::DigestReason::Sampled),
             Effect::Opened(role, tier) => m.pending(self.role(role), *tier, 1),
             Effect::Closed(role, tier) => m.pending(self.role(role), *tier, -1),
             Effect::Answered {

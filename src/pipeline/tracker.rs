@@ -5,6 +5,80 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+/// The input topic a record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// The agent actions.
+    Actions,
+    /// The human decisions.
+    Decisions,
+}
+
+/// A partition of one of the input topics: the tracker's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Slot {
+    /// Which input topic.
+    pub source: Source,
+    /// Its partition.
+    pub partition: i32,
+}
+
+impl Slot {
+    /// Partition `partition` of `source`.
+    pub fn new(source: Source, partition: i32) -> Slot {
+        Slot { source, partition }
+    }
+}
+
+/// What the producer's delivery callback receives with each output: the input record it
+/// belongs to, or none (outputs of deadlines and digests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token(usize);
+
+const OFFSET_BITS: u32 = 47;
+const OFFSET_MASK: usize = (1 << OFFSET_BITS) - 1;
+
+impl Token {
+    /// Outputs that belong to no input record: their deliveries only matter when they fail.
+    pub const UNTRACKED: Token = Token(usize::MAX);
+
+    /// The token of the outputs of input record `offset` of `slot`.
+    pub fn new(slot: Slot, offset: i64) -> Token {
+        debug_assert!((0..1 << 15).contains(&slot.partition));
+        debug_assert!((0..1 << OFFSET_BITS).contains(&offset));
+        let source = usize::from(slot.source == Source::Decisions);
+        Token(
+            (source << 63)
+                | ((slot.partition as usize) << OFFSET_BITS)
+                | (offset as usize & OFFSET_MASK),
+        )
+    }
+
+    /// The input record, unless untracked.
+    pub fn input(self) -> Option<(Slot, i64)> {
+        if self == Token::UNTRACKED {
+            return None;
+        }
+        let source = if self.0 >> 63 == 1 {
+            Source::Decisions
+        } else {
+            Source::Actions
+        };
+        let partition = ((self.0 >> OFFSET_BITS) & 0xFFFF) as i32;
+        Some((Slot::new(source, partition), (self.0 & OFFSET_MASK) as i64))
+    }
+
+    /// As the producer's delivery opaque.
+    pub fn into_raw(self) -> usize {
+        self.0
+    }
+
+    /// From the producer's delivery opaque.
+    pub fn from_raw(raw: usize) -> Token {
+        Token(raw)
+    }
+}
+
 /// Per-partition bookkeeping.
 #[derive(Debug, Default, Clone)]
 struct Partition {
@@ -20,7 +94,7 @@ struct Partition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Done {
     /// Input partition.
-    pub partition: i32,
+    pub partition: Slot,
     /// Input offset.
     pub offset: i64,
     /// Event timestamp carried by the input (0 when unknown).
@@ -30,7 +104,7 @@ pub struct Done {
 /// Offsets in flight, for every assigned partition of the input topic.
 #[derive(Debug, Default, Clone)]
 pub struct Tracker {
-    parts: HashMap<i32, Partition>,
+    parts: HashMap<Slot, Partition>,
     in_flight: usize,
 }
 
@@ -49,7 +123,7 @@ impl Tracker {
     /// (a consumer may re-deliver after a seek): its outputs then add up, and it is done when
     /// all of them are delivered. An offset without outputs (a decision that changed nothing)
     /// is done at once.
-    pub fn dispatched(&mut self, partition: i32, offset: i64, outputs: u32, event_ms: i64) {
+    pub fn dispatched(&mut self, partition: Slot, offset: i64, outputs: u32, event_ms: i64) {
         let p = self.parts.entry(partition).or_default();
         if outputs == 0 {
             p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
@@ -66,7 +140,7 @@ impl Tracker {
     }
 
     /// Records one delivered output; returns the message when it was its last.
-    pub fn delivered(&mut self, partition: i32, offset: i64) -> Option<Done> {
+    pub fn delivered(&mut self, partition: Slot, offset: i64) -> Option<Done> {
         let p = self.parts.get_mut(&partition)?;
         let entry = p.pending.get_mut(&offset)?;
         entry.0 -= 1;
@@ -84,7 +158,7 @@ impl Tracker {
     }
 
     /// Outputs of an offset not yet delivered (`None` when none are outstanding).
-    pub fn remaining(&self, partition: i32, offset: i64) -> Option<u32> {
+    pub fn remaining(&self, partition: Slot, offset: i64) -> Option<u32> {
         self.parts
             .get(&partition)?
             .pending
@@ -93,14 +167,14 @@ impl Tracker {
     }
 
     /// Records a delivery that failed for good.
-    pub fn failed(&mut self, partition: i32, offset: i64) {
+    pub fn failed(&mut self, partition: Slot, offset: i64) {
         if let Some(p) = self.parts.get_mut(&partition) {
             p.failed = Some(p.failed.map_or(offset, |f| f.min(offset)));
         }
     }
 
     /// The offset to commit for a partition (the next one to consume), if any progress exists.
-    pub fn commit_point(&self, partition: i32) -> Option<i64> {
+    pub fn commit_point(&self, partition: Slot) -> Option<i64> {
         let p = self.parts.get(&partition)?;
         let first_pending = p.pending.keys().next().copied();
         let point = match (first_pending, p.next) {
@@ -115,8 +189,8 @@ impl Tracker {
     }
 
     /// Every partition with its commit point.
-    pub fn commit_points(&self) -> Vec<(i32, i64)> {
-        let mut v: Vec<(i32, i64)> = self
+    pub fn commit_points(&self) -> Vec<(Slot, i64)> {
+        let mut v: Vec<(Slot, i64)> = self
             .parts
             .keys()
             .filter_map(|&p| Some((p, self.commit_point(p)?)))
@@ -127,7 +201,7 @@ impl Tracker {
 
     /// Forgets a partition (after it was revoked and committed); returns how many of its
     /// messages were still in flight.
-    pub fn forget(&mut self, partition: i32) -> usize {
+    pub fn forget(&mut self, partition: Slot) -> usize {
         match self.parts.remove(&partition) {
             Some(p) => {
                 self.in_flight -= p.pending.len();
@@ -138,61 +212,38 @@ impl Tracker {
     }
 }
 
-/// The tracker's partition key for partition `partition` of input topic number `source` (0: the
-/// agent actions, 1: the human decisions).
-pub fn slot(source: u8, partition: i32) -> i32 {
-    debug_assert!(source < 2 && (0..1 << 15).contains(&partition));
-    partition | (i32::from(source) << 15)
-}
-
-/// The input topic number and partition of a tracker key.
-pub fn unslot(slot: i32) -> (u8, i32) {
-    ((slot >> 15) as u8, slot & ((1 << 15) - 1))
-}
-
-/// The token of outputs that belong to no input record (deadlines firing): the tracker never
-/// holds its slot, so its deliveries only matter when they fail.
-pub const UNTRACKED: usize = usize::MAX;
-
-/// Packs a tracker key and an offset into a delivery token.
-pub fn token(partition: i32, offset: i64) -> usize {
-    debug_assert!((0..1 << 16).contains(&partition) && (0..1 << 48).contains(&offset));
-    ((partition as usize) << 48) | (offset as usize & ((1 << 48) - 1))
-}
-
-/// Unpacks a delivery token.
-pub fn untoken(t: usize) -> (i32, i64) {
-    ((t >> 48) as i32, (t & ((1 << 48) - 1)) as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn a(p: i32) -> Slot {
+        Slot::new(Source::Actions, p)
+    }
+
     #[test]
     fn commit_point_waits_for_every_output_of_every_earlier_offset() {
         let mut t = Tracker::new();
-        t.dispatched(0, 10, 2, 1);
-        t.dispatched(0, 11, 1, 2);
-        t.dispatched(0, 12, 3, 3);
-        assert_eq!(t.commit_point(0), Some(10));
+        t.dispatched(a(0), 10, 2, 1);
+        t.dispatched(a(0), 11, 1, 2);
+        t.dispatched(a(0), 12, 3, 3);
+        assert_eq!(t.commit_point(a(0)), Some(10));
         assert_eq!(
-            t.delivered(0, 11),
+            t.delivered(a(0), 11),
             Some(Done {
-                partition: 0,
+                partition: a(0),
                 offset: 11,
                 event_ms: 2
             })
         );
-        assert_eq!(t.commit_point(0), Some(10), "11 is done but 10 is not");
-        assert_eq!(t.delivered(0, 10), None, "one of two outputs");
-        assert_eq!(t.commit_point(0), Some(10));
-        assert!(t.delivered(0, 10).is_some());
-        assert_eq!(t.commit_point(0), Some(12));
-        t.delivered(0, 12);
-        t.delivered(0, 12);
-        t.delivered(0, 12);
-        assert_eq!(t.commit_point(0), Some(13));
+        assert_eq!(t.commit_point(a(0)), Some(10), "11 is done but 10 is not");
+        assert_eq!(t.delivered(a(0), 10), None, "one of two outputs");
+        assert_eq!(t.commit_point(a(0)), Some(10));
+        assert!(t.delivered(a(0), 10).is_some());
+        assert_eq!(t.commit_point(a(0)), Some(12));
+        t.delivered(a(0), 12);
+        t.delivered(a(0), 12);
+        t.delivered(a(0), 12);
+        assert_eq!(t.commit_point(a(0)), Some(13));
         assert_eq!(t.in_flight(), 0);
     }
 
@@ -200,29 +251,29 @@ mod tests {
     fn a_failure_pins_the_commit_point_for_good() {
         let mut t = Tracker::new();
         for o in 0..5 {
-            t.dispatched(3, o, 1, 0);
+            t.dispatched(a(3), o, 1, 0);
         }
-        t.delivered(3, 0);
-        t.failed(3, 1);
-        t.delivered(3, 1);
+        t.delivered(a(3), 0);
+        t.failed(a(3), 1);
+        t.delivered(a(3), 1);
         for o in 2..5 {
-            t.delivered(3, o);
+            t.delivered(a(3), o);
         }
-        assert_eq!(t.commit_point(3), Some(1));
+        assert_eq!(t.commit_point(a(3)), Some(1));
     }
 
     #[test]
     fn partitions_are_independent_and_can_be_forgotten() {
         let mut t = Tracker::new();
-        t.dispatched(0, 5, 1, 0);
-        t.dispatched(1, 7, 1, 0);
-        t.delivered(1, 7);
-        assert_eq!(t.commit_points(), vec![(0, 5), (1, 8)]);
-        assert_eq!(t.forget(0), 1);
+        t.dispatched(a(0), 5, 1, 0);
+        t.dispatched(a(1), 7, 1, 0);
+        t.delivered(a(1), 7);
+        assert_eq!(t.commit_points(), vec![(a(0), 5), (a(1), 8)]);
+        assert_eq!(t.forget(a(0)), 1);
         assert_eq!(t.in_flight(), 0);
-        assert_eq!(t.commit_points(), vec![(1, 8)]);
+        assert_eq!(t.commit_points(), vec![(a(1), 8)]);
         assert_eq!(
-            t.delivered(0, 5),
+            t.delivered(a(0), 5),
             None,
             "a late delivery for a forgotten partition is ignored"
         );
@@ -231,43 +282,44 @@ mod tests {
     #[test]
     fn an_offset_dispatched_twice_is_done_when_all_its_outputs_are() {
         let mut t = Tracker::new();
-        t.dispatched(0, 4, 2, 0);
-        t.dispatched(0, 4, 1, 0);
+        t.dispatched(a(0), 4, 2, 0);
+        t.dispatched(a(0), 4, 1, 0);
         assert_eq!(t.in_flight(), 1);
-        assert_eq!(t.delivered(0, 4), None);
-        assert_eq!(t.delivered(0, 4), None);
-        assert!(t.delivered(0, 4).is_some());
+        assert_eq!(t.delivered(a(0), 4), None);
+        assert_eq!(t.delivered(a(0), 4), None);
+        assert!(t.delivered(a(0), 4).is_some());
         assert_eq!(t.in_flight(), 0);
-        assert_eq!(t.commit_point(0), Some(5));
+        assert_eq!(t.commit_point(a(0)), Some(5));
     }
 
     #[test]
     fn an_offset_without_outputs_is_done_at_once() {
         let mut t = Tracker::new();
-        t.dispatched(0, 3, 1, 0);
-        t.dispatched(0, 4, 0, 0);
-        assert_eq!(t.commit_point(0), Some(3));
-        t.delivered(0, 3);
-        assert_eq!(t.commit_point(0), Some(5));
+        t.dispatched(a(0), 3, 1, 0);
+        t.dispatched(a(0), 4, 0, 0);
+        assert_eq!(t.commit_point(a(0)), Some(3));
+        t.delivered(a(0), 3);
+        assert_eq!(t.commit_point(a(0)), Some(5));
         assert_eq!(t.in_flight(), 0);
     }
 
     #[test]
-    fn slots_keep_topics_apart_and_untracked_tokens_are_ignored() {
-        assert_eq!(unslot(slot(1, 3)), (1, 3));
-        assert_ne!(slot(0, 3), slot(1, 3));
+    fn slots_keep_topics_apart_and_tokens_round_trip() {
+        let d = Slot::new(Source::Decisions, 3);
+        assert_ne!(d, a(3));
         let mut t = Tracker::new();
-        t.dispatched(slot(1, 3), 9, 1, 0);
-        let (k, o) = untoken(UNTRACKED);
-        assert_eq!(t.delivered(k, o), None);
-        assert_eq!(t.commit_point(slot(1, 3)), Some(9));
-        assert_eq!(t.commit_point(slot(0, 3)), None);
-    }
-
-    #[test]
-    fn tokens_round_trip() {
-        for (p, o) in [(0, 0), (1, 1), (31, (1 << 40) + 7), (32_000, (1 << 48) - 1)] {
-            assert_eq!(untoken(token(p, o)), (p, o));
+        t.dispatched(d, 9, 1, 0);
+        assert_eq!(t.commit_point(d), Some(9));
+        assert_eq!(t.commit_point(a(3)), None);
+        assert_eq!(Token::UNTRACKED.input(), None);
+        for (slot, o) in [
+            (a(0), 0),
+            (d, 1),
+            (a(31), (1 << 40) + 7),
+            (Slot::new(Source::Decisions, 32_000), (1 << 47) - 1),
+        ] {
+            let t = Token::new(slot, o);
+            assert_eq!(Token::from_raw(t.into_raw()).input(), Some((slot, o)));
         }
     }
 }

@@ -200,6 +200,9 @@ pub enum GamedayError {
     /// Writing to the broker.
     #[error("writing the drill to Kafka: {0}")]
     Kafka(String),
+    /// The processor could not build an output (a defect).
+    #[error(transparent)]
+    Stage(#[from] crate::pipeline::process::StageError),
 }
 
 impl Scenario {
@@ -799,7 +802,7 @@ pub fn run(
                 ),
                 now,
                 &mut out,
-            );
+            )?;
         }
         while let Some(d) = people.next_due(now) {
             let bytes = codec.encode(SchemaKind::HumanDecision, &d)?;
@@ -813,9 +816,9 @@ pub fn run(
                 ),
                 now,
                 &mut out,
-            );
+            )?;
         }
-        p.tick(now, &mut out);
+        p.tick(now, &mut out)?;
         if p.awaits_delivery() {
             p.delivered();
         }

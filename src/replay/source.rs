@@ -28,7 +28,7 @@ pub enum SourceError {
         /// Topic.
         topic: String,
         /// The client's error.
-        source: crate::kafka::Error,
+        source: Box<crate::kafka::Error>,
     },
 }
 
@@ -78,7 +78,7 @@ pub fn partitions(settings: &Settings, topic: &str) -> Result<Vec<i32>, SourceEr
     crate::kafka::admin::partitions(settings, topic)
         .map_err(|e| SourceError::Kafka {
             topic: topic.into(),
-            source: e,
+            source: Box::new(e),
         })
         .and_then(|parts| {
             if parts.is_empty() {
@@ -113,7 +113,7 @@ pub fn read(
     let parts = partitions(settings, topic)?;
     let c = reader(settings).map_err(|e| SourceError::Kafka {
         topic: topic.into(),
-        source: e,
+        source: Box::new(e),
     })?;
     let timeout = settings.pipeline.connect_timeout;
     let mut starts = TopicPartitionList::new();
@@ -212,9 +212,9 @@ pub fn read(
 fn kafka(topic: &str, source: rdkafka::error::KafkaError) -> SourceError {
     SourceError::Kafka {
         topic: topic.into(),
-        source: crate::kafka::Error::Client {
+        source: Box::new(crate::kafka::Error::Client {
             what: "read",
             source,
-        },
+        }),
     }
 }

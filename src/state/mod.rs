@@ -167,6 +167,10 @@ pub enum Effect {
         /// True for `timed_out_proceed`.
         fail_open: bool,
     },
+    /// The hand-over to the role with this index joined an open escalation.
+    Grouped(usize),
+    /// A decided action goes to the review queue's digest.
+    Review(Box<crate::event::DigestItem>),
 }
 
 /// Why a decision did nothing.
@@ -488,6 +492,65 @@ impl PartitionState {
         });
         self.dirty.insert(event.session_id.clone());
         None
+    }
+
+    /// Opens the hand-overs of a decided event ([`PartitionState::open`]) and turns the plan
+    /// into effects: each escalation — carrying the identity of the open escalation it joined
+    /// when grouped — then the verdict, whose escalation ids follow.
+    #[allow(clippy::too_many_arguments)] // each is a distinct input of the decision
+    pub fn hand_over(
+        &mut self,
+        matrix: &Matrix,
+        event: &AgentAction,
+        before: SessionState,
+        triggers: &[String],
+        plan: crate::escalation::Plan,
+        group_within_ms: i64,
+        now_ms: i64,
+        effects: &mut Vec<Effect>,
+    ) {
+        let crate::escalation::Plan {
+            mut verdict,
+            mut escalations,
+        } = plan;
+        let level = verdict.level;
+        let grouped = self.open(
+            matrix,
+            event,
+            before,
+            level,
+            triggers,
+            verdict.drill,
+            &escalations,
+            group_within_ms,
+            now_ms,
+            effects,
+        );
+        if let Some(g) = grouped {
+            for (role, esc) in escalations.iter_mut() {
+                let Some((_, id, created, deadline, seq)) =
+                    g.escalations.iter().find(|x| x.0 == esc.role)
+                else {
+                    continue;
+                };
+                esc.escalation_id = id.clone();
+                esc.created_at_ms = *created;
+                esc.deadline_ms = deadline.unwrap_or(esc.deadline_ms);
+                esc.sequence = *seq;
+                esc.grouped_action_ids = g.members.clone();
+                if g.new {
+                    effects.push(Effect::Grouped(*role));
+                }
+            }
+            verdict.escalation_ids = escalations
+                .iter()
+                .map(|(_, e)| e.escalation_id.clone())
+                .collect();
+        }
+        for (role, esc) in escalations {
+            effects.push(Effect::Escalation(role, Box::new(esc)));
+        }
+        effects.push(Effect::Verdict(Box::new(verdict)));
     }
 
     /// Queues an item for a digest in its session's durable state.

@@ -6,7 +6,7 @@ use crate::config::{InputFormat, Settings};
 use crate::escalation;
 use crate::event::{Codec, CodecError, Level, SchemaKind};
 use crate::event::{DigestItem, DigestReason};
-use crate::fatigue::{Digests, Folded, REVIEW};
+use crate::fatigue::{Digests, Folded};
 use crate::matrix::{Matrix, Trigger};
 use crate::pipeline::stats::Stats;
 use crate::state::{Effect, PartitionState, SessionRecord};
@@ -15,6 +15,20 @@ use std::sync::{Arc, Mutex};
 
 pub use crate::event::wire::{dlq_headers, is_drill, DRILL_HEADER, KIND_HEADER};
 pub use crate::output::Output;
+
+mod emit;
+
+/// An output that cannot be built: a defect, fatal to the pipeline.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode {what} {id}: {source}")]
+pub struct StageError {
+    /// What was being encoded (`verdict`, `escalation`, `digest`, `state record`).
+    pub what: &'static str,
+    /// Its id.
+    pub id: String,
+    /// Why.
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
 
 /// What became of one input, for statistics.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,8 +77,14 @@ pub struct Input<'a> {
 pub trait Stage: Send {
     /// Output topic names; [`Output::topic`] indexes into this.
     fn topics(&self) -> &[String];
-    /// Maps one input record to its outputs (at least one).
-    fn process(&mut self, input: Input<'_>, now_ms: i64, out: &mut Vec<Output>) -> Outcome;
+    /// Maps one input record to its outputs (at least one). An error is a defect (an output
+    /// that cannot be encoded): the pipeline stops without committing past the record.
+    fn process(
+        &mut self,
+        input: Input<'_>,
+        now_ms: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<Outcome, StageError>;
     /// Drops whatever state the stage keeps for a revoked partition.
     fn forget_partition(&mut self, partition: i32);
     /// Role names for statistics (index = role in [`Outcome::Decided`]).
@@ -85,7 +105,9 @@ pub trait Stage: Send {
     /// `None` value is a tombstone), oldest first.
     fn restore(&mut self, _partition: i32, _records: Vec<(Vec<u8>, Option<Vec<u8>>)>) {}
     /// Acts on whatever is due at `now_ms` (acknowledgement deadlines, digests).
-    fn tick(&mut self, _now_ms: i64, _out: &mut Vec<Output>) {}
+    fn tick(&mut self, _now_ms: i64, _out: &mut Vec<Output>) -> Result<(), StageError> {
+        Ok(())
+    }
     /// True when the outputs of the last tick must be confirmed delivered ([`Stage::delivered`]).
     fn awaits_delivery(&self) -> bool {
         false
@@ -96,26 +118,25 @@ pub trait Stage: Send {
 
 /// `dig-` and 24 hex digits of a hash of the target and the item keys.
 fn digest_id(target: &str, items: &[Folded]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(target.as_bytes());
-    for f in items {
-        h.update([0x1f]);
-        h.update(crate::fatigue::item_key(&f.item).as_bytes());
-    }
-    let d = h.finalize();
-    let mut s = String::from("dig-");
-    for b in &d[..12] {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    let keys: Vec<String> = items
+        .iter()
+        .map(|f| crate::fatigue::item_key(&f.item))
+        .collect();
+    let mut parts = vec![target];
+    parts.extend(keys.iter().map(String::as_str));
+    escalation::hashed_id("dig-", &parts)
 }
 
 impl Stage for Processor {
     fn topics(&self) -> &[String] {
         &self.topics
     }
-    fn process(&mut self, input: Input<'_>, now_ms: i64, out: &mut Vec<Output>) -> Outcome {
+    fn process(
+        &mut self,
+        input: Input<'_>,
+        now_ms: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<Outcome, StageError> {
         Processor::process(self, input, now_ms, out)
     }
     fn forget_partition(&mut self, partition: i32) {
@@ -138,11 +159,10 @@ impl Stage for Processor {
     fn restore(&mut self, partition: i32, records: Vec<(Vec<u8>, Option<Vec<u8>>)>) {
         Processor::restore(self, partition, records)
     }
-    fn tick(&mut self, now_ms: i64, out: &mut Vec<Output>) {
-        Processor::tick(self, now_ms, out);
-        self.in_twin(out, |twin, out| {
-            Processor::tick(twin, now_ms, out);
-        });
+    fn tick(&mut self, now_ms: i64, out: &mut Vec<Output>) -> Result<(), StageError> {
+        Processor::tick(self, now_ms, out)?;
+        self.in_twin(out, |twin, out| Processor::tick(twin, now_ms, out))
+            .unwrap_or(Ok(()))
     }
     fn awaits_delivery(&self) -> bool {
         !self.unconfirmed.is_empty() || self.drill.as_ref().is_some_and(|t| t.awaits_delivery())
@@ -168,12 +188,15 @@ impl Stage for Processor {
 /// Turns input records into output records, keeping per-partition session state.
 pub struct Processor {
     matrix: Arc<Matrix>,
-    codec: Codec,
+    codec: Arc<Codec>,
     format: InputFormat,
     schema_ids: Vec<u32>,
     max_record_bytes: usize,
-    /// Output topics: verdicts, dead letters, changelog, then one per matrix role (in role
-    /// order).
+    /// Largest record the producer sends (`message.max.bytes`): a dead letter whose original
+    /// value would not fit is written without it.
+    max_output_bytes: usize,
+    /// Output topics: verdicts, dead letters, changelog, review, then one per matrix role (in
+    /// role order); the drill twin's follow.
     topics: Vec<String>,
     decisions_topic: String,
     states: HashMap<i32, PartitionState>,
@@ -190,6 +213,8 @@ pub struct Processor {
     /// Sessions with nothing open are forgotten after this long without a change.
     retention_ms: i64,
     last_expiry_ms: i64,
+    /// False for the drill twin: its state lives in memory only (it is never restored).
+    persist_state: bool,
     /// Where drill-marked records go (none in a drill processor).
     drill: Option<Box<Processor>>,
 }
@@ -207,11 +232,55 @@ pub const CHANGELOG: usize = 2;
 pub const REVIEW_TOPIC: usize = 3;
 const FIRST_ROLE: usize = 4;
 
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// Rate limits and digests, for production and for drill traffic (never mixed: a digest
+/// to a real person's topic must not list drill items).
+#[derive(Clone)]
+struct SharedDigests {
+    production: Arc<Mutex<Digests>>,
+    drill: Arc<Mutex<Digests>>,
+}
+
 impl Processor {
     /// A processor for the given settings and matrix.
     pub fn new(settings: &Settings, matrix: Arc<Matrix>) -> Result<Self, CodecError> {
         let limits = crate::event::EventLimits::default();
-        let codec = Codec::new(limits)?;
+        let codec = Arc::new(Codec::new(limits)?);
+        let digests = SharedDigests {
+            production: Arc::new(Mutex::new(Digests::new(&matrix))),
+            drill: Arc::new(Mutex::new(Digests::new(&matrix))),
+        };
+        Ok(Processor::build(settings, matrix, codec, digests, true))
+    }
+
+    /// Another processor like this one (for another worker), sharing its schemas, rate
+    /// limits and digests.
+    pub fn sibling(&self, settings: &Settings) -> Processor {
+        let digests = SharedDigests {
+            production: self.digests.clone(),
+            drill: self
+                .drill
+                .as_ref()
+                .map_or_else(|| self.digests.clone(), |t| t.digests.clone()),
+        };
+        Processor::build(
+            settings,
+            self.matrix.clone(),
+            self.codec.clone(),
+            digests,
+            self.persist_state,
+        )
+    }
+
+    fn build(
+        settings: &Settings,
+        matrix: Arc<Matrix>,
+        codec: Arc<Codec>,
+        digests: SharedDigests,
+        persist_state: bool,
+    ) -> Processor {
         let mut topics = vec![
             settings.topics.verdicts.clone(),
             settings.topics.dead_letter.clone(),
@@ -224,42 +293,47 @@ impl Processor {
                 .iter()
                 .map(|r| format!("{}{}", settings.topics.role_prefix, r.topic)),
         );
+        let own_topics = topics.len();
         // Outside drills, drill-marked records go to a twin whose every topic is a drill topic.
-        let drill = if settings.is_drill() {
-            None
-        } else {
-            let twin = Processor::new(&settings.drill(), matrix.clone())?;
+        let drill = (!settings.is_drill()).then(|| {
+            let twin = Processor::build(
+                &settings.drill(),
+                matrix.clone(),
+                codec.clone(),
+                digests.clone(),
+                false,
+            );
             topics.extend(twin.topics.iter().cloned());
-            Some(Box::new(twin))
+            Box::new(twin)
+        });
+        let own_digests = if settings.is_drill() {
+            digests.drill
+        } else {
+            digests.production
         };
-        Ok(Processor {
+        Processor {
             codec,
             format: settings.input.format,
             schema_ids: settings.input.schema_ids.clone(),
             max_record_bytes: settings.input.max_record_bytes,
+            max_output_bytes: message_max_bytes(settings),
             topics,
             decisions_topic: settings.topics.decisions.clone(),
             states: HashMap::new(),
             stats: None,
             effects: Vec::new(),
-            digests: Arc::new(Mutex::new(Digests::new(&matrix))),
+            digests: own_digests,
             unconfirmed: Vec::new(),
             group_within_ms: matrix.spec().fatigue.group_within.as_millis() as i64,
             review_triggers: matrix.review_triggers(),
             sample_share: matrix.spec().fatigue.sample_execute_log,
-            own_topics: FIRST_ROLE + matrix.roles().len(),
+            own_topics,
             retention_ms: settings.pipeline.state_retention.as_millis() as i64,
             last_expiry_ms: 0,
+            persist_state,
             drill,
             matrix,
-        })
-    }
-
-    /// Shares rate limits and digests with the other processors of this process (one per
-    /// worker).
-    pub fn with_digests(mut self, digests: Arc<Mutex<Digests>>) -> Self {
-        self.digests = digests;
-        self
+        }
     }
 
     /// Rate limits and digests, to share.
@@ -270,6 +344,11 @@ impl Processor {
     /// The state of a partition, if held.
     pub fn state(&self, partition: i32) -> Option<&PartitionState> {
         self.states.get(&partition)
+    }
+
+    /// The matrix deciding.
+    pub fn matrix(&self) -> &Matrix {
+        &self.matrix
     }
 
     fn count_pending(&self, state: &PartitionState, sign: i64) {
@@ -317,15 +396,12 @@ impl Processor {
             let mut digests = self.digests.lock().expect("digests lock");
             for (target, item) in state.queued() {
                 let at = item.created_at_ms;
-                digests.fold(
-                    &target,
-                    Folded {
-                        partition,
-                        item,
-                        drill: false,
-                    },
-                    at,
-                );
+                let folded = Folded {
+                    partition,
+                    item,
+                    drill: false,
+                };
+                digests.fold(&target, folded, at);
             }
         }
         if let Some(old) = self.states.insert(partition, state) {
@@ -333,172 +409,37 @@ impl Processor {
         }
     }
 
-    /// Fires the acknowledgement deadlines due at `now_ms`, in every partition held; sends the
-    /// digests due; drops delivered digest items from the sessions' queues.
-    pub fn tick(&mut self, now_ms: i64, out: &mut Vec<Output>) {
-        let mut parts: Vec<i32> = self.states.keys().copied().collect();
-        parts.sort_unstable();
-        if now_ms - self.last_expiry_ms >= EXPIRY_EVERY_MS {
-            // Sessions quiet for the retention time leave memory and the changelog.
-            self.last_expiry_ms = now_ms;
-            for &p in &parts {
-                let state = self.states.get_mut(&p).expect("listed");
-                let n = state.expire(now_ms, self.retention_ms);
-                if n > 0 {
-                    tracing::debug!(partition = p, sessions = n, "idle sessions expired");
-                    let mut none = Vec::new();
-                    self.emit(p, &mut none, out, false, now_ms);
-                }
-            }
-        }
-        for &p in &parts {
-            let done = self.digests.lock().expect("digests lock").take_done(p);
-            if done.is_empty() {
-                continue;
-            }
-            let state = self.states.get_mut(&p).expect("listed");
-            for (session, key) in done {
-                state.unqueue(&session, &key);
-            }
-            let mut none = Vec::new();
-            self.emit(p, &mut none, out, false, now_ms);
-        }
-        let due = self.digests.lock().expect("digests lock").take_due(now_ms);
-        for d in due {
-            let topic = if d.target == REVIEW {
-                Some(REVIEW_TOPIC)
-            } else {
-                self.matrix.role_index(&d.target).map(|i| FIRST_ROLE + i)
-            };
-            let Some(topic) = topic else { continue };
-            let digest = crate::event::Digest {
-                digest_id: digest_id(&d.target, &d.items),
-                target: d.target.clone(),
-                first_at_ms: d.first_at_ms,
-                sent_at_ms: now_ms,
-                rule_version: self.matrix.version().to_string(),
-                drill: d.items.iter().any(|f| f.drill),
-                items: d.items.iter().map(|f| f.item.clone()).collect(),
-            };
-            let mut o = Output::new(
-                topic,
-                Some(d.target.as_bytes().to_vec()),
-                self.codec
-                    .encode(SchemaKind::Digest, &digest)
-                    .expect("digests always encode"),
-            );
-            o.headers.push((KIND_HEADER.into(), b"digest".to_vec()));
-            out.push(o);
-            if let Some(stats) = &self.stats {
-                stats.metrics.digest(&d.target);
-            }
-            tracing::info!(target_role = %d.target, items = d.items.len(), "digest sent");
-            self.unconfirmed.extend(d.items);
-        }
-        for p in parts {
-            let state = self.states.get_mut(&p).expect("listed");
-            if state.next_deadline().is_none_or(|d| d > now_ms) {
-                continue;
-            }
-            let mut effects = std::mem::take(&mut self.effects);
-            state.fire_due(&self.matrix, now_ms, &mut effects);
-            self.emit(p, &mut effects, out, true, now_ms);
-            self.effects = effects;
-        }
-    }
-
-    /// Turns effects into outputs (and counts them), then appends the state writes of the
-    /// sessions changed; `defer` holds those writes until the effects are delivered.
-    fn emit(
-        &mut self,
-        partition: i32,
-        effects: &mut Vec<Effect>,
-        out: &mut Vec<Output>,
-        defer: bool,
-        now_ms: i64,
-    ) {
-        for e in effects.drain(..) {
-            let action_id = match &e {
-                Effect::Verdict(v) => v.action_id.as_str(),
-                Effect::Escalation(_, x) => x.action_id.as_str(),
-                _ => "",
-            };
-            if let Some(stats) = &self.stats {
-                stats.effect(&e, action_id);
-                if let Effect::Escalation(role, x) = &e {
-                    stats.metrics.escalated(*role, x.tier);
-                }
-                if let Effect::Verdict(_) = &e {
-                    stats.metrics.verdicts.inc();
-                }
-            }
-            match e {
-                Effect::Verdict(v) => out.push(Output::new(
-                    VERDICTS,
-                    Some(v.action_id.as_bytes().to_vec()),
-                    self.codec
-                        .encode(SchemaKind::Verdict, &*v)
-                        .expect("verdicts always encode"),
-                )),
-                Effect::Escalation(role, x) => out.push(Output::new(
-                    FIRST_ROLE + role,
-                    Some(x.session_id.as_bytes().to_vec()),
-                    self.codec
-                        .encode(SchemaKind::Escalation, &*x)
-                        .expect("escalations always encode"),
-                )),
-                _ => {}
-            }
-        }
-        let state = self.states.get_mut(&partition).expect("present");
-        for (session, record) in state.take_dirty(now_ms) {
-            let payload = record
-                .map(|r| {
-                    let mut buf = Vec::with_capacity(4096);
-                    serde_json::to_writer(&mut buf, r).expect("session records serialize");
-                    buf
-                })
-                .unwrap_or_default();
-            let mut o = Output::new(CHANGELOG, Some(session.into_bytes()), payload);
-            o.partition = Some(partition);
-            o.deferred = defer;
-            out.push(o);
-        }
-    }
-
-    /// The Avro datum of an input record, after the configured framing.
-    fn unframe<'a>(&self, bytes: &'a [u8]) -> Result<&'a [u8], (&'static str, String)> {
-        match self.format {
-            InputFormat::Avro => Ok(bytes),
-            InputFormat::Confluent => crate::event::wire::unframe(&self.schema_ids, bytes)
-                .map_err(|e| (e.reason, e.message)),
-        }
-    }
-
-    /// The matrix deciding.
-    pub fn matrix(&self) -> &Matrix {
-        &self.matrix
-    }
-
     /// Maps one input record to its outputs. `now_ms` comes from the caller's clock.
-    pub fn process(&mut self, input: Input<'_>, now_ms: i64, out: &mut Vec<Output>) -> Outcome {
+    pub fn process(
+        &mut self,
+        input: Input<'_>,
+        now_ms: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<Outcome, StageError> {
         let decision = input.topic == self.decisions_topic;
         if is_drill(input.headers) {
             let outcome = self.in_twin(out, |twin, out| {
-                if decision {
-                    twin.process_decision(input, now_ms, out)
-                } else {
-                    twin.process_action(input, now_ms, out)
-                }
+                twin.process_one(decision, input, now_ms, out)
             });
             if let Some(outcome) = outcome {
                 return outcome;
             }
         }
+        self.process_one(decision, input, now_ms, out)
+    }
+
+    fn process_one(
+        &mut self,
+        decision: bool,
+        input: Input<'_>,
+        now_ms: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<Outcome, StageError> {
         if decision {
-            return self.process_decision(input, now_ms, out);
+            self.process_decision(input, now_ms, out)
+        } else {
+            self.process_action(input, now_ms, out)
         }
-        self.process_action(input, now_ms, out)
     }
 
     /// Runs `f` on the drill twin, if there is one, and moves the outputs it adds to the twin's
@@ -517,32 +458,53 @@ impl Processor {
         Some(result)
     }
 
-    /// Decides one agent action record.
-    fn process_action(&mut self, input: Input<'_>, now_ms: i64, out: &mut Vec<Output>) -> Outcome {
-        let payload = input.payload.unwrap_or(&[]);
-        let decoded = if payload.len() > self.max_record_bytes {
-            Err((
+    /// The value of an input record within the size limit, or why it is a dead letter.
+    fn value<'a>(&self, input: &Input<'a>) -> Result<&'a [u8], (&'static str, String)> {
+        match input.payload {
+            None => Err(("empty", "the record has no value (null)".to_string())),
+            Some([]) => Err(("empty", "the record's value is empty (0 bytes)".to_string())),
+            Some(p) if p.len() > self.max_record_bytes => Err((
                 "too_large",
                 format!(
                     "record of {} bytes is larger than input.max_record_bytes = {}",
-                    payload.len(),
+                    p.len(),
                     self.max_record_bytes
                 ),
-            ))
-        } else if input.payload.is_none() {
-            Err(("empty", "the record has no value".to_string()))
-        } else {
-            self.unframe(payload).and_then(|datum| {
+            )),
+            Some(p) => Ok(p),
+        }
+    }
+
+    /// The Avro datum of an input record, after the configured framing.
+    fn unframe<'a>(&self, bytes: &'a [u8]) -> Result<&'a [u8], (&'static str, String)> {
+        match self.format {
+            InputFormat::Avro => Ok(bytes),
+            InputFormat::Confluent => crate::event::wire::unframe(&self.schema_ids, bytes)
+                .map_err(|e| (e.reason, e.message)),
+        }
+    }
+
+    /// Decides one agent action record: decode → evaluate → plan → state (the hand-overs as
+    /// effects) → the one output path.
+    fn process_action(
+        &mut self,
+        input: Input<'_>,
+        now_ms: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<Outcome, StageError> {
+        let decoded = self
+            .value(&input)
+            .and_then(|v| self.unframe(v))
+            .and_then(|datum| {
                 self.codec
                     .decode_action(datum)
                     .map_err(|e| (e.reason(), e.to_string()))
-            })
-        };
+            });
         let event = match decoded {
             Ok(e) => e,
             Err((reason, message)) => {
                 out.push(self.dead_letter(input, reason, &message));
-                return Outcome::DeadLetter { reason };
+                return Ok(Outcome::DeadLetter { reason });
             }
         };
         let state = self.states.entry(input.partition).or_default();
@@ -552,190 +514,69 @@ impl Processor {
             state.apply_streak(&event.session_id, input.offset, before, decision.session);
         }
         let drill = is_drill(input.headers);
-        let mut plan = escalation::plan(&self.matrix, &event, &decision, now_ms, drill);
-        let mut roles = Vec::with_capacity(plan.escalations.len());
-        let mut effects = std::mem::take(&mut self.effects);
+        let plan = escalation::plan(&self.matrix, &event, &decision, now_ms, drill);
+        let roles = plan.escalations.iter().map(|(r, e)| (*r, e.tier)).collect();
         // Trigger names are only needed for hand-overs (most events have none).
-        let triggers = if decision.level.needs_human() {
+        let needs_human = decision.level.needs_human();
+        let triggers = if needs_human {
             decision.triggers.names()
         } else {
             Vec::new()
         };
-        if decision.level.needs_human() {
-            let grouped = state.open(
-                &self.matrix,
-                &event,
-                before,
-                decision.level,
-                &triggers,
-                drill,
-                &plan.escalations,
-                self.group_within_ms,
-                now_ms,
-                &mut effects,
-            );
-            if let Some(g) = grouped {
-                // Joined an open escalation: publish it as an update under its id.
-                for (role, esc) in plan.escalations.iter_mut() {
-                    if let Some((_, id, created, deadline, seq)) =
-                        g.escalations.iter().find(|x| x.0 == esc.role)
-                    {
-                        esc.escalation_id = id.clone();
-                        esc.created_at_ms = *created;
-                        esc.deadline_ms = deadline.unwrap_or(esc.deadline_ms);
-                        esc.sequence = *seq;
-                        esc.grouped_action_ids = g.members.clone();
-                        if g.new {
-                            if let Some(stats) = &self.stats {
-                                stats.metrics.grouped(*role);
-                            }
-                        }
-                    }
-                }
-                plan.verdict.escalation_ids = plan
-                    .escalations
-                    .iter()
-                    .map(|(_, e)| e.escalation_id.clone())
-                    .collect();
-            }
-        } else {
-            let review = ReviewRules {
-                triggers: self.review_triggers,
-                sample_share: self.sample_share,
-                digests: &self.digests,
-                stats: self.stats.as_deref(),
-            };
-            review.apply(state, &event, &decision, input.partition, drill, now_ms);
-        }
-        for (role, esc) in &plan.escalations {
-            roles.push((*role, esc.tier));
-            let admitted = self
-                .digests
-                .lock()
-                .expect("digests lock")
-                .admit(&esc.role, now_ms);
-            if admitted {
-                let mut o = Output::new(
-                    FIRST_ROLE + role,
-                    Some(event.session_id.as_bytes().to_vec()),
-                    self.codec
-                        .encode(SchemaKind::Escalation, esc)
-                        .expect("escalations always encode"),
-                );
-                o.headers.push((KIND_HEADER.into(), b"escalation".to_vec()));
-                out.push(o);
-            } else {
-                let item = DigestItem {
-                    reason: DigestReason::RateLimited,
-                    escalation_id: Some(esc.escalation_id.clone()),
-                    action_id: event.action_id.clone(),
-                    session_id: event.session_id.clone(),
-                    agent_id: event.agent_id.clone(),
-                    action_type: event.action_type.clone(),
-                    level: decision.level,
-                    tier: Some(esc.tier),
-                    headline: esc.context.headline.clone(),
-                    triggers: triggers.clone(),
-                    created_at_ms: now_ms,
-                    deadline_ms: Some(esc.deadline_ms),
-                };
-                state.queue(&event.session_id, &esc.role, item.clone());
-                self.digests.lock().expect("digests lock").fold(
-                    &esc.role,
-                    Folded {
-                        partition: input.partition,
-                        item,
-                        drill,
-                    },
-                    now_ms,
-                );
-                if let Some(stats) = &self.stats {
-                    stats.metrics.folded(*role);
-                }
+        let mut effects = std::mem::take(&mut self.effects);
+        state.hand_over(
+            &self.matrix,
+            &event,
+            before,
+            &triggers,
+            plan,
+            self.group_within_ms,
+            now_ms,
+            &mut effects,
+        );
+        if !needs_human {
+            if let Some(item) = self.review_item(&event, &decision, now_ms) {
+                effects.push(Effect::Review(Box::new(item)));
             }
         }
-        out.push(Output::new(
-            VERDICTS,
-            Some(event.action_id.as_bytes().to_vec()),
-            self.codec
-                .encode(SchemaKind::Verdict, &plan.verdict)
-                .expect("verdicts always encode"),
-        ));
-        self.emit(input.partition, &mut effects, out, false, now_ms);
+        let emitted = self.emit(input.partition, &mut effects, out, false, now_ms);
         self.effects = effects;
-        Outcome::Decided {
+        emitted?;
+        Ok(Outcome::Decided {
             level: decision.level,
             family: self.matrix.family_index(&event.action_type),
             roles,
             triggers: decision.triggers.iter().collect(),
             event_ms: event.timestamp_ms,
-        }
+        })
     }
-}
 
-/// What sends an event to the review queue.
-struct ReviewRules<'a> {
-    triggers: crate::matrix::TriggerSet,
-    sample_share: f64,
-    digests: &'a Mutex<Digests>,
-    stats: Option<&'a Stats>,
-}
-
-impl ReviewRules<'_> {
-    /// Sends a decided event that needs no human to the review queue when a rule defers it or
+    /// The review-queue item of a decided event that needs no human, when a rule defers it or
     /// the sampling of `execute_log` picks it.
-    #[allow(clippy::too_many_arguments)]
-    fn apply(
+    fn review_item(
         &self,
-        state: &mut PartitionState,
         event: &crate::event::AgentAction,
         decision: &crate::matrix::Decision,
-        partition: i32,
-        drill: bool,
         now_ms: i64,
-    ) {
-        let deferred = decision.triggers.iter().any(|t| self.triggers.contains(t));
+    ) -> Option<DigestItem> {
+        let deferred = decision
+            .triggers
+            .iter()
+            .any(|t| self.review_triggers.contains(t));
         let sampled = !deferred
             && decision.level == Level::ExecuteLog
             && crate::fatigue::sampled(&event.action_id, self.sample_share);
         if !deferred && !sampled {
-            return;
+            return None;
         }
-        let item = DigestItem {
-            reason: if deferred {
-                DigestReason::Deferred
-            } else {
-                DigestReason::Sampled
-            },
-            escalation_id: None,
-            action_id: event.action_id.clone(),
-            session_id: event.session_id.clone(),
-            agent_id: event.agent_id.clone(),
-            action_type: event.action_type.clone(),
-            level: decision.level,
-            tier: None,
-            headline: crate::context::headline(event, decision),
-            triggers: decision.triggers.names(),
-            created_at_ms: now_ms,
-            deadline_ms: None,
+        let reason = if deferred {
+            DigestReason::Deferred
+        } else {
+            DigestReason::Sampled
         };
-        state.queue(&event.session_id, REVIEW, item.clone());
-        self.digests.lock().expect("digests lock").fold(
-            REVIEW,
-            Folded {
-                partition,
-                item,
-                drill,
-            },
-            now_ms,
-        );
-        if let Some(stats) = self.stats {
-            stats.metrics.review(sampled);
-        }
+        Some(crate::fatigue::review_item(event, decision, reason, now_ms))
     }
-}
 
-impl Processor {
     /// Applies one human decision: the final verdict (or the redirect), metrics, and the state
     /// write — held back until the verdict is delivered, so a crash cannot record a decision as
     /// applied whose verdict was lost.
@@ -744,27 +585,17 @@ impl Processor {
         input: Input<'_>,
         now_ms: i64,
         out: &mut Vec<Output>,
-    ) -> Outcome {
-        let decoded = match input.payload {
-            None => Err(("empty", "the record has no value".to_string())),
-            Some(p) if p.len() > self.max_record_bytes => Err((
-                "too_large",
-                format!(
-                    "record of {} bytes is larger than input.max_record_bytes = {}",
-                    p.len(),
-                    self.max_record_bytes
-                ),
-            )),
-            Some(p) => self
-                .codec
+    ) -> Result<Outcome, StageError> {
+        let decoded = self.value(&input).and_then(|p| {
+            self.codec
                 .decode::<crate::event::HumanDecision>(SchemaKind::HumanDecision, p)
-                .map_err(|e| (e.reason(), e.to_string())),
-        };
+                .map_err(|e| (e.reason(), e.to_string()))
+        });
         let d = match decoded {
             Ok(d) => d,
             Err((reason, message)) => {
                 out.push(self.dead_letter(input, reason, &message));
-                return Outcome::DeadLetter { reason };
+                return Ok(Outcome::DeadLetter { reason });
             }
         };
         if d.drill {
@@ -781,9 +612,9 @@ impl Processor {
             Err(crate::state::Ignored::Invalid(message)) => {
                 self.effects = effects;
                 out.push(self.dead_letter(input, "invalid_decision", &message));
-                return Outcome::DeadLetter {
+                return Ok(Outcome::DeadLetter {
                     reason: "invalid_decision",
-                };
+                });
             }
             Err(why) => {
                 if let Some(stats) = &self.stats {
@@ -791,39 +622,22 @@ impl Processor {
                 }
             }
         }
-        self.emit(input.partition, &mut effects, out, true, now_ms);
+        let emitted = self.emit(input.partition, &mut effects, out, true, now_ms);
         self.effects = effects;
-        Outcome::HumanDecision
+        emitted?;
+        Ok(Outcome::HumanDecision)
     }
+}
 
-    fn dead_letter(&self, input: Input<'_>, reason: &'static str, message: &str) -> Output {
-        let mut headers: Vec<(String, Vec<u8>)> = input.headers.to_vec();
-        headers.push((dlq_headers::TOPIC.into(), input.topic.as_bytes().to_vec()));
-        headers.push((
-            dlq_headers::PARTITION.into(),
-            input.partition.to_string().into_bytes(),
-        ));
-        headers.push((
-            dlq_headers::OFFSET.into(),
-            input.offset.to_string().into_bytes(),
-        ));
-        headers.push((dlq_headers::CLASS.into(), reason.as_bytes().to_vec()));
-        headers.push((dlq_headers::MESSAGE.into(), message.as_bytes().to_vec()));
-        headers.push((
-            dlq_headers::ERROR_CLASS.into(),
-            crate::error::ErrorClass::DeadLetter
-                .as_str()
-                .as_bytes()
-                .to_vec(),
-        ));
-        let mut o = Output::new(
-            DEAD_LETTER,
-            input.key.map(<[u8]>::to_vec),
-            input.payload.unwrap_or(&[]).to_vec(),
-        );
-        o.headers = headers;
-        o
-    }
+/// The producer's `message.max.bytes` (`[kafka.producer]`, else `[kafka.common]`, else
+/// librdkafka's default).
+fn message_max_bytes(settings: &Settings) -> usize {
+    let k = &settings.kafka;
+    k.producer
+        .get("message.max.bytes")
+        .or_else(|| k.common.get("message.max.bytes"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
 }
 
 #[cfg(test)]
@@ -860,7 +674,7 @@ mod tests {
             let e = fleet.next_event();
             let bytes = codec.encode(SchemaKind::AgentAction, &e).unwrap();
             out.clear();
-            let outcome = p.process(input(&bytes, &[]), 1, &mut out);
+            let outcome = p.process(input(&bytes, &[]), 1, &mut out).unwrap();
             let Outcome::Decided { roles, .. } = outcome else {
                 panic!("valid event dead-lettered")
             };
@@ -893,7 +707,9 @@ mod tests {
         let mut p = processor(&settings);
         let original = vec![("trace".to_string(), b"abc".to_vec())];
         let mut out = Vec::new();
-        let outcome = p.process(input(b"\x02garbage", &original), 1, &mut out);
+        let outcome = p
+            .process(input(b"\x02garbage", &original), 1, &mut out)
+            .unwrap();
         assert_eq!(
             outcome,
             Outcome::DeadLetter {
@@ -937,19 +753,19 @@ mod tests {
         };
         let mut out = Vec::new();
         assert!(matches!(
-            p.process(input(&framed(7), &[]), 1, &mut out),
+            p.process(input(&framed(7), &[]), 1, &mut out).unwrap(),
             Outcome::Decided { .. }
         ));
         out.clear();
         assert_eq!(
-            p.process(input(&framed(8), &[]), 1, &mut out),
+            p.process(input(&framed(8), &[]), 1, &mut out).unwrap(),
             Outcome::DeadLetter {
                 reason: "unknown_schema"
             }
         );
         out.clear();
         assert_eq!(
-            p.process(input(&datum, &[]), 1, &mut out),
+            p.process(input(&datum, &[]), 1, &mut out).unwrap(),
             Outcome::DeadLetter {
                 reason: "wire_format"
             }
@@ -967,7 +783,7 @@ mod tests {
         let bytes = codec.encode(SchemaKind::AgentAction, &e).unwrap();
         let mut out = Vec::new();
         assert_eq!(
-            p.process(input(&bytes, &[]), 1, &mut out),
+            p.process(input(&bytes, &[]), 1, &mut out).unwrap(),
             Outcome::DeadLetter {
                 reason: "invalid_field"
             }
@@ -985,7 +801,8 @@ mod tests {
         assert!(msg.contains("`confidence`") && msg.contains('3'), "{msg}");
         out.clear();
         assert_eq!(
-            p.process(input(&vec![0u8; 3000], &[]), 1, &mut out),
+            p.process(input(&vec![0u8; 3000], &[]), 1, &mut out)
+                .unwrap(),
             Outcome::DeadLetter {
                 reason: "too_large"
             }

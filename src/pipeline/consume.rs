@@ -1,0 +1,258 @@
+//! The consumer thread: polls the group member (`BaseConsumer`, on its own thread, so the
+//! rebalance callbacks never run on the async runtime), hands records to the workers that own
+//! their partitions, stores commit points, and on stop drains, commits and closes — all within
+//! `shutdown_deadline`.
+
+use super::delivery::{Fatal, Out, Shared};
+use super::rebalance::GroupContext;
+use super::tracker::Slot;
+use super::worker::Job;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::Producer;
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The group member and what it feeds.
+pub struct Consuming {
+    pub(super) consumer: BaseConsumer<GroupContext>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) producer: Arc<Out>,
+    pub(super) senders: Vec<Sender<Job>>,
+    pub(super) max_in_flight: usize,
+    pub(super) store_every: Duration,
+}
+
+/// How a stop went: what was drained, delivered and committed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stopped {
+    /// Every record handed to a worker was dispatched.
+    pub drained: bool,
+    /// Every output was delivered.
+    pub flushed: bool,
+    /// Input records whose outputs were not all delivered: they will be processed again.
+    pub in_flight: usize,
+    /// The final commit: `None` when there was nothing to commit, else its result.
+    pub committed: Option<Result<(), String>>,
+    /// How long the stop took.
+    pub took: Duration,
+}
+
+impl Stopped {
+    /// Everything drained, delivered and committed.
+    pub fn clean(&self) -> bool {
+        self.drained
+            && self.flushed
+            && self.in_flight == 0
+            && !matches!(self.committed, Some(Err(_)))
+    }
+}
+
+impl Consuming {
+    /// Polls until `stop` is set or a fatal error is recorded (returned).
+    pub fn run(&self, stop: &AtomicBool) -> Option<Fatal> {
+        self.shared.register_consumer();
+        let ctx = self.consumer.context();
+        let mut stored: HashMap<Slot, i64> = HashMap::new();
+        let mut next_store = Instant::now() + self.store_every;
+        let mut progress = Progress::new();
+        loop {
+            if stop.load(Ordering::Acquire) {
+                return None;
+            }
+            if let Some(f) = self.shared.fatal() {
+                return Some(f);
+            }
+            for slot in ctx.revoked.lock().expect("revoked lock").drain(..) {
+                stored.remove(&slot);
+            }
+            if Instant::now() >= next_store {
+                next_store = Instant::now() + self.store_every;
+                self.store(&mut stored);
+                let in_flight = self.shared.in_flight();
+                self.shared.stats.metrics.in_flight.set(in_flight as i64);
+                progress.log(&self.shared);
+            }
+            if self.shared.in_flight() >= self.max_in_flight {
+                std::thread::park_timeout(Duration::from_millis(10));
+                continue;
+            }
+            match self.consumer.poll(Duration::from_millis(50)) {
+                Some(Ok(msg)) if !self.dispatch(msg.detach()) => {
+                    return Some(Fatal::WorkerStopped);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                None => {}
+            }
+        }
+    }
+
+    /// Hands a record to the worker owning its partition.
+    fn dispatch(&self, msg: rdkafka::message::OwnedMessage) -> bool {
+        self.shared.stats.consumed();
+        let w = msg.partition().max(0) as usize % self.senders.len();
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        if self.senders[w].send(Job::Record(msg)).is_err() {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Every partition's commit point, as a list for the consumer.
+    fn commit_list(&self, only_changed: Option<&mut HashMap<Slot, i64>>) -> TopicPartitionList {
+        let ctx = self.consumer.context();
+        let points = self
+            .shared
+            .tracker
+            .lock()
+            .expect("tracker lock")
+            .commit_points();
+        let mut tpl = TopicPartitionList::new();
+        let mut stored = only_changed;
+        for (slot, point) in points {
+            if let Some(s) = stored.as_deref_mut() {
+                if s.get(&slot) == Some(&point) {
+                    continue;
+                }
+                s.insert(slot, point);
+            }
+            let _ =
+                tpl.add_partition_offset(ctx.topic(slot), slot.partition, Offset::Offset(point));
+        }
+        tpl
+    }
+
+    /// Stores the commit points that moved; librdkafka commits stored offsets every second.
+    fn store(&self, stored: &mut HashMap<Slot, i64>) {
+        let tpl = self.commit_list(Some(stored));
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.store_offsets(&tpl) {
+                tracing::debug!(error = %e, "storing offsets (partition no longer assigned?)");
+            }
+        }
+    }
+
+    /// Drains, flushes and commits within `deadline`, then closes the consumer (without waiting
+    /// past the deadline for it).
+    pub fn stop(self, deadline: Duration) -> Stopped {
+        let started = Instant::now();
+        let left = || deadline.saturating_sub(started.elapsed());
+        let drained = self.shared.wait_queued(deadline);
+        let flushed = self.producer.flush(Timeout::After(left())).is_ok();
+        let committed = self.commit_within(left());
+        let in_flight = self.shared.in_flight();
+        self.consumer
+            .context()
+            .closing
+            .store(true, Ordering::Release);
+        close_within(self.consumer, left().max(Duration::from_millis(500)));
+        Stopped {
+            drained,
+            flushed,
+            in_flight,
+            committed,
+            took: started.elapsed(),
+        }
+    }
+
+    /// Stores and commits every commit point (stored first, so librdkafka's own commit on
+    /// close cannot write older offsets after it), waiting for the broker's answer until
+    /// `within` passes.
+    fn commit_within(&self, within: Duration) -> Option<Result<(), String>> {
+        let tpl = self.commit_list(None);
+        if tpl.count() == 0 {
+            return None;
+        }
+        let _ = self.consumer.store_offsets(&tpl);
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        *self
+            .consumer
+            .context()
+            .commits
+            .lock()
+            .expect("commits lock") = Some(tx);
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            return Some(Err(e.to_string()));
+        }
+        let started = Instant::now();
+        while started.elapsed() < within {
+            // Serves the commit callback; records returned now are not processed (their
+            // offsets are past the commit, so they are read again).
+            let _ = self.consumer.poll(Duration::from_millis(10));
+            while let Ok((result, offsets)) = rx.try_recv() {
+                if covers(&offsets, &tpl) {
+                    return Some(result.map_err(|e| e.to_string()));
+                }
+            }
+        }
+        Some(Err(format!("no answer from the broker within {within:?}")))
+    }
+}
+
+/// True when `answer` is about every partition of `asked`.
+fn covers(answer: &TopicPartitionList, asked: &TopicPartitionList) -> bool {
+    asked.elements().iter().all(|e| {
+        answer
+            .find_partition(e.topic(), e.partition())
+            .is_some_and(|a| a.offset() == e.offset())
+    })
+}
+
+/// Closes (drops) the consumer on its own thread, waiting at most `within`: leaving the group
+/// needs the broker, which may be away.
+fn close_within(consumer: BaseConsumer<GroupContext>, within: Duration) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("handoff-close".into())
+        .spawn(move || {
+            drop(consumer);
+            let _ = tx.send(());
+        });
+    if rx.recv_timeout(within).is_err() {
+        tracing::warn!(
+            ?within,
+            "the consumer did not close in time (broker away?); leaving it"
+        );
+    }
+}
+
+/// The progress line every 10 s while records flow.
+struct Progress {
+    at: Instant,
+    consumed: u64,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            at: Instant::now(),
+            consumed: 0,
+        }
+    }
+
+    fn log(&mut self, shared: &Shared) {
+        if self.at.elapsed() < Duration::from_secs(10) {
+            return;
+        }
+        let s = shared.stats.snapshot();
+        if s.consumed != self.consumed {
+            tracing::info!(
+                consumed = s.consumed,
+                per_second = (s.consumed - self.consumed) / self.at.elapsed().as_secs().max(1),
+                dead_letters = s.dead_letters,
+                in_flight = shared.in_flight(),
+                e2e_p99_ms = s.e2e_ms[1],
+                "progress"
+            );
+            self.consumed = s.consumed;
+        }
+        self.at = Instant::now();
+    }
+}

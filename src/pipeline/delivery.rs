@@ -1,0 +1,202 @@
+//! What the consumer thread, the workers and librdkafka's delivery callback share: records
+//! queued at workers, the offset tracker, and the first fatal error.
+
+use super::stats::Stats;
+use super::tracker::{Slot, Token, Tracker};
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+/// Why the pipeline must stop. The first one recorded wins; nothing past it is committed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Fatal {
+    /// librdkafka gave up delivering an output.
+    #[error("delivery to topic {topic} failed for good (input {input}): {error}")]
+    Delivery {
+        /// Output topic.
+        topic: String,
+        /// The input record it belonged to, in words.
+        input: String,
+        /// librdkafka's error.
+        error: String,
+    },
+    /// The producer refused to queue an output.
+    #[error("cannot queue a record for topic {topic}: {error}")]
+    Queue {
+        /// Output topic.
+        topic: String,
+        /// Why.
+        error: String,
+    },
+    /// Effects were not delivered in time, so the state write recording them was not sent.
+    #[error("effects not delivered within {0:?}; their state write was not sent")]
+    EffectsUndelivered(Duration),
+    /// Digests were not delivered in time.
+    #[error("digest delivery did not finish: {0}")]
+    Digests(String),
+    /// A partition's state could not be restored: deciding without it would be wrong.
+    #[error("cannot restore state of partitions {partitions:?} from {topic}: {error}")]
+    Restore {
+        /// Partitions.
+        partitions: Vec<i32>,
+        /// Changelog topic.
+        topic: String,
+        /// Why.
+        error: String,
+    },
+    /// A stage could not encode an output (a defect).
+    #[error("{0}")]
+    Stage(String),
+    /// A worker thread is gone.
+    #[error("a worker thread stopped")]
+    WorkerStopped,
+}
+
+/// State shared by the consumer thread, the workers and the delivery callback.
+pub struct Shared {
+    /// Input records handed to workers and not yet dispatched to the producer.
+    pub queued: AtomicUsize,
+    /// Outputs in flight per input offset.
+    pub tracker: Mutex<Tracker>,
+    fatal: Mutex<Option<Fatal>>,
+    /// The consumer thread, woken when room is made while it waits.
+    consumer: Mutex<Option<Thread>>,
+    /// Counters and metrics.
+    pub stats: Arc<Stats>,
+}
+
+impl Shared {
+    /// Nothing queued, nothing in flight.
+    pub fn new(stats: Arc<Stats>) -> Shared {
+        Shared {
+            queued: AtomicUsize::new(0),
+            tracker: Mutex::new(Tracker::new()),
+            fatal: Mutex::new(None),
+            consumer: Mutex::new(None),
+            stats,
+        }
+    }
+
+    /// The first fatal error, if any.
+    pub fn fatal(&self) -> Option<Fatal> {
+        self.fatal.lock().expect("fatal lock").clone()
+    }
+
+    /// Records a fatal error (the first one is kept) and wakes the consumer thread.
+    pub fn fail(&self, f: Fatal) {
+        {
+            let mut slot = self.fatal.lock().expect("fatal lock");
+            if slot.is_none() {
+                tracing::error!(error = %f, "fatal: stopping without committing past it");
+                *slot = Some(f);
+            }
+        }
+        self.wake();
+    }
+
+    /// Registers the calling thread as the consumer thread.
+    pub fn register_consumer(&self) {
+        *self.consumer.lock().expect("consumer lock") = Some(std::thread::current());
+    }
+
+    /// Wakes the consumer thread if it waits for room.
+    pub fn wake(&self) {
+        if let Some(t) = self.consumer.lock().expect("consumer lock").as_ref() {
+            t.unpark();
+        }
+    }
+
+    /// Input records queued at workers or with outputs in flight.
+    pub fn in_flight(&self) -> usize {
+        self.tracker.lock().expect("tracker lock").in_flight() + self.queued.load(Ordering::Acquire)
+    }
+
+    /// Waits until the workers have dispatched every record handed to them, or `deadline`
+    /// passes (false).
+    pub fn wait_queued(&self, deadline: Duration) -> bool {
+        let start = Instant::now();
+        while self.queued.load(Ordering::Acquire) > 0 {
+            if start.elapsed() > deadline || self.fatal().is_some() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// Marks an output that was never queued as a failed delivery of its input, which pins the
+    /// commit point before that input.
+    pub fn not_queued(&self, tok: Token, f: Fatal) {
+        if let Some((slot, offset)) = tok.input() {
+            let mut t = self.tracker.lock().expect("tracker lock");
+            t.failed(slot, offset);
+            t.delivered(slot, offset);
+        }
+        self.fail(f);
+    }
+}
+
+/// The producer's delivery callback: one call per output record.
+pub struct DeliveryContext {
+    /// Shared state.
+    pub shared: Arc<Shared>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, raw: usize) {
+        let tok = Token::from_raw(raw);
+        let input = tok.input();
+        if let Err((e, m)) = result {
+            let input_words = match input {
+                Some((slot, offset)) => describe(slot, offset),
+                None => "none: a deadline or digest".into(),
+            };
+            if let Some((slot, offset)) = input {
+                self.shared
+                    .tracker
+                    .lock()
+                    .expect("tracker lock")
+                    .failed(slot, offset);
+            }
+            self.shared.fail(Fatal::Delivery {
+                topic: m.topic().to_string(),
+                input: input_words,
+                error: e.to_string(),
+            });
+        }
+        let Some((slot, offset)) = input else {
+            return;
+        };
+        let done = self
+            .shared
+            .tracker
+            .lock()
+            .expect("tracker lock")
+            .delivered(slot, offset);
+        if let Some(d) = done {
+            self.shared.stats.completed(
+                d.event_ms,
+                crate::clock::Clock::now_ms(&crate::clock::SystemClock),
+            );
+            self.shared.wake();
+        }
+    }
+}
+
+fn describe(slot: Slot, offset: i64) -> String {
+    format!(
+        "{:?} partition {} offset {offset}",
+        slot.source, slot.partition
+    )
+}
+
+/// handoff's producer.
+pub type Out = ThreadedProducer<DeliveryContext>;

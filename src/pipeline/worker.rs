@@ -1,0 +1,354 @@
+//! A worker thread: decodes, decides and sends the records of the partitions it owns, in
+//! order; on assignment it restores their state first; every `tick` it fires what is due.
+
+use super::delivery::{Fatal, Out, Shared};
+use super::process::{Input, Outcome, Stage};
+use super::tracker::{Slot, Source, Token};
+use crate::clock::Clock;
+use crate::kafka;
+use crate::output::Output;
+use rdkafka::message::{Header, Headers, Message, OwnedMessage};
+use rdkafka::producer::Producer;
+use rdkafka::util::Timeout;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Work for a worker thread.
+pub enum Job {
+    /// An input record of a partition the worker owns.
+    Record(OwnedMessage),
+    /// A partition was revoked: drop its state.
+    Forget(i32),
+    /// Partitions were assigned: restore their state before their records come.
+    Assign(Vec<i32>),
+}
+
+/// What a worker needs besides its stage.
+pub struct WorkerEnv {
+    /// Where partitions' state is restored from (none for stateless stages).
+    pub restore: Option<kafka::changelog::Reader>,
+    /// How often deadlines and digests are looked at.
+    pub tick: Duration,
+    /// Longest wait for effects to be delivered before their state write.
+    pub flush_deadline: Duration,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// The agent actions topic (the other input is the decisions).
+    pub input_topic: String,
+    /// Output topic names; [`Output::topic`] indexes into it.
+    pub topics: Vec<String>,
+}
+
+/// Records per batch span, at most.
+const BATCH: u64 = 1024;
+
+/// What one batch did.
+#[derive(Default)]
+struct BatchCounts {
+    records: u64,
+    decided: u64,
+    dead_letters: u64,
+    decisions: u64,
+    outputs: u64,
+}
+
+/// One worker thread's loop and buffers.
+pub struct Worker<S> {
+    stage: S,
+    shared: Arc<Shared>,
+    producer: Arc<Out>,
+    env: WorkerEnv,
+    outputs: Vec<Output>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl<S: Stage> Worker<S> {
+    /// A worker running `stage`.
+    pub fn new(stage: S, shared: Arc<Shared>, producer: Arc<Out>, env: WorkerEnv) -> Self {
+        Worker {
+            stage,
+            shared,
+            producer,
+            env,
+            outputs: Vec::with_capacity(8),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Runs until the job queue closes.
+    pub fn run(mut self, jobs: Receiver<Job>) {
+        let mut next_tick = Instant::now() + self.env.tick;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let job = match jobs.recv_timeout(wait) {
+                Ok(j) => Some(j),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + self.env.tick;
+                self.tick();
+            }
+            if let Some(job) = job {
+                self.batch(job, &jobs);
+            }
+        }
+    }
+
+    /// Fires what is due; digests leave the sessions' queues only once delivered.
+    fn tick(&mut self) {
+        self.outputs.clear();
+        let now = self.env.clock.now_ms();
+        if let Err(e) = self.stage.tick(now, &mut self.outputs) {
+            self.shared.fail(Fatal::Stage(e.to_string()));
+            return;
+        }
+        if !self.outputs.is_empty() {
+            self.send_all(Token::UNTRACKED);
+        }
+        if !self.stage.awaits_delivery() {
+            return;
+        }
+        match self.producer.flush(Timeout::After(self.env.flush_deadline)) {
+            Ok(()) if self.shared.fatal().is_none() => self.stage.delivered(),
+            Ok(()) => {}
+            Err(e) => self.shared.fail(Fatal::Digests(e.to_string())),
+        }
+    }
+
+    /// The jobs waiting now, up to [`BATCH`] records, in one `batch` span (debug level) with
+    /// their counts: nothing is logged per batch or per event at info.
+    fn batch(&mut self, first: Job, jobs: &Receiver<Job>) {
+        let span = tracing::debug_span!(
+            "batch",
+            records = tracing::field::Empty,
+            decided = tracing::field::Empty,
+            dead_letters = tracing::field::Empty,
+            decisions = tracing::field::Empty,
+            outputs = tracing::field::Empty,
+        );
+        let entered = span.enter();
+        let mut counts = BatchCounts::default();
+        let mut next = Some(first);
+        while let Some(job) = next {
+            match job {
+                Job::Forget(p) => self.stage.forget_partition(p),
+                Job::Assign(parts) => self.restore(&parts),
+                Job::Record(msg) => {
+                    self.record(&msg, &mut counts);
+                    self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+                    self.shared.wake();
+                }
+            }
+            next = if counts.records < BATCH {
+                jobs.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if counts.records > 0 {
+            span.record("records", counts.records)
+                .record("decided", counts.decided)
+                .record("dead_letters", counts.dead_letters)
+                .record("decisions", counts.decisions)
+                .record("outputs", counts.outputs);
+        }
+        drop(entered);
+    }
+
+    /// Restores the state of newly assigned partitions from the changelog. Without its state
+    /// a partition would re-open escalations and forget deadlines: a failure stops the process
+    /// rather than decide wrongly.
+    fn restore(&mut self, parts: &[i32]) {
+        let Some(r) = &self.env.restore else { return };
+        match r.read(parts) {
+            Ok(by_partition) => {
+                for (p, records) in by_partition {
+                    self.stage.restore(p, records);
+                }
+            }
+            Err(e) => self.shared.fail(Fatal::Restore {
+                partitions: parts.to_vec(),
+                topic: r.topic.clone(),
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    /// Decides one record, counts it, and sends its outputs.
+    fn record(&mut self, msg: &OwnedMessage, counts: &mut BatchCounts) {
+        let started = Instant::now();
+        self.headers.clear();
+        if let Some(h) = msg.headers() {
+            for Header { key, value } in h.iter() {
+                self.headers.push((
+                    key.to_string(),
+                    value.map(<[u8]>::to_vec).unwrap_or_default(),
+                ));
+            }
+        }
+        self.outputs.clear();
+        let input = Input {
+            topic: msg.topic(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            key: msg.key(),
+            payload: msg.payload(),
+            headers: &self.headers,
+        };
+        let outcome = match self
+            .stage
+            .process(input, self.env.clock.now_ms(), &mut self.outputs)
+        {
+            Ok(o) => o,
+            Err(e) => {
+                // Nothing of this record is sent; the commit point stays before it.
+                self.shared.fail(Fatal::Stage(e.to_string()));
+                return;
+            }
+        };
+        counts.records += 1;
+        counts.outputs += self.outputs.len() as u64;
+        self.count(&outcome, msg, started, counts);
+        let source = if msg.topic() == self.env.input_topic {
+            Source::Actions
+        } else {
+            Source::Decisions
+        };
+        let slot = Slot::new(source, msg.partition());
+        // Latency is measured from the record's Kafka timestamp when it has one (the moment
+        // it was produced), else from the event's own time.
+        let event_ms = match (msg.timestamp().to_millis(), &outcome) {
+            (_, Outcome::HumanDecision) => 0,
+            (Some(ts), _) if ts > 0 => ts,
+            (_, Outcome::Decided { event_ms, .. }) => *event_ms,
+            _ => 0,
+        };
+        self.shared
+            .tracker
+            .lock()
+            .expect("tracker lock")
+            .dispatched(slot, msg.offset(), self.outputs.len() as u32, event_ms);
+        self.send_all(Token::new(slot, msg.offset()));
+    }
+
+    fn count(
+        &self,
+        outcome: &Outcome,
+        msg: &OwnedMessage,
+        started: Instant,
+        counts: &mut BatchCounts,
+    ) {
+        let stats = &self.shared.stats;
+        match outcome {
+            Outcome::Decided {
+                level,
+                family,
+                triggers,
+                ..
+            } => {
+                counts.decided += 1;
+                stats.decided(
+                    *level,
+                    *family,
+                    triggers,
+                    started.elapsed().as_micros() as u64,
+                );
+            }
+            Outcome::DeadLetter { reason } => {
+                counts.dead_letters += 1;
+                stats.dead_letter(reason, msg.partition(), msg.offset());
+            }
+            Outcome::HumanDecision => counts.decisions += 1,
+        }
+    }
+
+    /// Sends the outputs with delivery token `tok`: first the ordinary ones, then — once those
+    /// are delivered — the deferred ones (state writes recording effects as done).
+    fn send_all(&mut self, tok: Token) {
+        let stats = &self.shared.stats;
+        stats
+            .produced
+            .fetch_add(self.outputs.len() as u64, Ordering::Relaxed);
+        stats.produced_bytes.fetch_add(
+            self.outputs.iter().map(|o| o.payload.len() as u64).sum(),
+            Ordering::Relaxed,
+        );
+        let mut outputs = std::mem::take(&mut self.outputs);
+        let deferred: Vec<Output> = if outputs.iter().any(|o| o.deferred) {
+            let (d, now): (Vec<Output>, Vec<Output>) = outputs.drain(..).partition(|o| o.deferred);
+            outputs = now;
+            d
+        } else {
+            Vec::new()
+        };
+        let had_effects = !outputs.is_empty();
+        self.send(&mut outputs, tok);
+        self.outputs = outputs;
+        if deferred.is_empty() {
+            return;
+        }
+        if had_effects && !self.effects_delivered(tok, deferred.len()) {
+            return;
+        }
+        let mut deferred = deferred;
+        self.send(&mut deferred, tok);
+    }
+
+    fn send(&self, outputs: &mut Vec<Output>, tok: Token) {
+        for o in outputs.drain(..) {
+            let topic = &self.env.topics[o.topic];
+            let queued = kafka::record::queue(
+                kafka::record::to_record(topic, &o, tok.into_raw()),
+                |r| self.producer.send(r).err(),
+                || std::thread::sleep(Duration::from_millis(1)),
+                Some(self.env.flush_deadline),
+            );
+            if let Err(e) = queued {
+                self.shared.not_queued(
+                    tok,
+                    Fatal::Queue {
+                        topic: topic.clone(),
+                        error: e.to_string(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Waits until the effects sent before a state write are delivered: for an input record,
+    /// only its own outputs (its tracker entry counts down to the `deferred` ones); for timer
+    /// outputs, a flush. False (and a fatal error) when they are not.
+    fn effects_delivered(&self, tok: Token, deferred: usize) -> bool {
+        let deadline = self.env.flush_deadline;
+        let delivered = match tok.input() {
+            None => self.producer.flush(Timeout::After(deadline)).is_ok(),
+            Some((slot, offset)) => {
+                let start = Instant::now();
+                loop {
+                    let left = self
+                        .shared
+                        .tracker
+                        .lock()
+                        .expect("tracker lock")
+                        .remaining(slot, offset);
+                    if left.is_none_or(|n| n as usize <= deferred) {
+                        break true;
+                    }
+                    if start.elapsed() > deadline || self.shared.fatal().is_some() {
+                        break false;
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        };
+        if !delivered {
+            self.shared
+                .not_queued(tok, Fatal::EffectsUndelivered(deadline));
+        }
+        // An effect that failed must not be recorded as done.
+        delivered && self.shared.fatal().is_none()
+    }
+}
