@@ -135,6 +135,10 @@ impl CodecError {
     }
 }
 
+/// Largest record a [`Codec`] decodes unless told otherwise: the default of
+/// `input.max_record_bytes`.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
+
 /// The parsed schemas, shared by every codec call.
 pub struct Codec {
     generic: Vec<apache_avro::Schema>,
@@ -147,12 +151,14 @@ impl std::fmt::Debug for Codec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Codec")
             .field("limits", &self.limits)
+            .field("max_record_bytes", &self.max_record_bytes)
             .finish_non_exhaustive()
     }
 }
 
 impl Codec {
-    /// Parses the shipped schemas with both libraries.
+    /// Parses the shipped schemas with both libraries. Records up to
+    /// [`DEFAULT_MAX_RECORD_BYTES`] are decoded; see [`Codec::with_max_record_bytes`].
     pub fn new(limits: EventLimits) -> Result<Self, CodecError> {
         let mut generic = Vec::new();
         let mut fast = Vec::new();
@@ -174,14 +180,20 @@ impl Codec {
                     )?,
             );
         }
-        // A record holds a handful of text fields; anything far beyond them is not an event.
-        let max_record_bytes = limits.max_text_bytes.saturating_mul(8);
         Ok(Codec {
             generic,
             fast,
             limits,
-            max_record_bytes,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
         })
+    }
+
+    /// The same codec, refusing records (Avro datums or JSON texts) larger than
+    /// `max_record_bytes` as [`CodecError::TooLarge`]. The caller's limit is the only one:
+    /// the processor passes `input.max_record_bytes`.
+    pub fn with_max_record_bytes(mut self, max_record_bytes: usize) -> Self {
+        self.max_record_bytes = max_record_bytes;
+        self
     }
 
     /// The limits events are validated against.

@@ -301,7 +301,7 @@ impl Processor {
     /// A processor for the given settings and matrix.
     pub fn new(settings: &Settings, matrix: Arc<Matrix>) -> Result<Self, CodecError> {
         let limits = crate::event::EventLimits::default();
-        let codec = Codec::new(limits)?;
+        let codec = Codec::new(limits)?.with_max_record_bytes(settings.input.max_record_bytes);
         let mut topics = vec![
             settings.topics.verdicts.clone(),
             settings.topics.dead_letter.clone(),
