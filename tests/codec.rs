@@ -201,6 +201,55 @@ fn garbage_and_truncated_avro_are_dead_letters() {
     }
 }
 
+/// `bytes` with `extra` appended.
+fn followed_by(bytes: &[u8], extra: &[u8]) -> Vec<u8> {
+    [bytes, extra].concat()
+}
+
+/// Checks that `result` refuses a datum followed by `left` more bytes, naming them.
+fn assert_trailing<T: std::fmt::Debug>(result: Result<T, CodecError>, name: &str, left: usize) {
+    let err = result.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::DeadLetter, "{err}");
+    assert_eq!(err.reason(), "trailing_bytes", "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("{left} byte(s) left after the {name} datum")),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_datum_followed_by_more_bytes_is_a_dead_letter() {
+    let c = codec();
+    let action = c.encode(SchemaKind::AgentAction, &rich_event()).unwrap();
+    for extra in [&[0u8][..], b"\x02garbage", &action] {
+        let bytes = followed_by(&action, extra);
+        assert_trailing(c.decode_action(&bytes), "AgentAction", extra.len());
+        assert_trailing(
+            c.decode::<AgentAction>(SchemaKind::AgentAction, &bytes),
+            "AgentAction",
+            extra.len(),
+        );
+        assert_trailing(
+            c.decode_generic::<AgentAction>(SchemaKind::AgentAction, &bytes),
+            "AgentAction",
+            extra.len(),
+        );
+    }
+    let decision = c.encode(SchemaKind::HumanDecision, &decision()).unwrap();
+    let bytes = followed_by(&decision, &[0, 0]);
+    assert_trailing(
+        c.decode::<HumanDecision>(SchemaKind::HumanDecision, &bytes),
+        "HumanDecision",
+        2,
+    );
+    assert_trailing(
+        c.decode_generic::<HumanDecision>(SchemaKind::HumanDecision, &bytes),
+        "HumanDecision",
+        2,
+    );
+}
+
 #[test]
 fn oversized_records_are_refused_before_decoding() {
     let c = codec().with_max_record_bytes(800);
