@@ -250,7 +250,7 @@ fn default_format() -> InputFormat {
     InputFormat::Avro
 }
 fn default_max_record() -> usize {
-    1024 * 1024
+    crate::event::DEFAULT_MAX_RECORD_BYTES
 }
 fn default_max_in_flight() -> usize {
     20_000

@@ -4,9 +4,12 @@
 mod common;
 
 use common::{base_event, customer};
+use handoff::config::Settings;
 use handoff::error::{Classify, ErrorClass};
 use handoff::event::*;
 use handoff::matrix::{Matrix, SessionState};
+use handoff::pipeline::process::{Input, Outcome, Processor};
+use std::sync::Arc;
 
 fn codec() -> Codec {
     Codec::new(EventLimits::default()).unwrap()
@@ -198,16 +201,130 @@ fn garbage_and_truncated_avro_are_dead_letters() {
     }
 }
 
+/// `bytes` with `extra` appended.
+fn followed_by(bytes: &[u8], extra: &[u8]) -> Vec<u8> {
+    [bytes, extra].concat()
+}
+
+/// Checks that `result` refuses a datum followed by `left` more bytes, naming them.
+fn assert_trailing<T: std::fmt::Debug>(result: Result<T, CodecError>, name: &str, left: usize) {
+    let err = result.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::DeadLetter, "{err}");
+    assert_eq!(err.reason(), "trailing_bytes", "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("{left} byte(s) left after the {name} datum")),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_datum_followed_by_more_bytes_is_a_dead_letter() {
+    let c = codec();
+    let action = c.encode(SchemaKind::AgentAction, &rich_event()).unwrap();
+    for extra in [&[0u8][..], b"\x02garbage", &action] {
+        let bytes = followed_by(&action, extra);
+        assert_trailing(c.decode_action(&bytes), "AgentAction", extra.len());
+        assert_trailing(
+            c.decode::<AgentAction>(SchemaKind::AgentAction, &bytes),
+            "AgentAction",
+            extra.len(),
+        );
+        assert_trailing(
+            c.decode_generic::<AgentAction>(SchemaKind::AgentAction, &bytes),
+            "AgentAction",
+            extra.len(),
+        );
+    }
+    let decision = c.encode(SchemaKind::HumanDecision, &decision()).unwrap();
+    let bytes = followed_by(&decision, &[0, 0]);
+    assert_trailing(
+        c.decode::<HumanDecision>(SchemaKind::HumanDecision, &bytes),
+        "HumanDecision",
+        2,
+    );
+    assert_trailing(
+        c.decode_generic::<HumanDecision>(SchemaKind::HumanDecision, &bytes),
+        "HumanDecision",
+        2,
+    );
+}
+
 #[test]
 fn oversized_records_are_refused_before_decoding() {
-    let c = Codec::new(EventLimits {
-        max_text_bytes: 100,
-        ..EventLimits::default()
-    })
-    .unwrap();
+    let c = codec().with_max_record_bytes(800);
     let err = c.decode_action(&vec![0u8; 801]).unwrap_err();
     assert_eq!(err.reason(), "too_large");
     assert!(err.to_string().contains("801"));
+    let err = c.decode_action_json(&" ".repeat(801)).unwrap_err();
+    assert_eq!(err.reason(), "too_large");
+}
+
+#[test]
+fn the_record_cap_is_the_callers_not_a_multiple_of_the_text_limit() {
+    let bytes = codec()
+        .encode(SchemaKind::AgentAction, &large_event(700))
+        .unwrap();
+    assert_eq!(codec().decode_action(&bytes).unwrap(), large_event(700));
+    let err = codec()
+        .with_max_record_bytes(bytes.len() - 1)
+        .decode_action(&bytes)
+        .unwrap_err();
+    assert_eq!(err.reason(), "too_large");
+    let big = codec()
+        .encode(SchemaKind::AgentAction, &large_event(1500))
+        .unwrap();
+    assert_eq!(
+        codec().decode_action(&big).unwrap_err().reason(),
+        "too_large"
+    );
+    let c = codec().with_max_record_bytes(2 * DEFAULT_MAX_RECORD_BYTES);
+    assert_eq!(c.decode_action(&big).unwrap(), large_event(1500));
+}
+
+/// A valid event of about `kib` KiB: attributes of 64 000 bytes each, under the text limit.
+fn large_event(kib: usize) -> AgentAction {
+    let mut e = base_event();
+    for i in 0..kib * 1024 / 64_000 {
+        e.attributes
+            .insert(format!("part-{i:02}"), "x".repeat(64_000));
+    }
+    e
+}
+
+/// What a processor with `input.max_record_bytes = max_record_bytes` does with `bytes`.
+fn process_with_max_record_bytes(max_record_bytes: usize, bytes: &[u8]) -> Outcome {
+    let mut settings = Settings::default();
+    settings.input.max_record_bytes = max_record_bytes;
+    let matrix = Arc::new(Matrix::default_matrix().unwrap());
+    let mut p = Processor::new(&settings, matrix).unwrap();
+    let input = Input {
+        topic: "agent.actions",
+        partition: 0,
+        offset: 1,
+        key: Some(b"sess-1"),
+        payload: Some(bytes),
+        headers: &[],
+    };
+    p.process(input, 1_798_761_600_001, &mut Vec::new())
+        .unwrap()
+}
+
+#[test]
+fn a_processor_decides_records_up_to_input_max_record_bytes() {
+    const MIB: usize = 1024 * 1024;
+    for (max_record_bytes, kib) in [(MIB, 700), (2 * MIB, 1500)] {
+        let bytes = codec()
+            .encode(SchemaKind::AgentAction, &large_event(kib))
+            .unwrap();
+        assert!(bytes.len() > (kib - 64) * 1024 && bytes.len() < max_record_bytes);
+        let outcome = process_with_max_record_bytes(max_record_bytes, &bytes);
+        assert!(
+            matches!(outcome, Outcome::Decided { .. }),
+            "{} bytes with input.max_record_bytes = {max_record_bytes}: {outcome:?}",
+            bytes.len()
+        );
+    }
 }
 
 #[test]

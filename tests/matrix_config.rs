@@ -224,3 +224,71 @@ roles:
     let m = Matrix::from_file(&p).unwrap();
     assert_eq!(m.roles().len(), 1);
 }
+
+/// `[[levels]]` entries out of pattern order, the first three each with a problem.
+const UNSORTED_LEVELS: &str = r#"
+[[levels]]
+pattern = "wire.transfer"
+level = "hard_stop"
+on_timeout = "fail_open"
+
+[[levels]]
+pattern = "zeta.notify"
+level = "ask_first"
+roles = []
+
+[[levels]]
+pattern = "email.send"
+level = "ask_first"
+roles = ["ghost"]
+
+[[levels]]
+pattern = "data.delete"
+level = "hard_stop"
+
+[[levels]]
+pattern = "research.*"
+level = "execute"
+
+[approvals]
+roles = ["owner"]
+
+[roles.owner]
+"#;
+
+#[test]
+fn level_problems_name_the_entry_as_in_the_file_not_as_sorted() {
+    let got = problems(UNSORTED_LEVELS);
+    let expect: &[(&str, &str)] = &[
+        ("levels[0].on_timeout", "\"wire.transfer\""),
+        ("levels[1].roles", "\"zeta.notify\" needs a human"),
+        ("levels[2].roles", "\"ghost\" is not defined"),
+    ];
+    for (path, needle) in expect {
+        assert!(
+            got.iter()
+                .any(|p| p.starts_with(&format!("{path}:")) && p.contains(needle)),
+            "no problem at {path} mentioning {needle:?} in:\n{}",
+            got.join("\n")
+        );
+    }
+    let levels: Vec<&String> = got.iter().filter(|p| p.starts_with("levels")).collect();
+    assert_eq!(levels.len(), expect.len(), "{levels:#?}");
+}
+
+#[test]
+fn an_entry_that_does_not_read_does_not_shift_the_names_of_the_next() {
+    let got = problems(
+        "[[levels]]\npattern = \"a.b\"\nlevel = \"exeute\"\n\n\
+         [[levels]]\npattern = \"c.d\"\nlevel = \"hard_stop\"\non_timeout = \"fail_open\"\n",
+    );
+    assert!(
+        got.iter().any(|p| p.starts_with("levels[0].level:")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|p| p.starts_with("levels[1].on_timeout:") && p.contains("\"c.d\"")),
+        "{got:#?}"
+    );
+}

@@ -8,6 +8,8 @@
 use super::{AgentAction, EventError, EventLimits};
 use crate::error::{Classify, ErrorClass};
 use serde::{de::DeserializeOwned, Serialize};
+use serde_avro_fast::de::{read::SliceRead, DeserializerState};
+use std::io::BufRead;
 
 /// The record types handoff reads or writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,6 +82,14 @@ pub enum CodecError {
         /// Decoder message.
         message: String,
     },
+    /// A datum decoded, but more bytes follow it: a record holds exactly one datum.
+    #[error("{left} byte(s) left after the {name} datum: a record holds exactly one datum")]
+    TrailingBytes {
+        /// Record name.
+        name: &'static str,
+        /// Bytes after the datum.
+        left: usize,
+    },
     /// The text is not a JSON record of the schema.
     #[error("not a valid {name} JSON record: {message}")]
     Json {
@@ -114,6 +124,7 @@ impl Classify for CodecError {
         match self {
             CodecError::Schema { .. } | CodecError::Encode { .. } => ErrorClass::Fatal,
             CodecError::AvroDecode { .. }
+            | CodecError::TrailingBytes { .. }
             | CodecError::Json { .. }
             | CodecError::TooLarge { .. }
             | CodecError::Invalid(_) => ErrorClass::DeadLetter,
@@ -127,6 +138,7 @@ impl CodecError {
         match self {
             CodecError::Schema { .. } => "schema",
             CodecError::AvroDecode { .. } => "avro_decode",
+            CodecError::TrailingBytes { .. } => "trailing_bytes",
             CodecError::Json { .. } => "json_decode",
             CodecError::TooLarge { .. } => "too_large",
             CodecError::Invalid(_) => "invalid_field",
@@ -134,6 +146,10 @@ impl CodecError {
         }
     }
 }
+
+/// Largest record a [`Codec`] decodes unless told otherwise: the default of
+/// `input.max_record_bytes`.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
 
 /// The parsed schemas, shared by every codec call.
 pub struct Codec {
@@ -147,12 +163,14 @@ impl std::fmt::Debug for Codec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Codec")
             .field("limits", &self.limits)
+            .field("max_record_bytes", &self.max_record_bytes)
             .finish_non_exhaustive()
     }
 }
 
 impl Codec {
-    /// Parses the shipped schemas with both libraries.
+    /// Parses the shipped schemas with both libraries. Records up to
+    /// [`DEFAULT_MAX_RECORD_BYTES`] are decoded; see [`Codec::with_max_record_bytes`].
     pub fn new(limits: EventLimits) -> Result<Self, CodecError> {
         let mut generic = Vec::new();
         let mut fast = Vec::new();
@@ -174,14 +192,20 @@ impl Codec {
                     )?,
             );
         }
-        // A record holds a handful of text fields; anything far beyond them is not an event.
-        let max_record_bytes = limits.max_text_bytes.saturating_mul(8);
         Ok(Codec {
             generic,
             fast,
             limits,
-            max_record_bytes,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
         })
+    }
+
+    /// The same codec, refusing records (Avro datums or JSON texts) larger than
+    /// `max_record_bytes` as [`CodecError::TooLarge`]. The caller's limit is the only one:
+    /// the processor passes `input.max_record_bytes`.
+    pub fn with_max_record_bytes(mut self, max_record_bytes: usize) -> Self {
+        self.max_record_bytes = max_record_bytes;
+        self
     }
 
     /// The limits events are validated against.
@@ -204,22 +228,25 @@ impl Codec {
         Ok(())
     }
 
-    /// Decodes a plain Avro datum with the typed decoder.
+    /// Decodes a plain Avro datum with the typed decoder. The bytes must hold exactly one
+    /// datum.
     pub fn decode<T: DeserializeOwned>(
         &self,
         kind: SchemaKind,
         bytes: &[u8],
     ) -> Result<T, CodecError> {
         self.check_size(bytes.len())?;
-        serde_avro_fast::from_datum_slice(bytes, &self.fast[kind.index()]).map_err(|e| {
-            CodecError::AvroDecode {
-                name: kind.name(),
-                message: e.to_string(),
-            }
-        })
+        let mut state = DeserializerState::from_slice(bytes, &self.fast[kind.index()]);
+        let value = T::deserialize(state.deserializer()).map_err(|e| CodecError::AvroDecode {
+            name: kind.name(),
+            message: e.to_string(),
+        })?;
+        check_consumed(kind, unread(state.into_reader()))?;
+        Ok(value)
     }
 
-    /// Decodes a plain Avro datum with apache-avro's generic reader (the reference path).
+    /// Decodes a plain Avro datum with apache-avro's generic reader (the reference path). The
+    /// bytes must hold exactly one datum.
     pub fn decode_generic<T: DeserializeOwned>(
         &self,
         kind: SchemaKind,
@@ -232,6 +259,7 @@ impl Codec {
         };
         let value = apache_avro::from_avro_datum(&self.generic[kind.index()], &mut bytes, None)
             .map_err(err)?;
+        check_consumed(kind, bytes.len())?;
         apache_avro::from_value(&value).map_err(err)
     }
 
@@ -282,4 +310,21 @@ impl Codec {
         action.validate(&self.limits)?;
         Ok(action)
     }
+}
+
+/// Bytes the typed decoder has not read.
+fn unread(mut rest: SliceRead<'_>) -> usize {
+    // A slice reader hands out what is left of its slice; it cannot fail.
+    rest.fill_buf().map_or(0, <[u8]>::len)
+}
+
+/// Refuses bytes left after a datum: a record holds exactly one.
+fn check_consumed(kind: SchemaKind, left: usize) -> Result<(), CodecError> {
+    if left > 0 {
+        return Err(CodecError::TrailingBytes {
+            name: kind.name(),
+            left,
+        });
+    }
+    Ok(())
 }

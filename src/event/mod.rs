@@ -6,7 +6,7 @@ mod codec;
 mod validate;
 pub mod wire;
 
-pub use codec::{Codec, CodecError, SchemaKind};
+pub use codec::{Codec, CodecError, SchemaKind, DEFAULT_MAX_RECORD_BYTES};
 pub use validate::{is_action_type, EventError, EventLimits};
 
 use serde::{Deserialize, Serialize};

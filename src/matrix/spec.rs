@@ -609,21 +609,8 @@ impl MatrixSpec {
             None => "unnamed".to_string(),
             Some(v) => problems.take::<String>(v, "name").unwrap_or_default(),
         };
-        let levels: Vec<(usize, LevelRule)> = problems.take_list(get("levels"), "levels");
-        // Patterns are checked here, where each entry still has its index in the file.
-        let mut seen = BTreeSet::new();
-        for (i, rule) in &levels {
-            check_pattern(&rule.pattern, &format!("levels[{i}].pattern"), problems);
-            if !seen.insert(rule.pattern.clone()) {
-                problems.push(
-                    format!("levels[{i}].pattern"),
-                    format!(
-                        "pattern {:?} is listed twice; each pattern gets one level",
-                        rule.pattern
-                    ),
-                );
-            }
-        }
+        let mut levels: Vec<(usize, LevelRule)> = problems.take_list(get("levels"), "levels");
+        let level_roles = check_levels(&mut levels, problems);
         let levels: Vec<LevelRule> = levels.into_iter().map(|(_, r)| r).collect();
         let approvals = match get("approvals") {
             None => ApprovalsSpec::default(),
@@ -649,7 +636,7 @@ impl MatrixSpec {
             redaction,
             fatigue,
         };
-        spec.validate_and_normalise(problems);
+        spec.validate_and_normalise(level_roles, problems);
         if problems.is_empty() {
             Some(spec)
         } else {
@@ -685,40 +672,16 @@ impl MatrixSpec {
         self.raw_outcome(t).1
     }
 
-    fn validate_and_normalise(&mut self, problems: &mut Problems) {
+    /// Checks what needs the whole matrix and sorts its lists. `approver_refs` are the roles
+    /// the `[[levels]]` entries name, with their paths (see [`check_levels`]).
+    fn validate_and_normalise(
+        &mut self,
+        mut approver_refs: Vec<(String, String)>,
+        problems: &mut Problems,
+    ) {
         self.levels.sort_by(|a, b| a.pattern.cmp(&b.pattern));
         self.approvals.roles.sort();
         self.approvals.roles.dedup();
-        let mut approver_refs: Vec<(String, String)> = Vec::new();
-        for (i, rule) in self.levels.iter_mut().enumerate() {
-            let needs = rule.level.needs_human() || rule.templated.is_some_and(|t| t.needs_human());
-            if let Some(roles) = &mut rule.roles {
-                roles.sort();
-                roles.dedup();
-                for r in roles.iter() {
-                    approver_refs.push((format!("levels[{i}].roles"), r.clone()));
-                }
-                if needs && roles.is_empty() {
-                    problems.push(
-                        format!("levels[{i}].roles"),
-                        format!("{:?} needs a human, but no role is named", rule.pattern),
-                    );
-                }
-            }
-        }
-        for (i, rule) in self.levels.iter().enumerate() {
-            let hard = rule.level == Level::HardStop || rule.templated == Some(Level::HardStop);
-            if rule.on_timeout == Some(OnTimeout::FailOpen) && hard {
-                problems.push(
-                    format!("levels[{i}].on_timeout"),
-                    format!(
-                        "fail_open is not allowed for {:?}: its level is hard_stop, which always \
-                         fails closed",
-                        rule.pattern
-                    ),
-                );
-            }
-        }
         for r in &self.approvals.roles {
             approver_refs.push(("approvals.roles".into(), r.clone()));
         }
@@ -1078,6 +1041,71 @@ pub fn is_topic_name(s: &str) -> bool {
         && s != ".."
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// Checks each `[[levels]]` entry on its own, naming it by its index in the file (entries are
+/// sorted by pattern later, and entries that did not read are missing), and sorts each entry's
+/// roles. Returns the roles the entries name, with their paths, to be checked against `[roles]`.
+fn check_levels(
+    levels: &mut [(usize, LevelRule)],
+    problems: &mut Problems,
+) -> Vec<(String, String)> {
+    let mut seen = BTreeSet::new();
+    let mut role_refs = Vec::new();
+    for (i, rule) in levels.iter_mut() {
+        let at = format!("levels[{i}]");
+        check_pattern(&rule.pattern, &format!("{at}.pattern"), problems);
+        if !seen.insert(rule.pattern.clone()) {
+            problems.push(
+                format!("{at}.pattern"),
+                format!(
+                    "pattern {:?} is listed twice; each pattern gets one level",
+                    rule.pattern
+                ),
+            );
+        }
+        check_level_roles(rule, &at, problems, &mut role_refs);
+        check_on_timeout(rule, &at, problems);
+    }
+    role_refs
+}
+
+/// Sorts an entry's roles, refuses an empty list where a human is needed, and adds each role
+/// to `role_refs`.
+fn check_level_roles(
+    rule: &mut LevelRule,
+    at: &str,
+    problems: &mut Problems,
+    role_refs: &mut Vec<(String, String)>,
+) {
+    let needs = rule.level.needs_human() || rule.templated.is_some_and(|t| t.needs_human());
+    let Some(roles) = &mut rule.roles else {
+        return;
+    };
+    roles.sort();
+    roles.dedup();
+    role_refs.extend(roles.iter().map(|r| (format!("{at}.roles"), r.clone())));
+    if needs && roles.is_empty() {
+        problems.push(
+            format!("{at}.roles"),
+            format!("{:?} needs a human, but no role is named", rule.pattern),
+        );
+    }
+}
+
+/// Refuses `fail_open` on an entry whose level (or templated level) is `hard_stop`.
+fn check_on_timeout(rule: &LevelRule, at: &str, problems: &mut Problems) {
+    let hard = rule.level == Level::HardStop || rule.templated == Some(Level::HardStop);
+    if rule.on_timeout == Some(OnTimeout::FailOpen) && hard {
+        problems.push(
+            format!("{at}.on_timeout"),
+            format!(
+                "fail_open is not allowed for {:?}: its level is hard_stop, which always fails \
+                 closed",
+                rule.pattern
+            ),
+        );
+    }
 }
 
 fn check_pattern(p: &str, path: &str, problems: &mut Problems) {

@@ -247,7 +247,8 @@ impl Processor {
     /// A processor for the given settings and matrix.
     pub fn new(settings: &Settings, matrix: Arc<Matrix>) -> Result<Self, CodecError> {
         let limits = crate::event::EventLimits::default();
-        let codec = Arc::new(Codec::new(limits)?);
+        let codec =
+            Arc::new(Codec::new(limits)?.with_max_record_bytes(settings.input.max_record_bytes));
         let digests = SharedDigests {
             production: Arc::new(Mutex::new(Digests::new(&matrix))),
             drill: Arc::new(Mutex::new(Digests::new(&matrix))),
