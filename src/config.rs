@@ -648,6 +648,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn librdkafka_properties_are_checked_with_every_other_problem_before_connecting() {
+        let dir = std::env::temp_dir().join(format!("handoff-props-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("run.toml");
+        std::fs::write(
+            &f,
+            "[kafka]\ngroup_id = \"\"\n[kafka.producer]\n\"linger.msec\" = 5\n\
+             [kafka.consumer]\n\"enable.auto.commit\" = false\n",
+        )
+        .unwrap();
+        let e = Settings::load_with_env(Some(&f), Vec::new()).unwrap_err();
+        let text = e.to_string();
+        for needle in [
+            "kafka.group_id",
+            "kafka.producer.linger.msec",
+            "kafka.consumer.enable.auto.commit",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+    }
+
+    #[test]
     fn environment_overrides_the_file_which_overrides_defaults() {
         let dir = std::env::temp_dir().join(format!("handoff-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -390,3 +390,147 @@ fn bad_fatigue_settings_are_refused_naming_the_field() {
         assert!(err.contains(field), "{field}: {err}");
     }
 }
+
+/// The shipped matrix with `rate_limit` set on `support_l2`.
+fn limited_l2(max: u32) -> String {
+    DEFAULT_MATRIX_TOML.replace(
+        "[roles.support_l2]\n",
+        &format!("[roles.support_l2]\nrate_limit = {{ max = {max}, per = \"1m\" }}\n"),
+    )
+}
+
+#[test]
+fn moves_along_a_chain_pass_the_next_roles_rate_limit_and_carry_the_kind_header() {
+    let mut run = Run::new(processor(&limited_l2(2)));
+    for i in 0..3 {
+        run.event(&refund(i, &format!("s-{i}")), T0 + i as i64);
+    }
+    run.out.clear();
+    // Support's warm deadline (1 h) passes: all three move to support_l2 at once.
+    run.tick(T0 + 3_600_010);
+    let topic = "escalations.support_l2";
+    let messages = run.on(topic);
+    assert_eq!(
+        messages.len(),
+        1,
+        "max 2 a minute: one single, the rest folded"
+    );
+    assert!(
+        messages.iter().all(|o| Run::kind(o) == "escalation"),
+        "every message on a role topic says what it is"
+    );
+    let moved = run.escalations(topic);
+    assert_eq!(moved[0].sequence, 1, "a move along the chain");
+    run.out.clear();
+    run.tick(T0 + 3_600_010 + 60_000);
+    let digests = run.digests(topic);
+    assert_eq!(digests.len(), 1);
+    let mut ids: BTreeSet<String> = digests[0]
+        .items
+        .iter()
+        .map(|i| i.action_id.clone())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.insert(moved[0].action_id.clone()));
+    assert_eq!(
+        ids.len(),
+        3,
+        "each moved escalation is a single or a digest item"
+    );
+}
+
+#[test]
+fn the_live_summary_and_prometheus_count_the_same_escalations_moves_included() {
+    let matrix = Arc::new(Matrix::from_toml_str(&limited_l2(2), MatrixSource::Default).unwrap());
+    let mut p = Processor::new(&Settings::default(), matrix.clone()).unwrap();
+    let roles: Vec<String> = matrix.roles().iter().map(|r| r.name.clone()).collect();
+    let stats = Arc::new(handoff::pipeline::stats::Stats::new(
+        roles.clone(),
+        matrix.families(),
+        matrix.version(),
+    ));
+    p.attach(stats.clone());
+    let mut run = Run::new(p);
+    let mut fleet = handoff::generate::Fleet::new(handoff::generate::FleetConfig {
+        trigger_boost: 8.0,
+        ..Default::default()
+    });
+    for i in 0..300 {
+        let mut e = fleet.next_event();
+        e.session_id = format!("s-{}", i % 40);
+        run.event(&e, T0 + i as i64 * 100);
+    }
+    // Every deadline passes twice: moves along the chains, folded and sent.
+    run.tick(T0 + 3_700_000);
+    run.tick(T0 + 7_400_000);
+    let summary = stats.snapshot();
+    let text = stats.metrics.render();
+    let mut moved = 0;
+    for (role, counted) in &summary.by_role {
+        let prometheus: u64 = ["warm", "immediate"]
+            .iter()
+            .map(|tier| {
+                let series =
+                    format!("handoff_escalations_total{{role=\"{role}\",tier=\"{tier}\"}} ");
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&series))
+                    .map_or(0, |v| v.parse::<u64>().unwrap())
+            })
+            .sum();
+        assert_eq!(*counted, prometheus, "role {role}");
+        if role == "support_l2" || role == "crisis_manager" {
+            moved += counted;
+        }
+    }
+    assert!(moved > 0, "the traffic included moves along chains");
+}
+
+#[test]
+fn an_empty_value_is_an_empty_dead_letter_with_its_bytes_as_they_were() {
+    let mut run = Run::new(processor(DEFAULT_MATRIX_TOML));
+    run.record("agent.actions", "s-1", b"", T0);
+    let dl = run.on("agent.actions.dlq");
+    assert_eq!(dl.len(), 1);
+    let class = dl[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k == handoff::event::wire::dlq_headers::CLASS)
+        .map(|(_, v)| String::from_utf8_lossy(v).to_string());
+    assert_eq!(class.as_deref(), Some("empty"));
+    assert!(
+        dl[0].payload.is_empty() && !dl[0].null,
+        "zero bytes, not null"
+    );
+}
+
+#[test]
+fn a_value_too_large_for_the_producer_is_a_dead_letter_without_it() {
+    let mut settings = Settings::default();
+    settings
+        .kafka
+        .producer
+        .insert("message.max.bytes".into(), "1000000".into());
+    let m = Matrix::from_toml_str(DEFAULT_MATRIX_TOML, MatrixSource::Default).unwrap();
+    let mut run = Run::new(Processor::new(&settings, Arc::new(m)).unwrap());
+    let big = vec![7u8; 2_000_000];
+    run.record("agent.actions", "s-1", &big, T0);
+    let small = vec![7u8; 4_000];
+    run.record("agent.actions", "s-1", &small, T0);
+    let dl = run.on("agent.actions.dlq");
+    let header = |o: &Output, k: &str| {
+        o.headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| String::from_utf8_lossy(v).to_string())
+    };
+    use handoff::event::wire::dlq_headers as h;
+    assert_eq!(header(dl[0], h::CLASS).as_deref(), Some("too_large"));
+    assert!(
+        dl[0].payload.is_empty() && dl[0].null,
+        "the value is left out"
+    );
+    assert_eq!(header(dl[0], h::VALUE).as_deref(), Some("omitted"));
+    assert_eq!(header(dl[0], h::ORIGINAL_BYTES).as_deref(), Some("2000000"));
+    assert_eq!(dl[1].payload, small, "a value that fits is kept");
+    assert_eq!(header(dl[1], h::VALUE), None);
+}

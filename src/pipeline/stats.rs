@@ -43,6 +43,40 @@ pub struct Stats {
     pub decisions_ignored: AtomicU64,
     /// The same events as Prometheus metrics.
     pub metrics: Metrics,
+    /// Dead-letter log lines, at most one a second.
+    dead_letter_log: LogLimiter,
+}
+
+/// Lets one log line through per interval and counts the ones held back, so a flood of bad
+/// input is visible at info level without a line per record.
+#[derive(Debug)]
+pub struct LogLimiter {
+    every_ms: i64,
+    /// When the last line went out (ms), and how many were held back since.
+    state: Mutex<(i64, u64)>,
+}
+
+impl LogLimiter {
+    /// At most one line per `every_ms`.
+    pub fn new(every_ms: i64) -> Self {
+        LogLimiter {
+            every_ms,
+            state: Mutex::new((i64::MIN / 2, 0)),
+        }
+    }
+
+    /// `Some(held back since the last line)` when a line may go out at `now_ms`.
+    pub fn allow(&self, now_ms: i64) -> Option<u64> {
+        let mut s = self.state.lock().expect("limiter lock");
+        if now_ms - s.0 >= self.every_ms {
+            let held = s.1;
+            *s = (now_ms, 0);
+            Some(held)
+        } else {
+            s.1 += 1;
+            None
+        }
+    }
 }
 
 impl Stats {
@@ -51,6 +85,7 @@ impl Stats {
     pub fn new(role_names: Vec<String>, families: &[String], rule_version: &str) -> Self {
         Stats {
             metrics: Metrics::new(&role_names, families, rule_version),
+            dead_letter_log: LogLimiter::new(1000),
             consumed: AtomicU64::new(0),
             by_level: Default::default(),
             by_role: role_names.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -81,7 +116,16 @@ impl Stats {
     pub fn dead_letter(&self, reason: &str, partition: i32, offset: i64) {
         self.dead_letters.fetch_add(1, Relaxed);
         self.metrics.dead_letter(reason);
-        tracing::debug!(reason, partition, offset, "dead letter");
+        let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+        if let Some(held_back) = self.dead_letter_log.allow(now) {
+            tracing::info!(
+                reason,
+                partition,
+                offset,
+                held_back,
+                "dead letter (at most one line a second; held_back = dead letters not logged since the last line)"
+            );
+        }
     }
 
     /// Records a decided event: its level, family and triggers (its verdict and escalations
@@ -295,5 +339,20 @@ impl Snapshot {
             self.processing_us[0],
             self.processing_us[1],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_limiter_lets_one_line_a_second_through_and_counts_the_rest() {
+        let l = LogLimiter::new(1000);
+        assert_eq!(l.allow(10_000), Some(0));
+        assert_eq!(l.allow(10_001), None);
+        assert_eq!(l.allow(10_999), None);
+        assert_eq!(l.allow(11_000), Some(2));
+        assert_eq!(l.allow(11_500), None);
     }
 }
