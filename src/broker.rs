@@ -146,6 +146,11 @@ impl LocalBroker {
         self.port
     }
 
+    /// The broker's process id (tests pause it with SIGSTOP).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the broker.
     pub fn stop(&mut self) {
         let _ = self.child.kill();

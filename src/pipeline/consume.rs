@@ -8,6 +8,7 @@ use super::rebalance::GroupContext;
 use super::tracker::Slot;
 use super::worker::Job;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::Producer;
 use rdkafka::util::Timeout;
@@ -187,6 +188,15 @@ impl Consuming {
             // offsets are past the commit, so they are read again).
             let _ = self.consumer.poll(Duration::from_millis(10));
             while let Ok((result, offsets)) = rx.try_recv() {
+                // librdkafka answers a commit of offsets already committed with "no offset"
+                // and no list.
+                let nothing_new = matches!(
+                    result,
+                    Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))
+                );
+                if nothing_new {
+                    return Some(Ok(()));
+                }
                 if covers(&offsets, &tpl) {
                     return Some(result.map_err(|e| e.to_string()));
                 }

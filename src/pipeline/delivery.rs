@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Fatal {
     /// librdkafka gave up delivering an output.
-    #[error("delivery to topic {topic} failed for good (input {input}): {error}")]
+    #[error("delivery failed for good to topic {topic} (input: {input}): {error}")]
     Delivery {
         /// Output topic.
         topic: String,

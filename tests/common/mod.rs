@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod outputs;
 
 use handoff::event::{ActionStatus, AgentAction, Customer, CustomerTier};
 use std::collections::BTreeMap;
