@@ -570,6 +570,55 @@ fn run_refuses_to_start_when_the_metrics_port_is_taken() {
     drop(taken);
 }
 
+/// The exit codes as `handoff --help` lists them: (code, meaning), each meaning on one line.
+fn exit_codes_in_help() -> Vec<(String, String)> {
+    let out = handoff().arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let section = help
+        .split("Exit codes:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no exit codes in --help:\n{help}"));
+    let mut codes: Vec<(String, String)> = Vec::new();
+    for line in section.lines().filter(|l| !l.trim().is_empty()) {
+        let text = line.trim();
+        match text.split_once("  ") {
+            Some((code, meaning)) if code.parse::<u8>().is_ok() => {
+                codes.push((code.to_string(), meaning.trim().to_string()))
+            }
+            _ => {
+                let last = &mut codes.last_mut().expect("a code first").1;
+                last.push(' ');
+                last.push_str(text);
+            }
+        }
+    }
+    codes
+}
+
+#[test]
+fn the_exit_codes_read_the_same_in_help_readme_and_code() {
+    let codes = exit_codes_in_help();
+    let numbers: Vec<&str> = codes.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(numbers, ["0", "1", "2", "3"]);
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let header: String = std::fs::read_to_string(root().join("src/main.rs"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("//!"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let header = header.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (code, meaning) in &codes {
+        let row = format!("| {code} | {meaning} |");
+        assert!(readme.contains(&row), "README lacks the row {row}");
+        let line = format!("{code} {meaning}");
+        assert!(
+            header.contains(&line),
+            "src/main.rs's header lacks {line:?}"
+        );
+    }
+}
+
 #[test]
 fn usage_errors_exit_2_and_name_the_problem() {
     let missing = root().join("no/such/matrix.toml");
