@@ -417,6 +417,12 @@ impl Metrics {
 
 /// Serves `GET /metrics` on `bind` until the task is dropped or aborted.
 pub async fn serve(bind: std::net::SocketAddr, metrics: Metrics) -> std::io::Result<()> {
+    serve_on(tokio::net::TcpListener::bind(bind).await?, metrics).await
+}
+
+/// Serves `GET /metrics` on a listener already bound (so that an address in use is found
+/// before anything else starts) until the task is dropped or aborted.
+pub async fn serve_on(listener: tokio::net::TcpListener, metrics: Metrics) -> std::io::Result<()> {
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
@@ -432,7 +438,7 @@ pub async fn serve(bind: std::net::SocketAddr, metrics: Metrics) -> std::io::Res
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let bind = listener.local_addr()?;
     tracing::info!(%bind, "metrics at http://{bind}/metrics");
     axum::serve(listener, app).await
 }

@@ -381,7 +381,7 @@ fn respond_refuses_a_bad_mix_naming_it() {
         .args(["respond", "--mix", "approve=3,maybe=1"])
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--mix") && err.contains("\"maybe\""), "{err}");
 }
@@ -489,4 +489,177 @@ fn diff_fails_when_a_hard_stop_would_be_relaxed_unless_allowed() {
     );
     assert!(String::from_utf8_lossy(&refused.stdout).contains("hard_stop → ask_first"));
     assert!(run(true).status.success());
+}
+
+/// A config file for `handoff run` against a broker address where nothing listens, giving up
+/// only after a long `connect_timeout`, with `extra` appended (e.g. a `[metrics]` section).
+fn unreachable_config(name: &str, extra: &str) -> PathBuf {
+    tmp(
+        name,
+        &format!(
+            "[kafka]\nbootstrap_servers = \"127.0.0.1:1\"\n\
+             [pipeline]\nconnect_timeout = \"60s\"\n{extra}"
+        ),
+    )
+}
+
+/// Waits up to `within` for `child` to exit; kills it and panics if it does not.
+fn exit_within(mut child: std::process::Child, within: std::time::Duration) -> Output {
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > within {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {within:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn sigterm_during_start_up_stops_run_cleanly() {
+    use std::os::unix::process::ExitStatusExt;
+    let cfg = unreachable_config("sigterm.toml", "[metrics]\nenabled = false\n");
+    let child = handoff()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = exit_within(child, std::time::Duration::from_secs(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "killed by the signal instead of stopping: {err}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("stopped before start-up finished"), "{err}");
+}
+
+#[test]
+fn run_refuses_to_start_when_the_metrics_port_is_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let cfg = unreachable_config(
+        "metrics-taken.toml",
+        &format!("[metrics]\nbind = \"{addr}\"\n"),
+    );
+    let child = handoff()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = exit_within(child, std::time::Duration::from_secs(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&addr), "the address is not named: {err}");
+    drop(taken);
+}
+
+/// The exit codes as `handoff --help` lists them: (code, meaning), each meaning on one line.
+fn exit_codes_in_help() -> Vec<(String, String)> {
+    let out = handoff().arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let section = help
+        .split("Exit codes:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no exit codes in --help:\n{help}"));
+    let mut codes: Vec<(String, String)> = Vec::new();
+    for line in section.lines().filter(|l| !l.trim().is_empty()) {
+        let text = line.trim();
+        match text.split_once("  ") {
+            Some((code, meaning)) if code.parse::<u8>().is_ok() => {
+                codes.push((code.to_string(), meaning.trim().to_string()))
+            }
+            _ => {
+                let last = &mut codes.last_mut().expect("a code first").1;
+                last.push(' ');
+                last.push_str(text);
+            }
+        }
+    }
+    codes
+}
+
+#[test]
+fn the_exit_codes_read_the_same_in_help_readme_and_code() {
+    let codes = exit_codes_in_help();
+    let numbers: Vec<&str> = codes.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(numbers, ["0", "1", "2", "3"]);
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let header: String = std::fs::read_to_string(root().join("src/main.rs"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("//!"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let header = header.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (code, meaning) in &codes {
+        let row = format!("| {code} | {meaning} |");
+        assert!(readme.contains(&row), "README lacks the row {row}");
+        let line = format!("{code} {meaning}");
+        assert!(
+            header.contains(&line),
+            "src/main.rs's header lacks {line:?}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_and_name_the_problem() {
+    let missing = root().join("no/such/matrix.toml");
+    let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
+        (
+            vec!["eval".into(), "--matrix".into(), missing.clone().into()],
+            "matrix.toml",
+        ),
+        (
+            vec!["check".into(), "--matrix".into(), missing.clone().into()],
+            "matrix.toml",
+        ),
+        (
+            vec!["gameday".into(), "no-such-scenario.toml".into()],
+            "no-such-scenario.toml",
+        ),
+        (
+            vec!["generate".into(), "--malformed".into(), "2".into()],
+            "--malformed",
+        ),
+        (
+            vec!["respond".into(), "--no-show".into(), "1.5".into()],
+            "--no-show",
+        ),
+        (
+            vec!["respond".into(), "--mix".into(), "approve=3,maybe=1".into()],
+            "--mix",
+        ),
+        (
+            vec!["replay".into(), "--config".into(), missing.clone().into()],
+            "matrix.toml",
+        ),
+        (
+            vec!["run".into(), "--bootstrap".into(), "nocolon".into()],
+            "nocolon",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = handoff().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
 }

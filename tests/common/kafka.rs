@@ -150,14 +150,21 @@ pub fn produce_with_headers(
     p.flush(Duration::from_secs(30)).unwrap();
 }
 
-/// Writes a run config and returns its path.
+/// Writes a run config and returns its path. Without a `[metrics]` section in `extra`, metrics
+/// go to a port of the system's choosing: `handoff run` refuses to start when its metrics
+/// address is taken, and tests run several processors at once.
 pub fn config_file(dir: &std::path::Path, bootstrap: &str, group: &str, extra: &str) -> PathBuf {
     let p = dir.join(format!("{group}.toml"));
+    let metrics = if extra.contains("[metrics]") {
+        ""
+    } else {
+        "[metrics]\nbind = \"127.0.0.1:0\"\n"
+    };
     std::fs::write(
         &p,
         format!(
             "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ngroup_id = \"{group}\"\n\
-             [pipeline]\nshutdown_deadline = \"20s\"\n[log]\nlevel = \"info\"\n{extra}"
+             [pipeline]\nshutdown_deadline = \"20s\"\n[log]\nlevel = \"info\"\n{extra}{metrics}"
         ),
     )
     .unwrap();

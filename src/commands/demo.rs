@@ -1,0 +1,173 @@
+//! `handoff demo`: a local broker (or a running cluster), the synthetic fleet, the processor and
+//! simulated people, with a live summary every two seconds.
+
+use super::{init_tracing, load_matrix, load_settings, Outcome, Result, Started};
+use handoff::broker::{LocalBroker, Storage};
+use handoff::cli::DemoArgs;
+use handoff::config::{LogFormat, Settings};
+use handoff::generate::{Fleet, FleetConfig};
+use handoff::matrix::Matrix;
+use handoff::pipeline::StatsHandle;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Starts a local broker unless --config or --bootstrap names a cluster; stops on
+/// SIGTERM/SIGINT or after --duration.
+pub fn run(args: DemoArgs, started: Started) -> Result {
+    init_tracing(LogFormat::Text, "warn");
+    let mut settings = load_settings(&args.kafka)?;
+    let matrix = Arc::new(load_matrix(settings.matrix.path.as_deref())?);
+    let _broker = match args.kafka.given() {
+        true => None,
+        false => {
+            let broker = local_broker(args.port)?;
+            settings.kafka.bootstrap_servers = broker.bootstrap();
+            Some(broker)
+        }
+    };
+    if started.stop_requested() {
+        eprintln!("stopped before start-up finished");
+        return Ok(Outcome::Success);
+    }
+    // Its own consumer group: a demo never takes partitions from a real deployment.
+    if !settings.kafka.group_id.ends_with("-demo") {
+        settings.kafka.group_id.push_str("-demo");
+    }
+    let duration = args.duration.map(Into::into);
+    started
+        .rt()
+        .block_on(live(settings, matrix, args.rate, duration, &started))
+}
+
+fn local_broker(port: u16) -> Result<LocalBroker> {
+    handoff::broker::install()?;
+    eprintln!("starting the local broker (tansu) on 127.0.0.1:{port}…");
+    Ok(LocalBroker::start(port, Storage::Memory)?)
+}
+
+/// The demo proper: the processor, then the fleet and the people once it runs, the summary
+/// until the stop, then everything drained.
+async fn live(
+    settings: Settings,
+    matrix: Arc<Matrix>,
+    rate: u64,
+    duration: Option<Duration>,
+    started: &Started,
+) -> Result {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signal = started.stopped();
+    tokio::spawn(async move {
+        match duration {
+            Some(d) => tokio::select! { _ = signal => {}, _ = tokio::time::sleep(d) => {} },
+            None => signal.await,
+        }
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let (stats_tx, stats_rx) = tokio::sync::oneshot::channel();
+    let pipeline = {
+        let (settings, matrix, stop) = (settings.clone(), matrix.clone(), stopped());
+        tokio::spawn(async move {
+            handoff::pipeline::run(&settings, matrix, stop, move |s| {
+                let _ = stats_tx.send(s);
+            })
+            .await
+        })
+    };
+    let stats = tokio::select! {
+        stats = stats_rx => match stats {
+            Ok(stats) => stats,
+            Err(_) => {
+                pipeline.await??;
+                return Err(anyhow::anyhow!("the processor stopped before it started").into());
+            }
+        },
+        () = stopped() => {
+            pipeline.abort();
+            eprintln!("stopped before start-up finished");
+            return Ok(Outcome::Success);
+        }
+    };
+    let generator = tokio::spawn(generate(settings.clone(), rate, stopped()));
+    let (responders_stop, responders) = respond(settings, &matrix);
+    eprintln!(
+        "demo running: {rate} events/s from the synthetic fleet, simulated people answering \
+         the escalations; Ctrl-C stops\n"
+    );
+    summaries(stats, stopped()).await;
+    responders_stop.store(true, Ordering::Release);
+    let sent = generator.await??;
+    if let Ok(Err(e)) = responders.join() {
+        eprintln!("simulated responders stopped with an error: {e}");
+    }
+    let report = pipeline.await??;
+    println!(
+        "stopped: {sent} events generated\n{}",
+        report.stats.render(0.0)
+    );
+    Ok(Outcome::Success)
+}
+
+/// The synthetic fleet at `rate` events/s into the input topic, until `stop`.
+async fn generate(
+    settings: Settings,
+    rate: u64,
+    stop: impl Future<Output = ()>,
+) -> std::result::Result<u64, handoff::pipeline::PipelineError> {
+    let mut fleet = Fleet::new(FleetConfig {
+        malformed_share: 0.002,
+        seed: 1,
+        ..Default::default()
+    });
+    let topic = settings.topics.input.clone();
+    let counts = Default::default();
+    handoff::pipeline::fleet::produce(&settings, &topic, &mut fleet, None, rate, stop, counts).await
+}
+
+/// Simulated people answering the escalations of every role, so the human loop runs too; on a
+/// thread of their own until the flag is set.
+fn respond(
+    settings: Settings,
+    matrix: &Matrix,
+) -> (
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<std::result::Result<(), handoff::pipeline::PipelineError>>,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let topics: Vec<String> = matrix.roles().iter().map(|r| r.topic.clone()).collect();
+    let roles: Vec<String> = matrix.roles().iter().map(|r| r.name.clone()).collect();
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let counts = Arc::new(Default::default());
+        let cfg = Default::default();
+        handoff::pipeline::responder::respond(&settings, &topics, &roles, &cfg, &flag, &counts)
+    });
+    (stop, thread)
+}
+
+/// Prints the live summary every two seconds until `stop`.
+async fn summaries(stats: StatsHandle, stop: impl Future<Output = ()>) {
+    let mut last = stats.snapshot();
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tick.tick().await;
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = stats.snapshot();
+                let rate = (now.consumed - last.consumed) as f64 / 2.0;
+                println!("{}\n", now.render(rate));
+                last = now;
+            }
+            () = &mut stop => break,
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! `handoff respond`: simulated people answering the escalations of every role, until
+//! SIGTERM/SIGINT.
+
+use super::Started;
+use super::{ensure_usage, init_tracing, load_matrix, load_settings, Failure, Outcome, Result};
+use handoff::cli::RespondArgs;
+use handoff::config::LogFormat;
+use handoff::pipeline::responder::{ResponderConfig, ResponderCounts};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A bad --no-show, --mix or matrix is bad usage.
+pub fn run(args: RespondArgs, started: Started) -> Result {
+    let no_show = args.no_show;
+    ensure_usage((0.0..=1.0).contains(&no_show), || {
+        format!("--no-show {no_show}: must be between 0 and 1")
+    })?;
+    let mix = handoff::pipeline::responder::parse_mix(&args.mix)
+        .map_err(|e| Failure::usage(anyhow::anyhow!("--mix {e}")))?;
+    let m = load_matrix(args.matrix.as_deref())?;
+    init_tracing(LogFormat::Text, "warn");
+    let settings = load_settings(&args.kafka)?;
+    let cfg = ResponderConfig {
+        delay: args.delay.into(),
+        jitter: args.jitter.into(),
+        no_show,
+        mix,
+        seed: args.seed,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts: Arc<ResponderCounts> = Arc::new(Default::default());
+    let (flag, stopped) = (stop.clone(), started.stopped());
+    started.rt().spawn(async move {
+        stopped.await;
+        flag.store(true, Ordering::Release);
+    });
+    let topics: Vec<String> = m.roles().iter().map(|r| r.topic.clone()).collect();
+    let roles: Vec<String> = m.roles().iter().map(|r| r.name.clone()).collect();
+    handoff::pipeline::responder::respond(&settings, &topics, &roles, &cfg, &stop, &counts)?;
+    eprintln!(
+        "escalations read {}, answered {}, left unanswered {}",
+        counts.read.load(Ordering::Relaxed),
+        counts.answered.load(Ordering::Relaxed),
+        counts.no_shows.load(Ordering::Relaxed)
+    );
+    Ok(Outcome::Success)
+}
