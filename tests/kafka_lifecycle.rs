@@ -10,9 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status();
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
 }
 
 #[test]
@@ -150,7 +148,10 @@ fn a_record_too_large_to_copy_is_dead_lettered_without_its_value_and_the_stream_
     dlq.wait_for(1, Duration::from_secs(30));
     let d = &dlq.records[0];
     assert!(d.payload.is_empty(), "the value is left out");
-    assert_eq!(d.headers.get("handoff.value").map(String::as_str), Some("omitted"));
+    assert_eq!(
+        d.headers.get("handoff.value").map(String::as_str),
+        Some("omitted")
+    );
     assert_eq!(
         d.headers.get("handoff.original.bytes").map(String::as_str),
         Some("2000000")

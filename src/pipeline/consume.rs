@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 /// The group member and what it feeds.
 pub struct Consuming {
-    pub(super) consumer: BaseConsumer<GroupContext>,
+    pub(super) consumer: Arc<BaseConsumer<GroupContext>>,
     pub(super) shared: Arc<Shared>,
     pub(super) producer: Arc<Out>,
     pub(super) senders: Vec<Sender<Job>>,
@@ -164,60 +164,34 @@ impl Consuming {
     }
 
     /// Stores and commits every commit point (stored first, so librdkafka's own commit on
-    /// close cannot write older offsets after it), waiting for the broker's answer until
-    /// `within` passes.
+    /// close cannot write older offsets after it). The synchronous commit runs on its own
+    /// thread, so a broker that does not answer costs at most `within`.
     fn commit_within(&self, within: Duration) -> Option<Result<(), String>> {
         let tpl = self.commit_list(None);
         if tpl.count() == 0 {
             return None;
         }
         let _ = self.consumer.store_offsets(&tpl);
-        let (tx, rx) = std::sync::mpsc::sync_channel(16);
-        *self
-            .consumer
-            .context()
-            .commits
-            .lock()
-            .expect("commits lock") = Some(tx);
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-            return Some(Err(e.to_string()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let consumer = self.consumer.clone();
+        let _ = std::thread::Builder::new()
+            .name("handoff-commit".into())
+            .spawn(move || {
+                let _ = tx.send(consumer.commit(&tpl, CommitMode::Sync));
+            });
+        match rx.recv_timeout(within) {
+            Ok(Ok(())) => Some(Ok(())),
+            // Offsets already committed: nothing new to commit.
+            Ok(Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))) => Some(Ok(())),
+            Ok(Err(e)) => Some(Err(e.to_string())),
+            Err(_) => Some(Err(format!("no answer from the broker within {within:?}"))),
         }
-        let started = Instant::now();
-        while started.elapsed() < within {
-            // Serves the commit callback; records returned now are not processed (their
-            // offsets are past the commit, so they are read again).
-            let _ = self.consumer.poll(Duration::from_millis(10));
-            while let Ok((result, offsets)) = rx.try_recv() {
-                // librdkafka answers a commit of offsets already committed with "no offset"
-                // and no list.
-                let nothing_new = matches!(
-                    result,
-                    Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))
-                );
-                if nothing_new {
-                    return Some(Ok(()));
-                }
-                if covers(&offsets, &tpl) {
-                    return Some(result.map_err(|e| e.to_string()));
-                }
-            }
-        }
-        Some(Err(format!("no answer from the broker within {within:?}")))
     }
-}
-
-/// True when `answer` is about every partition of `asked`.
-fn covers(answer: &TopicPartitionList, asked: &TopicPartitionList) -> bool {
-    asked.elements().iter().all(|e| {
-        answer
-            .find_partition(e.topic(), e.partition())
-            .is_some_and(|a| a.offset() == e.offset())
-    })
 }
 
 /// Closes (drops) the consumer on its own thread, waiting at most `within`: leaving the group
 /// needs the broker, which may be away.
-fn close_within(consumer: BaseConsumer<GroupContext>, within: Duration) {
+fn close_within(consumer: Arc<BaseConsumer<GroupContext>>, within: Duration) {
     let (tx, rx) = std::sync::mpsc::channel();
     let _ = std::thread::Builder::new()
         .name("handoff-close".into())

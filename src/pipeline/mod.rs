@@ -167,7 +167,7 @@ pub async fn run_stage<S: Stage + 'static>(
     });
     *consumer.context().workers.lock().expect("workers lock") = senders.clone();
     let consuming = consume::Consuming {
-        consumer,
+        consumer: Arc::new(consumer),
         shared: shared.clone(),
         producer,
         senders,
@@ -223,7 +223,6 @@ fn member(
                 decisions_topic: settings.topics.decisions.clone(),
                 closing: AtomicBool::new(false),
                 revoked: Mutex::new(Vec::new()),
-                commits: Mutex::new(None),
             })
             .map_err(kafka::Error::client("consumer"))?;
     consumer

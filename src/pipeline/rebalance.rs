@@ -22,10 +22,6 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Where commit results go: the result and the offsets it was for.
-pub(super) type CommitSender =
-    std::sync::mpsc::SyncSender<(rdkafka::error::KafkaResult<()>, TopicPartitionList)>;
-
 /// The consumer's context: rebalances, statistics and commit results.
 pub struct GroupContext {
     pub(super) shared: Arc<Shared>,
@@ -38,8 +34,6 @@ pub struct GroupContext {
     pub(super) closing: AtomicBool,
     /// Partitions revoked since the consumer thread last looked.
     pub(super) revoked: Mutex<Vec<Slot>>,
-    /// Results of asynchronous commits, for the shutdown to wait on.
-    pub(super) commits: Mutex<Option<CommitSender>>,
 }
 
 impl GroupContext {
@@ -179,16 +173,6 @@ impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             self.assign(tpl);
-        }
-    }
-
-    fn commit_callback(
-        &self,
-        result: rdkafka::error::KafkaResult<()>,
-        offsets: &TopicPartitionList,
-    ) {
-        if let Some(tx) = self.commits.lock().expect("commits lock").as_ref() {
-            let _ = tx.try_send((result, offsets.clone()));
         }
     }
 }

@@ -156,4 +156,3 @@ pub fn check_outputs_with(bootstrap: &str, exp: &Expected, m: &Matrix) -> (usize
     }
     (vdups, edups)
 }
-
