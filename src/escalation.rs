@@ -96,6 +96,61 @@ pub fn verdict(matrix: &Matrix, event: &AgentAction, parts: VerdictParts, now_ms
     }
 }
 
+/// What differs between hand-overs of one action: the first, and each move along a chain or
+/// redirect.
+#[derive(Debug, Clone)]
+pub struct Handover {
+    /// Its id ([`escalation_id_seq`]).
+    pub escalation_id: String,
+    /// The action's level.
+    pub level: Level,
+    /// Urgency.
+    pub tier: crate::event::Tier,
+    /// When it is made.
+    pub created_at_ms: i64,
+    /// Acknowledge by then.
+    pub deadline_ms: i64,
+    /// 0 first, then one more with each move.
+    pub sequence: i32,
+    /// Earlier hand-overs, oldest first.
+    pub history: Vec<crate::event::HistoryEntry>,
+    /// Drill traffic.
+    pub drill: bool,
+}
+
+/// The escalation of `event` to the role with index `role` (its view of the context package):
+/// the one constructor for first hand-overs and moves along a chain.
+pub fn escalation(
+    matrix: &Matrix,
+    role: usize,
+    event: &AgentAction,
+    decision: &Decision,
+    h: Handover,
+) -> Escalation {
+    let r = &matrix.roles()[role];
+    Escalation {
+        escalation_id: h.escalation_id,
+        action_id: event.action_id.clone(),
+        session_id: event.session_id.clone(),
+        agent_id: event.agent_id.clone(),
+        action_type: event.action_type.clone(),
+        role: r.name.clone(),
+        tier: h.tier,
+        level: h.level,
+        required_action: decision
+            .required_action
+            .unwrap_or(crate::event::RequiredAction::Approve),
+        created_at_ms: h.created_at_ms,
+        deadline_ms: h.deadline_ms,
+        rule_version: matrix.version().to_string(),
+        sequence: h.sequence,
+        drill: h.drill,
+        context: context::package(matrix, r, event, decision),
+        history: h.history,
+        grouped_action_ids: Vec::new(),
+    }
+}
+
 /// Everything one event produces.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -116,32 +171,19 @@ pub fn plan(
 ) -> Plan {
     let mut escalations = Vec::with_capacity(decision.roles.len());
     for i in decision.roles.iter() {
-        let role = &matrix.roles()[i];
+        let role = &matrix.roles()[i].name;
         let tier = decision.role_tier(i);
-        escalations.push((
-            i,
-            Escalation {
-                escalation_id: escalation_id(&event.action_id, &role.name),
-                action_id: event.action_id.clone(),
-                session_id: event.session_id.clone(),
-                agent_id: event.agent_id.clone(),
-                action_type: event.action_type.clone(),
-                role: role.name.clone(),
-                tier,
-                level: decision.level,
-                required_action: decision
-                    .required_action
-                    .expect("a decision with roles has a required action"),
-                created_at_ms: now_ms,
-                deadline_ms: now_ms.saturating_add(matrix.ack_within_ms(tier)),
-                rule_version: matrix.version().to_string(),
-                sequence: 0,
-                drill,
-                context: context::package(matrix, role, event, decision),
-                history: Vec::new(),
-                grouped_action_ids: Vec::new(),
-            },
-        ));
+        let first = Handover {
+            escalation_id: escalation_id(&event.action_id, role),
+            level: decision.level,
+            tier,
+            created_at_ms: now_ms,
+            deadline_ms: now_ms.saturating_add(matrix.ack_within_ms(tier)),
+            sequence: 0,
+            history: Vec::new(),
+            drill,
+        };
+        escalations.push((i, escalation(matrix, i, event, decision, first)));
     }
     let outcome = outcome_for(decision.level);
     let verdict = verdict(

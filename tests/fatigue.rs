@@ -4,12 +4,14 @@
 mod common;
 
 use handoff::config::Settings;
+use handoff::event::wire::KIND_HEADER;
 use handoff::event::{
     AgentAction, Codec, DecisionKind, Digest, DigestReason, Escalation, HumanDecision, SchemaKind,
     Verdict, VerdictOutcome,
 };
 use handoff::matrix::{Matrix, MatrixSource, DEFAULT_MATRIX_TOML};
-use handoff::pipeline::process::{Input, Output, Processor, Stage, KIND_HEADER};
+use handoff::output::Output;
+use handoff::pipeline::process::{Input, Processor, Stage};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 

@@ -8,7 +8,6 @@
 //! sessions to the compacted changelog topic (key = session id), and a newly assigned partition
 //! is restored from it before any of its records are processed.
 
-use crate::context;
 use crate::escalation::escalation_id_seq;
 use crate::event::{
     AgentAction, DecisionKind, DigestItem, Escalation, HistoryEntry, HumanDecision, Level, Tier,
@@ -835,31 +834,18 @@ fn move_on<'a>(
     esc.deadline_ms = Some(now_ms.saturating_add(matrix.ack_within_ms(Tier::Immediate)));
     esc.approved = false;
     effects.push(Effect::Opened(esc.role.clone(), esc.tier));
-    let event = &action.event;
-    effects.push(Effect::Escalation(
-        to,
-        Box::new(Escalation {
-            escalation_id: esc.escalation_id.clone(),
-            action_id: event.action_id.clone(),
-            session_id: event.session_id.clone(),
-            agent_id: event.agent_id.clone(),
-            action_type: event.action_type.clone(),
-            role: esc.role.clone(),
-            tier: esc.tier,
-            level: action.level,
-            required_action: decision
-                .required_action
-                .unwrap_or(crate::event::RequiredAction::Approve),
-            created_at_ms: now_ms,
-            deadline_ms: esc.deadline_ms.expect("set above"),
-            rule_version: matrix.version().to_string(),
-            sequence: esc.sequence,
-            drill: action.drill,
-            context: context::package(matrix, role, event, &decision),
-            history: esc.history.clone(),
-            grouped_action_ids: Vec::new(),
-        }),
-    ));
+    let moved = crate::escalation::Handover {
+        escalation_id: esc.escalation_id.clone(),
+        level: action.level,
+        tier: esc.tier,
+        created_at_ms: now_ms,
+        deadline_ms: esc.deadline_ms.expect("set above"),
+        sequence: esc.sequence,
+        history: esc.history.clone(),
+        drill: action.drill,
+    };
+    let x = crate::escalation::escalation(matrix, to, &action.event, &decision, moved);
+    effects.push(Effect::Escalation(to, Box::new(x)));
     esc
 }
 

@@ -1,0 +1,106 @@
+//! The contract between the Kafka edge and what it runs for each record: [`Stage`], with the
+//! record as received ([`Input`]) and what became of it ([`Outcome`]).
+
+use crate::event::Level;
+use crate::matrix::Trigger;
+use crate::output::Output;
+use crate::pipeline::stats::Stats;
+use std::sync::Arc;
+
+/// An output that cannot be built: a defect, fatal to the pipeline.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode {what} {id}: {source}")]
+pub struct StageError {
+    /// What was being encoded (`verdict`, `escalation`, `digest`, `state record`).
+    pub what: &'static str,
+    /// Its id.
+    pub id: String,
+    /// Why.
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// What became of one input, for statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Decided.
+    Decided {
+        /// Level.
+        level: Level,
+        /// Action type family (index into [`Stage::families`]; out of range is "other").
+        family: usize,
+        /// Roles (indexes into the matrix's roles) that got an escalation, with its tier.
+        roles: Vec<(usize, crate::event::Tier)>,
+        /// Triggers fired.
+        triggers: Vec<Trigger>,
+        /// Event time.
+        event_ms: i64,
+    },
+    /// Parked on the dead-letter topic.
+    DeadLetter {
+        /// Short reason (`avro_decode`, `invalid_field`, …).
+        reason: &'static str,
+    },
+    /// A human decision, applied or ignored (counted by the stage).
+    HumanDecision,
+}
+
+/// An input record as received.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// Source topic.
+    pub topic: &'a str,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// Key.
+    pub key: Option<&'a [u8]>,
+    /// Value.
+    pub payload: Option<&'a [u8]>,
+    /// Headers.
+    pub headers: &'a [(String, Vec<u8>)],
+}
+
+/// What the pipeline runs for each input record: handoff's [`Processor`], or another stage
+/// (the benchmark's passthrough) with the same Kafka machinery around it.
+pub trait Stage: Send {
+    /// Output topic names; [`Output::topic`] indexes into this.
+    fn topics(&self) -> &[String];
+    /// Maps one input record to its outputs (at least one). An error is a defect (an output
+    /// that cannot be encoded): the pipeline stops without committing past the record.
+    fn process(
+        &mut self,
+        input: Input<'_>,
+        now_ms: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<Outcome, StageError>;
+    /// Drops whatever state the stage keeps for a revoked partition.
+    fn forget_partition(&mut self, partition: i32);
+    /// Role names for statistics (index = role in [`Outcome::Decided`]).
+    fn role_names(&self) -> Vec<String>;
+    /// Action type families for statistics (index = family in [`Outcome::Decided`]).
+    fn families(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// A label for logs and the `handoff_rule_info` metric (the rule version for handoff).
+    fn label(&self) -> String;
+    /// Receives the running pipeline's statistics (for counters the stage keeps itself).
+    fn attach(&mut self, _stats: Arc<Stats>) {}
+    /// The topic the stage restores its state from, partitioned like the input.
+    fn changelog(&self) -> Option<usize> {
+        None
+    }
+    /// Loads a newly assigned partition's state from its changelog records (key, value; a
+    /// `None` value is a tombstone), oldest first.
+    fn restore(&mut self, _partition: i32, _records: Vec<(Vec<u8>, Option<Vec<u8>>)>) {}
+    /// Acts on whatever is due at `now_ms` (acknowledgement deadlines, digests).
+    fn tick(&mut self, _now_ms: i64, _out: &mut Vec<Output>) -> Result<(), StageError> {
+        Ok(())
+    }
+    /// True when the outputs of the last tick must be confirmed delivered ([`Stage::delivered`]).
+    fn awaits_delivery(&self) -> bool {
+        false
+    }
+    /// Called once the last tick's outputs are delivered.
+    fn delivered(&mut self) {}
+}
