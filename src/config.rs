@@ -315,12 +315,6 @@ pub enum ConfigError {
     },
 }
 
-impl crate::error::Classify for ConfigError {
-    fn class(&self) -> crate::error::ErrorClass {
-        crate::error::ErrorClass::Fatal
-    }
-}
-
 const SECTIONS: &[&str] = &[
     "kafka", "topics", "input", "matrix", "pipeline", "log", "metrics",
 ];

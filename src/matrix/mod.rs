@@ -16,7 +16,6 @@ pub use spec::{
 };
 pub use trigger::{Trigger, TriggerSet};
 
-use crate::error::{Classify, ErrorClass};
 use crate::event::{ActionStatus, AgentAction, CustomerTier, Level, RequiredAction, Tier};
 use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
@@ -41,13 +40,6 @@ pub enum MatrixError {
         /// Every problem found.
         problems: Problems,
     },
-}
-
-impl Classify for MatrixError {
-    fn class(&self) -> ErrorClass {
-        // At start-up a bad matrix stops handoff; on a reload the old matrix keeps running.
-        ErrorClass::Fatal
-    }
 }
 
 /// Where a matrix came from.

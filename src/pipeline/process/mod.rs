@@ -3,6 +3,7 @@
 //! the pipeline only sends what this returns.
 
 use crate::config::{InputFormat, Settings};
+use crate::error::{Classify, ErrorClass};
 use crate::escalation;
 use crate::event::{Codec, CodecError, Level, SchemaKind};
 use crate::event::{DigestItem, DigestReason};
@@ -365,11 +366,17 @@ impl Processor {
     }
 
     /// The value of an input record within the size limit, or why it is a dead letter.
-    fn value<'a>(&self, input: &Input<'a>) -> Result<&'a [u8], (&'static str, String)> {
+    fn value<'a>(&self, input: &Input<'a>) -> Result<&'a [u8], Refusal> {
         match input.payload {
-            None => Err(("empty", "the record has no value (null)".to_string())),
-            Some([]) => Err(("empty", "the record's value is empty (0 bytes)".to_string())),
-            Some(p) if p.len() > self.max_record_bytes => Err((
+            None => Err(Refusal::DeadLetter(
+                "empty",
+                "the record has no value (null)".to_string(),
+            )),
+            Some([]) => Err(Refusal::DeadLetter(
+                "empty",
+                "the record's value is empty (0 bytes)".to_string(),
+            )),
+            Some(p) if p.len() > self.max_record_bytes => Err(Refusal::DeadLetter(
                 "too_large",
                 format!(
                     "record of {} bytes is larger than input.max_record_bytes = {}",
@@ -382,11 +389,11 @@ impl Processor {
     }
 
     /// The Avro datum of an input record, after the configured framing.
-    fn unframe<'a>(&self, bytes: &'a [u8]) -> Result<&'a [u8], (&'static str, String)> {
+    fn unframe<'a>(&self, bytes: &'a [u8]) -> Result<&'a [u8], Refusal> {
         match self.format {
             InputFormat::Avro => Ok(bytes),
             InputFormat::Confluent => crate::event::wire::unframe(&self.schema_ids, bytes)
-                .map_err(|e| (e.reason, e.message)),
+                .map_err(|e| Refusal::DeadLetter(e.reason, e.message)),
         }
     }
 
@@ -401,14 +408,11 @@ impl Processor {
         let decoded = self
             .value(&input)
             .and_then(|v| self.unframe(v))
-            .and_then(|datum| {
-                self.codec
-                    .decode_action(datum)
-                    .map_err(|e| (e.reason(), e.to_string()))
-            });
+            .and_then(|datum| self.codec.decode_action(datum).map_err(refusal));
         let event = match decoded {
             Ok(e) => e,
-            Err((reason, message)) => {
+            Err(Refusal::Fatal(e)) => return Err(e),
+            Err(Refusal::DeadLetter(reason, message)) => {
                 out.push(self.dead_letter(input, reason, &message));
                 return Ok(Outcome::DeadLetter { reason });
             }
@@ -495,11 +499,12 @@ impl Processor {
         let decoded = self.value(&input).and_then(|p| {
             self.codec
                 .decode::<crate::event::HumanDecision>(SchemaKind::HumanDecision, p)
-                .map_err(|e| (e.reason(), e.to_string()))
+                .map_err(refusal)
         });
         let d = match decoded {
             Ok(d) => d,
-            Err((reason, message)) => {
+            Err(Refusal::Fatal(e)) => return Err(e),
+            Err(Refusal::DeadLetter(reason, message)) => {
                 out.push(self.dead_letter(input, reason, &message));
                 return Ok(Outcome::DeadLetter { reason });
             }
@@ -532,6 +537,25 @@ impl Processor {
         self.effects = effects;
         emitted?;
         Ok(Outcome::HumanDecision)
+    }
+}
+
+/// Why an input record is not decided: bad input (a dead letter naming the reason) or a
+/// defect of handoff's own (fatal).
+enum Refusal {
+    DeadLetter(&'static str, String),
+    Fatal(StageError),
+}
+
+/// The error class decides: bad input is a dead letter, anything else stops the pipeline.
+fn refusal(e: CodecError) -> Refusal {
+    match e.class() {
+        ErrorClass::DeadLetter => Refusal::DeadLetter(e.reason(), e.to_string()),
+        ErrorClass::Fatal => Refusal::Fatal(StageError {
+            what: "input record",
+            id: e.reason().to_string(),
+            source: Box::new(e),
+        }),
     }
 }
 
