@@ -25,7 +25,7 @@ pub fn wait_reachable(settings: &Settings) -> Result<(), Error> {
     loop {
         let left = timeout.saturating_sub(started.elapsed());
         let attempt = left
-            .min(Duration::from_secs(5))
+            .min(Duration::from_secs(1))
             .max(Duration::from_millis(100));
         match client.client().fetch_metadata(None, attempt) {
             Ok(_) => return Ok(()),
