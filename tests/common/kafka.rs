@@ -177,10 +177,16 @@ pub fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
+/// The handoff binary under test: this build, or `TEST_HANDOFF_BIN` (to run a broker test
+/// against another build, e.g. to see a test fail on the code before a fix).
+pub fn handoff_bin() -> std::ffi::OsString {
+    std::env::var_os("TEST_HANDOFF_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_handoff").into())
+}
+
 /// Starts `handoff run`, logging to `log`.
 pub fn spawn(config: &std::path::Path, log: &std::path::Path) -> Child {
     let out = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_handoff"))
+    Command::new(handoff_bin())
         .args(["run", "--config"])
         .arg(config)
         .env("NO_COLOR", "1")
