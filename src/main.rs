@@ -7,8 +7,8 @@ use clap::Parser;
 use handoff::cli::{Cli, Command};
 use handoff::config::{LogFormat, Settings};
 use handoff::event::{Codec, EventLimits};
-use handoff::generate::{Fleet, FleetConfig};
 use handoff::matrix::Matrix;
+use handoff::sim::fleet::{Fleet, FleetConfig};
 use std::io::{self, BufRead, BufReader, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -354,13 +354,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (0.0..=1.0).contains(&no_show),
                 "--no-show {no_show}: must be between 0 and 1"
             );
-            let mix = handoff::pipeline::responder::parse_mix(&mix)
-                .map_err(|e| anyhow::anyhow!("--mix {e}"))?;
+            let mix =
+                handoff::sim::respond::parse_mix(&mix).map_err(|e| anyhow::anyhow!("--mix {e}"))?;
             let m = Matrix::load(matrix.as_deref())?;
             init_tracing(LogFormat::Text, "warn");
             let mut settings = Settings::default();
             settings.kafka.bootstrap_servers = bootstrap;
-            let cfg = handoff::pipeline::responder::ResponderConfig {
+            let cfg = handoff::sim::respond::ResponderConfig {
                 delay: delay.into(),
                 jitter: jitter.into(),
                 no_show,
@@ -377,10 +377,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             let topics: Vec<String> = m.roles().iter().map(|r| r.topic.clone()).collect();
             let roles: Vec<String> = m.roles().iter().map(|r| r.name.clone()).collect();
-            handoff::pipeline::responder::respond(
-                &settings, &topics, &roles, &cfg, &stop, &counts,
-            )?;
-            let c: &handoff::pipeline::responder::ResponderCounts = &counts;
+            handoff::sim::respond::respond(&settings, &topics, &roles, &cfg, &stop, &counts)?;
+            let c: &handoff::sim::respond::ResponderCounts = &counts;
             eprintln!(
                 "escalations read {}, answered {}, left unanswered {}",
                 c.read.load(std::sync::atomic::Ordering::Relaxed),
@@ -425,7 +423,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         )
                         .await?;
                     }
-                    handoff::pipeline::fleet::produce(
+                    handoff::sim::produce::produce(
                         &settings,
                         &topic,
                         &mut fleet,
@@ -549,11 +547,11 @@ fn demo(
     let _broker = match &bootstrap {
         Some(_) => None,
         None => {
-            handoff::broker::install()?;
+            handoff::sim::broker::install()?;
             eprintln!("starting the local broker (tansu) on 127.0.0.1:{port}…");
-            Some(handoff::broker::LocalBroker::start(
+            Some(handoff::sim::broker::LocalBroker::start(
                 port,
-                handoff::broker::Storage::Memory,
+                handoff::sim::broker::Storage::Memory,
             )?)
         }
     };
@@ -607,7 +605,7 @@ fn demo(
                     seed: 1,
                     ..Default::default()
                 });
-                handoff::pipeline::fleet::produce(
+                handoff::sim::produce::produce(
                     &settings,
                     "agent.actions",
                     &mut fleet,
@@ -628,7 +626,7 @@ fn demo(
             std::thread::spawn(move || {
                 let topics: Vec<String> = m.roles().iter().map(|r| r.topic.clone()).collect();
                 let roles: Vec<String> = m.roles().iter().map(|r| r.name.clone()).collect();
-                handoff::pipeline::responder::respond(
+                handoff::sim::respond::respond(
                     &settings,
                     &topics,
                     &roles,

@@ -13,9 +13,7 @@
 //! - On SIGTERM/SIGINT: stop consuming, drain within `pipeline.shutdown_deadline`, flush, commit,
 //!   return.
 
-pub mod fleet;
 pub mod process;
-pub mod responder;
 pub mod stats;
 pub mod tracker;
 

@@ -829,7 +829,7 @@ impl Processor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::{Fleet, FleetConfig};
+    use crate::sim::fleet::{Fleet, FleetConfig};
 
     fn processor(settings: &Settings) -> Processor {
         Processor::new(settings, Arc::new(Matrix::default_matrix().unwrap())).unwrap()

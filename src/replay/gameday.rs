@@ -13,11 +13,11 @@ use crate::event::{
     ActionStatus, AgentAction, Codec, Customer, CustomerTier, DecisionKind, Digest, Escalation,
     HumanDecision, SchemaKind, Verdict, VerdictOutcome,
 };
-use crate::generate::{Fleet, FleetConfig};
 use crate::matrix::Matrix;
 use crate::output::Output;
 use crate::pipeline::process::{Input, Processor, Stage};
 use crate::problems::Problems;
+use crate::sim::fleet::{Fleet, FleetConfig};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BinaryHeap};
@@ -252,7 +252,7 @@ impl Scenario {
                     format!("{} is not a share between 0 and 1", r.no_show),
                 );
             }
-            if let Err(e) = crate::pipeline::responder::parse_mix(&r.mix) {
+            if let Err(e) = crate::sim::respond::parse_mix(&r.mix) {
                 problems.push(format!("responders.{role}.mix"), e);
             }
         }
@@ -424,7 +424,7 @@ impl People {
                 .responders
                 .iter()
                 .map(|(role, r)| {
-                    let mix = crate::pipeline::responder::parse_mix(&r.mix).expect("validated");
+                    let mix = crate::sim::respond::parse_mix(&r.mix).expect("validated");
                     (role.clone(), (r.clone(), mix))
                 })
                 .collect(),

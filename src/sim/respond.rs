@@ -2,7 +2,7 @@
 //! topic after a delay, with a mix of decisions and a share of no-shows. For the demo, the
 //! Prometheus proof and drills; a stand-in for the people, never for handoff.
 
-use super::PipelineError;
+use super::SimError;
 use crate::config::Settings;
 use crate::event::{Codec, DecisionKind, Escalation, HumanDecision, SchemaKind};
 use crate::kafka::{self, Role};
@@ -91,7 +91,7 @@ pub fn respond(
     cfg: &ResponderConfig,
     stop: &AtomicBool,
     counts: &Arc<ResponderCounts>,
-) -> Result<(), PipelineError> {
+) -> Result<(), SimError> {
     let consumer: BaseConsumer = kafka::create(
         &settings.kafka,
         Role::Helper("responders"),
