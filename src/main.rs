@@ -355,7 +355,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "--no-show {no_show}: must be between 0 and 1"
             );
             let mix =
-                handoff::sim::respond::parse_mix(&mix).map_err(|e| anyhow::anyhow!("--mix {e}"))?;
+                handoff::sim::people::parse_mix(&mix).map_err(|e| anyhow::anyhow!("--mix {e}"))?;
             let m = Matrix::load(matrix.as_deref())?;
             init_tracing(LogFormat::Text, "warn");
             let mut settings = Settings::default();

@@ -11,16 +11,16 @@ use crate::config::Settings;
 use crate::event::wire::KIND_HEADER;
 use crate::event::{
     ActionStatus, AgentAction, Codec, Customer, CustomerTier, DecisionKind, Digest, Escalation,
-    HumanDecision, SchemaKind, Verdict, VerdictOutcome,
+    SchemaKind, Verdict, VerdictOutcome,
 };
 use crate::matrix::Matrix;
 use crate::output::Output;
 use crate::pipeline::process::{Input, Processor, Stage};
 use crate::problems::Problems;
 use crate::sim::fleet::{Fleet, FleetConfig};
-use rand::{Rng, SeedableRng};
+use crate::sim::people::{parse_mix, Answering, People, Shown, Signature};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -202,7 +202,37 @@ pub enum GamedayError {
     Kafka(String),
 }
 
+impl Responder {
+    /// The simulated people's settings: acknowledge `ack_min` to `ack_max` after seeing an
+    /// escalation, decide `decide_after` later.
+    pub fn answering(&self) -> Answering {
+        Answering {
+            delay_min: self.ack_min,
+            delay_max: self.ack_max,
+            decide_after: Some(self.decide_after),
+            no_show: self.no_show,
+            mix: parse_mix(&self.mix).expect("validated"),
+        }
+    }
+}
+
 impl Scenario {
+    /// The scenario's simulated people, seeded with its seed, signing `drill-ROLE`; roles
+    /// without responders never answer.
+    pub fn people(&self, matrix: &Matrix) -> People {
+        let signature = Signature {
+            decided_by_prefix: "drill-".into(),
+            comment: None,
+            drill: true,
+        };
+        let roles = matrix.roles().iter().map(|r| r.name.clone()).collect();
+        self.responders
+            .iter()
+            .fold(People::new(roles, self.seed, signature), |p, (role, r)| {
+                p.role(role, r.answering())
+            })
+    }
+
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, GamedayError> {
         let name = path.display().to_string();
@@ -252,7 +282,7 @@ impl Scenario {
                     format!("{} is not a share between 0 and 1", r.no_show),
                 );
             }
-            if let Err(e) = crate::sim::respond::parse_mix(&r.mix) {
+            if let Err(e) = parse_mix(&r.mix) {
                 problems.push(format!("responders.{role}.mix"), e);
             }
         }
@@ -353,12 +383,6 @@ pub struct GamedayReport {
     pub measured_roles: Vec<String>,
 }
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Due {
-    at_ms: std::cmp::Reverse<i64>,
-    seq: std::cmp::Reverse<u64>,
-}
-
 /// Every event of a drill, in time order: the background fleet, the bursts and the recorded
 /// events (their gaps kept, moved to start with the drill), from `start_ms` on.
 pub fn drill_events(
@@ -402,112 +426,6 @@ pub fn drill_events(
     }
     events.sort_by_key(|e| e.timestamp_ms);
     events
-}
-
-/// The simulated people of a scenario: for each escalation they are shown, an acknowledgement
-/// and a decision at sampled times — or nothing (a no-show). They keep their own agenda.
-pub struct People {
-    /// Per role: its responders and their decision mix (weights, parsed once).
-    responders: BTreeMap<String, (Responder, [f64; 5])>,
-    roles: Vec<String>,
-    rng: rand_chacha::ChaCha8Rng,
-    /// Answers planned, by due time.
-    due: BinaryHeap<(Due, usize)>,
-    planned: Vec<HumanDecision>,
-}
-
-impl People {
-    /// The scenario's responders.
-    pub fn new(scenario: &Scenario, matrix: &Matrix) -> People {
-        People {
-            responders: scenario
-                .responders
-                .iter()
-                .map(|(role, r)| {
-                    let mix = crate::sim::respond::parse_mix(&r.mix).expect("validated");
-                    (role.clone(), (r.clone(), mix))
-                })
-                .collect(),
-            roles: matrix.roles().iter().map(|r| r.name.clone()).collect(),
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(scenario.seed),
-            due: BinaryHeap::new(),
-            planned: Vec::new(),
-        }
-    }
-
-    /// Plans the answers to an escalation of `role` shown at `now_ms`.
-    pub fn shown(&mut self, role: &str, x: &Escalation, now_ms: i64) {
-        for d in self.answer(role, x, now_ms) {
-            let n = self.planned.len();
-            self.due.push((
-                Due {
-                    at_ms: std::cmp::Reverse(d.decided_at_ms),
-                    seq: std::cmp::Reverse(n as u64),
-                },
-                n,
-            ));
-            self.planned.push(d);
-        }
-    }
-
-    /// The next answer due at `now_ms`, if any.
-    pub fn next_due(&mut self, now_ms: i64) -> Option<HumanDecision> {
-        if self.due.peek().is_some_and(|(d, _)| d.at_ms.0 <= now_ms) {
-            let (_, i) = self.due.pop().expect("peeked");
-            Some(self.planned[i].clone())
-        } else {
-            None
-        }
-    }
-
-    /// When each escalation is planned to be acknowledged.
-    pub fn planned_acks(&self) -> BTreeMap<String, i64> {
-        self.planned
-            .iter()
-            .filter(|d| d.decision == DecisionKind::Acknowledge)
-            .map(|d| (d.escalation_id.clone(), d.decided_at_ms))
-            .collect()
-    }
-
-    /// The answers to an escalation of `role` shown at `now_ms`, with their times.
-    fn answer(&mut self, role: &str, x: &Escalation, now_ms: i64) -> Vec<HumanDecision> {
-        let Some((r, mix)) = self.responders.get(role) else {
-            return Vec::new();
-        };
-        if self.rng.random::<f64>() < r.no_show {
-            return Vec::new();
-        }
-        let ack =
-            r.ack_min + (r.ack_max.saturating_sub(r.ack_min)).mul_f64(self.rng.random::<f64>());
-        let ack_at = now_ms + ack.as_millis() as i64;
-        let kind = pick(mix, self.rng.random::<f64>());
-        let other = self
-            .roles
-            .iter()
-            .find(|n| *n != role)
-            .cloned()
-            .unwrap_or_default();
-        [
-            (ack_at, DecisionKind::Acknowledge),
-            (ack_at + r.decide_after.as_millis() as i64, kind),
-        ]
-        .into_iter()
-        .map(|(at, k)| HumanDecision {
-            escalation_id: x.escalation_id.clone(),
-            action_id: x.action_id.clone(),
-            session_id: x.session_id.clone(),
-            role: role.to_string(),
-            decided_by: format!("drill-{role}"),
-            decision: k,
-            comment: None,
-            revised_output: (k == DecisionKind::Revise)
-                .then(|| format!("(revised) {}", x.context.headline)),
-            redirect_role: (k == DecisionKind::Redirect).then(|| other.clone()),
-            decided_at_ms: at,
-            drill: true,
-        })
-        .collect()
-    }
 }
 
 /// Builds a report from what a drill produced: records of the drill's verdicts topic and role
@@ -778,10 +696,11 @@ pub fn run(
     let step = scenario.step.as_millis() as i64;
     let events = drill_events(scenario, start_ms, recorded);
     let mut observer = Observer::new(scenario, matrix.clone(), &settings, &events, start_ms)?;
-    let mut people = People::new(scenario, &matrix);
+    let mut people = scenario.people(&matrix);
     let mut offset = 0i64;
     let mut next_event = 0usize;
     let mut out: Vec<Output> = Vec::new();
+    let mut acks: BTreeMap<String, i64> = BTreeMap::new();
     let mut now = start_ms;
     while now <= end_ms {
         out.clear();
@@ -801,7 +720,7 @@ pub fn run(
                 &mut out,
             );
         }
-        while let Some(d) = people.next_due(now) {
+        while let Some(d) = people.due(now) {
             let bytes = codec.encode(SchemaKind::HumanDecision, &d)?;
             offset += 1;
             p.process(
@@ -828,12 +747,18 @@ pub fn run(
                 .find(|(k, _)| k == KIND_HEADER)
                 .map(|(_, v)| v.as_slice());
             if let Some((role, x)) = observer.observe(topic, kind, &o.payload, now)? {
-                people.shown(&role, &x, now);
+                if let Shown::Planned(plan) = people.shown(&role, &x, now) {
+                    for (at, k) in plan {
+                        if k == DecisionKind::Acknowledge {
+                            acks.insert(x.escalation_id.clone(), at);
+                        }
+                    }
+                }
             }
         }
         now += step;
     }
-    Ok(observer.finish(&people.planned_acks(), &scenario.measure))
+    Ok(observer.finish(&acks, &scenario.measure))
 }
 
 fn bump(line: &mut Vec<(u64, usize, usize)>, minute: u64, esc: usize, acks: usize) {
@@ -847,23 +772,6 @@ fn bump(line: &mut Vec<(u64, usize, usize)>, minute: u64, esc: usize, acks: usiz
             line.sort_unstable();
         }
     }
-}
-
-fn pick(mix: &[f64; 5], x: f64) -> DecisionKind {
-    // Acknowledgement comes first anyway: the final answer is one of the other four.
-    let weights = &mix[..4];
-    let total: f64 = weights.iter().sum();
-    if total <= 0.0 {
-        return DecisionKind::Approve;
-    }
-    let mut at = x * total;
-    for (k, w) in DecisionKind::ALL.iter().zip(weights) {
-        if at < *w {
-            return *k;
-        }
-        at -= w;
-    }
-    DecisionKind::Approve
 }
 
 fn input<'a>(topic: &'a str, key: &'a [u8], payload: &'a [u8], offset: i64) -> Input<'a> {
@@ -1090,7 +998,7 @@ pub fn live(
     let start_ms = crate::clock::Clock::now_ms(&clock);
     let events = drill_events(scenario, start_ms, recorded);
     let mut observer = Observer::new(scenario, matrix.clone(), settings, &events, start_ms)?;
-    let mut people = People::new(scenario, &matrix);
+    let mut people = scenario.people(&matrix);
 
     // Watch the verdicts and role topics from their current ends: only this drill's records.
     let consumer: BaseConsumer =
@@ -1146,7 +1054,7 @@ pub fn live(
                 progress(next_event, events.len());
             }
         }
-        while let Some(mut d) = people.next_due(now) {
+        while let Some(mut d) = people.due(now) {
             d.decided_at_ms = now;
             if d.decision == DecisionKind::Acknowledge {
                 acks.insert(d.escalation_id.clone(), now);

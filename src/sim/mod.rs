@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod fleet;
+pub mod people;
 pub mod produce;
 pub mod respond;
 
