@@ -176,6 +176,8 @@ impl Observer {
                 *self.report.re_escalations_by_tier.entry(tier).or_default() += 1;
                 if let Some(f) = self.report.roles.get_mut(&prev.role) {
                     f.missed_deadlines += 1;
+                    let line = self.report.missed_timeline.entry(prev.role.clone());
+                    count(line.or_default(), bucket);
                 }
             }
             let moved_on = self.waiting.entry(prev.role.clone()).or_default();
@@ -253,6 +255,17 @@ impl Observer {
             f.event_to_escalation = Spread::of(to_esc);
             f.escalation_to_ack = Spread::of(to_ack);
             f.event_to_ack = Spread::of(ev_to_ack);
+        }
+    }
+}
+
+/// One more in `minute` of a (minute, count) line kept in minute order.
+fn count(line: &mut Vec<(u64, usize)>, minute: u64) {
+    match line.iter_mut().find(|(m, _)| *m == minute) {
+        Some(x) => x.1 += 1,
+        None => {
+            line.push((minute, 1));
+            line.sort_unstable();
         }
     }
 }

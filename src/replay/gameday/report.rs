@@ -90,6 +90,9 @@ pub struct GamedayReport {
     pub fail_closed: usize,
     /// Per minute of the drill and per role: escalations sent and acknowledgements.
     pub timeline: BTreeMap<String, Vec<(u64, usize, usize)>>,
+    /// Per minute of the drill and per role: deadlines the role let pass (seen when the
+    /// escalation moved on to the next role).
+    pub missed_timeline: BTreeMap<String, Vec<(u64, usize)>>,
     /// Records written to the drill topics, by topic.
     pub records_by_topic: BTreeMap<String, usize>,
     /// Roles the table shows (all that got escalations when empty).
@@ -119,11 +122,13 @@ impl GamedayReport {
 
     /// The timeline chart as PNG bytes (see [`chart`]).
     pub fn chart_png(&self) -> Vec<u8> {
-        chart::timeline_png(
-            &self.charted_roles(),
-            &self.timeline,
-            self.duration_s / 60 + 1,
-        )
+        chart::timeline_png(&chart::Timeline {
+            title: &format!("Game-day: {}", self.scenario),
+            roles: &self.charted_roles(),
+            series: &self.timeline,
+            missed: &self.missed_timeline,
+            minutes: self.duration_s.div_ceil(60),
+        })
     }
 
     /// The report as Markdown, with a post-mortem template pre-filled with the figures.
@@ -192,7 +197,7 @@ impl GamedayReport {
     }
 
     fn chart_caption(&self, s: &mut String) {
-        let legend: Vec<String> = self
+        let roles: Vec<String> = self
             .charted_roles()
             .iter()
             .enumerate()
@@ -200,10 +205,11 @@ impl GamedayReport {
             .collect();
         let _ = writeln!(
             s,
-            "![Escalations and acknowledgements per minute](timeline.png)\n\nPer minute of the drill \
-             (x, grid every 5 minutes; y, grid every 10): escalations sent (solid) and \
-             acknowledgements (dotted) per role — {}.\n",
-            legend.join(", ")
+            "![Escalations, acknowledgements and missed deadlines per minute, one panel per role](timeline.png)\n\n\
+             One panel per role ({}), on the same scale: escalations sent per minute (solid), \
+             acknowledgements (dashed, lighter) and missed deadlines (red crosses), by minute since \
+             the start of the drill.\n",
+            roles.join(", ")
         );
     }
 
