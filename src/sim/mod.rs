@@ -1,7 +1,7 @@
 //! The simulation, kept apart from the product: the synthetic agent fleet ([`fleet`]) and its
 //! Kafka producer ([`produce`]), the local tansu broker ([`broker`]), and the simulated people
-//! ([`people`]) with their Kafka driver ([`respond`]). handoff itself never depends on this
-//! module; the demo, the drills, the benchmarks and the tests do.
+//! ([`people`]) with their Kafka driver ([`respond`]). The stream processor never depends on
+//! this module; the demo, the game-days (`replay::gameday`), the benchmarks and the tests do.
 
 pub mod broker;
 pub mod fleet;
