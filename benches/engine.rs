@@ -10,9 +10,9 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use handoff::event::{AgentAction, Codec, EventLimits, SchemaKind};
-use handoff::generate::{Fleet, FleetConfig};
 use handoff::matrix::{Matrix, SessionState};
 use handoff::pipeline::process::{Input, Processor};
+use handoff::sim::fleet::{Fleet, FleetConfig};
 
 const N: usize = 1024;
 const FIELD_BYTES: usize = 300;

@@ -10,14 +10,14 @@
 //!
 //! Run: `cargo bench --bench pipeline` (needs tansu: `deploy/broker.sh install`).
 
-use handoff::broker::{free_port, LocalBroker, Storage};
 use handoff::config::Settings;
 use handoff::event::Level;
-use handoff::generate::{Fleet, FleetConfig};
 use handoff::matrix::Matrix;
 use handoff::output::Output;
 use handoff::pipeline::process::{Input, Outcome, Processor, Stage, StageError};
 use handoff::pipeline::{self, StatsHandle};
+use handoff::sim::broker::{free_port, LocalBroker, Storage};
+use handoff::sim::fleet::{Fleet, FleetConfig};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -122,7 +122,7 @@ fn drive<S: Stage + 'static>(
         });
         let s3 = settings.clone();
         let topic = input.to_string();
-        rt.block_on(pipeline::fleet::produce(
+        rt.block_on(handoff::sim::produce::produce(
             &s3,
             &topic,
             &mut fleet,
@@ -193,7 +193,7 @@ fn main() {
         handoff::kafka::admin::ensure_topics(&base, &["bench.backlog".to_string()])
             .await
             .unwrap();
-        pipeline::fleet::produce(
+        handoff::sim::produce::produce(
             &base,
             "bench.backlog",
             &mut fleet,

@@ -6,7 +6,6 @@
 
 #![warn(missing_docs)]
 
-pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -15,7 +14,6 @@ pub mod error;
 pub mod escalation;
 pub mod event;
 pub mod fatigue;
-pub mod generate;
 pub mod kafka;
 pub mod matrix;
 pub mod metrics;
@@ -25,4 +23,5 @@ pub mod pipeline;
 pub mod problems;
 pub mod replay;
 pub mod session;
+pub mod sim;
 pub mod state;

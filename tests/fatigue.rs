@@ -453,7 +453,7 @@ fn the_live_summary_and_prometheus_count_the_same_escalations_moves_included() {
     ));
     p.attach(stats.clone());
     let mut run = Run::new(p);
-    let mut fleet = handoff::generate::Fleet::new(handoff::generate::FleetConfig {
+    let mut fleet = handoff::sim::fleet::Fleet::new(handoff::sim::fleet::FleetConfig {
         trigger_boost: 8.0,
         ..Default::default()
     });

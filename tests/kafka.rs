@@ -275,7 +275,7 @@ fn a_bad_setting_names_the_bad_value_across_sections() {
 #[test]
 fn an_unreachable_broker_is_a_clear_error_within_bounded_time() {
     let dir = tmpdir("unreachable");
-    let port = handoff::broker::free_port();
+    let port = handoff::sim::broker::free_port();
     let cfg = config_file(
         &dir,
         &format!("127.0.0.1:{port}"),
@@ -462,7 +462,7 @@ fn a_delivery_that_fails_for_good_stops_without_committing_past_it() {
 fn the_demo_starts_its_broker_processes_events_and_stops_cleanly() {
     let _g = serial();
     drop(broker()); // makes sure tansu is installed
-    let port = handoff::broker::free_port();
+    let port = handoff::sim::broker::free_port();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
         .args([
             "demo",
@@ -542,7 +542,7 @@ fn metrics_are_served_on_localhost_and_count_the_traffic() {
     let recs = records(1_000, 16, 3.0, 100); // 10 dead letters
     produce(&bs, INPUT, &recs);
     let dir = tmpdir("metrics");
-    let port = handoff::broker::free_port();
+    let port = handoff::sim::broker::free_port();
     let cfg = config_file(
         &dir,
         &bs,

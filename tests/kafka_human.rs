@@ -4,11 +4,11 @@
 mod common;
 
 use common::kafka::*;
-use handoff::broker::free_port;
 use handoff::event::{
     AgentAction, Codec, DecisionKind, Escalation, HumanDecision, SchemaKind, Verdict,
     VerdictOutcome,
 };
+use handoff::sim::broker::free_port;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::collections::{BTreeMap, BTreeSet};

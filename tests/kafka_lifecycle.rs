@@ -198,7 +198,7 @@ fn a_record_too_large_to_copy_is_dead_lettered_without_its_value_and_the_stream_
 #[test]
 fn a_broker_that_starts_late_is_waited_for_until_connect_timeout() {
     let _g = serial();
-    let port = handoff::broker::free_port();
+    let port = handoff::sim::broker::free_port();
     let bs = format!("127.0.0.1:{port}");
     let dir = tmpdir("late");
     let cfg = config_file(&dir, &bs, "late", "");
@@ -210,7 +210,8 @@ fn a_broker_that_starts_late_is_waited_for_until_connect_timeout() {
     let mut h = spawn(&cfg, &log);
     std::thread::sleep(Duration::from_secs(3));
     assert!(h.try_wait().unwrap().is_none(), "still waiting for Kafka");
-    let _b = handoff::broker::LocalBroker::start(port, handoff::broker::Storage::Memory).unwrap();
+    let _b = handoff::sim::broker::LocalBroker::start(port, handoff::sim::broker::Storage::Memory)
+        .unwrap();
     wait_log(&log, "handoff is running", Duration::from_secs(40));
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("Kafka does not answer yet"), "{text}");

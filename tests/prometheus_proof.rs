@@ -81,7 +81,7 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_real_prometheus() {
     let bs = b.bootstrap();
     create_topics(&bs, &[INPUT]);
     let dir = tmpdir("prom");
-    let metrics_port = handoff::broker::free_port();
+    let metrics_port = handoff::sim::broker::free_port();
     let cfg = config_file(
         &dir,
         &bs,
@@ -139,7 +139,7 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_real_prometheus() {
         .unwrap()
         .replace("interval: 30s", "interval: 1s");
     std::fs::write(dir.join("rules.yml"), rules).unwrap();
-    let prom_port = handoff::broker::free_port();
+    let prom_port = handoff::sim::broker::free_port();
     std::fs::write(
         dir.join("prometheus.yml"),
         format!(

@@ -2,12 +2,12 @@
 //! simulated people, with a live summary every two seconds.
 
 use super::{init_tracing, load_matrix, load_settings, Outcome, Result, Started};
-use handoff::broker::{LocalBroker, Storage};
 use handoff::cli::DemoArgs;
 use handoff::config::{LogFormat, Settings};
-use handoff::generate::{Fleet, FleetConfig};
 use handoff::matrix::Matrix;
 use handoff::pipeline::StatsHandle;
+use handoff::sim::broker::{LocalBroker, Storage};
+use handoff::sim::fleet::{Fleet, FleetConfig};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -43,7 +43,7 @@ pub fn run(args: DemoArgs, started: Started) -> Result {
 }
 
 fn local_broker(port: u16) -> Result<LocalBroker> {
-    handoff::broker::install()?;
+    handoff::sim::broker::install()?;
     eprintln!("starting the local broker (tansu) on 127.0.0.1:{port}…");
     Ok(LocalBroker::start(port, Storage::Memory)?)
 }
@@ -121,7 +121,7 @@ async fn generate(
     settings: Settings,
     rate: u64,
     stop: impl Future<Output = ()>,
-) -> std::result::Result<u64, handoff::pipeline::PipelineError> {
+) -> std::result::Result<u64, handoff::sim::SimError> {
     let mut fleet = Fleet::new(FleetConfig {
         malformed_share: 0.002,
         seed: 1,
@@ -129,7 +129,7 @@ async fn generate(
     });
     let topic = settings.topics.input.clone();
     let counts = Default::default();
-    handoff::pipeline::fleet::produce(&settings, &topic, &mut fleet, None, rate, stop, counts).await
+    handoff::sim::produce::produce(&settings, &topic, &mut fleet, None, rate, stop, counts).await
 }
 
 /// Simulated people answering the escalations of every role, so the human loop runs too; on a
@@ -139,7 +139,7 @@ fn respond(
     matrix: &Matrix,
 ) -> (
     Arc<AtomicBool>,
-    std::thread::JoinHandle<std::result::Result<(), handoff::pipeline::PipelineError>>,
+    std::thread::JoinHandle<std::result::Result<(), handoff::sim::SimError>>,
 ) {
     let stop = Arc::new(AtomicBool::new(false));
     let topics: Vec<String> = matrix.roles().iter().map(|r| r.topic.clone()).collect();
@@ -148,7 +148,7 @@ fn respond(
     let thread = std::thread::spawn(move || {
         let counts = Arc::new(Default::default());
         let cfg = Default::default();
-        handoff::pipeline::responder::respond(&settings, &topics, &roles, &cfg, &flag, &counts)
+        handoff::sim::respond::respond(&settings, &topics, &roles, &cfg, &flag, &counts)
     });
     (stop, thread)
 }

@@ -4,7 +4,7 @@
 use super::{ensure_usage, init_tracing, load_settings, Outcome, Result, Started};
 use handoff::cli::GenerateArgs;
 use handoff::config::LogFormat;
-use handoff::generate::{Fleet, FleetConfig};
+use handoff::sim::fleet::{Fleet, FleetConfig};
 use std::io::Write;
 
 /// A bad --malformed or --trigger-boost is bad usage. With --topic, `started` carries the
@@ -60,7 +60,7 @@ fn to_topic(args: &GenerateArgs, topic: &str, fleet: &mut Fleet, started: &Start
         let (count, rate, stop) = (Some(args.count), args.rate, started.stopped());
         let counts = Default::default();
         let sent =
-            handoff::pipeline::fleet::produce(&settings, topic, fleet, count, rate, stop, counts);
+            handoff::sim::produce::produce(&settings, topic, fleet, count, rate, stop, counts);
         Ok::<_, anyhow::Error>(Some(sent.await?))
     };
     match started.rt().block_on(produce)? {

@@ -5,7 +5,7 @@ use super::Started;
 use super::{ensure_usage, init_tracing, load_matrix, load_settings, Failure, Outcome, Result};
 use handoff::cli::RespondArgs;
 use handoff::config::LogFormat;
-use handoff::pipeline::responder::{ResponderConfig, ResponderCounts};
+use handoff::sim::respond::{ResponderConfig, ResponderCounts};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ pub fn run(args: RespondArgs, started: Started) -> Result {
     ensure_usage((0.0..=1.0).contains(&no_show), || {
         format!("--no-show {no_show}: must be between 0 and 1")
     })?;
-    let mix = handoff::pipeline::responder::parse_mix(&args.mix)
+    let mix = handoff::sim::people::parse_mix(&args.mix)
         .map_err(|e| Failure::usage(anyhow::anyhow!("--mix {e}")))?;
     let m = load_matrix(args.matrix.as_deref())?;
     init_tracing(LogFormat::Text, "warn");
@@ -36,7 +36,7 @@ pub fn run(args: RespondArgs, started: Started) -> Result {
     });
     let topics: Vec<String> = m.roles().iter().map(|r| r.topic.clone()).collect();
     let roles: Vec<String> = m.roles().iter().map(|r| r.name.clone()).collect();
-    handoff::pipeline::responder::respond(&settings, &topics, &roles, &cfg, &stop, &counts)?;
+    handoff::sim::respond::respond(&settings, &topics, &roles, &cfg, &stop, &counts)?;
     eprintln!(
         "escalations read {}, answered {}, left unanswered {}",
         counts.read.load(Ordering::Relaxed),

@@ -14,10 +14,8 @@
 
 mod consume;
 pub mod delivery;
-pub mod fleet;
 pub mod process;
 mod rebalance;
-pub mod responder;
 pub mod stats;
 pub mod tracker;
 mod worker;

@@ -1,10 +1,10 @@
 //! Helpers for integration tests against a real local broker (tansu).
 #![allow(dead_code)]
 
-use handoff::broker::{free_port, LocalBroker, Storage};
 use handoff::config::Settings;
 use handoff::event::{AgentAction, Codec, Escalation, SchemaKind, Verdict};
-use handoff::generate::{Fleet, FleetConfig};
+use handoff::sim::broker::{free_port, LocalBroker, Storage};
+use handoff::sim::fleet::{Fleet, FleetConfig};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};

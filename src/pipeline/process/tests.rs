@@ -1,7 +1,7 @@
 //! The processor without a broker: outputs per input record, dead letters, framing.
 use super::*;
 use crate::event::wire::dlq_headers;
-use crate::generate::{Fleet, FleetConfig};
+use crate::sim::fleet::{Fleet, FleetConfig};
 
 fn processor(settings: &Settings) -> Processor {
     Processor::new(settings, Arc::new(Matrix::default_matrix().unwrap())).unwrap()

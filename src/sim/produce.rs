@@ -1,9 +1,9 @@
 //! The synthetic agent fleet, producing Avro records to a Kafka topic at a given rate.
 
-use super::PipelineError;
+use super::fleet::Fleet;
+use super::SimError;
 use crate::config::Settings;
 use crate::event::Codec;
-use crate::generate::Fleet;
 use crate::kafka::{self, Role};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -44,7 +44,7 @@ pub async fn produce(
     rate: u64,
     stop: impl Future<Output = ()>,
     counts: Arc<Counts>,
-) -> Result<u64, PipelineError> {
+) -> Result<u64, SimError> {
     kafka::admin::wait_reachable(settings)?;
     let producer: ThreadedProducer<Counting> =
         kafka::client_config(&settings.kafka, Role::Producer)
@@ -106,11 +106,9 @@ pub async fn produce(
         .map_err(kafka::Error::client("flush"))?;
     let failed = counts.failed.load(Relaxed);
     if failed > 0 {
-        return Err(PipelineError::Fatal(super::Fatal::Delivery {
-            topic: topic.to_string(),
-            input: "generated records".into(),
-            error: format!("{failed} of {sent} generated records were not delivered"),
-        }));
+        return Err(SimError::Delivery(format!(
+            "{failed} of {sent} generated records were not delivered"
+        )));
     }
     Ok(sent)
 }

@@ -1,0 +1,125 @@
+//! [`live`]: a drill on the wall clock against a live `handoff run --drill`.
+
+use super::observe::Observer;
+use super::report::GamedayReport;
+use super::scenario::Scenario;
+use super::traffic::drill_events;
+use super::GamedayError;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::event::wire::{DRILL_HEADER, KIND_HEADER};
+use crate::event::{AgentAction, Codec, DecisionKind, SchemaKind};
+use crate::matrix::Matrix;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs a scenario on the wall clock against a live deployment: a `handoff run --drill` on the
+/// cluster of `settings` (drill settings) decides the events this produces to the drill input
+/// as their times come; the people answer what reaches the drill role topics; the report is
+/// built from those topics. `grace` is how long to keep watching after the last event.
+pub fn live(
+    scenario: &Scenario,
+    matrix: Arc<Matrix>,
+    settings: &Settings,
+    recorded: Vec<AgentAction>,
+    grace: Duration,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<GamedayReport, GamedayError> {
+    let codec = Codec::new(Default::default())?;
+    let start_ms = SystemClock.now_ms();
+    let events = drill_events(scenario, start_ms, recorded);
+    let mut observer = Observer::new(scenario, matrix.clone(), settings, &events, start_ms)?;
+    let mut people = scenario.people(&matrix);
+    // Watch the verdicts and role topics from their current ends: only this drill's records.
+    let consumer = from_the_end(settings, &observer.topics())?;
+    let producer: BaseProducer =
+        crate::kafka::client_config(&settings.kafka, crate::kafka::Role::Producer)
+            .create()
+            .map_err(kafka)?;
+    let end_ms = start_ms + scenario.duration.as_millis() as i64;
+    let stop_ms = end_ms + grace.as_millis() as i64;
+    let mut acks: BTreeMap<String, i64> = BTreeMap::new();
+    let mut next_event = 0usize;
+    loop {
+        let now = SystemClock.now_ms();
+        if now >= stop_ms {
+            break;
+        }
+        while next_event < events.len() && events[next_event].timestamp_ms <= now {
+            let e = &events[next_event];
+            next_event += 1;
+            let bytes = codec.encode(SchemaKind::AgentAction, e)?;
+            send(&producer, &settings.topics.input, &e.session_id, &bytes)?;
+            if next_event % 100 == 0 || next_event == events.len() {
+                progress(next_event, events.len());
+            }
+        }
+        while let Some(mut d) = people.due(now) {
+            d.decided_at_ms = now;
+            if d.decision == DecisionKind::Acknowledge {
+                acks.insert(d.escalation_id.clone(), now);
+            }
+            let bytes = codec.encode(SchemaKind::HumanDecision, &d)?;
+            send(&producer, &settings.topics.decisions, &d.session_id, &bytes)?;
+        }
+        producer.poll(Duration::ZERO);
+        if let Some(m) = consumer.poll(Duration::from_millis(20)) {
+            let m = m.map_err(kafka)?;
+            let kind = m.headers().and_then(|h| {
+                h.iter()
+                    .find(|x| x.key == KIND_HEADER)
+                    .and_then(|x| x.value.map(<[u8]>::to_vec))
+            });
+            let at = m.timestamp().to_millis().unwrap_or(now);
+            let payload = m.payload().unwrap_or(&[]);
+            if let Some((role, x)) = observer.observe(m.topic(), kind.as_deref(), payload, at)? {
+                people.shown(&role, &x, now);
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).map_err(kafka)?;
+    Ok(observer.finish(&acks, &scenario.measure))
+}
+
+fn kafka(e: KafkaError) -> GamedayError {
+    GamedayError::Kafka(e.to_string())
+}
+
+/// A reader assigned to every partition of `topics` at its current end.
+fn from_the_end(settings: &Settings, topics: &[String]) -> Result<BaseConsumer, GamedayError> {
+    let consumer: BaseConsumer =
+        crate::replay::source::reader(settings).map_err(|e| GamedayError::Kafka(e.to_string()))?;
+    let timeout = settings.pipeline.connect_timeout;
+    let mut tpl = TopicPartitionList::new();
+    for t in topics {
+        let md = consumer.fetch_metadata(Some(t), timeout).map_err(kafka)?;
+        for p in md.topics().iter().flat_map(|x| x.partitions()) {
+            let (_, high) = consumer
+                .fetch_watermarks(t, p.id(), timeout)
+                .map_err(kafka)?;
+            tpl.add_partition_offset(t, p.id(), Offset::Offset(high))
+                .map_err(kafka)?;
+        }
+    }
+    consumer.assign(&tpl).map_err(kafka)?;
+    Ok(consumer)
+}
+
+/// Queues a drill record keyed by session.
+fn send(producer: &BaseProducer, topic: &str, key: &str, bytes: &[u8]) -> Result<(), GamedayError> {
+    let drill = OwnedHeaders::new().insert(Header {
+        key: DRILL_HEADER,
+        value: Some("true"),
+    });
+    let record = BaseRecord::to(topic)
+        .key(key.as_bytes())
+        .payload(bytes)
+        .headers(drill);
+    producer.send(record).map_err(|(e, _)| kafka(e))
+}
