@@ -4,7 +4,7 @@
 //! the number missed that minute). Every panel has the same axes: minutes since the start of
 //! the drill, and counts per minute on one scale, so the panels compare at a glance.
 //!
-//! Text is drawn with the DejaVu Sans font shipped in `assets/fonts` (its licence beside it),
+//! Text is drawn with the DejaVu Sans font shipped in `src/replay/fonts` (its licence beside it),
 //! so rendering needs no system fonts.
 
 use plotters::coord::Shift;
@@ -80,7 +80,7 @@ type Drawn = Result<(), Box<dyn std::error::Error>>;
 fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let bytes = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+        let bytes = include_bytes!("fonts/DejaVuSans.ttf");
         if plotters::style::register_font(FONT, FontStyle::Normal, bytes).is_err() {
             panic!("the shipped font is a valid TrueType font");
         }
