@@ -520,17 +520,22 @@ fn exit_within(mut child: std::process::Child, within: std::time::Duration) -> O
     child.wait_with_output().unwrap()
 }
 
+/// `handoff run --config cfg` with its output captured.
+fn spawn_run(cfg: &Path) -> std::process::Child {
+    handoff()
+        .args(["run", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn sigterm_during_start_up_stops_run_cleanly() {
     use std::os::unix::process::ExitStatusExt;
     let cfg = unreachable_config("sigterm.toml", "[metrics]\nenabled = false\n");
-    let child = handoff()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&cfg);
     std::thread::sleep(std::time::Duration::from_millis(50));
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -556,13 +561,7 @@ fn run_refuses_to_start_when_the_metrics_port_is_taken() {
         "metrics-taken.toml",
         &format!("[metrics]\nbind = \"{addr}\"\n"),
     );
-    let child = handoff()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&cfg);
     let out = exit_within(child, std::time::Duration::from_secs(5));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");

@@ -233,32 +233,7 @@ fn on_the_wall_clock_a_drill_runs_against_a_live_drill_deployment() {
         std::time::Duration::from_secs(60),
     );
     let scenario = dir.join("live.toml");
-    std::fs::write(
-        &scenario,
-        r#"name = "live flash"
-duration = "12s"
-seed = 5
-background_rate = 10.0
-
-[[bursts]]
-name = "anomalous trades"
-at = "2s"
-over = "4s"
-count = 30
-sessions = 10
-action_type = "trade.execute"
-request = "Sell ACME at market"
-[bursts.attributes]
-anomaly = "true"
-
-[responders.trader]
-ack_min = "1s"
-ack_max = "2s"
-decide_after = "1s"
-mix = "reject=1"
-"#,
-    )
-    .unwrap();
+    std::fs::write(&scenario, live_scenario("live flash", "12s")).unwrap();
     let report = gameday(
         &scenario,
         &["--wall-clock", "--grace", "8s", "--bootstrap", &bs],

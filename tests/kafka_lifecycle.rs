@@ -9,33 +9,6 @@ use common::outputs::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Sends `recs` to the input with one producer per thread (created once).
-fn produce_quietly(bootstrap: &str, recs: &[Sent]) {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    thread_local! {
-        static P: std::cell::OnceCell<BaseProducer> = const { std::cell::OnceCell::new() };
-    }
-    P.with(|cell| {
-        let p = cell.get_or_init(|| {
-            rdkafka::config::ClientConfig::new()
-                .set("bootstrap.servers", bootstrap)
-                .set("enable.idempotence", "true")
-                .set("batch.num.messages", "1")
-                .set("linger.ms", "0")
-                .create()
-                .unwrap()
-        });
-        for r in recs {
-            let rec = BaseRecord::<[u8], [u8]>::to(INPUT)
-                .key(&r.key[..])
-                .payload(&r.bytes[..]);
-            p.send(rec).map_err(|(e, _)| e).unwrap();
-            p.poll(Duration::ZERO);
-        }
-        p.flush(Duration::from_secs(30)).unwrap();
-    });
-}
-
 fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
 }
@@ -57,8 +30,9 @@ fn members_joining_and_leaving_cleanly_process_every_event_once() {
     let feeder = {
         let bs = bs.clone();
         std::thread::spawn(move || {
+            let feeder = Feeder::new(&bs);
             for batch in records(12_000, 21, 2.0, 0).chunks(30) {
-                produce_quietly(&bs, batch);
+                feeder.send(INPUT, batch);
                 std::thread::sleep(Duration::from_millis(20));
             }
         })

@@ -101,14 +101,7 @@ fn every_problem_is_listed_at_once_with_field_and_value() {
         ("roles.compliance.topic", "escalations/compliance"),
         ("redaction.email", "[unclosed"),
     ];
-    for (path, needle) in expect {
-        assert!(
-            got.iter()
-                .any(|p| p.starts_with(&format!("{path}:")) && p.contains(needle)),
-            "no problem at {path} mentioning {needle:?} in:\n{}",
-            got.join("\n")
-        );
-    }
+    assert_problems(&got, expect);
 }
 
 #[test]
@@ -264,14 +257,7 @@ fn level_problems_name_the_entry_as_in_the_file_not_as_sorted() {
         ("levels[1].roles", "\"zeta.notify\" needs a human"),
         ("levels[2].roles", "\"ghost\" is not defined"),
     ];
-    for (path, needle) in expect {
-        assert!(
-            got.iter()
-                .any(|p| p.starts_with(&format!("{path}:")) && p.contains(needle)),
-            "no problem at {path} mentioning {needle:?} in:\n{}",
-            got.join("\n")
-        );
-    }
+    assert_problems(&got, expect);
     let levels: Vec<&String> = got.iter().filter(|p| p.starts_with("levels")).collect();
     assert_eq!(levels.len(), expect.len(), "{levels:#?}");
 }
@@ -291,4 +277,16 @@ fn an_entry_that_does_not_read_does_not_shift_the_names_of_the_next() {
             .any(|p| p.starts_with("levels[1].on_timeout:") && p.contains("\"c.d\"")),
         "{got:#?}"
     );
+}
+
+/// Every (path, needle): a problem at that path mentions the needle.
+fn assert_problems(got: &[String], expect: &[(&str, &str)]) {
+    for (path, needle) in expect {
+        assert!(
+            got.iter()
+                .any(|p| p.starts_with(&format!("{path}:")) && p.contains(needle)),
+            "no problem at {path} mentioning {needle:?} in:\n{}",
+            got.join("\n")
+        );
+    }
 }

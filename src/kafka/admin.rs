@@ -5,8 +5,11 @@ use super::{create, Error, Role};
 use crate::config::Settings;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::ProducerContext;
 use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::ClientContext;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A client for metadata requests.
@@ -14,11 +17,32 @@ fn metadata_client(settings: &Settings) -> Result<BaseProducer, Error> {
     create(&settings.kafka, Role::Admin, "metadata client")
 }
 
+/// Keeps librdkafka's last error reason (e.g. "SSL handshake failed: … certificate verify
+/// failed"), which a failed metadata request does not carry.
+#[derive(Default)]
+struct LastError(Mutex<Option<String>>);
+
+impl ClientContext for LastError {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let all_down = matches!(error, KafkaError::Global(RDKafkaErrorCode::AllBrokersDown));
+        if !all_down {
+            *self.0.lock().expect("last error lock") = Some(reason.to_string());
+        }
+    }
+}
+
+impl ProducerContext for LastError {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+}
+
 /// Waits until the brokers answer, asking again with a doubling pause (100 ms up to 2 s)
 /// until `pipeline.connect_timeout` has passed: a cluster that is still starting is waited
 /// for, one that stays away is reported with the client's last error.
 pub fn wait_reachable(settings: &Settings) -> Result<(), Error> {
-    let client = metadata_client(settings)?;
+    let client: BaseProducer<LastError> = super::client_config(&settings.kafka, Role::Admin)
+        .create_with_context(LastError::default())
+        .map_err(Error::client("metadata client"))?;
     let timeout = settings.pipeline.connect_timeout;
     let started = Instant::now();
     let mut pause = Duration::from_millis(100);
@@ -27,21 +51,24 @@ pub fn wait_reachable(settings: &Settings) -> Result<(), Error> {
         let attempt = left
             .min(Duration::from_secs(1))
             .max(Duration::from_millis(100));
-        match client.client().fetch_metadata(None, attempt) {
+        let e = match client.client().fetch_metadata(None, attempt) {
             Ok(_) => return Ok(()),
-            Err(source) if started.elapsed() + pause >= timeout => {
-                return Err(Error::Unreachable {
-                    bootstrap: settings.kafka.bootstrap_servers.clone(),
-                    timeout,
-                    source,
-                })
-            }
-            Err(e) => {
-                tracing::info!(error = %e, retry_in = ?pause, "Kafka does not answer yet");
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
+            Err(e) => e,
+        };
+        // Serves librdkafka's error events, which name the cause.
+        client.poll(Duration::ZERO);
+        let reason = client.context().0.lock().expect("last error lock").clone();
+        let reason = reason.unwrap_or_else(|| e.to_string());
+        if started.elapsed() + pause >= timeout {
+            return Err(Error::Unreachable {
+                bootstrap: settings.kafka.bootstrap_servers.clone(),
+                timeout,
+                reason,
+            });
         }
+        tracing::info!(%reason, retry_in = ?pause, "Kafka does not answer yet");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(2));
     }
 }
 

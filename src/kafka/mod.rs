@@ -237,14 +237,15 @@ fn native(e: &KafkaError) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The brokers did not answer within the time allowed.
-    #[error("cannot reach Kafka at {bootstrap} within {timeout:?}: {source}")]
+    #[error("cannot reach Kafka at {bootstrap} within {timeout:?}: {reason}")]
     Unreachable {
         /// Bootstrap servers.
         bootstrap: String,
         /// How long handoff tried.
         timeout: Duration,
-        /// The client's last error.
-        source: KafkaError,
+        /// librdkafka's last word on why (a TLS handshake or authentication failure names
+        /// itself here), else the metadata request's error.
+        reason: String,
     },
     /// A client could not be created or used.
     #[error("kafka {what}: {source}")]

@@ -99,29 +99,45 @@ pub fn records(n: usize, seed: u64, boost: f64, bad_every: usize) -> Vec<Sent> {
 /// consumer resuming from a commit point inside a batch would never see the rest of it. With one
 /// record per batch every commit point is a batch boundary.
 pub fn produce(bootstrap: &str, topic: &str, recs: &[Sent]) {
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .set("batch.num.messages", "1")
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
-    for r in recs {
-        let mut rec = BaseRecord::<[u8], [u8]>::to(topic)
-            .key(&r.key[..])
-            .payload(&r.bytes[..]);
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    rec = back;
-                    p.poll(Duration::from_millis(10));
+    Feeder::new(bootstrap).send(topic, recs);
+}
+
+/// One producer for many sends (a feeder thread keeps it), one record per batch.
+pub struct Feeder(BaseProducer);
+
+impl Feeder {
+    pub fn new(bootstrap: &str) -> Feeder {
+        Feeder(
+            ClientConfig::new()
+                .set("bootstrap.servers", bootstrap)
+                .set("enable.idempotence", "true")
+                .set("batch.num.messages", "1")
+                .set("linger.ms", "0")
+                .create()
+                .unwrap(),
+        )
+    }
+
+    /// Sends `recs` to `topic` and waits until they are delivered.
+    pub fn send(&self, topic: &str, recs: &[Sent]) {
+        let p = &self.0;
+        for r in recs {
+            let mut rec = BaseRecord::<[u8], [u8]>::to(topic)
+                .key(&r.key[..])
+                .payload(&r.bytes[..]);
+            loop {
+                match p.send(rec) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        rec = back;
+                        p.poll(Duration::from_millis(10));
+                    }
                 }
             }
+            p.poll(Duration::ZERO);
         }
-        p.poll(Duration::ZERO);
+        p.flush(Duration::from_secs(60)).unwrap();
     }
-    p.flush(Duration::from_secs(60)).unwrap();
 }
 
 /// Produces one record with headers.
@@ -390,4 +406,32 @@ pub fn escalations(bootstrap: &str, topic: &str) -> Vec<Escalation> {
         .iter()
         .map(|r| codec.decode(SchemaKind::Escalation, &r.payload).unwrap())
         .collect()
+}
+
+/// A short wall-clock drill: anomalous trades for the trader, who rejects every one.
+pub fn live_scenario(name: &str, duration: &str) -> String {
+    format!(
+        r#"name = "{name}"
+duration = "{duration}"
+seed = 5
+background_rate = 10.0
+
+[[bursts]]
+name = "anomalous trades"
+at = "2s"
+over = "4s"
+count = 30
+sessions = 10
+action_type = "trade.execute"
+request = "Sell ACME at market"
+[bursts.attributes]
+anomaly = "true"
+
+[responders.trader]
+ack_min = "1s"
+ack_max = "2s"
+decide_after = "1s"
+mix = "reject=1"
+"#
+    )
 }
