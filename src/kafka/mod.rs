@@ -139,6 +139,8 @@ const MEMBER_DEFAULTS: &[(&str, &str)] = &[
     // Stored offsets are committed every second: after a crash, at most about a second of work
     // is processed again.
     ("auto.commit.interval.ms", "1000"),
+    // Consumer lag per partition (handoff_consumer_lag_records) comes from these statistics.
+    ("statistics.interval.ms", "5000"),
 ];
 const PRODUCER_DEFAULTS: &[(&str, &str)] = &[("linger.ms", "5")];
 
