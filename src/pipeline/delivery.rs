@@ -64,7 +64,7 @@ pub struct Shared {
     pub tracker: Mutex<Tracker>,
     fatal: Mutex<Option<Fatal>>,
     /// The consumer thread, woken when room is made while it waits.
-    consumer: Mutex<Option<Thread>>,
+    consumer: std::sync::OnceLock<Thread>,
     /// Counters and metrics.
     pub stats: Arc<Stats>,
 }
@@ -76,7 +76,7 @@ impl Shared {
             queued: AtomicUsize::new(0),
             tracker: Mutex::new(Tracker::new()),
             fatal: Mutex::new(None),
-            consumer: Mutex::new(None),
+            consumer: std::sync::OnceLock::new(),
             stats,
         }
     }
@@ -100,12 +100,12 @@ impl Shared {
 
     /// Registers the calling thread as the consumer thread.
     pub fn register_consumer(&self) {
-        *self.consumer.lock().expect("consumer lock") = Some(std::thread::current());
+        let _ = self.consumer.set(std::thread::current());
     }
 
     /// Wakes the consumer thread if it waits for room.
     pub fn wake(&self) {
-        if let Some(t) = self.consumer.lock().expect("consumer lock").as_ref() {
+        if let Some(t) = self.consumer.get() {
             t.unpark();
         }
     }

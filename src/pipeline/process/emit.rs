@@ -36,7 +36,9 @@ impl Processor {
                     .map(|o| out.push(o)),
                 Effect::Escalation(role, x) => self.route(partition, role, *x, out, now_ms),
                 Effect::Review(item) => {
-                    self.fold(partition, REVIEW, *item, false, now_ms);
+                    // A processor without a drill twin is one: the twin, or `run --drill`.
+                    let drill = self.drill.is_none();
+                    self.fold(partition, REVIEW, *item, drill, now_ms);
                     Ok(())
                 }
                 _ => Ok(()),
