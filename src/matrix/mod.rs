@@ -3,6 +3,8 @@
 //! clock, so the stream, the offline tools, the benchmarks and the game-days run the very same
 //! decisions.
 
+mod compile;
+mod evaluate;
 mod keywords;
 mod pattern;
 mod spec;
@@ -16,7 +18,7 @@ pub use spec::{
 };
 pub use trigger::{Trigger, TriggerSet};
 
-use crate::event::{ActionStatus, AgentAction, CustomerTier, Level, RequiredAction, Tier};
+use crate::event::{AgentAction, CustomerTier, Level, RequiredAction, Tier};
 use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -302,151 +304,6 @@ impl Matrix {
         }
     }
 
-    fn compile(spec: MatrixSpec, source: MatrixSource) -> Result<Matrix, MatrixError> {
-        let version = spec.version();
-        let role_names: Vec<&String> = spec.roles.keys().collect();
-        let mask = |names: &[String]| {
-            RoleSet(names.iter().fold(0u64, |m, n| {
-                m | role_names
-                    .iter()
-                    .position(|r| *r == n)
-                    .map(|i| 1u64 << i)
-                    .unwrap_or(0)
-            }))
-        };
-        let outcomes = Trigger::ALL.map(|t| {
-            let o = &spec.outcomes[&t];
-            CompiledOutcome {
-                enabled: spec.enabled(t),
-                level: o.level,
-                roles: mask(&o.roles),
-                tier: o.tier,
-            }
-        });
-        let customer_roles = mask(&spec.triggers.policy_keyword.customer_roles);
-        let default_approvers = mask(&spec.approvals.roles);
-
-        // Every pattern named anywhere feeds the profile table.
-        let parse = |s: &String| Pattern::parse(s).expect("validated");
-        let levels: Vec<(Pattern, &spec::LevelRule)> =
-            spec.levels.iter().map(|r| (parse(&r.pattern), r)).collect();
-        let thresholds: Vec<(Pattern, f64)> = spec
-            .triggers
-            .low_confidence
-            .per_action
-            .iter()
-            .map(|r| (parse(&r.pattern), r.threshold))
-            .collect();
-        let limits: Vec<(Pattern, f64)> = spec
-            .triggers
-            .amount_limit
-            .per_action
-            .iter()
-            .map(|r| (parse(&r.pattern), r.limit))
-            .collect();
-        let facing: Vec<Pattern> = spec
-            .triggers
-            .high_value_customer
-            .actions
-            .iter()
-            .map(parse)
-            .collect();
-        let mut all: Vec<Pattern> = levels.iter().map(|(p, _)| p.clone()).collect();
-        all.extend(thresholds.iter().map(|(p, _)| p.clone()));
-        all.extend(limits.iter().map(|(p, _)| p.clone()));
-        all.extend(facing.iter().cloned());
-        let default_threshold = spec.triggers.low_confidence.threshold;
-        let default_limit = spec.triggers.amount_limit.limit;
-        let profiles = ProfileTable::build(&all, |a| {
-            let rule = most_specific(levels.iter().map(|(p, r)| (p, *r)), a);
-            Profile {
-                approvers: rule
-                    .and_then(|r| r.roles.as_deref())
-                    .map(&mask)
-                    .unwrap_or(default_approvers),
-                level: rule.map(|r| r.level),
-                templated: rule.and_then(|r| r.templated),
-                threshold: most_specific(thresholds.iter().map(|(p, v)| (p, *v)), a)
-                    .unwrap_or(default_threshold),
-                amount_limit: most_specific(limits.iter().map(|(p, v)| (p, *v)), a)
-                    .unwrap_or(default_limit),
-                customer_facing: facing.iter().any(|p| p.matches(a)),
-                fail_open: rule.and_then(|r| r.on_timeout) == Some(spec::OnTimeout::FailOpen),
-            }
-        });
-
-        let pk = &spec.triggers.policy_keyword;
-        let hr = &spec.triggers.human_requested;
-        let phrases = PhraseMatcher::new(
-            if pk.enabled { &pk.keywords } else { &[] },
-            &pk.fields,
-            if hr.enabled { &hr.phrases } else { &[] },
-            &hr.fields,
-        )
-        .map_err(|message| MatrixError::Invalid {
-            source_name: source.to_string(),
-            problems: Problems(vec![crate::problems::Problem {
-                path: "triggers.policy_keyword.keywords".into(),
-                message,
-            }]),
-        })?;
-
-        let roles = spec
-            .roles
-            .iter()
-            .map(|(name, r)| RoleView {
-                name: name.clone(),
-                view: r.view.clone().unwrap_or_else(|| name.clone()),
-                topic: r
-                    .topic
-                    .clone()
-                    .unwrap_or_else(|| format!("escalations.{name}")),
-                attributes: if r.attributes.iter().any(|a| a == "*") {
-                    None
-                } else {
-                    Some(r.attributes.clone())
-                },
-                hide: r.hide.clone(),
-                redact: r
-                    .redact
-                    .iter()
-                    .map(|n| {
-                        let re = regex::Regex::new(&spec.redaction[n]).expect("validated");
-                        (n.clone(), re)
-                    })
-                    .collect(),
-                escalate_to: r
-                    .escalate_to
-                    .as_ref()
-                    .and_then(|n| spec.roles.keys().position(|k| k == n)),
-            })
-            .collect();
-
-        // Action type families named by the matrix's levels: the bounded set used as a metric
-        // label (anything else is "other").
-        let mut families: Vec<String> = spec
-            .levels
-            .iter()
-            .filter_map(|r| r.pattern.split('.').next())
-            .filter(|f| *f != "*")
-            .map(str::to_string)
-            .collect();
-        families.sort();
-        families.dedup();
-        Ok(Matrix {
-            families,
-            version,
-            source,
-            profiles,
-            outcomes,
-            phrases,
-            customer_roles,
-            approvals_immediate: spec.approvals.tier == Tier::Immediate,
-            roles,
-            spec,
-        })
-    }
-
     /// The index of a role by name.
     pub fn role_index(&self, name: &str) -> Option<usize> {
         self.roles.iter().position(|r| r.name == name)
@@ -528,162 +385,6 @@ impl Matrix {
         d.as_millis().min(i64::MAX as u128) as i64
     }
 
-    /// Decides one event. Pure: the same event and session state always give the same
-    /// decision. The session state after the event is in [`Decision::session`].
-    pub fn evaluate(&self, event: &AgentAction, session: &SessionState) -> Decision {
-        let profile = self.profiles.get(&event.action_type);
-        let mut d = Decision {
-            level: Level::Execute,
-            base_level: Level::Execute,
-            triggers: TriggerSet::EMPTY,
-            flags: Vec::new(),
-            roles: RoleSet::default(),
-            immediate: RoleSet::default(),
-            required_action: None,
-            retention_risk: false,
-            session: SessionState {
-                consecutive_low: 0,
-                turns: session.turns.saturating_add(1),
-                last_event_ms: event.timestamp_ms.max(session.last_event_ms),
-            },
-        };
-        let base = match profile.level {
-            Some(l) if event.template_id.is_some() => profile.templated.unwrap_or(l),
-            Some(l) => l,
-            None => self.outcomes[Trigger::UnknownAction as usize].level,
-        };
-        d.base_level = base;
-        d.level = base;
-        if profile.level.is_some() && base.needs_human() {
-            // The action type itself needs approval: its approvers are always asked.
-            d.roles.0 |= profile.approvers.0;
-            if self.approvals_immediate {
-                d.immediate.0 |= profile.approvers.0;
-            }
-        }
-
-        // low_confidence, and the session streak it feeds.
-        let below = event.confidence < profile.threshold;
-        if below {
-            d.session.consecutive_low = session.consecutive_low.saturating_add(1);
-            self.fire(
-                &mut d,
-                Trigger::LowConfidence,
-                Detail::Confidence {
-                    value: event.confidence,
-                    threshold: profile.threshold,
-                },
-            );
-        }
-
-        // policy_keyword and human_requested: one scan.
-        if !self.phrases.is_empty() {
-            let (policy, human) = self.phrases.scan([
-                Some(&event.request),
-                Some(&event.summary),
-                event.output.as_deref(),
-                event.user_message.as_deref(),
-            ]);
-            if !policy.is_empty() {
-                self.fire(&mut d, Trigger::PolicyKeyword, Detail::Phrases(policy));
-                if event.customer.is_some() {
-                    d.roles.0 |= self.customer_roles.0;
-                    if self.outcomes[Trigger::PolicyKeyword as usize].tier == Tier::Immediate {
-                        d.immediate.0 |= self.customer_roles.0;
-                    }
-                }
-            }
-            if !human.is_empty() {
-                self.fire(&mut d, Trigger::HumanRequested, Detail::Phrases(human));
-            }
-        }
-
-        let mo = &self.spec.triggers.multiple_options;
-        if event.options.len() >= mo.min_options {
-            self.fire(
-                &mut d,
-                Trigger::MultipleOptions,
-                Detail::Options(event.options.len()),
-            );
-        }
-        if event.status == ActionStatus::Failed {
-            self.fire(&mut d, Trigger::TaskFailure, Detail::Failure);
-        }
-        if let Some(c) = &event.customer {
-            let hv = &self.spec.triggers.high_value_customer;
-            if profile.customer_facing && hv.tiers.contains(&c.tier) {
-                d.retention_risk = c.prior_complaints >= hv.retention_risk_complaints;
-                self.fire(
-                    &mut d,
-                    Trigger::HighValueCustomer,
-                    Detail::Customer {
-                        tier: c.tier,
-                        complaints: c.prior_complaints,
-                    },
-                );
-            }
-        }
-        if let Some(amount) = event.amount {
-            if amount > profile.amount_limit {
-                self.fire(
-                    &mut d,
-                    Trigger::AmountLimit,
-                    Detail::Amount {
-                        amount,
-                        limit: profile.amount_limit,
-                    },
-                );
-            }
-        }
-        if !event.reversible {
-            self.fire(&mut d, Trigger::Irreversible, Detail::None);
-        }
-        if event.affects_others {
-            self.fire(&mut d, Trigger::AffectsOthers, Detail::None);
-        }
-        let cl = &self.spec.triggers.consecutive_low_confidence;
-        let streak = d.session.consecutive_low;
-        if streak >= cl.turns {
-            self.fire(
-                &mut d,
-                Trigger::ConsecutiveLowConfidence,
-                Detail::Streak {
-                    turns: streak,
-                    threshold: profile.threshold,
-                },
-            );
-        }
-        if let Some(v) = event.attributes.get(&self.spec.triggers.anomaly.attribute) {
-            if is_set(v) {
-                self.fire(&mut d, Trigger::Anomaly, Detail::Anomaly);
-            }
-        }
-        if profile.level.is_none() {
-            self.fire(&mut d, Trigger::UnknownAction, Detail::None);
-        }
-
-        if d.flags.len() > 1 {
-            d.flags.sort_by_key(|f| f.trigger);
-        }
-        d.required_action = required_action(&d);
-        d
-    }
-
-    #[inline]
-    fn fire(&self, d: &mut Decision, t: Trigger, detail: Detail) {
-        let o = &self.outcomes[t as usize];
-        if !o.enabled {
-            return;
-        }
-        d.triggers.insert(t);
-        d.flags.push(Flag { trigger: t, detail });
-        d.level = d.level.max(o.level);
-        d.roles.0 |= o.roles.0;
-        if o.tier == Tier::Immediate {
-            d.immediate.0 |= o.roles.0;
-        }
-    }
-
     /// A one-line explanation of a flag, for people.
     pub fn describe(&self, flag: &Flag, event: &AgentAction) -> String {
         match &flag.detail {
@@ -760,24 +461,4 @@ impl Matrix {
             },
         }
     }
-}
-
-fn is_set(v: &str) -> bool {
-    let v = v.trim();
-    !(v.is_empty() || v.eq_ignore_ascii_case("none") || v.eq_ignore_ascii_case("false") || v == "0")
-}
-
-fn required_action(d: &Decision) -> Option<RequiredAction> {
-    if d.roles.is_empty() {
-        return None;
-    }
-    Some(match d.level {
-        Level::HardStop => RequiredAction::Decide,
-        Level::AskFirst if d.triggers.contains(Trigger::MultipleOptions) => RequiredAction::Choose,
-        Level::AskFirst if d.triggers.contains(Trigger::TaskFailure) => {
-            RequiredAction::Troubleshoot
-        }
-        Level::AskFirst => RequiredAction::Approve,
-        Level::Execute | Level::ExecuteLog => RequiredAction::Review,
-    })
 }
