@@ -296,90 +296,114 @@ pub fn run_rule_tests(
     let mut problems = Problems::default();
     let tests: Option<RuleTests> = problems.take(&value, "");
     let tests = tests.ok_or_else(|| read_err(problems.to_string()))?;
-    let matrix = match (matrix_override, &tests.matrix) {
-        (Some(m), _) => Matrix::from_file(m)?,
-        (None, Some(rel)) => {
-            let base = path.parent().unwrap_or(Path::new("."));
-            Matrix::from_file(&base.join(rel))?
-        }
-        (None, None) => Matrix::default_matrix()?,
-    };
-    let mut results = Vec::new();
-    for (ci, case) in tests.cases.iter().enumerate() {
-        let mut diffs = Vec::new();
-        let mut sessions = SessionStore::new();
-        let mut last: Option<Plan> = None;
-        for (ei, overrides) in case.events.iter().enumerate() {
-            let mut merged = tests.base_event.clone();
-            for (k, v) in overrides {
-                merged.insert(k.clone(), v.clone());
-            }
-            merged
-                .entry("action_id")
-                .or_insert_with(|| Value::String(format!("case{ci}-event{ei}")));
-            let text = Value::Object(merged).to_string();
-            match codec.decode_action_json(&text) {
-                Ok(event) => last = Some(decide(&matrix, &mut sessions, &event)),
-                Err(e) => {
-                    diffs.push(format!("events[{ei}]: {e}"));
-                    last = None;
-                    break;
-                }
-            }
-        }
-        match last {
-            None if diffs.is_empty() => diffs.push("the case has no events".into()),
-            None => {}
-            Some(plan) => {
-                let v = &plan.verdict;
-                let ex = &case.expect;
-                if let Some(l) = ex.level {
-                    if l != v.level {
-                        diffs.push(format!(
-                            "level: expected {}, got {}",
-                            l.as_str(),
-                            v.level.as_str()
-                        ));
-                    }
-                }
-                if let Some(t) = &ex.triggers {
-                    diffs.extend(set_diff("triggers", t, &v.triggers));
-                }
-                if let Some(r) = &ex.roles {
-                    diffs.extend(set_diff("roles", r, &v.roles));
-                }
-                let tier = plan.escalations.iter().map(|(_, e)| e.tier).max();
-                if let Some(t) = ex.tier {
-                    let got = match tier {
-                        None => TierExpect::None,
-                        Some(Tier::Warm) => TierExpect::Warm,
-                        Some(Tier::Immediate) => TierExpect::Immediate,
-                    };
-                    if got != t {
-                        diffs.push(format!("tier: expected {t:?}, got {got:?}").to_lowercase());
-                    }
-                }
-                if let Some(ra) = ex.required_action {
-                    let got = plan.escalations.first().map(|(_, e)| e.required_action);
-                    if got != Some(ra) {
-                        diffs.push(format!(
-                            "required_action: expected {}, got {}",
-                            ra.as_str(),
-                            got.map(|g| g.as_str()).unwrap_or("none")
-                        ));
-                    }
-                }
-            }
-        }
-        results.push(CaseResult {
+    let matrix = rule_matrix(path, matrix_override, &tests)?;
+    let results = tests
+        .cases
+        .iter()
+        .enumerate()
+        .map(|(ci, case)| CaseResult {
             name: case.name.clone(),
             index: ci,
-            diffs,
-        });
-    }
+            diffs: run_case(&matrix, codec, &tests.base_event, ci, case),
+        })
+        .collect();
     Ok(RuleReport {
         path: path.to_path_buf(),
         rule_version: matrix.version().to_string(),
         cases: results,
     })
+}
+
+/// The matrix under test: `--matrix`, else the file's own (relative to it), else the default.
+fn rule_matrix(
+    path: &Path,
+    matrix_override: Option<&Path>,
+    tests: &RuleTests,
+) -> Result<Matrix, MatrixError> {
+    match (matrix_override, &tests.matrix) {
+        (Some(m), _) => Matrix::from_file(m),
+        (None, Some(rel)) => {
+            let base = path.parent().unwrap_or(Path::new("."));
+            Matrix::from_file(&base.join(rel))
+        }
+        (None, None) => Matrix::default_matrix(),
+    }
+}
+
+/// Runs case `ci` in a fresh session: its differences from what it expects.
+fn run_case(
+    matrix: &Matrix,
+    codec: &Codec,
+    base_event: &serde_json::Map<String, Value>,
+    ci: usize,
+    case: &RuleCase,
+) -> Vec<String> {
+    let mut diffs = Vec::new();
+    let mut sessions = SessionStore::new();
+    let mut last: Option<Plan> = None;
+    for (ei, overrides) in case.events.iter().enumerate() {
+        let mut merged = base_event.clone();
+        for (k, v) in overrides {
+            merged.insert(k.clone(), v.clone());
+        }
+        merged
+            .entry("action_id")
+            .or_insert_with(|| Value::String(format!("case{ci}-event{ei}")));
+        let text = Value::Object(merged).to_string();
+        match codec.decode_action_json(&text) {
+            Ok(event) => last = Some(decide(matrix, &mut sessions, &event)),
+            Err(e) => {
+                diffs.push(format!("events[{ei}]: {e}"));
+                last = None;
+                break;
+            }
+        }
+    }
+    match last {
+        None if diffs.is_empty() => diffs.push("the case has no events".into()),
+        None => {}
+        Some(plan) => expect_diffs(&case.expect, &plan, &mut diffs),
+    }
+    diffs
+}
+
+/// Adds a line per field of `ex` the decision `plan` does not match.
+fn expect_diffs(ex: &Expect, plan: &Plan, diffs: &mut Vec<String>) {
+    let v = &plan.verdict;
+    if let Some(l) = ex.level {
+        if l != v.level {
+            diffs.push(format!(
+                "level: expected {}, got {}",
+                l.as_str(),
+                v.level.as_str()
+            ));
+        }
+    }
+    if let Some(t) = &ex.triggers {
+        diffs.extend(set_diff("triggers", t, &v.triggers));
+    }
+    if let Some(r) = &ex.roles {
+        diffs.extend(set_diff("roles", r, &v.roles));
+    }
+    let tier = plan.escalations.iter().map(|(_, e)| e.tier).max();
+    if let Some(t) = ex.tier {
+        let got = match tier {
+            None => TierExpect::None,
+            Some(Tier::Warm) => TierExpect::Warm,
+            Some(Tier::Immediate) => TierExpect::Immediate,
+        };
+        if got != t {
+            diffs.push(format!("tier: expected {t:?}, got {got:?}").to_lowercase());
+        }
+    }
+    if let Some(ra) = ex.required_action {
+        let got = plan.escalations.first().map(|(_, e)| e.required_action);
+        if got != Some(ra) {
+            diffs.push(format!(
+                "required_action: expected {}, got {}",
+                ra.as_str(),
+                got.map(|g| g.as_str()).unwrap_or("none")
+            ));
+        }
+    }
 }

@@ -98,6 +98,14 @@ impl AgentAction {
     /// Checks every field the matrix relies on. The first problem found is returned, naming
     /// the field and its value.
     pub fn validate(&self, limits: &EventLimits) -> Result<(), EventError> {
+        self.validate_identity()?;
+        self.validate_texts(limits)?;
+        self.validate_money()?;
+        self.validate_customer()
+    }
+
+    /// Ids, time, action type and confidence.
+    fn validate_identity(&self) -> Result<(), EventError> {
         non_empty("action_id", &self.action_id)?;
         non_empty("session_id", &self.session_id)?;
         non_empty("agent_id", &self.agent_id)?;
@@ -122,6 +130,11 @@ impl AgentAction {
                 "must be a number between 0 and 1",
             ));
         }
+        Ok(())
+    }
+
+    /// Text fields, options and attributes against the size limits.
+    fn validate_texts(&self, limits: &EventLimits) -> Result<(), EventError> {
         text("request", &self.request, limits)?;
         text("summary", &self.summary, limits)?;
         for (field, value) in [
@@ -153,6 +166,11 @@ impl AgentAction {
         for v in self.attributes.values() {
             text("attributes", v, limits)?;
         }
+        Ok(())
+    }
+
+    /// Amount and currency.
+    fn validate_money(&self) -> Result<(), EventError> {
         if let Some(amount) = self.amount {
             if !(amount.is_finite() && amount >= 0.0) {
                 return Err(invalid(
@@ -171,6 +189,11 @@ impl AgentAction {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The customer, when given.
+    fn validate_customer(&self) -> Result<(), EventError> {
         if let Some(customer) = &self.customer {
             non_empty("customer.id", &customer.id)?;
             if customer.prior_complaints < 0 {

@@ -194,25 +194,7 @@ pub fn replay(
         .unwrap_or_default();
     let source_parts = source::partitions(settings, &opts.from)?;
     let records = merge(source::read(settings, &opts.from, opts.range, &resume)?);
-    // The target: created like the source, or checked against it.
-    match source::partitions(settings, &opts.to) {
-        Ok(p) if p.len() != source_parts.len() => {
-            return Err(ReplayError::Partitions {
-                from: opts.from.clone(),
-                source_partitions: source_parts.len(),
-                to: opts.to.clone(),
-                target: p.len(),
-            })
-        }
-        Ok(_) => {}
-        Err(SourceError::MissingTopic(..)) => {
-            let mut s = settings.clone();
-            s.kafka.partitions = source_parts.len() as i32;
-            crate::kafka::admin::ensure_topics_blocking(&s, std::slice::from_ref(&opts.to))
-                .map_err(|e| ReplayError::Checkpoint(PathBuf::from(&opts.to), e.to_string()))?;
-        }
-        Err(e) => return Err(e.into()),
-    }
+    ensure_target(settings, opts, source_parts.len())?;
     let producer: BaseProducer =
         crate::kafka::client_config(&settings.kafka, crate::kafka::Role::Producer)
             .create()
@@ -224,14 +206,58 @@ pub fn replay(
         to_ms: opts.range.to_ms,
         ..Default::default()
     });
-    let total = records.len() as u64;
     let t0 = records.first().map_or(0, |r| r.timestamp_ms);
     let span = records.last().map_or(0, |r| r.timestamp_ms) - t0;
+    let copied = copy(&producer, opts, &records, cp, &mut progress)?;
+    Ok(ReplayReport {
+        copied,
+        resumed,
+        elapsed: started.elapsed(),
+        recorded_span_ms: span,
+    })
+}
+
+/// The target: created like the source, or checked against it.
+fn ensure_target(
+    settings: &Settings,
+    opts: &ReplayOptions,
+    source_partitions: usize,
+) -> Result<(), ReplayError> {
+    match source::partitions(settings, &opts.to) {
+        Ok(p) if p.len() != source_partitions => Err(ReplayError::Partitions {
+            from: opts.from.clone(),
+            source_partitions,
+            to: opts.to.clone(),
+            target: p.len(),
+        }),
+        Ok(_) => Ok(()),
+        Err(SourceError::MissingTopic(..)) => {
+            let mut s = settings.clone();
+            s.kafka.partitions = source_partitions as i32;
+            crate::kafka::admin::ensure_topics_blocking(&s, std::slice::from_ref(&opts.to))
+                .map_err(|e| ReplayError::Checkpoint(PathBuf::from(&opts.to), e.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Produces the merged records to the target at the chosen speed, saving progress about once
+/// a second and at the end. Returns how many were copied.
+fn copy(
+    producer: &BaseProducer,
+    opts: &ReplayOptions,
+    records: &[Recorded],
+    cp: &mut Checkpoint,
+    progress: &mut impl FnMut(u64, u64),
+) -> Result<u64, ReplayError> {
+    let kafka_err = |e| ReplayError::Kafka(opts.to.clone(), e);
+    let total = records.len() as u64;
+    let t0 = records.first().map_or(0, |r| r.timestamp_ms);
     let begin = Instant::now();
     let mut last_save = Instant::now();
     let mut copied = 0u64;
     let mut pending: BTreeMap<i32, i64> = BTreeMap::new();
-    for r in &records {
+    for r in records {
         if let Speed::Factor(f) = opts.speed {
             let due = Duration::from_secs_f64(((r.timestamp_ms - t0).max(0) as f64 / 1000.0) / f);
             if let Some(wait) = due.checked_sub(begin.elapsed()) {
@@ -239,43 +265,21 @@ pub fn replay(
                 std::thread::sleep(wait);
             }
         }
-        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len() + 2);
-        for (k, v) in &r.headers {
-            if k != DRILL_HEADER && k != ORIGINAL_TS_HEADER {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v),
-                });
-            }
-        }
-        let ts = r.timestamp_ms.to_string();
-        headers = headers
-            .insert(Header {
-                key: DRILL_HEADER,
-                value: Some("true"),
-            })
-            .insert(Header {
-                key: ORIGINAL_TS_HEADER,
-                value: Some(&ts),
-            });
         let mut record = BaseRecord::<[u8], [u8]>::to(&opts.to)
             .partition(r.partition)
-            .headers(headers);
+            .headers(drill_headers(r));
         if let Some(k) = &r.key {
             record = record.key(&k[..]);
         }
         if let Some(p) = &r.payload {
             record = record.payload(&p[..]);
         }
-        super::send_waiting(&producer, record)
-            .map_err(|e| ReplayError::Kafka(opts.to.clone(), e))?;
+        super::send_waiting(producer, record).map_err(kafka_err)?;
         pending.insert(r.partition, r.offset + 1);
         copied += 1;
         if last_save.elapsed() > Duration::from_secs(1) {
             // Saved progress only covers delivered records.
-            producer
-                .flush(Duration::from_secs(60))
-                .map_err(|e| ReplayError::Kafka(opts.to.clone(), e))?;
+            producer.flush(Duration::from_secs(60)).map_err(kafka_err)?;
             cp.next.extend(pending.iter().map(|(p, o)| (*p, *o)));
             if let Some(path) = &opts.checkpoint {
                 save_checkpoint(path, cp)?;
@@ -284,21 +288,37 @@ pub fn replay(
             progress(copied, total);
         }
     }
-    producer
-        .flush(Duration::from_secs(60))
-        .map_err(|e| ReplayError::Kafka(opts.to.clone(), e))?;
+    producer.flush(Duration::from_secs(60)).map_err(kafka_err)?;
     cp.next.extend(pending);
     cp.done = true;
     if let Some(path) = &opts.checkpoint {
         save_checkpoint(path, cp)?;
     }
     progress(copied, total);
-    Ok(ReplayReport {
-        copied,
-        resumed,
-        elapsed: started.elapsed(),
-        recorded_span_ms: span,
-    })
+    Ok(copied)
+}
+
+/// A recorded record's headers, marked as a drill and carrying its original timestamp.
+fn drill_headers(r: &Recorded) -> OwnedHeaders {
+    let mut headers = OwnedHeaders::new_with_capacity(r.headers.len() + 2);
+    for (k, v) in &r.headers {
+        if k != DRILL_HEADER && k != ORIGINAL_TS_HEADER {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v),
+            });
+        }
+    }
+    let ts = r.timestamp_ms.to_string();
+    headers
+        .insert(Header {
+            key: DRILL_HEADER,
+            value: Some("true"),
+        })
+        .insert(Header {
+            key: ORIGINAL_TS_HEADER,
+            value: Some(&ts),
+        })
 }
 
 #[cfg(test)]

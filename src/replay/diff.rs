@@ -73,8 +73,16 @@ impl DiffReport {
 
     /// A Markdown report with up to `examples` changed events.
     pub fn markdown(&self, examples: usize) -> String {
-        use std::fmt::Write;
         let mut s = String::new();
+        self.write_summary(&mut s);
+        self.write_tables(&mut s);
+        self.write_examples(&mut s, examples);
+        s
+    }
+
+    /// The headline: versions, how many decisions change, escalation rates, relaxed stops.
+    fn write_summary(&self, s: &mut String) {
+        use std::fmt::Write;
         let (old, new) = self.escalation_rates();
         let _ = writeln!(
             s,
@@ -109,6 +117,11 @@ impl DiffReport {
                     .join(", ")
             );
         }
+    }
+
+    /// The tables: level changes, then counts by role and by trigger.
+    fn write_tables(&self, s: &mut String) {
+        use std::fmt::Write;
         if !self.transitions.is_empty() {
             let _ = writeln!(s, "| level change | events |\n|---|---:|");
             for (t, n) in &self.transitions {
@@ -136,6 +149,11 @@ impl DiffReport {
             }
             s.push('\n');
         }
+    }
+
+    /// Up to `examples` changed decisions.
+    fn write_examples(&self, s: &mut String, examples: usize) {
+        use std::fmt::Write;
         if !self.changes.is_empty() && examples > 0 {
             let _ = writeln!(
                 s,
@@ -158,7 +176,6 @@ impl DiffReport {
                 );
             }
         }
-        s
     }
 }
 

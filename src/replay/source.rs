@@ -116,8 +116,30 @@ pub fn read(
         source: Box::new(e),
     })?;
     let timeout = settings.pipeline.connect_timeout;
+    let high = assign_range(&c, topic, &parts, range, resume, timeout)?;
+    let mut out = read_to_high(&c, topic, &parts, range, &high)?;
+    out.sort_by_key(|r| (r.partition, r.offset));
+    if out.is_empty() && resume.is_empty() {
+        return Err(SourceError::Empty {
+            topic: topic.into(),
+            range: range.describe(),
+        });
+    }
+    Ok(out)
+}
+
+/// Assigns every partition from the range's start (or the resumed offset); returns each
+/// partition's high watermark.
+fn assign_range(
+    c: &BaseConsumer,
+    topic: &str,
+    parts: &[i32],
+    range: Range,
+    resume: &HashMap<i32, i64>,
+    timeout: Duration,
+) -> Result<HashMap<i32, i64>, SourceError> {
     let mut starts = TopicPartitionList::new();
-    for &p in &parts {
+    for &p in parts {
         let _ = starts.add_partition_offset(
             topic,
             p,
@@ -150,6 +172,18 @@ pub fn read(
         let _ = assign.add_partition_offset(topic, p, start);
     }
     c.assign(&assign).map_err(|source| kafka(topic, source))?;
+    Ok(high)
+}
+
+/// Polls until every partition reached its high watermark (or the range's end) and a second
+/// passed quietly; keeps the records within the range.
+fn read_to_high(
+    c: &BaseConsumer,
+    topic: &str,
+    parts: &[i32],
+    range: Range,
+    high: &HashMap<i32, i64>,
+) -> Result<Vec<Recorded>, SourceError> {
     let mut out = Vec::new();
     let mut next: HashMap<i32, i64> = HashMap::new();
     let mut done: HashMap<i32, bool> = HashMap::new();
@@ -178,35 +212,33 @@ pub fn read(
                 if !range.contains(ts) {
                     continue;
                 }
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.push(Recorded {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    timestamp_ms: ts,
-                    key: m.key().map(<[u8]>::to_vec),
-                    payload: m.payload().map(<[u8]>::to_vec),
-                    headers,
-                });
+                out.push(recorded(&m, ts));
             }
             Some(Err(source)) => return Err(kafka(topic, source)),
             None => {}
         }
     }
-    out.sort_by_key(|r| (r.partition, r.offset));
-    if out.is_empty() && resume.is_empty() {
-        return Err(SourceError::Empty {
-            topic: topic.into(),
-            range: range.describe(),
-        });
-    }
     Ok(out)
+}
+
+/// A consumed message as recorded.
+fn recorded(m: &impl Message, ts: i64) -> Recorded {
+    let headers = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Recorded {
+        partition: m.partition(),
+        offset: m.offset(),
+        timestamp_ms: ts,
+        key: m.key().map(<[u8]>::to_vec),
+        payload: m.payload().map(<[u8]>::to_vec),
+        headers,
+    }
 }
 
 fn kafka(topic: &str, source: rdkafka::error::KafkaError) -> SourceError {

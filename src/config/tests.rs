@@ -1,0 +1,131 @@
+use super::*;
+
+#[test]
+fn librdkafka_properties_are_checked_with_every_other_problem_before_connecting() {
+    let dir = std::env::temp_dir().join(format!("handoff-props-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("run.toml");
+    std::fs::write(
+        &f,
+        "[kafka]\ngroup_id = \"\"\n[kafka.producer]\n\"linger.msec\" = 5\n\
+         [kafka.consumer]\n\"enable.auto.commit\" = false\n",
+    )
+    .unwrap();
+    let e = Settings::load_with_env(Some(&f), Vec::new()).unwrap_err();
+    let text = e.to_string();
+    for needle in [
+        "kafka.group_id",
+        "kafka.producer.linger.msec",
+        "kafka.consumer.enable.auto.commit",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn environment_overrides_the_file_which_overrides_defaults() {
+    let dir = std::env::temp_dir().join(format!("handoff-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("run.toml");
+    std::fs::write(
+        &f,
+        "[kafka]\nbootstrap_servers = \"file:9092\"\ngroup_id = \"from-file\"\n\
+         [kafka.consumer]\n\"fetch.min.bytes\" = 1\n[pipeline]\nmax_in_flight = 10\n",
+    )
+    .unwrap();
+    let env = vec![
+        (
+            "HANDOFF_KAFKA__GROUP_ID".to_string(),
+            "from-env".to_string(),
+        ),
+        (
+            "HANDOFF_PIPELINE__SHUTDOWN_DEADLINE".to_string(),
+            "7s".to_string(),
+        ),
+        ("OTHER_VAR".to_string(), "ignored".to_string()),
+    ];
+    let s = Settings::load_with_env(Some(&f), env).unwrap();
+    assert_eq!(s.kafka.bootstrap_servers, "file:9092");
+    assert_eq!(s.kafka.group_id, "from-env");
+    assert_eq!(s.pipeline.shutdown_deadline, Duration::from_secs(7));
+    assert_eq!(s.pipeline.max_in_flight, 10);
+    assert_eq!(s.kafka.consumer["fetch.min.bytes"], "1");
+    assert_eq!(s.topics.input, "agent.actions", "defaults fill the rest");
+}
+
+#[test]
+fn human_loop_settings_are_checked_and_every_problem_named() {
+    let mut s = Settings::default();
+    s.topics.decisions = s.topics.input.clone();
+    s.topics.review = s.topics.verdicts.clone();
+    s.pipeline.timer_tick = Duration::from_millis(1);
+    s.pipeline.state_retention = Duration::from_secs(5);
+    let mut problems = Problems::default();
+    s.validate(&mut problems);
+    let text = problems.to_string();
+    for field in [
+        "topics.decisions",
+        "pipeline.timer_tick",
+        "pipeline.state_retention",
+    ] {
+        assert!(text.contains(field), "{field} missing in:\n{text}");
+    }
+    assert!(
+        text.contains("\"agent.actions\" is also the input topic"),
+        "{text}"
+    );
+    assert!(
+        text.contains("topics.review: \"agent.verdicts\" is also topics.verdicts"),
+        "{text}"
+    );
+}
+
+#[test]
+fn drill_settings_put_every_topic_under_drill_and_their_own_group() {
+    let d = Settings::default().drill();
+    let t = &d.topics;
+    for name in [
+        &t.input,
+        &t.verdicts,
+        &t.dead_letter,
+        &t.decisions,
+        &t.changelog,
+        &t.review,
+    ] {
+        assert!(name.starts_with(DRILL_PREFIX), "{name}");
+    }
+    assert_eq!(t.role_prefix, DRILL_PREFIX);
+    assert!(d.is_drill() && !Settings::default().is_drill());
+    assert_eq!(d.kafka.group_id, "handoff-drill");
+    assert_eq!(d.drill(), d, "drilling twice changes nothing");
+}
+
+#[test]
+fn a_bad_environment_value_is_named() {
+    let env = vec![(
+        "HANDOFF_PIPELINE__MAX_IN_FLIGHT".to_string(),
+        "lots".to_string(),
+    )];
+    let e = Settings::load_with_env(None, env).unwrap_err().to_string();
+    assert!(e.contains("pipeline") && e.contains("lots"), "{e}");
+}
+
+#[test]
+fn secrets_are_masked() {
+    let mut s = Settings::default();
+    s.kafka
+        .common
+        .insert("sasl.password".into(), "pw-123".into());
+    s.kafka
+        .producer
+        .insert("ssl.key.password".into(), "k-456".into());
+    let text = s.redacted();
+    assert!(
+        !text.contains("pw-123") && !text.contains("k-456"),
+        "{text}"
+    );
+    assert_eq!(
+        redact_message("failed: sasl.password=pw-123 x=y"),
+        "failed: sasl.password=*** x=y"
+    );
+}
