@@ -149,10 +149,11 @@ impl Consuming {
         let flushed = self.producer.flush(Timeout::After(left())).is_ok();
         let committed = self.commit_within(left());
         let in_flight = self.shared.in_flight();
-        self.consumer
-            .context()
-            .closing
-            .store(true, Ordering::Release);
+        let ctx = self.consumer.context();
+        ctx.closing.store(true, Ordering::Release);
+        // The workers stop once their queues close (the context's senders and ours).
+        ctx.workers.lock().expect("workers lock").clear();
+        drop(self.senders);
         close_within(self.consumer, left().max(Duration::from_millis(500)));
         Stopped {
             drained,

@@ -129,6 +129,14 @@ impl GroupContext {
         };
         let parts = of(&self.input_topic);
         let decisions = of(&self.decisions_topic);
+        {
+            // Whatever the tracker still holds of these partitions is from an earlier
+            // assignment: their records will be read again from the committed offset.
+            let mut tracker = self.shared.tracker.lock().expect("tracker lock");
+            for el in tpl.elements() {
+                tracker.forget(self.slot(el.topic(), el.partition()));
+            }
+        }
         if parts != decisions {
             tracing::warn!(input = ?parts, decisions = ?decisions, "input and decision partitions differ: decisions for another member's partitions are ignored there (use the range assignor)");
         }

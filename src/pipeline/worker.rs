@@ -204,20 +204,23 @@ impl<S: Stage> Worker<S> {
         {
             Ok(o) => o,
             Err(e) => {
-                // Nothing of this record is sent; the commit point stays before it.
-                self.shared.fail(Fatal::Stage(e.to_string()));
+                // Nothing of this record is sent: it is recorded as a failed delivery, which
+                // pins its partition's commit point before it for good.
+                let slot = self.slot(msg);
+                self.shared
+                    .tracker
+                    .lock()
+                    .expect("tracker lock")
+                    .dispatched(slot, msg.offset(), 1, 0);
+                let tok = Token::new(slot, msg.offset());
+                self.shared.not_queued(tok, Fatal::Stage(e.to_string()));
                 return;
             }
         };
         counts.records += 1;
         counts.outputs += self.outputs.len() as u64;
         self.count(&outcome, msg, started, counts);
-        let source = if msg.topic() == self.env.input_topic {
-            Source::Actions
-        } else {
-            Source::Decisions
-        };
-        let slot = Slot::new(source, msg.partition());
+        let slot = self.slot(msg);
         // Latency is measured from the record's Kafka timestamp when it has one (the moment
         // it was produced), else from the event's own time.
         let event_ms = match (msg.timestamp().to_millis(), &outcome) {
@@ -232,6 +235,16 @@ impl<S: Stage> Worker<S> {
             .expect("tracker lock")
             .dispatched(slot, msg.offset(), self.outputs.len() as u32, event_ms);
         self.send_all(Token::new(slot, msg.offset()));
+    }
+
+    /// The tracker's slot of a record.
+    fn slot(&self, msg: &OwnedMessage) -> Slot {
+        let source = if msg.topic() == self.env.input_topic {
+            Source::Actions
+        } else {
+            Source::Decisions
+        };
+        Slot::new(source, msg.partition())
     }
 
     fn count(

@@ -243,11 +243,6 @@ impl Processor {
         }
     }
 
-    /// Rate limits and digests, to share.
-    pub fn digests(&self) -> Arc<Mutex<Digests>> {
-        self.digests.clone()
-    }
-
     /// The state of a partition, if held.
     pub fn state(&self, partition: i32) -> Option<&PartitionState> {
         self.states.get(&partition)
