@@ -57,7 +57,6 @@ impl Stage for Passthrough {
         Ok(Outcome::Decided {
             level: Level::Execute,
             family: 0,
-            roles: vec![],
             triggers: vec![],
             event_ms: 0,
         })

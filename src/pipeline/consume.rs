@@ -12,7 +12,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::Producer;
 use rdkafka::util::Timeout;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::TopicPartitionList;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -66,8 +66,8 @@ impl Consuming {
             if stop.load(Ordering::Acquire) {
                 return None;
             }
-            if let Some(f) = self.shared.fatal() {
-                return Some(f);
+            if self.shared.failed() {
+                return self.shared.fatal();
             }
             for slot in ctx.revoked.lock().expect("revoked lock").drain(..) {
                 stored.remove(&slot);
@@ -108,26 +108,16 @@ impl Consuming {
 
     /// Every partition's commit point, as a list for the consumer.
     fn commit_list(&self, only_changed: Option<&mut HashMap<Slot, i64>>) -> TopicPartitionList {
-        let ctx = self.consumer.context();
-        let points = self
+        let mut points = self
             .shared
             .tracker
             .lock()
             .expect("tracker lock")
             .commit_points();
-        let mut tpl = TopicPartitionList::new();
-        let mut stored = only_changed;
-        for (slot, point) in points {
-            if let Some(s) = stored.as_deref_mut() {
-                if s.get(&slot) == Some(&point) {
-                    continue;
-                }
-                s.insert(slot, point);
-            }
-            let _ =
-                tpl.add_partition_offset(ctx.topic(slot), slot.partition, Offset::Offset(point));
+        if let Some(stored) = only_changed {
+            points.retain(|(slot, point)| stored.insert(*slot, *point) != Some(*point));
         }
-        tpl
+        self.consumer.context().offsets(points)
     }
 
     /// Stores the commit points that moved; librdkafka commits stored offsets every second.

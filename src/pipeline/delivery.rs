@@ -63,6 +63,8 @@ pub struct Shared {
     /// Outputs in flight per input offset.
     pub tracker: Mutex<Tracker>,
     fatal: Mutex<Option<Fatal>>,
+    /// Set with `fatal`: a lock-free check for the per-record paths.
+    failed: std::sync::atomic::AtomicBool,
     /// The consumer thread, woken when room is made while it waits.
     consumer: std::sync::OnceLock<Thread>,
     /// Counters and metrics.
@@ -76,6 +78,7 @@ impl Shared {
             queued: AtomicUsize::new(0),
             tracker: Mutex::new(Tracker::new()),
             fatal: Mutex::new(None),
+            failed: std::sync::atomic::AtomicBool::new(false),
             consumer: std::sync::OnceLock::new(),
             stats,
         }
@@ -83,7 +86,15 @@ impl Shared {
 
     /// The first fatal error, if any.
     pub fn fatal(&self) -> Option<Fatal> {
+        if !self.failed() {
+            return None;
+        }
         self.fatal.lock().expect("fatal lock").clone()
+    }
+
+    /// True once a fatal error is recorded (no lock).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     /// Records a fatal error (the first one is kept) and wakes the consumer thread.
@@ -93,6 +104,7 @@ impl Shared {
             if slot.is_none() {
                 tracing::error!(error = %f, "fatal: stopping without committing past it");
                 *slot = Some(f);
+                self.failed.store(true, Ordering::Release);
             }
         }
         self.wake();
@@ -120,7 +132,7 @@ impl Shared {
     pub fn wait_queued(&self, deadline: Duration) -> bool {
         let start = Instant::now();
         while self.queued.load(Ordering::Acquire) > 0 {
-            if start.elapsed() > deadline || self.fatal().is_some() {
+            if start.elapsed() > deadline || self.failed() {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -131,12 +143,18 @@ impl Shared {
     /// Marks an output that was never queued as a failed delivery of its input, which pins the
     /// commit point before that input.
     pub fn not_queued(&self, tok: Token, f: Fatal) {
+        self.pin(tok);
+        self.fail(f);
+    }
+
+    /// Records one output of `tok`'s input as failed and done: its partition's commit point
+    /// never passes that input.
+    pub fn pin(&self, tok: Token) {
         if let Some((slot, offset)) = tok.input() {
             let mut t = self.tracker.lock().expect("tracker lock");
             t.failed(slot, offset);
             t.delivered(slot, offset);
         }
-        self.fail(f);
     }
 }
 

@@ -39,12 +39,7 @@ pub struct GroupContext {
 impl GroupContext {
     /// The slot of partition `partition` of `topic`.
     pub fn slot(&self, topic: &str, partition: i32) -> Slot {
-        let source = if topic == self.input_topic {
-            Source::Actions
-        } else {
-            Source::Decisions
-        };
-        Slot::new(source, partition)
+        Slot::of(topic, &self.input_topic, partition)
     }
 
     /// The topic of a slot.
@@ -107,16 +102,29 @@ impl GroupContext {
     }
 
     /// The tracker's commit points of the partitions in `tpl`.
-    pub(super) fn commit_points(&self, tpl: &TopicPartitionList) -> TopicPartitionList {
-        let tracker = self.shared.tracker.lock().expect("tracker lock");
-        let mut commit = TopicPartitionList::new();
-        for el in tpl.elements() {
-            if let Some(point) = tracker.commit_point(self.slot(el.topic(), el.partition())) {
-                let _ =
-                    commit.add_partition_offset(el.topic(), el.partition(), Offset::Offset(point));
-            }
+    fn commit_points(&self, tpl: &TopicPartitionList) -> TopicPartitionList {
+        let points: Vec<(Slot, i64)> = {
+            let tracker = self.shared.tracker.lock().expect("tracker lock");
+            tpl.elements()
+                .iter()
+                .map(|el| self.slot(el.topic(), el.partition()))
+                .filter_map(|slot| Some((slot, tracker.commit_point(slot)?)))
+                .collect()
+        };
+        self.offsets(points)
+    }
+
+    /// Commit points as offsets for the consumer.
+    pub(super) fn offsets(
+        &self,
+        points: impl IntoIterator<Item = (Slot, i64)>,
+    ) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for (slot, point) in points {
+            let _ =
+                tpl.add_partition_offset(self.topic(slot), slot.partition, Offset::Offset(point));
         }
-        commit
+        tpl
     }
 
     fn assign(&self, tpl: &TopicPartitionList) {

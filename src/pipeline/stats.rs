@@ -52,8 +52,10 @@ pub struct Stats {
 #[derive(Debug)]
 pub struct LogLimiter {
     every_ms: i64,
-    /// When the last line went out (ms), and how many were held back since.
-    state: Mutex<(i64, u64)>,
+    /// When the last line went out (ms).
+    last_ms: std::sync::atomic::AtomicI64,
+    /// Lines held back since.
+    held: AtomicU64,
 }
 
 impl LogLimiter {
@@ -61,21 +63,26 @@ impl LogLimiter {
     pub fn new(every_ms: i64) -> Self {
         LogLimiter {
             every_ms,
-            state: Mutex::new((i64::MIN / 2, 0)),
+            last_ms: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
+            held: AtomicU64::new(0),
         }
     }
 
-    /// `Some(held back since the last line)` when a line may go out at `now_ms`.
+    /// `Some(held back since the last line)` when a line may go out at `now_ms`. Lock-free:
+    /// workers flooded with bad input do not queue on it.
     pub fn allow(&self, now_ms: i64) -> Option<u64> {
-        let mut s = self.state.lock().expect("limiter lock");
-        if now_ms - s.0 >= self.every_ms {
-            let held = s.1;
-            *s = (now_ms, 0);
-            Some(held)
-        } else {
-            s.1 += 1;
-            None
+        let last = self.last_ms.load(Relaxed);
+        let due = now_ms - last >= self.every_ms;
+        if due
+            && self
+                .last_ms
+                .compare_exchange(last, now_ms, Relaxed, Relaxed)
+                .is_ok()
+        {
+            return Some(self.held.swap(0, Relaxed));
         }
+        self.held.fetch_add(1, Relaxed);
+        None
     }
 }
 

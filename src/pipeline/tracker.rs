@@ -28,6 +28,17 @@ impl Slot {
     pub fn new(source: Source, partition: i32) -> Slot {
         Slot { source, partition }
     }
+
+    /// Partition `partition` of `topic`: the agent actions when it is `input_topic`, else the
+    /// decisions.
+    pub fn of(topic: &str, input_topic: &str, partition: i32) -> Slot {
+        let source = if topic == input_topic {
+            Source::Actions
+        } else {
+            Source::Decisions
+        };
+        Slot::new(source, partition)
+    }
 }
 
 /// What the producer's delivery callback receives with each output: the input record it

@@ -3,7 +3,7 @@
 
 use super::delivery::{Fatal, Out, Shared};
 use super::process::{Input, Outcome, Stage};
-use super::tracker::{Slot, Source, Token};
+use super::tracker::{Slot, Token};
 use crate::clock::Clock;
 use crate::kafka;
 use crate::output::Output;
@@ -112,7 +112,7 @@ impl<S: Stage> Worker<S> {
             return;
         }
         match self.producer.flush(Timeout::After(self.env.flush_deadline)) {
-            Ok(()) if self.shared.fatal().is_none() => self.stage.delivered(),
+            Ok(()) if !self.shared.failed() => self.stage.delivered(),
             Ok(()) => {}
             Err(e) => self.shared.fail(Fatal::Digests(e.to_string())),
         }
@@ -177,8 +177,26 @@ impl<S: Stage> Worker<S> {
         }
     }
 
-    /// Decides one record, counts it, and sends its outputs.
+    /// Records `msg` as not processed: a failed delivery of it pins its partition's commit
+    /// point before it for good.
+    fn refuse(&self, msg: &OwnedMessage) {
+        let slot = self.slot(msg);
+        self.shared
+            .tracker
+            .lock()
+            .expect("tracker lock")
+            .dispatched(slot, msg.offset(), 1, 0);
+        self.shared.pin(Token::new(slot, msg.offset()));
+    }
+
+    /// Decides one record, counts it, and sends its outputs. After a fatal error nothing more is
+    /// decided (a partition whose state could not be restored would be decided wrongly): the
+    /// record is refused, so nothing from it on is committed.
     fn record(&mut self, msg: &OwnedMessage, counts: &mut BatchCounts) {
+        if self.shared.failed() {
+            self.refuse(msg);
+            return;
+        }
         let started = Instant::now();
         self.headers.clear();
         if let Some(h) = msg.headers() {
@@ -204,16 +222,8 @@ impl<S: Stage> Worker<S> {
         {
             Ok(o) => o,
             Err(e) => {
-                // Nothing of this record is sent: it is recorded as a failed delivery, which
-                // pins its partition's commit point before it for good.
-                let slot = self.slot(msg);
-                self.shared
-                    .tracker
-                    .lock()
-                    .expect("tracker lock")
-                    .dispatched(slot, msg.offset(), 1, 0);
-                let tok = Token::new(slot, msg.offset());
-                self.shared.not_queued(tok, Fatal::Stage(e.to_string()));
+                self.refuse(msg);
+                self.shared.fail(Fatal::Stage(e.to_string()));
                 return;
             }
         };
@@ -239,12 +249,7 @@ impl<S: Stage> Worker<S> {
 
     /// The tracker's slot of a record.
     fn slot(&self, msg: &OwnedMessage) -> Slot {
-        let source = if msg.topic() == self.env.input_topic {
-            Source::Actions
-        } else {
-            Source::Decisions
-        };
-        Slot::new(source, msg.partition())
+        Slot::of(msg.topic(), &self.env.input_topic, msg.partition())
     }
 
     fn count(
@@ -350,7 +355,7 @@ impl<S: Stage> Worker<S> {
                     if left.is_none_or(|n| n as usize <= deferred) {
                         break true;
                     }
-                    if start.elapsed() > deadline || self.shared.fatal().is_some() {
+                    if start.elapsed() > deadline || self.shared.failed() {
                         break false;
                     }
                     std::thread::sleep(Duration::from_micros(200));
@@ -362,6 +367,6 @@ impl<S: Stage> Worker<S> {
                 .not_queued(tok, Fatal::EffectsUndelivered(deadline));
         }
         // An effect that failed must not be recorded as done.
-        delivered && self.shared.fatal().is_none()
+        delivered && !self.shared.failed()
     }
 }

@@ -420,7 +420,6 @@ impl Processor {
         }
         let drill = is_drill(input.headers);
         let plan = escalation::plan(&self.matrix, &event, &decision, now_ms, drill);
-        let roles = plan.escalations.iter().map(|(r, e)| (*r, e.tier)).collect();
         // Trigger names are only needed for hand-overs (most events have none).
         let needs_human = decision.level.needs_human();
         let triggers = if needs_human {
@@ -450,7 +449,6 @@ impl Processor {
         Ok(Outcome::Decided {
             level: decision.level,
             family: self.matrix.family_index(&event.action_type),
-            roles,
             triggers: decision.triggers.iter().collect(),
             event_ms: event.timestamp_ms,
         })

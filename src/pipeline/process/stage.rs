@@ -28,8 +28,6 @@ pub enum Outcome {
         level: Level,
         /// Action type family (index into [`Stage::families`]; out of range is "other").
         family: usize,
-        /// Roles (indexes into the matrix's roles) that got an escalation, with its tier.
-        roles: Vec<(usize, crate::event::Tier)>,
         /// Triggers fired.
         triggers: Vec<Trigger>,
         /// Event time.

@@ -33,22 +33,25 @@ fn every_valid_event_yields_one_verdict_and_one_escalation_per_role() {
         let bytes = codec.encode(SchemaKind::AgentAction, &e).unwrap();
         out.clear();
         let outcome = p.process(input(&bytes, &[]), 1, &mut out).unwrap();
-        let Outcome::Decided { roles, .. } = outcome else {
-            panic!("valid event dead-lettered")
-        };
+        assert!(
+            matches!(outcome, Outcome::Decided { .. }),
+            "valid event dead-lettered"
+        );
         assert_eq!(out.iter().filter(|o| o.topic == VERDICTS).count(), 1);
+        let verdict = out.iter().find(|o| o.topic == VERDICTS).unwrap();
+        let v: crate::event::Verdict = codec.decode(SchemaKind::Verdict, &verdict.payload).unwrap();
+        assert_eq!(v.action_id, e.action_id);
+        assert_eq!(verdict.key.as_deref(), Some(e.action_id.as_bytes()));
+        let roles = &v.roles;
         let changelog = out.iter().filter(|o| o.topic == CHANGELOG).count();
         assert_eq!(out.len(), 1 + roles.len() + changelog);
         assert!(changelog <= 1, "one session, at most one state write");
         if !roles.is_empty() {
             assert_eq!(changelog, 1, "opened escalations are state");
         }
-        let verdict = out.iter().find(|o| o.topic == VERDICTS).unwrap();
-        let v: crate::event::Verdict = codec.decode(SchemaKind::Verdict, &verdict.payload).unwrap();
-        assert_eq!(v.action_id, e.action_id);
-        assert_eq!(verdict.key.as_deref(), Some(e.action_id.as_bytes()));
-        for (o, (role, _)) in out.iter().zip(&roles) {
-            assert_eq!(p.topics()[o.topic], p.matrix().roles()[*role].topic);
+        for (o, role) in out.iter().zip(roles) {
+            let topic = &p.matrix().roles()[p.matrix().role_index(role).unwrap()].topic;
+            assert_eq!(&p.topics()[o.topic], topic);
             assert_eq!(o.key.as_deref(), Some(e.session_id.as_bytes()));
         }
         for o in out.iter().filter(|o| o.topic == CHANGELOG) {
