@@ -6,12 +6,7 @@ mod common;
 
 use common::kafka::*;
 use common::outputs::*;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
-}
 
 #[test]
 fn members_joining_and_leaving_cleanly_process_every_event_once() {

@@ -212,16 +212,17 @@ pub fn spawn(config: &std::path::Path, log: &std::path::Path) -> Child {
         .unwrap()
 }
 
+/// Sends `sig` (e.g. `-STOP`) to process `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+}
+
 pub fn sigterm(child: &Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    signal(child.id(), "-TERM");
 }
 
 pub fn kill9(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status();
+    signal(child.id(), "-KILL");
     let _ = child.wait();
 }
 

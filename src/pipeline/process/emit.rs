@@ -94,11 +94,10 @@ impl Processor {
 
     /// Queues an item in its session's durable state and folds it into `target`'s digest.
     fn fold(&mut self, partition: i32, target: &str, item: DigestItem, drill: bool, now_ms: i64) {
-        self.states.entry(partition).or_default().queue(
-            &item.session_id.clone(),
-            target,
-            item.clone(),
-        );
+        self.states
+            .entry(partition)
+            .or_default()
+            .queue(&item.session_id, target, item.clone());
         let folded = Folded {
             partition,
             item,
