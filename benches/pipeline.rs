@@ -104,7 +104,7 @@ fn drive<S: Stage + 'static>(
                 let _ = stop_rx.await;
             },
             move |s| {
-                let _ = stats_tx.send(s);
+                let _ = stats_tx.send(s.stats);
             },
         )
         .await

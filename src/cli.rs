@@ -81,9 +81,14 @@ impl KafkaArgs {
 /// `handoff check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Matrix file (TOML, YAML or JSON); the shipped default when absent.
+    /// Matrix file (TOML, YAML or JSON); with --config, its `[matrix] path`; else the shipped
+    /// default.
     #[arg(long)]
     pub matrix: Option<PathBuf>,
+    /// Also check this configuration file (every problem listed, secrets resolved, the
+    /// settings printed with secrets masked).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// `handoff eval`.

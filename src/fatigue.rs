@@ -83,6 +83,13 @@ impl Digests {
         }
     }
 
+    /// Takes the limits and windows of new rules; what was sent and folded carries over.
+    pub fn reconfigure(&mut self, matrix: &Matrix) {
+        let fresh = Digests::new(matrix);
+        self.limits = fresh.limits;
+        self.review_every_ms = fresh.review_every_ms;
+    }
+
     /// True when one more escalation may go to `role` at `now_ms` (and counts it). A limited
     /// role gets at most `max - 1` escalations in any window, so that with the digest it gets at
     /// most `max` messages.

@@ -553,7 +553,7 @@ fn on_a_virtual_clock_an_hour_of_deadlines_passes_in_seconds() {
     let run = rt.spawn(async move {
         handoff::pipeline::run_with_clock(
             &s2,
-            matrix,
+            handoff::matrix::Rules::new(matrix),
             c2,
             async {
                 let _ = stop_rx.await;

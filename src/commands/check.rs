@@ -8,11 +8,22 @@ use std::fmt::Write;
 
 /// An invalid matrix is a failed check (exit 1); a file that cannot be opened, bad usage.
 pub fn run(args: CheckArgs) -> Result {
-    if let Some(path) = &args.matrix {
+    let mut matrix_path = args.matrix.clone();
+    if let Some(config) = &args.config {
+        let kafka = handoff::cli::KafkaArgs {
+            config: Some(config.clone()),
+            bootstrap: None,
+        };
+        let settings = super::load_settings(&kafka)?;
+        println!("configuration {}: ok", config.display());
+        println!("{}", settings.redacted());
+        matrix_path = matrix_path.or(settings.matrix.path);
+    }
+    if let Some(path) = &matrix_path {
         std::fs::File::open(path)
             .map_err(|e| Failure::usage(anyhow::anyhow!("cannot open {}: {e}", path.display())))?;
     }
-    match Matrix::load(args.matrix.as_deref()) {
+    match Matrix::load(matrix_path.as_deref()) {
         Ok(m) => {
             print!("{}", report(&m));
             Ok(Outcome::Success)

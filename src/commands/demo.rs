@@ -76,8 +76,9 @@ async fn live(
     let pipeline = {
         let (settings, matrix, stop) = (settings.clone(), matrix.clone(), stopped());
         tokio::spawn(async move {
-            handoff::pipeline::run(&settings, matrix, stop, move |s| {
-                let _ = stats_tx.send(s);
+            let rules = handoff::matrix::Rules::new(matrix);
+            handoff::pipeline::run(&settings, rules, stop, move |s| {
+                let _ = stats_tx.send(s.stats);
             })
             .await
         })

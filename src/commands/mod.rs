@@ -189,7 +189,7 @@ pub fn load_settings(args: &KafkaArgs) -> Result<Settings> {
             format!("--bootstrap {bootstrap:?}: the settings have problems:\n{problems}")
         })?;
     }
-    Ok(settings)
+    settings.with_secrets().map_err(Failure::usage)
 }
 
 /// The matrix at `path` (the shipped one without): unreadable or invalid is a usage error.

@@ -4,10 +4,13 @@ use super::{init_tracing, load_matrix, load_settings, Failure, Outcome, Result, 
 use handoff::cli::RunArgs;
 use handoff::config::Settings;
 use handoff::matrix::Matrix;
-use handoff::pipeline::RunReport;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use handoff::matrix::Rules;
+use handoff::pipeline::{RunReport, Running};
+use handoff::reload::{self, Reloader, Request};
+use handoff::serve::Endpoints;
+use std::sync::{Arc, OnceLock};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc::Sender;
 
 /// Everything that can be refused is checked before connecting: the settings, the matrix, the
 /// metrics address. A stop before the pipeline has started ends the run at once (exit 0).
@@ -54,29 +57,44 @@ async fn bind_metrics(settings: &Settings) -> Result<Option<TcpListener>> {
         })
 }
 
-/// Runs the pipeline, serving metrics on `listener` once it has started. `Ok(None)` when a stop
-/// came before the pipeline started (connecting, creating topics): nothing was consumed, there
-/// is nothing to drain. A stop after the start drains as usual.
+/// Runs the pipeline, serving the HTTP endpoints on `listener` from the start and reloading
+/// the rules on request. `Ok(None)` when a stop came before the pipeline started (connecting,
+/// creating topics): nothing was consumed, there is nothing to drain. A stop after the start
+/// drains as usual.
 async fn run_until_stopped(
     settings: &Settings,
     matrix: Arc<Matrix>,
     listener: Option<TcpListener>,
     started: &Started,
 ) -> Result<Option<RunReport>> {
-    let running = Arc::new(AtomicBool::new(false));
+    let rules = Rules::new(matrix);
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(8);
+    let endpoints = Endpoints {
+        running: Arc::new(OnceLock::new()),
+        reloads: Some(reload_tx.clone()),
+    };
+    if let Some(listener) = listener {
+        tokio::spawn(serve(listener, endpoints.clone()));
+    }
+    start_reload_triggers(settings, reload_tx);
+    let running = endpoints.running.clone();
     let on_start = {
-        let running = running.clone();
-        move |stats: handoff::pipeline::StatsHandle| {
-            running.store(true, Ordering::Release);
-            if let Some(listener) = listener {
-                tokio::spawn(serve_metrics(listener, stats.metrics.clone()));
-            }
+        let (settings, rules) = (settings.clone(), rules.clone());
+        move |running: Running| {
+            let reloader = Reloader::new(
+                settings.matrix.path.clone(),
+                rules,
+                running.stats.metrics.rules().clone(),
+                Some(settings),
+            );
+            tokio::spawn(reloader.serve(reload_rx));
+            let _ = endpoints.running.set(running);
         }
     };
-    let pipeline = handoff::pipeline::run(settings, matrix, started.stopped(), on_start);
+    let pipeline = handoff::pipeline::run(settings, rules, started.stopped(), on_start);
     let stopped_early = async {
         started.stopped().await;
-        if running.load(Ordering::Acquire) {
+        if running.get().is_some() {
             std::future::pending::<()>().await;
         }
     };
@@ -86,12 +104,25 @@ async fn run_until_stopped(
     }
 }
 
-async fn serve_metrics(listener: TcpListener, metrics: handoff::metrics::Metrics) {
+/// SIGHUP always asks for a reload (it no longer ends the process); `[matrix] watch` polls the
+/// file when set. Requests wait in the channel until the pipeline has started.
+fn start_reload_triggers(settings: &Settings, requests: Sender<Request>) {
+    if let (Some(path), Some(every)) = (&settings.matrix.path, settings.matrix.watch) {
+        tokio::spawn(reload::watch(path.clone(), every, requests.clone()));
+    }
+    tokio::spawn(async move {
+        if let Err(e) = reload::on_sighup(requests).await {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: reload with POST /-/reload");
+        }
+    });
+}
+
+async fn serve(listener: TcpListener, endpoints: Endpoints) {
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    if let Err(e) = handoff::metrics::serve_on(listener, metrics).await {
-        tracing::error!(%addr, error = %e, "cannot serve metrics");
+    if let Err(e) = handoff::serve::serve_on(listener, endpoints).await {
+        tracing::error!(%addr, error = %e, "cannot serve metrics and probes");
     }
 }

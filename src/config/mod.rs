@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod secret;
 mod validate;
 
 /// Everything `handoff run` needs.
@@ -46,9 +47,19 @@ pub struct MetricsSettings {
     /// Serve `/metrics`.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Address to serve it on; localhost by default.
+    /// Address to serve it on (with `/healthz`, `/readyz` and `POST /-/reload`); localhost
+    /// by default.
     #[serde(default = "default_metrics_bind")]
     pub bind: String,
+    /// `/healthz` fails when the consumer loop, or a worker with records waiting, has not moved
+    /// for this long. Longer than `pipeline.shutdown_deadline` (the longest a drain may hold
+    /// them).
+    #[serde(default = "default_stuck_after", with = "humantime_serde")]
+    pub stuck_after: Duration,
+}
+
+fn default_stuck_after() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_metrics_bind() -> String {
@@ -152,6 +163,9 @@ pub struct MatrixSettings {
     /// Matrix file; the shipped default when absent.
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// Look at the file this often and reload it when its content changed (off when absent).
+    #[serde(default, with = "humantime_serde")]
+    pub watch: Option<Duration>,
 }
 
 /// Throughput and shutdown.

@@ -2,8 +2,8 @@
 //! in section order.
 
 use super::{
-    InputFormat, InputSettings, KafkaSettings, LogSettings, MetricsSettings, PipelineSettings,
-    Settings, TopicSettings,
+    InputFormat, InputSettings, KafkaSettings, LogSettings, MatrixSettings, MetricsSettings,
+    PipelineSettings, Settings, TopicSettings,
 };
 use crate::problems::Problems;
 use std::time::Duration;
@@ -16,7 +16,38 @@ impl Settings {
         input(&self.input, problems);
         pipeline(&self.pipeline, problems);
         metrics(&self.metrics, problems);
+        if self.metrics.stuck_after <= self.pipeline.shutdown_deadline {
+            problems.push(
+                "metrics.stuck_after",
+                format!(
+                    "{} must be longer than pipeline.shutdown_deadline ({}): a drain may hold \
+                     records that long",
+                    humantime::format_duration(self.metrics.stuck_after),
+                    humantime::format_duration(self.pipeline.shutdown_deadline)
+                ),
+            );
+        }
+        matrix(&self.matrix, problems);
         log(&self.log, problems);
+    }
+}
+
+fn matrix(m: &MatrixSettings, problems: &mut Problems) {
+    let Some(every) = m.watch else { return };
+    if m.path.is_none() {
+        problems.push(
+            "matrix.watch",
+            "needs matrix.path: the built-in default matrix does not change",
+        );
+    }
+    if every < Duration::from_millis(100) {
+        problems.push(
+            "matrix.watch",
+            format!(
+                "{} is too often; use 100ms or more",
+                humantime::format_duration(every)
+            ),
+        );
     }
 }
 

@@ -209,6 +209,14 @@ pub fn validate(k: &KafkaSettings, problems: &mut Problems) {
                 problems.push(field, format!("is set by handoff itself: {}", o.why));
                 continue;
             }
+            // A secret reference is read at start-up, after validation (see config::secret).
+            let source = crate::config::secret::Source::of(value);
+            if source != crate::config::secret::Source::Literal(value) {
+                if let Some(p) = source.check() {
+                    problems.push(field, p);
+                }
+                continue;
+            }
             let mut c = ClientConfig::new();
             c.set(key, value);
             if let Err(e) = c.create_native_config() {

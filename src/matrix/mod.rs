@@ -7,11 +7,13 @@ mod compile;
 mod evaluate;
 mod keywords;
 mod pattern;
+mod rules;
 mod spec;
 mod trigger;
 
 pub use keywords::{Hit, PhraseMatcher};
 pub use pattern::{most_specific, Pattern, ProfileTable};
+pub use rules::Rules;
 pub use spec::{
     default_outcome, is_topic_name, MatrixSpec, OnTimeout, Outcome, PackageField, RoleSpec,
     TextField, DEFAULT_MATRIX_TOML, MAX_ROLES,

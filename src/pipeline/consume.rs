@@ -63,6 +63,7 @@ impl Consuming {
         let mut next_store = Instant::now() + self.store_every;
         let mut progress = Progress::new();
         loop {
+            self.shared.health.consumer_beat();
             if stop.load(Ordering::Acquire) {
                 return None;
             }
@@ -99,6 +100,7 @@ impl Consuming {
         self.shared.stats.consumed();
         let w = msg.partition().max(0) as usize % self.senders.len();
         self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        self.shared.health.queued(w);
         if self.senders[w].send(Job::Record(msg)).is_err() {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
             return false;

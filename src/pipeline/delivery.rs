@@ -69,11 +69,13 @@ pub struct Shared {
     consumer: std::sync::OnceLock<Thread>,
     /// Counters and metrics.
     pub stats: Arc<Stats>,
+    /// What the probes answer.
+    pub health: Arc<super::health::Health>,
 }
 
 impl Shared {
     /// Nothing queued, nothing in flight.
-    pub fn new(stats: Arc<Stats>) -> Shared {
+    pub fn new(stats: Arc<Stats>, health: Arc<super::health::Health>) -> Shared {
         Shared {
             queued: AtomicUsize::new(0),
             tracker: Mutex::new(Tracker::new()),
@@ -81,6 +83,7 @@ impl Shared {
             failed: std::sync::atomic::AtomicBool::new(false),
             consumer: std::sync::OnceLock::new(),
             stats,
+            health,
         }
     }
 
@@ -105,6 +108,7 @@ impl Shared {
                 tracing::error!(error = %f, "fatal: stopping without committing past it");
                 *slot = Some(f);
                 self.failed.store(true, Ordering::Release);
+                self.health.failed();
             }
         }
         self.wake();

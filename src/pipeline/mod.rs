@@ -14,6 +14,7 @@
 
 mod consume;
 pub mod delivery;
+pub mod health;
 pub mod process;
 mod rebalance;
 pub mod stats;
@@ -22,11 +23,12 @@ mod worker;
 
 pub use consume::Stopped;
 pub use delivery::Fatal;
+pub use health::Health;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::kafka;
-use crate::matrix::Matrix;
+use crate::matrix::Rules;
 use delivery::{DeliveryContext, Out, Shared};
 use process::{Processor, Stage};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -80,28 +82,38 @@ pub struct RunReport {
 /// A running pipeline's handle on its statistics.
 pub type StatsHandle = Arc<Stats>;
 
+/// What a started pipeline shares: its statistics and its health.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// Counters and metrics.
+    pub stats: StatsHandle,
+    /// What `/healthz` and `/readyz` answer.
+    pub health: Arc<Health>,
+}
+
 /// Runs handoff until `shutdown` resolves or a fatal error. `on_start` receives the statistics
 /// handle (the demo displays it).
 pub async fn run(
     settings: &Settings,
-    matrix: Arc<Matrix>,
+    rules: Arc<Rules>,
     shutdown: impl Future<Output = ()>,
-    on_start: impl FnOnce(StatsHandle),
+    on_start: impl FnOnce(Running),
 ) -> Result<RunReport, PipelineError> {
-    run_with_clock(settings, matrix, Arc::new(SystemClock), shutdown, on_start).await
+    run_with_clock(settings, rules, Arc::new(SystemClock), shutdown, on_start).await
 }
 
 /// [`run`] with time from `clock` (a virtual clock in drills and tests).
 pub async fn run_with_clock(
     settings: &Settings,
-    matrix: Arc<Matrix>,
+    rules: Arc<Rules>,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
-    on_start: impl FnOnce(StatsHandle),
+    on_start: impl FnOnce(Running),
 ) -> Result<RunReport, PipelineError> {
     // Parse the schemas once up front so a defect surfaces here, not in a worker. The workers'
-    // processors share its rate limits and digests.
-    let first = Processor::new(settings, matrix.clone())?;
+    // processors share its rate limits and digests, and follow `rules` as they change.
+    let (matrix, _) = rules.current();
+    let first = Processor::new(settings, matrix)?.following(rules);
     let s = settings.clone();
     run_stage(
         settings,
@@ -120,7 +132,7 @@ pub async fn run_stage<S: Stage + 'static>(
     make_stage: impl Fn() -> S,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
-    on_start: impl FnOnce(StatsHandle),
+    on_start: impl FnOnce(Running),
 ) -> Result<RunReport, PipelineError> {
     let probe = make_stage();
     let topics = probe.topics().to_vec();
@@ -129,7 +141,11 @@ pub async fn run_stage<S: Stage + 'static>(
     let stats = Arc::new(Stats::new(probe.role_names(), &probe.families(), &label));
     drop(probe);
     prepare(settings, &topics, changelog.as_deref()).await?;
-    let shared = Arc::new(Shared::new(stats.clone()));
+    let health = Arc::new(Health::new(
+        settings.pipeline.workers.max(1),
+        settings.metrics.stuck_after,
+    ));
+    let shared = Arc::new(Shared::new(stats.clone(), health.clone()));
     let producer: Arc<Out> = Arc::new(
         kafka::client_config(&settings.kafka, kafka::Role::Producer)
             .create_with_context(DeliveryContext {
@@ -144,8 +160,11 @@ pub async fn run_stage<S: Stage + 'static>(
         stage = %label,
         "handoff is running"
     );
-    on_start(stats.clone());
-    let env = |topics: Vec<String>| WorkerEnv {
+    on_start(Running {
+        stats: stats.clone(),
+        health,
+    });
+    let env = |index: usize| WorkerEnv {
         restore: changelog.clone().map(|topic| kafka::changelog::Reader {
             kafka: settings.kafka.clone(),
             topic,
@@ -155,13 +174,12 @@ pub async fn run_stage<S: Stage + 'static>(
         flush_deadline: settings.pipeline.shutdown_deadline,
         clock: clock.clone(),
         input_topic: settings.topics.input.clone(),
-        topics,
+        index,
     };
-    let senders = spawn_workers(settings.pipeline.workers.max(1), || {
+    let senders = spawn_workers(settings.pipeline.workers.max(1), |index| {
         let mut stage = make_stage();
         stage.attach(stats.clone());
-        let env = env(stage.topics().to_vec());
-        Worker::new(stage, shared.clone(), producer.clone(), env)
+        Worker::new(stage, shared.clone(), producer.clone(), env(index))
     });
     *consumer.context().workers.lock().expect("workers lock") = senders.clone();
     let consuming = consume::Consuming {
@@ -232,12 +250,12 @@ fn member(
 /// Starts `n` workers; worker `i` owns the partitions `p % n == i`, in order.
 fn spawn_workers<S: Stage + 'static>(
     n: usize,
-    mut make: impl FnMut() -> Worker<S>,
+    mut make: impl FnMut(usize) -> Worker<S>,
 ) -> Vec<std::sync::mpsc::Sender<Job>> {
     (0..n)
         .map(|i| {
             let (tx, rx) = std::sync::mpsc::channel::<Job>();
-            let w = make();
+            let w = make(i);
             std::thread::Builder::new()
                 .name(format!("handoff-worker-{i}"))
                 .spawn(move || w.run(rx))
@@ -272,6 +290,7 @@ async fn consume_until(
         _ = shutdown => {}
     }
     tracing::info!("stop requested: draining");
+    shared.health.stopping();
     stop.store(true, Ordering::Release);
     shared.wake();
     rx.await.expect("the consumer thread reports")

@@ -151,13 +151,16 @@ impl GroupContext {
         tracing::info!(partitions = ?parts, "partitions assigned");
         let n = self.workers.lock().expect("workers lock").len();
         if n == 0 {
+            self.shared.health.assigned(0);
             return;
         }
         let mut by_worker: Vec<Vec<i32>> = vec![Vec::new(); n];
         for p in parts {
             by_worker[p as usize % n].push(p);
         }
-        for ps in by_worker.into_iter().filter(|ps| !ps.is_empty()) {
+        let jobs: Vec<Vec<i32>> = by_worker.into_iter().filter(|ps| !ps.is_empty()).collect();
+        self.shared.health.assigned(jobs.len());
+        for ps in jobs {
             self.to_worker(ps[0], Job::Assign(ps));
         }
     }

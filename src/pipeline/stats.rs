@@ -15,10 +15,6 @@ pub struct Stats {
     pub consumed: AtomicU64,
     /// Events decided, by level.
     pub by_level: [AtomicU64; 4],
-    /// Escalations produced, by role index.
-    pub by_role: Vec<AtomicU64>,
-    /// Role names, same order.
-    pub role_names: Vec<String>,
     /// Events in which each trigger fired.
     pub by_trigger: [AtomicU64; 12],
     /// Records dead-lettered.
@@ -95,8 +91,6 @@ impl Stats {
             dead_letter_log: LogLimiter::new(1000),
             consumed: AtomicU64::new(0),
             by_level: Default::default(),
-            by_role: role_names.iter().map(|_| AtomicU64::new(0)).collect(),
-            role_names,
             by_trigger: Default::default(),
             dead_letters: AtomicU64::new(0),
             answered: AtomicU64::new(0),
@@ -152,11 +146,7 @@ impl Stats {
     }
 
     fn role(&self, name: &str) -> usize {
-        // Unknown names (a role removed by a rule change) land out of range: not counted.
-        self.role_names
-            .iter()
-            .position(|r| r == name)
-            .unwrap_or(usize::MAX)
+        self.metrics.role(name)
     }
 
     /// Records what a change of escalation state means for the counters; logs the notable
@@ -166,13 +156,8 @@ impl Stats {
         let m = &self.metrics;
         match effect {
             Effect::Verdict(_) => m.verdicts.inc(),
-            Effect::Escalation(role, x) => {
-                if let Some(c) = self.by_role.get(*role) {
-                    c.fetch_add(1, Relaxed);
-                }
-                m.escalated(*role, x.tier);
-            }
-            Effect::Grouped(role) => m.grouped(*role),
+            Effect::Escalation(_, x) => m.escalated(self.role(&x.role), x.tier),
+            Effect::Grouped(role) => m.grouped(self.role(role)),
             Effect::Review(item) => m.review(item.reason == crate::event::DigestReason::Sampled),
             Effect::Opened(role, tier) => m.pending(self.role(role), *tier, 1),
             Effect::Closed(role, tier) => m.pending(self.role(role), *tier, -1),
@@ -244,12 +229,7 @@ impl Stats {
             produced: self.produced.load(Relaxed),
             produced_bytes: self.produced_bytes.load(Relaxed),
             by_level: std::array::from_fn(|i| self.by_level[i].load(Relaxed)),
-            by_role: self
-                .role_names
-                .iter()
-                .cloned()
-                .zip(self.by_role.iter().map(|c| c.load(Relaxed)))
-                .collect(),
+            by_role: self.metrics.escalations_by_role(),
             by_trigger: Trigger::ALL
                 .iter()
                 .map(|t| (*t, self.by_trigger[*t as usize].load(Relaxed)))

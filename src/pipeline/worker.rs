@@ -37,8 +37,8 @@ pub struct WorkerEnv {
     pub clock: Arc<dyn Clock>,
     /// The agent actions topic (the other input is the decisions).
     pub input_topic: String,
-    /// Output topic names; [`Output::topic`] indexes into it.
-    pub topics: Vec<String>,
+    /// This worker's number (it owns the partitions `p % workers == index`).
+    pub index: usize,
 }
 
 /// Records per batch span, at most.
@@ -84,7 +84,10 @@ impl<S: Stage> Worker<S> {
             let wait = next_tick.saturating_duration_since(Instant::now());
             let job = match jobs.recv_timeout(wait) {
                 Ok(j) => Some(j),
-                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.shared.health.worker_beat(self.env.index, false);
+                    None
+                }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             if Instant::now() >= next_tick {
@@ -135,8 +138,12 @@ impl<S: Stage> Worker<S> {
         while let Some(job) = next {
             match job {
                 Job::Forget(p) => self.stage.forget_partition(p),
-                Job::Assign(parts) => self.restore(&parts),
+                Job::Assign(parts) => {
+                    self.restore(&parts);
+                    self.shared.health.restored();
+                }
                 Job::Record(msg) => {
+                    self.shared.health.worker_beat(self.env.index, true);
                     self.record(&msg, &mut counts);
                     self.shared.queued.fetch_sub(1, Ordering::AcqRel);
                     self.shared.wake();
@@ -316,8 +323,10 @@ impl<S: Stage> Worker<S> {
     }
 
     fn send(&self, outputs: &mut Vec<Output>, tok: Token) {
+        // The stage's topics as of its last record: a rule change adds or removes role topics.
+        let topics = self.stage.topics();
         for o in outputs.drain(..) {
-            let topic = &self.env.topics[o.topic];
+            let topic = &topics[o.topic];
             let queued = kafka::record::queue(
                 kafka::record::to_record(topic, &o, tok.into_raw()),
                 |r| self.producer.send(r).err(),

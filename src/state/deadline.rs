@@ -110,6 +110,8 @@ pub(super) fn move_on<'a>(
 ) -> &'a OpenEscalation {
     let role = &matrix.roles()[to];
     let decision = matrix.evaluate(&action.event, &action.before);
+    let mut version = matrix.version().to_string();
+    action.stamp(&mut version);
     let esc = &mut action.escalations[ei];
     effects.push(Effect::Closed(esc.role.clone(), esc.tier));
     esc.history.push(HistoryEntry {
@@ -137,7 +139,8 @@ pub(super) fn move_on<'a>(
         history: esc.history.clone(),
         drill: action.drill,
     };
-    let x = crate::escalation::escalation(matrix, to, &action.event, &decision, moved);
+    let mut x = crate::escalation::escalation(matrix, to, &action.event, &decision, moved);
+    x.rule_version = version;
     effects.push(Effect::Escalation(to, Box::new(x)));
     esc
 }

@@ -84,6 +84,20 @@ pub struct OpenAction {
     /// Later actions of the session grouped into these escalations; decided with them.
     #[serde(default)]
     pub members: Vec<GroupMember>,
+    /// The rule version it was opened with: its verdicts and moves carry it, whatever rules
+    /// are in force later. Empty in records written before rule reloads existed (the current
+    /// version is used).
+    #[serde(default)]
+    pub rule_version: String,
+}
+
+impl OpenAction {
+    /// Stamps the version this action was opened with on `version` (an output built now).
+    pub fn stamp(&self, version: &mut String) {
+        if !self.rule_version.is_empty() && *version != self.rule_version {
+            version.clone_from(&self.rule_version);
+        }
+    }
 }
 
 /// An action grouped into another's open escalations.
@@ -169,8 +183,8 @@ pub enum Effect {
         /// True for `timed_out_proceed`.
         fail_open: bool,
     },
-    /// The hand-over to the role with this index joined an open escalation.
-    Grouped(usize),
+    /// The hand-over to this role joined an open escalation.
+    Grouped(String),
     /// A decided action goes to the review queue's digest.
     Review(Box<crate::event::DigestItem>),
 }
@@ -453,7 +467,7 @@ fn verdicts(
 
 /// A final (or redirect) verdict for an open action.
 fn verdict(matrix: &Matrix, action: &OpenAction, outcome: VerdictOutcome, now_ms: i64) -> Verdict {
-    crate::escalation::verdict(
+    let mut v = crate::escalation::verdict(
         matrix,
         &action.event,
         crate::escalation::VerdictParts {
@@ -470,5 +484,7 @@ fn verdict(matrix: &Matrix, action: &OpenAction, outcome: VerdictOutcome, now_ms
             drill: action.drill,
         },
         now_ms,
-    )
+    );
+    action.stamp(&mut v.rule_version);
+    v
 }

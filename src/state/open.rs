@@ -73,6 +73,7 @@ impl PartitionState {
             escalations: open,
             triggers: triggers.to_vec(),
             members: Vec::new(),
+            rule_version: matrix.version().to_string(),
         });
         self.dirty.insert(event.session_id.clone());
         None
@@ -203,7 +204,7 @@ fn open_escalations(
 
 /// Gives each escalation of a grouped action the identity of the open escalation it joined.
 fn join_group(g: &Grouped, escalations: &mut [(usize, Escalation)], effects: &mut Vec<Effect>) {
-    for (role, esc) in escalations.iter_mut() {
+    for (_, esc) in escalations.iter_mut() {
         let Some((_, id, created, deadline, seq)) = g.escalations.iter().find(|x| x.0 == esc.role)
         else {
             continue;
@@ -214,7 +215,7 @@ fn join_group(g: &Grouped, escalations: &mut [(usize, Escalation)], effects: &mu
         esc.sequence = *seq;
         esc.grouped_action_ids = g.members.clone();
         if g.new {
-            effects.push(Effect::Grouped(*role));
+            effects.push(Effect::Grouped(esc.role.clone()));
         }
     }
 }

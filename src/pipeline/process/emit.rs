@@ -78,7 +78,7 @@ impl Processor {
             return Ok(());
         }
         if let Some(stats) = &self.stats {
-            stats.metrics.folded(role);
+            stats.metrics.folded(stats.metrics.role(&x.role));
         }
         let target = x.role.clone();
         let drill = x.drill;
@@ -206,11 +206,14 @@ impl Processor {
         let due = self.digests.lock().expect("digests lock").take_due(now_ms);
         for d in due {
             let topic = if d.target == REVIEW {
-                Some(REVIEW_TOPIC)
+                REVIEW_TOPIC
+            } else if let Some(i) = self.matrix.role_index(&d.target) {
+                FIRST_ROLE + i
             } else {
-                self.matrix.role_index(&d.target).map(|i| FIRST_ROLE + i)
+                // Its role was removed by a rule change: the items still reach people.
+                tracing::warn!(target_role = %d.target, items = d.items.len(), "digest for a role the rules no longer have: sent to the review queue");
+                REVIEW_TOPIC
             };
-            let Some(topic) = topic else { continue };
             let digest = crate::event::Digest {
                 digest_id: digest_id(&d.target, &d.items),
                 target: d.target.clone(),

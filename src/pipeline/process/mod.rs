@@ -8,7 +8,7 @@ use crate::escalation;
 use crate::event::{Codec, CodecError, Level, SchemaKind};
 use crate::event::{DigestItem, DigestReason};
 use crate::fatigue::{Digests, Folded};
-use crate::matrix::Matrix;
+use crate::matrix::{Matrix, Rules};
 use crate::pipeline::stats::Stats;
 use crate::state::{Effect, PartitionState, SessionRecord};
 use std::collections::HashMap;
@@ -17,7 +17,10 @@ use std::sync::{Arc, Mutex};
 use crate::event::wire::is_drill;
 use crate::output::Output;
 
+mod adopt;
 mod emit;
+
+use adopt::family_slots;
 mod stage;
 
 pub use stage::{Input, Outcome, Stage, StageError};
@@ -57,6 +60,7 @@ impl Stage for Processor {
         if let Some(twin) = self.drill.as_mut() {
             twin.attach(stats.clone());
         }
+        self.family_slots = family_slots(&stats, &self.matrix);
         self.stats = Some(stats);
     }
     fn changelog(&self) -> Option<usize> {
@@ -66,6 +70,7 @@ impl Stage for Processor {
         Processor::restore(self, partition, records)
     }
     fn tick(&mut self, now_ms: i64, out: &mut Vec<Output>) -> Result<(), StageError> {
+        self.refresh();
         Processor::tick(self, now_ms, out)?;
         self.in_twin(out, |twin, out| Processor::tick(twin, now_ms, out))
             .unwrap_or(Ok(()))
@@ -123,6 +128,22 @@ pub struct Processor {
     persist_state: bool,
     /// Where drill-marked records go (none in a drill processor).
     drill: Option<Box<Processor>>,
+    /// The rules to follow when they change (none: `matrix` decides for good).
+    rules: Option<Arc<Rules>>,
+    /// The generation of `rules` that `matrix` is.
+    generation: u64,
+    /// Role topics are this followed by the role's topic.
+    role_prefix: String,
+    /// Metrics slot of each of the matrix's action type families.
+    family_slots: Vec<usize>,
+}
+
+/// The topic of each of the matrix's roles, in role order.
+fn role_topics<'a>(prefix: &'a str, matrix: &'a Matrix) -> impl Iterator<Item = String> + 'a {
+    matrix
+        .roles()
+        .iter()
+        .map(move |r| format!("{prefix}{}", r.topic))
 }
 
 /// How often idle sessions are looked for.
@@ -172,13 +193,25 @@ impl Processor {
                 .as_ref()
                 .map_or_else(|| self.digests.clone(), |t| t.digests.clone()),
         };
-        Processor::build(
+        let mut p = Processor::build(
             settings,
             self.matrix.clone(),
             self.codec.clone(),
             digests,
             self.persist_state,
-        )
+        );
+        if let Some(rules) = &self.rules {
+            p = p.following(rules.clone());
+        }
+        p
+    }
+
+    /// This processor, taking the matrix of `rules` whenever it changes (between records).
+    pub fn following(mut self, rules: Arc<Rules>) -> Processor {
+        self.rules = Some(rules);
+        self.generation = u64::MAX;
+        self.refresh();
+        self
     }
 
     fn build(
@@ -194,12 +227,7 @@ impl Processor {
             settings.topics.changelog.clone(),
             settings.topics.review.clone(),
         ];
-        topics.extend(
-            matrix
-                .roles()
-                .iter()
-                .map(|r| format!("{}{}", settings.topics.role_prefix, r.topic)),
-        );
+        topics.extend(role_topics(&settings.topics.role_prefix, &matrix));
         let own_topics = topics.len();
         // Outside drills, drill-marked records go to a twin whose every topic is a drill topic.
         let drill = (!settings.is_drill()).then(|| {
@@ -240,6 +268,10 @@ impl Processor {
             persist_state,
             drill,
             matrix,
+            rules: None,
+            generation: 0,
+            role_prefix: settings.topics.role_prefix.clone(),
+            family_slots: Vec::new(),
         }
     }
 
@@ -318,6 +350,7 @@ impl Processor {
         now_ms: i64,
         out: &mut Vec<Output>,
     ) -> Result<Outcome, StageError> {
+        self.refresh();
         let decision = input.topic == self.decisions_topic;
         if is_drill(input.headers) {
             let outcome = self.in_twin(out, |twin, out| {
@@ -448,7 +481,7 @@ impl Processor {
         emitted?;
         Ok(Outcome::Decided {
             level: decision.level,
-            family: self.matrix.family_index(&event.action_type),
+            family: self.family_slot(&event.action_type),
             triggers: decision.triggers.iter().collect(),
             event_ms: event.timestamp_ms,
         })

@@ -6,10 +6,15 @@
 
 use crate::event::{DecisionKind, Level, Tier};
 use crate::matrix::Trigger;
+
+pub mod rules;
+mod tables;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
+pub use rules::RuleMetrics;
 
 /// Buckets for decision latency (event → outputs delivered), seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -29,11 +34,9 @@ const PROCESSING_BUCKETS: &[f64] = &[
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    /// Per family (the last is "other"): one counter per level.
-    events: Vec<[IntCounter; 4]>,
+    /// Per-role and per-family handles, growing as rule changes name new ones.
+    tables: tables::Tables,
     triggers: [IntCounter; 12],
-    /// Per role: warm, immediate.
-    escalations: Vec<[IntCounter; 2]>,
     dead_letters: IntCounterVec,
     /// Output records produced, by kind.
     pub verdicts: IntCounter,
@@ -47,24 +50,13 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// Records behind the end of each assigned input partition (librdkafka statistics).
     pub consumer_lag: IntGaugeVec,
-    /// Per role: warm, immediate.
-    time_to_human: Vec<[Histogram; 2]>,
-    /// Per role: one counter per decision kind.
-    human_decisions: Vec<[IntCounter; 5]>,
-    /// Per role: warm, immediate.
-    pending: Vec<[IntGauge; 2]>,
-    /// Per role: warm, immediate.
-    deadline_misses: Vec<[IntCounter; 2]>,
     /// Fail closed, fail open.
     timeouts: [IntCounter; 2],
     decisions_ignored: IntCounterVec,
-    /// Per role.
-    grouped: Vec<IntCounter>,
-    /// Per role.
-    folded: Vec<IntCounter>,
     digests: IntCounterVec,
     /// Deferred, sampled.
     reviews: [IntCounter; 2],
+    rules: rules::RuleMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -156,17 +148,6 @@ impl Metrics {
             ),
             &["partition"],
         ));
-        let info = registered(
-            &r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "handoff_rule_info",
-                    "The rule version of the matrix deciding (always 1).",
-                ),
-                &["version"],
-            ),
-        );
-        info.with_label_values(&[rule_version]).set(1);
         let build = registered(
             &r,
             IntGaugeVec::new(
@@ -250,62 +231,37 @@ impl Metrics {
             "Actions sent to the review queue, by reason (deferred, sampled).",
             &["reason"],
         );
-        for t in roles.iter().map(String::as_str).chain(["review"]) {
-            digests.with_label_values(&[t]);
-        }
+        digests.with_label_values(&["review"]);
         for reason in ["unknown", "closed", "duplicate", "invalid"] {
             decisions_ignored.with_label_values(&[reason]);
         }
-        let tiers = [Tier::Warm, Tier::Immediate];
         #[cfg(target_os = "linux")]
         {
             let pc = prometheus::process_collector::ProcessCollector::for_self();
             let _ = r.register(Box::new(pc));
         }
+        let tables = tables::Tables::new(tables::Vecs {
+            events,
+            escalations,
+            time_to_human,
+            human_decisions,
+            pending,
+            deadline_misses,
+            grouped,
+            folded,
+            digests: digests.clone(),
+        });
+        for role in roles {
+            tables.role(role);
+        }
+        for family in families {
+            tables.family(family);
+        }
         Metrics {
-            events: families
-                .iter()
-                .map(String::as_str)
-                .chain(std::iter::once("other"))
-                .map(|f| Level::ALL.map(|l| events.with_label_values(&[l.as_str(), f])))
-                .collect(),
+            tables,
             triggers: Trigger::ALL.map(|t| triggers.with_label_values(&[t.as_str()])),
-            escalations: roles
-                .iter()
-                .map(|role| {
-                    [Tier::Warm, Tier::Immediate]
-                        .map(|t| escalations.with_label_values(&[role, t.as_str()]))
-                })
-                .collect(),
-            time_to_human: roles
-                .iter()
-                .map(|role| tiers.map(|t| time_to_human.with_label_values(&[role, t.as_str()])))
-                .collect(),
-            human_decisions: roles
-                .iter()
-                .map(|role| {
-                    DecisionKind::ALL
-                        .map(|d| human_decisions.with_label_values(&[role, d.as_str()]))
-                })
-                .collect(),
-            pending: roles
-                .iter()
-                .map(|role| tiers.map(|t| pending.with_label_values(&[role, t.as_str()])))
-                .collect(),
-            deadline_misses: roles
-                .iter()
-                .map(|role| tiers.map(|t| deadline_misses.with_label_values(&[role, t.as_str()])))
-                .collect(),
             timeouts: ["blocked", "proceed"].map(|o| timeouts.with_label_values(&[o])),
             decisions_ignored,
-            grouped: roles
-                .iter()
-                .map(|role| grouped.with_label_values(&[role]))
-                .collect(),
-            folded: roles
-                .iter()
-                .map(|role| folded.with_label_values(&[role]))
-                .collect(),
             digests,
             reviews: ["deferred", "sampled"].map(|x| reviews.with_label_values(&[x])),
             dead_letters,
@@ -315,6 +271,7 @@ impl Metrics {
             processing,
             in_flight,
             consumer_lag,
+            rules: rules::RuleMetrics::register(&r, rule_version),
             registry: r,
         }
     }
@@ -324,45 +281,65 @@ impl Metrics {
         &self.registry
     }
 
-    /// Counts a decided event of action type family `family` (an index into the families given
-    /// to [`Metrics::new`]; out of range counts as "other").
+    /// The slot of role `name` (its handles are made the first time a name is seen).
+    pub fn role(&self, name: &str) -> usize {
+        self.tables.role(name)
+    }
+
+    /// The slot of action type family `name`.
+    pub fn family(&self, name: &str) -> usize {
+        self.tables.family(name)
+    }
+
+    /// Escalations produced so far, per role name.
+    pub fn escalations_by_role(&self) -> Vec<(String, u64)> {
+        self.tables.escalations_by_role()
+    }
+
+    /// The rule-version and reload families.
+    pub fn rules(&self) -> &rules::RuleMetrics {
+        &self.rules
+    }
+
+    /// Counts a decided event of family slot `family` (see [`Metrics::family`]; out of range
+    /// counts as "other").
     pub fn decided(&self, level: Level, family: usize, triggers: &[Trigger]) {
-        let f = family.min(self.events.len() - 1);
-        self.events[f][level as usize].inc();
+        self.tables.count_event(family, level);
         for t in triggers {
             self.triggers[*t as usize].inc();
         }
     }
 
-    /// Counts an escalation produced for role index `role` at `tier`.
+    /// Counts an escalation produced for role slot `role` at `tier`.
     pub fn escalated(&self, role: usize, tier: Tier) {
-        if let Some(r) = self.escalations.get(role) {
-            r[tier as usize].inc();
+        if let Some(r) = self.tables.role_handles(role) {
+            r.escalations[tier as usize].inc();
         }
     }
 
-    /// Records a human answer for role index `role`; `waited_s` is set for the first answer
+    /// Records a human answer for role slot `role`; `waited_s` is set for the first answer
     /// to an escalation (time-to-human).
     pub fn answered(&self, role: usize, tier: Tier, decision: DecisionKind, waited_s: Option<f64>) {
-        if let Some(c) = self.human_decisions.get(role) {
-            c[decision as usize].inc();
-        }
-        if let (Some(h), Some(w)) = (self.time_to_human.get(role), waited_s) {
-            h[tier as usize].observe(w);
+        let Some(r) = self.tables.role_handles(role) else {
+            return;
+        };
+        r.human_decisions[decision as usize].inc();
+        if let Some(w) = waited_s {
+            r.time_to_human[tier as usize].observe(w);
         }
     }
 
-    /// Moves the pending escalations of role index `role` at `tier` by `delta`.
+    /// Moves the pending escalations of role slot `role` at `tier` by `delta`.
     pub fn pending(&self, role: usize, tier: Tier, delta: i64) {
-        if let Some(g) = self.pending.get(role) {
-            g[tier as usize].add(delta);
+        if let Some(r) = self.tables.role_handles(role) {
+            r.pending[tier as usize].add(delta);
         }
     }
 
     /// Counts a deadline that passed without acknowledgement.
     pub fn deadline_missed(&self, role: usize, tier: Tier) {
-        if let Some(c) = self.deadline_misses.get(role) {
-            c[tier as usize].inc();
+        if let Some(r) = self.tables.role_handles(role) {
+            r.deadline_misses[tier as usize].inc();
         }
     }
 
@@ -373,15 +350,15 @@ impl Metrics {
 
     /// Counts an escalation grouped into an open one.
     pub fn grouped(&self, role: usize) {
-        if let Some(c) = self.grouped.get(role) {
-            c.inc();
+        if let Some(r) = self.tables.role_handles(role) {
+            r.grouped.inc();
         }
     }
 
     /// Counts an escalation folded into a digest.
     pub fn folded(&self, role: usize) {
-        if let Some(c) = self.folded.get(role) {
-            c.inc();
+        if let Some(r) = self.tables.role_handles(role) {
+            r.folded.inc();
         }
     }
 
@@ -413,34 +390,6 @@ impl Metrics {
             .expect("text encoding does not fail");
         String::from_utf8(buf).expect("the text format is UTF-8")
     }
-}
-
-/// Serves `GET /metrics` on `bind` until the task is dropped or aborted.
-pub async fn serve(bind: std::net::SocketAddr, metrics: Metrics) -> std::io::Result<()> {
-    serve_on(tokio::net::TcpListener::bind(bind).await?, metrics).await
-}
-
-/// Serves `GET /metrics` on a listener already bound (so that an address in use is found
-/// before anything else starts) until the task is dropped or aborted.
-pub async fn serve_on(listener: tokio::net::TcpListener, metrics: Metrics) -> std::io::Result<()> {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let m = metrics.clone();
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4",
-                    )],
-                    m.render(),
-                )
-            }
-        }),
-    );
-    let bind = listener.local_addr()?;
-    tracing::info!(%bind, "metrics at http://{bind}/metrics");
-    axum::serve(listener, app).await
 }
 
 #[cfg(test)]
