@@ -448,7 +448,8 @@ mod tests {
                             "partition",
                             "decision",
                             "outcome",
-                            "target"
+                            "target",
+                            "result"
                         ]
                         .contains(&l.name()),
                         "unexpected label {} on {name}",
