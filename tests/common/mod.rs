@@ -44,11 +44,16 @@ pub fn customer(tier: CustomerTier, complaints: i32) -> Option<Customer> {
 
 /// A plain HTTP/1.0 GET on loopback: the status line and the body.
 pub fn http_get(port: u16, path_and_query: &str) -> (String, String) {
+    http(port, "GET", path_and_query)
+}
+
+/// A plain HTTP/1.0 request without a body on loopback: the status line and the body.
+pub fn http(port: u16, method: &str, path_and_query: &str) -> (String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         s,
-        "GET {path_and_query} HTTP/1.0\r\nHost: localhost\r\n\r\n"
+        "{method} {path_and_query} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
     )
     .unwrap();
     let mut resp = String::new();
