@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks the Kubernetes manifests in deploy/kubernetes and the Dockerfile, offline.
 
-    python3 deploy/kubernetes/check.py [--routes-src src/metrics.rs] [--kube-version 1.27 ...]
+    python3 deploy/kubernetes/check.py [--routes-src src/serve.rs] [--kube-version 1.27 ...]
 
 1. The kustomization: every resource and generator file exists; the matrix's ConfigMap has no
    hash suffix (hot reload), the settings' ConfigMap has one (a change rolls the pods); the
@@ -14,7 +14,7 @@
    that matter - and this script says so for each.
 3. What handoff serves against what the manifests expect: the probes' paths and the
    PodMonitor's path must be routes found in the routes source (string literals such as
-   "/healthz" in src/metrics.rs), and the probes', Service's and PodMonitor's port must be the
+   "/healthz" in src/serve.rs), and the probes', Service's and PodMonitor's port must be the
    port of handoff.toml's [metrics] bind, on all interfaces.
 4. The rest that must agree: terminationGracePeriodSeconds above shutdown_deadline; the config
    mount and the matrix path; secret files; security context; the ScaledObject's group, topic,
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         "--routes-src",
         type=pathlib.Path,
         action="append",
-        help="file(s) declaring handoff's HTTP routes (default: REPO/src/metrics.rs)",
+        help="file(s) declaring handoff's HTTP routes (default: REPO/src/serve.rs)",
     )
     ap.add_argument(
         "--kube-version",
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
 
     kdir: pathlib.Path = args.dir.resolve()
     repo: pathlib.Path = (args.repo or kdir.parent.parent).resolve()
-    routes_src = args.routes_src or [repo / "src" / "metrics.rs"]
+    routes_src = args.routes_src or [repo / "src" / "serve.rs"]
     versions = args.kube_version or ["1.27", kv.latest_version()]
     dockerfile = args.dockerfile or repo / "Dockerfile"
     r = Report()

@@ -28,15 +28,13 @@ import check  # noqa: E402
 from kubernetes_validate import utils as kv  # noqa: E402
 
 ROUTES = """\
-// The routes handoff serves (a stand-in for src/metrics.rs).
+//! A stand-in for src/serve.rs, where handoff declares the paths it serves.
 // "/not-a-route" in a comment does not count.
-let app = Router::new()
-    .route("/metrics", get(metrics))
-    .route("/healthz", get(healthz))
-    .route("/readyz", get(readyz))
-    .route("/-/reload", post(reload));
+pub const METRICS_PATH: &str = "/metrics";
+pub const HEALTHZ_PATH: &str = "/healthz";
+pub const READYZ_PATH: &str = "/readyz";
+pub const RELOAD_PATH: &str = "/-/reload";
 """
-
 
 class Tree:
     """A copy of what check.py reads, to break."""
@@ -55,7 +53,7 @@ class Tree:
         shutil.copy(REPO / "Dockerfile", root / "Dockerfile")
         shutil.copy(REPO / ".dockerignore", root / ".dockerignore")
         (root / "src").mkdir()
-        (root / "src/metrics.rs").write_text(ROUTES)
+        (root / "src/serve.rs").write_text(ROUTES)
 
     def edit(self, rel: str, old: str, new: str) -> None:
         """Replaces `old` (which must be there, so no test breaks nothing) with `new`."""
@@ -73,7 +71,7 @@ class Tree:
                     "--dir",
                     str(self.root / "deploy/kubernetes"),
                     "--routes-src",
-                    str(self.root / "src/metrics.rs"),
+                    str(self.root / "src/serve.rs"),
                     "--kube-version",
                     "1.37",
                 ]
@@ -137,7 +135,7 @@ class CheckTest(unittest.TestCase):
         self.assertFails("liveness on /readyz would restart members during a broker outage")
 
     def test_a_route_missing_from_the_source(self) -> None:
-        self.tree.edit("src/metrics.rs", '.route("/readyz", get(readyz))', "")
+        self.tree.edit("src/serve.rs", 'pub const READYZ_PATH: &str = "/readyz";', "")
         self.assertFails("readinessProbe path '/readyz' is not among handoff's routes")
 
     def test_a_route_only_in_a_comment_does_not_count(self) -> None:
