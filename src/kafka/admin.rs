@@ -25,10 +25,21 @@ struct LastError(Mutex<Option<String>>);
 impl ClientContext for LastError {
     fn error(&self, error: KafkaError, reason: &str) {
         let all_down = matches!(error, KafkaError::Global(RDKafkaErrorCode::AllBrokersDown));
-        if !all_down {
-            *self.0.lock().expect("last error lock") = Some(reason.to_string());
+        if all_down {
+            return;
         }
+        let mut last = self.0.lock().expect("last error lock");
+        // A security failure names the cause; the disconnects that follow it do not.
+        if last.as_deref().is_some_and(names_security) && !names_security(reason) {
+            return;
+        }
+        *last = Some(reason.to_string());
     }
+}
+
+/// A TLS or SASL failure ("SSL handshake failed", "SASL authentication error").
+fn names_security(reason: &str) -> bool {
+    reason.contains("SSL") || reason.contains("SASL")
 }
 
 impl ProducerContext for LastError {

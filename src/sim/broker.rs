@@ -3,7 +3,7 @@
 //! and the integration tests; `deploy/broker.sh` does the same from the shell.
 
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -92,13 +92,35 @@ pub struct LocalBroker {
 impl LocalBroker {
     /// Starts tansu on `127.0.0.1:port` and waits until it accepts connections.
     pub fn start(port: u16, storage: Storage) -> Result<LocalBroker, BrokerError> {
+        LocalBroker::start_with(port, storage, &[])
+    }
+
+    /// [`LocalBroker::start`] with more of tansu's broker flags (e.g. `--authentication`).
+    pub fn start_with(
+        port: u16,
+        storage: Storage,
+        flags: &[&str],
+    ) -> Result<LocalBroker, BrokerError> {
         let tansu = find_tansu().ok_or(BrokerError::NotInstalled)?;
         let url = format!("tcp://127.0.0.1:{port}");
-        let engine = match &storage {
-            Storage::Memory => "memory://tansu/".to_string(),
-            Storage::Sqlite(p) => format!("sqlite://{}", p.display()),
+        // tansu 0.6.0 opens a SQLite path relative to its working directory, even one
+        // written as absolute: it runs in the file's directory and is given the file's name.
+        let (engine, cwd) = match &storage {
+            Storage::Memory => ("memory://tansu/".to_string(), None),
+            Storage::Sqlite(p) => {
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+                let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+                (
+                    format!("sqlite://{}", name.unwrap_or_default()),
+                    dir.map(Path::to_path_buf),
+                )
+            }
         };
-        let child = Command::new(tansu)
+        let mut command = Command::new(tansu);
+        if let Some(dir) = cwd {
+            command.current_dir(dir);
+        }
+        let child = command
             .args([
                 "broker",
                 "--listener-url",
@@ -108,6 +130,7 @@ impl LocalBroker {
                 "--storage-engine",
                 &engine,
             ])
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
