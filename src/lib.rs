@@ -21,6 +21,7 @@ pub mod offline;
 pub mod output;
 pub mod pipeline;
 pub mod problems;
+pub mod registry;
 pub mod replay;
 pub mod session;
 pub mod sim;

@@ -18,6 +18,7 @@ use crate::event::wire::is_drill;
 use crate::output::Output;
 
 mod emit;
+mod framing;
 mod stage;
 
 pub use stage::{Input, Outcome, Stage, StageError};
@@ -54,6 +55,7 @@ impl Stage for Processor {
         }
     }
     fn attach(&mut self, stats: Arc<Stats>) {
+        self.attach_registry(&stats.metrics);
         if let Some(twin) = self.drill.as_mut() {
             twin.attach(stats.clone());
         }
@@ -123,6 +125,8 @@ pub struct Processor {
     persist_state: bool,
     /// Where drill-marked records go (none in a drill processor).
     drill: Option<Box<Processor>>,
+    /// The schema registry, when configured.
+    framing: framing::Framing,
 }
 
 /// How often idle sessions are looked for.
@@ -159,7 +163,9 @@ impl Processor {
             production: Arc::new(Mutex::new(Digests::new(&matrix))),
             drill: Arc::new(Mutex::new(Digests::new(&matrix))),
         };
-        Ok(Processor::build(settings, matrix, codec, digests, true))
+        let mut p = Processor::build(settings, matrix, codec, digests, true);
+        p.connect_registry(settings)?;
+        Ok(p)
     }
 
     /// Another processor like this one (for another worker), sharing its schemas, rate
@@ -172,13 +178,15 @@ impl Processor {
                 .as_ref()
                 .map_or_else(|| self.digests.clone(), |t| t.digests.clone()),
         };
-        Processor::build(
+        let mut p = Processor::build(
             settings,
             self.matrix.clone(),
             self.codec.clone(),
             digests,
             self.persist_state,
-        )
+        );
+        p.share_registry(self);
+        p
     }
 
     fn build(
@@ -240,6 +248,7 @@ impl Processor {
             persist_state,
             drill,
             matrix,
+            framing: Default::default(),
         }
     }
 
@@ -383,15 +392,6 @@ impl Processor {
         }
     }
 
-    /// The Avro datum of an input record, after the configured framing.
-    fn unframe<'a>(&self, bytes: &'a [u8]) -> Result<&'a [u8], Refusal> {
-        match self.format {
-            InputFormat::Avro => Ok(bytes),
-            InputFormat::Confluent => crate::event::wire::unframe(&self.schema_ids, bytes)
-                .map_err(|e| Refusal::DeadLetter(e.reason, e.message)),
-        }
-    }
-
     /// Decides one agent action record: decode → evaluate → plan → state (the hand-overs as
     /// effects) → the one output path.
     fn process_action(
@@ -400,10 +400,7 @@ impl Processor {
         now_ms: i64,
         out: &mut Vec<Output>,
     ) -> Result<Outcome, StageError> {
-        let decoded = self
-            .value(&input)
-            .and_then(|v| self.unframe(v))
-            .and_then(|datum| self.codec.decode_action(datum).map_err(refusal));
+        let decoded = self.value(&input).and_then(|v| self.decode_action(v));
         let event = match decoded {
             Ok(e) => e,
             Err(Refusal::Fatal(e)) => return Err(e),
@@ -544,7 +541,7 @@ enum Refusal {
 fn refusal(e: CodecError) -> Refusal {
     match e.class() {
         ErrorClass::DeadLetter => Refusal::DeadLetter(e.reason(), e.to_string()),
-        ErrorClass::Fatal => Refusal::Fatal(StageError {
+        ErrorClass::Fatal | ErrorClass::Retry => Refusal::Fatal(StageError {
             what: "input record",
             id: e.reason().to_string(),
             source: Box::new(e),
