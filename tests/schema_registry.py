@@ -30,6 +30,7 @@ import re
 import signal
 import sys
 import threading
+from urllib.parse import unquote
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -110,13 +111,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(200, body)
         m = re.fullmatch(r"/subjects/([^/]+)/versions(/latest)?", self.path)
         if m:
+            subject = unquote(m.group(1))
             with r.lock:
-                versions = list(r.subjects.get(m.group(1), []))
+                versions = list(r.subjects.get(subject, []))
             if not versions:
-                return self.error(404, 40401, f"Subject '{m.group(1)}' not found.")
+                return self.error(404, 40401, f"Subject '{subject}' not found.")
             if m.group(2) is None:
                 return self.answer(200, list(range(1, len(versions) + 1)))
-            return self.answer(200, self.version(m.group(1), len(versions), versions[-1]))
+            return self.answer(200, self.version(subject, len(versions), versions[-1]))
         self.error(404, 404, "HTTP 404 Not Found")
 
     def version(self, subject, version, schema_id):
@@ -140,7 +142,7 @@ class Handler(BaseHTTPRequestHandler):
         schema_id = r.id_of(text, schema_type, register) if isinstance(text, str) else None
         if register and schema_id is None:
             return self.error(422, 42201, "Invalid schema")
-        subject = m.group(1)
+        subject = unquote(m.group(1))
         with r.lock:
             versions = r.subjects.setdefault(subject, []) if register else r.subjects.get(subject)
             if versions is None:
