@@ -167,11 +167,8 @@ enum Expect {
     DeadLetter(&'static str, &'static [&'static str]),
 }
 
-#[test]
-fn writer_versions_decode_or_become_dead_letters_naming_the_id_and_the_reason() {
-    let server = Server::start(&[]);
-    let client = server.client();
-    let event = rich_event();
+/// (name, writer schema, datum of `event` written with it, what handoff must make of it).
+fn writer_cases(event: &AgentAction) -> Vec<(&'static str, String, Vec<u8>, Expect)> {
     let mut older_expected = event.clone();
     older_expected.user_message = None;
     older_expected.attributes.clear();
@@ -192,54 +189,60 @@ fn writer_versions_decode_or_become_dead_letters_naming_the_id_and_the_reason() 
         ("trace_id", Value::String("t-1".into())),
         ("priority", Value::Int(3)),
     ];
-    let cases: Vec<(&str, &str, Vec<u8>, Expect)> = vec![
+    vec![
         (
             "same",
-            &shipped,
+            shipped,
             Codec::new(Default::default())
                 .unwrap()
-                .encode(SchemaKind::AgentAction, &event)
+                .encode(SchemaKind::AgentAction, event)
                 .unwrap(),
             Expect::Decoded(Box::new(event.clone())),
         ),
         (
             "older",
-            &older,
-            encode_with(&older, &event, &[]),
+            older.clone(),
+            encode_with(&older, event, &[]),
             Expect::Decoded(Box::new(older_expected)),
         ),
         (
             "newer",
-            &newer,
-            encode_with(&newer, &event, &extra),
+            newer.clone(),
+            encode_with(&newer, event, &extra),
             Expect::Decoded(Box::new(event.clone())),
         ),
         (
             "reordered",
-            &reordered,
-            encode_with(&reordered, &event, &[]),
+            reordered.clone(),
+            encode_with(&reordered, event, &[]),
             Expect::Decoded(Box::new(event.clone())),
         ),
         (
             "required field missing",
-            &no_reversible,
-            encode_with(&no_reversible, &event, &[]),
+            no_reversible.clone(),
+            encode_with(&no_reversible, event, &[]),
             Expect::DeadLetter("incompatible_schema", &["reversible"]),
         ),
         (
             "type changed",
-            &string_confidence,
+            string_confidence.clone(),
             encode_with(
                 &string_confidence,
-                &event,
+                event,
                 &[("confidence", Value::String("high".into()))],
             ),
             Expect::DeadLetter("incompatible_schema", &["confidence"]),
         ),
-    ];
+    ]
+}
+
+#[test]
+fn writer_versions_decode_or_become_dead_letters_naming_the_id_and_the_reason() {
+    let server = Server::start(&[]);
+    let client = server.client();
     let mut p = processor(&registry_settings(server.url()));
-    for (name, schema, datum, expect) in cases {
-        let id = client.register(&format!("{name}-value"), schema).unwrap();
+    for (name, schema, datum, expect) in writer_cases(&rich_event()) {
+        let id = client.register(&format!("{name}-value"), &schema).unwrap();
         let (outcome, out) = process(&mut p, &framed(id, &datum));
         match expect {
             Expect::Decoded(want) => {
@@ -254,7 +257,7 @@ fn writer_versions_decode_or_become_dead_letters_naming_the_id_and_the_reason() 
                     .unwrap();
                 assert_eq!(v.action_id, want.action_id, "{name}");
                 // The decoded event itself: the generic path of the same writer.
-                let w = Schema::parse_str(schema).unwrap();
+                let w = Schema::parse_str(&schema).unwrap();
                 let got = Codec::new(Default::default())
                     .unwrap()
                     .decode_action_resolved(&w, &datum)
