@@ -1,6 +1,9 @@
 //! The escalation engine's speed, in one run:
 //! - Avro decoding of `AgentAction`: apache-avro's generic reader (bytes → Value → struct)
-//!   against the typed decoder (serde_avro_fast, bytes → struct);
+//!   against the typed decoder (serde_avro_fast, bytes → struct); and the same records
+//!   Confluent-framed, decoded through the schema registry's cache (a hit: the writer schema
+//!   is the reader's, so the typed decoder runs; and a compatible other version, resolved by
+//!   apache-avro), next to the typed decode with the same validation;
 //! - matrix evaluation of decoded events with the default matrix;
 //! - decode + validate + evaluate, the per-event work of the stream before any output.
 //!
@@ -84,6 +87,14 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    g.bench_function("serde_avro_fast_validated", |b| {
+        b.iter(|| {
+            for bytes in &encoded {
+                black_box(codec.decode_action(black_box(bytes)).unwrap());
+            }
+        })
+    });
+    registry_decode(&mut g, &codec, &events, &encoded);
     g.finish();
 
     let mut g = c.benchmark_group("evaluate");
@@ -200,6 +211,94 @@ fn bench(c: &mut Criterion) {
         )
     });
     g.finish();
+}
+
+/// Decoding through the schema registry, every id already cached: the writer schema equal to
+/// the reader's (id 1, the typed decoder) and a compatible other version (id 2, fields in
+/// reverse order, resolved by apache-avro). Validation included, as in the processor.
+fn registry_decode(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    codec: &Codec,
+    events: &[AgentAction],
+    encoded: &[Vec<u8>],
+) {
+    use handoff::registry::{RegistryDecoder, SchemaRegistry};
+    let shipped = SchemaKind::AgentAction.schema_json().to_string();
+    let mut reversed: serde_json::Value = serde_json::from_str(&shipped).unwrap();
+    reversed["fields"].as_array_mut().unwrap().reverse();
+    let reversed = reversed.to_string();
+    let url = serve_schemas(vec![shipped, reversed.clone()]);
+    let settings = handoff::config::RegistrySettings::new(url);
+    let shared = std::sync::Arc::new(SchemaRegistry::new(&settings, codec).unwrap());
+    let mut decoder = RegistryDecoder::new(shared);
+    let same: Vec<Vec<u8>> = encoded
+        .iter()
+        .map(|d| handoff::event::wire::frame(1, d))
+        .collect();
+    let writer = apache_avro::Schema::parse_str(&reversed).unwrap();
+    let other: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| {
+            let v = apache_avro::to_value(e).unwrap().resolve(&writer).unwrap();
+            handoff::event::wire::frame(2, &apache_avro::to_avro_datum(&writer, v).unwrap())
+        })
+        .collect();
+    // Fill the cache (and check both decode) before measuring.
+    for (a, b) in same.iter().zip(&other) {
+        assert_eq!(
+            decoder.decode_action(codec, a).unwrap(),
+            decoder.decode_action(codec, b).unwrap()
+        );
+    }
+    g.bench_function("registry_cache_hit", |b| {
+        b.iter(|| {
+            for bytes in &same {
+                black_box(decoder.decode_action(codec, black_box(bytes)).unwrap());
+            }
+        })
+    });
+    g.bench_function("registry_cache_hit_resolved", |b| {
+        b.iter(|| {
+            for bytes in &other {
+                black_box(decoder.decode_action(codec, black_box(bytes)).unwrap());
+            }
+        })
+    });
+}
+
+/// A registry on 127.0.0.1 answering `GET /schemas/ids/{n}` with `schemas[n - 1]`, for as long
+/// as the bench runs.
+fn serve_schemas(schemas: Vec<String>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let id: usize = first
+                .split('/')
+                .nth(3)
+                .and_then(|s| s.split(' ').next())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let (status, body) = match id.checked_sub(1).and_then(|i| schemas.get(i)) {
+                Some(s) => ("200 OK", serde_json::json!({ "schema": s }).to_string()),
+                None => ("404 Not Found", r#"{"error_code":40403}"#.to_string()),
+            };
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
 }
 
 criterion_group!(benches, bench);

@@ -1,7 +1,7 @@
 //! How a failure of the input path is handled: the codec's and validation's errors say which
 //! class they are, and the processor dead-letters or stops by that class alone.
 
-/// The two ways handoff reacts to a failure while decoding a record.
+/// The ways handoff reacts to a failure while decoding a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
@@ -9,6 +9,9 @@ pub enum ErrorClass {
     DeadLetter,
     /// Handoff cannot go on safely: stop without committing past the failure.
     Fatal,
+    /// A service handoff needs (the schema registry) is unavailable: the record is good, so
+    /// it waits and the same request is tried again, never dead-lettered.
+    Retry,
 }
 
 impl ErrorClass {
@@ -17,6 +20,7 @@ impl ErrorClass {
         match self {
             ErrorClass::DeadLetter => "dead_letter",
             ErrorClass::Fatal => "fatal",
+            ErrorClass::Retry => "retry",
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod output;
 pub mod pipeline;
 pub mod problems;
 pub mod reload;
+pub mod registry;
 pub mod replay;
 pub mod serve;
 pub mod session;

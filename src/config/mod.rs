@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod secret;
+pub mod registry;
 mod validate;
+
+pub use registry::{RegistrySettings, SubjectStrategy};
 
 /// Everything `handoff run` needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,6 +157,9 @@ pub struct InputSettings {
     /// Largest record accepted; larger ones are dead letters.
     #[serde(default = "default_max_record")]
     pub max_record_bytes: usize,
+    /// A Confluent-compatible schema registry (see [`registry`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_registry: Option<RegistrySettings>,
 }
 
 /// The escalation matrix.

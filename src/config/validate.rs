@@ -138,12 +138,14 @@ fn topics(t: &TopicSettings, problems: &mut Problems) {
 }
 
 fn input(i: &InputSettings, problems: &mut Problems) {
-    if i.format == InputFormat::Confluent && i.schema_ids.is_empty() {
+    if i.format == InputFormat::Confluent && i.schema_ids.is_empty() && i.schema_registry.is_none()
+    {
         problems.push(
             "input.schema_ids",
             "format confluent needs the schema ids written with the AgentAction schema",
         );
     }
+    super::registry::validate(i, problems);
     if i.max_record_bytes < 1024 {
         problems.push(
             "input.max_record_bytes",

@@ -109,6 +109,9 @@ pub enum CodecError {
     /// The record decoded but a field is out of range.
     #[error(transparent)]
     Invalid(#[from] EventError),
+    /// The schema registry failed at start-up (its class says whether it is fatal).
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     /// A value could not be encoded: a defect in handoff, never bad input.
     #[error("cannot encode {name}: {message}")]
     Encode {
@@ -128,6 +131,7 @@ impl Classify for CodecError {
             | CodecError::Json { .. }
             | CodecError::TooLarge { .. }
             | CodecError::Invalid(_) => ErrorClass::DeadLetter,
+            CodecError::Registry(e) => e.class(),
         }
     }
 }
@@ -143,6 +147,7 @@ impl CodecError {
             CodecError::TooLarge { .. } => "too_large",
             CodecError::Invalid(_) => "invalid_field",
             CodecError::Encode { .. } => "encode",
+            CodecError::Registry(e) => e.reason(),
         }
     }
 }
@@ -261,6 +266,58 @@ impl Codec {
             .map_err(err)?;
         check_consumed(kind, bytes.len())?;
         apache_avro::from_value(&value).map_err(err)
+    }
+
+    /// Decodes a datum written with `writer`, a schema compatible with the reader schema of
+    /// `kind`, through apache-avro's schema resolution (fields added with defaults, removed or
+    /// reordered). The bytes must hold exactly one datum.
+    pub fn decode_resolved<T: DeserializeOwned>(
+        &self,
+        kind: SchemaKind,
+        writer: &apache_avro::Schema,
+        mut bytes: &[u8],
+    ) -> Result<T, CodecError> {
+        self.check_size(bytes.len())?;
+        let err = |e: apache_avro::Error| CodecError::AvroDecode {
+            name: kind.name(),
+            message: e.to_string(),
+        };
+        let reader = &self.generic[kind.index()];
+        let value = apache_avro::from_avro_datum(writer, &mut bytes, Some(reader)).map_err(err)?;
+        check_consumed(kind, bytes.len())?;
+        apache_avro::from_value(&value).map_err(err)
+    }
+
+    /// Decodes and validates an agent action written with `writer` (see
+    /// [`Codec::decode_resolved`]).
+    pub fn decode_action_resolved(
+        &self,
+        writer: &apache_avro::Schema,
+        bytes: &[u8],
+    ) -> Result<AgentAction, CodecError> {
+        let action: AgentAction = self.decode_resolved(SchemaKind::AgentAction, writer, bytes)?;
+        action.validate(&self.limits)?;
+        Ok(action)
+    }
+
+    /// Encodes a record as a Confluent-framed datum of schema `id` (typed encoder).
+    pub fn encode_framed<T: Serialize>(
+        &self,
+        kind: SchemaKind,
+        value: &T,
+        id: u32,
+    ) -> Result<Vec<u8>, CodecError> {
+        let mut config = serde_avro_fast::ser::SerializerConfig::new(&self.fast[kind.index()]);
+        let mut buf = Vec::with_capacity(match kind {
+            SchemaKind::Escalation => 2048,
+            _ => 512,
+        });
+        buf.push(0);
+        buf.extend_from_slice(&id.to_be_bytes());
+        serde_avro_fast::to_datum(value, buf, &mut config).map_err(|e| CodecError::Encode {
+            name: kind.name(),
+            message: e.to_string(),
+        })
     }
 
     /// Encodes a record as a plain Avro datum (typed encoder).

@@ -44,9 +44,9 @@ pub struct FrameError {
     pub message: String,
 }
 
-/// The Avro datum inside a Confluent-framed record (magic byte 0, a 4-byte big-endian schema
-/// id, then the datum), accepting only `schema_ids`.
-pub fn unframe<'a>(schema_ids: &[u32], bytes: &'a [u8]) -> Result<&'a [u8], FrameError> {
+/// The schema id and the Avro datum of a Confluent-framed record (magic byte 0, a 4-byte
+/// big-endian schema id, then the datum).
+pub fn split_frame(bytes: &[u8]) -> Result<(u32, &[u8]), FrameError> {
     if bytes.len() < 5 || bytes[0] != 0 {
         return Err(FrameError {
             reason: "wire_format",
@@ -59,6 +59,21 @@ pub fn unframe<'a>(schema_ids: &[u32], bytes: &'a [u8]) -> Result<&'a [u8], Fram
         });
     }
     let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+    Ok((id, &bytes[5..]))
+}
+
+/// `datum` framed with schema `id`, in a new buffer.
+pub fn frame(id: u32, datum: &[u8]) -> Vec<u8> {
+    let mut framed = Vec::with_capacity(datum.len() + 5);
+    framed.push(0);
+    framed.extend_from_slice(&id.to_be_bytes());
+    framed.extend_from_slice(datum);
+    framed
+}
+
+/// The Avro datum inside a Confluent-framed record, accepting only `schema_ids`.
+pub fn unframe<'a>(schema_ids: &[u32], bytes: &'a [u8]) -> Result<&'a [u8], FrameError> {
+    let (id, datum) = split_frame(bytes)?;
     if !schema_ids.contains(&id) {
         return Err(FrameError {
             reason: "unknown_schema",
@@ -67,5 +82,5 @@ pub fn unframe<'a>(schema_ids: &[u32], bytes: &'a [u8]) -> Result<&'a [u8], Fram
             ),
         });
     }
-    Ok(&bytes[5..])
+    Ok(datum)
 }

@@ -118,11 +118,13 @@ impl Processor {
         value: &T,
         what: &'static str,
     ) -> Result<Output, StageError> {
-        let bytes = self.codec.encode(kind, value).map_err(|e| StageError {
-            what,
-            id: key.to_string(),
-            source: Box::new(e),
-        })?;
+        let bytes = self
+            .encode_for(topic, kind, value)
+            .map_err(|e| StageError {
+                what,
+                id: key.to_string(),
+                source: Box::new(e),
+            })?;
         Ok(Output::new(topic, Some(key.as_bytes().to_vec()), bytes))
     }
 

@@ -19,6 +19,7 @@ use crate::output::Output;
 
 mod adopt;
 mod emit;
+mod framing;
 
 use adopt::family_slots;
 mod stage;
@@ -57,6 +58,7 @@ impl Stage for Processor {
         }
     }
     fn attach(&mut self, stats: Arc<Stats>) {
+        self.attach_registry(&stats.metrics);
         if let Some(twin) = self.drill.as_mut() {
             twin.attach(stats.clone());
         }
@@ -136,6 +138,8 @@ pub struct Processor {
     role_prefix: String,
     /// Metrics slot of each of the matrix's action type families.
     family_slots: Vec<usize>,
+    /// The schema registry, when configured.
+    framing: framing::Framing,
 }
 
 /// The topic of each of the matrix's roles, in role order.
@@ -180,7 +184,9 @@ impl Processor {
             production: Arc::new(Mutex::new(Digests::new(&matrix))),
             drill: Arc::new(Mutex::new(Digests::new(&matrix))),
         };
-        Ok(Processor::build(settings, matrix, codec, digests, true))
+        let mut p = Processor::build(settings, matrix, codec, digests, true);
+        p.connect_registry(settings)?;
+        Ok(p)
     }
 
     /// Another processor like this one (for another worker), sharing its schemas, rate
@@ -200,6 +206,7 @@ impl Processor {
             digests,
             self.persist_state,
         );
+        p.share_registry(self);
         if let Some(rules) = &self.rules {
             p = p.following(rules.clone());
         }
@@ -272,6 +279,7 @@ impl Processor {
             generation: 0,
             role_prefix: settings.topics.role_prefix.clone(),
             family_slots: Vec::new(),
+            framing: Default::default(),
         }
     }
 
@@ -416,15 +424,6 @@ impl Processor {
         }
     }
 
-    /// The Avro datum of an input record, after the configured framing.
-    fn unframe<'a>(&self, bytes: &'a [u8]) -> Result<&'a [u8], Refusal> {
-        match self.format {
-            InputFormat::Avro => Ok(bytes),
-            InputFormat::Confluent => crate::event::wire::unframe(&self.schema_ids, bytes)
-                .map_err(|e| Refusal::DeadLetter(e.reason, e.message)),
-        }
-    }
-
     /// Decides one agent action record: decode → evaluate → plan → state (the hand-overs as
     /// effects) → the one output path.
     fn process_action(
@@ -433,10 +432,7 @@ impl Processor {
         now_ms: i64,
         out: &mut Vec<Output>,
     ) -> Result<Outcome, StageError> {
-        let decoded = self
-            .value(&input)
-            .and_then(|v| self.unframe(v))
-            .and_then(|datum| self.codec.decode_action(datum).map_err(refusal));
+        let decoded = self.value(&input).and_then(|v| self.decode_action(v));
         let event = match decoded {
             Ok(e) => e,
             Err(Refusal::Fatal(e)) => return Err(e),
@@ -577,7 +573,7 @@ enum Refusal {
 fn refusal(e: CodecError) -> Refusal {
     match e.class() {
         ErrorClass::DeadLetter => Refusal::DeadLetter(e.reason(), e.to_string()),
-        ErrorClass::Fatal => Refusal::Fatal(StageError {
+        ErrorClass::Fatal | ErrorClass::Retry => Refusal::Fatal(StageError {
             what: "input record",
             id: e.reason().to_string(),
             source: Box::new(e),

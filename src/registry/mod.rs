@@ -1,0 +1,376 @@
+//! A Confluent-compatible schema registry: the writer schema of each framed input record is
+//! looked up by its id ([`client`]), checked once against handoff's reader schema and kept in
+//! a bounded cache; output schemas get their ids once at start-up ([`output`]).
+//!
+//! A writer schema equal to the reader's (same Parsing Canonical Form) decodes on the typed
+//! fast path; any other compatible one through apache-avro's schema resolution. An id the
+//! registry does not know, or a schema handoff cannot read, is a dead letter; a registry that
+//! does not answer is retried, the worker waiting on the record, so no good record is lost.
+
+pub mod client;
+pub mod output;
+
+use crate::error::{Classify, ErrorClass};
+use crate::event::wire::split_frame;
+use crate::event::{AgentAction, Codec, CodecError, SchemaKind};
+use apache_avro::schema_compatibility::SchemaCompatibility;
+use prometheus::{IntCounter, IntCounterVec, Opts};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+pub use client::Client;
+
+/// Why the registry did not give a usable schema.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry does not know the id (HTTP 404, error 40403).
+    #[error("schema id {id} is not known to the registry ({message})")]
+    NotFound {
+        /// The id.
+        id: u32,
+        /// The registry's message.
+        message: String,
+    },
+    /// The writer schema cannot be read as handoff's schema.
+    #[error("schema id {id} cannot be read as {reader}: {reason}")]
+    Incompatible {
+        /// The id.
+        id: u32,
+        /// The reader record's name.
+        reader: &'static str,
+        /// Why (the first incompatibility found).
+        reason: String,
+    },
+    /// The registry did not answer, or answered with an error of its own (5xx, refused
+    /// credentials, a timeout, an unreadable answer): retried.
+    #[error("schema registry {url} is unavailable: {message}")]
+    Unavailable {
+        /// The registry.
+        url: String,
+        /// What happened.
+        message: String,
+    },
+    /// The registry refused a lookup or a registration at start-up.
+    #[error("schema registry refused subject {subject}: HTTP {status}, {message}")]
+    Rejected {
+        /// The subject.
+        subject: String,
+        /// HTTP status.
+        status: u16,
+        /// The registry's message.
+        message: String,
+    },
+    /// The client could not be set up (password or CA file), or an output schema is not
+    /// registered and may not be.
+    #[error("schema registry: {0}")]
+    Setup(String),
+}
+
+impl Classify for RegistryError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            RegistryError::NotFound { .. } | RegistryError::Incompatible { .. } => {
+                ErrorClass::DeadLetter
+            }
+            RegistryError::Unavailable { .. } => ErrorClass::Retry,
+            RegistryError::Rejected { .. } | RegistryError::Setup(_) => ErrorClass::Fatal,
+        }
+    }
+}
+
+impl RegistryError {
+    /// Stable short name, for dead-letter headers and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RegistryError::NotFound { .. } => "unknown_schema",
+            RegistryError::Incompatible { .. } => "incompatible_schema",
+            RegistryError::Unavailable { .. } => "registry_unavailable",
+            RegistryError::Rejected { .. } => "registry_rejected",
+            RegistryError::Setup(_) => "registry_setup",
+        }
+    }
+}
+
+/// How the datums of one writer schema are read.
+#[derive(Debug)]
+pub enum Writer {
+    /// The reader schema itself (same canonical form): the typed decoder.
+    Same,
+    /// A compatible other version: apache-avro resolves it to the reader schema.
+    Resolved(Box<apache_avro::Schema>),
+    /// Not readable; every record written with it is a dead letter.
+    Incompatible(String),
+}
+
+/// `handoff_schema_registry_requests_total` results, in label order.
+const RESULTS: [&str; 4] = ["ok", "not_found", "unavailable", "rejected"];
+
+/// The registry shared by every worker: client, reader schema, bounded cache, counters.
+pub struct SchemaRegistry {
+    client: Client,
+    reader: apache_avro::Schema,
+    reader_canonical: String,
+    reader_name: &'static str,
+    cache: RwLock<Cache>,
+    capacity: usize,
+    backoff_initial: Duration,
+    backoff_max: Duration,
+    requests: IntCounterVec,
+    counters: [IntCounter; 4],
+    /// Milliseconds since `started` of the last "unavailable" log line.
+    last_log_ms: AtomicU64,
+    started: Instant,
+}
+
+impl std::fmt::Debug for SchemaRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemaRegistry")
+            .field("client", &self.client)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    by_id: HashMap<u32, Arc<Writer>>,
+    order: VecDeque<u32>,
+}
+
+impl SchemaRegistry {
+    /// The registry of `settings`, reading records as `AgentAction` (the codec's schema).
+    pub fn new(
+        settings: &crate::config::RegistrySettings,
+        codec: &Codec,
+    ) -> Result<Self, RegistryError> {
+        let reader = codec.generic_schema(SchemaKind::AgentAction).clone();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "handoff_schema_registry_requests_total",
+                "Requests to the schema registry, by result (ok, not_found, unavailable: \
+                 retried, rejected).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        Ok(SchemaRegistry {
+            client: Client::new(settings)?,
+            reader_canonical: reader.canonical_form(),
+            reader,
+            reader_name: SchemaKind::AgentAction.name(),
+            cache: RwLock::new(Cache::default()),
+            capacity: settings.cache_capacity.max(1),
+            backoff_initial: settings.backoff_initial,
+            backoff_max: settings.backoff_max,
+            counters: RESULTS.map(|r| requests.with_label_values(&[r])),
+            requests,
+            last_log_ms: AtomicU64::new(0),
+            started: Instant::now(),
+        })
+    }
+
+    /// The HTTP client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Exposes the request counter on `registry` (once per registry; again is a no-op).
+    pub fn register_metrics(&self, registry: &prometheus::Registry) {
+        let _ = registry.register(Box::new(self.requests.clone()));
+    }
+
+    /// Requests so far with `result` (`ok`, `not_found`, `unavailable`, `rejected`).
+    pub fn requests(&self, result: &str) -> u64 {
+        RESULTS
+            .iter()
+            .position(|r| *r == result)
+            .map_or(0, |i| self.counters[i].get())
+    }
+
+    pub(crate) fn count(&self, e: Option<&RegistryError>) {
+        let i = match e {
+            None => 0,
+            Some(RegistryError::NotFound { .. }) => 1,
+            Some(RegistryError::Unavailable { .. }) => 2,
+            Some(_) => 3,
+        };
+        self.counters[i].inc();
+    }
+
+    /// Writer schemas held.
+    pub fn cached(&self) -> usize {
+        self.cache.read().expect("cache lock").by_id.len()
+    }
+
+    /// How to read datums of schema `id`: from the cache, else from the registry — retried
+    /// with growing waits, for as long as it takes, while the registry is unavailable.
+    pub fn writer(&self, id: u32) -> Result<Arc<Writer>, RegistryError> {
+        if let Some(w) = self.cache.read().expect("cache lock").by_id.get(&id) {
+            return Ok(w.clone());
+        }
+        let mut attempt = 0u32;
+        loop {
+            let fetched = self.client.schema_by_id(id);
+            self.count(fetched.as_ref().err());
+            match fetched {
+                Ok(s) => {
+                    let w = Arc::new(self.resolve(id, &s));
+                    self.insert(id, w.clone());
+                    return Ok(w);
+                }
+                Err(e) if e.class() == ErrorClass::Retry => {
+                    let wait = client::backoff(self.backoff_initial, self.backoff_max, attempt);
+                    self.log_unavailable(id, &e, attempt, wait);
+                    std::thread::sleep(wait);
+                    attempt = attempt.saturating_add(1);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// At most one line a second while the registry is unavailable.
+    fn log_unavailable(&self, id: u32, e: &RegistryError, attempt: u32, wait: Duration) {
+        let now = self.started.elapsed().as_millis() as u64 + 1000;
+        let last = self.last_log_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1000
+            && self
+                .last_log_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                schema_id = id,
+                attempt = attempt + 1,
+                retry_in_ms = wait.as_millis() as u64,
+                error = %e,
+                "schema registry unavailable: the record waits, it is not dead-lettered"
+            );
+        }
+    }
+
+    fn insert(&self, id: u32, w: Arc<Writer>) {
+        let mut cache = self.cache.write().expect("cache lock");
+        if cache.by_id.insert(id, w).is_none() {
+            cache.order.push_back(id);
+        }
+        while cache.by_id.len() > self.capacity {
+            match cache.order.pop_front() {
+                Some(old) => cache.by_id.remove(&old),
+                None => break,
+            };
+        }
+    }
+
+    /// Checks a writer schema against the reader schema, once per id.
+    fn resolve(&self, id: u32, s: &client::RegisteredSchema) -> Writer {
+        if let Some(t) = s.schema_type.as_deref().filter(|t| *t != "AVRO") {
+            return Writer::Incompatible(format!("schema type {t} is not AVRO"));
+        }
+        if !s.references.is_empty() {
+            return Writer::Incompatible("schema references are not supported".into());
+        }
+        let writer = match apache_avro::Schema::parse_str(&s.schema) {
+            Ok(w) => w,
+            Err(e) => return Writer::Incompatible(format!("the schema does not parse: {e}")),
+        };
+        if writer.canonical_form() == self.reader_canonical {
+            return Writer::Same;
+        }
+        match SchemaCompatibility::can_read(&writer, &self.reader) {
+            Ok(()) => Writer::Resolved(Box::new(writer)),
+            Err(e) => {
+                tracing::warn!(schema_id = id, reason = %e, "writer schema cannot be read");
+                Writer::Incompatible(e.to_string())
+            }
+        }
+    }
+}
+
+/// Why a framed record was not decoded: a short reason (for the dead-letter header and the
+/// metric label) and a message naming the schema id.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DecodeError {
+    /// `wire_format`, `unknown_schema`, `incompatible_schema`, or the codec's reason.
+    pub reason: &'static str,
+    /// What was wrong.
+    pub message: String,
+    /// Dead letter, or fatal (a codec defect).
+    pub class: ErrorClass,
+}
+
+impl From<RegistryError> for DecodeError {
+    fn from(e: RegistryError) -> Self {
+        DecodeError {
+            reason: e.reason(),
+            class: e.class(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// One worker's view of the registry: a front cache of its own (no lock on the hot path)
+/// over the shared one.
+#[derive(Debug)]
+pub struct RegistryDecoder {
+    shared: Arc<SchemaRegistry>,
+    local: HashMap<u32, Arc<Writer>, foldhash::fast::RandomState>,
+}
+
+impl RegistryDecoder {
+    /// A decoder over `shared`.
+    pub fn new(shared: Arc<SchemaRegistry>) -> Self {
+        RegistryDecoder {
+            shared,
+            local: HashMap::default(),
+        }
+    }
+
+    /// The registry behind it.
+    pub fn shared(&self) -> &Arc<SchemaRegistry> {
+        &self.shared
+    }
+
+    /// Decodes and validates a Confluent-framed agent action.
+    pub fn decode_action(
+        &mut self,
+        codec: &Codec,
+        framed: &[u8],
+    ) -> Result<AgentAction, DecodeError> {
+        let (id, datum) = split_frame(framed).map_err(|e| DecodeError {
+            reason: e.reason,
+            message: e.message,
+            class: ErrorClass::DeadLetter,
+        })?;
+        if !self.local.contains_key(&id) {
+            let w = self.shared.writer(id)?;
+            if self.local.len() >= self.shared.capacity {
+                self.local.clear();
+            }
+            self.local.insert(id, w);
+        }
+        // Borrowed, not cloned: a reference count shared by every worker would be written on
+        // each record.
+        let writer = &self.local[&id];
+        let decoded = match &**writer {
+            Writer::Same => codec.decode_action(datum),
+            Writer::Resolved(schema) => codec.decode_action_resolved(schema, datum),
+            Writer::Incompatible(reason) => {
+                return Err(RegistryError::Incompatible {
+                    id,
+                    reader: self.shared.reader_name,
+                    reason: reason.clone(),
+                }
+                .into())
+            }
+        };
+        decoded.map_err(|e: CodecError| DecodeError {
+            reason: e.reason(),
+            class: e.class(),
+            message: format!("schema id {id}: {e}"),
+        })
+    }
+}

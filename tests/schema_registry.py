@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""A minimal Confluent-compatible schema registry for the tests (tests/schema_registry.rs).
+
+No real registry server is installable on these machines: Karapace is not on PyPI, and
+Confluent's and Apicurio's registries are Java, from package registries these machines do not
+reach. So the tests run against this one, which follows Confluent's documented REST API for
+the endpoints handoff uses, and no more:
+
+  GET  /schemas/ids/{id}                   -> {"schema": "..."}
+  GET  /subjects/{subject}/versions        -> [1, 2, ...]
+  POST /subjects/{subject}/versions        -> {"id": N}       (register; the same schema
+                                                               keeps its id)
+  POST /subjects/{subject}                 -> {"subject", "id", "version", "schema"} (lookup)
+  GET  /subjects/{subject}/versions/latest -> {"subject", "id", "version", "schema"}
+
+Errors are {"error_code": N, "message": "..."}: 40401 subject not found, 40403 schema not
+found, 42201 invalid schema, 401 unauthorized. It checks no compatibility (as a registry set
+to NONE). Optional basic auth (--username/--password); --fail-first N answers the first N
+GET /schemas/ids requests with 503, to test retries.
+
+Prints "ready PORT" once listening; exits when its standard input closes or on SIGTERM.
+
+Usage: schema_registry.py [--port PORT] [--username U --password P] [--fail-first N]
+"""
+
+import argparse
+import base64
+import json
+import re
+import signal
+import sys
+import threading
+from urllib.parse import unquote
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+
+
+class Registry:
+    def __init__(self, fail_first):
+        self.lock = threading.Lock()
+        self.schemas = {}  # id -> (schema text, schema type)
+        self.ids = {}  # (normalized text, type) -> id
+        self.subjects = {}  # subject -> [id, ...] (version = index + 1)
+        self.fail_first = fail_first
+
+    def id_of(self, text, schema_type, create):
+        """The id of a schema text (None for text that is not JSON, or unknown and not
+        created)."""
+        try:
+            key = (json.dumps(json.loads(text), sort_keys=True), schema_type)
+        except ValueError:
+            return None
+        with self.lock:
+            if key not in self.ids and create:
+                new_id = len(self.schemas) + 1
+                self.ids[key] = new_id
+                self.schemas[new_id] = (text, schema_type)
+            return self.ids.get(key)
+
+
+class Handler(BaseHTTPRequestHandler):
+    registry = None
+    auth = None
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def answer(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", CONTENT_TYPE)
+        self.send_header("Content-Length", str(len(data)))
+        if status == 401:
+            self.send_header("WWW-Authenticate", 'Basic realm="registry"')
+        self.end_headers()
+        self.wfile.write(data)
+
+    def error(self, status, code, message):
+        self.answer(status, {"error_code": code, "message": message})
+
+    def authorized(self):
+        if self.auth is None or self.headers.get("Authorization") == self.auth:
+            return True
+        self.error(401, 401, "Unauthorized")
+        return False
+
+    def body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            return json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            return {}
+
+    def do_GET(self):
+        if not self.authorized():
+            return
+        r = self.registry
+        m = re.fullmatch(r"/schemas/ids/(\d+)", self.path)
+        if m:
+            with r.lock:
+                if r.fail_first > 0:
+                    r.fail_first -= 1
+                    return self.error(503, 50003, "Service unavailable (test)")
+                found = r.schemas.get(int(m.group(1)))
+            if found is None:
+                return self.error(404, 40403, "Schema not found")
+            body = {"schema": found[0]}
+            if found[1] != "AVRO":
+                body["schemaType"] = found[1]
+            return self.answer(200, body)
+        m = re.fullmatch(r"/subjects/([^/]+)/versions(/latest)?", self.path)
+        if m:
+            subject = unquote(m.group(1))
+            with r.lock:
+                versions = list(r.subjects.get(subject, []))
+            if not versions:
+                return self.error(404, 40401, f"Subject '{subject}' not found.")
+            if m.group(2) is None:
+                return self.answer(200, list(range(1, len(versions) + 1)))
+            return self.answer(200, self.version(subject, len(versions), versions[-1]))
+        self.error(404, 404, "HTTP 404 Not Found")
+
+    def version(self, subject, version, schema_id):
+        return {
+            "subject": subject,
+            "version": version,
+            "id": schema_id,
+            "schema": self.registry.schemas[schema_id][0],
+        }
+
+    def do_POST(self):
+        if not self.authorized():
+            return
+        r = self.registry
+        body = self.body()
+        text, schema_type = body.get("schema"), body.get("schemaType", "AVRO")
+        m = re.fullmatch(r"/subjects/([^/]+)(/versions)?", self.path)
+        if m is None:
+            return self.error(404, 404, "HTTP 404 Not Found")
+        register = m.group(2) is not None
+        schema_id = r.id_of(text, schema_type, register) if isinstance(text, str) else None
+        if register and schema_id is None:
+            return self.error(422, 42201, "Invalid schema")
+        subject = unquote(m.group(1))
+        with r.lock:
+            versions = r.subjects.setdefault(subject, []) if register else r.subjects.get(subject)
+            if versions is None:
+                return self.error(404, 40401, f"Subject '{subject}' not found.")
+            if register:
+                if schema_id not in versions:
+                    versions.append(schema_id)
+                return self.answer(200, {"id": schema_id})
+            if schema_id is None or schema_id not in versions:
+                return self.error(404, 40403, "Schema not found")
+            return self.answer(200, self.version(subject, versions.index(schema_id) + 1, schema_id))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--username")
+    ap.add_argument("--password")
+    ap.add_argument("--fail-first", type=int, default=0)
+    args = ap.parse_args()
+    Handler.registry = Registry(args.fail_first)
+    if args.username is not None:
+        token = base64.b64encode(f"{args.username}:{args.password}".encode()).decode()
+        Handler.auth = f"Basic {token}"
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+    def watch_stdin():
+        sys.stdin.read()
+        server.shutdown()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    print(f"ready {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
