@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub mod secret;
 pub mod registry;
+pub mod secret;
 mod validate;
 
 pub use registry::{RegistrySettings, SubjectStrategy};

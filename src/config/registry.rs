@@ -161,42 +161,18 @@ fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
     }
 }
 
-/// Why a password could not be read.
+/// A password reference that cannot be resolved (the message names the file or variable,
+/// never a secret).
 #[derive(Debug, thiserror::Error)]
-pub enum SecretError {
-    /// `file:` names a file that cannot be read.
-    #[error("cannot read the password file {path}: {message}")]
-    File {
-        /// The file.
-        path: String,
-        /// Why.
-        message: String,
-    },
-    /// `env:` names a variable that is not set (or not UTF-8).
-    #[error("the password variable {name} is not set")]
-    Env {
-        /// The variable.
-        name: String,
-    },
-}
+#[error("{0}")]
+pub struct SecretError(String);
 
-/// The password a setting stands for: `file:/path` (the file's content without its trailing
-/// newline), `env:NAME`, or the value itself. Errors name the file or the variable, never the
-/// value.
+/// The password `spec` names: `file:PATH`, `env:NAME` or the value itself — the same
+/// references as every Kafka property (see [`super::secret`]).
 pub fn resolve_password(spec: &str) -> Result<String, SecretError> {
-    if let Some(path) = spec.strip_prefix("file:") {
-        let text = std::fs::read_to_string(path).map_err(|e| SecretError::File {
-            path: path.to_string(),
-            message: e.to_string(),
-        })?;
-        return Ok(text.trim_end_matches(['\n', '\r']).to_string());
-    }
-    if let Some(name) = spec.strip_prefix("env:") {
-        return std::env::var(name).map_err(|_| SecretError::Env {
-            name: name.to_string(),
-        });
-    }
-    Ok(spec.to_string())
+    super::secret::Source::of(spec)
+        .resolve(|n| std::env::var(n).ok())
+        .map_err(SecretError)
 }
 
 const FIELD: &str = "input.schema_registry";
