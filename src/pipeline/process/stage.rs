@@ -26,7 +26,7 @@ pub enum Outcome {
     Decided {
         /// Level.
         level: Level,
-        /// Action type family (index into [`Stage::families`]; out of range is "other").
+        /// Action type family: its metrics slot (`Metrics::family`; out of range is "other").
         family: usize,
         /// Triggers fired.
         triggers: Vec<Trigger>,
@@ -74,9 +74,9 @@ pub trait Stage: Send {
     ) -> Result<Outcome, StageError>;
     /// Drops whatever state the stage keeps for a revoked partition.
     fn forget_partition(&mut self, partition: i32);
-    /// Role names for statistics (index = role in [`Outcome::Decided`]).
+    /// Role names whose metrics are made at start (more are added as rules name them).
     fn role_names(&self) -> Vec<String>;
-    /// Action type families for statistics (index = family in [`Outcome::Decided`]).
+    /// Action type families whose metrics are made at start (in slot order).
     fn families(&self) -> Vec<String> {
         Vec::new()
     }
