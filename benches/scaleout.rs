@@ -81,8 +81,19 @@ fn start_member(dir: &Path, bootstrap: &str, group: &str, i: usize) -> Member {
     Member { child, port }
 }
 
+/// Peak resident memory of a process (VmHWM), MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 struct Measured {
     members: usize,
+    peak_rss_mib: f64,
     per_second: f64,
     cpu_per_event_us: f64,
     broker_cpu_per_event_us: f64,
@@ -118,6 +129,10 @@ fn drain(dir: &Path, broker: &LocalBroker, members: usize, n: u64, round: usize)
     let cpu: f64 = ms.iter().map(|m| cpu_seconds(m.child.id())).sum::<f64>() - cpu0;
     let bcpu = cpu_seconds(broker.pid()) - bcpu0;
     let _ = broker_cpu;
+    let peak = ms
+        .iter()
+        .map(|m| peak_rss_mib(m.child.id()))
+        .fold(0.0, f64::max);
     for m in &mut ms {
         let _ = Command::new("kill")
             .args(["-TERM", &m.child.id().to_string()])
@@ -129,6 +144,7 @@ fn drain(dir: &Path, broker: &LocalBroker, members: usize, n: u64, round: usize)
     let secs = done.duration_since(t0).as_secs_f64();
     Measured {
         members,
+        peak_rss_mib: peak,
         per_second: n as f64 / secs,
         cpu_per_event_us: cpu / n as f64 * 1e6,
         broker_cpu_per_event_us: bcpu / n as f64 * 1e6,
@@ -192,7 +208,7 @@ fn main() {
         "\nscale-out, {n} events, {PARTITIONS} partitions, {} cores, medians of {rounds} round(s):",
         std::thread::available_parallelism().map_or(0, |c| c.get())
     );
-    println!("| members | events/s | vs 1 member | CPU µs/event, members | CPU µs/event, broker |\n|---:|---:|---:|---:|---:|");
+    println!("| members | events/s | vs 1 member | CPU µs/event, members | CPU µs/event, broker | peak RSS of a member, MiB |\n|---:|---:|---:|---:|---:|---:|");
     let median = |mut v: Vec<f64>| {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
@@ -204,10 +220,11 @@ fn main() {
     for &k in &counts {
         let rate = of(k, |m| m.per_second);
         println!(
-            "| {k} | {rate:.0} | {:.2} | {:.1} | {:.1} |",
+            "| {k} | {rate:.0} | {:.2} | {:.1} | {:.1} | {:.0} |",
             rate / one,
             of(k, |m| m.cpu_per_event_us),
-            of(k, |m| m.broker_cpu_per_event_us)
+            of(k, |m| m.broker_cpu_per_event_us),
+            of(k, |m| m.peak_rss_mib)
         );
     }
     let _ = std::fs::remove_dir_all(dir);
