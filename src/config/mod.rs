@@ -524,10 +524,13 @@ mod shipped {
 
     #[test]
     fn the_kubernetes_config_loads_and_names_its_secrets_by_file() {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("deploy/kubernetes/handoff.toml");
+        let p =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/handoff.toml");
         let s = super::Settings::load_with_env(Some(&p), Vec::new()).unwrap();
-        assert_eq!(s.metrics.bind, "0.0.0.0:9464", "probed from outside the pod");
+        assert_eq!(
+            s.metrics.bind, "0.0.0.0:9464",
+            "probed from outside the pod"
+        );
         assert!(s.matrix.watch.is_some(), "ConfigMap updates are reloaded");
         assert!(s.kafka.common["sasl.password"].starts_with("file:"));
         let e = s.with_secrets_from(|_| None).unwrap_err().to_string();
