@@ -102,6 +102,12 @@ fn reloads_by_each_trigger_under_traffic_decide_every_record_with_exactly_one_ve
 
     let recs = traffic(4_000);
     let n = recs.len();
+    // The order events were sent in: a session's events are one partition's, decided in order.
+    let sent: HashMap<String, usize> = recs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.event.as_ref().map(|e| (e.action_id.clone(), i)))
+        .collect();
     let feeder = {
         let bootstrap = bootstrap.clone();
         std::thread::spawn(move || {
@@ -162,62 +168,88 @@ fn reloads_by_each_trigger_under_traffic_decide_every_record_with_exactly_one_ve
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
 
-    check_each_record_decided_once_by_one_version(&bootstrap, &r.records, &versions, &levels, n);
+    let checks = Checks {
+        versions: &versions,
+        levels: &levels,
+        sent: &sent,
+    };
+    checks.each_record_decided_once_by_one_version(&bootstrap, &r.records, n);
 }
 
-fn check_each_record_decided_once_by_one_version(
-    bootstrap: &str,
-    records: &[Record],
-    versions: &[&str],
-    levels: &[Level],
-    n: usize,
-) {
-    let codec = Codec::new(Default::default()).unwrap();
-    let rank: HashMap<&str, usize> = versions.iter().enumerate().map(|(i, v)| (*v, i)).collect();
-    let mut by_action: BTreeMap<String, Verdict> = BTreeMap::new();
-    let mut last_rank: HashMap<i32, usize> = HashMap::new();
-    let mut sorted: Vec<&Record> = records.iter().collect();
-    sorted.sort_by_key(|r| (r.partition, r.offset));
-    let mut seen = [0usize; 4];
-    for rec in sorted {
-        let v: Verdict = codec.decode(SchemaKind::Verdict, &rec.payload).unwrap();
-        let k = rank[v.rule_version.as_str()];
-        seen[k] += 1;
-        // A partition's records are decided in order: its versions never go back.
-        let last = last_rank.entry(rec.partition).or_insert(0);
-        assert!(
-            k >= *last,
-            "partition {} went back to {}",
-            rec.partition,
-            v.rule_version
-        );
-        *last = k;
-        if v.action_id.starts_with("blog-") {
-            assert_eq!(
-                v.level, levels[k],
-                "{} decided by {}",
-                v.action_id, v.rule_version
+/// What the flow test knows about its traffic.
+struct Checks<'a> {
+    versions: &'a [&'a str],
+    levels: &'a [Level],
+    /// Position of each action in the order sent.
+    sent: &'a HashMap<String, usize>,
+}
+
+impl Checks<'_> {
+    fn each_record_decided_once_by_one_version(
+        &self,
+        bootstrap: &str,
+        records: &[Record],
+        n: usize,
+    ) {
+        let codec = Codec::new(Default::default()).unwrap();
+        let rank: HashMap<&str, usize> = self
+            .versions
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (*v, i))
+            .collect();
+        let mut by_action: BTreeMap<String, Verdict> = BTreeMap::new();
+        for rec in records {
+            let v: Verdict = codec.decode(SchemaKind::Verdict, &rec.payload).unwrap();
+            let k = rank[v.rule_version.as_str()];
+            if v.action_id.starts_with("blog-") {
+                assert_eq!(
+                    v.level, self.levels[k],
+                    "{} decided by {}",
+                    v.action_id, v.rule_version
+                );
+            }
+            assert!(
+                by_action.insert(v.action_id.clone(), v).is_none(),
+                "a repeated verdict"
             );
         }
+        // A session's events are decided in the order sent, by one worker: its versions never
+        // go back.
+        let mut sessions: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+        for v in by_action.values() {
+            let at = self.sent[&v.action_id];
+            sessions
+                .entry(&v.session_id)
+                .or_default()
+                .push((at, rank[v.rule_version.as_str()]));
+        }
+        for (session, mut decided) in sessions {
+            decided.sort();
+            assert!(
+                decided.windows(2).all(|w| w[0].1 <= w[1].1),
+                "session {session} went back to older rules: {decided:?}"
+            );
+        }
+        let mut seen = [0usize; 4];
+        for v in by_action.values() {
+            seen[rank[v.rule_version.as_str()]] += 1;
+        }
+        assert_eq!(by_action.len(), n, "every event decided once");
         assert!(
-            by_action.insert(v.action_id.clone(), v).is_none(),
-            "a repeated verdict"
+            seen.iter().all(|&c| c > 0),
+            "each version decided some records: {seen:?}"
         );
-    }
-    assert_eq!(by_action.len(), n, "every event decided once");
-    assert!(
-        seen.iter().all(|&c| c > 0),
-        "each version decided some records: {seen:?}"
-    );
-    // An escalation comes from the same decision as its verdict: the same version.
-    for role in compiled(DEFAULT_MATRIX_TOML).roles() {
-        let topic = format!("escalations.{}", role.name);
-        for rec in read_all(bootstrap, &topic) {
-            let Ok(x) = codec.decode::<Escalation>(SchemaKind::Escalation, &rec.payload) else {
-                continue;
-            };
-            if let Some(v) = by_action.get(&x.action_id) {
-                assert_eq!(x.rule_version, v.rule_version, "{}", x.action_id);
+        // An escalation comes from the same decision as its verdict: the same version.
+        for role in compiled(DEFAULT_MATRIX_TOML).roles() {
+            let topic = format!("escalations.{}", role.name);
+            for rec in read_all(bootstrap, &topic) {
+                let Ok(x) = codec.decode::<Escalation>(SchemaKind::Escalation, &rec.payload) else {
+                    continue;
+                };
+                if let Some(v) = by_action.get(&x.action_id) {
+                    assert_eq!(x.rule_version, v.rule_version, "{}", x.action_id);
+                }
             }
         }
     }
