@@ -215,7 +215,11 @@ fn a_missed_deadline_walks_the_chain_then_fails_closed() {
         escalations(&fx),
         vec![("support_l2".into(), Tier::Immediate, 1, 1)]
     );
-    assert!(fx.contains(&Effect::DeadlineMissed("support".into(), Tier::Warm)));
+    assert!(fx.contains(&Effect::DeadlineMissed {
+        role: "support".into(),
+        tier: Tier::Warm,
+        action_id: e.action_id.clone(),
+    }));
     fx.clear();
     assert_eq!(
         st.fire_due(&m, 64 * MIN, &mut fx),
@@ -233,7 +237,10 @@ fn a_missed_deadline_walks_the_chain_then_fails_closed() {
     assert_eq!(vs.len(), 1);
     assert_eq!(vs[0].outcome, VerdictOutcome::TimedOutBlocked);
     assert!(vs[0].is_final);
-    assert!(fx.contains(&Effect::TimedOut { fail_open: false }));
+    assert!(fx.contains(&Effect::TimedOut {
+        fail_open: false,
+        action_id: e.action_id.clone(),
+    }));
     assert!(st.pending().is_empty());
     fx.clear();
     assert_eq!(

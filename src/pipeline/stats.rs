@@ -151,7 +151,7 @@ impl Stats {
 
     /// Records what a change of escalation state means for the counters; logs the notable
     /// ones (missed deadlines, timeouts).
-    pub fn effect(&self, effect: &crate::state::Effect, action_id: &str) {
+    pub fn effect(&self, effect: &crate::state::Effect) {
         use crate::state::Effect;
         let m = &self.metrics;
         match effect {
@@ -175,12 +175,19 @@ impl Stats {
                     waited_ms.map(|w| w as f64 / 1000.0),
                 );
             }
-            Effect::DeadlineMissed(role, tier) => {
+            Effect::DeadlineMissed {
+                role,
+                tier,
+                action_id,
+            } => {
                 self.deadline_misses.fetch_add(1, Relaxed);
                 m.deadline_missed(self.role(role), *tier);
                 tracing::info!(role = %role, tier = tier.as_str(), action_id, "acknowledgement deadline missed");
             }
-            Effect::TimedOut { fail_open } => {
+            Effect::TimedOut {
+                fail_open,
+                action_id,
+            } => {
                 self.timeouts.fetch_add(1, Relaxed);
                 m.timed_out(*fail_open);
                 tracing::warn!(

@@ -50,7 +50,11 @@ impl PartitionState {
         let r = self.sessions.get_mut(&session).expect("present");
         let action = &mut r.open[ai];
         let esc = &action.escalations[ei];
-        effects.push(Effect::DeadlineMissed(esc.role.clone(), esc.tier));
+        effects.push(Effect::DeadlineMissed {
+            role: esc.role.clone(),
+            tier: esc.tier,
+            action_id: action.event.action_id.clone(),
+        });
         let within = matrix.ack_within_ms(esc.tier);
         let next = matrix
             .role_index(&esc.role)
@@ -94,7 +98,10 @@ fn time_out(
         v.comment = Some(comment.clone());
         effects.push(Effect::Verdict(Box::new(v)));
     }
-    effects.push(Effect::TimedOut { fail_open });
+    effects.push(Effect::TimedOut {
+        fail_open,
+        action_id: action.event.action_id.clone(),
+    });
 }
 
 /// Moves escalation `ei` of `action` to role `to`: a new escalation with the full history,

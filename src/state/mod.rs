@@ -177,11 +177,20 @@ pub enum Effect {
         waited_ms: Option<i64>,
     },
     /// A deadline of (role, tier) passed without acknowledgement.
-    DeadlineMissed(String, Tier),
+    DeadlineMissed {
+        /// The role that let it pass.
+        role: String,
+        /// Its tier.
+        tier: Tier,
+        /// The action waiting.
+        action_id: String,
+    },
     /// A chain was exhausted: the action timed out (`fail_open` tells which way).
     TimedOut {
         /// True for `timed_out_proceed`.
         fail_open: bool,
+        /// The action.
+        action_id: String,
     },
     /// The hand-over to this role joined an open escalation.
     Grouped(String),

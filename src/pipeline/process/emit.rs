@@ -28,7 +28,7 @@ impl Processor {
         let mut result = Ok(());
         for e in effects.drain(..) {
             if let Some(stats) = &self.stats {
-                stats.effect(&e, action_id(&e));
+                stats.effect(&e);
             }
             let r = match e {
                 Effect::Verdict(v) => self
@@ -290,12 +290,3 @@ impl Processor {
 
 /// Room left for the record's framing when checking a dead letter against `message.max.bytes`.
 const RECORD_OVERHEAD: usize = 1024;
-
-/// The action an effect is about, for logs.
-fn action_id(e: &Effect) -> &str {
-    match e {
-        Effect::Verdict(v) => v.action_id.as_str(),
-        Effect::Escalation(_, x) => x.action_id.as_str(),
-        _ => "",
-    }
-}

@@ -301,7 +301,7 @@ impl Processor {
                 } else {
                     Effect::Closed(role, tier)
                 };
-                stats.effect(&e, "");
+                stats.effect(&e);
             }
         }
     }
