@@ -255,17 +255,9 @@ impl Codec {
     pub fn decode_generic<T: DeserializeOwned>(
         &self,
         kind: SchemaKind,
-        mut bytes: &[u8],
+        bytes: &[u8],
     ) -> Result<T, CodecError> {
-        self.check_size(bytes.len())?;
-        let err = |e: apache_avro::Error| CodecError::AvroDecode {
-            name: kind.name(),
-            message: e.to_string(),
-        };
-        let value = apache_avro::from_avro_datum(&self.generic[kind.index()], &mut bytes, None)
-            .map_err(err)?;
-        check_consumed(kind, bytes.len())?;
-        apache_avro::from_value(&value).map_err(err)
+        self.decode_apache(kind, &self.generic[kind.index()], None, bytes)
     }
 
     /// Decodes a datum written with `writer`, a schema compatible with the reader schema of
@@ -275,6 +267,19 @@ impl Codec {
         &self,
         kind: SchemaKind,
         writer: &apache_avro::Schema,
+        bytes: &[u8],
+    ) -> Result<T, CodecError> {
+        let reader = &self.generic[kind.index()];
+        self.decode_apache(kind, writer, Some(reader), bytes)
+    }
+
+    /// One datum written with `writer` through apache-avro's generic reader, resolved against
+    /// `reader` when given; the bytes must hold exactly that datum.
+    fn decode_apache<T: DeserializeOwned>(
+        &self,
+        kind: SchemaKind,
+        writer: &apache_avro::Schema,
+        reader: Option<&apache_avro::Schema>,
         mut bytes: &[u8],
     ) -> Result<T, CodecError> {
         self.check_size(bytes.len())?;
@@ -282,8 +287,7 @@ impl Codec {
             name: kind.name(),
             message: e.to_string(),
         };
-        let reader = &self.generic[kind.index()];
-        let value = apache_avro::from_avro_datum(writer, &mut bytes, Some(reader)).map_err(err)?;
+        let value = apache_avro::from_avro_datum(writer, &mut bytes, reader).map_err(err)?;
         check_consumed(kind, bytes.len())?;
         apache_avro::from_value(&value).map_err(err)
     }
