@@ -63,7 +63,6 @@ impl Consuming {
         let mut next_store = Instant::now() + self.store_every;
         let mut progress = Progress::new();
         loop {
-            self.shared.health.consumer_beat();
             if stop.load(Ordering::Acquire) {
                 return None;
             }
@@ -75,6 +74,7 @@ impl Consuming {
             }
             if Instant::now() >= next_store {
                 next_store = Instant::now() + self.store_every;
+                self.shared.health.consumer_beat();
                 self.store(&mut stored);
                 let in_flight = self.shared.in_flight();
                 self.shared.stats.metrics.in_flight.set(in_flight as i64);

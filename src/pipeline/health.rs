@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 struct Beat {
     /// Records handed to it and not yet taken.
     queued: AtomicU64,
-    /// When it last took a job or found none (ms since start).
+    /// When it last came round its loop: once per batch or idle wait (ms since start).
     at_ms: AtomicI64,
 }
 
@@ -24,7 +24,8 @@ struct Beat {
 pub struct Health {
     origin: Instant,
     stuck_after_ms: i64,
-    /// When the consumer loop last came round (ms since start; 0: not started).
+    /// When the consumer loop last stored commit points, every `offset_store_interval` (ms
+    /// since start; 0: not started).
     consumer_ms: AtomicI64,
     workers: Vec<Beat>,
     assigned: AtomicBool,
@@ -67,12 +68,16 @@ impl Health {
         }
     }
 
-    /// Worker `w` took a record (`took`) or looked for work and came round.
-    pub fn worker_beat(&self, w: usize, took: bool) {
+    /// Worker `w` took a record handed to it.
+    pub fn took(&self, w: usize) {
         if let Some(b) = self.workers.get(w) {
-            if took {
-                b.queued.fetch_sub(1, Relaxed);
-            }
+            b.queued.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// Worker `w` came round its loop (once per batch of records, or per idle wait).
+    pub fn worker_beat(&self, w: usize) {
+        if let Some(b) = self.workers.get(w) {
             b.at_ms.store(self.now_ms(), Relaxed);
         }
     }
@@ -189,7 +194,8 @@ mod tests {
         h.queued(1);
         let e = h.live_at(55_000).unwrap_err();
         assert!(e.contains("worker 1 has 1 record(s) waiting"), "{e}");
-        h.worker_beat(1, true);
+        h.took(1);
+        h.worker_beat(1);
         assert_eq!(h.live(), Ok("live"));
         // The consumer loop not coming round for longer than stuck_after: stuck.
         let e = h.live_at(61_000).unwrap_err();

@@ -84,12 +84,10 @@ impl<S: Stage> Worker<S> {
             let wait = next_tick.saturating_duration_since(Instant::now());
             let job = match jobs.recv_timeout(wait) {
                 Ok(j) => Some(j),
-                Err(RecvTimeoutError::Timeout) => {
-                    self.shared.health.worker_beat(self.env.index, false);
-                    None
-                }
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
+            self.shared.health.worker_beat(self.env.index);
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + self.env.tick;
                 self.tick();
@@ -143,7 +141,7 @@ impl<S: Stage> Worker<S> {
                     self.shared.health.restored();
                 }
                 Job::Record(msg) => {
-                    self.shared.health.worker_beat(self.env.index, true);
+                    self.shared.health.took(self.env.index);
                     self.record(&msg, &mut counts);
                     self.shared.queued.fetch_sub(1, Ordering::AcqRel);
                     self.shared.wake();
