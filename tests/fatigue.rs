@@ -3,11 +3,11 @@
 
 mod common;
 
+use common::run::Run;
+
 use handoff::config::Settings;
-use handoff::event::wire::KIND_HEADER;
 use handoff::event::{
-    AgentAction, Codec, DecisionKind, Digest, DigestReason, Escalation, HumanDecision, SchemaKind,
-    Verdict, VerdictOutcome,
+    AgentAction, DecisionKind, DigestReason, HumanDecision, SchemaKind, VerdictOutcome,
 };
 use handoff::matrix::{Matrix, MatrixSource, DEFAULT_MATRIX_TOML};
 use handoff::output::Output;
@@ -64,100 +64,6 @@ fn approval(escalation_id: &str, action_id: &str, session_id: &str, at: i64) -> 
         redirect_role: None,
         decided_at_ms: at,
         drill: false,
-    }
-}
-
-struct Run {
-    p: Processor,
-    codec: Codec,
-    offset: i64,
-    out: Vec<Output>,
-}
-
-impl Run {
-    fn new(p: Processor) -> Run {
-        Run {
-            p,
-            codec: Codec::new(Default::default()).unwrap(),
-            offset: 0,
-            out: Vec::new(),
-        }
-    }
-
-    /// Processes one record of `topic` at the next offset of partition 0.
-    fn record(&mut self, topic: &str, session: &str, bytes: &[u8], now: i64) {
-        self.offset += 1;
-        self.p
-            .process(
-                Input {
-                    topic,
-                    partition: 0,
-                    offset: self.offset,
-                    key: Some(session.as_bytes()),
-                    payload: Some(bytes),
-                    headers: &[],
-                },
-                now,
-                &mut self.out,
-            )
-            .unwrap();
-    }
-
-    fn event(&mut self, e: &AgentAction, now: i64) {
-        let bytes = self.codec.encode(SchemaKind::AgentAction, e).unwrap();
-        self.record("agent.actions", &e.session_id, &bytes, now);
-    }
-
-    fn decide(&mut self, d: &HumanDecision, now: i64) {
-        let bytes = self.codec.encode(SchemaKind::HumanDecision, d).unwrap();
-        self.record("human.decisions", &d.session_id, &bytes, now);
-    }
-
-    fn tick(&mut self, now: i64) {
-        self.p.tick(now, &mut self.out).unwrap();
-        if self.p.awaits_delivery() {
-            self.p.delivered();
-        }
-    }
-
-    fn on(&self, topic: &str) -> Vec<&Output> {
-        let i = self.p.topics().iter().position(|t| t == topic).unwrap();
-        self.out.iter().filter(|o| o.topic == i).collect()
-    }
-
-    fn kind(o: &Output) -> &str {
-        o.headers
-            .iter()
-            .find(|(k, _)| k == KIND_HEADER)
-            .map(|(_, v)| std::str::from_utf8(v).unwrap())
-            .unwrap_or("")
-    }
-
-    fn escalations(&self, topic: &str) -> Vec<Escalation> {
-        self.on(topic)
-            .into_iter()
-            .filter(|o| Run::kind(o) == "escalation")
-            .map(|o| {
-                self.codec
-                    .decode(SchemaKind::Escalation, &o.payload)
-                    .unwrap()
-            })
-            .collect()
-    }
-
-    fn digests(&self, topic: &str) -> Vec<Digest> {
-        self.on(topic)
-            .into_iter()
-            .filter(|o| topic == "handoff.review" || Run::kind(o) == "digest")
-            .map(|o| self.codec.decode(SchemaKind::Digest, &o.payload).unwrap())
-            .collect()
-    }
-
-    fn verdicts(&self) -> Vec<Verdict> {
-        self.on("agent.verdicts")
-            .into_iter()
-            .map(|o| self.codec.decode(SchemaKind::Verdict, &o.payload).unwrap())
-            .collect()
     }
 }
 

@@ -4,14 +4,13 @@
 
 mod common;
 
+use common::run::Run;
+
 use common::base_event;
-use handoff::event::{
-    AgentAction, Codec, DecisionKind, Digest, Escalation, HumanDecision, SchemaKind, Verdict,
-};
+use handoff::event::{AgentAction, DecisionKind, Digest, Escalation, HumanDecision, SchemaKind};
 use handoff::matrix::{Matrix, MatrixSource, Rules, DEFAULT_MATRIX_TOML};
 use handoff::metrics::Metrics;
-use handoff::output::Output;
-use handoff::pipeline::process::{Input, Processor, Stage};
+use handoff::pipeline::process::{Processor, Stage};
 use handoff::reload::{Reloaded, Reloader, Request, Trigger};
 use std::path::Path;
 use std::sync::Arc;
@@ -44,102 +43,14 @@ fn without_l2() -> String {
     )
 }
 
-struct Run {
-    p: Processor,
-    codec: Codec,
-    offset: i64,
-    out: Vec<Output>,
-}
-
-impl Run {
-    fn following(rules: &Arc<Rules>) -> Run {
-        let (m, _) = rules.current();
-        let p = Processor::new(&Default::default(), m)
+/// A run whose processor follows `rules`.
+fn following(rules: &Arc<Rules>) -> Run {
+    let (m, _) = rules.current();
+    Run::new(
+        Processor::new(&Default::default(), m)
             .unwrap()
-            .following(rules.clone());
-        Run {
-            p,
-            codec: Codec::new(Default::default()).unwrap(),
-            offset: 0,
-            out: Vec::new(),
-        }
-    }
-
-    fn record(&mut self, topic: &str, key: &str, bytes: &[u8], now: i64) {
-        self.offset += 1;
-        let input = Input {
-            topic,
-            partition: 0,
-            offset: self.offset,
-            key: Some(key.as_bytes()),
-            payload: Some(bytes),
-            headers: &[],
-        };
-        self.p.process(input, now, &mut self.out).unwrap();
-    }
-
-    fn event(&mut self, e: &AgentAction, now: i64) {
-        let bytes = self.codec.encode(SchemaKind::AgentAction, e).unwrap();
-        self.record("agent.actions", &e.session_id, &bytes, now);
-    }
-
-    fn decide(&mut self, d: &HumanDecision, now: i64) {
-        let bytes = self.codec.encode(SchemaKind::HumanDecision, d).unwrap();
-        self.record("human.decisions", &d.session_id, &bytes, now);
-    }
-
-    fn tick(&mut self, now: i64) {
-        Stage::tick(&mut self.p, now, &mut self.out).unwrap();
-        if self.p.awaits_delivery() {
-            self.p.delivered();
-        }
-    }
-
-    /// Takes the outputs so far, each with its topic's name.
-    fn take(&mut self) -> Vec<(String, Output)> {
-        let topics = self.p.topics().to_vec();
-        self.out
-            .drain(..)
-            .map(|o| (topics[o.topic].clone(), o))
-            .collect()
-    }
-
-    fn taken_escalations(&mut self) -> Vec<(String, Escalation)> {
-        let outs = self.take();
-        self.escalations(&outs)
-    }
-
-    fn taken_verdicts(&mut self) -> Vec<Verdict> {
-        let outs = self.take();
-        self.verdicts(&outs)
-    }
-
-    fn verdicts(&self, outs: &[(String, Output)]) -> Vec<Verdict> {
-        outs.iter()
-            .filter(|(t, _)| t == "agent.verdicts")
-            .map(|(_, o)| self.codec.decode(SchemaKind::Verdict, &o.payload).unwrap())
-            .collect()
-    }
-
-    fn escalations(&self, outs: &[(String, Output)]) -> Vec<(String, Escalation)> {
-        outs.iter()
-            .filter(|(t, o)| t.starts_with("escalations.") && kind(o) == "escalation")
-            .map(|(t, o)| {
-                let x = self
-                    .codec
-                    .decode(SchemaKind::Escalation, &o.payload)
-                    .unwrap();
-                (t.clone(), x)
-            })
-            .collect()
-    }
-}
-
-fn kind(o: &Output) -> &str {
-    o.headers
-        .iter()
-        .find(|(k, _)| k == handoff::event::wire::KIND_HEADER)
-        .map_or("", |(_, v)| std::str::from_utf8(v).unwrap())
+            .following(rules.clone()),
+    )
 }
 
 /// A refund: ask_first, handed to support (warm, 1 h).
@@ -173,35 +84,35 @@ fn new_events_take_the_new_version_while_open_escalations_keep_the_one_they_were
     let (a, b) = (matrix(DEFAULT_MATRIX_TOML), matrix(&stricter()));
     assert_ne!(a.version(), b.version());
     let rules = Rules::new(a.clone());
-    let mut run = Run::following(&rules);
+    let mut run = following(&rules);
     run.event(&refund("act-1", "s-1"), T0);
     let outs = run.take();
-    let x1 = run.escalations(&outs).remove(0).1;
+    let x1 = run.escalations_in(&outs).remove(0).1;
     assert_eq!(x1.rule_version, a.version());
-    assert_eq!(run.verdicts(&outs)[0].rule_version, a.version());
+    assert_eq!(run.verdicts_in(&outs)[0].rule_version, a.version());
 
     rules.install(b.clone());
     run.event(&refund("act-2", "s-2"), T0 + 1_000);
     let outs = run.take();
     assert_eq!(
-        run.verdicts(&outs)[0].rule_version,
+        run.verdicts_in(&outs)[0].rule_version,
         b.version(),
         "a new event: new rules"
     );
-    let x2 = run.escalations(&outs).remove(0).1;
+    let x2 = run.escalations_in(&outs).remove(0).1;
     assert_eq!(x2.rule_version, b.version());
 
     // The answer to the escalation opened under A is decided as A's: its verdict says so.
     run.decide(&answer(&x1, DecisionKind::Approve), T0 + 2_000);
     let outs = run.take();
-    let v = run.verdicts(&outs);
+    let v = run.verdicts_in(&outs);
     assert_eq!((v.len(), v[0].action_id.as_str()), (1, "act-1"));
     assert_eq!(v[0].rule_version, a.version());
 
     // Deadlines carried over: act-2's passes after an hour and moves along the chain.
     run.tick(T0 + 1_000 + HOUR + 10);
     let outs = run.take();
-    let moved = run.escalations(&outs);
+    let moved = run.escalations_in(&outs);
     assert_eq!(moved.len(), 1, "{moved:?}");
     assert_eq!(moved[0].0, "escalations.support_l2");
     assert_eq!(moved[0].1.rule_version, b.version());
@@ -211,7 +122,7 @@ fn new_events_take_the_new_version_while_open_escalations_keep_the_one_they_were
 fn a_removed_role_keeps_its_open_escalations_answerable_and_its_chain_ends_at_the_deadline() {
     let (a, b) = (matrix(DEFAULT_MATRIX_TOML), matrix(&without_l2()));
     let rules = Rules::new(a.clone());
-    let mut run = Run::following(&rules);
+    let mut run = following(&rules);
     for i in 0..3 {
         run.event(&refund(&format!("act-{i}"), &format!("s-{i}")), T0);
     }
@@ -237,8 +148,8 @@ fn a_removed_role_keeps_its_open_escalations_answerable_and_its_chain_ends_at_th
     // and the refunds (fail closed) are blocked.
     run.tick(T0 + HOUR + 10 + 5 * 60_000 + 10);
     let outs = run.take();
-    assert!(run.escalations(&outs).is_empty(), "nowhere to move");
-    let v = run.verdicts(&outs);
+    assert!(run.escalations_in(&outs).is_empty(), "nowhere to move");
+    let v = run.verdicts_in(&outs);
     assert_eq!(v.len(), 2, "{v:?}");
     assert!(v
         .iter()
@@ -260,20 +171,20 @@ fn queued_digest_items_carry_over_and_a_removed_roles_digest_goes_to_the_review_
         "[roles.support_l2]\nrate_limit = { max = 2, per = \"1m\" }\n",
     );
     let rules = Rules::new(matrix(&limited));
-    let mut run = Run::following(&rules);
+    let mut run = following(&rules);
     for i in 0..3 {
         run.event(&refund(&format!("act-{i}"), &format!("s-{i}")), T0);
     }
     run.take();
     run.tick(T0 + HOUR + 10);
     let outs = run.take();
-    assert_eq!(run.escalations(&outs).len(), 1, "one single, two folded");
+    assert_eq!(run.escalations_in(&outs).len(), 1, "one single, two folded");
     rules.install(matrix(&without_l2()));
     run.tick(T0 + HOUR + 10 + 60_000);
     let outs = run.take();
     let digests: Vec<Digest> = outs
         .iter()
-        .filter(|(_, o)| kind(o) == "digest")
+        .filter(|(_, o)| Run::kind(o) == "digest")
         .map(|(t, o)| {
             assert_eq!(t, "handoff.review", "support_l2 is gone");
             run.codec.decode(SchemaKind::Digest, &o.payload).unwrap()
@@ -298,7 +209,7 @@ fn a_role_the_new_rules_add_gets_its_topic_and_its_metrics() {
     );
     let a = matrix(DEFAULT_MATRIX_TOML);
     let rules = Rules::new(a.clone());
-    let mut run = Run::following(&rules);
+    let mut run = following(&rules);
     let roles: Vec<String> = a.roles().iter().map(|r| r.name.clone()).collect();
     let stats = Arc::new(handoff::pipeline::stats::Stats::new(
         roles,

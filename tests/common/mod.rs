@@ -3,6 +3,7 @@
 
 pub mod kafka;
 pub mod outputs;
+pub mod run;
 
 use handoff::event::{ActionStatus, AgentAction, Customer, CustomerTier};
 use std::collections::BTreeMap;
