@@ -121,14 +121,7 @@ fn members_joining_leaving_and_dying_lose_nothing_and_state_follows_the_partitio
     // whoever held its partition then: it moved on to support_l2, or — when another role of
     // the same action reached the end of its chain first — the action timed out.
     let moved_actions: BTreeSet<&str> = moved.iter().map(|x| x.action_id.as_str()).collect();
-    let timed_out: BTreeSet<String> = vr
-        .records
-        .iter()
-        .map(|r| {
-            codec
-                .decode::<Verdict>(SchemaKind::Verdict, &r.payload)
-                .unwrap()
-        })
+    let timed_out: BTreeSet<String> = verdicts_in(&codec, &vr.records)
         .filter(|v| {
             use handoff::event::VerdictOutcome::{TimedOutBlocked, TimedOutProceed};
             matches!(v.outcome, TimedOutBlocked | TimedOutProceed)
@@ -187,26 +180,19 @@ fn members_joining_leaving_and_dying_lose_nothing_and_state_follows_the_partitio
     let start = Instant::now();
     loop {
         vr.settle(Duration::from_millis(500));
-        let approved: BTreeSet<String> = vr
-            .records
-            .iter()
-            .map(|r| {
-                codec
-                    .decode::<Verdict>(SchemaKind::Verdict, &r.payload)
-                    .unwrap()
-            })
+        let closed: BTreeSet<String> = verdicts_in(&codec, &vr.records)
             .filter(|v| v.is_final && v.decided_by.as_deref() == Some("scale-test"))
             .map(|v| v.action_id)
             .collect();
-        if want.is_subset(&approved) {
+        if want.is_subset(&closed) {
             break;
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "answers not applied: {} of {} ({:?} not)",
-            approved.len(),
+            closed.len(),
             want.len(),
-            want.difference(&approved).take(3).collect::<Vec<_>>()
+            want.difference(&closed).take(3).collect::<Vec<_>>()
         );
     }
     for mut m in [a, d] {
@@ -218,6 +204,13 @@ fn members_joining_leaving_and_dying_lose_nothing_and_state_follows_the_partitio
         );
         let _ = &m.log;
     }
+}
+
+/// The verdicts among records read from the verdicts topic.
+fn verdicts_in<'a>(codec: &'a Codec, records: &'a [Record]) -> impl Iterator<Item = Verdict> + 'a {
+    records
+        .iter()
+        .map(|r| codec.decode(SchemaKind::Verdict, &r.payload).unwrap())
 }
 
 fn escalations_on(bs: &str, topic: &str) -> Vec<Escalation> {
@@ -238,8 +231,7 @@ fn check_every_event_and_escalation(
     vr: &mut Reader,
 ) {
     let mut got: BTreeMap<String, Vec<Verdict>> = BTreeMap::new();
-    for r in vr.settle(Duration::from_secs(1)) {
-        let v: Verdict = codec.decode(SchemaKind::Verdict, &r.payload).unwrap();
+    for v in verdicts_in(codec, vr.settle(Duration::from_secs(1))) {
         got.entry(v.action_id.clone()).or_default().push(v);
     }
     let mut missing = Vec::new();
