@@ -13,12 +13,12 @@ pub mod output;
 use crate::error::{Classify, ErrorClass};
 use crate::event::wire::split_frame;
 use crate::event::{AgentAction, Codec, CodecError, SchemaKind};
+use crate::pipeline::stats::LogLimiter;
 use apache_avro::schema_compatibility::SchemaCompatibility;
 use prometheus::{IntCounter, IntCounterVec, Opts};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use client::Client;
 
@@ -119,9 +119,8 @@ pub struct SchemaRegistry {
     backoff_max: Duration,
     requests: IntCounterVec,
     counters: [IntCounter; 4],
-    /// Milliseconds since `started` of the last "unavailable" log line.
-    last_log_ms: AtomicU64,
-    started: Instant,
+    /// "Unavailable" log lines, at most one a second.
+    unavailable_log: LogLimiter,
 }
 
 impl std::fmt::Debug for SchemaRegistry {
@@ -166,8 +165,7 @@ impl SchemaRegistry {
             backoff_max: settings.backoff_max,
             counters: RESULTS.map(|r| requests.with_label_values(&[r])),
             requests,
-            last_log_ms: AtomicU64::new(0),
-            started: Instant::now(),
+            unavailable_log: LogLimiter::new(1000),
         })
     }
 
@@ -233,18 +231,13 @@ impl SchemaRegistry {
 
     /// At most one line a second while the registry is unavailable.
     fn log_unavailable(&self, id: u32, e: &RegistryError, attempt: u32, wait: Duration) {
-        let now = self.started.elapsed().as_millis() as u64 + 1000;
-        let last = self.last_log_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= 1000
-            && self
-                .last_log_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+        if let Some(held_back) = self.unavailable_log.allow(now) {
             tracing::warn!(
                 schema_id = id,
                 attempt = attempt + 1,
                 retry_in_ms = wait.as_millis() as u64,
+                held_back,
                 error = %e,
                 "schema registry unavailable: the record waits, it is not dead-lettered"
             );
