@@ -309,13 +309,7 @@ fn the_decoded_event_is_the_one_written_on_every_path() {
     let other = client.register("b-value", &reordered).unwrap();
     let settings = registry_settings(server.url());
     let codec = Codec::new(Default::default()).unwrap();
-    let shared = Arc::new(
-        handoff::registry::SchemaRegistry::new(
-            settings.input.schema_registry.as_ref().unwrap(),
-            &codec,
-        )
-        .unwrap(),
-    );
+    let shared = shared_registry(&settings, &codec);
     let mut d = handoff::registry::RegistryDecoder::new(shared.clone());
     let fast = codec.encode(SchemaKind::AgentAction, &event).unwrap();
     assert_eq!(
@@ -338,6 +332,15 @@ fn the_decoded_event_is_the_one_written_on_every_path() {
     assert_eq!(shared.requests("ok"), 2, "each id asked once, then cached");
 }
 
+/// The registry every worker shares, for `settings`' `[input.schema_registry]`.
+fn shared_registry(
+    settings: &handoff::config::Settings,
+    codec: &Codec,
+) -> Arc<handoff::registry::SchemaRegistry> {
+    let r = settings.input.schema_registry.as_ref().unwrap();
+    Arc::new(handoff::registry::SchemaRegistry::new(r, codec).unwrap())
+}
+
 #[test]
 fn the_cache_is_bounded() {
     let server = Server::start(&[]);
@@ -350,13 +353,7 @@ fn the_cache_is_bounded() {
         .unwrap()
         .cache_capacity = 3;
     let codec = Codec::new(Default::default()).unwrap();
-    let shared = Arc::new(
-        handoff::registry::SchemaRegistry::new(
-            settings.input.schema_registry.as_ref().unwrap(),
-            &codec,
-        )
-        .unwrap(),
-    );
+    let shared = shared_registry(&settings, &codec);
     let mut d = handoff::registry::RegistryDecoder::new(shared.clone());
     let event = rich_event();
     for i in 0..10 {
