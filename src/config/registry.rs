@@ -288,25 +288,13 @@ fn check_url(url: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Why a password setting cannot be resolved, from its form alone (never showing a literal).
+/// Why a password setting cannot be resolved, from its form alone (never showing a literal):
+/// the references every secret may use, and no empty password.
 fn check_password_spec(p: &str) -> Option<String> {
-    if let Some(path) = p.strip_prefix("file:") {
-        if path.is_empty() {
-            return Some("\"file:\" needs a path, e.g. file:/run/secrets/registry".into());
-        }
-    } else if let Some(name) = p.strip_prefix("env:") {
-        let valid = !name.is_empty()
-            && !name.starts_with(|c: char| c.is_ascii_digit())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
-            return Some(format!(
-                "\"env:{name}\" must name an environment variable (letters, digits, _)"
-            ));
-        }
-    } else if p.is_empty() {
+    if p.is_empty() {
         return Some("must not be empty".into());
     }
-    None
+    super::secret::Source::of(p).check()
 }
 
 #[cfg(test)]

@@ -34,13 +34,9 @@ impl<'a> Source<'a> {
     pub fn check(self) -> Option<String> {
         match self {
             Source::File("") => Some("`file:` needs a path, e.g. file:/run/secrets/kafka".into()),
-            Source::Env(n)
-                if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-            {
-                Some(format!(
-                    "`env:{n}` needs a variable name of letters, digits and _"
-                ))
-            }
+            Source::Env(n) if !is_variable_name(n) => Some(format!(
+                "`env:{n}` needs a variable name of letters, digits and _, not starting with a digit"
+            )),
             _ => None,
         }
     }
@@ -55,6 +51,12 @@ impl<'a> Source<'a> {
             }
         }
     }
+}
+
+fn is_variable_name(n: &str) -> bool {
+    !n.is_empty()
+        && !n.starts_with(|c: char| c.is_ascii_digit())
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn read_file(path: &Path) -> Result<String, String> {
@@ -141,6 +143,7 @@ mod tests {
             ("file:", Some("needs a path")),
             ("env:", Some("needs a variable name")),
             ("env:A-B", Some("needs a variable name")),
+            ("env:9X", Some("needs a variable name")),
             ("env:KAFKA_PASSWORD", None),
             ("file:/run/secrets/x", None),
             ("plain", None),
