@@ -10,10 +10,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod inbox;
+pub mod notify;
 pub mod registry;
 pub mod secret;
 mod validate;
 
+pub use inbox::{InboxAuth, InboxSettings, Person};
+pub use notify::NotifySettings;
 pub use registry::{RegistrySettings, SubjectStrategy};
 
 /// Everything `handoff run` needs.
@@ -41,6 +45,12 @@ pub struct Settings {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// The reviewers' web inbox (`handoff inbox`).
+    #[serde(default)]
+    pub inbox: InboxSettings,
+    /// Notifications of escalations (sent by `handoff inbox`).
+    #[serde(default)]
+    pub notify: NotifySettings,
 }
 
 /// The Prometheus endpoint.
@@ -125,6 +135,12 @@ pub struct TopicSettings {
     /// The review queue: digests of deferred and sampled actions for spot checks.
     #[serde(default = "default_review_topic")]
     pub review: String,
+    /// Every detail view and answer in the inbox (who, when, which escalation).
+    #[serde(default = "default_audit_topic")]
+    pub audit: String,
+    /// Every notification attempt (escalation, receiver, attempt, status, latency).
+    #[serde(default = "default_notifications_topic")]
+    pub notifications: String,
     /// Put before every role topic of the matrix (`handoff run --drill` sets `drill.`).
     #[serde(default)]
     pub role_prefix: String,
@@ -259,6 +275,12 @@ fn default_decisions_topic() -> String {
 fn default_changelog_topic() -> String {
     "handoff.state".into()
 }
+fn default_audit_topic() -> String {
+    "handoff.audit".into()
+}
+fn default_notifications_topic() -> String {
+    "handoff.notifications".into()
+}
 fn default_review_topic() -> String {
     "handoff.review".into()
 }
@@ -338,7 +360,7 @@ pub enum ConfigError {
 }
 
 const SECTIONS: &[&str] = &[
-    "kafka", "topics", "input", "matrix", "pipeline", "log", "metrics",
+    "kafka", "topics", "input", "matrix", "pipeline", "log", "metrics", "inbox", "notify",
 ];
 
 /// Keys whose values are secrets: never shown.
@@ -365,6 +387,8 @@ impl Settings {
             &mut t.decisions,
             &mut t.changelog,
             &mut t.review,
+            &mut t.audit,
+            &mut t.notifications,
         ] {
             if !name.starts_with(DRILL_PREFIX) {
                 *name = format!("{DRILL_PREFIX}{name}");
@@ -451,6 +475,8 @@ impl Settings {
         section!(pipeline);
         section!(log);
         section!(metrics);
+        section!(inbox);
+        section!(notify);
         s
     }
 

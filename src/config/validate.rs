@@ -29,6 +29,8 @@ impl Settings {
         }
         matrix(&self.matrix, problems);
         log(&self.log, problems);
+        self.inbox.validate(problems);
+        self.notify.validate(problems);
     }
 }
 
@@ -99,6 +101,8 @@ fn topics(t: &TopicSettings, problems: &mut Problems) {
         ("decisions", &t.decisions),
         ("changelog", &t.changelog),
         ("review", &t.review),
+        ("audit", &t.audit),
+        ("notifications", &t.notifications),
     ] {
         if !crate::matrix::is_topic_name(name) {
             problems.push(
@@ -108,7 +112,16 @@ fn topics(t: &TopicSettings, problems: &mut Problems) {
         }
     }
     for (field, name) in [("input", &t.input), ("decisions", &t.decisions)] {
-        if [&t.verdicts, &t.dead_letter, &t.changelog, &t.review].contains(&name) {
+        if [
+            &t.verdicts,
+            &t.dead_letter,
+            &t.changelog,
+            &t.review,
+            &t.audit,
+            &t.notifications,
+        ]
+        .contains(&name)
+        {
             problems.push(
                 format!("topics.{field}"),
                 format!("{name:?} is also an output topic"),
@@ -120,6 +133,8 @@ fn topics(t: &TopicSettings, problems: &mut Problems) {
         ("dead_letter", &t.dead_letter),
         ("changelog", &t.changelog),
         ("review", &t.review),
+        ("audit", &t.audit),
+        ("notifications", &t.notifications),
     ];
     for (i, (field, name)) in outputs.iter().enumerate() {
         if let Some((other, _)) = outputs[..i].iter().find(|(_, n)| n == name) {
