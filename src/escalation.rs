@@ -93,6 +93,7 @@ pub fn verdict(matrix: &Matrix, event: &AgentAction, parts: VerdictParts, now_ms
         revised_output: None,
         redirect_role: None,
         drill: parts.drill,
+        chosen_option: None,
     }
 }
 

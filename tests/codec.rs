@@ -65,6 +65,7 @@ fn decision() -> HumanDecision {
         redirect_role: None,
         decided_at_ms: 1_798_761_700_000,
         drill: true,
+        chosen_option: None,
     }
 }
 
@@ -128,6 +129,10 @@ fn human_decision_round_trips() {
     d.decision = DecisionKind::Redirect;
     d.redirect_role = Some("compliance".into());
     d.revised_output = None;
+    round_trip(SchemaKind::HumanDecision, &d);
+    d.decision = DecisionKind::Approve;
+    d.redirect_role = None;
+    d.chosen_option = Some("Voucher of 50 EUR".into());
     round_trip(SchemaKind::HumanDecision, &d);
 }
 

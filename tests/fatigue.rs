@@ -64,6 +64,7 @@ fn approval(escalation_id: &str, action_id: &str, session_id: &str, at: i64) -> 
         redirect_role: None,
         decided_at_ms: at,
         drill: false,
+        chosen_option: None,
     }
 }
 

@@ -74,6 +74,7 @@ fn decision(e: &AgentAction, esc: &str, kind: DecisionKind, at: i64) -> HumanDec
         redirect_role: None,
         decided_at_ms: at,
         drill: false,
+        chosen_option: None,
     }
 }
 
@@ -457,4 +458,50 @@ fn quiet_sessions_expire_with_a_tombstone_and_open_ones_stay() {
     assert_eq!(dirty.len(), 1);
     assert_eq!(dirty[0].0, "sess-1");
     assert!(dirty[0].1.is_none(), "a tombstone for the changelog");
+}
+
+#[test]
+fn a_chosen_option_must_be_one_of_the_actions_and_come_with_approve() {
+    let m = matrix("");
+    let table: &[(DecisionKind, &str, Result<(), &str>)] = &[
+        (DecisionKind::Approve, "Refund 40 EUR", Ok(())),
+        (
+            DecisionKind::Approve,
+            "Refund 400 EUR",
+            Err("is not one of the action's 2 option(s)"),
+        ),
+        (
+            DecisionKind::Reject,
+            "Refund 40 EUR",
+            Err("comes with decision `approve`, found `reject`"),
+        ),
+    ];
+    for (kind, chosen, want) in table {
+        let mut st = PartitionState::new();
+        let mut e = refund("act-choose");
+        e.options = vec!["Refund 40 EUR".into(), "Voucher of 50 EUR".into()];
+        // Options hand it to the owner as well: the owner approves first.
+        let escs = open(&m, &mut st, &e, 0, 1_000);
+        let (last, others) = escs.split_last().unwrap();
+        for (_, id) in others {
+            let ok = decision(&e, id, DecisionKind::Approve, 1_500);
+            st.decide(&m, &ok, 1_500, &mut Vec::new()).unwrap();
+        }
+        let mut d = decision(&e, &last.1, *kind, 2_000);
+        d.chosen_option = Some(chosen.to_string());
+        let mut fx = Vec::new();
+        let got = st.decide(&m, &d, 2_000, &mut fx);
+        match (got, want) {
+            (Ok(()), Ok(())) => {
+                let v = verdicts(&fx)[0];
+                assert_eq!(v.outcome, VerdictOutcome::Approved);
+                assert_eq!(v.chosen_option.as_deref(), Some(*chosen));
+            }
+            (Err(Ignored::Invalid(msg)), Err(part)) => {
+                assert!(msg.contains(part), "{msg}");
+                assert!(fx.is_empty(), "an invalid answer changes nothing");
+            }
+            (got, _) => panic!("{kind:?} {chosen:?}: {got:?}"),
+        }
+    }
 }

@@ -66,6 +66,7 @@ fn answer(esc: &Escalation, kind: DecisionKind) -> HumanDecision {
         redirect_role: (kind == DecisionKind::Redirect).then(|| "compliance".into()),
         decided_at_ms: esc.created_at_ms + 4_000,
         drill: false,
+        chosen_option: None,
     }
 }
 

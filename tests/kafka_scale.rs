@@ -277,6 +277,7 @@ fn reject(codec: &Codec, x: &Escalation) -> Sent {
         redirect_role: None,
         decided_at_ms: 0,
         drill: false,
+        chosen_option: None,
     };
     Sent {
         key: d.session_id.clone().into_bytes(),

@@ -76,6 +76,7 @@ fn answer(x: &Escalation, kind: DecisionKind) -> HumanDecision {
         redirect_role: None,
         decided_at_ms: 0,
         drill: false,
+        chosen_option: None,
     }
 }
 

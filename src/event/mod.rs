@@ -244,6 +244,9 @@ pub struct Verdict {
     /// Game-day drill traffic.
     #[serde(default)]
     pub drill: bool,
+    /// The option a human chose (run that one).
+    #[serde(default)]
+    pub chosen_option: Option<String>,
 }
 
 /// What the human receiving an escalation must do.
@@ -460,6 +463,9 @@ pub struct HumanDecision {
     /// Game-day drill traffic.
     #[serde(default)]
     pub drill: bool,
+    /// With `approve`: the option chosen, one of the action's `options` verbatim.
+    #[serde(default)]
+    pub chosen_option: Option<String>,
 }
 
 /// Why an item is in a digest.

@@ -175,6 +175,7 @@ impl People {
                 .then(|| other.cloned().unwrap_or_default()),
             decided_at_ms: at,
             drill: self.signature.drill || x.drill,
+            chosen_option: None,
         }
     }
 }

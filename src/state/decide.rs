@@ -17,6 +17,7 @@ impl PartitionState {
         let (ai, ei) = self.find_escalation(d)?;
         // Check the decision before changing anything.
         let redirect_to = check(matrix, d)?;
+        check_option(&self.sessions[&d.session_id].open[ai].event.options, d)?;
         let esc = &self.sessions[&d.session_id].open[ai].escalations[ei];
         if repeated(esc, d.decision) {
             return Err(Ignored::Duplicate(d.escalation_id.clone()));
@@ -55,6 +56,7 @@ impl PartitionState {
             v.decided_by = Some(d.decided_by.clone());
             v.comment = d.comment.clone();
             v.revised_output = d.revised_output.clone();
+            v.chosen_option = d.chosen_option.clone();
             effects.push(Effect::Verdict(Box::new(v)));
         }
         self.close_action(&session, ai, effects);
@@ -144,6 +146,27 @@ fn check(matrix: &Matrix, d: &HumanDecision) -> Result<Option<usize>, Ignored> {
         },
         _ => Ok(None),
     }
+}
+
+/// A chosen option must come with `approve` and be one of the action's options.
+fn check_option(options: &[String], d: &HumanDecision) -> Result<(), Ignored> {
+    let Some(chosen) = d.chosen_option.as_deref() else {
+        return Ok(());
+    };
+    let id = &d.escalation_id;
+    if d.decision != DecisionKind::Approve {
+        return Err(Ignored::Invalid(format!(
+            "`chosen_option` for {id} comes with decision `approve`, found `{}`",
+            d.decision.as_str()
+        )));
+    }
+    if !options.iter().any(|o| o == chosen) {
+        return Err(Ignored::Invalid(format!(
+            "`chosen_option` = {chosen:?} for {id} is not one of the action's {} option(s)",
+            options.len()
+        )));
+    }
+    Ok(())
 }
 
 /// True when the escalation already has this answer.
