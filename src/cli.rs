@@ -57,6 +57,12 @@ pub enum Command {
     /// The synthetic agent fleet: JSON lines to standard output, or Avro records to a Kafka
     /// topic with --topic.
     Generate(GenerateArgs),
+    /// The reviewers' web inbox: people sign in, see their roles' open escalations and answer
+    /// them; its own process beside `run`. Runs until Ctrl-C.
+    Inbox(InboxArgs),
+    /// Make a sign-in token for a person of the inbox: prints the token (give it to them) and
+    /// the `token_sha256` line for `[[inbox.people]]`.
+    Token,
 }
 
 /// Where the Kafka cluster is and how to talk to it: the same settings as `handoff run`.
@@ -125,6 +131,14 @@ pub struct RunArgs {
     /// `drill.`, consumer group `<group>-drill`.
     #[arg(long)]
     pub drill: bool,
+}
+
+/// `handoff inbox`.
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    /// The cluster, `[inbox]` (people, sign-in) and every other setting.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 }
 
 /// `handoff demo`.

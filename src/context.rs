@@ -2,7 +2,7 @@
 //! view. Hidden fields are left out, attributes are filtered to the role's keys, and every text
 //! shown is passed through the role's redaction patterns.
 
-use crate::event::{AgentAction, ContextPackage, FlagOut};
+use crate::event::{AgentAction, ContextPackage, FlagOut, Level};
 use crate::matrix::{Decision, Matrix, PackageField, RoleView};
 use std::borrow::Cow;
 
@@ -22,10 +22,23 @@ pub fn redact<'a>(role: &RoleView, text: &'a str) -> Cow<'a, str> {
 
 /// One line for notifications: level, action type, reasons, confidence.
 pub fn headline(event: &AgentAction, decision: &Decision) -> String {
-    let reasons: Vec<&str> = decision.triggers.iter().map(|t| t.as_str()).collect();
+    headline_of(
+        decision.level,
+        event,
+        decision.triggers.iter().map(|t| t.as_str()),
+    )
+}
+
+/// [`headline`] from a level and trigger names already known (an open action's).
+pub fn headline_of<'a>(
+    level: Level,
+    event: &AgentAction,
+    reasons: impl Iterator<Item = &'a str>,
+) -> String {
+    let reasons: Vec<&str> = reasons.collect();
     format!(
         "{}: {} by {} (confidence {:.2}){}{}",
-        decision.level.as_str(),
+        level.as_str(),
         event.action_type,
         event.agent_id,
         event.confidence,

@@ -14,6 +14,7 @@ pub mod error;
 pub mod escalation;
 pub mod event;
 pub mod fatigue;
+pub mod inbox;
 pub mod kafka;
 pub mod matrix;
 pub mod metrics;

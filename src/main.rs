@@ -27,7 +27,9 @@ fn main() -> ExitCode {
 /// Runs one subcommand. The commands that stop cleanly on SIGTERM/SIGINT get their runtime,
 /// with the signal handler installed, before they do anything else.
 fn dispatch(command: Command) -> commands::Result {
-    use commands::{check, demo, diff, eval, gameday, generate, replay, respond, run, test_rules};
+    use commands::{
+        check, demo, diff, eval, gameday, generate, inbox, replay, respond, run, test_rules,
+    };
     match command {
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
@@ -38,6 +40,8 @@ fn dispatch(command: Command) -> commands::Result {
         Command::Gameday(args) => gameday::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Respond(args) => respond::run(args, Started::now()?),
+        Command::Inbox(args) => inbox::run(args, Started::now()?),
+        Command::Token => inbox::token(),
         Command::Generate(args) => {
             let started = args.topic.is_some().then(Started::now).transpose()?;
             generate::run(args, started)

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod eval;
 pub mod gameday;
 pub mod generate;
+pub mod inbox;
 pub mod replay;
 pub mod respond;
 pub mod run;

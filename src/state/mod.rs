@@ -47,6 +47,11 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    /// Reads a changelog value (the processor's restore and the inbox read the same form).
+    pub fn decode(value: &[u8]) -> Result<SessionRecord, serde_json::Error> {
+        serde_json::from_slice(value)
+    }
+
     /// True when nothing worth keeping is left (the changelog gets a tombstone).
     pub fn is_idle(&self) -> bool {
         self.open.is_empty()

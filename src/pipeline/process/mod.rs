@@ -315,7 +315,7 @@ impl Processor {
             let session = String::from_utf8_lossy(&key).into_owned();
             match value.filter(|v| !v.is_empty()) {
                 None => state.restore(&session, None),
-                Some(v) => match serde_json::from_slice::<SessionRecord>(&v) {
+                Some(v) => match SessionRecord::decode(&v) {
                     Ok(r) => state.restore(&session, Some(r)),
                     Err(e) => {
                         bad += 1;

@@ -1,0 +1,117 @@
+//! From an answer form to a `HumanDecision`: every field checked against the open escalation
+//! and the matrix before anything is sent, each refusal saying what is wrong. Pure.
+
+use super::board::Item;
+use crate::event::{DecisionKind, HumanDecision};
+use crate::matrix::Matrix;
+use serde::Deserialize;
+
+/// What the answer form posts.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AnswerForm {
+    /// The form token.
+    #[serde(default)]
+    pub form_token: String,
+    /// `approve`, `reject`, `revise`, `choose`, `redirect` or `acknowledge`.
+    #[serde(default)]
+    pub decision: String,
+    /// A comment; the reason of a rejection.
+    #[serde(default)]
+    pub comment: String,
+    /// The edited draft (revise).
+    #[serde(default)]
+    pub revised_output: String,
+    /// The option chosen (choose).
+    #[serde(default)]
+    pub chosen_option: String,
+    /// The role to hand it to (redirect).
+    #[serde(default)]
+    pub redirect_role: String,
+}
+
+/// Longest text accepted in a comment or a revision.
+pub const MAX_TEXT: usize = 64 * 1024;
+
+/// Builds the decision `by` sends about `item`, or says what is wrong with the form.
+pub fn decision(
+    matrix: &Matrix,
+    item: &Item,
+    form: &AnswerForm,
+    by: &str,
+    now_ms: i64,
+) -> Result<HumanDecision, String> {
+    let comment = non_empty(&form.comment);
+    for (field, text) in [
+        ("comment", &form.comment),
+        ("revised_output", &form.revised_output),
+    ] {
+        if text.len() > MAX_TEXT {
+            return Err(format!("{field}: {} bytes, at most {MAX_TEXT}", text.len()));
+        }
+    }
+    let mut d = HumanDecision {
+        escalation_id: item.escalation_id.clone(),
+        action_id: item.action_id().to_string(),
+        session_id: item.session_id.clone(),
+        role: item.role.clone(),
+        decided_by: by.to_string(),
+        decision: DecisionKind::Approve,
+        comment,
+        revised_output: None,
+        redirect_role: None,
+        decided_at_ms: now_ms,
+        drill: item.action.drill,
+        chosen_option: None,
+    };
+    match form.decision.as_str() {
+        "approve" => {}
+        "acknowledge" => d.decision = DecisionKind::Acknowledge,
+        "reject" => {
+            d.decision = DecisionKind::Reject;
+            if d.comment.is_none() {
+                return Err("reject: give a reason (comment), the agent and the audit need it".into());
+            }
+        }
+        "revise" => {
+            d.decision = DecisionKind::Revise;
+            let text = form.revised_output.replace("\r\n", "\n");
+            if text.trim().is_empty() {
+                return Err("revise: the revised text (revised_output) is empty".into());
+            }
+            d.revised_output = Some(text);
+        }
+        "choose" => {
+            let options = &item.action.event.options;
+            if !options.iter().any(|o| *o == form.chosen_option) {
+                return Err(format!(
+                    "choose: chosen_option = {:?} is not one of the action's {} option(s)",
+                    form.chosen_option,
+                    options.len()
+                ));
+            }
+            d.chosen_option = Some(form.chosen_option.clone());
+        }
+        "redirect" => {
+            d.decision = DecisionKind::Redirect;
+            let to = form.redirect_role.as_str();
+            if matrix.role_index(to).is_none() {
+                return Err(format!("redirect: redirect_role = {to:?} is not a role of the matrix"));
+            }
+            if to == item.role {
+                return Err(format!("redirect: {to:?} is the role it waits for already"));
+            }
+            d.redirect_role = Some(to.to_string());
+        }
+        other => {
+            return Err(format!(
+                "decision = {other:?}: expected approve, reject, revise, choose, redirect or acknowledge"
+            ))
+        }
+    }
+    Ok(d)
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.replace("\r\n", "\n"))
+}

@@ -1,0 +1,350 @@
+//! Who is signed in: a personal token exchanged for a signed session cookie, or a trusted
+//! reverse proxy naming the person in a header; and the form tokens that protect every
+//! state-changing request (CSRF). Tokens are configured only as SHA-256 and compared in
+//! constant time.
+
+use crate::config::{InboxAuth, InboxSettings};
+use axum::http::{header, HeaderMap};
+use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256, Sha512};
+use std::net::IpAddr;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "handoff_session";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A signed-in person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewer {
+    /// Their name (`decided_by`).
+    pub name: String,
+    /// Their roles.
+    pub roles: Vec<String>,
+    /// What their form tokens are bound to: their session, or their name behind a proxy.
+    binding: String,
+}
+
+/// The people and how they sign in.
+#[derive(Clone)]
+pub struct Auth {
+    mode: InboxAuth,
+    people: Vec<(String, Vec<String>, Option<[u8; 32]>)>,
+    key: Key,
+    csrf_key: [u8; 32],
+    ttl: Duration,
+    secure: bool,
+    proxy_header: String,
+    trusted: Vec<IpAddr>,
+    origin: String,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SHA-256 of a token, in hex (what `[[inbox.people]] token_sha256` holds).
+pub fn token_sha256(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// A new random token (32 bytes, hex).
+pub fn new_token() -> String {
+    hex(&rand::random::<[u8; 32]>())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Auth {
+    /// From checked settings (secrets resolved). Without `cookie_key` a random key is made.
+    pub fn new(s: &InboxSettings) -> Auth {
+        let master: Vec<u8> = match &s.cookie_key {
+            Some(k) => k.as_bytes().to_vec(),
+            None => rand::random::<[u8; 64]>().to_vec(),
+        };
+        let key = Key::from(&Sha512::digest(&master));
+        let mut mac = HmacSha256::new_from_slice(&master).expect("any key length");
+        mac.update(b"handoff inbox form tokens");
+        let csrf_key: [u8; 32] = mac.finalize().into_bytes().into();
+        let people = s
+            .people
+            .iter()
+            .map(|p| {
+                let hash = p
+                    .token_sha256
+                    .as_deref()
+                    .and_then(unhex)
+                    .and_then(|v| <[u8; 32]>::try_from(v).ok());
+                (p.name.clone(), p.roles.clone(), hash)
+            })
+            .collect();
+        let origin = s.base_url();
+        Auth {
+            mode: s.auth,
+            people,
+            key,
+            csrf_key,
+            ttl: s.session_ttl,
+            secure: s.secure(),
+            proxy_header: s.proxy_header.to_ascii_lowercase(),
+            trusted: s
+                .trusted_proxies
+                .iter()
+                .filter_map(|a| a.parse().ok())
+                .collect(),
+            origin,
+        }
+    }
+
+    /// How people sign in.
+    pub fn mode(&self) -> InboxAuth {
+        self.mode
+    }
+
+    /// The person named `name`, as a viewer bound to `binding`.
+    fn viewer(&self, name: &str, binding: String) -> Option<Viewer> {
+        let (n, roles, _) = self.people.iter().find(|(n, _, _)| n == name)?;
+        Some(Viewer {
+            name: n.clone(),
+            roles: roles.clone(),
+            binding,
+        })
+    }
+
+    /// The person a token belongs to (SHA-256 compared in constant time with every person's).
+    pub fn person_with_token(&self, token: &str) -> Option<&str> {
+        let h: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        let mut found = None;
+        for (name, _, hash) in &self.people {
+            if let Some(hash) = hash {
+                if bool::from(hash.ct_eq(&h)) {
+                    found = Some(name.as_str());
+                }
+            }
+        }
+        found
+    }
+
+    /// A session cookie for `name`, valid for the configured time from `now_s` (unix seconds).
+    pub fn sign_in(&self, jar: SignedCookieJar, name: &str, now_s: u64) -> SignedCookieJar {
+        let sid = hex(&rand::random::<[u8; 16]>());
+        let expires = now_s + self.ttl.as_secs();
+        let value = format!("{sid}.{expires}.{}", hex(name.as_bytes()));
+        let cookie = Cookie::build((COOKIE, value))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure)
+            .build();
+        jar.add(cookie)
+    }
+
+    /// The jar without the session cookie.
+    pub fn sign_out(&self, jar: SignedCookieJar) -> SignedCookieJar {
+        jar.remove(Cookie::build(COOKIE).path("/").build())
+    }
+
+    /// The signed cookie jar of a request.
+    pub fn jar(&self, headers: &HeaderMap) -> SignedCookieJar {
+        SignedCookieJar::from_headers(headers, self.key.clone())
+    }
+
+    /// Who sent a request: by session cookie, or by the proxy's header when the peer is a
+    /// trusted proxy. A person no longer configured is nobody.
+    pub fn who(&self, headers: &HeaderMap, peer: IpAddr, now_s: u64) -> Option<Viewer> {
+        match self.mode {
+            InboxAuth::Token => {
+                let jar = self.jar(headers);
+                let value = jar.get(COOKIE)?.value().to_string();
+                let mut parts = value.splitn(3, '.');
+                let (sid, expires, name) = (parts.next()?, parts.next()?, parts.next()?);
+                if expires.parse::<u64>().ok()? <= now_s {
+                    return None;
+                }
+                let name = String::from_utf8(unhex(name)?).ok()?;
+                self.viewer(&name, format!("session:{sid}"))
+            }
+            InboxAuth::Proxy => {
+                if !self.trusted.contains(&peer) {
+                    return None;
+                }
+                let name = headers.get(&self.proxy_header)?.to_str().ok()?.trim();
+                self.viewer(name, format!("proxy:{name}"))
+            }
+        }
+    }
+
+    /// The form token of a viewer: HMAC of their binding.
+    pub fn form_token(&self, v: &Viewer) -> String {
+        let mut mac = HmacSha256::new_from_slice(&self.csrf_key).expect("any key length");
+        mac.update(v.binding.as_bytes());
+        hex(&mac.finalize().into_bytes())
+    }
+
+    /// Checks a state-changing request: the form token matches the viewer's, and the browser
+    /// says it comes from this site (`Sec-Fetch-Site`, else `Origin` when sent).
+    pub fn check_form(
+        &self,
+        v: &Viewer,
+        token: &str,
+        headers: &HeaderMap,
+    ) -> Result<(), &'static str> {
+        let Some(given) = unhex(token) else {
+            return Err("the form token is missing or malformed");
+        };
+        let mut mac = HmacSha256::new_from_slice(&self.csrf_key).expect("any key length");
+        mac.update(v.binding.as_bytes());
+        if mac.verify_slice(&given).is_err() {
+            return Err("the form token does not match your session");
+        }
+        self.same_site(headers)
+    }
+
+    /// The request comes from this site, as far as the browser tells.
+    pub fn same_site(&self, headers: &HeaderMap) -> Result<(), &'static str> {
+        if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+            if !matches!(site, "same-origin" | "none") {
+                return Err("the request comes from another site");
+            }
+        }
+        if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let own = origin == self.origin
+                || origin
+                    .strip_prefix("http://")
+                    .or_else(|| origin.strip_prefix("https://"))
+                    == Some(host);
+            if !own {
+                return Err("the request comes from another origin");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Person;
+
+    fn settings(mode: InboxAuth) -> InboxSettings {
+        let mut s = InboxSettings {
+            auth: mode,
+            ..InboxSettings::default()
+        };
+        s.people = vec![Person {
+            name: "ana".into(),
+            roles: vec!["support".into()],
+            token_sha256: Some(token_sha256("tok-ana")),
+            slack_user: None,
+        }];
+        s
+    }
+
+    fn set_cookie(jar: SignedCookieJar) -> String {
+        use axum::response::IntoResponse;
+        let r = (jar, ()).into_response();
+        let h = r.headers().get(header::SET_COOKIE).unwrap();
+        h.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn a_token_signs_in_its_person_and_the_cookie_names_them_until_it_expires() {
+        let a = Auth::new(&settings(InboxAuth::Token));
+        assert_eq!(a.person_with_token("tok-ana"), Some("ana"));
+        assert_eq!(
+            a.person_with_token(" tok-ana\n"),
+            Some("ana"),
+            "pasted with spaces"
+        );
+        assert_eq!(a.person_with_token("tok-bob"), None);
+        let jar = a.sign_in(a.jar(&HeaderMap::new()), "ana", 1_000);
+        let set = set_cookie(jar);
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+            "{set}"
+        );
+        assert!(!set.contains("Secure"), "plain http: {set}");
+        // What the browser sends back: the signed value.
+        let pair = set.split(';').next().unwrap().to_string();
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, pair.parse().unwrap());
+        let v = a.who(&h, "127.0.0.1".parse().unwrap(), 1_001).unwrap();
+        assert_eq!(v.name, "ana");
+        assert!(
+            a.who(&h, "127.0.0.1".parse().unwrap(), 1_000 + 12 * 3600)
+                .is_none(),
+            "expired"
+        );
+        // Tampered: another name with the same signature.
+        let forged = pair.replace(&hex(b"ana"), &hex(b"bob"));
+        assert_ne!(forged, pair);
+        h.insert(header::COOKIE, forged.parse().unwrap());
+        assert!(a.who(&h, "127.0.0.1".parse().unwrap(), 1_001).is_none());
+    }
+
+    #[test]
+    fn cookies_are_secure_when_served_over_tls() {
+        let mut s = settings(InboxAuth::Token);
+        s.public_url = Some("https://inbox.example".into());
+        let a = Auth::new(&s);
+        let set = set_cookie(a.sign_in(a.jar(&HeaderMap::new()), "ana", 0));
+        assert!(set.contains("Secure"), "{set}");
+    }
+
+    #[test]
+    fn form_tokens_bind_to_the_session_and_foreign_origins_are_refused() {
+        let a = Auth::new(&settings(InboxAuth::Proxy));
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-user", "ana".parse().unwrap());
+        h.insert(header::HOST, "127.0.0.1:9870".parse().unwrap());
+        assert!(
+            a.who(&h, "10.0.0.9".parse().unwrap(), 0).is_none(),
+            "untrusted peer"
+        );
+        let v = a.who(&h, "127.0.0.1".parse().unwrap(), 0).unwrap();
+        let t = a.form_token(&v);
+        assert_eq!(a.check_form(&v, &t, &h), Ok(()));
+        assert!(a.check_form(&v, "00", &h).is_err());
+        assert!(a.check_form(&v, "", &h).is_err());
+        let table: &[(&str, &str, bool)] = &[
+            ("sec-fetch-site", "same-origin", true),
+            ("sec-fetch-site", "cross-site", false),
+            ("sec-fetch-site", "same-site", false),
+            ("origin", "http://127.0.0.1:9870", true),
+            ("origin", "https://evil.example", false),
+        ];
+        for (name, value, ok) in table {
+            let mut h2 = h.clone();
+            h2.insert(*name, value.parse().unwrap());
+            assert_eq!(a.check_form(&v, &t, &h2).is_ok(), *ok, "{name}: {value}");
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Follows the changelog (`handoff.state`) from its beginning, every partition, on its own
+//! thread: each record replaces its session's open escalations on the board. The inbox is
+//! ready once it has read up to the end it saw at start-up.
+
+use super::board::Board;
+use crate::config::Settings;
+use crate::kafka::{self, Role};
+use crate::state::SessionRecord;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Records applied under one write lock, at most.
+const BATCH: usize = 2_000;
+
+/// What the follower feeds.
+pub struct Feed {
+    /// The board.
+    pub board: Arc<RwLock<Board>>,
+    /// Its generation, for live pages.
+    pub changes: watch::Sender<u64>,
+    /// Set once caught up.
+    pub ready: Arc<AtomicBool>,
+    /// Set to stop.
+    pub stop: Arc<AtomicBool>,
+    /// Unreadable changelog records.
+    pub unreadable: prometheus::IntCounter,
+}
+
+/// Starts following; the thread ends when `feed.stop` is set or the consumer fails.
+pub fn start(settings: &Settings, feed: Feed) -> Result<std::thread::JoinHandle<()>, kafka::Error> {
+    let topic = settings.topics.changelog.clone();
+    let partitions = kafka::admin::partitions(settings, &topic)?;
+    let consumer: BaseConsumer = kafka::create(
+        &settings.kafka,
+        Role::Reader("inbox"),
+        "inbox changelog reader",
+    )?;
+    let mut high = HashMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for &p in &partitions {
+        let (_, h) = consumer
+            .fetch_watermarks(&topic, p, settings.pipeline.connect_timeout)
+            .map_err(kafka::Error::client("inbox watermarks"))?;
+        high.insert(p, h);
+        tpl.add_partition_offset(&topic, p, Offset::Beginning)
+            .map_err(kafka::Error::client("inbox assignment"))?;
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(kafka::Error::client("inbox assignment"))?;
+    tracing::info!(%topic, partitions = partitions.len(), "inbox: reading the open escalations");
+    let handle = std::thread::Builder::new()
+        .name("inbox-changelog".into())
+        .spawn(move || follow(consumer, high, feed))
+        .expect("a thread can be spawned");
+    Ok(handle)
+}
+
+fn follow(consumer: BaseConsumer, high: HashMap<i32, i64>, feed: Feed) {
+    let mut next: HashMap<i32, i64> = HashMap::new();
+    let caught_up = |next: &HashMap<i32, i64>| {
+        high.iter()
+            .all(|(p, h)| next.get(p).copied().unwrap_or(0) >= *h)
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    while !feed.stop.load(Ordering::Acquire) {
+        if !feed.ready.load(Ordering::Acquire) && caught_up(&next) {
+            let n = feed.board.read().expect("not poisoned").len();
+            tracing::info!(open = n, "inbox: caught up with the changelog");
+            feed.ready.store(true, Ordering::Release);
+        }
+        let mut timeout = Duration::from_millis(100);
+        while batch.len() < BATCH {
+            match consumer.poll(timeout) {
+                Some(Ok(m)) => {
+                    next.insert(m.partition(), m.offset() + 1);
+                    let session = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+                    batch.push((
+                        session,
+                        m.payload().filter(|v| !v.is_empty()).map(<[u8]>::to_vec),
+                    ));
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "inbox: changelog read error");
+                    break;
+                }
+                None => break,
+            }
+            timeout = Duration::ZERO;
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let mut board = feed.board.write().expect("not poisoned");
+        for (session, value) in batch.drain(..) {
+            let record = match value.map(|v| SessionRecord::decode(&v)).transpose() {
+                Ok(r) => r,
+                Err(e) => {
+                    feed.unreadable.inc();
+                    tracing::warn!(session = %session, error = %e, "inbox: changelog record unreadable; skipped");
+                    continue;
+                }
+            };
+            board.apply(&session, record);
+        }
+        let generation = board.generation();
+        drop(board);
+        feed.changes
+            .send_if_modified(|g| std::mem::replace(g, generation) != generation);
+    }
+}

@@ -1,0 +1,225 @@
+//! `handoff inbox`: the reviewers' web inbox, a process of its own beside `run`.
+//!
+//! ```text
+//! handoff.state ──► follow (own thread) ──► board ──► pages (askama) ──► people
+//!                                                        │ answers
+//!                   human.decisions ◄── publish ◄── web ─┘──► handoff.audit (views, answers)
+//! ```
+//! - [`board`]: the open escalations, rebuilt from the changelog (pure);
+//! - [`follow`]: the changelog reader feeding it;
+//! - [`auth`]: tokens, session cookies, proxy sign-in, form tokens;
+//! - [`answer`]: an answer form to a `HumanDecision` (pure checks);
+//! - [`pages`]: view models and templates; [`web`]: the routes;
+//! - [`publish`]: decisions and the audit trail to Kafka;
+//! - [`slack`]: buttons pressed in Slack messages.
+
+pub mod answer;
+pub mod auth;
+pub mod board;
+pub mod follow;
+pub mod pages;
+pub mod publish;
+pub mod slack;
+pub mod web;
+
+use crate::config::Settings;
+use crate::matrix::Matrix;
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The inbox's own metrics (served at its `/metrics`).
+#[derive(Clone)]
+pub struct InboxMetrics {
+    /// Open escalations on the board.
+    pub open: IntGauge,
+    /// Detail pages opened.
+    pub views: IntCounter,
+    /// Answers by decision and result (sent, stale, invalid, forbidden, not_found, failed).
+    answers: IntCounterVec,
+    /// From a checked answer to its delivery on `human.decisions`.
+    pub answer_seconds: Histogram,
+    /// Audit entries that could not be delivered.
+    pub audit_failures: IntCounter,
+    /// Changelog records the inbox could not read.
+    pub unreadable: IntCounter,
+}
+
+impl InboxMetrics {
+    /// Registers the families once into `registry`.
+    pub fn register(registry: &Registry) -> InboxMetrics {
+        let m = InboxMetrics {
+            open: IntGauge::new(
+                "handoff_inbox_open_escalations",
+                "Open escalations the inbox shows.",
+            )
+            .expect("valid"),
+            views: IntCounter::new("handoff_inbox_views_total", "Detail pages opened.")
+                .expect("valid"),
+            answers: IntCounterVec::new(
+                Opts::new(
+                    "handoff_inbox_answers_total",
+                    "Answers, by decision and result.",
+                ),
+                &["decision", "result"],
+            )
+            .expect("valid"),
+            answer_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "handoff_inbox_answer_seconds",
+                    "From a checked answer to its delivery on human.decisions.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                ]),
+            )
+            .expect("valid"),
+            audit_failures: IntCounter::new(
+                "handoff_inbox_audit_failures_total",
+                "Audit entries that could not be delivered.",
+            )
+            .expect("valid"),
+            unreadable: IntCounter::new(
+                "handoff_inbox_changelog_unreadable_total",
+                "Changelog records the inbox could not read.",
+            )
+            .expect("valid"),
+        };
+        for c in [
+            Box::new(m.open.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.views.clone()),
+            Box::new(m.answers.clone()),
+            Box::new(m.answer_seconds.clone()),
+            Box::new(m.audit_failures.clone()),
+            Box::new(m.unreadable.clone()),
+        ] {
+            let _ = registry.register(c);
+        }
+        m
+    }
+
+    /// Counts an answer.
+    pub fn answer(&self, decision: &str, result: &str) {
+        self.answers.with_label_values(&[decision, result]).inc();
+    }
+
+    /// An answer count (tests).
+    pub fn answers(&self, decision: &str, result: &str) -> u64 {
+        self.answers.with_label_values(&[decision, result]).get()
+    }
+}
+
+/// Why the inbox stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    /// The address cannot be bound.
+    #[error("inbox.bind: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Kafka.
+    #[error(transparent)]
+    Kafka(#[from] crate::kafka::Error),
+    /// Serving failed.
+    #[error("serving the inbox failed: {0}")]
+    Serve(std::io::Error),
+}
+
+impl InboxError {
+    /// True when the configuration is at fault (exit 2), not the run.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, InboxError::Bind { .. })
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<web::App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = web::router(app).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Runs the inbox: binds, catches up with the changelog, serves until `shutdown`. `on_bound`
+/// gets the address served.
+pub async fn run(
+    settings: &Settings,
+    matrix: Arc<Matrix>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_bound: impl FnOnce(SocketAddr),
+) -> Result<(), InboxError> {
+    let s = &settings.inbox;
+    let listener = TcpListener::bind(&s.bind)
+        .await
+        .map_err(|source| InboxError::Bind {
+            addr: s.bind.clone(),
+            source,
+        })?;
+    let k = settings.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::kafka::admin::wait_reachable(&k)?;
+        let t = &k.topics;
+        let topics =
+            [&t.changelog, &t.decisions, &t.audit, &t.notifications].map(|t| t.to_string());
+        crate::kafka::admin::ensure_topics_blocking(&k, &topics)
+    })
+    .await
+    .expect("the check does not panic")?;
+    let registry = Registry::new();
+    let board = Arc::new(RwLock::new(board::Board::new()));
+    let (changes_tx, changes) = watch::channel(0);
+    let (stop_tx, stopping) = watch::channel(false);
+    let ready = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = Arc::new(publish::KafkaPublisher::new(settings)?);
+    let mut app = web::App::new(
+        board.clone(),
+        matrix,
+        auth::Auth::new(s),
+        publisher,
+        registry,
+        changes,
+        ready.clone(),
+        stopping,
+    );
+    app.slack = slack_people(s);
+    let feed = follow::Feed {
+        board,
+        changes: changes_tx,
+        ready,
+        stop: stop.clone(),
+        unreadable: app.metrics.unreadable.clone(),
+    };
+    let follower = follow::start(settings, feed)?;
+    on_bound(listener.local_addr().map_err(InboxError::Serve)?);
+    let app = Arc::new(app);
+    let stopped = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let served = serve(listener, app, stopped).await;
+    stop.store(true, Ordering::Release);
+    let _ = tokio::task::spawn_blocking(move || follower.join()).await;
+    served.map_err(InboxError::Serve)
+}
+
+fn slack_people(s: &crate::config::InboxSettings) -> Option<slack::SlackPeople> {
+    let secret = s.slack_signing_secret.clone()?;
+    let people = s
+        .people
+        .iter()
+        .filter_map(|p| Some((p.slack_user.clone()?, p.name.clone())))
+        .collect();
+    Some(slack::SlackPeople { secret, people })
+}

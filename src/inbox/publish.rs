@@ -1,0 +1,172 @@
+//! Where the inbox's answers and its audit trail go: decisions to `human.decisions` (Avro, key
+//! = session id, as the processor reads them), audit entries to `handoff.audit` (JSON, key =
+//! escalation id). Behind a trait so that page tests keep what would be sent in memory.
+
+use crate::config::Settings;
+use crate::event::{Codec, DecisionKind, HumanDecision, SchemaKind};
+use futures::future::BoxFuture;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    /// A person opened the detail page of an escalation.
+    Viewed,
+    /// A person answered it (the decision was delivered to `human.decisions`).
+    Answered,
+    /// An answer was refused (stale, or not allowed): nothing was sent.
+    Refused,
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// The web inbox.
+    Web,
+    /// A button in a Slack message.
+    Slack,
+}
+
+/// One line of the audit trail: who did what with which escalation, when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Viewed, answered or refused.
+    pub kind: AuditKind,
+    /// Who.
+    pub person: String,
+    /// The role the escalation waited for.
+    pub role: String,
+    /// Which escalation.
+    pub escalation_id: String,
+    /// Its action.
+    pub action_id: String,
+    /// Its session.
+    pub session_id: String,
+    /// When (wall clock, ms).
+    pub at_ms: i64,
+    /// The answer given (answered, refused).
+    #[serde(default)]
+    pub decision: Option<DecisionKind>,
+    /// When this person first opened its detail page in this inbox process; `None` when they
+    /// answered without opening it (a Slack button, a stale tab).
+    #[serde(default)]
+    pub first_viewed_at_ms: Option<i64>,
+    /// Web or Slack.
+    pub via: Via,
+    /// Why an answer was refused.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The rule version the escalation was opened with.
+    #[serde(default)]
+    pub rule_version: String,
+}
+
+/// A publish that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The decision could not be encoded.
+    #[error("cannot encode the decision: {0}")]
+    Encode(String),
+    /// Kafka did not take it.
+    #[error("not delivered to {topic}: {reason}")]
+    Delivery {
+        /// The topic.
+        topic: String,
+        /// librdkafka's reason.
+        reason: String,
+    },
+}
+
+/// Sends decisions and audit entries; each future resolves once delivered.
+pub trait Publish: Send + Sync {
+    /// A decision to `human.decisions`.
+    fn decision(&self, d: &HumanDecision) -> BoxFuture<'static, Result<(), PublishError>>;
+    /// An audit entry to `handoff.audit`.
+    fn audit(&self, e: &AuditEntry) -> BoxFuture<'static, Result<(), PublishError>>;
+}
+
+/// The Kafka publisher.
+pub struct KafkaPublisher {
+    producer: FutureProducer,
+    codec: Arc<Codec>,
+    decisions: String,
+    audit: String,
+}
+
+impl KafkaPublisher {
+    /// A producer from the `[kafka]` settings.
+    pub fn new(settings: &Settings) -> Result<KafkaPublisher, crate::kafka::Error> {
+        let producer: FutureProducer = crate::kafka::create(
+            &settings.kafka,
+            crate::kafka::Role::Producer,
+            "inbox producer",
+        )?;
+        let codec = Codec::new(Default::default()).expect("the shipped schemas parse");
+        Ok(KafkaPublisher {
+            producer,
+            codec: Arc::new(codec),
+            decisions: settings.topics.decisions.clone(),
+            audit: settings.topics.audit.clone(),
+        })
+    }
+
+    fn send(
+        &self,
+        topic: &str,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> BoxFuture<'static, Result<(), PublishError>> {
+        let producer = self.producer.clone();
+        let (topic, key) = (topic.to_string(), key.to_string());
+        Box::pin(async move {
+            let record = FutureRecord::to(&topic).key(&key).payload(&bytes);
+            match producer.send(record, Duration::from_secs(10)).await {
+                Ok(_) => Ok(()),
+                Err((e, _)) => Err(PublishError::Delivery {
+                    topic,
+                    reason: e.to_string(),
+                }),
+            }
+        })
+    }
+}
+
+impl Publish for KafkaPublisher {
+    fn decision(&self, d: &HumanDecision) -> BoxFuture<'static, Result<(), PublishError>> {
+        match self.codec.encode(SchemaKind::HumanDecision, d) {
+            Ok(bytes) => self.send(&self.decisions, &d.session_id, bytes),
+            Err(e) => Box::pin(std::future::ready(Err(PublishError::Encode(e.to_string())))),
+        }
+    }
+
+    fn audit(&self, e: &AuditEntry) -> BoxFuture<'static, Result<(), PublishError>> {
+        let bytes = serde_json::to_vec(e).expect("audit entries serialize");
+        self.send(&self.audit, &e.escalation_id, bytes)
+    }
+}
+
+/// Keeps what would be sent (page tests, benchmarks).
+#[derive(Debug, Default)]
+pub struct MemoryPublisher {
+    /// Decisions, in order.
+    pub decisions: Mutex<Vec<HumanDecision>>,
+    /// Audit entries, in order.
+    pub audit: Mutex<Vec<AuditEntry>>,
+}
+
+impl Publish for MemoryPublisher {
+    fn decision(&self, d: &HumanDecision) -> BoxFuture<'static, Result<(), PublishError>> {
+        self.decisions.lock().expect("not poisoned").push(d.clone());
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn audit(&self, e: &AuditEntry) -> BoxFuture<'static, Result<(), PublishError>> {
+        self.audit.lock().expect("not poisoned").push(e.clone());
+        Box::pin(std::future::ready(Ok(())))
+    }
+}

@@ -1,0 +1,44 @@
+// handoff inbox: the only script. Counts deadlines down and follows changes (server-sent
+// events): the list is fetched again, a detail page says when its escalation is gone.
+"use strict";
+function left(ms) {
+  const s = Math.round(Math.abs(ms) / 1000), h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60);
+  const t = h ? `${h}h ${m}m` : m ? `${m}m ${s % 60}s` : `${s % 60}s`;
+  return ms < 0 ? `overdue ${t}` : t;
+}
+function tick() {
+  for (const el of document.querySelectorAll("[data-deadline]")) {
+    const ms = Number(el.dataset.deadline) - Date.now();
+    el.textContent = left(ms);
+    el.classList.toggle("overdue", ms < 0);
+  }
+}
+async function refresh() {
+  const list = document.querySelector("[data-live=list]");
+  if (list) {
+    const url = new URL(location.href); url.searchParams.set("fragment", "1");
+    const r = await fetch(url, { credentials: "same-origin" });
+    if (r.ok) { list.innerHTML = await r.text(); tick(); }
+    return;
+  }
+  const detail = document.querySelector("[data-live=detail]");
+  if (detail) {
+    const r = await fetch(`/e/${encodeURIComponent(detail.dataset.id)}/status`, { credentials: "same-origin" });
+    const text = await r.text();
+    if (r.ok && text !== "open") {
+      const gone = document.getElementById("gone");
+      gone.textContent = text; gone.hidden = false;
+      for (const b of detail.querySelectorAll(".answer button")) b.disabled = true;
+    }
+  }
+}
+document.addEventListener("DOMContentLoaded", () => {
+  tick(); setInterval(tick, 1000);
+  if (window.EventSource) {
+    let pending = false;
+    new EventSource("/live").addEventListener("change", () => {
+      if (pending) return; pending = true;
+      setTimeout(() => { pending = false; refresh(); }, 300);
+    });
+  }
+});

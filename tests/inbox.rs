@@ -1,0 +1,394 @@
+//! `handoff inbox` without a broker: a real processor decides events, the board follows its
+//! changelog, people use the pages over HTTP. Access by role, CSRF, hostile text, stale
+//! answers, the audit trail and the decisions sent.
+
+mod common;
+
+use common::base_event;
+use common::inbox::{self as inbox, people, serve, Client, Stream};
+use handoff::config::InboxAuth;
+use handoff::event::{AgentAction, DecisionKind};
+use handoff::inbox::publish::AuditKind;
+
+const NOW: i64 = 1_798_761_600_000;
+
+fn refund(session: &str) -> AgentAction {
+    let mut e = base_event();
+    e.action_id = format!("act-{session}");
+    e.session_id = session.into();
+    e.action_type = "refund.issue".into();
+    e.amount = Some(40.0);
+    e.currency = Some("EUR".into());
+    e.request = "Please refund my broken kettle".into();
+    e.summary = "Checked the order; drafted a refund to account DE89370400440532013000".into();
+    e.output = Some("Dear customer, we refund 40 EUR today.".into());
+    e.user_message = Some("It broke after two days!".into());
+    e.attributes.insert("channel".into(), "email".into());
+    e.attributes.insert("internal_score".into(), "17".into());
+    e
+}
+
+const LONG: usize = 5_000;
+
+fn hostile() -> AgentAction {
+    let mut e = refund("s-evil");
+    e.request = "<script>alert('req')</script>".into();
+    e.summary = "\"><img src=x onerror=alert(2)> and 'single' quotes".into();
+    e.output = Some("javascript:alert(3)".into());
+    e.user_message = Some(format!("{}\u{202E}gnp.exe", "A".repeat(LONG)));
+    e.agent_id = "agent\"><script>alert(4)</script>".into();
+    e.attributes
+        .insert("channel".into(), "<b onclick=x>chat</b>".into());
+    e
+}
+
+fn low_confidence(session: &str) -> AgentAction {
+    let mut e = base_event();
+    e.action_id = format!("act-{session}");
+    e.session_id = session.into();
+    e.confidence = 0.3;
+    e
+}
+
+/// Three sessions: a refund and a hostile refund for support, a low-confidence search for
+/// the owner. Returns the escalation ids by session.
+fn three(s: &mut Stream) -> (String, String, String) {
+    for (i, e) in [refund("s-ref"), hostile(), low_confidence("s-own")]
+        .iter()
+        .enumerate()
+    {
+        s.run.event(e, NOW + i as i64);
+    }
+    s.follow();
+    let board = s.board.read().unwrap();
+    let id = |session: &str| {
+        board
+            .list(&["support".into(), "owner".into()], &Default::default())
+            .into_iter()
+            .find(|i| i.session_id == session)
+            .unwrap_or_else(|| panic!("{session} is open"))
+            .escalation_id
+            .clone()
+    };
+    (id("s-ref"), id("s-evil"), id("s-own"))
+}
+
+#[test]
+fn sign_in_is_required_and_a_wrong_token_names_nobody() {
+    let m = inbox::matrix();
+    let mut s = Stream::new(&m);
+    three(&mut s);
+    let srv = serve(&m, &s, &people(InboxAuth::Token));
+    let c = Client::new(srv.port);
+    let r = c.get("/");
+    assert_eq!((r.status, r.location.as_str()), (303, "/sign-in"));
+    let r = c.get("/sign-in?token=guess");
+    assert_eq!(r.status, 401);
+    assert!(r.set_cookie.is_empty());
+    let r = Client::signed_in(srv.port, "ana").get("/");
+    assert_eq!(r.status, 200);
+    for h in ["HttpOnly", "SameSite=Lax"] {
+        let c = Client::new(srv.port)
+            .get("/sign-in?token=token-of-ana")
+            .set_cookie
+            .join(";");
+        assert!(c.contains(h), "{c}");
+    }
+}
+
+#[test]
+fn a_person_sees_and_answers_only_their_roles_escalations() {
+    let m = inbox::matrix();
+    let mut s = Stream::new(&m);
+    let (refund_id, evil_id, owner_id) = three(&mut s);
+    let srv = serve(&m, &s, &people(InboxAuth::Token));
+    let ana = Client::signed_in(srv.port, "ana");
+    let list = ana.get("/").body;
+    assert!(
+        list.contains(&refund_id) && list.contains(&evil_id),
+        "{list}"
+    );
+    assert!(
+        !list.contains(&owner_id),
+        "the owner's escalation is not ana's"
+    );
+    // By URL: not found, and nothing sent.
+    assert_eq!(ana.get(&format!("/e/{owner_id}")).status, 404);
+    let token = Client::form_token(&list);
+    let r = ana.post(
+        &format!("/e/{owner_id}/answer"),
+        &[("form_token", &token), ("decision", "approve")],
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(ana.get("/e/esc-000000000000000000000000").status, 404);
+    assert!(srv.published.decisions.lock().unwrap().is_empty());
+    // The owner sees theirs.
+    let oli = Client::signed_in(srv.port, "oli");
+    assert_eq!(oli.get(&format!("/e/{owner_id}")).status, 200);
+    assert_eq!(oli.get(&format!("/e/{refund_id}")).status, 404);
+}
+
+#[test]
+fn state_changing_requests_need_the_form_token_and_this_origin() {
+    let m = inbox::matrix();
+    let mut s = Stream::new(&m);
+    let (refund_id, _, _) = three(&mut s);
+    let srv = serve(&m, &s, &people(InboxAuth::Token));
+    let mut ana = Client::signed_in(srv.port, "ana");
+    let page = ana.get(&format!("/e/{refund_id}")).body;
+    let token = Client::form_token(&page);
+    let sam_token = Client::form_token(&Client::signed_in(srv.port, "sam").get("/").body);
+    let path = format!("/e/{refund_id}/answer");
+    for (form, why) in [
+        (vec![("decision", "approve")], "no token"),
+        (
+            vec![("form_token", "0123"), ("decision", "approve")],
+            "a wrong token",
+        ),
+        (
+            vec![("form_token", sam_token.as_str()), ("decision", "approve")],
+            "another session's token",
+        ),
+    ] {
+        let r = ana.post(&path, &form);
+        assert_eq!(r.status, 403, "{why}: {}", r.body);
+    }
+    ana.headers = vec![("origin".into(), "https://evil.example".into())];
+    assert_eq!(
+        ana.post(&path, &[("form_token", &token), ("decision", "approve")])
+            .status,
+        403
+    );
+    ana.headers = vec![("sec-fetch-site".into(), "cross-site".into())];
+    assert_eq!(
+        ana.post(&path, &[("form_token", &token), ("decision", "approve")])
+            .status,
+        403
+    );
+    assert!(
+        srv.published.decisions.lock().unwrap().is_empty(),
+        "nothing was sent"
+    );
+    assert_eq!(srv.app.metrics.answers("none", "forbidden"), 5);
+}
+
+#[test]
+fn hostile_text_is_shown_as_text_everywhere() {
+    let m = inbox::matrix();
+    let mut s = Stream::new(&m);
+    let (_, evil_id, _) = three(&mut s);
+    let srv = serve(&m, &s, &people(InboxAuth::Token));
+    let ana = Client::signed_in(srv.port, "ana");
+    let list = ana.get("/");
+    let detail = ana.get(&format!("/e/{evil_id}"));
+    for (page, r) in [("list", &list), ("detail", &detail)] {
+        assert_eq!(r.status, 200);
+        let b = &r.body;
+        assert!(
+            !b.contains("<script>alert"),
+            "{page}: a script tag got through"
+        );
+        assert!(!b.contains("<b onclick"), "{page}: markup got through");
+        assert!(
+            !b.contains("\"><img") && !b.contains("\"><script"),
+            "{page}: an attribute was broken out of"
+        );
+        assert!(
+            !b.contains("href=\"javascript:"),
+            "{page}: a javascript: link"
+        );
+    }
+    let b = &detail.body;
+    // Each hostile text is there, as text (askama escapes with numeric references).
+    let escaped = |t: &str| {
+        t.replace('&', "&#38;")
+            .replace('<', "&#60;")
+            .replace('>', "&#62;")
+            .replace('"', "&#34;")
+            .replace('\'', "&#39;")
+    };
+    let e = hostile();
+    for t in [&e.request, &e.summary, &e.agent_id, "<b onclick=x>chat</b>"] {
+        assert!(b.contains(&escaped(t)), "{t} is not shown escaped");
+    }
+    assert!(b.contains("javascript:alert(3)"), "shown as text");
+    // The long unbroken string wraps (CSS) and the right-to-left override stays inside <bdi>.
+    let at = b.find(&"A".repeat(LONG)).expect("the end user's words");
+    let open = b[..at].rfind("<blockquote").unwrap();
+    assert!(b[open..at].contains("dir=\"auto\""));
+    assert!(b[at..].find('\u{202E}').unwrap() < b[at..].find("</blockquote>").unwrap());
+    let csp = "default-src 'self'; script-src 'self'";
+    let r = ureq::get(&format!("http://127.0.0.1:{}/sign-in", srv.port))
+        .call()
+        .unwrap();
+    assert!(r
+        .headers()
+        .get("content-security-policy")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with(csp));
+}
+
+#[test]
+fn the_detail_page_is_the_roles_view_of_the_context_package() {
+    let m = inbox::matrix();
+    let mut s = Stream::new(&m);
+    let (refund_id, _, _) = three(&mut s);
+    let srv = serve(&m, &s, &people(InboxAuth::Token));
+    let b = Client::signed_in(srv.port, "ana")
+        .get(&format!("/e/{refund_id}"))
+        .body;
+    let order = [
+        "What was asked",
+        "What the agent did",
+        "The agent's draft",
+        "The end user's own words",
+        "Confidence",
+        "Customer and stakes",
+        "Details for support",
+        "Your answer",
+    ];
+    let mut last = 0;
+    for h in order {
+        let at = b.find(h).unwrap_or_else(|| panic!("{h} missing"));
+        assert!(at > last, "{h} out of order");
+        last = at;
+    }
+    assert!(
+        b.contains("[account_number redacted]"),
+        "support's redaction"
+    );
+    assert!(!b.contains("DE89370400440532013000"));
+    assert!(
+        b.contains("channel") && !b.contains("internal_score"),
+        "only support's attributes"
+    );
+    assert!(b.contains("40.00 EUR"));
+    assert!(
+        b.contains("class=\"primary\">Approve as proposed"),
+        "the required action is the obvious button"
+    );
+}
+
+#[test]
+fn answers_become_decisions_of_the_signed_in_person_and_late_ones_are_refused() {
+    let m = inbox::matrix();
+    let mut s = Stream::new(&m);
+    let (refund_id, evil_id, _) = three(&mut s);
+    let srv = serve(&m, &s, &people(InboxAuth::Token));
+    let ana = Client::signed_in(srv.port, "ana");
+    let page = ana.get(&format!("/e/{refund_id}")).body;
+    let token = Client::form_token(&page);
+    let path = format!("/e/{refund_id}/answer");
+    let r = ana.post(
+        &path,
+        &[
+            ("form_token", &token),
+            ("decision", "revise"),
+            ("revised_output", ""),
+        ],
+    );
+    assert_eq!(r.status, 422, "an empty revision: {}", r.body);
+    let r = ana.post(&path, &[("form_token", &token), ("decision", "reject")]);
+    assert!(
+        r.status == 422 && r.body.contains("give a reason"),
+        "{}",
+        r.body
+    );
+    let r = ana.post(
+        &path,
+        &[
+            ("form_token", &token),
+            ("decision", "redirect"),
+            ("redirect_role", "nobody"),
+        ],
+    );
+    assert_eq!(r.status, 422);
+    let edited = "Dear customer, we refund 35 EUR today.";
+    let r = ana.post(
+        &path,
+        &[
+            ("form_token", &token),
+            ("decision", "revise"),
+            ("revised_output", edited),
+        ],
+    );
+    assert_eq!(
+        (r.status, r.location.as_str()),
+        (303, "/?done=revise"),
+        "{}",
+        r.body
+    );
+    let sent = srv.published.decisions.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let d = &sent[0];
+    assert_eq!(
+        (d.decided_by.as_str(), d.decision),
+        ("ana", DecisionKind::Revise)
+    );
+    assert_eq!(d.revised_output.as_deref(), Some(edited));
+    assert_eq!(d.escalation_id, refund_id);
+    // Sent answers hide the item at once; a second answer from sam is refused as stale.
+    let sam = Client::signed_in(srv.port, "sam");
+    assert!(!sam.get("/").body.contains(&refund_id));
+    let sam_token = Client::form_token(&sam.get(&format!("/e/{evil_id}")).body);
+    let r = sam.post(
+        &path,
+        &[("form_token", &sam_token), ("decision", "approve")],
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("ana already answered it"));
+    // The processor takes the decision; the board follows; the escalation is gone for everyone.
+    s.run.decide(d, NOW + 10_000);
+    s.follow();
+    assert!(!s.board.read().unwrap().is_open(&refund_id));
+    let r = sam.get(&format!("/e/{refund_id}"));
+    assert_eq!(r.status, 409);
+    assert!(r.body.contains("answered or closed"), "{}", r.body);
+    let verdicts = s.run.verdicts();
+    assert!(verdicts.iter().any(|v| v.action_id == "act-s-ref"
+        && v.is_final
+        && v.revised_output.as_deref() == Some(edited)));
+    // The audit trail: ana viewed, then answered (with when she first viewed); sam's refusal.
+    let audit = srv.published.audit.lock().unwrap().clone();
+    let ana_view = audit
+        .iter()
+        .find(|e| e.person == "ana" && e.kind == AuditKind::Viewed)
+        .unwrap();
+    let ana_answer = audit
+        .iter()
+        .find(|e| e.person == "ana" && e.kind == AuditKind::Answered)
+        .unwrap();
+    assert_eq!(ana_answer.first_viewed_at_ms, Some(ana_view.at_ms));
+    assert_eq!(ana_answer.decision, Some(DecisionKind::Revise));
+    assert!(audit
+        .iter()
+        .any(|e| e.person == "sam" && e.kind == AuditKind::Refused));
+    assert_eq!(srv.app.metrics.answers("revise", "sent"), 1);
+    assert_eq!(srv.app.metrics.answers("none", "stale"), 1);
+}
+
+#[test]
+fn behind_a_trusted_proxy_the_header_names_the_person() {
+    let m = inbox::matrix();
+    let mut s = Stream::new(&m);
+    let (refund_id, _, _) = three(&mut s);
+    let srv = serve(&m, &s, &people(InboxAuth::Proxy));
+    let mut c = Client::new(srv.port);
+    assert_eq!(c.get("/").status, 401, "no header");
+    c.headers = vec![("x-forwarded-user".into(), "mallory".into())];
+    assert_eq!(c.get("/").status, 401, "not a configured person");
+    c.headers = vec![("x-forwarded-user".into(), "ana".into())];
+    let page = c.get(&format!("/e/{refund_id}")).body;
+    let token = Client::form_token(&page);
+    let r = c.post(
+        &format!("/e/{refund_id}/answer"),
+        &[("form_token", &token), ("decision", "acknowledge")],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        srv.published.decisions.lock().unwrap()[0].decision,
+        DecisionKind::Acknowledge
+    );
+}
