@@ -224,12 +224,14 @@ impl Auth {
         self.same_site(headers)
     }
 
-    /// The request comes from this site, as far as the browser tells.
+    /// The request comes from this site, as far as the browser tells: `Sec-Fetch-Site` (set by
+    /// browsers only) when sent, else `Origin` when sent.
     pub fn same_site(&self, headers: &HeaderMap) -> Result<(), &'static str> {
         if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-            if !matches!(site, "same-origin" | "none") {
-                return Err("the request comes from another site");
-            }
+            return match site {
+                "same-origin" | "none" => Ok(()),
+                _ => Err("the request comes from another site"),
+            };
         }
         if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
             let host = headers
@@ -340,6 +342,7 @@ mod tests {
             ("sec-fetch-site", "same-site", false),
             ("origin", "http://127.0.0.1:9870", true),
             ("origin", "https://evil.example", false),
+            ("origin", "null", false),
         ];
         for (name, value, ok) in table {
             let mut h2 = h.clone();

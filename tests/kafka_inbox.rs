@@ -1,0 +1,284 @@
+//! The inbox end to end, in a real browser (headless Chromium driven over WebDriver) against a
+//! real broker: `handoff run` decides an event, the escalation appears in `handoff inbox`, a
+//! person signs in, opens it, revises the draft; the final `revised` verdict reaches
+//! `agent.verdicts` and the item is gone from a second person's list. Screenshots go to
+//! `target/screenshots/` (look at them).
+
+mod common;
+
+use common::inbox::Client;
+use common::kafka::*;
+use fantoccini::{ClientBuilder, Locator};
+use handoff::event::{Codec, SchemaKind, VerdictOutcome};
+use handoff::inbox::auth::token_sha256;
+use handoff::sim::broker::free_port;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EDITED: &str = "Dear customer, we refund 35 EUR today, with our apologies.";
+
+/// chromedriver on a free port, killed on drop.
+struct Driver(Child, u16);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromedriver() -> Driver {
+    let bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let port = free_port();
+    let child = Command::new(&bin)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{bin}: {e} (CI installs chromium and chromium-driver)"));
+    let start = Instant::now();
+    while ureq::get(&format!("http://127.0.0.1:{port}/status"))
+        .call()
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Driver(child, port)
+}
+
+fn spawn_inbox(config: &std::path::Path, log: &std::path::Path) -> Child {
+    Command::new(handoff_bin())
+        .args(["inbox", "--config"])
+        .arg(config)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < within, "{what} within {within:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn screenshots() -> std::path::PathBuf {
+    let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn a_person_revises_a_draft_in_the_browser_and_the_agent_gets_the_revised_verdict() {
+    let _serial = serial();
+    let broker = broker();
+    let bootstrap = broker.bootstrap();
+    let dir = tmpdir("inbox-browser");
+    let port = free_port();
+    let person = |name: &str| {
+        format!(
+            "[[inbox.people]]\nname = \"{name}\"\nroles = [\"support\", \"owner\"]\ntoken_sha256 = \"{}\"\n",
+            token_sha256(&format!("token-of-{name}"))
+        )
+    };
+    let extra = format!(
+        "[inbox]\nbind = \"127.0.0.1:{port}\"\n{}{}",
+        person("ana"),
+        person("sam")
+    );
+    let config = config_file(&dir, &bootstrap, "inbox-e2e", &extra);
+    let mut run = spawn(&config, &dir.join("run.log"));
+    let mut inbox = spawn_inbox(&config, &dir.join("inbox.log"));
+    wait_log(
+        &dir.join("run.log"),
+        "partitions assigned",
+        Duration::from_secs(60),
+    );
+    wait_log(
+        &dir.join("inbox.log"),
+        "caught up with the changelog",
+        Duration::from_secs(60),
+    );
+
+    // An agent proposes a refund: ask_first, handed to support.
+    let codec = Codec::new(Default::default()).unwrap();
+    let mut e = common::base_event();
+    e.action_id = "act-kettle".into();
+    e.session_id = "sess-kettle".into();
+    e.action_type = "refund.issue".into();
+    e.amount = Some(40.0);
+    e.currency = Some("EUR".into());
+    e.request = "Customer asks for a refund of a kettle that broke after two days.".into();
+    e.summary = "Checked order 7781: delivered 3 days ago, within the return window.".into();
+    e.output = Some("Dear customer, we refund 40 EUR today.".into());
+    e.user_message = Some("My kettle broke after two days, I want my money back!".into());
+    e.customer = common::customer(handoff::event::CustomerTier::Premium, 1);
+    e.attributes.insert("channel".into(), "email".into());
+    e.attributes.insert("order_id".into(), "7781".into());
+    let sent = Sent {
+        key: e.session_id.clone().into_bytes(),
+        bytes: codec.encode(SchemaKind::AgentAction, &e).unwrap(),
+        event: Some(e),
+    };
+    produce(&bootstrap, INPUT, &[sent]);
+
+    let sam = Client::signed_in(port, "sam");
+    let mut id = String::new();
+    wait_until(
+        "the escalation in sam's list",
+        Duration::from_secs(30),
+        || {
+            let body = sam.get("/").body;
+            match body.find("href=\"/e/") {
+                Some(at) => {
+                    id = body[at + 9..at + 9 + 28].to_string();
+                    true
+                }
+                None => false,
+            }
+        },
+    );
+    assert!(id.starts_with("esc-"), "{id}");
+
+    let driver = chromedriver();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(browse(driver.1, port, &id));
+
+    // The agent gets the final revised verdict, decided by ana.
+    wait_until("the revised verdict", Duration::from_secs(30), || {
+        verdicts(&bootstrap).iter().any(|v| {
+            v.action_id == "act-kettle"
+                && v.is_final
+                && v.outcome == VerdictOutcome::Revised
+                && v.revised_output.as_deref() == Some(EDITED)
+                && v.decided_by.as_deref() == Some("ana")
+        })
+    });
+    // Gone from sam's list, and his late answer is refused.
+    wait_until(
+        "the item gone from sam's list",
+        Duration::from_secs(15),
+        || !sam.get("/").body.contains(&id),
+    );
+    let r = sam.get(&format!("/e/{id}"));
+    assert_eq!(r.status, 409, "{}", r.body);
+    // Ana's view and answer are on the audit topic.
+    let audit: Vec<serde_json::Value> = read_all(&bootstrap, "handoff.audit")
+        .iter()
+        .map(|r| serde_json::from_slice(&r.payload).unwrap())
+        .collect();
+    let kinds: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|a| (a["person"].as_str().unwrap(), a["kind"].as_str().unwrap()))
+        .collect();
+    assert!(
+        kinds.contains(&("ana", "viewed")) && kinds.contains(&("ana", "answered")),
+        "{kinds:?}"
+    );
+    sigterm(&inbox);
+    sigterm(&run);
+    assert!(wait_exit(&mut inbox, Duration::from_secs(20)).success());
+    assert!(wait_exit(&mut run, Duration::from_secs(30)).success());
+}
+
+async fn browse(driver: u16, port: u16, id: &str) {
+    let caps = serde_json::json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-dev-shm-usage", "--window-size=1280,1000"]
+        }
+    });
+    let caps = caps.as_object().unwrap().clone();
+    let c = ClientBuilder::native()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver}"))
+        .await
+        .expect("a browser session");
+    let shots = screenshots();
+    let base = format!("http://127.0.0.1:{port}");
+    c.goto(&format!("{base}/sign-in")).await.unwrap();
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys("token-of-ana")
+        .await
+        .unwrap();
+    c.find(Locator::Css("button.primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css(&format!("a[href='/e/{id}']")))
+        .await
+        .unwrap();
+    std::fs::write(shots.join("inbox-list.png"), c.screenshot().await.unwrap()).unwrap();
+    c.find(Locator::Css(&format!("a[href='/e/{id}']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("revised_output"))
+        .await
+        .unwrap();
+    let body = c.source().await.unwrap();
+    assert!(
+        body.contains("My kettle broke after two days"),
+        "the end user's words"
+    );
+    std::fs::write(
+        shots.join("inbox-detail.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    c.find(Locator::Css("details summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let area = c.find(Locator::Id("revised_output")).await.unwrap();
+    area.clear().await.unwrap();
+    area.send_keys(EDITED).await.unwrap();
+    std::fs::write(
+        shots.join("inbox-revise.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    c.find(Locator::Id("revise"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let start = Instant::now();
+    while !c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .ends_with("/?done=revise")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no redirect after the answer"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = c.source().await.unwrap();
+    assert!(body.contains("Your answer (revise) was sent."));
+    std::fs::write(shots.join("inbox-sent.png"), c.screenshot().await.unwrap()).unwrap();
+    c.close().await.unwrap();
+}
