@@ -463,7 +463,8 @@ fn the_demo_starts_its_broker_processes_events_and_stops_cleanly() {
     let _g = serial();
     drop(broker()); // makes sure tansu is installed
     let port = handoff::sim::broker::free_port();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+    let inbox_port = handoff::sim::broker::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
         .args([
             "demo",
             "--rate",
@@ -473,14 +474,52 @@ fn the_demo_starts_its_broker_processes_events_and_stops_cleanly() {
             "--port",
             &port.to_string(),
         ])
-        .output()
+        .env("HANDOFF_INBOX__BIND", format!("127.0.0.1:{inbox_port}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The inbox's sign-in link for the demo person: a newcomer answers by hand from there.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(at) = line.find("/sign-in?token=") {
+                let _ = tx.send(line[at + 15..].trim().to_string());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let token = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the inbox's sign-in link");
+    let mut inbox = common::inbox::Client::new(inbox_port);
+    let r = inbox.get(&format!("/sign-in?token={token}"));
+    assert_eq!(r.status, 303, "{}", r.body);
+    inbox.cookie = Some(r.set_cookie[0].split(';').next().unwrap().to_string());
+    std::thread::sleep(Duration::from_secs(4));
+    let list = inbox.get("/");
     assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        list.status == 200 && list.body.contains("open for you"),
+        "{}",
+        list.body
     );
+    assert!(
+        list.body.contains("href=\"/e/esc-"),
+        "escalations to answer by hand:\n{}",
+        list.body
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = reader.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
     let last = stdout.rsplit("stopped:").next().unwrap();
     // The final summary's first line: "records   7012 (  0/s)  dead letters …".
     let events: u64 = last

@@ -98,6 +98,7 @@ async fn live(
         }
     };
     let generator = tokio::spawn(generate(settings.clone(), rate, stopped()));
+    let inbox = tokio::spawn(inbox(settings.clone(), matrix.clone(), stopped()));
     let (responders_stop, responders) = respond(settings, &matrix);
     eprintln!(
         "demo running: {rate} events/s from the synthetic fleet, simulated people answering \
@@ -109,12 +110,45 @@ async fn live(
     if let Ok(Err(e)) = responders.join() {
         eprintln!("simulated responders stopped with an error: {e}");
     }
+    let _ = inbox.await;
     let report = pipeline.await??;
     println!(
         "stopped: {sent} events generated\n{}",
         report.stats.render(0.0)
     );
     Ok(Outcome::Success)
+}
+
+/// The inbox beside the simulated people, with a demo person holding every role (unless the
+/// settings name people): its sign-in link is printed. A port already taken leaves the demo
+/// running without it.
+async fn inbox(
+    mut settings: Settings,
+    matrix: Arc<Matrix>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut link = None;
+    if settings.inbox.people.is_empty() {
+        let token = handoff::inbox::auth::new_token();
+        settings.inbox.people.push(handoff::config::Person {
+            name: "demo".into(),
+            roles: matrix.roles().iter().map(|r| r.name.clone()).collect(),
+            token_sha256: Some(handoff::inbox::auth::token_sha256(&token)),
+            slack_user: None,
+        });
+        link = Some(format!(
+            "{}/sign-in?token={token}",
+            settings.inbox.base_url()
+        ));
+    }
+    let base = settings.inbox.base_url();
+    let bound = move |_| match &link {
+        Some(l) => eprintln!("inbox: {base}/ — sign in as the demo person (every role): {l}\n"),
+        None => eprintln!("inbox: {base}/ — sign in with your [[inbox.people]] token\n"),
+    };
+    if let Err(e) = handoff::inbox::run(&settings, matrix, stop, bound).await {
+        eprintln!("the inbox is not running: {e}");
+    }
 }
 
 /// The synthetic fleet at `rate` events/s into the input topic, until `stop`.
