@@ -17,6 +17,7 @@ pub mod fatigue;
 pub mod kafka;
 pub mod matrix;
 pub mod metrics;
+pub mod notify;
 pub mod offline;
 pub mod output;
 pub mod pipeline;
