@@ -132,7 +132,10 @@ struct Job {
     id: String,
     kind: &'static str,
     escalation_ids: Vec<String>,
-    body: Arc<[u8]>,
+    /// The part of the notice the receiver takes.
+    notice: Arc<Notice>,
+    /// Its message, made at the first attempt.
+    body: Option<Arc<[u8]>>,
     settle: Arc<Settle>,
     attempts: u32,
     due: Instant,
@@ -141,6 +144,7 @@ struct Job {
 /// What a receiver's task works with.
 struct Lane {
     name: String,
+    kind: ReceiverKind,
     url: Arc<str>,
     key: Option<Arc<[u8]>>,
     transport: Arc<dyn Transport>,
@@ -156,7 +160,6 @@ struct Lane {
 /// The front of a receiver: routing and its queue.
 struct Door {
     route: Route,
-    kind: ReceiverKind,
     lane: Arc<Lane>,
     tx: mpsc::UnboundedSender<Job>,
 }
@@ -165,7 +168,6 @@ struct Door {
 /// their own; what they did is not recorded).
 pub struct Engine {
     doors: Vec<Door>,
-    links: Links,
 }
 
 impl Engine {
@@ -179,7 +181,6 @@ impl Engine {
         is_open: IsOpen,
         history: &History,
     ) -> Engine {
-        let links = cfg.links.clone();
         let doors = receivers
             .into_iter()
             .zip(metrics)
@@ -188,6 +189,7 @@ impl Engine {
                 let lane = Arc::new(Lane {
                     seen: Mutex::new(Seen::from_history(&r.name, history)),
                     name: r.name.clone(),
+                    kind: r.kind,
                     url: r.url.as_str().into(),
                     key: r.signing_key().map(Into::into),
                     transport: spec.transport,
@@ -202,13 +204,12 @@ impl Engine {
                 tokio::spawn(run_lane(lane.clone(), rx));
                 Door {
                     route: Route::from(&r),
-                    kind: r.kind,
                     lane,
                     tx,
                 }
             })
             .collect();
-        Engine { doors, links }
+        Engine { doors }
     }
 
     /// The receivers' names.
@@ -221,17 +222,14 @@ impl Engine {
     /// once when none takes it. Never blocks.
     pub fn offer(&self, notice: &Notice, on_settled: impl FnOnce() + Send + 'static) {
         let settle = Settle::new(Box::new(on_settled));
+        let shared = Arc::new(notice.clone());
         for door in &self.doors {
-            let Some(cut) = door.route.cut(notice) else {
+            let Some(cut) = door.route.take(&shared) else {
                 continue;
             };
             let Some(attempts) = door.lane.seen.lock().expect("seen lock").admit(notice.id())
             else {
                 continue;
-            };
-            let body: Vec<u8> = match door.kind {
-                ReceiverKind::Webhook => webhook_body(&cut, &self.links),
-                ReceiverKind::Slack => super::slack::message(&cut, &self.links).to_string().into(),
             };
             settle.add();
             door.lane.metrics.pending.inc();
@@ -239,7 +237,8 @@ impl Engine {
                 id: notice.id().to_string(),
                 kind: notice.kind(),
                 escalation_ids: cut.escalation_ids(),
-                body: body.into(),
+                notice: cut,
+                body: None,
                 settle: settle.clone(),
                 attempts,
                 due: Instant::now(),
@@ -294,18 +293,32 @@ impl Lane {
         self.settle(job, self.entry(job, Status::Abandoned));
     }
 
+    /// The message of `notice` for this receiver.
+    fn body(&self, notice: &Notice) -> Arc<[u8]> {
+        let links = &self.cfg.links;
+        let bytes: Vec<u8> = match self.kind {
+            ReceiverKind::Webhook => webhook_body(notice, links),
+            ReceiverKind::Slack => super::slack::message(notice, links).to_string().into(),
+        };
+        bytes.into()
+    }
+
     /// Starts an attempt of `job`; its result comes back on `done`.
     fn launch(self: &Arc<Self>, mut job: Job, done: &mpsc::UnboundedSender<Done>) {
         job.attempts += 1;
+        let body = job
+            .body
+            .get_or_insert_with(|| self.body(&job.notice))
+            .clone();
         let ts = now_ms().div_euclid(1000);
         let headers: Vec<(&'static str, String)> = match &self.key {
-            Some(k) => sign::headers(k, &job.id, ts, &job.body).to_vec(),
+            Some(k) => sign::headers(k, &job.id, ts, &body).to_vec(),
             None => Vec::new(),
         };
         let (lane, done) = (self.clone(), done.clone());
         tokio::spawn(async move {
             let started = Instant::now();
-            let (t, url, body) = (lane.transport.clone(), lane.url.clone(), job.body.clone());
+            let (t, url) = (lane.transport.clone(), lane.url.clone());
             let call = tokio::task::spawn_blocking(move || {
                 t.post(Request {
                     url: &url,

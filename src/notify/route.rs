@@ -4,6 +4,7 @@
 
 use crate::config::notify::Receiver;
 use crate::event::{Digest, Escalation, Tier};
+use std::sync::Arc;
 
 /// One record of a role topic worth announcing.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +105,21 @@ impl Route {
                     }))
                 })
             }
+        }
+    }
+
+    /// [`Route::cut`], sharing `notice` when it is taken whole.
+    pub fn take(&self, notice: &Arc<Notice>) -> Option<Arc<Notice>> {
+        let whole = match &**notice {
+            Notice::Escalation(_) => true,
+            Notice::Digest(d) => {
+                self.tiers.is_empty() || d.items.iter().all(|i| self.takes_tier(i.tier))
+            }
+        };
+        if whole {
+            (self.takes_role(notice.role()) && self.cut(notice).is_some()).then(|| notice.clone())
+        } else {
+            self.cut(notice).map(Arc::new)
         }
     }
 }
@@ -234,6 +250,13 @@ pub(crate) mod tests {
         assert_eq!(immediate.escalation_ids(), vec!["esc-d1-1".to_string()]);
         let only_warm = Notice::Digest(Box::new(digest("d2", "support", &[W])));
         assert_eq!(route(&[], &[I]).cut(&only_warm), None);
+        let shared = Arc::new(d.clone());
+        let part = route(&[], &[W]).take(&shared).unwrap();
+        assert!(!Arc::ptr_eq(&part, &shared));
+        assert_eq!(part.escalation_ids().len(), 2);
+        let whole = Arc::new(only_warm);
+        assert!(Arc::ptr_eq(&route(&[], &[W]).take(&whole).unwrap(), &whole));
+        assert!(route(&[], &[I]).take(&whole).is_none());
     }
 
     #[test]

@@ -1,0 +1,616 @@
+//! Notifications end to end: the delivery engine against local HTTP receivers (healthy,
+//! failing then recovering, rate-limiting with `Retry-After`, slow, down), a Slack receiver,
+//! and `notify::run` against the local broker (tansu) across restarts. Each test prints its
+//! delivery figures (`cargo test --test notify -- --nocapture`).
+
+mod common;
+#[path = "notify/receivers.rs"]
+mod receivers;
+
+use handoff::config::notify::{Receiver, ReceiverKind};
+use handoff::event::{
+    ContextPackage, Digest, DigestItem, DigestReason, Escalation, FlagOut, Level, RequiredAction,
+    Tier,
+};
+use handoff::notify::ledger::{LedgerEntry, MemoryLedger, Status};
+use handoff::notify::message::Links;
+use handoff::notify::transport::Http;
+use handoff::notify::{Engine, EngineConfig, IsOpen, Notice, ReceiverSpec};
+use receivers::{Mode, Sink};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn key() -> Vec<u8> {
+    handoff::config::notify::signing_key(SECRET).unwrap()
+}
+
+fn escalation(i: usize, role: &str, tier: Tier) -> Escalation {
+    Escalation {
+        escalation_id: format!("esc-{role}-{i:03}"),
+        action_id: format!("act-{i}"),
+        session_id: format!("sess-{i}"),
+        agent_id: "agent-7".into(),
+        action_type: "refund.issue".into(),
+        role: role.into(),
+        tier,
+        level: Level::AskFirst,
+        required_action: RequiredAction::Approve,
+        created_at_ms: 1_798_761_600_000,
+        deadline_ms: 1_798_765_200_000,
+        rule_version: "rv-test".into(),
+        sequence: 0,
+        drill: false,
+        context: ContextPackage {
+            view: role.into(),
+            headline: format!("ask_first: refund.issue #{i} <@here> & more"),
+            request: None,
+            summary: None,
+            output: None,
+            user_message: None,
+            confidence: 0.4,
+            flags: vec![FlagOut {
+                trigger: "low_confidence".into(),
+                detail: "confidence 0.40 < 0.60".into(),
+            }],
+            options: vec![],
+            error: None,
+            amount: Some(25.0),
+            currency: Some("EUR".into()),
+            customer: None,
+            retention_risk: false,
+            attributes: BTreeMap::new(),
+            event_timestamp_ms: 1_798_761_600_000,
+        },
+        history: vec![],
+        grouped_action_ids: vec![],
+    }
+}
+
+fn digest(id: &str, role: &str, n: usize) -> Digest {
+    Digest {
+        digest_id: id.into(),
+        target: role.into(),
+        first_at_ms: 1_798_761_600_000,
+        sent_at_ms: 1_798_761_660_000,
+        rule_version: "rv-test".into(),
+        drill: false,
+        items: (0..n)
+            .map(|i| DigestItem {
+                reason: DigestReason::RateLimited,
+                escalation_id: Some(format!("esc-folded-{i:03}")),
+                action_id: format!("act-folded-{i}"),
+                session_id: format!("sess-folded-{i}"),
+                agent_id: "agent-7".into(),
+                action_type: "refund.issue".into(),
+                level: Level::AskFirst,
+                tier: Some(Tier::Warm),
+                headline: format!("folded refund #{i}"),
+                triggers: vec!["low_confidence".into()],
+                created_at_ms: 1_798_761_600_000,
+                deadline_ms: Some(1_798_765_200_000),
+            })
+            .collect(),
+    }
+}
+
+fn receiver(
+    name: &str,
+    kind: ReceiverKind,
+    url: String,
+    timeout_ms: u64,
+    in_flight: usize,
+) -> Receiver {
+    Receiver {
+        name: name.into(),
+        kind,
+        url,
+        secret: (kind == ReceiverKind::Webhook).then(|| SECRET.to_string()),
+        roles: vec![],
+        tiers: vec![],
+        timeout: Duration::from_millis(timeout_ms),
+        max_in_flight: in_flight,
+    }
+}
+
+fn spec(r: Receiver) -> ReceiverSpec {
+    let transport = Arc::new(Http::new(r.timeout));
+    ReceiverSpec {
+        settings: r,
+        transport,
+    }
+}
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        backoff_initial: Duration::from_millis(100),
+        backoff_max: Duration::from_millis(400),
+        links: Links::new("https://inbox.example"),
+        sweep: Duration::from_millis(50),
+    }
+}
+
+fn render(r: &prometheus::Registry) -> String {
+    use prometheus::Encoder;
+    let mut buf = Vec::new();
+    prometheus::TextEncoder::new()
+        .encode(&r.gather(), &mut buf)
+        .unwrap();
+    String::from_utf8(buf).unwrap()
+}
+
+/// The value of one sample in the exposition text.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+fn count(text: &str, receiver: &str, result: &str) -> f64 {
+    sample(
+        text,
+        &format!("handoff_notifications_total{{receiver=\"{receiver}\",result=\"{result}\"}}"),
+    )
+}
+
+async fn until(what: &str, within: Duration, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < within,
+            "{what} not reached within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn of(entries: &[LedgerEntry], receiver: &str) -> Vec<(u32, Status, Option<u16>)> {
+    entries
+        .iter()
+        .filter(|e| e.receiver == receiver)
+        .map(|e| (e.attempt, e.status, e.http_status))
+        .collect()
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+fn percentile(mut v: Vec<u64>, p: f64) -> u64 {
+    v.sort_unstable();
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+const ESCALATIONS: usize = 8;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_receiver_gets_every_notice_and_none_holds_up_another() {
+    let k = key();
+    let healthy = Sink::start("healthy", Some(&k), Mode::Healthy).await;
+    let failing = Sink::start("failing", Some(&k), Mode::FailFirst(3)).await;
+    let limited = Sink::start("limited", Some(&k), Mode::RateLimitFirst(1, 1)).await;
+    let slow = Sink::start(
+        "slow",
+        Some(&k),
+        Mode::SlowFirst(2, Duration::from_millis(1500)),
+    )
+    .await;
+    let slack = Sink::start("slack", None, Mode::Healthy).await;
+    let sinks = [&healthy, &failing, &limited, &slow];
+    let mut specs: Vec<ReceiverSpec> = sinks
+        .iter()
+        .map(|s| {
+            let (timeout, in_flight) = match s.name {
+                "slow" => (300, 4),
+                // One at a time: its requests show when each attempt started.
+                "limited" => (2000, 1),
+                _ => (2000, 4),
+            };
+            spec(receiver(
+                s.name,
+                ReceiverKind::Webhook,
+                s.url(),
+                timeout,
+                in_flight,
+            ))
+        })
+        .collect();
+    specs.push(spec(receiver(
+        "slack",
+        ReceiverKind::Slack,
+        slack.url(),
+        2000,
+        4,
+    )));
+    let names: Vec<&str> = specs.iter().map(|s| s.settings.name.as_str()).collect();
+    let registry = prometheus::Registry::new();
+    let metrics = handoff::notify::metrics::register(&registry, &names).unwrap();
+    let ledger = Arc::new(MemoryLedger::default());
+    let is_open: IsOpen = Arc::new(|_: &str| true);
+    let engine = Engine::start(
+        config(),
+        specs,
+        metrics,
+        ledger.clone(),
+        is_open,
+        &Default::default(),
+    );
+
+    let settled = Arc::new(AtomicUsize::new(0));
+    let mut notices: Vec<Notice> = (0..ESCALATIONS)
+        .map(|i| {
+            let tier = if i % 2 == 0 {
+                Tier::Warm
+            } else {
+                Tier::Immediate
+            };
+            Notice::Escalation(Box::new(escalation(i, "support", tier)))
+        })
+        .collect();
+    notices.push(Notice::Digest(Box::new(digest(
+        "dig-support-1",
+        "support",
+        30,
+    ))));
+    let offered = Instant::now();
+    for n in &notices {
+        let s = settled.clone();
+        engine.offer(n, move || {
+            s.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    let offer_took = offered.elapsed();
+    until(
+        "the healthy receiver has everything",
+        Duration::from_secs(5),
+        || healthy.delivered().len() == notices.len(),
+    )
+    .await;
+    let healthy_done = offered.elapsed();
+    // A late request still hanging has not been answered yet.
+    let slow_hanging = slow
+        .got()
+        .iter()
+        .filter(|g| g.late && g.answered == g.at)
+        .count();
+    until(
+        "every notice settled everywhere",
+        Duration::from_secs(30),
+        || settled.load(Ordering::SeqCst) == notices.len(),
+    )
+    .await;
+    let all_done = offered.elapsed();
+
+    // Nobody waited for anybody: offering is instant, the healthy receiver had all nine
+    // while the slow one was still holding its first requests.
+    assert!(
+        offer_took < Duration::from_millis(50),
+        "offer took {offer_took:?}"
+    );
+    assert!(
+        healthy_done < Duration::from_millis(1000),
+        "healthy took {healthy_done:?}"
+    );
+    assert!(
+        slow_hanging > 0,
+        "the slow receiver still hangs on its first requests when the healthy one has everything"
+    );
+
+    let mut ids: Vec<String> = notices.iter().map(|n| n.id().to_string()).collect();
+    ids.sort();
+    for s in sinks {
+        let got = s.got();
+        assert!(
+            got.iter().all(|g| g.verified),
+            "{}: a signature did not verify",
+            s.name
+        );
+        let mut delivered: Vec<String> = s.delivered().into_iter().filter_map(|g| g.id).collect();
+        delivered.sort();
+        let mut distinct = delivered.clone();
+        distinct.dedup();
+        assert_eq!(distinct, ids, "{}: every notice delivered", s.name);
+        if s.name == "healthy" {
+            assert_eq!(delivered, ids, "the healthy receiver got each exactly once");
+            assert_eq!(got.len(), ids.len());
+        }
+    }
+    assert_eq!(slack.delivered().len(), notices.len());
+
+    // The 429: the next attempt came no sooner than its Retry-After (1 s) after the answer.
+    let lg = limited.got();
+    assert_eq!(lg[0].status, 429);
+    let waited = lg[1].at.duration_since(lg[0].answered);
+    assert!(waited >= Duration::from_secs(1), "retried after {waited:?}");
+
+    // The digest is one message per receiver: 20 items listed, 10 counted.
+    let d = healthy
+        .got()
+        .into_iter()
+        .find(|g| g.id.as_deref() == Some("dig-support-1"))
+        .unwrap();
+    assert_eq!(d.body["type"], "digest");
+    assert_eq!(
+        (
+            d.body["count"].as_u64(),
+            d.body["items"].as_array().unwrap().len(),
+            d.body["more"].as_u64()
+        ),
+        (Some(30), 20, Some(10))
+    );
+    assert_eq!(
+        d.body["items"][0]["url"],
+        "https://inbox.example/e/esc-folded-000"
+    );
+    let e0 = healthy
+        .got()
+        .into_iter()
+        .find(|g| g.id.as_deref() == Some("esc-support-000"))
+        .unwrap();
+    assert_eq!(e0.body["url"], "https://inbox.example/e/esc-support-000");
+    assert_eq!(e0.body["flags"][0]["trigger"], "low_confidence");
+
+    // Slack: Block Kit, buttons, escaped text; no signature headers needed.
+    let m = slack
+        .got()
+        .into_iter()
+        .find(|g| g.body["blocks"].to_string().contains("esc-support-001"))
+        .unwrap();
+    let text = m.body.to_string();
+    assert!(
+        text.contains("&lt;@here&gt; &amp; more") && !text.contains("<@here>"),
+        "{text}"
+    );
+    let buttons: Vec<&str> = m.body["blocks"].as_array().unwrap().last().unwrap()["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["action_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(buttons, ["approve", "reject", "acknowledge", "open"]);
+    let sd = slack
+        .got()
+        .into_iter()
+        .filter(|g| g.body.to_string().contains("30 escalation(s) for support"))
+        .count();
+    assert_eq!(sd, 1, "the digest is one Slack message");
+
+    // The ledger and the metrics say the same as the receivers.
+    let entries = ledger.entries();
+    let text = render(&registry);
+    let n = notices.len() as f64;
+    let table: [(&str, f64, f64, f64); 5] = [
+        // receiver, delivered, failed, rate_limited
+        ("healthy", n, 0.0, 0.0),
+        ("failing", n, 3.0, 0.0),
+        ("limited", n, 0.0, 1.0),
+        ("slow", n, 2.0, 0.0),
+        ("slack", n, 0.0, 0.0),
+    ];
+    for (r, delivered, failed, limited_n) in table {
+        let e = of(&entries, r);
+        let by = |st: Status| e.iter().filter(|(_, s, _)| *s == st).count() as f64;
+        assert_eq!(
+            (
+                by(Status::Delivered),
+                by(Status::Failed),
+                by(Status::RateLimited)
+            ),
+            (delivered, failed, limited_n),
+            "{r}: ledger {e:?}"
+        );
+        assert_eq!(count(&text, r, "delivered"), delivered, "{r}");
+        assert_eq!(count(&text, r, "failed"), failed, "{r}");
+        assert_eq!(count(&text, r, "rate_limited"), limited_n, "{r}");
+        assert_eq!(count(&text, r, "abandoned"), 0.0, "{r}");
+        assert_eq!(
+            sample(
+                &text,
+                &format!("handoff_notifications_pending{{receiver=\"{r}\"}}")
+            ),
+            0.0
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!("handoff_notification_latency_seconds_count{{receiver=\"{r}\"}}")
+            ),
+            delivered + failed + limited_n,
+            "{r}: one latency sample per attempt"
+        );
+    }
+    assert!(of(&entries, "healthy").iter().all(|(a, _, _)| *a == 1));
+    assert!(of(&entries, "failing")
+        .iter()
+        .any(|(_, s, h)| *s == Status::Failed && *h == Some(500)));
+    assert!(entries
+        .iter()
+        .filter(|e| e.receiver == "slow" && e.status == Status::Failed)
+        .all(|e| e.error.as_deref() == Some("timeout")));
+    assert!(of(&entries, "limited").contains(&(1, Status::RateLimited, Some(429))));
+
+    // Figures.
+    eprintln!(
+        "notices: {} escalations + 1 digest of 30 items; offer() of all took {} µs",
+        ESCALATIONS,
+        offer_took.as_micros()
+    );
+    for s in sinks.iter().chain([&slack].iter()) {
+        let e: Vec<&LedgerEntry> = entries.iter().filter(|e| e.receiver == s.name).collect();
+        let lat: Vec<u64> = e.iter().filter_map(|e| e.latency_ms).collect();
+        let done: Vec<u128> = s
+            .delivered()
+            .iter()
+            .map(|g| ms(g.answered.duration_since(offered)))
+            .collect();
+        eprintln!(
+            "{:8} attempts {:2} (for {} notices), first delivery {:4} ms, last delivery {:4} ms after offer; attempt latency p50 {} ms, max {} ms",
+            s.name,
+            e.iter().filter(|e| e.status != Status::Abandoned).count(),
+            notices.len(),
+            done.iter().min().unwrap(),
+            done.iter().max().unwrap(),
+            percentile(lat.clone(), 0.5),
+            lat.iter().max().unwrap(),
+        );
+    }
+    eprintln!(
+        "limited: 429 with Retry-After: 1 answered, next attempt {} ms later",
+        ms(waited)
+    );
+    eprintln!(
+        "healthy had everything after {} ms; everything settled after {} ms",
+        ms(healthy_done),
+        ms(all_done)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escalation_closed_while_its_receiver_is_down_is_abandoned_and_never_sent() {
+    let k = key();
+    let down = Sink::start("down", Some(&k), Mode::Down).await;
+    let registry = prometheus::Registry::new();
+    let metrics = handoff::notify::metrics::register(&registry, &["down"]).unwrap();
+    let ledger = Arc::new(MemoryLedger::default());
+    let open = Arc::new(AtomicBool::new(true));
+    let o = open.clone();
+    let is_open: IsOpen =
+        Arc::new(move |id: &str| id != "esc-support-000" || o.load(Ordering::SeqCst));
+    let engine = Engine::start(
+        config(),
+        vec![spec(receiver(
+            "down",
+            ReceiverKind::Webhook,
+            down.url(),
+            1000,
+            4,
+        ))],
+        metrics,
+        ledger.clone(),
+        is_open,
+        &Default::default(),
+    );
+    let settled = Arc::new(AtomicBool::new(false));
+    let s = settled.clone();
+    engine.offer(
+        &Notice::Escalation(Box::new(escalation(0, "support", Tier::Immediate))),
+        move || s.store(true, Ordering::SeqCst),
+    );
+    until("three failed attempts", Duration::from_secs(10), || {
+        down.got().len() >= 3
+    })
+    .await;
+    assert!(
+        !settled.load(Ordering::SeqCst),
+        "a failing notice is not settled"
+    );
+    let closed_at = Instant::now();
+    open.store(false, Ordering::SeqCst);
+    until("abandonment", Duration::from_secs(5), || {
+        settled.load(Ordering::SeqCst)
+    })
+    .await;
+    let abandoned_after = closed_at.elapsed();
+    let attempts = down.got().len();
+    down.set(Mode::Healthy);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        down.got().len(),
+        attempts,
+        "nothing is sent after abandonment"
+    );
+    assert!(down.delivered().is_empty());
+
+    let e = ledger.entries();
+    let last = e.last().unwrap();
+    assert_eq!(
+        (last.status, last.attempt as usize),
+        (Status::Abandoned, attempts)
+    );
+    assert_eq!(last.escalation_ids, ["esc-support-000"]);
+    assert!(e[..e.len() - 1]
+        .iter()
+        .all(|x| x.status == Status::Failed && x.http_status == Some(500)));
+    let text = render(&registry);
+    assert_eq!(count(&text, "down", "abandoned"), 1.0);
+    assert_eq!(count(&text, "down", "failed"), attempts as f64);
+    assert_eq!(count(&text, "down", "delivered"), 0.0);
+    assert_eq!(
+        sample(&text, "handoff_notifications_pending{receiver=\"down\"}"),
+        0.0
+    );
+    eprintln!(
+        "down receiver: {attempts} failed attempts, abandoned {} ms after the escalation closed",
+        ms(abandoned_after)
+    );
+    // The engine is still there: a new notice to the (now healthy) receiver goes through.
+    engine.offer(
+        &Notice::Escalation(Box::new(escalation(1, "support", Tier::Warm))),
+        || {},
+    );
+    until("a later delivery", Duration::from_secs(5), || {
+        down.delivered().len() == 1
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receivers_take_only_their_roles_and_tiers() {
+    let k = key();
+    let pager = Sink::start("pager", Some(&k), Mode::Healthy).await;
+    let warm_support = Sink::start("support-slack", None, Mode::Healthy).await;
+    let mut p = receiver("pager", ReceiverKind::Webhook, pager.url(), 1000, 4);
+    p.tiers = vec![Tier::Immediate];
+    let mut w = receiver(
+        "support-slack",
+        ReceiverKind::Slack,
+        warm_support.url(),
+        1000,
+        4,
+    );
+    w.roles = vec!["support".into()];
+    w.tiers = vec![Tier::Warm];
+    let registry = prometheus::Registry::new();
+    let metrics =
+        handoff::notify::metrics::register(&registry, &["pager", "support-slack"]).unwrap();
+    let ledger = Arc::new(MemoryLedger::default());
+    let engine = Engine::start(
+        config(),
+        vec![spec(p), spec(w)],
+        metrics,
+        ledger.clone(),
+        Arc::new(|_: &str| true),
+        &Default::default(),
+    );
+    let settled = Arc::new(AtomicUsize::new(0));
+    let notices = [
+        escalation(0, "support", Tier::Warm),
+        escalation(1, "support", Tier::Immediate),
+        escalation(2, "trader", Tier::Warm),
+        escalation(3, "trader", Tier::Immediate),
+    ];
+    for x in notices {
+        let s = settled.clone();
+        engine.offer(&Notice::Escalation(Box::new(x)), move || {
+            s.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    until("all settled", Duration::from_secs(5), || {
+        settled.load(Ordering::SeqCst) == 4
+    })
+    .await;
+    let mut paged: Vec<String> = pager.delivered().into_iter().filter_map(|g| g.id).collect();
+    paged.sort();
+    assert_eq!(paged, ["esc-support-001", "esc-trader-003"]);
+    let slack = warm_support.delivered();
+    assert_eq!(slack.len(), 1);
+    assert!(slack[0].body.to_string().contains("esc-support-000"));
+    assert_eq!(
+        ledger.entries().len(),
+        3,
+        "trader's warm escalation went nowhere"
+    );
+}
