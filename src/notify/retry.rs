@@ -73,8 +73,8 @@ pub fn classify(status: u16, retry_after_header: Option<&str>, now: SystemTime) 
 }
 
 /// When the next attempt may start after `outcome` of attempt number `attempt` (1 for the
-/// first), `unit` being the jitter draw: a `Retry-After` exactly (never earlier), else the
-/// backoff. `None` once delivered.
+/// first), `unit` being the jitter draw: a `Retry-After` (never earlier; `initial` at least,
+/// so `Retry-After: 0` is no busy loop), else the backoff. `None` once delivered.
 pub fn next_wait(
     outcome: &Outcome,
     attempt: u32,
@@ -84,7 +84,7 @@ pub fn next_wait(
 ) -> Option<Duration> {
     match outcome {
         Outcome::Delivered => None,
-        Outcome::RateLimited { after: Some(a) } => Some(*a),
+        Outcome::RateLimited { after: Some(a) } => Some((*a).max(initial)),
         Outcome::RateLimited { after: None } | Outcome::Failed { .. } => {
             Some(backoff(initial, max, attempt, unit))
         }
@@ -157,6 +157,13 @@ mod tests {
                 Some("3"),
                 Outcome::RateLimited { after: Some(S(3)) },
                 Some(S(3)),
+            ),
+            // No busy loop: at least backoff_initial.
+            (
+                429,
+                Some("0"),
+                Outcome::RateLimited { after: Some(S(0)) },
+                Some(S(1)),
             ),
             (
                 429,
