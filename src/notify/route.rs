@@ -212,7 +212,8 @@ pub(crate) mod tests {
     #[test]
     fn escalations_go_where_role_and_tier_match() {
         use Tier::{Immediate as I, Warm as W};
-        let table: &[(&[&str], &[Tier], &str, Tier, bool)] = &[
+        type Row<'a> = (&'a [&'a str], &'a [Tier], &'a str, Tier, bool);
+        let table: &[Row<'_>] = &[
             (&[], &[], "support", W, true),
             (&["support"], &[], "support", I, true),
             (&["support"], &[], "trader", W, false),

@@ -116,7 +116,8 @@ mod tests {
         let good = signature(key, "esc-1", 1_700_000_000, body);
         let other = signature(b"another key 1234", "esc-1", 1_700_000_000, body);
         let now = 1_700_000_010;
-        let table: &[(&str, &str, &[u8], &str, Result<(), SignError>)] = &[
+        type Row<'a> = (&'a str, &'a str, &'a [u8], &'a str, Result<(), SignError>);
+        let table: &[Row<'_>] = &[
             ("esc-1", "1700000000", body, &good, Ok(())),
             (
                 "esc-1",

@@ -13,7 +13,15 @@ fn verify_accepts_slack_s_example_and_refuses_the_rest() {
     let now = 1_531_420_618 + 10;
     let upper = SIG.to_uppercase().replace("V0=", "v0=");
     let flipped = format!("{}0", &SIG[..SIG.len() - 1]);
-    let table: &[(&[u8], &str, &str, &str, i64, Result<(), SlackError>)] = &[
+    type Row<'a> = (
+        &'a [u8],
+        &'a str,
+        &'a str,
+        &'a str,
+        i64,
+        Result<(), SlackError>,
+    );
+    let table: &[Row<'_>] = &[
         (SECRET, TS, BODY, SIG, now, Ok(())),
         (SECRET, TS, BODY, &upper, now, Ok(())),
         (
@@ -237,7 +245,7 @@ fn an_escalation_message_has_headline_flags_deadline_buttons_and_link() {
 
 #[test]
 fn a_digest_is_one_message_with_twenty_items_and_the_rest_counted() {
-    let mut d = a_digest("dig-1", "support", &vec![Tier::Warm; 45]);
+    let mut d = a_digest("dig-1", "support", &[Tier::Warm; 45]);
     d.items[0].headline = "<@U123> & co".into();
     let m = message(
         &Notice::Digest(Box::new(d)),
