@@ -289,7 +289,7 @@ impl Lane {
 
     fn abandon(&self, job: &Job) {
         self.metrics.abandoned.inc();
-        tracing::info!(receiver = %self.name, notification = %job.id, attempts = job.attempts, "notice abandoned: what it announces has closed");
+        tracing::debug!(receiver = %self.name, notification = %job.id, attempts = job.attempts, "notice abandoned: what it announces has closed");
         self.settle(job, self.entry(job, Status::Abandoned));
     }
 

@@ -67,6 +67,8 @@ type Tp = (String, i32);
 pub struct Offsets {
     parts: HashMap<Tp, Part>,
     epoch: u64,
+    /// Offsets read and not settled, over every partition.
+    unsettled: usize,
 }
 
 #[derive(Debug, Default)]
@@ -91,6 +93,7 @@ pub struct Token {
 impl Offsets {
     /// `tp` is (newly) assigned: what was read of it before is forgotten.
     pub fn assign(&mut self, tp: Tp) {
+        self.revoke(&tp);
         self.epoch += 1;
         self.parts.insert(
             tp,
@@ -103,7 +106,9 @@ impl Offsets {
 
     /// `tp` is no longer assigned.
     pub fn revoke(&mut self, tp: &Tp) {
-        self.parts.remove(tp);
+        if let Some(p) = self.parts.remove(tp) {
+            self.unsettled -= p.queue.iter().filter(|(_, s)| !s).count();
+        }
     }
 
     /// `offset` of `tp` was read; its token settles it.
@@ -113,6 +118,7 @@ impl Offsets {
         }
         let p = self.parts.get_mut(&tp).expect("assigned above");
         p.queue.push_back((offset, false));
+        self.unsettled += 1;
         Token {
             epoch: p.epoch,
             tp,
@@ -125,8 +131,12 @@ impl Offsets {
         let Some(p) = self.parts.get_mut(&t.tp).filter(|p| p.epoch == t.epoch) else {
             return;
         };
-        if let Some(e) = p.queue.iter_mut().find(|(o, _)| *o == t.offset) {
-            e.1 = true;
+        // Offsets are read in order: the queue is sorted.
+        if let Ok(i) = p.queue.binary_search_by_key(&t.offset, |(o, _)| *o) {
+            if !p.queue[i].1 {
+                p.queue[i].1 = true;
+                self.unsettled -= 1;
+            }
         }
         while let Some(&(o, true)) = p.queue.front() {
             p.queue.pop_front();
@@ -136,10 +146,7 @@ impl Offsets {
 
     /// Notices read and not settled.
     pub fn outstanding(&self) -> usize {
-        self.parts
-            .values()
-            .map(|p| p.queue.iter().filter(|(_, s)| !s).count())
-            .sum()
+        self.unsettled
     }
 
     /// Commit points that moved since the last call.

@@ -50,6 +50,15 @@ fn partitions_are_independent_and_a_reassignment_forgets_old_tokens() {
         "a token of the earlier assignment settles nothing"
     );
     assert_eq!(o.outstanding(), 1);
+    o.settle(&b);
+    assert_eq!(o.outstanding(), 1, "settling twice counts once");
+    o.assign(tp(1));
+    let c = o.read(tp(1), 8);
+    assert_eq!(o.outstanding(), 2);
+    o.assign(tp(1));
+    assert_eq!(o.outstanding(), 1, "a reassignment drops what was read");
+    o.settle(&c);
+    assert_eq!(o.outstanding(), 1);
     o.settle(&a2);
     assert_eq!(o.advanced(), [(tp(0), 6)]);
     o.revoke(&tp(1));
