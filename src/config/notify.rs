@@ -366,16 +366,16 @@ mod tests {
     use crate::config::Settings;
 
     fn load(toml: &str) -> Result<Settings, String> {
+        // A file per call: tests run in parallel and load the same text.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("handoff-notify-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(format!("{:x}.toml", {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            toml.hash(&mut h);
-            h.finish()
-        }));
+        let p = dir.join(format!("{n}.toml"));
         std::fs::write(&p, toml).unwrap();
-        Settings::load_with_env(Some(&p), Vec::new()).map_err(|e| e.to_string())
+        let r = Settings::load_with_env(Some(&p), Vec::new()).map_err(|e| e.to_string());
+        let _ = std::fs::remove_file(&p);
+        r
     }
 
     const ROUTED: &str = r#"
