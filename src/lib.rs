@@ -18,6 +18,7 @@ pub mod inbox;
 pub mod kafka;
 pub mod matrix;
 pub mod metrics;
+pub mod notify;
 pub mod offline;
 pub mod output;
 pub mod pipeline;
