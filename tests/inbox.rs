@@ -392,3 +392,149 @@ fn behind_a_trusted_proxy_the_header_names_the_person() {
         DecisionKind::Acknowledge
     );
 }
+
+/// A Slack interactivity request: `payload` form, signed with `secret` at `ts`.
+fn slack_request(
+    secret: &str,
+    ts: i64,
+    user: &str,
+    action: &str,
+    id: &str,
+    reply: &str,
+) -> (String, String) {
+    use hmac::Mac;
+    let payload = serde_json::json!({
+        "type": "block_actions",
+        "user": {"id": user},
+        "actions": [{"action_id": action, "value": id}],
+        "response_url": reply,
+    });
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (body, format!("v0={sig}"))
+}
+
+/// A local stand-in for Slack's response_url: keeps every body posted.
+fn response_sink() -> (String, std::sync::mpsc::Receiver<String>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/reply", l.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in l.incoming().flatten() {
+            let mut buf = vec![0u8; 65536];
+            let mut got = 0;
+            // Headers, then the body by Content-Length.
+            loop {
+                let n = s.read(&mut buf[got..]).unwrap_or(0);
+                got += n;
+                let text = String::from_utf8_lossy(&buf[..got]).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len: usize = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if got >= end + 4 + len || n == 0 {
+                        let _ = tx.send(text[end + 4..].to_string());
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn a_slack_button_answers_as_the_mapped_person_after_the_signature_is_verified() {
+    let m = inbox::matrix();
+    let mut s = Stream::new(&m);
+    let (refund_id, _, owner_id) = three(&mut s);
+    let secret = "slack-signing-secret";
+    let slack = handoff::inbox::slack::SlackPeople {
+        secret: secret.into(),
+        people: [("U-ANA".to_string(), "ana".to_string())].into(),
+    };
+    let srv = common::inbox::serve_with(&m, &s, &people(InboxAuth::Token), Some(slack));
+    let (reply, replies) = response_sink();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let post = |body: &str, sig: &str, ts: i64| {
+        let r = agent
+            .post(&format!("http://127.0.0.1:{}/slack/actions", srv.port))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", &ts.to_string())
+            .header("x-slack-signature", sig)
+            .send(body)
+            .unwrap();
+        r.status().as_u16()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // Refused: a wrong secret, a replay from ten minutes ago, an unmapped user, another role's.
+    let (body, sig) = slack_request("wrong", now, "U-ANA", "approve", &refund_id, &reply);
+    assert_eq!(post(&body, &sig, now), 401);
+    let (body, sig) = slack_request(secret, now - 600, "U-ANA", "approve", &refund_id, &reply);
+    assert_eq!(post(&body, &sig, now - 600), 401);
+    let (body, sig) = slack_request(secret, now, "U-EVE", "approve", &refund_id, &reply);
+    assert_eq!(post(&body, &sig, now), 403);
+    assert!(replies
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .unwrap()
+        .contains("not a person of the inbox"));
+    let (body, sig) = slack_request(secret, now, "U-ANA", "approve", &owner_id, &reply);
+    assert_eq!(post(&body, &sig, now), 404);
+    assert!(srv.published.decisions.lock().unwrap().is_empty());
+    let _ = replies.recv_timeout(std::time::Duration::from_secs(5));
+    // Ana approves from Slack.
+    let (body, sig) = slack_request(secret, now, "U-ANA", "approve", &refund_id, &reply);
+    assert_eq!(post(&body, &sig, now), 200);
+    let d = srv.published.decisions.lock().unwrap()[0].clone();
+    assert_eq!(
+        (d.decided_by.as_str(), d.decision, d.escalation_id.as_str()),
+        ("ana", DecisionKind::Approve, refund_id.as_str())
+    );
+    assert!(replies
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .unwrap()
+        .contains("approve sent"));
+    let audit = srv.published.audit.lock().unwrap().clone();
+    let answered = audit
+        .iter()
+        .find(|e| e.kind == AuditKind::Answered)
+        .unwrap();
+    assert_eq!(answered.via, handoff::inbox::publish::Via::Slack);
+    assert_eq!(
+        answered.first_viewed_at_ms, None,
+        "approved without opening the detail"
+    );
+    // Pressed again: not sent, and Slack is told so.
+    assert_eq!(post(&body, &sig, now), 409);
+    assert!(replies
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .unwrap()
+        .contains("Not sent"));
+    assert_eq!(srv.published.decisions.lock().unwrap().len(), 1);
+}

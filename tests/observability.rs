@@ -24,7 +24,14 @@ fn exported() -> String {
     m.escalated(0, Tier::Warm);
     m.dead_letter("avro_decode");
     m.consumer_lag.with_label_values(&["0"]).set(1);
-    m.render()
+    // `handoff inbox` exports the notification families (handoff::notify::metrics).
+    let inbox = prometheus::Registry::new();
+    let notify = handoff::notify::metrics::register(&inbox, &["pager"]).unwrap();
+    notify[0].latency.observe(0.1);
+    let mut text = Vec::new();
+    prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &inbox.gather(), &mut text)
+        .unwrap();
+    m.render() + &String::from_utf8(text).unwrap()
 }
 
 fn rules() -> (Vec<String>, BTreeSet<String>) {

@@ -16,6 +16,7 @@ pub fn run(args: InboxArgs, started: Started) -> Result {
     let mut problems = Problems::default();
     let roles: Vec<&str> = matrix.roles().iter().map(|r| r.name.as_str()).collect();
     settings.inbox.check_roles(&roles, &mut problems);
+    settings.notify.check_roles(&roles, &mut problems);
     ensure_usage(problems.is_empty(), || {
         format!("the inbox settings have problems:\n{problems}")
     })?;

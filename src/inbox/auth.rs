@@ -135,6 +135,11 @@ impl Auth {
         })
     }
 
+    /// The person named `name`, answering from elsewhere (Slack): no form token applies.
+    pub fn person(&self, name: &str, via: &str) -> Option<Viewer> {
+        self.viewer(name, format!("{via}:{name}"))
+    }
+
     /// The person a token belongs to (SHA-256 compared in constant time with every person's).
     pub fn person_with_token(&self, token: &str) -> Option<&str> {
         let h: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();

@@ -130,6 +130,9 @@ pub enum InboxError {
     /// Serving failed.
     #[error("serving the inbox failed: {0}")]
     Serve(std::io::Error),
+    /// Notifications failed.
+    #[error("notifications stopped: {0}")]
+    Notify(crate::notify::NotifyError),
 }
 
 impl InboxError {
@@ -204,14 +207,43 @@ pub async fn run(
     let follower = follow::start(settings, feed)?;
     on_bound(listener.local_addr().map_err(InboxError::Serve)?);
     let app = Arc::new(app);
+    let notifier = notifier(settings, &app, stop_tx.subscribe());
     let stopped = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    let served = serve(listener, app, stopped).await;
+    let server = serve(listener, app, stopped);
+    // A notifier that fails (Kafka) stops the inbox: restarted, it resumes from its ledger.
+    let result = tokio::select! {
+        served = server => served.map_err(InboxError::Serve),
+        notified = notifier => notified.map_err(InboxError::Notify),
+    };
     stop.store(true, Ordering::Release);
     let _ = tokio::task::spawn_blocking(move || follower.join()).await;
-    served.map_err(InboxError::Serve)
+    result
+}
+
+/// The notifications task: announces what the processor hands to roles, until the stop; an
+/// escalation the board knows as gone is closed for it (an unknown one is still open).
+fn notifier(
+    settings: &Settings,
+    app: &Arc<web::App>,
+    mut stopping: watch::Receiver<bool>,
+) -> impl Future<Output = Result<(), crate::notify::NotifyError>> + Send + 'static {
+    let board = app.board.clone();
+    let is_open: crate::notify::IsOpen = Arc::new(move |id: &str| {
+        !matches!(
+            board.read().expect("not poisoned").get(id),
+            board::Lookup::Gone(_)
+        )
+    });
+    let (settings, matrix, registry) = (settings.clone(), app.matrix.clone(), app.registry.clone());
+    async move {
+        let stop = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        };
+        crate::notify::run(&settings, matrix, is_open, &registry, stop).await
+    }
 }
 
 fn slack_people(s: &crate::config::InboxSettings) -> Option<slack::SlackPeople> {

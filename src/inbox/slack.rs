@@ -1,7 +1,13 @@
-//! `POST /slack/actions`: a button pressed in a Slack message (see `notify`) becomes a decision
-//! of the person mapped to that Slack user, after Slack's request signature is verified.
+//! `POST /slack/actions`: a button pressed in a Slack message (see [`crate::notify`]) becomes a
+//! decision of the person mapped to that Slack user (`inbox.people[].slack_user`), once Slack's
+//! request signature (v0, timestamp window) is verified. The outcome — sent, stale, not
+//! allowed — goes back to the user through the interaction's `response_url`, never silently.
 
-use super::web::App;
+use super::answer::AnswerForm;
+use super::publish::Via;
+use super::web::{now_ms, App, Refused};
+use crate::event::DecisionKind;
+use crate::notify::slack::{self, Button};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -20,9 +26,107 @@ pub struct SlackPeople {
 
 /// The interactivity endpoint.
 pub async fn actions(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(_slack) = &app.slack else {
+    let Some(sp) = &app.slack else {
         return (StatusCode::NOT_FOUND, "Slack buttons are not configured\n").into_response();
     };
-    let _ = (headers, body);
-    (StatusCode::NOT_IMPLEMENTED, "pending\n").into_response()
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let now = now_ms();
+    let verified = slack::verify(
+        sp.secret.as_bytes(),
+        header("x-slack-request-timestamp"),
+        &body,
+        header("x-slack-signature"),
+        now / 1000,
+    );
+    if let Err(e) = verified {
+        tracing::warn!(error = %e, "Slack request refused");
+        return (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response();
+    }
+    let action = match slack::parse_action(&body) {
+        Ok(a) => a,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let Button::Decide(kind) = action.button else {
+        return StatusCode::OK.into_response(); // "Open in inbox": a link, nothing to do
+    };
+    let outcome = answer(&app, sp, &action.user_id, &action.escalation_id, kind, now).await;
+    let (status, text) = match outcome {
+        Ok(text) => (StatusCode::OK, text),
+        Err((status, text)) => (status, text),
+    };
+    if let Some(url) = action.response_url {
+        tell(url, text.clone());
+    }
+    (status, text + "\n").into_response()
+}
+
+async fn answer(
+    app: &App,
+    sp: &SlackPeople,
+    user: &str,
+    id: &str,
+    kind: DecisionKind,
+    now: i64,
+) -> Result<String, (StatusCode, String)> {
+    let person = sp
+        .people
+        .get(user)
+        .and_then(|name| app.auth.person(name, "slack"))
+        .ok_or_else(|| {
+            app.metrics.answer("none", "forbidden");
+            (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Slack user {user} is not a person of the inbox (inbox.people[].slack_user)"
+                ),
+            )
+        })?;
+    let form = AnswerForm {
+        decision: kind.as_str().to_string(),
+        comment: match kind {
+            DecisionKind::Reject => "rejected in Slack (no reason given there)".into(),
+            _ => String::new(),
+        },
+        ..AnswerForm::default()
+    };
+    let (d, entry) = match app.check_answer(&person, id, &form, now, Via::Slack) {
+        Ok(x) => x,
+        Err(Refused::NotFound) => {
+            app.metrics.answer("none", "not_found");
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!("{id} is not an open escalation of your roles"),
+            ));
+        }
+        Err(Refused::Stale(text, entry)) => {
+            app.metrics.answer("none", "stale");
+            let _ = app.publish.audit(&entry).await;
+            return Err((StatusCode::CONFLICT, format!("Not sent: {text}")));
+        }
+        Err(Refused::Invalid(text)) => return Err((StatusCode::UNPROCESSABLE_ENTITY, text)),
+    };
+    match app.send(d, entry, now).await {
+        Ok(k) => Ok(format!("{} sent for {id} as {}", k.as_str(), person.name)),
+        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, format!("Not sent: {e}"))),
+    }
+}
+
+/// Posts the outcome to the interaction's `response_url` (only to the user who pressed).
+fn tell(url: String, text: String) {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return;
+    }
+    tokio::task::spawn_blocking(move || {
+        let body = serde_json::json!({
+            "response_type": "ephemeral",
+            "replace_original": false,
+            "text": slack::escape(&text),
+        });
+        let sent = ureq::post(&url)
+            .header("content-type", "application/json")
+            .send(body.to_string());
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "Slack response_url not reachable");
+        }
+    });
 }

@@ -87,9 +87,19 @@ pub struct Served {
 }
 
 pub fn serve(m: &Arc<Matrix>, s: &Stream, settings: &InboxSettings) -> Served {
+    serve_with(m, s, settings, None)
+}
+
+/// [`serve`] with Slack buttons answered.
+pub fn serve_with(
+    m: &Arc<Matrix>,
+    s: &Stream,
+    settings: &InboxSettings,
+    slack: Option<handoff::inbox::slack::SlackPeople>,
+) -> Served {
     let published = Arc::new(MemoryPublisher::default());
     let (stop, stopping) = watch::channel(false);
-    let app = Arc::new(App::new(
+    let mut app = App::new(
         s.board.clone(),
         m.clone(),
         Auth::new(settings),
@@ -98,7 +108,9 @@ pub fn serve(m: &Arc<Matrix>, s: &Stream, settings: &InboxSettings) -> Served {
         s.changes.subscribe(),
         Arc::new(AtomicBool::new(true)),
         stopping.clone(),
-    ));
+    );
+    app.slack = slack;
+    let app = Arc::new(app);
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     std_listener.set_nonblocking(true).unwrap();
     let port = std_listener.local_addr().unwrap().port();
