@@ -92,6 +92,45 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_real_prometheus() {
     let mut h = spawn(&cfg, &log);
     wait_log(&log, "handoff is running", Duration::from_secs(30));
 
+    // The inbox, notifying a receiver that answers 200 to everything: the notification series.
+    let sink = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let sink_port = sink.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in sink.incoming().flatten() {
+            let mut buf = [0u8; 65536];
+            let _ = s.read(&mut buf);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    let inbox_port = handoff::sim::broker::free_port();
+    let inbox_cfg = config_file(
+        &dir,
+        &bs,
+        "prom-inbox",
+        &format!(
+            "[inbox]\nbind = \"127.0.0.1:{inbox_port}\"\n[[notify.receivers]]\nname = \"proof\"\n\
+             kind = \"webhook\"\nurl = \"http://127.0.0.1:{sink_port}/hook\"\n\
+             secret = \"0123456789abcdef\"\n"
+        ),
+    );
+    let inbox_log = dir.join("inbox.log");
+    let _inbox = Killed(
+        Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args(["inbox", "--config"])
+            .arg(&inbox_cfg)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&inbox_log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_log(
+        &inbox_log,
+        "caught up with the changelog",
+        Duration::from_secs(30),
+    );
+
     // Live traffic for the whole test: 200 events/s, 2% malformed, rich in triggers.
     let _gen = Killed(
         Command::new(env!("CARGO_BIN_EXE_handoff"))
@@ -144,7 +183,7 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_real_prometheus() {
         dir.join("prometheus.yml"),
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
-             scrape_configs:\n  - job_name: handoff\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n",
+             scrape_configs:\n  - job_name: handoff\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}', '127.0.0.1:{inbox_port}']\n",
             dir.join("rules.yml").display()
         ),
     )
