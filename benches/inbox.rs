@@ -8,7 +8,7 @@
 //! INBOX_OPEN (default 10000), INBOX_ANSWERS (default 300).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use common::inbox::{people, Client, Stream};

@@ -82,7 +82,7 @@ pub fn decision(
         }
         "choose" => {
             let options = &item.action.event.options;
-            if !options.iter().any(|o| *o == form.chosen_option) {
+            if !options.contains(&form.chosen_option) {
                 return Err(format!(
                     "choose: chosen_option = {:?} is not one of the action's {} option(s)",
                     form.chosen_option,

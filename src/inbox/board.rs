@@ -210,7 +210,7 @@ impl Board {
         let mut v: Vec<&Item> = self
             .items
             .values()
-            .filter(|i| roles.iter().any(|r| *r == i.role))
+            .filter(|i| roles.contains(&i.role))
             .filter(|i| filter.role.as_ref().is_none_or(|r| *r == i.role))
             .filter(|i| filter.tier.is_none_or(|t| t == i.tier))
             .filter(|i| {
@@ -241,7 +241,7 @@ impl Board {
         let mut v: Vec<String> = self
             .items
             .values()
-            .filter(|i| roles.iter().any(|r| *r == i.role))
+            .filter(|i| roles.contains(&i.role))
             .map(|i| i.action_type().to_string())
             .collect();
         v.sort();

@@ -1,0 +1,178 @@
+//! Answering: checks (visibility, staleness, form fields), then the decision to Kafka and
+//! the audit entry.
+
+use super::*;
+
+use super::read::{audit_entry, gone_text, spawn_audit};
+
+pub(super) async fn answer(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<AnswerForm>,
+) -> Response {
+    let v = match viewer(&app, &headers, peer) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    if let Err(why) = app.auth.check_form(&v, &form.form_token, &headers) {
+        app.metrics.answer("none", "forbidden");
+        return message(&app, Some(&v), StatusCode::FORBIDDEN, "Not sent", why);
+    }
+    let now = now_ms();
+    let first_view = app
+        .views
+        .lock()
+        .expect("not poisoned")
+        .get(&(v.name.clone(), id.clone()))
+        .copied();
+    let checked = app.check_answer(&v, &id, &form, now, Via::Web);
+    let (d, mut entry) = match checked {
+        Ok(x) => x,
+        Err(r) => return app.refusal(&v, r),
+    };
+    entry.first_viewed_at_ms = first_view;
+    match app.send(d, entry, now).await {
+        Ok(kind) => Redirect::to(&format!("/?done={}", kind.as_str())).into_response(),
+        Err(e) => message(
+            &app,
+            Some(&v),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not sent",
+            &e,
+        ),
+    }
+}
+
+/// Why an answer is not sent.
+pub enum Refused {
+    /// Not the viewer's to see.
+    NotFound,
+    /// Closed or moved on; the audit entry records the refusal.
+    Stale(String, Box<AuditEntry>),
+    /// A field is wrong.
+    Invalid(String),
+}
+
+impl App {
+    /// Escalations answered from here recently (hidden until the board catches up).
+    pub(super) fn recently_sent(&self, now: i64) -> Vec<String> {
+        let mut sent = self.sent.lock().expect("not poisoned");
+        sent.retain(|_, (_, at)| now - *at < SENT_KEPT_MS);
+        sent.keys().cloned().collect()
+    }
+
+    /// Checks an answer by `v` to `id` and builds its decision and audit entry.
+    pub fn check_answer(
+        &self,
+        v: &Viewer,
+        id: &str,
+        form: &AnswerForm,
+        now: i64,
+        via: Via,
+    ) -> Result<(HumanDecision, AuditEntry), Refused> {
+        let board = self.board.read().expect("not poisoned");
+        let item = match board.get(id) {
+            Lookup::Open(i) if v.roles.contains(&i.role) => i,
+            Lookup::Gone(g) if v.roles.iter().any(|r| r == g.role()) => {
+                let mut e = gone_entry(v, id, g, now, via);
+                e.reason = Some(gone_text(g));
+                return Err(Refused::Stale(gone_text(g), Box::new(e)));
+            }
+            _ => return Err(Refused::NotFound),
+        };
+        let final_answer = form.decision != "acknowledge";
+        if let Some((who, at)) = self.sent.lock().expect("not poisoned").get(id) {
+            if final_answer && now - at < SENT_KEPT_MS {
+                let why = format!(
+                    "{who} already answered it {}s ago; handoff is acting on that answer.",
+                    (now - at) / 1000
+                );
+                let mut e = audit_entry(AuditKind::Refused, &v.name, item, now, via);
+                e.reason = Some(why.clone());
+                return Err(Refused::Stale(why, Box::new(e)));
+            }
+        }
+        let d =
+            answer::decision(&self.matrix, item, form, &v.name, now).map_err(Refused::Invalid)?;
+        let mut e = audit_entry(AuditKind::Answered, &v.name, item, now, via);
+        e.decision = Some(d.decision);
+        Ok((d, e))
+    }
+
+    pub(super) fn refusal(&self, v: &Viewer, r: Refused) -> Response {
+        match r {
+            Refused::NotFound => {
+                self.metrics.answer("none", "not_found");
+                not_found(self, v)
+            }
+            Refused::Stale(text, entry) => {
+                self.metrics.answer("none", "stale");
+                spawn_audit(self, *entry);
+                message(
+                    self,
+                    Some(v),
+                    StatusCode::CONFLICT,
+                    "Not sent: no longer open",
+                    &text,
+                )
+            }
+            Refused::Invalid(text) => {
+                self.metrics.answer("none", "invalid");
+                message(
+                    self,
+                    Some(v),
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Not sent",
+                    &text,
+                )
+            }
+        }
+    }
+
+    /// Sends a checked decision, waits for its delivery, then records it.
+    pub async fn send(
+        &self,
+        d: HumanDecision,
+        entry: AuditEntry,
+        now: i64,
+    ) -> Result<DecisionKind, String> {
+        let started = std::time::Instant::now();
+        let kind = d.decision;
+        let (id, who) = (d.escalation_id.clone(), d.decided_by.clone());
+        if let Err(e) = self.publish.decision(&d).await {
+            self.metrics.answer(kind.as_str(), "failed");
+            return Err(format!("{e}. Try again in a moment."));
+        }
+        self.metrics
+            .answer_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.answer(kind.as_str(), "sent");
+        if kind != DecisionKind::Acknowledge {
+            self.sent
+                .lock()
+                .expect("not poisoned")
+                .insert(id, (who, now));
+        }
+        spawn_audit(self, entry);
+        Ok(kind)
+    }
+}
+
+pub(super) fn gone_entry(v: &Viewer, id: &str, g: &Gone, now: i64, via: Via) -> AuditEntry {
+    AuditEntry {
+        kind: AuditKind::Refused,
+        person: v.name.clone(),
+        role: g.role().to_string(),
+        escalation_id: id.to_string(),
+        action_id: String::new(),
+        session_id: String::new(),
+        at_ms: now,
+        decision: None,
+        first_viewed_at_ms: None,
+        via,
+        reason: None,
+        rule_version: String::new(),
+    }
+}
