@@ -149,7 +149,54 @@ fn a_person_revises_a_draft_in_the_browser_and_the_agent_gets_the_revised_verdic
 
     let driver = chromedriver();
     let rt = tokio::runtime::Runtime::new().unwrap();
+    // Sam watches his list in a browser of his own while ana answers in hers.
+    let watcher = rt.block_on(async {
+        let c = session(driver.1).await;
+        sign_in(&c, port, "sam").await;
+        c.wait()
+            .for_element(Locator::Css(&format!("a[href='/e/{id}']")))
+            .await
+            .unwrap();
+        // The countdown runs in the page.
+        let first = c
+            .find(Locator::Css(".countdown"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        let later = c
+            .find(Locator::Css(".countdown"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_ne!(first, later, "the time left counts down");
+        c
+    });
     rt.block_on(browse(driver.1, port, &id));
+    // Sam's open page drops the item by itself (server-sent events), no reload.
+    rt.block_on(async {
+        let start = Instant::now();
+        let link = Locator::Css(&format!("a[href='/e/{id}']"));
+        while !watcher.find_all(link).await.unwrap().is_empty() {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "sam's page still lists it"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let body = watcher.source().await.unwrap();
+        assert!(body.contains("Nothing waits for you"), "{body}");
+        std::fs::write(
+            screenshots().join("inbox-second-person.png"),
+            watcher.screenshot().await.unwrap(),
+        )
+        .unwrap();
+        watcher.close().await.unwrap();
+    });
 
     // The agent gets the final revised verdict, decided by ana.
     wait_until("the revised verdict", Duration::from_secs(30), || {
@@ -188,7 +235,7 @@ fn a_person_revises_a_draft_in_the_browser_and_the_agent_gets_the_revised_verdic
     assert!(wait_exit(&mut run, Duration::from_secs(30)).success());
 }
 
-async fn browse(driver: u16, port: u16, id: &str) {
+async fn session(driver: u16) -> fantoccini::Client {
     let caps = serde_json::json!({
         "browserName": "chrome",
         "goog:chromeOptions": {
@@ -198,18 +245,22 @@ async fn browse(driver: u16, port: u16, id: &str) {
         }
     });
     let caps = caps.as_object().unwrap().clone();
-    let c = ClientBuilder::native()
+    ClientBuilder::native()
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{driver}"))
         .await
-        .expect("a browser session");
-    let shots = screenshots();
-    let base = format!("http://127.0.0.1:{port}");
-    c.goto(&format!("{base}/sign-in")).await.unwrap();
+        .expect("a browser session")
+}
+
+async fn sign_in(c: &fantoccini::Client, port: u16, name: &str) {
+    c.goto(&format!("http://127.0.0.1:{port}/sign-in"))
+        .await
+        .unwrap();
+    let token = format!("token-of-{name}");
     c.find(Locator::Id("token"))
         .await
         .unwrap()
-        .send_keys("token-of-ana")
+        .send_keys(&token)
         .await
         .unwrap();
     c.find(Locator::Css("button.primary"))
@@ -218,6 +269,12 @@ async fn browse(driver: u16, port: u16, id: &str) {
         .click()
         .await
         .unwrap();
+}
+
+async fn browse(driver: u16, port: u16, id: &str) {
+    let c = session(driver).await;
+    let shots = screenshots();
+    sign_in(&c, port, "ana").await;
     c.wait()
         .for_element(Locator::Css(&format!("a[href='/e/{id}']")))
         .await
