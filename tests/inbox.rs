@@ -538,3 +538,47 @@ fn a_slack_button_answers_as_the_mapped_person_after_the_signature_is_verified()
         .contains("Not sent"));
     assert_eq!(srv.published.decisions.lock().unwrap().len(), 1);
 }
+
+#[test]
+fn a_missed_deadline_moves_it_on_and_grouped_actions_show_with_their_escalation() {
+    let m = inbox::matrix();
+    let mut s = Stream::new(&m);
+    let (refund_id, _, _) = three(&mut s);
+    // A second refund in the same session within the grouping window joins the first.
+    let mut again = refund("s-ref");
+    again.action_id = "act-s-ref-2".into();
+    s.run.event(&again, NOW + 60_000);
+    s.follow();
+    let srv = serve(&m, &s, &people(InboxAuth::Token));
+    let ana = Client::signed_in(srv.port, "ana");
+    let list = ana.get("/").body;
+    assert!(list.contains("+1 grouped"), "{list}");
+    let detail = ana.get(&format!("/e/{refund_id}")).body;
+    assert!(
+        detail.contains("act-s-ref-2"),
+        "the grouped action is named"
+    );
+    // Support lets the warm deadline (1 h) pass: it moves to support_l2.
+    s.run.tick(NOW + 3_600_000 + 2_000);
+    s.follow();
+    match s.board.read().unwrap().get(&refund_id) {
+        handoff::inbox::board::Lookup::Gone(handoff::inbox::board::Gone::Moved { to, .. }) => {
+            assert_eq!(to, "support_l2")
+        }
+        other => panic!("{other:?}"),
+    }
+    let r = ana.get(&format!("/e/{refund_id}"));
+    assert_eq!(r.status, 409);
+    assert!(r.body.contains("moved on to support_l2"), "{}", r.body);
+    let token = Client::form_token(&list);
+    let r = ana.post(
+        &format!("/e/{refund_id}/answer"),
+        &[("form_token", &token), ("decision", "approve")],
+    );
+    assert_eq!(
+        r.status, 409,
+        "a late answer is refused, not sent: {}",
+        r.body
+    );
+    assert!(srv.published.decisions.lock().unwrap().is_empty());
+}
