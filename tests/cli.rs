@@ -662,3 +662,72 @@ fn usage_errors_exit_2_and_name_the_problem() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_bad_inbox_config_is_refused_at_start_up_with_every_problem_listed() {
+    let dir = std::env::temp_dir().join(format!("handoff-inbox-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("inbox.toml");
+    std::fs::write(
+        &f,
+        "[inbox]\nbind = \"nowhere\"\npublic_url = \"ftp://inbox\"\nauth = \"proxy\"\n\
+         trusted_proxies = [\"10.0.0.300\"]\ncookie_key = \"env:1BAD\"\n\
+         [[inbox.people]]\nname = \"ana\"\nroles = []\ntoken_sha256 = \"abc\"\n\
+         [[inbox.people]]\nname = \"ana\"\nroles = [\"support\"]\n",
+    )
+    .unwrap();
+    let out = handoff()
+        .args(["inbox", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for needle in [
+        "inbox.bind",
+        "\"nowhere\"",
+        "inbox.public_url",
+        "inbox.trusted_proxies[0]",
+        "inbox.cookie_key",
+        "inbox.people[0].roles",
+        "inbox.people[0].token_sha256",
+        "inbox.people[1].name: \"ana\" is listed twice",
+    ] {
+        assert!(err.contains(needle), "{needle} missing from:\n{err}");
+    }
+    // Roles are checked against the matrix once the settings are valid.
+    std::fs::write(
+        &f,
+        format!(
+            "[inbox]\n[[inbox.people]]\nname = \"ana\"\nroles = [\"support\", \"astrologer\"]\n\
+             token_sha256 = \"{}\"\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let out = handoff()
+        .args(["inbox", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("inbox.people[0].roles[1]") && err.contains("\"astrologer\" is not a role"),
+        "{err}"
+    );
+}
+
+#[test]
+fn token_prints_a_token_and_its_configuration_line() {
+    let out = handoff().arg("token").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let token = text.lines().next().unwrap().rsplit(' ').next().unwrap();
+    let hash = handoff::inbox::auth::token_sha256(token);
+    assert!(
+        text.contains(&format!("token_sha256 = \"{hash}\"")),
+        "{text}"
+    );
+    assert_eq!(token.len(), 64);
+}
