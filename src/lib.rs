@@ -12,6 +12,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod escalation;
+pub mod escape;
 pub mod event;
 pub mod fatigue;
 pub mod inbox;

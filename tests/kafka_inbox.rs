@@ -190,11 +190,7 @@ fn a_person_revises_a_draft_in_the_browser_and_the_agent_gets_the_revised_verdic
         }
         let body = watcher.source().await.unwrap();
         assert!(body.contains("Nothing waits for you"), "{body}");
-        std::fs::write(
-            screenshots().join("inbox-second-person.png"),
-            watcher.screenshot().await.unwrap(),
-        )
-        .unwrap();
+        shot(&watcher, "inbox-second-person.png").await;
         watcher.close().await.unwrap();
     });
 
@@ -252,6 +248,12 @@ async fn session(driver: u16) -> fantoccini::Client {
         .expect("a browser session")
 }
 
+/// Saves what the browser shows to target/screenshots/NAME.
+async fn shot(c: &fantoccini::Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(name), png).unwrap();
+}
+
 async fn sign_in(c: &fantoccini::Client, port: u16, name: &str) {
     c.goto(&format!("http://127.0.0.1:{port}/sign-in"))
         .await
@@ -273,13 +275,12 @@ async fn sign_in(c: &fantoccini::Client, port: u16, name: &str) {
 
 async fn browse(driver: u16, port: u16, id: &str) {
     let c = session(driver).await;
-    let shots = screenshots();
     sign_in(&c, port, "ana").await;
     c.wait()
         .for_element(Locator::Css(&format!("a[href='/e/{id}']")))
         .await
         .unwrap();
-    std::fs::write(shots.join("inbox-list.png"), c.screenshot().await.unwrap()).unwrap();
+    shot(&c, "inbox-list.png").await;
     c.find(Locator::Css(&format!("a[href='/e/{id}']")))
         .await
         .unwrap()
@@ -295,11 +296,7 @@ async fn browse(driver: u16, port: u16, id: &str) {
         body.contains("My kettle broke after two days"),
         "the end user's words"
     );
-    std::fs::write(
-        shots.join("inbox-detail.png"),
-        c.screenshot().await.unwrap(),
-    )
-    .unwrap();
+    shot(&c, "inbox-detail.png").await;
     c.find(Locator::Css("details summary"))
         .await
         .unwrap()
@@ -309,11 +306,7 @@ async fn browse(driver: u16, port: u16, id: &str) {
     let area = c.find(Locator::Id("revised_output")).await.unwrap();
     area.clear().await.unwrap();
     area.send_keys(EDITED).await.unwrap();
-    std::fs::write(
-        shots.join("inbox-revise.png"),
-        c.screenshot().await.unwrap(),
-    )
-    .unwrap();
+    shot(&c, "inbox-revise.png").await;
     c.find(Locator::Id("revise"))
         .await
         .unwrap()
@@ -336,6 +329,6 @@ async fn browse(driver: u16, port: u16, id: &str) {
     }
     let body = c.source().await.unwrap();
     assert!(body.contains("Your answer (revise) was sent."));
-    std::fs::write(shots.join("inbox-sent.png"), c.screenshot().await.unwrap()).unwrap();
+    shot(&c, "inbox-sent.png").await;
     c.close().await.unwrap();
 }

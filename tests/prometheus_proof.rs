@@ -45,17 +45,6 @@ impl Drop for Killed {
     }
 }
 
-fn encode(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// True when a query result holds at least one real number (not NaN: a quantile of an empty
 /// histogram or a ratio of zero rates is no data).
 fn has_value(result: &[Value]) -> bool {
@@ -66,7 +55,10 @@ fn has_value(result: &[Value]) -> bool {
 
 /// Runs an instant query; returns the result array (or panics on an HTTP or PromQL error).
 fn query(port: u16, q: &str) -> Vec<Value> {
-    let (status, body) = common::http_get(port, &format!("/api/v1/query?query={}", encode(q)));
+    let (status, body) = common::http_get(
+        port,
+        &format!("/api/v1/query?query={}", handoff::escape::url_component(q)),
+    );
     let v: Value =
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{q}: {e}: {status} {body}"));
     assert_eq!(v["status"], "success", "{q}: {v}");

@@ -179,30 +179,38 @@ fn not_found(app: &App, v: &Viewer) -> Response {
     )
 }
 
-/// The viewer, or a redirect to the sign-in page.
-fn viewer(app: &App, headers: &HeaderMap, peer: SocketAddr) -> Result<Viewer, Box<Response>> {
-    let now_s = (now_ms() / 1000) as u64;
-    let who = app.auth.who(headers, peer.ip(), now_s);
-    who.ok_or_else(|| {
-        Box::new(match app.auth.mode() {
-            crate::config::InboxAuth::Token => Redirect::to("/sign-in").into_response(),
-            crate::config::InboxAuth::Proxy => (
-                StatusCode::UNAUTHORIZED,
-                "your proxy did not name a person this inbox knows\n",
-            )
-                .into_response(),
-        })
-    })
+/// The signed-in person, extracted from a request: without one, a redirect to the sign-in page
+/// (token sign-in) or 401 (behind a proxy that named nobody known).
+pub struct SignedIn(pub Viewer);
+
+impl axum::extract::FromRequestParts<Arc<App>> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Response> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let now_s = (now_ms() / 1000) as u64;
+        match app.auth.who(&parts.headers, peer, now_s) {
+            Some(v) => Ok(SignedIn(v)),
+            None => Err(match app.auth.mode() {
+                crate::config::InboxAuth::Token => Redirect::to("/sign-in").into_response(),
+                crate::config::InboxAuth::Proxy => (
+                    StatusCode::UNAUTHORIZED,
+                    "your proxy did not name a person this inbox knows\n",
+                )
+                    .into_response(),
+            }),
+        }
+    }
 }
 
-async fn live(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = viewer(&app, &headers, peer) {
-        return *r;
-    }
+async fn live(State(app): State<Arc<App>>, _signed_in: SignedIn) -> Response {
     let state = (app.changes.clone(), app.stopping.clone());
     let stream = futures::stream::unfold(state, |(mut changes, mut stopping)| async move {
         tokio::select! {

@@ -33,27 +33,13 @@ impl Links {
 
     /// The escalation's detail page: `{base}/e/{id}` (the id percent-encoded).
     pub fn escalation(&self, id: &str) -> String {
-        format!("{}/e/{}", self.base, encode_segment(id))
+        format!("{}/e/{}", self.base, crate::escape::url_component(id))
     }
 
     /// The inbox's front page: `{base}/`.
     pub fn inbox(&self) -> String {
         format!("{}/", self.base)
     }
-}
-
-/// A path segment with every byte but RFC 3986's unreserved ones percent-encoded: ids come
-/// from records, and records are not trusted.
-pub fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[derive(Serialize)]

@@ -139,7 +139,7 @@ impl Client {
     /// subject or the schema is not registered there.
     pub fn lookup(&self, subject: &str, schema: &str) -> Result<Option<u32>, RegistryError> {
         let body = serde_json::json!({ "schema": schema }).to_string();
-        let path = format!("/subjects/{}", encode_segment(subject));
+        let path = format!("/subjects/{}", crate::escape::url_component(subject));
         let answer = self.call("POST", &path, Some(&body))?;
         match answer.status {
             200 => self.parse::<Id>(&answer).map(|i| Some(i.id)),
@@ -151,7 +151,10 @@ impl Client {
     /// `POST /subjects/{subject}/versions`: registers `schema` (or finds it) and returns its id.
     pub fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
         let body = serde_json::json!({ "schema": schema }).to_string();
-        let path = format!("/subjects/{}/versions", encode_segment(subject));
+        let path = format!(
+            "/subjects/{}/versions",
+            crate::escape::url_component(subject)
+        );
         let answer = self.call("POST", &path, Some(&body))?;
         match answer.status {
             200 => self.parse::<Id>(&answer).map(|i| i.id),
@@ -247,19 +250,6 @@ fn ca_roots(path: &std::path::Path) -> Result<ureq::tls::RootCerts, RegistryErro
     Ok(ureq::tls::RootCerts::new_with_certs(&certs))
 }
 
-/// A path segment with every byte but RFC 3986's unreserved ones percent-encoded.
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Standard base64 with padding (RFC 4648), for the basic-auth header.
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -311,10 +301,10 @@ mod tests {
     #[test]
     fn subjects_are_percent_encoded() {
         assert_eq!(
-            encode_segment("agent.verdicts-value"),
+            crate::escape::url_component("agent.verdicts-value"),
             "agent.verdicts-value"
         );
-        assert_eq!(encode_segment("a b/c%"), "a%20b%2Fc%25");
+        assert_eq!(crate::escape::url_component("a b/c%"), "a%20b%2Fc%25");
     }
 
     #[test]

@@ -20,14 +20,9 @@ pub(super) struct ListQuery {
 
 pub(super) async fn list(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    SignedIn(v): SignedIn,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let v = match viewer(&app, &headers, peer) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
     render_list(&app, &v, &q)
 }
 
@@ -100,33 +95,17 @@ fn list_link(q: &ListQuery) -> String {
         ("action_type", &q.action_type),
     ] {
         if !v.is_empty() {
-            u.push_str(&format!("&{k}={}", percent(v)));
+            u.push_str(&format!("&{k}={}", crate::escape::url_component(v)));
         }
     }
     u
 }
 
-fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 pub(super) async fn detail(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    SignedIn(v): SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let v = match viewer(&app, &headers, peer) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
     let now = now_ms();
     let (page, entry) = {
         let board = app.board.read().expect("not poisoned");
@@ -223,14 +202,9 @@ pub(super) fn gone_text(g: &Gone) -> String {
 
 pub(super) async fn status(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    SignedIn(v): SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let v = match viewer(&app, &headers, peer) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
     let board = app.board.read().expect("not poisoned");
     match board.get(&id) {
         Lookup::Open(i) if v.roles.contains(&i.role) => "open".into_response(),

@@ -67,14 +67,10 @@ pub(super) struct TokenForm {
 
 pub(super) async fn sign_out(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    SignedIn(v): SignedIn,
     headers: HeaderMap,
     Form(f): Form<TokenForm>,
 ) -> Response {
-    let v = match viewer(&app, &headers, peer) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
     if let Err(why) = app.auth.check_form(&v, &f.form_token, &headers) {
         return (StatusCode::FORBIDDEN, why).into_response();
     }

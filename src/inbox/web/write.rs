@@ -7,15 +7,11 @@ use super::read::{audit_entry, gone_text, spawn_audit};
 
 pub(super) async fn answer(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    SignedIn(v): SignedIn,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<AnswerForm>,
 ) -> Response {
-    let v = match viewer(&app, &headers, peer) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
     if let Err(why) = app.auth.check_form(&v, &form.form_token, &headers) {
         app.metrics.answer("none", "forbidden");
         return message(&app, Some(&v), StatusCode::FORBIDDEN, "Not sent", why);
