@@ -582,3 +582,49 @@ fn a_missed_deadline_moves_it_on_and_grouped_actions_show_with_their_escalation(
     );
     assert!(srv.published.decisions.lock().unwrap().is_empty());
 }
+
+#[test]
+fn the_list_filters_by_role_tier_and_action_type_and_expands_digests() {
+    // Support may get two messages a minute, one kept for the digest: later refunds are folded.
+    let text = handoff::matrix::DEFAULT_MATRIX_TOML.replace(
+        "[roles.support]\n",
+        "[roles.support]\nrate_limit = { max = 2, per = \"1m\" }\n",
+    );
+    assert_ne!(text, handoff::matrix::DEFAULT_MATRIX_TOML);
+    let m = std::sync::Arc::new(
+        handoff::matrix::Matrix::from_toml_str(&text, handoff::matrix::MatrixSource::Default)
+            .unwrap(),
+    );
+    let mut s = Stream::new(&m);
+    for i in 0..3 {
+        s.run.event(&refund(&format!("s-{i}")), NOW + i);
+    }
+    s.run.event(&low_confidence("s-own"), NOW + 5);
+    s.follow();
+    let mut settings = people(InboxAuth::Token);
+    settings.people[0].roles = vec!["support".into(), "owner".into()];
+    let srv = serve(&m, &s, &settings);
+    let ana = Client::signed_in(srv.port, "ana");
+    let count = |q: &str| {
+        let b = ana.get(q).body;
+        b.matches("href=\"/e/esc-").count()
+    };
+    assert_eq!(count("/"), 4, "every item, the folded ones one by one");
+    assert_eq!(count("/?role=support"), 3);
+    assert_eq!(count("/?role=owner"), 1);
+    assert_eq!(count("/?action_type=research.search"), 1);
+    assert_eq!(count("/?tier=immediate"), 0);
+    assert_eq!(count("/?tier=warm&action_type=refund.issue"), 3);
+    let list = ana.get("/?role=support").body;
+    assert_eq!(
+        list.matches("in digest").count(),
+        2,
+        "beyond the limit: {list}"
+    );
+    // The live part alone, as the page's script fetches it.
+    let fragment = ana.get("/?role=support&fragment=1").body;
+    assert!(
+        fragment.starts_with("<p class=\"count\">3 open for you"),
+        "{fragment}"
+    );
+}

@@ -89,7 +89,8 @@ fn a_person_revises_a_draft_in_the_browser_and_the_agent_gets_the_revised_verdic
         )
     };
     let extra = format!(
-        "[inbox]\nbind = \"127.0.0.1:{port}\"\n{}{}",
+        "[inbox]\nbind = \"127.0.0.1:{port}\"\ncookie_key = \"{}\"\n{}{}",
+        "k".repeat(40),
         person("ana"),
         person("sam")
     );
@@ -146,6 +147,22 @@ fn a_person_revises_a_draft_in_the_browser_and_the_agent_gets_the_revised_verdic
         },
     );
     assert!(id.starts_with("esc-"), "{id}");
+    // Restarted, the inbox rebuilds its view from the changelog; with a configured cookie key
+    // sam's session survives.
+    sigterm(&inbox);
+    assert!(wait_exit(&mut inbox, Duration::from_secs(20)).success());
+    let mut inbox = spawn_inbox(&config, &dir.join("inbox2.log"));
+    wait_log(
+        &dir.join("inbox2.log"),
+        "caught up with the changelog",
+        Duration::from_secs(60),
+    );
+    let again = sam.get("/");
+    assert!(
+        again.status == 200 && again.body.contains(&id),
+        "{}",
+        again.body
+    );
 
     let driver = chromedriver();
     let rt = tokio::runtime::Runtime::new().unwrap();
