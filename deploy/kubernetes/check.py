@@ -847,8 +847,27 @@ def check_inbox(
             "; ".join(f"{f}: {x!r} is not a role of the matrix" for f, x in bad)
             + f" (roles: {', '.join(sorted(roles))}): the inbox refuses to start (exit 2)",
         )
-    if not inbox.get("people"):
+    people = [p for p in inbox.get("people") or [] if isinstance(p, dict)]
+    if not people:
         r.note(f"[[inbox.people]] is empty in {key}: nobody can sign in until people are added")
+    else:
+        bad = []
+        for i, p in enumerate(people):
+            h = p.get("token_sha256")
+            if h is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", str(h)):
+                bad.append(f"inbox.people[{i}].token_sha256: not 64 hex digits (see `handoff token`)")
+            elif h is None and inbox.get("auth", "token") == "token":
+                bad.append(f"inbox.people[{i}].token_sha256: missing, and auth = \"token\"")
+            if not p.get("roles"):
+                bad.append(f"inbox.people[{i}].roles: empty")
+            if p.get("name") in [q.get("name") for q in people[:i]]:
+                bad.append(f"inbox.people[{i}].name: {p.get('name')!r} is listed twice")
+        r.check(
+            not bad,
+            f"{len(people)} people, each with roles"
+            + (" and a token's SHA-256" if inbox.get("auth", "token") == "token" else ""),
+            "; ".join(bad) + ": the inbox refuses to start (exit 2)",
+        )
 
     # ---- probes and ports against the routes the inbox serves --------------------------------
     r.section(
