@@ -651,8 +651,17 @@ class CheckTest(unittest.TestCase):
         self.tree.edit(INBOX, 'auth = "token"', 'auth = "proxy"')
         self.tree.edit(INBOX_DEP, "      volumes:\n", SIDECAR)
         self.tree.edit("deploy/kubernetes/inbox-service.yaml", "targetPort: http", "targetPort: proxy")
+        # The proxy's own sign-in callback is routed too: not an inbox route, not a failure.
+        self.tree.edit(
+            INGRESS,
+            "          - path: /static\n",
+            "          - path: /oauth2\n            pathType: Prefix\n            backend:\n"
+            "              service:\n                name: handoff-inbox\n                port:\n"
+            "                  name: http\n          - path: /static\n",
+        )
         rc, out = self.tree.run()
         self.assertEqual(rc, 0, out)
+        self.assertIn("path /oauth2 (Prefix) leads to no route of the inbox: the SSO proxy's own", out)
 
     def test_inbox_proxy_auth_bypassed_by_the_service(self) -> None:
         self.tree.edit(INBOX, 'auth = "token"', 'auth = "proxy"')
