@@ -36,6 +36,24 @@ pub const READYZ_PATH: &str = "/readyz";
 pub const RELOAD_PATH: &str = "/-/reload";
 """
 
+INBOX = "deploy/kubernetes/inbox.toml"
+INBOX_DEP = "deploy/kubernetes/inbox-deployment.yaml"
+INGRESS = "deploy/kubernetes/inbox-ingress.example.yaml"
+SECRETS = "deploy/kubernetes/secret.example.yaml"
+TOKEN_SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+# An SSO proxy as a second container of the inbox pod (auth = "proxy").
+SIDECAR = """\
+        - name: sso-proxy
+          image: quay.io/oauth2-proxy/oauth2-proxy:v7.6.0
+          args: ["--upstream=http://127.0.0.1:9870", "--http-address=0.0.0.0:4180"]
+          ports:
+            - name: proxy
+              containerPort: 4180
+      volumes:
+"""
+
+
 class Tree:
     """A copy of what check.py reads, to break."""
 
@@ -54,6 +72,12 @@ class Tree:
         shutil.copy(REPO / ".dockerignore", root / ".dockerignore")
         (root / "src").mkdir()
         (root / "src/serve.rs").write_text(ROUTES)
+        # The inbox's router and the settings' declarations, as they are (tests break copies).
+        for rel in ["src/inbox/web.rs", "src/event/mod.rs"] + [
+            str(p.relative_to(REPO)) for p in sorted((REPO / "src/config").glob("*.rs"))
+        ]:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO / rel, root / rel)
 
     def edit(self, rel: str, old: str, new: str) -> None:
         """Replaces `old` (which must be there, so no test breaks nothing) with `new`."""
@@ -62,6 +86,25 @@ class Tree:
         if old not in text:
             raise AssertionError(f"{old!r} is not in {rel}: the test would break nothing")
         path.write_text(text.replace(old, new, 1))
+
+    def edit_all(self, rel: str, old: str, new: str) -> None:
+        """Replaces every `old` (there must be one) with `new`."""
+        path = self.root / rel
+        text = path.read_text()
+        if old not in text:
+            raise AssertionError(f"{old!r} is not in {rel}: the test would break nothing")
+        path.write_text(text.replace(old, new))
+
+    def uncomment(self, rel: str, first: str, last: str) -> None:
+        """Uncomments the lines from the one starting with `# {first}` to the one starting with
+        `# {last}` (a commented example, made real)."""
+        path = self.root / rel
+        lines = path.read_text().split("\n")
+        start = next(i for i, l in enumerate(lines) if l.startswith(f"# {first}"))
+        end = next(i for i, l in enumerate(lines) if i >= start and l.startswith(f"# {last}"))
+        for i in range(start, end + 1):
+            lines[i] = lines[i][2:] if lines[i].startswith("# ") else lines[i].lstrip("#")
+        path.write_text("\n".join(lines))
 
     def run(self) -> tuple[int, str]:
         out = io.StringIO()
@@ -338,6 +381,379 @@ class CheckTest(unittest.TestCase):
             "  selector:\n    app.kubernetes.io/name: handof",
         )
         self.assertFails("Service/handoff selector")
+
+    # ---- the inbox: settings ----------------------------------------------------------------
+
+    def test_inbox_unknown_key(self) -> None:
+        self.tree.edit(INBOX, 'session_ttl = "12h"', 'session_timeout = "12h"')
+        self.assertFails("inbox.toml: inbox.session_timeout: unknown key (handoff refuses the file")
+
+    def test_inbox_unknown_auth(self) -> None:
+        self.tree.edit(INBOX, 'auth = "token"', 'auth = "sso"')
+        self.assertFails("inbox.auth: 'sso' is not one of token, proxy")
+
+    def test_unknown_key_in_the_processors_settings(self) -> None:
+        self.tree.edit("deploy/kubernetes/handoff.toml", "workers = 2", "worker = 2")
+        self.assertFails("handoff.toml: pipeline.worker: unknown key")
+
+    def test_a_key_the_sources_no_longer_declare(self) -> None:
+        # The keys come from src/config: a field removed there makes its key unknown here.
+        self.tree.edit("src/config/inbox.rs", "pub session_ttl: Duration,", "")
+        self.assertFails("inbox.session_ttl: unknown key")
+
+    def test_inbox_section_in_the_processors_settings(self) -> None:
+        # What `handoff run` would do with it: resolve the cookie key's file, which the
+        # processors do not mount, and refuse to start.
+        path = self.tree.root / "deploy/kubernetes/handoff.toml"
+        path.write_text(
+            path.read_text() + '\n[inbox]\ncookie_key = "file:/run/secrets/inbox/cookie-key"\n'
+        )
+        self.assertFails(
+            "handoff.toml has a [inbox] section: `handoff run` does not use it",
+            "Deployment/handoff: inbox.cookie_key = 'file:/run/secrets/inbox/cookie-key': no Secret is mounted at /run/secrets/inbox",
+        )
+
+    def test_inbox_kafka_differs_from_the_processors(self) -> None:
+        self.tree.edit(INBOX, 'group_id = "handoff"', 'group_id = "reviewers"')
+        self.tree.edit(INBOX, 'input = "agent.actions"', 'input = "agent.actions.v2"')
+        self.assertFails(
+            "[kafka] of inbox.toml differs from handoff.toml's at group_id",
+            "[topics] of inbox.toml differs from handoff.toml's at input",
+        )
+
+    def test_inbox_matrix_without_hash_suffix(self) -> None:
+        self.tree.edit(INBOX_DEP, "name: handoff-inbox-matrix", "name: handoff-matrix")
+        self.assertFails("ConfigMap handoff-matrix has disableNameSuffixHash: the inbox reads the matrix once")
+
+    def test_inbox_settings_without_hash_suffix(self) -> None:
+        self.tree.edit(
+            "deploy/kubernetes/kustomization.yaml",
+            "      - inbox.toml\n",
+            "      - inbox.toml\n    options:\n      disableNameSuffixHash: true\n",
+        )
+        self.assertFails("ConfigMap handoff-inbox-config has disableNameSuffixHash")
+
+    def test_inbox_people_examples_are_valid_once_filled_in(self) -> None:
+        self.tree.uncomment(INBOX, "[[inbox.people]]", "slack_user")
+        self.tree.edit(INBOX, "<64 hex digits from `handoff token`>", TOKEN_SHA256)
+        rc, out = self.tree.run()
+        self.assertEqual(rc, 0, out)
+
+    def test_inbox_people_placeholder_and_unknown_role(self) -> None:
+        self.tree.uncomment(INBOX, "[[inbox.people]]", "slack_user")
+        self.tree.edit(INBOX, '"support_l2"]', '"support_l3"]')
+        self.assertFails(
+            "inbox.people[0].roles: 'support_l3' is not a role of the matrix",
+            "inbox.people[0].token_sha256: not 64 hex digits",
+        )
+
+    # ---- the inbox: probes and ports ----------------------------------------------------------
+
+    def test_inbox_probe_path_it_does_not_serve(self) -> None:
+        self.tree.edit(
+            INBOX_DEP,
+            "livenessProbe:\n            httpGet:\n              path: /healthz",
+            "livenessProbe:\n            httpGet:\n              path: /livez",
+        )
+        self.assertFails("Deployment/handoff-inbox: livenessProbe path '/livez' is not a GET route the inbox serves")
+
+    def test_inbox_readiness_on_a_post_route(self) -> None:
+        self.tree.edit(INBOX_DEP, "path: /readyz", "path: /sign-out")
+        self.assertFails("readinessProbe path '/sign-out' is not a GET route the inbox serves")
+
+    def test_inbox_liveness_on_readiness(self) -> None:
+        self.tree.edit(
+            INBOX_DEP,
+            "livenessProbe:\n            httpGet:\n              path: /healthz",
+            "livenessProbe:\n            httpGet:\n              path: /readyz",
+        )
+        self.assertFails("on /readyz it would restart the inbox while it catches up")
+
+    def test_inbox_route_removed_from_its_router(self) -> None:
+        self.tree.edit("src/inbox/web.rs", ".route(crate::serve::READYZ_PATH, get(readyz))", "")
+        self.assertFails("Deployment/handoff-inbox: readinessProbe path '/readyz' is not a GET route the inbox serves")
+
+    def test_inbox_route_const_found_nowhere(self) -> None:
+        self.tree.edit("src/serve.rs", 'pub const HEALTHZ_PATH: &str = "/healthz";', "")
+        self.assertFails(".route(crate::serve::HEALTHZ_PATH, ...) names a path const found in none of")
+
+    def test_inbox_without_startup_probe(self) -> None:
+        path = self.tree.root / INBOX_DEP
+        text = path.read_text()
+        start, end = text.index("          startupProbe:\n"), text.index("          # 200 as long")
+        path.write_text(text[:start] + text[end:])
+        self.assertFails("Deployment/handoff-inbox: startupProbe: missing, or not an httpGet probe (the inbox answers no request until it has reached Kafka")
+
+    def test_inbox_startup_window_too_short(self) -> None:
+        self.tree.edit(INBOX_DEP, "failureThreshold: 30", "failureThreshold: 5")
+        self.assertFails("startupProbe allows 10s, less than 3 x [pipeline] connect_timeout (10s)")
+
+    def test_inbox_bind_port_differs(self) -> None:
+        self.tree.edit(INBOX, 'bind = "0.0.0.0:9870"', 'bind = "0.0.0.0:9871"')
+        self.assertFails(
+            "containerPort named http is 9870, [inbox] bind port is 9871",
+            "readinessProbe port 'http' resolves to 9870, but the inbox listens on 9871",
+            "Service/handoff-inbox port http: targetPort http -> 9870, the inbox listens on 9871",
+            "PodMonitor/handoff-inbox port 'http' is not the inbox's port 9871",
+        )
+
+    def test_inbox_bind_left_at_its_default(self) -> None:
+        self.tree.edit(INBOX, 'bind = "0.0.0.0:9870"\n', "")
+        self.assertFails("[inbox] bind 127.0.0.1:9870: the kubelet probes, Prometheus scrapes")
+
+    def test_inbox_service_to_another_port(self) -> None:
+        self.tree.edit("deploy/kubernetes/inbox-service.yaml", "targetPort: http", "targetPort: 9464")
+        self.assertFails("Service/handoff-inbox port http: targetPort 9464 -> 9464, the inbox listens on 9870")
+
+    def test_inbox_podmonitor_port(self) -> None:
+        self.tree.edit("deploy/kubernetes/inbox-podmonitor.yaml", "port: http", "port: metrics")
+        self.assertFails("PodMonitor/handoff-inbox port 'metrics' is not the inbox's port 9870")
+
+    def test_inbox_podmonitor_selects_no_pod(self) -> None:
+        self.tree.edit(
+            "deploy/kubernetes/inbox-podmonitor.yaml",
+            "    matchLabels:\n      app.kubernetes.io/name: handoff-inbox",
+            "    matchLabels:\n      app.kubernetes.io/name: handoff-inbx",
+        )
+        self.assertFails(
+            "PodMonitor/handoff-inbox selector",
+            "0 PodMonitors select the inbox's pods",
+        )
+
+    def test_inbox_podmonitor_selects_the_processors(self) -> None:
+        self.tree.edit(
+            "deploy/kubernetes/inbox-podmonitor.yaml",
+            "    matchLabels:\n      app.kubernetes.io/name: handoff-inbox",
+            "    matchLabels:\n      app.kubernetes.io/name: handoff",
+        )
+        self.assertFails("0 PodMonitors select the inbox's pods")
+
+    # ---- the inbox: monitoring ----------------------------------------------------------------
+
+    def test_inbox_job_is_the_processors(self) -> None:
+        self.tree.edit(
+            INBOX_DEP,
+            "        app.kubernetes.io/component: inbox\n    spec:",
+            "        app.kubernetes.io/component: inbox\n        app.kubernetes.io/instance: handoff\n    spec:",
+        )
+        self.tree.edit(
+            "deploy/kubernetes/inbox-podmonitor.yaml",
+            "jobLabel: app.kubernetes.io/name",
+            "jobLabel: app.kubernetes.io/instance",
+        )
+        self.assertFails("the processors' job, so their rules (HandoffDown")
+
+    def test_inbox_without_job_label(self) -> None:
+        self.tree.edit(
+            "deploy/kubernetes/inbox-podmonitor.yaml", "  jobLabel: app.kubernetes.io/name\n", ""
+        )
+        self.assertFails("PodMonitor/handoff-inbox gives job='<namespace>/handoff-inbox'")
+
+    def test_alert_on_the_inbox_metrics_selects_the_processors_job(self) -> None:
+        self.tree.edit(
+            "deploy/prometheus/handoff.rules.yml",
+            'handoff_notifications_total{result=~"failed|rate_limited"}',
+            'handoff_notifications_total{job="handoff",result=~"failed|rate_limited"}',
+        )
+        self.assertFails(
+            "rule HandoffNotificationsFailing selects job handoff, but the inbox's metrics come with job='handoff-inbox'"
+        )
+
+    # ---- the inbox: secrets -------------------------------------------------------------------
+
+    def test_inbox_secret_not_mounted(self) -> None:
+        self.tree.edit(
+            INBOX_DEP,
+            "            - name: inbox-secrets\n              mountPath: /run/secrets/inbox\n              readOnly: true\n",
+            "",
+        )
+        self.assertFails(
+            "Deployment/handoff-inbox: inbox.cookie_key = 'file:/run/secrets/inbox/cookie-key': no Secret is mounted at /run/secrets/inbox"
+        )
+
+    def test_inbox_secret_item_missing(self) -> None:
+        self.tree.edit(INBOX_DEP, "path: cookie-key", "path: cookie_key")
+        self.assertFails("Secret handoff-inbox is mounted at /run/secrets/inbox without a cookie-key item")
+
+    def test_inbox_without_cookie_key(self) -> None:
+        self.tree.edit(INBOX, 'cookie_key = "file:/run/secrets/inbox/cookie-key"\n', "")
+        self.assertFails("[inbox] cookie_key unset: each replica makes its own key")
+
+    def test_inbox_cookie_key_written_in_the_configmap(self) -> None:
+        self.tree.edit(
+            INBOX, '"file:/run/secrets/inbox/cookie-key"', '"' + "k" * 48 + '"'
+        )
+        rc, out = self.tree.run()
+        self.assertNotIn("k" * 48, out, "the check printed the secret")
+        self.assertFails("inbox.cookie_key is written in inbox.toml itself, which is a ConfigMap")
+
+    def test_inbox_env_reference_not_set(self) -> None:
+        self.tree.edit(
+            INBOX, '"file:/run/secrets/inbox/cookie-key"', '"env:INBOX_COOKIE_KEY"'
+        )
+        self.assertFails("inbox.cookie_key = 'env:INBOX_COOKIE_KEY': the container does not set INBOX_COOKIE_KEY")
+
+    def test_inbox_receivers_need_their_secrets_mounted(self) -> None:
+        self.tree.uncomment(INBOX, "[notify]", 'tiers = ["immediate"]')
+        self.assertFails(
+            "notify.receivers[0].url = 'file:/run/secrets/inbox/support-slack-webhook-url': Secret handoff-inbox is mounted at /run/secrets/inbox without a support-slack-webhook-url item",
+            "notify.receivers[1].secret = 'file:/run/secrets/inbox/pager-webhook-secret': Secret handoff-inbox is mounted at /run/secrets/inbox without a pager-webhook-secret item",
+        )
+
+    def _mount_inbox_keys(self, *keys: str, shown: bool = True) -> None:
+        items = "".join(f"              - key: {k}\n                path: {k}\n" for k in keys)
+        self.tree.edit(
+            INBOX_DEP,
+            "              - key: cookie-key\n                path: cookie-key\n",
+            "              - key: cookie-key\n                path: cookie-key\n" + items,
+        )
+        if shown:
+            self.tree.edit(
+                SECRETS,
+                "  cookie-key: REPLACE-ME-with-openssl-rand-base64-48\n",
+                "  cookie-key: REPLACE-ME-with-openssl-rand-base64-48\n"
+                + "".join(f"  {k}: REPLACE-ME\n" for k in keys),
+            )
+
+    def test_inbox_receivers_and_slack_examples_pass_once_mounted(self) -> None:
+        self.tree.uncomment(INBOX, "slack_signing_secret", "slack_signing_secret")
+        self.tree.uncomment(INBOX, "[notify]", 'tiers = ["immediate"]')
+        self._mount_inbox_keys(
+            "slack-signing-secret", "support-slack-webhook-url", "pager-webhook-secret"
+        )
+        rc, out = self.tree.run()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("notify.receivers[1].secret: /run/secrets/inbox/pager-webhook-secret comes from Secret handoff-inbox", out)
+
+    def test_inbox_secret_key_not_in_the_example(self) -> None:
+        self.tree.uncomment(INBOX, "slack_signing_secret", "slack_signing_secret")
+        self._mount_inbox_keys("slack-signing-secret", shown=False)
+        self.assertFails(
+            "Secret handoff-inbox key slack-signing-secret is used by Deployment/handoff-inbox but not shown in secret.example.yaml"
+        )
+
+    def test_slack_webhook_url_written_in_the_configmap(self) -> None:
+        self.tree.uncomment(INBOX, "[notify]", 'tiers = ["immediate"]')
+        self.tree.edit(
+            INBOX,
+            '"file:/run/secrets/inbox/support-slack-webhook-url"',
+            '"https://hooks.slack.com/services/T0/B0/secret"',
+        )
+        self.assertFails("notify.receivers[0].url (a Slack webhook URL) is written in inbox.toml itself")
+
+    # ---- the inbox: sign-in through a proxy ---------------------------------------------------
+
+    def test_inbox_proxy_auth_without_a_proxy(self) -> None:
+        self.tree.edit(INBOX, 'auth = "token"', 'auth = "proxy"')
+        self.assertFails('auth = "proxy", but Deployment/handoff-inbox has no other container with a port')
+
+    def test_inbox_proxy_auth_with_a_sidecar_passes(self) -> None:
+        self.tree.edit(INBOX, 'auth = "token"', 'auth = "proxy"')
+        self.tree.edit(INBOX_DEP, "      volumes:\n", SIDECAR)
+        self.tree.edit("deploy/kubernetes/inbox-service.yaml", "targetPort: http", "targetPort: proxy")
+        # The proxy's own sign-in callback is routed too: not an inbox route, not a failure.
+        self.tree.edit(
+            INGRESS,
+            "          - path: /static\n",
+            "          - path: /oauth2\n            pathType: Prefix\n            backend:\n"
+            "              service:\n                name: handoff-inbox\n                port:\n"
+            "                  name: http\n          - path: /static\n",
+        )
+        rc, out = self.tree.run()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("path /oauth2 (Prefix) leads to no route of the inbox: the SSO proxy's own", out)
+
+    def test_inbox_proxy_auth_bypassed_by_the_service(self) -> None:
+        self.tree.edit(INBOX, 'auth = "token"', 'auth = "proxy"')
+        self.tree.edit(INBOX_DEP, "      volumes:\n", SIDECAR)
+        self.assertFails("straight to the inbox, every page answers 401")
+
+    def test_inbox_proxy_trusted_by_pod_ip(self) -> None:
+        self.tree.edit(INBOX, 'auth = "token"', 'auth = "proxy"\ntrusted_proxies = ["10.42.0.17"]')
+        self.tree.edit(INBOX_DEP, "      volumes:\n", SIDECAR)
+        self.tree.edit("deploy/kubernetes/inbox-service.yaml", "targetPort: http", "targetPort: proxy")
+        self.assertFails("[inbox] trusted_proxies ['10.42.0.17']: pod IPs change with every restart")
+
+    # ---- the inbox: how people reach it -------------------------------------------------------
+
+    def test_ingress_publishes_metrics_and_probes(self) -> None:
+        self.tree.edit(INGRESS, "- path: /\n            pathType: Exact", "- path: /\n            pathType: Prefix")
+        self.assertFails("Ingress/handoff-inbox publishes /healthz, /metrics, /readyz")
+
+    def test_ingress_misses_a_page(self) -> None:
+        self.tree.edit(
+            INGRESS,
+            "          - path: /live\n            pathType: Exact\n",
+            "          - path: /events\n            pathType: Exact\n",
+        )
+        self.assertFails(
+            "Ingress/handoff-inbox does not route /live",
+            "Ingress/handoff-inbox path /events (Exact) leads to no route of the inbox",
+        )
+
+    def test_ingress_to_a_port_the_service_lacks(self) -> None:
+        self.tree.edit(INGRESS, "                  name: http\n", "                  name: web\n")
+        self.assertFails("Ingress/handoff-inbox /: Service/handoff-inbox has no port 'web'")
+
+    def test_ingress_host_is_not_public_url(self) -> None:
+        self.tree.edit(INGRESS, "- host: inbox.example.com", "- host: reviews.example.com")
+        self.assertFails("Ingress/handoff-inbox hosts ['reviews.example.com'] != [inbox] public_url's host 'inbox.example.com'")
+
+    def test_ingress_schema(self) -> None:
+        self.tree.edit(INGRESS, "pathType: Exact", "pathtype: Exact")
+        self.assertFails("inbox-ingress.example.yaml: Ingress/handoff-inbox: invalid against 1.37")
+
+    def test_public_url_over_http(self) -> None:
+        self.tree.edit(INBOX, 'public_url = "https://', 'public_url = "http://')
+        self.assertFails("is not https:// and secure_cookies is not true")
+
+    def test_public_url_unset(self) -> None:
+        self.tree.edit(INBOX, 'public_url = "https://inbox.example.com"\n', "")
+        self.assertFails("[inbox] public_url unset: links in notifications would point at http://0.0.0.0:9870")
+
+    # ---- the inbox: replicas, rollouts, disruptions, the pod ----------------------------------
+
+    def test_inbox_single_replica(self) -> None:
+        self.tree.edit(INBOX_DEP, "  replicas: 2\n", "  replicas: 1\n")
+        self.assertFails("replicas 1: want 2 or more")
+
+    def test_inbox_rollout_stops_a_replica_first(self) -> None:
+        self.tree.edit(INBOX_DEP, "maxSurge: 1\n      maxUnavailable: 0", "maxSurge: 0\n      maxUnavailable: 1")
+        self.assertFails("want RollingUpdate with maxUnavailable 0 and a maxSurge")
+
+    def test_inbox_without_disruption_budget(self) -> None:
+        self.tree.edit("deploy/kubernetes/kustomization.yaml", "  - inbox-pdb.yaml\n", "")
+        (self.tree.root / "deploy/kubernetes/inbox-pdb.yaml").unlink()
+        self.assertFails("PodDisruptionBudget for the inbox: want one with maxUnavailable 1, found []")
+
+    def test_inbox_pods_taken_in_by_the_processors_selectors(self) -> None:
+        self.tree.edit_all(INBOX_DEP, "app.kubernetes.io/name: handoff-inbox", "app.kubernetes.io/name: handoff")
+        self.assertFails(
+            "Deployment/handoff selector {'matchLabels': {'app.kubernetes.io/name': 'handoff'}} matches the pods of Deployment/handoff, Deployment/handoff-inbox",
+            "Service/handoff selector",
+        )
+
+    def test_inbox_image_differs(self) -> None:
+        self.tree.edit(INBOX_DEP, "image: handoff\n", "image: handoff-inbox\n")
+        self.assertFails("Deployment/handoff-inbox: image 'handoff-inbox' != the processors' 'handoff'")
+
+    def test_inbox_command_replaces_the_entrypoint(self) -> None:
+        self.tree.edit(INBOX_DEP, "          args: [\"inbox\"", "          command: [\"/handoff\"]\n          args: [\"inbox\"")
+        self.assertFails("Deployment/handoff-inbox: command ['/handoff'] replaces the image's ENTRYPOINT")
+
+    def test_inbox_writable_root(self) -> None:
+        self.tree.edit(INBOX_DEP, "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false")
+        self.assertFails("Deployment/handoff-inbox: readOnlyRootFilesystem False")
+
+    def test_no_inbox_at_all(self) -> None:
+        # The inbox is optional: without its Deployment, its checks are skipped, and what is
+        # left of it (a Service, a PodMonitor) selects no pods.
+        for f in ("inbox-deployment.yaml", "inbox-service.yaml", "inbox-podmonitor.yaml", "inbox-pdb.yaml"):
+            self.tree.edit("deploy/kubernetes/kustomization.yaml", f"  - {f}\n", "")
+            (self.tree.root / "deploy/kubernetes" / f).unlink()
+        rc, out = self.tree.run()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("no Deployment runs `handoff inbox`", out)
 
     # ---- the Dockerfile ---------------------------------------------------------------------
 
