@@ -175,7 +175,7 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_real_prometheus() {
         dir.join("prometheus.yml"),
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
-             scrape_configs:\n  - job_name: handoff\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}', '127.0.0.1:{inbox_port}']\n",
+             scrape_configs:\n  - job_name: handoff\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n  - job_name: handoff-inbox\n    static_configs:\n      - targets: ['127.0.0.1:{inbox_port}']\n",
             dir.join("rules.yml").display()
         ),
     )

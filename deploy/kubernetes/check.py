@@ -1744,12 +1744,24 @@ def main(argv: list[str] | None = None) -> int:
     # ---- monitoring: the jobs the alert rules select -------------------------------------------
     r.section("monitoring: the jobs the alert rules select")
     rules = rules_jobs(repo / "deploy" / "prometheus" / "handoff.rules.yml")
-    inbox_rule = lambda metrics: any(m.startswith(INBOX_METRIC_PREFIXES) for m in metrics)  # noqa: E731
-    jobs = {j for _, ms, js in rules if not inbox_rule(ms) for j in js}
 
     def job_of(pm: dict, w: Workload) -> str | None:
         jl = (pm.get("spec") or {}).get("jobLabel")
         return w.labels.get(jl) if jl else None
+
+    # A rule is the inbox's when it reads the inbox's metrics, or selects only the inbox's job
+    # (HandoffInboxDown: up{job="handoff-inbox"}).
+    inbox_pms = selecting("PodMonitor", inbox_w) if inbox_w is not None else []
+    inbox_job = job_of(inbox_pms[0], inbox_w) if len(inbox_pms) == 1 else None
+    # Without an inbox deployed, its rules name the job the shipped inbox PodMonitor gives.
+    inbox_job_named = inbox_job if inbox_w is not None else "handoff-inbox"
+
+    def inbox_rule(metrics, js) -> bool:
+        return any(m.startswith(INBOX_METRIC_PREFIXES) for m in metrics) or (
+            inbox_job_named is not None and bool(js) and js == {inbox_job_named}
+        )
+
+    jobs = {j for _, ms, js in rules if not inbox_rule(ms, js) for j in js}
 
     proc_jobs = set()
     for pm in selecting("PodMonitor", proc):
@@ -1783,10 +1795,10 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             )
             for name, ms, js in rules:
-                if inbox_rule(ms):
+                if inbox_rule(ms, js):
                     r.check(
                         not js or js == {job},
-                        f"rule {name} (on {', '.join(sorted(m for m in ms if m.startswith(INBOX_METRIC_PREFIXES)))}) selects {'job ' + job if js else 'any job'}: the inbox's data reaches it",
+                        f"rule {name} (on {', '.join(sorted(ms))}) selects {'job ' + job if js else 'any job'}: the inbox's data reaches it",
                         f"rule {name} selects job {', '.join(sorted(js))}, but the inbox's metrics come with job={job!r}: it never fires",
                     )
 

@@ -89,6 +89,14 @@ impl InboxMetrics {
             )
             .expect("valid"),
         };
+        // The dashboard's instance list comes from the build info: the inbox is an instance too.
+        let build = prometheus::IntGaugeVec::new(
+            Opts::new("handoff_build_info", "The running handoff build (always 1)."),
+            &["version"],
+        )
+        .expect("valid");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let _ = registry.register(Box::new(build));
         for c in [
             Box::new(m.open.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.views.clone()),
@@ -207,16 +215,33 @@ pub async fn run(
     let follower = follow::start(settings, feed)?;
     on_bound(listener.local_addr().map_err(InboxError::Serve)?);
     let app = Arc::new(app);
-    let notifier = notifier(settings, &app, stop_tx.subscribe());
-    let stopped = async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    };
-    let server = serve(listener, app, stopped);
-    // A notifier that fails (Kafka) stops the inbox: restarted, it resumes from its ledger.
+    let stop_tx = Arc::new(stop_tx);
+    {
+        let tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = tx.send(true);
+        });
+    }
+    let mut notifier = tokio::spawn(notifier(settings, &app, stop_tx.subscribe()));
+    let mut stopping = stop_tx.subscribe();
+    let server = serve(listener, app, async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    });
+    tokio::pin!(server);
+    // Both end on the same stop; the notifier flushes its ledger first. A notifier that fails
+    // (Kafka) stops the inbox: restarted, it resumes from its ledger.
     let result = tokio::select! {
-        served = server => served.map_err(InboxError::Serve),
-        notified = notifier => notified.map_err(InboxError::Notify),
+        served = &mut server => {
+            let notified = notifier.await.expect("the notifier does not panic");
+            served.map_err(InboxError::Serve).and(notified.map_err(InboxError::Notify))
+        }
+        notified = &mut notifier => {
+            let _ = stop_tx.send(true);
+            let served = server.await;
+            let notified = notified.expect("the notifier does not panic");
+            notified.map_err(InboxError::Notify).and(served.map_err(InboxError::Serve))
+        }
     };
     stop.store(true, Ordering::Release);
     let _ = tokio::task::spawn_blocking(move || follower.join()).await;
