@@ -562,4 +562,15 @@ mod shipped {
         let e = s.with_secrets_from(|_| None).unwrap_err().to_string();
         assert!(e.contains("/run/secrets/kafka/password"), "{e}");
     }
+
+    #[test]
+    fn the_kubernetes_inbox_config_loads_and_reads_its_key_from_a_secret_file() {
+        let p =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/inbox.toml");
+        let s = super::Settings::load_with_env(Some(&p), Vec::new()).unwrap();
+        assert_eq!(s.inbox.bind, "0.0.0.0:9870", "reached from outside the pod");
+        assert!(s.inbox.cookie_key.as_deref().unwrap().starts_with("file:"));
+        let e = s.with_secrets_from(|_| None).unwrap_err().to_string();
+        assert!(e.contains("inbox.cookie_key"), "{e}");
+    }
 }

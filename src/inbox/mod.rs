@@ -91,7 +91,10 @@ impl InboxMetrics {
         };
         // The dashboard's instance list comes from the build info: the inbox is an instance too.
         let build = prometheus::IntGaugeVec::new(
-            Opts::new("handoff_build_info", "The running handoff build (always 1)."),
+            Opts::new(
+                "handoff_build_info",
+                "The running handoff build (always 1).",
+            ),
             &["version"],
         )
         .expect("valid");
