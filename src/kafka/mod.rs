@@ -29,6 +29,9 @@ pub enum Role<'a> {
     /// A member of a helper group `<group_id>-<suffix>` (simulated people) that commits what it
     /// reads.
     Helper(&'a str),
+    /// A member of a helper group `<group_id>-<suffix>` whose offsets handoff stores only once
+    /// what it read is settled (the inbox's notifier: delivered or abandoned).
+    Settling(&'a str),
     /// Reads topics back by assignment (changelog restore, replay, reports): never commits.
     /// Its group is `<group_id>-<suffix>`.
     Reader(&'a str),
@@ -49,7 +52,7 @@ enum Side {
 impl Role<'_> {
     fn side(self) -> Side {
         match self {
-            Role::Member | Role::Helper(_) | Role::Reader(_) => Side::Consumer,
+            Role::Member | Role::Helper(_) | Role::Settling(_) | Role::Reader(_) => Side::Consumer,
             Role::Producer => Side::Producer,
             Role::Admin => Side::Neither,
         }
@@ -151,7 +154,7 @@ pub fn client_config(k: &KafkaSettings, role: Role<'_>) -> ClientConfig {
     let side = role.side();
     let defaults: &[&[(&str, &str)]] = match role {
         Role::Member => &[CONSUMER_DEFAULTS, MEMBER_DEFAULTS],
-        Role::Helper(_) | Role::Reader(_) => &[CONSUMER_DEFAULTS],
+        Role::Helper(_) | Role::Settling(_) | Role::Reader(_) => &[CONSUMER_DEFAULTS],
         Role::Producer => &[PRODUCER_DEFAULTS],
         Role::Admin => &[],
     };
@@ -181,6 +184,12 @@ pub fn client_config(k: &KafkaSettings, role: Role<'_>) -> ClientConfig {
         Role::Helper(suffix) => {
             c.set("group.id", format!("{}-{suffix}", k.group_id))
                 .set("session.timeout.ms", &session);
+        }
+        Role::Settling(suffix) => {
+            c.set("group.id", format!("{}-{suffix}", k.group_id))
+                .set("session.timeout.ms", &session)
+                .set("enable.auto.commit", "true")
+                .set("enable.auto.offset.store", "false");
         }
         Role::Reader(suffix) => {
             c.set("group.id", format!("{}-{suffix}", k.group_id))
@@ -361,6 +370,7 @@ mod tests {
         for role in [
             Role::Member,
             Role::Helper("x"),
+            Role::Settling("z"),
             Role::Reader("y"),
             Role::Producer,
             Role::Admin,
@@ -370,6 +380,20 @@ mod tests {
                 Some("ssl")
             );
         }
+    }
+
+    #[test]
+    fn a_settling_member_stores_its_offsets_itself() {
+        let k = settings("consumer", "fetch.min.bytes", "1");
+        let c = client_config(&k, Role::Settling("inbox"));
+        assert_eq!(c.get("group.id"), Some("handoff-inbox"));
+        assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(c.get("enable.auto.commit"), Some("true"));
+        assert_eq!(
+            c.get("fetch.min.bytes"),
+            Some("1"),
+            "the consumer map applies"
+        );
     }
 
     #[test]

@@ -237,14 +237,11 @@ struct State {
 }
 
 impl Source {
-    /// A member of `<group_id>-inbox` subscribed to `topics`. Its offsets are stored by
-    /// handoff (the helper role's properties, with `enable.auto.offset.store = false`).
+    /// A member of `<group_id>-inbox` subscribed to `topics`; its offsets are stored once
+    /// settled ([`Role::Settling`]).
     pub fn new(settings: &Settings, topics: &[String]) -> Result<Source, NotifyError> {
         let (tx, events) = channel();
-        let mut config = kafka::client_config(&settings.kafka, Role::Helper(GROUP_SUFFIX));
-        config
-            .set("enable.auto.commit", "true")
-            .set("enable.auto.offset.store", "false");
+        let config = kafka::client_config(&settings.kafka, Role::Settling(GROUP_SUFFIX));
         let consumer: BaseConsumer<SourceContext> = config
             .create_with_context(SourceContext {
                 events: Mutex::new(tx),
