@@ -10,7 +10,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  a check or test failed: an invalid matrix (check), bad input lines (eval), failed rule
-     cases (test-rules), a hard_stop decision relaxed (diff without --allow-relax)
+     cases (test-rules), a hard_stop decision relaxed (diff without --allow-relax), a
+     broken audit pack (audit verify)
   2  bad usage, configuration or matrix: a bad argument or value, an unreadable or invalid
      matrix, scenario, rule-test or events file, an invalid --config file or HANDOFF_
      variable, a metrics address that cannot be bound (run)
@@ -60,6 +61,10 @@ pub enum Command {
     /// The reviewers' web inbox: people sign in, see their roles' open escalations and answer
     /// them; its own process beside `run`. Runs until Ctrl-C.
     Inbox(InboxArgs),
+    /// The audit trail: `export` writes a hash-chained evidence pack of every action decided in
+    /// a time range (verdicts, what each person was shown, who answered, when); `verify`
+    /// checks a pack and names the first broken link (exit 1).
+    Audit(AuditArgs),
     /// Make a sign-in token for a person of the inbox: prints the token (give it to them) and
     /// the `token_sha256` line for `[[inbox.people]]`.
     Token,
@@ -131,6 +136,51 @@ pub struct RunArgs {
     /// `drill.`, consumer group `<group>-drill`.
     #[arg(long)]
     pub drill: bool,
+}
+
+/// `handoff audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Export or verify.
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+/// `handoff audit export|verify`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write the evidence pack of the actions first decided in [--from, --to).
+    Export(AuditExportArgs),
+    /// Check a pack's chain; exit 1 at the first broken link (or a digest that differs).
+    Verify(AuditVerifyArgs),
+}
+
+/// `handoff audit export`.
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    /// The cluster (and the topic names, the matrix's role topics).
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Start of the range, included: RFC 3339 (`2026-12-01T00:00:00Z`) or ms since the epoch.
+    #[arg(long)]
+    pub from: String,
+    /// End of the range, excluded: RFC 3339 or ms since the epoch.
+    #[arg(long)]
+    pub to: String,
+    /// Where to write the pack; `audit-FROM-TO.jsonl` by default.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `handoff audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// The pack.
+    pub file: PathBuf,
+    /// The pack's SHA-256 as printed by `export` (kept apart from the file): a pack rewritten
+    /// whole, chain and all, differs from it.
+    #[arg(long)]
+    pub expect: Option<String>,
 }
 
 /// `handoff inbox`.

@@ -4,7 +4,8 @@
 //! Exit codes (the same in `handoff --help` and the README):
 //!   0  success
 //!   1  a check or test failed: an invalid matrix (check), bad input lines (eval), failed rule
-//!      cases (test-rules), a hard_stop decision relaxed (diff without --allow-relax)
+//!      cases (test-rules), a hard_stop decision relaxed (diff without --allow-relax), a
+//!      broken audit pack (audit verify)
 //!   2  bad usage, configuration or matrix: a bad argument or value, an unreadable or invalid
 //!      matrix, scenario, rule-test or events file, an invalid --config file or HANDOFF_
 //!      variable, a metrics address that cannot be bound (run)
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
 /// with the signal handler installed, before they do anything else.
 fn dispatch(command: Command) -> commands::Result {
     use commands::{
-        check, demo, diff, eval, gameday, generate, inbox, replay, respond, run, test_rules,
+        audit, check, demo, diff, eval, gameday, generate, inbox, replay, respond, run, test_rules,
     };
     match command {
         Command::Check(args) => check::run(args),
@@ -42,6 +43,7 @@ fn dispatch(command: Command) -> commands::Result {
         Command::Respond(args) => respond::run(args, Started::now()?),
         Command::Inbox(args) => inbox::run(args, Started::now()?),
         Command::Token => inbox::token(),
+        Command::Audit(args) => audit::run(args),
         Command::Generate(args) => {
             let started = args.topic.is_some().then(Started::now).transpose()?;
             generate::run(args, started)

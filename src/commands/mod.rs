@@ -2,6 +2,7 @@
 //! ends ([`Outcome`], [`Failure`]), the runtime and the stop signal ([`Started`]), logging, and
 //! the Kafka settings of the commands that talk to a cluster.
 
+pub mod audit;
 pub mod check;
 pub mod demo;
 pub mod diff;

@@ -1,0 +1,103 @@
+//! `handoff audit export` and `handoff audit verify`: the evidence pack of the oversight.
+
+use super::{load_matrix, load_settings, Failure, Outcome, Result};
+use handoff::audit::{self, chain};
+use handoff::cli::{AuditArgs, AuditCommand, AuditExportArgs, AuditVerifyArgs};
+
+/// Dispatches to export or verify.
+pub fn run(args: AuditArgs) -> Result {
+    match args.command {
+        AuditCommand::Export(a) => export(a),
+        AuditCommand::Verify(a) => verify(a),
+    }
+}
+
+/// A time as RFC 3339 or milliseconds since the epoch.
+fn time_ms(flag: &str, text: &str) -> Result<i64> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    humantime::parse_rfc3339_weak(text)
+        .map(|t| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)
+        })
+        .map_err(|e| {
+            Failure::usage(anyhow::anyhow!(
+                "{flag} {text:?}: {e} (RFC 3339 such as 2026-12-01T00:00:00Z, or ms since the epoch)"
+            ))
+        })
+}
+
+fn export(args: AuditExportArgs) -> Result {
+    let (from_ms, to_ms) = (time_ms("--from", &args.from)?, time_ms("--to", &args.to)?);
+    super::ensure_usage(from_ms < to_ms, || {
+        format!("--from {} is not before --to {}", args.from, args.to)
+    })?;
+    let settings = load_settings(&args.kafka)?;
+    let matrix = load_matrix(settings.matrix.path.as_deref())?;
+    handoff::kafka::admin::wait_reachable(&settings)?;
+    let (records, sources) = audit::read::read(&settings, &matrix, from_ms, to_ms)?;
+    let entries = audit::join(&records, from_ms, to_ms);
+    let header = chain::Header {
+        pack: chain::PACK.into(),
+        version: chain::VERSION,
+        from_ms,
+        to_ms,
+        created_at_ms: handoff::inbox::web::now_ms(),
+        sources,
+    };
+    let bytes = chain::write(&header, &entries);
+    let out = args
+        .out
+        .unwrap_or_else(|| format!("audit-{from_ms}-{to_ms}.jsonl").into());
+    std::fs::write(&out, &bytes)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    let s = audit::summary(&entries);
+    println!(
+        "{}: {} actions, {} handed to people, {} answered ({} answers without the detail opened), \
+         {} timed out, {} still open, {} decided without a rule version",
+        out.display(),
+        s.actions,
+        s.escalated,
+        s.answered,
+        s.answered_unopened,
+        s.timed_out,
+        s.open,
+        s.unversioned
+    );
+    println!(
+        "sha256 {}  (keep it apart from the pack: `handoff audit verify --expect`)",
+        chain::sha256_hex(&bytes)
+    );
+    Ok(Outcome::Success)
+}
+
+fn verify(args: AuditVerifyArgs) -> Result {
+    let bytes = std::fs::read(&args.file)
+        .map_err(|e| Failure::usage(anyhow::anyhow!("cannot read {}: {e}", args.file.display())))?;
+    let digest = chain::sha256_hex(&bytes);
+    match chain::verify(&bytes) {
+        chain::Verified::Intact {
+            from_ms,
+            to_ms,
+            entries,
+        } => {
+            if let Some(want) = &args.expect {
+                if !want.eq_ignore_ascii_case(&digest) {
+                    println!("{}: chain intact, but its sha256 {digest} is not the one expected ({want}): the pack was rewritten", args.file.display());
+                    return Ok(Outcome::ChecksFailed);
+                }
+            }
+            println!(
+                "{}: intact, {entries} entries decided in [{from_ms}, {to_ms}), sha256 {digest}",
+                args.file.display()
+            );
+            Ok(Outcome::Success)
+        }
+        chain::Verified::Broken { line, why } => {
+            println!("{}: broken at line {line}: {why}", args.file.display());
+            Ok(Outcome::ChecksFailed)
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The audit trail without a broker: a real processor decides events and takes decisions, the
+//! records are joined into entries, written as a chained pack, verified, and caught when one
+//! entry is changed or one is removed.
+
+mod common;
+
+use common::base_event;
+use common::run::Run;
+use handoff::audit::{self, chain, Records};
+use handoff::event::{AgentAction, DecisionKind, HumanDecision, VerdictOutcome};
+use handoff::inbox::publish::{AuditEntry, AuditKind, Via};
+use handoff::matrix::{Matrix, MatrixSource, DEFAULT_MATRIX_TOML};
+use handoff::pipeline::process::Processor;
+use std::sync::Arc;
+
+const NOW: i64 = 1_798_761_600_000;
+const MIN: i64 = 60_000;
+
+fn refund(i: usize) -> AgentAction {
+    let mut e = base_event();
+    e.action_id = format!("act-{i}");
+    e.session_id = format!("sess-{i}");
+    e.action_type = "refund.issue".into();
+    e.amount = Some(30.0);
+    e.output = Some("We refund 30 EUR.".into());
+    e
+}
+
+fn answer(x: &handoff::event::Escalation, kind: DecisionKind, by: &str, at: i64) -> HumanDecision {
+    HumanDecision {
+        escalation_id: x.escalation_id.clone(),
+        action_id: x.action_id.clone(),
+        session_id: x.session_id.clone(),
+        role: x.role.clone(),
+        decided_by: by.into(),
+        decision: kind,
+        comment: None,
+        revised_output: (kind == DecisionKind::Revise).then(|| "We refund 25 EUR.".into()),
+        redirect_role: None,
+        decided_at_ms: at,
+        drill: false,
+        chosen_option: None,
+    }
+}
+
+/// Four refunds: one approved after a look, one revised without one, one left to time out
+/// (support, then support_l2, then crisis_manager), one still open; and a research search that
+/// runs alone. Returns the records as the topics would hold them.
+fn history() -> Records {
+    let m = Arc::new(Matrix::from_toml_str(DEFAULT_MATRIX_TOML, MatrixSource::Default).unwrap());
+    let mut run = Run::new(Processor::new(&Default::default(), m).unwrap());
+    let mut events: Vec<AgentAction> = (0..4).map(refund).collect();
+    let mut alone = base_event();
+    alone.action_id = "act-alone".into();
+    alone.session_id = "sess-alone".into();
+    events.push(alone);
+    for (i, e) in events.iter().enumerate() {
+        run.event(e, NOW + i as i64);
+    }
+    let escs = run.escalations("escalations.support");
+    let view = |person: &str, id: &str, at: i64| AuditEntry {
+        kind: AuditKind::Viewed,
+        person: person.into(),
+        role: "support".into(),
+        escalation_id: id.into(),
+        action_id: String::new(),
+        session_id: String::new(),
+        at_ms: at,
+        decision: None,
+        first_viewed_at_ms: None,
+        via: Via::Web,
+        reason: None,
+        rule_version: String::new(),
+    };
+    let views = vec![
+        view("ana", &escs[0].escalation_id, NOW + MIN),
+        view("ana", &escs[0].escalation_id, NOW + 2 * MIN),
+    ];
+    let decisions = vec![
+        answer(&escs[0], DecisionKind::Approve, "ana", NOW + 3 * MIN),
+        answer(&escs[1], DecisionKind::Revise, "sam", NOW + 4 * MIN),
+    ];
+    for d in &decisions {
+        run.decide(d, d.decided_at_ms);
+    }
+    // Nobody answers act-2: its chain runs out (1 h warm, then 5 min immediate twice).
+    for t in [61, 67, 73] {
+        run.tick(NOW + t * MIN);
+    }
+    let mut escalations = Vec::new();
+    for role in ["support", "support_l2", "crisis_manager"] {
+        escalations.extend(run.escalations(&format!("escalations.{role}")));
+    }
+    Records {
+        events,
+        verdicts: run.verdicts(),
+        escalations,
+        decisions,
+        views,
+    }
+}
+
+#[test]
+fn every_action_decided_in_the_range_is_one_entry_with_who_saw_what_and_when() {
+    let r = history();
+    let entries = audit::join(&r, NOW, NOW + 10);
+    let ids: Vec<&str> = entries.iter().map(|e| e.action_id.as_str()).collect();
+    assert_eq!(ids, ["act-0", "act-1", "act-2", "act-3", "act-alone"]);
+    let by = |id: &str| entries.iter().find(|e| e.action_id == id).unwrap();
+    let approved = by("act-0");
+    assert_eq!(
+        (approved.outcome, approved.is_final),
+        (VerdictOutcome::Approved, true)
+    );
+    assert_eq!(approved.answers[0].by, "ana");
+    assert_eq!(
+        approved.answers[0].opened_at_ms,
+        Some(NOW + MIN),
+        "her first look"
+    );
+    assert_eq!(approved.shown.len(), 1);
+    assert_eq!(approved.shown[0].package_sha256.len(), 64);
+    assert_eq!(approved.event_sha256, Some(audit::hash_json(&r.events[0])));
+    assert!(approved
+        .triggers
+        .iter()
+        .all(|t| t.detail.is_some() || approved.triggers.is_empty()));
+    let revised = by("act-1");
+    assert_eq!(revised.outcome, VerdictOutcome::Revised);
+    assert_eq!(revised.answers[0].opened_at_ms, None, "sam never opened it");
+    assert_eq!(
+        revised.answers[0].revised_sha256.as_deref(),
+        Some(chain::sha256_hex(b"We refund 25 EUR.").as_str())
+    );
+    let timed_out = by("act-2");
+    assert_eq!(timed_out.outcome, VerdictOutcome::TimedOutBlocked);
+    let roles: Vec<&str> = timed_out.shown.iter().map(|s| s.role.as_str()).collect();
+    assert_eq!(
+        roles,
+        ["support", "support_l2", "crisis_manager"],
+        "the whole chain"
+    );
+    assert!(!by("act-3").is_final || by("act-3").outcome == VerdictOutcome::TimedOutBlocked);
+    let alone = by("act-alone");
+    assert!(alone.is_final && alone.shown.is_empty() && alone.answers.is_empty());
+    assert!(entries.iter().all(|e| !e.rule_version.is_empty()));
+    let s = audit::summary(&entries);
+    assert_eq!(
+        (
+            s.actions,
+            s.escalated,
+            s.answered,
+            s.answered_unopened,
+            s.unversioned
+        ),
+        (5, 4, 2, 1, 0)
+    );
+    // Out of range: nothing.
+    assert!(audit::join(&r, NOW + 10, NOW + 20).is_empty());
+}
+
+#[test]
+fn a_pack_verifies_and_one_changed_entry_or_one_removed_entry_is_caught() {
+    let r = history();
+    let entries = audit::join(&r, NOW, NOW + 10);
+    let header = chain::Header {
+        pack: chain::PACK.into(),
+        version: chain::VERSION,
+        from_ms: NOW,
+        to_ms: NOW + 10,
+        created_at_ms: NOW + 100 * MIN,
+        sources: serde_json::json!({}),
+    };
+    let pack = chain::write(&header, &entries);
+    assert_eq!(
+        chain::verify(&pack),
+        chain::Verified::Intact {
+            from_ms: NOW,
+            to_ms: NOW + 10,
+            entries: 5
+        }
+    );
+    let lines: Vec<&str> = std::str::from_utf8(&pack).unwrap().lines().collect();
+    // ana's approval becomes sam's.
+    let mut changed: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    assert!(changed[1].contains("\"by\":\"ana\""));
+    changed[1] = changed[1].replace("\"by\":\"ana\"", "\"by\":\"sam\"");
+    let mut removed: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    removed.remove(3); // the timed-out action
+    for (bad, line) in [(changed, 3), (removed, 4)] {
+        let bytes = (bad.join("\n") + "\n").into_bytes();
+        match chain::verify(&bytes) {
+            chain::Verified::Broken { line: l, why } => assert_eq!(l, line, "{why}"),
+            v => panic!("not caught: {v:?}"),
+        }
+    }
+}
