@@ -154,11 +154,22 @@ impl Auth {
         found
     }
 
+    /// What a session remembers of the token it was opened with: 8 bytes of its hash.
+    fn token_tag(&self, name: &str) -> String {
+        let hash = self
+            .people
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .and_then(|(_, _, h)| *h);
+        hash.map_or_else(|| "-".into(), |h| hex(&h[..8]))
+    }
+
     /// A session cookie for `name`, valid for the configured time from `now_s` (unix seconds).
     pub fn sign_in(&self, jar: SignedCookieJar, name: &str, now_s: u64) -> SignedCookieJar {
         let sid = hex(&rand::random::<[u8; 16]>());
         let expires = now_s + self.ttl.as_secs();
-        let value = format!("{sid}.{expires}.{}", hex(name.as_bytes()));
+        let tag = self.token_tag(name);
+        let value = format!("{sid}.{expires}.{}.{tag}", hex(name.as_bytes()));
         let cookie = Cookie::build((COOKIE, value))
             .path("/")
             .http_only(true)
@@ -185,19 +196,30 @@ impl Auth {
             InboxAuth::Token => {
                 let jar = self.jar(headers);
                 let value = jar.get(COOKIE)?.value().to_string();
-                let mut parts = value.splitn(3, '.');
-                let (sid, expires, name) = (parts.next()?, parts.next()?, parts.next()?);
+                let mut parts = value.splitn(4, '.');
+                let (sid, expires, name, tag) =
+                    (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
                 if expires.parse::<u64>().ok()? <= now_s {
                     return None;
                 }
                 let name = String::from_utf8(unhex(name)?).ok()?;
+                // A new token for the person ends the sessions of the old one.
+                if tag != self.token_tag(&name) {
+                    return None;
+                }
                 self.viewer(&name, format!("session:{sid}"))
             }
             InboxAuth::Proxy => {
-                if !self.trusted.contains(&peer) {
+                if !self.trusted.contains(&peer.to_canonical()) {
                     return None;
                 }
-                let name = headers.get(&self.proxy_header)?.to_str().ok()?.trim();
+                // Exactly one value: a proxy that appends rather than replaces must not let a
+                // client's own header through.
+                let mut values = headers.get_all(&self.proxy_header).iter();
+                let (Some(value), None) = (values.next(), values.next()) else {
+                    return None;
+                };
+                let name = value.to_str().ok()?.trim();
                 self.viewer(name, format!("proxy:{name}"))
             }
         }
@@ -318,6 +340,31 @@ mod tests {
     }
 
     #[test]
+    fn a_new_token_ends_the_sessions_opened_with_the_old_one() {
+        let s = settings(InboxAuth::Token);
+        let a = Auth::new(&InboxSettings {
+            cookie_key: Some("k".repeat(40)),
+            ..s.clone()
+        });
+        let set = set_cookie(a.sign_in(a.jar(&HeaderMap::new()), "ana", 1_000));
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            set.split(';').next().unwrap().parse().unwrap(),
+        );
+        let peer = "127.0.0.1".parse().unwrap();
+        assert!(a.who(&h, peer, 1_001).is_some());
+        let mut renewed = s;
+        renewed.cookie_key = Some("k".repeat(40));
+        renewed.people[0].token_sha256 = Some(token_sha256("tok-ana-2"));
+        let b = Auth::new(&renewed);
+        assert!(
+            b.who(&h, peer, 1_001).is_none(),
+            "the old token's session is over"
+        );
+    }
+
+    #[test]
     fn cookies_are_secure_when_served_over_tls() {
         let mut s = settings(InboxAuth::Token);
         s.public_url = Some("https://inbox.example".into());
@@ -337,6 +384,16 @@ mod tests {
             "untrusted peer"
         );
         let v = a.who(&h, "127.0.0.1".parse().unwrap(), 0).unwrap();
+        assert!(
+            a.who(&h, "::ffff:127.0.0.1".parse().unwrap(), 0).is_some(),
+            "IPv4-mapped"
+        );
+        let mut twice = h.clone();
+        twice.append("x-forwarded-user", "mallory".parse().unwrap());
+        assert!(
+            a.who(&twice, "127.0.0.1".parse().unwrap(), 0).is_none(),
+            "two values"
+        );
         let t = a.form_token(&v);
         assert_eq!(a.check_form(&v, &t, &h), Ok(()));
         assert!(a.check_form(&v, "00", &h).is_err());

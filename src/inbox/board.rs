@@ -127,7 +127,16 @@ impl Board {
     pub fn apply(&mut self, session: &str, record: Option<SessionRecord>) {
         let fresh = record.map(|r| items_of(session, r)).unwrap_or_default();
         let before = self.by_session.remove(session).unwrap_or_default();
-        let mut changed = !before.is_empty() || !fresh.is_empty();
+        // Live pages reload on a change they would show, not on every state write.
+        let mut was: Vec<Look> = before
+            .iter()
+            .filter_map(|id| self.items.get(id))
+            .map(look)
+            .collect();
+        let mut now: Vec<Look> = fresh.iter().map(look).collect();
+        was.sort();
+        now.sort();
+        let changed = was != now;
         for id in before {
             if fresh.iter().any(|i| i.escalation_id == id) {
                 continue;
@@ -135,10 +144,11 @@ impl Board {
             let Some(old) = self.items.remove(&id) else {
                 continue;
             };
-            let moved = fresh
-                .iter()
-                .find(|i| i.action_id() == old.action_id() && i.sequence > old.sequence)
-                .filter(|i| i.history.last().is_some_and(|h| h.role == old.role));
+            let moved = fresh.iter().find(|i| {
+                i.action_id() == old.action_id()
+                    && i.sequence > old.sequence
+                    && i.history.last().is_some_and(|h| h.role == old.role)
+            });
             let gone = match moved {
                 Some(m) => Gone::Moved {
                     role: old.role,
@@ -148,7 +158,6 @@ impl Board {
                 None => Gone::Closed { role: old.role },
             };
             self.remember(id, gone);
-            changed = true;
         }
         let ids: Vec<String> = fresh.iter().map(|i| i.escalation_id.clone()).collect();
         for item in fresh {
@@ -248,6 +257,20 @@ impl Board {
         v.dedup();
         v
     }
+}
+
+/// What a list shows of an item.
+type Look = (String, Option<i64>, Tier, i32, bool, usize);
+
+fn look(i: &Item) -> Look {
+    (
+        i.escalation_id.clone(),
+        i.deadline_ms,
+        i.tier,
+        i.sequence,
+        i.in_digest,
+        i.action.members.len(),
+    )
 }
 
 /// The open, unapproved escalations of a session's record.

@@ -201,7 +201,7 @@ pub async fn run(
         board.clone(),
         matrix,
         auth::Auth::new(s),
-        publisher,
+        publisher.clone(),
         registry,
         changes,
         ready.clone(),
@@ -247,7 +247,15 @@ pub async fn run(
         }
     };
     stop.store(true, Ordering::Release);
-    let _ = tokio::task::spawn_blocking(move || follower.join()).await;
+    let flushed = tokio::task::spawn_blocking(move || {
+        let _ = follower.join();
+        publisher.flush(std::time::Duration::from_secs(5))
+    })
+    .await
+    .expect("joining does not panic");
+    if let Err(e) = flushed {
+        tracing::error!(error = %e, "audit entries or decisions not delivered at shutdown");
+    }
     result
 }
 

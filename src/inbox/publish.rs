@@ -115,6 +115,18 @@ impl KafkaPublisher {
         })
     }
 
+    /// Waits up to `timeout` for every record handed over to be delivered (at shutdown: the
+    /// last audit entries are not dropped with the producer).
+    pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
+        use rdkafka::producer::Producer;
+        self.producer
+            .flush(timeout)
+            .map_err(|e| PublishError::Delivery {
+                topic: self.audit.clone(),
+                reason: e.to_string(),
+            })
+    }
+
     fn send(
         &self,
         topic: &str,

@@ -105,7 +105,7 @@ async fn answer(
         }
         Err(Refused::Invalid(text)) => return Err((StatusCode::UNPROCESSABLE_ENTITY, text)),
     };
-    match app.send(d, entry, now).await {
+    match app.send(d, entry).await {
         Ok(k) => Ok(format!("{} sent for {id} as {}", k.as_str(), person.name)),
         Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, format!("Not sent: {e}"))),
     }

@@ -82,11 +82,24 @@ impl Settle {
 /// Which ids a receiver has in flight or has settled.
 #[derive(Default)]
 struct Seen {
-    pending: HashMap<String, ()>,
+    /// In flight, with the notices read again meanwhile (after a rebalance) that wait for it:
+    /// their offsets are settled when it is.
+    pending: HashMap<String, Vec<Arc<Settle>>>,
     settled: HashMap<String, ()>,
     order: VecDeque<String>,
     /// Attempts made before a restart (from the ledger), by id.
     earlier: HashMap<String, u32>,
+}
+
+/// What a receiver makes of an id offered.
+#[derive(Debug, PartialEq, Eq)]
+enum Admit {
+    /// New here: the attempts made before a restart.
+    New(u32),
+    /// In flight already: wait for it.
+    Pending,
+    /// Delivered or abandoned already.
+    Settled,
 }
 
 impl Seen {
@@ -105,17 +118,27 @@ impl Seen {
         s
     }
 
-    /// `Some(attempts made before)` when `id` is new here.
-    fn admit(&mut self, id: &str) -> Option<u32> {
-        if self.pending.contains_key(id) || self.settled.contains_key(id) {
-            return None;
+    fn admit(&mut self, id: &str) -> Admit {
+        if self.settled.contains_key(id) {
+            return Admit::Settled;
         }
-        self.pending.insert(id.to_string(), ());
-        Some(self.earlier.remove(id).unwrap_or(0))
+        if self.pending.contains_key(id) {
+            return Admit::Pending;
+        }
+        self.pending.insert(id.to_string(), Vec::new());
+        Admit::New(self.earlier.remove(id).unwrap_or(0))
     }
 
-    fn settle(&mut self, id: &str) {
-        self.pending.remove(id);
+    /// `s` settles when the attempt in flight for `id` does.
+    fn wait(&mut self, id: &str, s: Arc<Settle>) {
+        if let Some(w) = self.pending.get_mut(id) {
+            w.push(s);
+        }
+    }
+
+    /// Marks `id` settled; returns the notices that waited for it.
+    fn settle(&mut self, id: &str) -> Vec<Arc<Settle>> {
+        let waiting = self.pending.remove(id).unwrap_or_default();
         if self.settled.insert(id.to_string(), ()).is_none() {
             self.order.push_back(id.to_string());
         }
@@ -124,6 +147,7 @@ impl Seen {
                 self.settled.remove(&old);
             }
         }
+        waiting
     }
 }
 
@@ -227,9 +251,18 @@ impl Engine {
             let Some(cut) = door.route.take(&shared) else {
                 continue;
             };
-            let Some(attempts) = door.lane.seen.lock().expect("seen lock").admit(notice.id())
-            else {
-                continue;
+            let attempts = {
+                let mut seen = door.lane.seen.lock().expect("seen lock");
+                match seen.admit(notice.id()) {
+                    Admit::Settled => continue,
+                    Admit::Pending => {
+                        // Read again (a rebalance) while in flight: settled with it.
+                        settle.add();
+                        seen.wait(notice.id(), settle.clone());
+                        continue;
+                    }
+                    Admit::New(attempts) => attempts,
+                }
             };
             settle.add();
             door.lane.metrics.pending.inc();
@@ -280,10 +313,15 @@ impl Lane {
 
     /// Settles `job` with `entry` (delivered or abandoned).
     fn settle(&self, job: &Job, entry: LedgerEntry) {
-        self.seen.lock().expect("seen lock").settle(&job.id);
+        let waiting = self.seen.lock().expect("seen lock").settle(&job.id);
         self.metrics.pending.dec();
         let s = job.settle.clone();
-        let durable: Durable = Box::new(move || s.done());
+        let durable: Durable = Box::new(move || {
+            s.done();
+            for w in waiting {
+                w.done();
+            }
+        });
         self.ledger.record(entry, Some(durable));
     }
 

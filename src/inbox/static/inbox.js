@@ -18,12 +18,15 @@ async function refresh() {
   if (list) {
     const url = new URL(location.href); url.searchParams.set("fragment", "1");
     const r = await fetch(url, { credentials: "same-origin" });
-    if (r.ok) { list.innerHTML = await r.text(); tick(); }
+    // Signed out meanwhile (the session ended): show the page itself, the sign-in form.
+    if (r.redirected || !r.ok) { location.reload(); return; }
+    list.innerHTML = await r.text(); tick();
     return;
   }
   const detail = document.querySelector("[data-live=detail]");
   if (detail) {
     const r = await fetch(`/e/${encodeURIComponent(detail.dataset.id)}/status`, { credentials: "same-origin" });
+    if (r.redirected) { location.reload(); return; }
     const text = await r.text();
     if (r.ok && text !== "open") {
       const gone = document.getElementById("gone");

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// First views remembered; beyond, those of escalations no longer open are forgotten.
+const VIEWS_KEPT: usize = 100_000;
+
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct ListQuery {
     #[serde(default)]
@@ -66,9 +69,9 @@ fn render_list(app: &App, v: &Viewer, q: &ListQuery) -> Response {
         );
     }
     let token = app.auth.form_token(v);
-    let flash = match q.done.as_str() {
-        "" => String::new(),
-        d => format!("Your answer ({d}) was sent."),
+    let flash = match DecisionKind::ALL.iter().find(|k| k.as_str() == q.done) {
+        Some(k) => format!("Your answer ({}) was sent.", k.as_str()),
+        None => String::new(),
     };
     let page = ListPage {
         who: Some(&v.name),
@@ -141,11 +144,14 @@ pub(super) async fn detail(
         let entry = audit_entry(AuditKind::Viewed, &v.name, item, now, Via::Web);
         (page, entry)
     };
-    app.views
-        .lock()
-        .expect("not poisoned")
-        .entry((v.name.clone(), id))
-        .or_insert(now);
+    {
+        let mut views = app.views.lock().expect("not poisoned");
+        views.entry((v.name.clone(), id)).or_insert(now);
+        if views.len() > VIEWS_KEPT {
+            let board = app.board.read().expect("not poisoned");
+            views.retain(|(_, id), _| board.is_open(id));
+        }
+    }
     app.metrics.views.inc();
     spawn_audit(&app, entry);
     html(StatusCode::OK, page)

@@ -14,6 +14,11 @@ pub(super) async fn sign_in_page(
     Query(q): Query<SignInQuery>,
 ) -> Response {
     if !q.token.is_empty() {
+        // A sign-in link typed or opened from a terminal, never one followed from another
+        // site (a forged sign-in).
+        if let Err(why) = app.auth.same_site(&headers) {
+            return (StatusCode::FORBIDDEN, why).into_response();
+        }
         return do_sign_in(&app, &headers, &q.token);
     }
     html(

@@ -29,7 +29,7 @@ pub(super) async fn answer(
         Err(r) => return app.refusal(&v, r),
     };
     entry.first_viewed_at_ms = first_view;
-    match app.send(d, entry, now).await {
+    match app.send(d, entry).await {
         Ok(kind) => Redirect::to(&format!("/?done={}", kind.as_str())).into_response(),
         Err(e) => message(
             &app,
@@ -78,9 +78,14 @@ impl App {
             }
             _ => return Err(Refused::NotFound),
         };
-        let final_answer = form.decision != "acknowledge";
-        if let Some((who, at)) = self.sent.lock().expect("not poisoned").get(id) {
-            if final_answer && now - at < SENT_KEPT_MS {
+        let d =
+            answer::decision(&self.matrix, item, form, &v.name, now).map_err(Refused::Invalid)?;
+        // A final answer claims the escalation here and now, under one lock: of two people
+        // answering at once (or a double click), one is sent and the other refused.
+        if d.decision != DecisionKind::Acknowledge {
+            let mut sent = self.sent.lock().expect("not poisoned");
+            sent.retain(|_, (_, at)| now - *at < SENT_KEPT_MS);
+            if let Some((who, at)) = sent.get(id) {
                 let why = format!(
                     "{who} already answered it {}s ago; handoff is acting on that answer.",
                     (now - at) / 1000
@@ -89,9 +94,8 @@ impl App {
                 e.reason = Some(why.clone());
                 return Err(Refused::Stale(why, Box::new(e)));
             }
+            sent.insert(id.to_string(), (v.name.clone(), now));
         }
-        let d =
-            answer::decision(&self.matrix, item, form, &v.name, now).map_err(Refused::Invalid)?;
         let mut e = audit_entry(AuditKind::Answered, &v.name, item, now, via);
         e.decision = Some(d.decision);
         Ok((d, e))
@@ -128,29 +132,22 @@ impl App {
     }
 
     /// Sends a checked decision, waits for its delivery, then records it.
-    pub async fn send(
-        &self,
-        d: HumanDecision,
-        entry: AuditEntry,
-        now: i64,
-    ) -> Result<DecisionKind, String> {
+    pub async fn send(&self, d: HumanDecision, entry: AuditEntry) -> Result<DecisionKind, String> {
         let started = std::time::Instant::now();
         let kind = d.decision;
-        let (id, who) = (d.escalation_id.clone(), d.decided_by.clone());
         if let Err(e) = self.publish.decision(&d).await {
             self.metrics.answer(kind.as_str(), "failed");
+            // Not sent: the claim made by check_answer is released.
+            self.sent
+                .lock()
+                .expect("not poisoned")
+                .remove(&d.escalation_id);
             return Err(format!("{e}. Try again in a moment."));
         }
         self.metrics
             .answer_seconds
             .observe(started.elapsed().as_secs_f64());
         self.metrics.answer(kind.as_str(), "sent");
-        if kind != DecisionKind::Acknowledge {
-            self.sent
-                .lock()
-                .expect("not poisoned")
-                .insert(id, (who, now));
-        }
         spawn_audit(self, entry);
         Ok(kind)
     }
