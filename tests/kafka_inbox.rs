@@ -242,10 +242,93 @@ fn a_person_revises_a_draft_in_the_browser_and_the_agent_gets_the_revised_verdic
         kinds.contains(&("ana", "viewed")) && kinds.contains(&("ana", "answered")),
         "{kinds:?}"
     );
+    // The evidence pack of the hour: ana revised it after opening it, and the pack verifies;
+    // one changed answer is caught.
+    audit_pack(&dir, &config);
     sigterm(&inbox);
     sigterm(&run);
     assert!(wait_exit(&mut inbox, Duration::from_secs(20)).success());
     assert!(wait_exit(&mut run, Duration::from_secs(30)).success());
+}
+
+/// Exports the last hour's pack with the CLI, checks the kettle's entry, verifies it, then
+/// catches a tampered copy.
+fn audit_pack(dir: &std::path::Path, config: &std::path::Path) {
+    let now = handoff::inbox::web::now_ms();
+    let pack = dir.join("pack.jsonl");
+    let out = Command::new(handoff_bin())
+        .args([
+            "audit",
+            "export",
+            "--from",
+            &(now - 3_600_000).to_string(),
+            "--to",
+            &(now + 1).to_string(),
+            "--config",
+        ])
+        .arg(config)
+        .arg("--out")
+        .arg(&pack)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(
+            "1 actions, 1 handed to people, 1 answered (0 answers without the detail opened)"
+        ),
+        "{text}"
+    );
+    let digest = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256 "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let body = std::fs::read_to_string(&pack).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(body.lines().nth(1).unwrap()).unwrap();
+    let e = &entry["entry"];
+    assert_eq!(e["action_id"], "act-kettle");
+    assert_eq!(e["outcome"], "revised");
+    assert_eq!(e["answers"][0]["by"], "ana");
+    assert!(
+        e["answers"][0]["opened_at_ms"].as_i64().unwrap()
+            <= e["answers"][0]["answered_at_ms"].as_i64().unwrap()
+    );
+    assert_eq!(
+        e["answers"][0]["revised_sha256"],
+        handoff::audit::chain::sha256_hex(EDITED.as_bytes())
+    );
+    assert_eq!(e["shown"][0]["role"], "support");
+    assert!(e["event_sha256"].is_string());
+    let verify = |file: &std::path::Path| {
+        Command::new(handoff_bin())
+            .args(["audit", "verify", "--expect", &digest])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&pack);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let tampered = dir.join("tampered.jsonl");
+    std::fs::write(&tampered, body.replace("\"by\":\"ana\"", "\"by\":\"sam\"")).unwrap();
+    let bad = verify(&tampered);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stdout).contains("broken at line 3"),
+        "{}",
+        String::from_utf8_lossy(&bad.stdout)
+    );
 }
 
 async fn session(driver: u16) -> fantoccini::Client {
