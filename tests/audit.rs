@@ -71,6 +71,7 @@ fn history() -> Records {
         via: Via::Web,
         reason: None,
         rule_version: String::new(),
+        tier: None,
     };
     let views = vec![
         view("ana", &escs[0].escalation_id, NOW + MIN),

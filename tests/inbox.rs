@@ -8,6 +8,7 @@ use common::base_event;
 use common::inbox::{self as inbox, people, serve, Client, Stream};
 use handoff::config::InboxAuth;
 use handoff::event::{AgentAction, DecisionKind};
+use handoff::inbox::guard::Review;
 use handoff::inbox::publish::AuditKind;
 
 const NOW: i64 = 1_798_761_600_000;
@@ -627,4 +628,43 @@ fn the_list_filters_by_role_tier_and_action_type_and_expands_digests() {
         fragment.starts_with("<p class=\"count\">3 open for you"),
         "{fragment}"
     );
+}
+
+#[test]
+fn approvals_are_classed_as_reviewed_fast_or_unopened_by_role() {
+    let m = inbox::matrix();
+    let mut s = Stream::new(&m);
+    let (refund_id, evil_id, _) = three(&mut s);
+    let mut settings = people(InboxAuth::Token);
+    settings.min_review.warm = std::time::Duration::from_secs(3600);
+    let srv = serve(&m, &s, &settings);
+    let ana = Client::signed_in(srv.port, "ana");
+    // Opened, then approved at once: fast (the minimum here is an hour).
+    let page = ana.get(&format!("/e/{refund_id}")).body;
+    let token = Client::form_token(&page);
+    let r = ana.post(
+        &format!("/e/{refund_id}/answer"),
+        &[("form_token", &token), ("decision", "approve")],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    // Approved from the list's token without opening it: unopened.
+    let r = ana.post(
+        &format!("/e/{evil_id}/answer"),
+        &[("form_token", &token), ("decision", "approve")],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let g = &srv.app.guard;
+    let warm = handoff::event::Tier::Warm;
+    assert_eq!(g.approvals("support", warm, Review::Fast), 1);
+    assert_eq!(g.approvals("support", warm, Review::Unopened), 1);
+    assert_eq!(g.approvals("support", warm, Review::Reviewed), 0);
+    assert_eq!(g.streak_max("support"), 2);
+    let metrics = ana.get("/metrics").body;
+    assert!(
+        metrics.contains(
+            "handoff_inbox_approvals_total{review=\"fast\",role=\"support\",tier=\"warm\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("\"ana\""), "no person in Prometheus");
 }

@@ -24,10 +24,12 @@ fn exported() -> String {
     m.escalated(0, Tier::Warm);
     m.dead_letter("avro_decode");
     m.consumer_lag.with_label_values(&["0"]).set(1);
-    // `handoff inbox` exports the notification families (handoff::notify::metrics).
+    // `handoff inbox` exports the notification families (handoff::notify::metrics) and the
+    // rubber-stamp signals (handoff::inbox::guard).
     let inbox = prometheus::Registry::new();
     let notify = handoff::notify::metrics::register(&inbox, &["pager"]).unwrap();
     notify[0].latency.observe(0.1);
+    let _guard = handoff::inbox::guard::Guard::register(&inbox, Default::default(), &["owner"]);
     let mut text = Vec::new();
     prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &inbox.gather(), &mut text)
         .unwrap();

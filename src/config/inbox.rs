@@ -19,6 +19,35 @@ pub enum InboxAuth {
     Proxy,
 }
 
+/// The shortest time an approval should take after the detail was opened, per tier: quicker
+/// ones are counted as `fast` (a rubber-stamp signal).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinReview {
+    /// Warm escalations.
+    #[serde(default = "default_min_warm", with = "humantime_serde")]
+    pub warm: Duration,
+    /// Immediate escalations.
+    #[serde(default = "default_min_immediate", with = "humantime_serde")]
+    pub immediate: Duration,
+}
+
+fn default_min_warm() -> Duration {
+    Duration::from_secs(20)
+}
+fn default_min_immediate() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl Default for MinReview {
+    fn default() -> Self {
+        MinReview {
+            warm: default_min_warm(),
+            immediate: default_min_immediate(),
+        }
+    }
+}
+
 /// One person who answers escalations.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,6 +111,9 @@ pub struct InboxSettings {
     /// Who may sign in, and their roles.
     #[serde(default)]
     pub people: Vec<Person>,
+    /// Approvals quicker than this after opening the detail count as `fast`.
+    #[serde(default)]
+    pub min_review: MinReview,
 }
 
 impl std::fmt::Debug for InboxSettings {

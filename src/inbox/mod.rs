@@ -17,6 +17,7 @@ pub mod answer;
 pub mod auth;
 pub mod board;
 pub mod follow;
+pub mod guard;
 pub mod pages;
 pub mod publish;
 pub mod slack;
@@ -208,6 +209,7 @@ pub async fn run(
         stopping,
     );
     app.slack = slack_people(s);
+    app.guard.set_min_review(s.min_review);
     let feed = follow::Feed {
         board,
         changes: changes_tx,

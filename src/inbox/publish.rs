@@ -64,6 +64,9 @@ pub struct AuditEntry {
     /// The rule version the escalation was opened with.
     #[serde(default)]
     pub rule_version: String,
+    /// The escalation's tier when it was viewed or answered.
+    #[serde(default)]
+    pub tier: Option<crate::event::Tier>,
 }
 
 /// A publish that failed.

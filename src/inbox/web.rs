@@ -57,6 +57,8 @@ pub struct App {
     pub stopping: watch::Receiver<bool>,
     /// Slack buttons: the signing secret and Slack user → person.
     pub slack: Option<super::slack::SlackPeople>,
+    /// Rubber-stamp signals of the approvals sent from here.
+    pub guard: super::guard::Guard,
     /// First detail view per (person, escalation), ms.
     views: Mutex<HashMap<(String, String), i64>>,
     /// Answers sent from here: escalation → (who, when), until the board shows the outcome.
@@ -77,6 +79,8 @@ impl App {
         stopping: watch::Receiver<bool>,
     ) -> App {
         let metrics = InboxMetrics::register(&registry);
+        let roles: Vec<&str> = matrix.roles().iter().map(|r| r.name.as_str()).collect();
+        let guard = super::guard::Guard::register(&registry, Default::default(), &roles);
         App {
             board,
             matrix,
@@ -88,6 +92,7 @@ impl App {
             ready,
             stopping,
             slack: None,
+            guard,
             views: Mutex::default(),
             sent: Mutex::default(),
         }

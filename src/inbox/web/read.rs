@@ -177,6 +177,7 @@ pub(super) fn audit_entry(
         via,
         reason: None,
         rule_version: item.action.rule_version.clone(),
+        tier: Some(item.tier),
     }
 }
 

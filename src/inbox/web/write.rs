@@ -148,6 +148,12 @@ impl App {
             .answer_seconds
             .observe(started.elapsed().as_secs_f64());
         self.metrics.answer(kind.as_str(), "sent");
+        if let Some(tier) = entry.tier {
+            let (who, role) = (&entry.person, &entry.role);
+            let opened = entry.first_viewed_at_ms;
+            self.guard
+                .answered(who, role, tier, kind, opened, entry.at_ms);
+        }
         spawn_audit(self, entry);
         Ok(kind)
     }
@@ -167,5 +173,6 @@ pub(super) fn gone_entry(v: &Viewer, id: &str, g: &Gone, now: i64, via: Via) -> 
         via,
         reason: None,
         rule_version: String::new(),
+        tier: None,
     }
 }
