@@ -61,6 +61,10 @@ pub enum Command {
     /// The reviewers' web inbox: people sign in, see their roles' open escalations and answer
     /// them; its own process beside `run`. Runs until Ctrl-C.
     Inbox(InboxArgs),
+    /// Rule changes from the evidence: recorded verdicts, human decisions and events (files of
+    /// JSON lines, or topics over a time range) → counts per reason × action type and verified
+    /// proposals (report.md, report.json, matrix.proposed.toml in --out).
+    Suggest(SuggestArgs),
     /// The audit trail: `export` writes a hash-chained evidence pack of every action decided in
     /// a time range (verdicts, what each person was shown, who answered, when); `verify`
     /// checks a pack and names the first broken link (exit 1).
@@ -136,6 +140,38 @@ pub struct RunArgs {
     /// `drill.`, consumer group `<group>-drill`.
     #[arg(long)]
     pub drill: bool,
+}
+
+/// `handoff suggest`.
+#[derive(Debug, Args)]
+pub struct SuggestArgs {
+    /// The cluster, for reading topics (with --from and --to).
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// The matrix the proposals change (the shipped one by default, or [matrix] path).
+    #[arg(long)]
+    pub matrix: Option<PathBuf>,
+    /// Events as JSON lines of AgentAction (instead of topics).
+    #[arg(long, requires_all = ["verdicts", "decisions"])]
+    pub events: Option<PathBuf>,
+    /// Verdicts as JSON lines.
+    #[arg(long)]
+    pub verdicts: Option<PathBuf>,
+    /// Human decisions as JSON lines.
+    #[arg(long)]
+    pub decisions: Option<PathBuf>,
+    /// Start of the range (RFC 3339 or ms); with topics, required.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the range, excluded.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// No proposal from fewer cases.
+    #[arg(long, default_value_t = 30)]
+    pub min_cases: usize,
+    /// Where report.md, report.json and matrix.proposed.toml go.
+    #[arg(long, default_value = "suggest")]
+    pub out: PathBuf,
 }
 
 /// `handoff audit`.

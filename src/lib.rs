@@ -32,3 +32,4 @@ pub mod serve;
 pub mod session;
 pub mod sim;
 pub mod state;
+pub mod suggest;

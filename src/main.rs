@@ -29,7 +29,8 @@ fn main() -> ExitCode {
 /// with the signal handler installed, before they do anything else.
 fn dispatch(command: Command) -> commands::Result {
     use commands::{
-        audit, check, demo, diff, eval, gameday, generate, inbox, replay, respond, run, test_rules,
+        audit, check, demo, diff, eval, gameday, generate, inbox, replay, respond, run, suggest,
+        test_rules,
     };
     match command {
         Command::Check(args) => check::run(args),
@@ -44,6 +45,7 @@ fn dispatch(command: Command) -> commands::Result {
         Command::Inbox(args) => inbox::run(args, Started::now()?),
         Command::Token => inbox::token(),
         Command::Audit(args) => audit::run(args),
+        Command::Suggest(args) => suggest::run(args),
         Command::Generate(args) => {
             let started = args.topic.is_some().then(Started::now).transpose()?;
             generate::run(args, started)

@@ -13,7 +13,7 @@ pub fn run(args: AuditArgs) -> Result {
 }
 
 /// A time as RFC 3339 or milliseconds since the epoch.
-fn time_ms(flag: &str, text: &str) -> Result<i64> {
+pub fn time_ms(flag: &str, text: &str) -> Result<i64> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }

@@ -13,6 +13,7 @@ pub mod inbox;
 pub mod replay;
 pub mod respond;
 pub mod run;
+pub mod suggest;
 pub mod test_rules;
 
 use handoff::cli::KafkaArgs;

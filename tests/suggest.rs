@@ -1,0 +1,298 @@
+//! `handoff suggest` on recorded histories built so the right answer is known: a type people
+//! always approve graduates; one whose single rejection would run unchecked does not; a gate
+//! whose catches are 98% approved unchanged over 400 cases comes down (not below what people
+//! revised); rising rejections make a type stricter; a hard_stop people always approve is never
+//! relaxed.
+
+mod common;
+
+use common::base_event;
+use common::run::Run;
+use handoff::audit::Records;
+use handoff::event::{AgentAction, DecisionKind, HumanDecision, Level};
+use handoff::matrix::{Matrix, MatrixSource, DEFAULT_MATRIX_TOML};
+use handoff::pipeline::process::Processor;
+use handoff::suggest::{self, edit::Change, Fate, Thresholds};
+use std::sync::Arc;
+
+/// Events of one type and how people answer the i-th.
+type Group = (Vec<AgentAction>, Box<dyn Fn(usize) -> DecisionKind>);
+
+const T0: i64 = 1_798_761_600_000;
+const HOUR: i64 = 3_600_000;
+
+fn matrix_text() -> String {
+    format!("{DEFAULT_MATRIX_TOML}\n[[levels]]\npattern = \"account.close\"\nlevel = \"hard_stop\"\nroles = [\"support\"]\n")
+}
+
+/// `n` events of `ty`, one session each, an hour apart from `start`.
+fn events(ty: &str, n: usize, start: i64, confidence: impl Fn(usize) -> f64) -> Vec<AgentAction> {
+    (0..n)
+        .map(|i| {
+            let mut e = base_event();
+            e.action_id = format!("{ty}-{i}");
+            e.session_id = format!("s-{ty}-{i}");
+            e.action_type = ty.into();
+            e.amount = Some(10.0);
+            e.confidence = confidence(i);
+            e.timestamp_ms = start + i as i64 * HOUR;
+            e
+        })
+        .collect()
+}
+
+/// Decides every event, then answers each of its escalations with `answer(event index)`.
+fn history(groups: Vec<Group>) -> (String, Records) {
+    let text = matrix_text();
+    let m = Arc::new(Matrix::from_toml_str(&text, MatrixSource::Default).unwrap());
+    let mut run = Run::new(Processor::new(&Default::default(), m).unwrap());
+    let (mut all, mut decisions, mut verdicts, mut escalations) = (vec![], vec![], vec![], vec![]);
+    for (evs, answer) in &groups {
+        for (i, e) in evs.iter().enumerate() {
+            run.event(e, e.timestamp_ms);
+            let outs = run.take();
+            verdicts.extend(run.verdicts_in(&outs));
+            let escs: Vec<_> = run
+                .escalations_in(&outs)
+                .into_iter()
+                .map(|(_, x)| x)
+                .collect();
+            escalations.extend(escs.iter().cloned());
+            for x in escs {
+                let kind = answer(i);
+                let d = HumanDecision {
+                    escalation_id: x.escalation_id.clone(),
+                    action_id: x.action_id.clone(),
+                    session_id: x.session_id.clone(),
+                    role: x.role.clone(),
+                    decided_by: "ana".into(),
+                    decision: kind,
+                    comment: Some("checked".into()),
+                    revised_output: (kind == DecisionKind::Revise).then(|| "better".into()),
+                    redirect_role: None,
+                    decided_at_ms: e.timestamp_ms + 60_000,
+                    drill: false,
+                    chosen_option: None,
+                };
+                run.decide(&d, d.decided_at_ms);
+                decisions.push(d);
+                let outs = run.take();
+                verdicts.extend(run.verdicts_in(&outs));
+                escalations.extend(run.escalations_in(&outs).into_iter().map(|(_, x)| x));
+            }
+            all.push(e.clone());
+        }
+    }
+    let records = Records {
+        events: all,
+        verdicts,
+        escalations,
+        decisions,
+        views: Vec::new(),
+    };
+    (text, records)
+}
+
+fn approve(_: usize) -> DecisionKind {
+    DecisionKind::Approve
+}
+
+#[test]
+fn proposals_follow_the_evidence_and_their_checks() {
+    let week = 7 * 24 * HOUR;
+    let groups: Vec<Group> = vec![
+        (events("file.delete", 40, T0, |_| 0.95), Box::new(approve)),
+        (
+            events("data.delete", 60, T0, |_| 0.95),
+            Box::new(|i| {
+                if i == 7 {
+                    DecisionKind::Reject
+                } else {
+                    DecisionKind::Approve
+                }
+            }),
+        ),
+        (
+            events("research.search", 400, T0, |i| {
+                0.50 + (i % 20) as f64 * 0.01
+            }),
+            Box::new(|i| {
+                if i % 50 == 0 {
+                    DecisionKind::Revise
+                } else {
+                    DecisionKind::Approve
+                }
+            }),
+        ),
+        (
+            events("loan.approve", 60, T0 + week, |_| 0.95),
+            Box::new(|i| {
+                if i >= 30 && i % 3 != 0 {
+                    DecisionKind::Reject
+                } else {
+                    DecisionKind::Approve
+                }
+            }),
+        ),
+        (events("account.close", 40, T0, |_| 0.95), Box::new(approve)),
+    ];
+    let (text, r) = history(groups);
+    let m = Matrix::from_toml_str(&text, MatrixSource::Default).unwrap();
+    let cases = suggest::cases(&r, i64::MIN, i64::MAX);
+    assert_eq!(cases.len(), 600);
+    assert!(
+        cases.iter().all(|c| c.fate != Fate::Open),
+        "every escalation was answered"
+    );
+    let ps = suggest::propose(&text, &m, &cases, &r.events, &Thresholds::default());
+    let find = |ty: &str| {
+        ps.iter()
+            .filter(|p| p.change.action_type() == ty)
+            .collect::<Vec<_>>()
+    };
+    // Always approved, by its level alone: graduates, verified.
+    let f = find("file.delete");
+    assert_eq!(f.len(), 1, "{ps:#?}");
+    assert!(matches!(
+        f[0].change,
+        Change::Level {
+            from: Level::AskFirst,
+            to: Level::ExecuteLog,
+            ..
+        }
+    ));
+    assert_eq!(f[0].verified, Ok(()));
+    assert_eq!((f[0].evidence.n, f[0].evidence.k), (40, 40));
+    assert!(f[0].escalation_rate.1 < f[0].escalation_rate.0);
+    assert_eq!(f[0].changed_decisions, 40);
+    // 59 of 60: the evidence is there, but the one rejected would run unchecked.
+    let d = find("data.delete");
+    assert_eq!(d.len(), 1);
+    let why = d[0].verified.clone().unwrap_err();
+    assert!(why.contains("data.delete-7"), "{why}");
+    // 392 of 400 approved unchanged: the gate comes down, but not to 0.60 (one step): people
+    // revised actions at 0.50 and 0.60, which must stay caught — so 0.61.
+    let g = find("research.search");
+    assert_eq!(g.len(), 1, "{g:#?}");
+    match g[0].change {
+        Change::Gate { from, to, .. } => assert_eq!((from, to), (0.70, 0.61)),
+        ref c => panic!("{c:?}"),
+    }
+    assert_eq!(g[0].verified, Ok(()));
+    assert_eq!((g[0].evidence.n, g[0].evidence.k), (400, 392));
+    // Rejections rose in the second half: one level stricter.
+    let l = find("loan.approve");
+    assert_eq!(l.len(), 1, "{l:#?}");
+    assert!(matches!(
+        l[0].change,
+        Change::Level {
+            from: Level::AskFirst,
+            to: Level::HardStop,
+            ..
+        }
+    ));
+    assert_eq!(l[0].verified, Ok(()));
+    // Always approved, but a hard_stop: never relaxed.
+    assert!(find("account.close").is_empty(), "{ps:#?}");
+    // Fewer cases than asked: nothing at all.
+    let strict = Thresholds {
+        min_cases: 1000,
+        ..Thresholds::default()
+    };
+    assert!(suggest::propose(&text, &m, &cases, &r.events, &strict).is_empty());
+}
+
+#[test]
+fn the_command_writes_a_report_a_json_and_the_proposed_matrix_from_files() {
+    let groups: Vec<Group> = vec![
+        (events("file.delete", 40, T0, |_| 0.95), Box::new(approve)),
+        (
+            events("research.search", 10, T0, |_| 0.95),
+            Box::new(approve),
+        ),
+    ];
+    let (text, r) = history(groups);
+    let dir = std::env::temp_dir().join(format!("handoff-suggest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, lines: Vec<String>| {
+        let p = dir.join(name);
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        p
+    };
+    let events = write(
+        "events.jsonl",
+        r.events
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect(),
+    );
+    let verdicts = write(
+        "verdicts.jsonl",
+        r.verdicts
+            .iter()
+            .map(|v| serde_json::to_string(v).unwrap())
+            .collect(),
+    );
+    let decisions = write(
+        "decisions.jsonl",
+        r.decisions
+            .iter()
+            .map(|d| serde_json::to_string(d).unwrap())
+            .collect(),
+    );
+    let matrix = write("matrix.toml", vec![text]);
+    let out = dir.join("out");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .arg("suggest")
+        .arg("--events")
+        .arg(&events)
+        .arg("--verdicts")
+        .arg(&verdicts)
+        .arg("--decisions")
+        .arg(&decisions)
+        .arg("--matrix")
+        .arg(&matrix)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("50 actions, 40 escalated; 1 change(s) proposed"),
+        "{stdout}"
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("**file.delete: level ask_first → execute_log** — proposed"),
+        "{md}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["proposals"][0]["evidence"]["n"], 40);
+    let proposed = std::fs::read_to_string(out.join("matrix.proposed.toml")).unwrap();
+    let m = Matrix::from_toml_str(&proposed, MatrixSource::Default).unwrap();
+    let mut e = r.events[0].clone();
+    e.session_id = "fresh".into();
+    assert_eq!(
+        m.evaluate(&e, &Default::default()).base_level,
+        Level::ExecuteLog
+    );
+    // A bad line names the file and the line.
+    std::fs::write(&decisions, "{\"not\": \"a decision\"}\n").unwrap();
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["suggest", "--events"])
+        .arg(&events)
+        .arg("--verdicts")
+        .arg(&verdicts)
+        .arg("--decisions")
+        .arg(&decisions)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("decisions.jsonl:1"));
+}
