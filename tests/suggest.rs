@@ -296,3 +296,63 @@ fn the_command_writes_a_report_a_json_and_the_proposed_matrix_from_files() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("decisions.jsonl:1"));
 }
+
+#[test]
+fn the_competence_curve_shows_the_week_a_type_crossed_the_threshold() {
+    let week = 7 * 24 * HOUR;
+    // file.delete: 20 a week for six weeks, approved unchanged 60, 70, 80, 95, 100, 100%.
+    let shares = [12, 14, 16, 19, 20, 20];
+    let mut groups: Vec<Group> = Vec::new();
+    for (w, k) in shares.into_iter().enumerate() {
+        let mut evs = events("file.delete", 20, T0 + w as i64 * week, |_| 0.95);
+        for e in &mut evs {
+            e.action_id = format!("{}-w{w}", e.action_id);
+            e.session_id = format!("{}-w{w}", e.session_id);
+        }
+        groups.push((
+            evs,
+            Box::new(move |i| {
+                if i < k {
+                    DecisionKind::Approve
+                } else {
+                    DecisionKind::Reject
+                }
+            }),
+        ));
+    }
+    groups.push((
+        events("data.delete", 30, T0, |_| 0.95),
+        Box::new(|i| {
+            if i % 2 == 0 {
+                DecisionKind::Approve
+            } else {
+                DecisionKind::Revise
+            }
+        }),
+    ));
+    let (_, r) = history(groups);
+    let cases = suggest::cases(&r, i64::MIN, i64::MAX);
+    let curves = suggest::competence::curves(&cases, 0.9, 5);
+    let f = curves
+        .iter()
+        .find(|c| c.action_type == "file.delete")
+        .unwrap();
+    let weekly: Vec<(usize, usize)> = f.weeks.iter().map(|w| (w.1, w.2)).collect();
+    assert_eq!(
+        weekly,
+        [(20, 12), (20, 14), (20, 16), (20, 19), (20, 20), (20, 20)]
+    );
+    assert_eq!(f.crossed, Some(3), "the fourth week, at 95%");
+    let d = curves
+        .iter()
+        .find(|c| c.action_type == "data.delete")
+        .unwrap();
+    assert_eq!(d.crossed, None);
+    let png = suggest::competence::png(&curves, 0.9);
+    let decoder = png::Decoder::new(std::io::Cursor::new(png.clone()));
+    let reader = decoder.read_info().unwrap();
+    assert_eq!((reader.info().width, reader.info().height), (1280, 720));
+    let out =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/suggest-competence.png");
+    std::fs::write(out, png).unwrap();
+}

@@ -64,7 +64,15 @@ pub fn run(args: SuggestArgs) -> Result {
         .iter()
         .filter(|c| c.fate != suggest::Fate::Alone)
         .count();
-    let report = Report::new(cases.len(), escalated, t, suggest::table(&cases), proposals);
+    let curves = suggest::competence::curves(&cases, t.graduate_at, 5);
+    let report = Report::new(
+        cases.len(),
+        escalated,
+        t,
+        suggest::table(&cases),
+        proposals,
+        curves,
+    );
     write(&args.out, &text, &report)?;
     let ok = report
         .proposals
@@ -85,6 +93,8 @@ fn write(dir: &Path, text: &str, report: &Report) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("report.md"), report.markdown())?;
     std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(report)?)?;
+    let png = handoff::suggest::competence::png(&report.competence, report.thresholds.graduate_at);
+    std::fs::write(dir.join("competence.png"), png)?;
     let accepted: Vec<&handoff::suggest::edit::Change> = report
         .proposals
         .iter()

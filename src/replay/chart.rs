@@ -50,7 +50,7 @@ pub struct Timeline<'a> {
 const WIDTH: u32 = 1280;
 const HEADER: u32 = 100;
 const PANEL: u32 = 250;
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
 /// Draws the chart; returns PNG bytes.
 pub fn timeline_png(t: &Timeline<'_>) -> Vec<u8> {
@@ -77,7 +77,7 @@ pub fn timeline_png(t: &Timeline<'_>) -> Vec<u8> {
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 type Drawn = Result<(), Box<dyn std::error::Error>>;
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let bytes = include_bytes!("fonts/DejaVuSans.ttf");

@@ -5,6 +5,7 @@
 //! to a copy of the matrix, checked, and shadow-diffed on the same events before it is shown.
 //! Pure: records in, report out.
 
+pub mod competence;
 pub mod edit;
 pub mod report;
 

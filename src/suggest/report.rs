@@ -18,6 +18,8 @@ pub struct Report {
     pub rows: Vec<(String, String, Row)>,
     /// Proposals, verified or refused with the reason.
     pub proposals: Vec<Proposal>,
+    /// Per action type, the share approved unchanged week by week.
+    pub competence: Vec<super::competence::Curve>,
 }
 
 impl Report {
@@ -28,6 +30,7 @@ impl Report {
         thresholds: Thresholds,
         rows: BTreeMap<(String, String), Row>,
         proposals: Vec<Proposal>,
+        competence: Vec<super::competence::Curve>,
     ) -> Report {
         let mut rows: Vec<(String, String, Row)> =
             rows.into_iter().map(|((r, t), row)| (r, t, row)).collect();
@@ -38,6 +41,7 @@ impl Report {
             thresholds,
             rows,
             proposals,
+            competence,
         }
     }
 
@@ -78,6 +82,29 @@ impl Report {
                 p.escalation_rate.0 * 100.0,
                 p.escalation_rate.1 * 100.0,
                 p.changed_decisions
+            );
+        }
+        let _ = writeln!(s, "\n## Competence\n");
+        let _ = writeln!(
+            s,
+            "![competence](competence.png)\n\nShare of decided escalations approved unchanged per \
+             week; graduation threshold {:.0}%.\n\n| action type | weeks | decided | last week | crossed the threshold |\n|---|---:|---:|---:|---|",
+            self.thresholds.graduate_at * 100.0
+        );
+        for c in &self.competence {
+            let last = c
+                .weeks
+                .last()
+                .map_or(0.0, |w| 100.0 * w.2 as f64 / w.1 as f64);
+            let crossed = c
+                .crossed
+                .map_or("not yet".to_string(), |w| format!("week {}", w + 1));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {last:.0}% | {crossed} |",
+                c.action_type,
+                c.weeks.len(),
+                c.total()
             );
         }
         let _ = writeln!(s, "\n## Escalations by reason and action type\n");
