@@ -64,12 +64,17 @@ pub fn timeline_png(t: &Timeline<'_>) -> Vec<u8> {
         draw(&root, t, rows, cols).expect("drawing into memory");
         root.present().expect("drawing into memory");
     }
+    rgb_png(&px, w, h)
+}
+
+/// An RGB pixel buffer of `w` × `h` as PNG bytes.
+pub(crate) fn rgb_png(px: &[u8], w: u32, h: u32) -> Vec<u8> {
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, w, h);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     let mut writer = enc.write_header().expect("in-memory PNG header");
-    writer.write_image_data(&px).expect("in-memory PNG data");
+    writer.write_image_data(px).expect("in-memory PNG data");
     writer.finish().expect("in-memory PNG end");
     out
 }

@@ -4,7 +4,7 @@
 //! action type named in the legend, the threshold dashed).
 
 use super::{Case, Fate};
-use crate::replay::chart::{register_font, FONT, PALETTE};
+use crate::replay::chart::{register_font, rgb_png, FONT, PALETTE};
 use plotters::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -88,14 +88,7 @@ pub fn png(curves: &[Curve], threshold: f64) -> Vec<u8> {
         draw(&root, curves, threshold).expect("drawing into memory");
         root.present().expect("drawing into memory");
     }
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, w, h);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc.write_header().expect("in-memory PNG header");
-    writer.write_image_data(&px).expect("in-memory PNG data");
-    writer.finish().expect("in-memory PNG end");
-    out
+    rgb_png(&px, w, h)
 }
 
 fn draw(
