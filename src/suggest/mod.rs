@@ -141,10 +141,23 @@ pub fn reasons(c: &Case) -> Vec<String> {
 
 /// Counts per (reason, action type) of the escalated cases.
 pub fn table(cases: &[Case]) -> BTreeMap<(String, String), Row> {
-    let mut rows: BTreeMap<(String, String), (Row, Vec<i64>)> = BTreeMap::new();
+    count(cases, |c, r| (r.to_string(), c.action_type.clone()))
+}
+
+/// Counts per (reason, action type, agent), kept where an agent has at least `min_cases`.
+pub fn table_by_agent(cases: &[Case], min_cases: usize) -> BTreeMap<(String, String, String), Row> {
+    let mut t = count(cases, |c, r| {
+        (r.to_string(), c.action_type.clone(), c.agent_id.clone())
+    });
+    t.retain(|_, row| row.escalations >= min_cases);
+    t
+}
+
+fn count<K: Ord>(cases: &[Case], key: impl Fn(&Case, &str) -> K) -> BTreeMap<K, Row> {
+    let mut rows: BTreeMap<K, (Row, Vec<i64>)> = BTreeMap::new();
     for c in cases.iter().filter(|c| c.fate != Fate::Alone) {
         for r in reasons(c) {
-            let (row, times) = rows.entry((r, c.action_type.clone())).or_default();
+            let (row, times) = rows.entry(key(c, &r)).or_default();
             row.escalations += 1;
             match c.fate {
                 Fate::Unchanged => row.unchanged += 1,

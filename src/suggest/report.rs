@@ -20,6 +20,8 @@ pub struct Report {
     pub proposals: Vec<Proposal>,
     /// Per action type, the share approved unchanged week by week.
     pub competence: Vec<super::competence::Curve>,
+    /// Counts per reason × action type × agent, where an agent has enough cases.
+    pub by_agent: Vec<(String, String, String, Row)>,
 }
 
 impl Report {
@@ -42,7 +44,17 @@ impl Report {
             rows,
             proposals,
             competence,
+            by_agent: Vec::new(),
         }
+    }
+
+    /// With the per-agent counts.
+    pub fn with_agents(mut self, rows: BTreeMap<(String, String, String), Row>) -> Report {
+        self.by_agent = rows
+            .into_iter()
+            .map(|((r, t, a), row)| (r, t, a, row))
+            .collect();
+        self
     }
 
     /// The Markdown report.
@@ -129,6 +141,24 @@ impl Report {
                 secs(r.decide_p50_ms),
                 secs(r.decide_p90_ms)
             );
+        }
+        if !self.by_agent.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n## By agent (at least {} cases)\n\n| reason | action type | agent | escalations | approved unchanged | revised | rejected | decide p50 |\n|---|---|---|---:|---:|---:|---:|---:|",
+                self.thresholds.min_cases
+            );
+            for (reason, ty, agent, r) in &self.by_agent {
+                let _ = writeln!(
+                    s,
+                    "| {reason} | {ty} | {agent} | {} | {} | {} | {} | {} |",
+                    r.escalations,
+                    r.unchanged,
+                    r.revised,
+                    r.rejected,
+                    secs(r.decide_p50_ms)
+                );
+            }
         }
         s
     }
