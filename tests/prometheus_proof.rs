@@ -8,66 +8,19 @@
 mod common;
 
 use common::kafka::*;
+use common::prometheus::{is_value, Killed, Prometheus};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Installs Debian's prometheus package when the binary is missing (CI does it up front).
-fn prometheus_binary() -> &'static str {
-    if Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        let ok = Command::new("sh")
-            .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "prometheus is not installed and apt-get could not install it"
-        );
-    }
-    "prometheus"
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// True when a query result holds at least one real number (not NaN: a quantile of an empty
-/// histogram or a ratio of zero rates is no data).
-fn has_value(result: &[Value]) -> bool {
-    result
-        .iter()
-        .any(|r| r["value"][1].as_str().is_some_and(|v| v != "NaN"))
-}
-
-/// Runs an instant query; returns the result array (or panics on an HTTP or PromQL error).
-fn query(port: u16, q: &str) -> Vec<Value> {
-    let (status, body) = common::http_get(
-        port,
-        &format!("/api/v1/query?query={}", handoff::escape::url_component(q)),
-    );
-    let v: Value =
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{q}: {e}: {status} {body}"));
-    assert_eq!(v["status"], "success", "{q}: {v}");
-    v["data"]["result"].as_array().cloned().unwrap_or_default()
-}
-
 #[test]
 fn every_dashboard_and_rule_expression_returns_data_from_a_real_prometheus() {
-    let prometheus = prometheus_binary();
+    common::prometheus::binary();
     let _g = serial();
     let b = broker();
     let bs = b.bootstrap();
@@ -165,36 +118,10 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_real_prometheus() {
             .unwrap(),
     );
 
-    // Prometheus scraping handoff every second, with the rules evaluated every second.
-    let rules = std::fs::read_to_string(root().join("deploy/prometheus/handoff.rules.yml"))
-        .unwrap()
-        .replace("interval: 30s", "interval: 1s");
-    std::fs::write(dir.join("rules.yml"), rules).unwrap();
-    let prom_port = handoff::sim::broker::free_port();
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
-             scrape_configs:\n  - job_name: handoff\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n  - job_name: handoff-inbox\n    static_configs:\n      - targets: ['127.0.0.1:{inbox_port}']\n",
-            dir.join("rules.yml").display()
-        ),
-    )
-    .unwrap();
-    let _prom = Killed(
-        Command::new(prometheus)
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    // Prometheus scraping handoff and the inbox every second, the rules evaluated every second.
+    let prom = Prometheus::start(
+        &dir,
+        &[("handoff", metrics_port), ("handoff-inbox", inbox_port)],
     );
 
     // Collect the expressions.
@@ -257,7 +184,7 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_real_prometheus() {
         std::thread::sleep(Duration::from_secs(2));
         empty = must_return
             .iter()
-            .filter(|q| !has_value(&query(prom_port, q)))
+            .filter(|q| !prom.query(q).iter().any(is_value))
             .cloned()
             .collect();
         if empty.is_empty() || start.elapsed() > Duration::from_secs(90) {

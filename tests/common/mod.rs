@@ -4,6 +4,7 @@
 pub mod inbox;
 pub mod kafka;
 pub mod outputs;
+pub mod prometheus;
 pub mod run;
 
 use handoff::event::{ActionStatus, AgentAction, Customer, CustomerTier};

@@ -4,6 +4,7 @@
 
 use super::fixtures::*;
 use super::receivers::{Mode, Sink};
+use crate::common::prometheus::{is_value, Prometheus};
 use handoff::config::notify::ReceiverKind;
 use handoff::event::Tier;
 use handoff::notify::ledger::MemoryLedger;
@@ -13,14 +14,6 @@ use std::time::{Duration, Instant};
 
 fn root() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Killed(std::process::Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The shipped "Notifications" panel's expressions and the shipped alert's expression.
@@ -53,28 +46,11 @@ fn shipped_expressions() -> (Vec<String>, String) {
     (exprs, alert["expr"].as_str().unwrap().to_string())
 }
 
-fn prom_query(port: u16, q: &str) -> Vec<serde_json::Value> {
-    let enc: String = q
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let (status, body) = crate::common::http_get(port, &format!("/api/v1/query?query={enc}"));
-    let v: serde_json::Value =
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{q}: {e}: {status} {body}"));
-    assert_eq!(v["status"], "success", "{q}: {v}");
-    v["data"]["result"].as_array().cloned().unwrap_or_default()
-}
-
 /// Receivers (by label) with a real number in a query's result.
 fn receivers_with_values(result: &[serde_json::Value]) -> Vec<String> {
     let mut r: Vec<String> = result
         .iter()
-        .filter(|x| x["value"][1].as_str().is_some_and(|v| v != "NaN"))
+        .filter(|x| is_value(x))
         .map(|x| x["metric"]["receiver"].as_str().unwrap_or("").to_string())
         .collect();
     r.sort();
@@ -144,36 +120,7 @@ fn the_notifications_panel_and_alert_work_on_a_real_prometheus() {
     });
 
     let dir = crate::common::kafka::tmpdir("notify-prom");
-    let rules = std::fs::read_to_string(root().join("deploy/prometheus/handoff.rules.yml"))
-        .unwrap()
-        .replace("interval: 30s", "interval: 1s");
-    std::fs::write(dir.join("rules.yml"), rules).unwrap();
-    let prom_port = handoff::sim::broker::free_port();
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
-             scrape_configs:\n  - job_name: handoff\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n",
-            dir.join("rules.yml").display()
-        ),
-    )
-    .unwrap();
-    let _prom = Killed(
-        std::process::Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let prom = Prometheus::start(&dir, &[("handoff", metrics_port)]);
 
     // (query, receivers that must have a value)
     let all = ["down", "limited", "ok"];
@@ -192,7 +139,7 @@ fn the_notifications_panel_and_alert_work_on_a_real_prometheus() {
         let missing: Vec<String> = checks
             .iter()
             .filter_map(|(q, want)| {
-                let got = receivers_with_values(&prom_query(prom_port, q));
+                let got = receivers_with_values(&prom.query(q));
                 (got != *want).then(|| format!("{q}: {got:?}, wanted {want:?}"))
             })
             .collect();
