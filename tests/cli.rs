@@ -676,13 +676,18 @@ fn a_bad_inbox_config_is_refused_at_start_up_with_every_problem_listed() {
          [[inbox.people]]\nname = \"ana\"\nroles = [\"support\"]\n",
     )
     .unwrap();
-    let out = handoff()
-        .args(["inbox", "--config"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    // The inbox refuses to start (exit 2); what it says.
+    let refused = || {
+        let out = handoff()
+            .args(["inbox", "--config"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        err
+    };
+    let err = refused();
     for needle in [
         "inbox.bind",
         "\"nowhere\"",
@@ -705,13 +710,7 @@ fn a_bad_inbox_config_is_refused_at_start_up_with_every_problem_listed() {
         ),
     )
     .unwrap();
-    let out = handoff()
-        .args(["inbox", "--config"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused();
     assert!(
         err.contains("inbox.people[0].roles[1]") && err.contains("\"astrologer\" is not a role"),
         "{err}"

@@ -175,21 +175,9 @@ fn a_person_revises_a_draft_in_the_browser_and_the_agent_gets_the_revised_verdic
             .await
             .unwrap();
         // The countdown runs in the page.
-        let first = c
-            .find(Locator::Css(".countdown"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let first = text_of(&c, ".countdown").await;
         tokio::time::sleep(Duration::from_millis(2_100)).await;
-        let later = c
-            .find(Locator::Css(".countdown"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let later = text_of(&c, ".countdown").await;
         assert_ne!(first, later, "the time left counts down");
         c
     });
@@ -346,6 +334,16 @@ async fn session(driver: u16) -> fantoccini::Client {
         .connect(&format!("http://127.0.0.1:{driver}"))
         .await
         .expect("a browser session")
+}
+
+/// The text of the first element matching `css`.
+async fn text_of(c: &fantoccini::Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// Saves what the browser shows to target/screenshots/NAME.

@@ -52,31 +52,12 @@ impl std::fmt::Debug for Auth {
 
 /// The SHA-256 of a token, in hex (what `[[inbox.people]] token_sha256` holds).
 pub fn token_sha256(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// A new random token (32 bytes, hex).
 pub fn new_token() -> String {
-    hex(&rand::random::<[u8; 32]>())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    hex::encode(rand::random::<[u8; 32]>())
 }
 
 impl Auth {
@@ -97,7 +78,7 @@ impl Auth {
                 let hash = p
                     .token_sha256
                     .as_deref()
-                    .and_then(unhex)
+                    .and_then(|h| hex::decode(h).ok())
                     .and_then(|v| <[u8; 32]>::try_from(v).ok());
                 (p.name.clone(), p.roles.clone(), hash)
             })
@@ -161,15 +142,15 @@ impl Auth {
             .iter()
             .find(|(n, _, _)| n == name)
             .and_then(|(_, _, h)| *h);
-        hash.map_or_else(|| "-".into(), |h| hex(&h[..8]))
+        hash.map_or_else(|| "-".into(), |h| hex::encode(&h[..8]))
     }
 
     /// A session cookie for `name`, valid for the configured time from `now_s` (unix seconds).
     pub fn sign_in(&self, jar: SignedCookieJar, name: &str, now_s: u64) -> SignedCookieJar {
-        let sid = hex(&rand::random::<[u8; 16]>());
+        let sid = hex::encode(rand::random::<[u8; 16]>());
         let expires = now_s + self.ttl.as_secs();
         let tag = self.token_tag(name);
-        let value = format!("{sid}.{expires}.{}.{tag}", hex(name.as_bytes()));
+        let value = format!("{sid}.{expires}.{}.{tag}", hex::encode(name.as_bytes()));
         let cookie = Cookie::build((COOKIE, value))
             .path("/")
             .http_only(true)
@@ -202,7 +183,7 @@ impl Auth {
                 if expires.parse::<u64>().ok()? <= now_s {
                     return None;
                 }
-                let name = String::from_utf8(unhex(name)?).ok()?;
+                let name = String::from_utf8(hex::decode(name).ok()?).ok()?;
                 // A new token for the person ends the sessions of the old one.
                 if tag != self.token_tag(&name) {
                     return None;
@@ -229,7 +210,7 @@ impl Auth {
     pub fn form_token(&self, v: &Viewer) -> String {
         let mut mac = HmacSha256::new_from_slice(&self.csrf_key).expect("any key length");
         mac.update(v.binding.as_bytes());
-        hex(&mac.finalize().into_bytes())
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// Checks a state-changing request: the form token matches the viewer's, and the browser
@@ -240,7 +221,7 @@ impl Auth {
         token: &str,
         headers: &HeaderMap,
     ) -> Result<(), &'static str> {
-        let Some(given) = unhex(token) else {
+        let Ok(given) = hex::decode(token) else {
             return Err("the form token is missing or malformed");
         };
         let mut mac = HmacSha256::new_from_slice(&self.csrf_key).expect("any key length");
@@ -333,7 +314,7 @@ mod tests {
             "expired"
         );
         // Tampered: another name with the same signature.
-        let forged = pair.replace(&hex(b"ana"), &hex(b"bob"));
+        let forged = pair.replace(&hex::encode(b"ana"), &hex::encode(b"bob"));
         assert_ne!(forged, pair);
         h.insert(header::COOKIE, forged.parse().unwrap());
         assert!(a.who(&h, "127.0.0.1".parse().unwrap(), 1_001).is_none());

@@ -263,7 +263,7 @@ pub fn verify(
     }
     let tag = signature_header
         .strip_prefix("v0=")
-        .and_then(unhex)
+        .and_then(|h| hex::decode(h).ok().filter(|tag| tag.len() == 32))
         .ok_or(SlackError::BadSignature)?;
     let mut m =
         Hmac::<Sha256>::new_from_slice(signing_secret).expect("HMAC takes a key of any length");
@@ -272,17 +272,6 @@ pub fn verify(
     m.update(b":");
     m.update(body);
     m.verify_slice(&tag).map_err(|_| SlackError::BadSignature)
-}
-
-/// 32 bytes from 64 hex digits.
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 || !s.is_ascii() {
-        return None;
-    }
-    (0..64)
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// Which button was pressed.

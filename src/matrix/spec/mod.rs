@@ -207,12 +207,7 @@ impl MatrixSpec {
     pub fn version(&self) -> String {
         use sha2::{Digest, Sha256};
         let json = serde_json::to_vec(self).expect("a matrix spec always serializes");
-        let digest = Sha256::digest(&json);
-        let mut s = String::from("rv-");
-        for b in &digest[..6] {
-            s.push_str(&format!("{b:02x}"));
-        }
-        s
+        format!("rv-{}", hex::encode(&Sha256::digest(&json)[..6]))
     }
 }
 
