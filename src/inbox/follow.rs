@@ -6,9 +6,8 @@ use super::board::Board;
 use crate::config::Settings;
 use crate::kafka::{self, Role};
 use crate::state::SessionRecord;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -41,18 +40,8 @@ pub fn start(settings: &Settings, feed: Feed) -> Result<std::thread::JoinHandle<
         Role::Reader("inbox"),
         "inbox changelog reader",
     )?;
-    let mut high = HashMap::new();
-    let mut tpl = TopicPartitionList::new();
-    for &p in &partitions {
-        let (_, h) = consumer
-            .fetch_watermarks(&topic, p, settings.pipeline.connect_timeout)
-            .map_err(kafka::Error::client("inbox watermarks"))?;
-        high.insert(p, h);
-        tpl.add_partition_offset(&topic, p, Offset::Beginning)
-            .map_err(kafka::Error::client("inbox assignment"))?;
-    }
-    consumer
-        .assign(&tpl)
+    let timeout = settings.pipeline.connect_timeout;
+    let high = kafka::changelog::assign_from_beginning(&consumer, &topic, &partitions, timeout)
         .map_err(kafka::Error::client("inbox assignment"))?;
     tracing::info!(%topic, partitions = partitions.len(), "inbox: reading the open escalations");
     let handle = std::thread::Builder::new()

@@ -28,6 +28,25 @@ pub struct Reader {
 /// watermark a batch behind.
 const QUIET: Duration = Duration::from_millis(300);
 
+/// Assigns `partitions` of `topic` from their beginning; returns each one's high watermark as
+/// seen now (where "caught up" is).
+pub fn assign_from_beginning(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+    timeout: Duration,
+) -> Result<HashMap<i32, i64>, KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    let mut high = HashMap::new();
+    for &p in partitions {
+        let (_, h) = consumer.fetch_watermarks(topic, p, timeout)?;
+        high.insert(p, h);
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    Ok(high)
+}
+
 impl Reader {
     /// Every record of `partitions`, by partition. The end is the high watermark seen at the
     /// start, then no new record for a short while.
@@ -38,14 +57,7 @@ impl Reader {
     fn read_all(&self, partitions: &[i32]) -> Result<Vec<(i32, Records)>, KafkaError> {
         let consumer: BaseConsumer =
             super::client_config(&self.kafka, Role::Reader("restore")).create()?;
-        let mut tpl = TopicPartitionList::new();
-        let mut high = HashMap::new();
-        for &p in partitions {
-            let (_, h) = consumer.fetch_watermarks(&self.topic, p, self.timeout)?;
-            high.insert(p, h);
-            tpl.add_partition_offset(&self.topic, p, Offset::Beginning)?;
-        }
-        consumer.assign(&tpl)?;
+        let high = assign_from_beginning(&consumer, &self.topic, partitions, self.timeout)?;
         let mut out: HashMap<i32, Records> = partitions.iter().map(|p| (*p, Vec::new())).collect();
         let mut next: HashMap<i32, i64> = HashMap::new();
         let started = Instant::now();
