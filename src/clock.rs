@@ -15,12 +15,20 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
+impl SystemClock {
+    /// The wall clock now, ms since the epoch (where no clock is passed in: the inbox and the
+    /// notifier live on the wall clock only).
+    pub fn now() -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0)
+    }
+}
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock::now()
     }
 }
 

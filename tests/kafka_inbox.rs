@@ -242,7 +242,7 @@ fn a_person_revises_a_draft_in_the_browser_and_the_agent_gets_the_revised_verdic
 /// Exports the last hour's pack with the CLI, checks the kettle's entry, verifies it, then
 /// catches a tampered copy.
 fn audit_pack(dir: &std::path::Path, config: &std::path::Path) {
-    let now = handoff::inbox::web::now_ms();
+    let now = handoff::clock::SystemClock::now();
     let pack = dir.join("pack.jsonl");
     let out = Command::new(handoff_bin())
         .args([

@@ -44,7 +44,7 @@ fn export(args: AuditExportArgs) -> Result {
         version: chain::VERSION,
         from_ms,
         to_ms,
-        created_at_ms: handoff::inbox::web::now_ms(),
+        created_at_ms: handoff::clock::SystemClock::now(),
         sources,
     };
     let bytes = chain::write(&header, &entries);

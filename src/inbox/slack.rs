@@ -5,7 +5,7 @@
 
 use super::answer::AnswerForm;
 use super::publish::Via;
-use super::web::{now_ms, App, Refused};
+use super::web::{App, Refused};
 use crate::event::DecisionKind;
 use crate::notify::slack::{self, Button};
 use axum::body::Bytes;
@@ -30,7 +30,7 @@ pub async fn actions(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
         return (StatusCode::NOT_FOUND, "Slack buttons are not configured\n").into_response();
     };
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let now = now_ms();
+    let now = crate::clock::SystemClock::now();
     let verified = slack::verify(
         sp.secret.as_bytes(),
         header("x-slack-request-timestamp"),

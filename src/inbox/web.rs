@@ -140,13 +140,6 @@ async fn secure_headers(mut r: Response) -> Response {
     r
 }
 
-/// Milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn html(status: StatusCode, body: Result<String, askama::Error>) -> Response {
     match body {
         Ok(b) => (status, Html(b)).into_response(),
@@ -200,7 +193,7 @@ impl axum::extract::FromRequestParts<Arc<App>> for SignedIn {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-        let now_s = (now_ms() / 1000) as u64;
+        let now_s = (crate::clock::SystemClock::now() / 1000) as u64;
         match app.auth.who(&parts.headers, peer, now_s) {
             Some(v) => Ok(SignedIn(v)),
             None => Err(match app.auth.mode() {

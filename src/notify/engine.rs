@@ -16,7 +16,7 @@ use super::retry::{classify, next_wait, Outcome};
 use super::route::{Notice, Route};
 use super::sign;
 use super::transport::{Answer, Request, Transport};
-use super::{now_ms, IsOpen};
+use super::IsOpen;
 use crate::config::notify::{Receiver, ReceiverKind};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -306,7 +306,7 @@ impl Lane {
             status,
             http_status: None,
             latency_ms: None,
-            at_ms: now_ms(),
+            at_ms: crate::clock::SystemClock::now(),
             error: None,
         }
     }
@@ -348,7 +348,7 @@ impl Lane {
             .body
             .get_or_insert_with(|| self.body(&job.notice))
             .clone();
-        let ts = now_ms().div_euclid(1000);
+        let ts = crate::clock::SystemClock::now().div_euclid(1000);
         let headers: Vec<(&'static str, String)> = match &self.key {
             Some(k) => sign::headers(k, &job.id, ts, &body).to_vec(),
             None => Vec::new(),

@@ -32,7 +32,7 @@ use crate::problems::Problems;
 use std::future::Future;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// "Is this escalation id still open?" — the inbox's view. It must answer `true` for an id
 /// it has not seen (yet): `false` means known to be closed, and a notice whose every
@@ -62,12 +62,6 @@ pub enum NotifyError {
     /// The consumer thread could not start or failed.
     #[error("notification consumer thread: {0}")]
     Thread(String),
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The role topics of `matrix` under `settings.topics.role_prefix`.

@@ -285,7 +285,7 @@ impl Source {
             match polled {
                 Some(Ok(m)) => s.offer(engine, &m),
                 Some(Err(e)) => {
-                    if let Some(held) = s.bad.allow(super::now_ms()) {
+                    if let Some(held) = s.bad.allow(crate::clock::SystemClock::now()) {
                         tracing::warn!(error = %e, held_back = held, "notification consumer error");
                     }
                 }
@@ -342,7 +342,7 @@ impl State {
             }
             Ok(None) => self.offsets.settle(&token),
             Err(why) => {
-                if let Some(held) = self.bad.allow(super::now_ms()) {
+                if let Some(held) = self.bad.allow(crate::clock::SystemClock::now()) {
                     tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), error = %why, held_back = held, "role topic record not understood: no notification for it");
                 }
                 self.offsets.settle(&token);

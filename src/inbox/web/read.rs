@@ -39,7 +39,7 @@ fn render_list(app: &App, v: &Viewer, q: &ListQuery) -> Response {
         },
         action_type: (!q.action_type.is_empty()).then(|| q.action_type.clone()),
     };
-    let now = now_ms();
+    let now = crate::clock::SystemClock::now();
     let sent = app.recently_sent(now);
     let board = app.board.read().expect("not poisoned");
     let items: Vec<_> = board
@@ -109,7 +109,7 @@ pub(super) async fn detail(
     SignedIn(v): SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let now = now_ms();
+    let now = crate::clock::SystemClock::now();
     let (page, entry) = {
         let board = app.board.read().expect("not poisoned");
         let item = match board.get(&id) {

@@ -47,9 +47,11 @@ fn do_sign_in(app: &App, headers: &HeaderMap, token: &str) -> Response {
     match app.auth.person_with_token(token) {
         Some(name) => {
             tracing::info!(person = %name, "signed in");
-            let jar = app
-                .auth
-                .sign_in(app.auth.jar(headers), name, (now_ms() / 1000) as u64);
+            let jar = app.auth.sign_in(
+                app.auth.jar(headers),
+                name,
+                (crate::clock::SystemClock::now() / 1000) as u64,
+            );
             (jar, Redirect::to("/")).into_response()
         }
         None => html(

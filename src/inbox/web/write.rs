@@ -16,7 +16,7 @@ pub(super) async fn answer(
         app.metrics.answer("none", "forbidden");
         return message(&app, Some(&v), StatusCode::FORBIDDEN, "Not sent", why);
     }
-    let now = now_ms();
+    let now = crate::clock::SystemClock::now();
     let first_view = app
         .views
         .lock()
