@@ -8,7 +8,11 @@ const CANARY: &str = "canary-pw-4711";
 fn load(toml: &str, env: Vec<(String, String)>) -> Result<Settings, String> {
     let dir = std::env::temp_dir().join(format!("handoff-registry-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{:x}.toml", toml.len() * 31 + env.len()));
+    // One file per call: tests run in parallel, and two settings of the same length must not
+    // share (and delete) one file.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = dir.join(format!("{n}.toml"));
     std::fs::write(&file, toml).unwrap();
     let r = Settings::load_with_env(Some(&file), env).map_err(|e| e.to_string());
     let _ = std::fs::remove_file(&file);
