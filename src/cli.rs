@@ -69,6 +69,10 @@ pub enum Command {
     /// a time range (verdicts, what each person was shown, who answered, when); `verify`
     /// checks a pack and names the first broken link (exit 1).
     Audit(AuditArgs),
+    /// Canaries (`[canary]`): `send` injects synthetic escalations with a known right answer
+    /// for the people of each role (at the configured rate until Ctrl-C, or --count each at
+    /// once for a drill); `report` prints caught, missed and time to answer per role.
+    Canary(CanaryArgs),
     /// Make a sign-in token for a person of the inbox: prints the token (give it to them) and
     /// the `token_sha256` line for `[[inbox.people]]`.
     Token,
@@ -217,6 +221,52 @@ pub struct AuditVerifyArgs {
     /// whole, chain and all, differs from it.
     #[arg(long)]
     pub expect: Option<String>,
+}
+
+/// `handoff canary`.
+#[derive(Debug, Args)]
+pub struct CanaryArgs {
+    /// Send or report.
+    #[command(subcommand)]
+    pub command: CanaryCommand,
+}
+
+/// `handoff canary send|report`.
+#[derive(Debug, Subcommand)]
+pub enum CanaryCommand {
+    /// Send canaries to the input topic: about `[canary] per_role_per_hour` per role at random
+    /// moments until Ctrl-C, or --count per role at once.
+    Send(CanarySendArgs),
+    /// Caught, missed, timed out and time to answer per role, from the canaries topic.
+    Report(CanaryReportArgs),
+}
+
+/// `handoff canary send`.
+#[derive(Debug, Args)]
+pub struct CanarySendArgs {
+    /// The cluster, the topics, the matrix and `[canary]`.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Send this many per role at once (a drill), then stop.
+    #[arg(long)]
+    pub count: Option<u32>,
+}
+
+/// `handoff canary report`.
+#[derive(Debug, Args)]
+pub struct CanaryReportArgs {
+    /// The cluster and the topics.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Canaries decided from this time on: RFC 3339 or ms since the epoch (all by default).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// … and before this time.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Print JSON instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `handoff inbox`.

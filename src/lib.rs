@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod canary;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -29,8 +29,8 @@ fn main() -> ExitCode {
 /// with the signal handler installed, before they do anything else.
 fn dispatch(command: Command) -> commands::Result {
     use commands::{
-        audit, check, demo, diff, eval, gameday, generate, inbox, replay, respond, run, suggest,
-        test_rules,
+        audit, canary, check, demo, diff, eval, gameday, generate, inbox, replay, respond, run,
+        suggest, test_rules,
     };
     match command {
         Command::Check(args) => check::run(args),
@@ -45,6 +45,7 @@ fn dispatch(command: Command) -> commands::Result {
         Command::Inbox(args) => inbox::run(args, Started::now()?),
         Command::Token => inbox::token(),
         Command::Audit(args) => audit::run(args),
+        Command::Canary(args) => canary::run(args, Started::now()?),
         Command::Suggest(args) => suggest::run(args),
         Command::Generate(args) => {
             let started = args.topic.is_some().then(Started::now).transpose()?;

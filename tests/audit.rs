@@ -72,6 +72,7 @@ fn history() -> Records {
         reason: None,
         rule_version: String::new(),
         tier: None,
+        canary: false,
     };
     let views = vec![
         view("ana", &escs[0].escalation_id, NOW + MIN),
@@ -98,6 +99,7 @@ fn history() -> Records {
         escalations,
         decisions,
         views,
+        canaries: Vec::new(),
     }
 }
 

@@ -18,6 +18,7 @@ const HANDOFF_TOPICS: &[&str] = &[
     "human.decisions",
     "handoff.state",
     "handoff.review",
+    "handoff.canaries",
 ];
 
 #[test]
@@ -76,7 +77,8 @@ fn every_event_yields_exactly_its_outputs_and_bad_ones_are_dead_lettered() {
         BTreeSet::from(["avro_decode".to_string(), "invalid_field".to_string()])
     );
 
-    // Nothing else: only the input, the verdicts, the dead letters and the role topics exist.
+    // Nothing else: only the input, the verdicts, the dead letters, the state, the review queue,
+    // the canaries and the role topics exist.
     let m = Matrix::default_matrix().unwrap();
     let mut allowed: BTreeSet<String> = m.roles().iter().map(|r| r.topic.clone()).collect();
     allowed.extend(HANDOFF_TOPICS.iter().map(|t| t.to_string()));

@@ -117,6 +117,8 @@ pub struct Records {
     pub events: Vec<AgentAction>,
     /// Verdicts, in the order written.
     pub verdicts: Vec<Verdict>,
+    /// Canaries' verdicts (from the canaries topic): their entries are marked `canary`.
+    pub canaries: Vec<Verdict>,
     /// Escalations from the role topics.
     pub escalations: Vec<Escalation>,
     /// Human decisions.
@@ -136,11 +138,14 @@ pub fn hash_json<T: Serialize>(v: &T) -> String {
 pub fn join(r: &Records, from_ms: i64, to_ms: i64) -> Vec<Entry> {
     let mut by_action: BTreeMap<(i64, String), Vec<&Verdict>> = BTreeMap::new();
     let mut first: HashMap<&str, i64> = HashMap::new();
-    for v in &r.verdicts {
+    let all = || r.verdicts.iter().chain(&r.canaries);
+    for v in all() {
         let t = first.entry(v.action_id.as_str()).or_insert(v.decided_at_ms);
         *t = (*t).min(v.decided_at_ms);
     }
-    for v in &r.verdicts {
+    let canaries: std::collections::HashSet<&str> =
+        r.canaries.iter().map(|v| v.action_id.as_str()).collect();
+    for v in all() {
         let t = first[v.action_id.as_str()];
         if (from_ms..to_ms).contains(&t) {
             by_action
@@ -174,13 +179,15 @@ pub fn join(r: &Records, from_ms: i64, to_ms: i64) -> Vec<Entry> {
         .map(|mut vs| {
             vs.sort_by_key(|v| (v.decided_at_ms, !v.is_final));
             let id = vs[0].action_id.as_str();
-            entry(
+            let mut e = entry(
                 &vs,
                 events.get(id).cloned(),
                 shown.remove(id).unwrap_or_default(),
                 decided.remove(id).unwrap_or_default(),
                 &opened,
-            )
+            );
+            e.canary = canaries.contains(id);
+            e
         })
         .collect()
 }
@@ -287,6 +294,8 @@ pub struct Summary {
     pub unversioned: usize,
     /// Still waiting for a final verdict.
     pub open: usize,
+    /// Canaries among the actions (counted in the figures above too).
+    pub canaries: usize,
 }
 
 /// The summary of `entries`.
@@ -311,6 +320,7 @@ pub fn summary(entries: &[Entry]) -> Summary {
             e.rule_version.is_empty() || e.shown.iter().any(|x| x.rule_version.is_empty()),
         );
         s.open += usize::from(!e.is_final);
+        s.canaries += usize::from(e.canary);
     }
     s
 }

@@ -40,6 +40,10 @@ pub fn read(
     let (v, bad) = decode(&recs, |b| codec.decode(SchemaKind::Verdict, b).ok());
     note(&t.verdicts, recs.len(), bad);
     r.verdicts = v;
+    let recs = topic(settings, &t.canaries, after)?;
+    let (v, bad) = decode(&recs, |b| codec.decode(SchemaKind::Verdict, b).ok());
+    note(&t.canaries, recs.len(), bad);
+    r.canaries = v;
     let recs = topic(settings, &t.decisions, after)?;
     let (v, bad) = decode(&recs, |b| codec.decode(SchemaKind::HumanDecision, b).ok());
     note(&t.decisions, recs.len(), bad);
@@ -70,7 +74,11 @@ pub fn read(
 }
 
 /// A topic's records in `range`; an empty range or a missing topic is no records.
-fn topic(settings: &Settings, name: &str, range: Range) -> Result<Vec<Recorded>, SourceError> {
+pub(crate) fn topic(
+    settings: &Settings,
+    name: &str,
+    range: Range,
+) -> Result<Vec<Recorded>, SourceError> {
     match source::read(settings, name, range, &HashMap::new()) {
         Ok(r) => Ok(r),
         Err(SourceError::Empty { .. } | SourceError::MissingTopic(..)) => Ok(Vec::new()),

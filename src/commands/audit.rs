@@ -56,7 +56,7 @@ fn export(args: AuditExportArgs) -> Result {
     let s = audit::summary(&entries);
     println!(
         "{}: {} actions, {} handed to people, {} answered ({} answers without the detail opened), \
-         {} timed out, {} still open, {} decided without a rule version",
+         {} timed out, {} still open, {} decided without a rule version; {} of the actions canaries",
         out.display(),
         s.actions,
         s.escalated,
@@ -64,7 +64,8 @@ fn export(args: AuditExportArgs) -> Result {
         s.answered_unopened,
         s.timed_out,
         s.open,
-        s.unversioned
+        s.unversioned,
+        s.canaries
     );
     println!(
         "sha256 {}  (keep it apart from the pack: `handoff audit verify --expect`)",

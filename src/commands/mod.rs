@@ -3,6 +3,7 @@
 //! the Kafka settings of the commands that talk to a cluster.
 
 pub mod audit;
+pub mod canary;
 pub mod check;
 pub mod demo;
 pub mod diff;

@@ -10,12 +10,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod canary;
 pub mod inbox;
 pub mod notify;
 pub mod registry;
 pub mod secret;
 mod validate;
 
+pub use canary::{CanaryCase, CanarySettings};
 pub use inbox::{InboxAuth, InboxSettings, Person};
 pub use notify::NotifySettings;
 pub use registry::{RegistrySettings, SubjectStrategy};
@@ -48,6 +50,9 @@ pub struct Settings {
     /// The reviewers' web inbox (`handoff inbox`).
     #[serde(default)]
     pub inbox: InboxSettings,
+    /// Canaries: synthetic escalations with a known answer (sent by `handoff canary`).
+    #[serde(default)]
+    pub canary: CanarySettings,
     /// Notifications of escalations (sent by `handoff inbox`).
     #[serde(default)]
     pub notify: NotifySettings,
@@ -141,6 +146,9 @@ pub struct TopicSettings {
     /// Every notification attempt (escalation, receiver, attempt, status, latency).
     #[serde(default = "default_notifications_topic")]
     pub notifications: String,
+    /// Verdicts of canaries (synthetic escalations with a known answer), kept from the agents.
+    #[serde(default = "default_canaries_topic")]
+    pub canaries: String,
     /// Put before every role topic of the matrix (`handoff run --drill` sets `drill.`).
     #[serde(default)]
     pub role_prefix: String,
@@ -281,6 +289,9 @@ fn default_audit_topic() -> String {
 fn default_notifications_topic() -> String {
     "handoff.notifications".into()
 }
+fn default_canaries_topic() -> String {
+    "handoff.canaries".into()
+}
 fn default_review_topic() -> String {
     "handoff.review".into()
 }
@@ -360,7 +371,7 @@ pub enum ConfigError {
 }
 
 const SECTIONS: &[&str] = &[
-    "kafka", "topics", "input", "matrix", "pipeline", "log", "metrics", "inbox", "notify",
+    "kafka", "topics", "input", "matrix", "pipeline", "log", "metrics", "inbox", "notify", "canary",
 ];
 
 /// Keys whose values are secrets: never shown.
@@ -389,6 +400,7 @@ impl Settings {
             &mut t.review,
             &mut t.audit,
             &mut t.notifications,
+            &mut t.canaries,
         ] {
             if !name.starts_with(DRILL_PREFIX) {
                 *name = format!("{DRILL_PREFIX}{name}");
@@ -477,6 +489,7 @@ impl Settings {
         section!(metrics);
         section!(inbox);
         section!(notify);
+        section!(canary);
         s
     }
 

@@ -31,6 +31,7 @@ impl Settings {
         log(&self.log, problems);
         self.inbox.validate(problems);
         self.notify.validate(problems);
+        self.canary.validate(problems);
     }
 }
 
@@ -103,6 +104,7 @@ fn topics(t: &TopicSettings, problems: &mut Problems) {
         ("review", &t.review),
         ("audit", &t.audit),
         ("notifications", &t.notifications),
+        ("canaries", &t.canaries),
     ] {
         if !crate::matrix::is_topic_name(name) {
             problems.push(
@@ -119,6 +121,7 @@ fn topics(t: &TopicSettings, problems: &mut Problems) {
             &t.review,
             &t.audit,
             &t.notifications,
+            &t.canaries,
         ]
         .contains(&name)
         {
@@ -135,6 +138,7 @@ fn topics(t: &TopicSettings, problems: &mut Problems) {
         ("review", &t.review),
         ("audit", &t.audit),
         ("notifications", &t.notifications),
+        ("canaries", &t.canaries),
     ];
     for (i, (field, name)) in outputs.iter().enumerate() {
         if let Some((other, _)) = outputs[..i].iter().find(|(_, n)| n == name) {

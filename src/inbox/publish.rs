@@ -67,6 +67,9 @@ pub struct AuditEntry {
     /// The escalation's tier when it was viewed or answered.
     #[serde(default)]
     pub tier: Option<crate::event::Tier>,
+    /// The escalation is a canary (never shown to the person; kept apart in the figures).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub canary: bool,
 }
 
 /// A publish that failed.

@@ -7,6 +7,7 @@
 use crate::event::{DecisionKind, Level, Tier};
 use crate::matrix::Trigger;
 
+pub mod canary;
 pub mod rules;
 mod tables;
 
@@ -57,6 +58,7 @@ pub struct Metrics {
     /// Deferred, sampled.
     reviews: [IntCounter; 2],
     rules: rules::RuleMetrics,
+    canaries: canary::CanaryMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -272,6 +274,7 @@ impl Metrics {
             in_flight,
             consumer_lag,
             rules: rules::RuleMetrics::register(&r, rule_version),
+            canaries: canary::CanaryMetrics::register(&r, roles),
             registry: r,
         }
     }
@@ -294,6 +297,11 @@ impl Metrics {
     /// Escalations produced so far, per role name.
     pub fn escalations_by_role(&self) -> Vec<(String, u64)> {
         self.tables.escalations_by_role()
+    }
+
+    /// The canaries' families.
+    pub fn canaries(&self) -> &canary::CanaryMetrics {
+        &self.canaries
     }
 
     /// The rule-version and reload families.

@@ -156,6 +156,17 @@ impl Stats {
         let m = &self.metrics;
         match effect {
             Effect::Verdict(_) => m.verdicts.inc(),
+            Effect::CanaryEscalation(..) => {}
+            Effect::CanaryVerdict(v, expect) => {
+                if let Some(result) = crate::canary::CanaryResult::of(*expect, v.outcome) {
+                    // Not handed to anyone: no role.
+                    let role = v.roles.first().map_or("none", String::as_str);
+                    m.canaries().settled(role, result);
+                }
+            }
+            Effect::CanaryAnswered { role, waited_ms } => {
+                m.canaries().answered(role, *waited_ms as f64 / 1000.0)
+            }
             Effect::Escalation(_, x) => m.escalated(self.role(&x.role), x.tier),
             Effect::Grouped(role) => m.grouped(self.role(role)),
             Effect::Review(item) => m.review(item.reason == crate::event::DigestReason::Sampled),

@@ -285,6 +285,7 @@ impl<S: Stage> Worker<S> {
                 stats.dead_letter(reason, msg.partition(), msg.offset());
             }
             Outcome::HumanDecision => counts.decisions += 1,
+            Outcome::Canary => {}
         }
     }
 

@@ -30,7 +30,12 @@ impl PartitionState {
                 continue;
             };
             fired += 1;
+            let canary = self.canary_at(&session, ai);
+            let from = effects.len();
             self.missed(matrix, session, ai, ei, now_ms, effects);
+            if let Some(expect) = canary {
+                super::disguise(effects, from, expect);
+            }
         }
         fired
     }

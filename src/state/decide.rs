@@ -7,7 +7,27 @@ use crate::matrix::Matrix;
 
 impl PartitionState {
     /// Applies a human decision. Returns what to publish and count, or why it did nothing.
+    /// An answer to a canary yields canary effects ([`super::disguise`]).
     pub fn decide(
+        &mut self,
+        matrix: &Matrix,
+        d: &HumanDecision,
+        now_ms: i64,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), Ignored> {
+        let canary = self
+            .find_escalation(d)
+            .ok()
+            .and_then(|(ai, _)| self.canary_at(&d.session_id, ai));
+        let from = effects.len();
+        let result = self.apply_decision(matrix, d, now_ms, effects);
+        if let Some(expect) = canary {
+            super::disguise(effects, from, expect);
+        }
+        result
+    }
+
+    fn apply_decision(
         &mut self,
         matrix: &Matrix,
         d: &HumanDecision,

@@ -16,6 +16,8 @@ use crate::matrix::{Matrix, SessionState};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+mod canary;
+pub use canary::disguise;
 mod deadline;
 mod decide;
 mod open;
@@ -94,6 +96,9 @@ pub struct OpenAction {
     /// version is used).
     #[serde(default)]
     pub rule_version: String,
+    /// A canary's expected answer (see [`crate::canary`]); none for real actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<crate::canary::Expect>,
 }
 
 impl OpenAction {
@@ -201,6 +206,17 @@ pub enum Effect {
     Grouped(String),
     /// A decided action goes to the review queue's digest.
     Review(Box<crate::event::DigestItem>),
+    /// A canary's verdict (for the canaries topic, never the agents'), with its expected answer.
+    CanaryVerdict(Box<Verdict>, crate::canary::Expect),
+    /// A canary's escalation: sent like any other, counted only as a canary.
+    CanaryEscalation(usize, Box<Escalation>),
+    /// A human's first answer to a canary of `role`, `waited_ms` after it was handed over.
+    CanaryAnswered {
+        /// The role answering.
+        role: String,
+        /// Escalation → this answer.
+        waited_ms: i64,
+    },
 }
 
 /// Why a decision did nothing.
@@ -257,11 +273,12 @@ impl PartitionState {
         self.sessions.get(id)
     }
 
-    /// Every open escalation's (role, tier).
+    /// Every open escalation's (role, tier), canaries aside.
     pub fn pending(&self) -> Vec<(String, Tier)> {
         self.sessions
             .values()
             .flat_map(|s| s.open.iter())
+            .filter(|a| a.canary.is_none())
             .flat_map(|a| a.escalations.iter())
             .filter(|e| !e.approved)
             .map(|e| (e.role.clone(), e.tier))

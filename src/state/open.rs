@@ -74,6 +74,7 @@ impl PartitionState {
             triggers: triggers.to_vec(),
             members: Vec::new(),
             rule_version: matrix.version().to_string(),
+            canary: None,
         });
         self.dirty.insert(event.session_id.clone());
         None

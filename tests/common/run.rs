@@ -4,7 +4,7 @@
 use handoff::event::wire::KIND_HEADER;
 use handoff::event::{AgentAction, Codec, Digest, Escalation, HumanDecision, SchemaKind, Verdict};
 use handoff::output::Output;
-use handoff::pipeline::process::{Input, Processor, Stage};
+use handoff::pipeline::process::{Input, Outcome, Processor, Stage};
 
 pub struct Run {
     pub p: Processor,
@@ -25,6 +25,18 @@ impl Run {
 
     /// Processes one record of `topic` at the next offset of partition 0.
     pub fn record(&mut self, topic: &str, session: &str, bytes: &[u8], now: i64) {
+        self.record_with(topic, session, bytes, &[], now);
+    }
+
+    /// [`Run::record`] with headers; returns what became of the record.
+    pub fn record_with(
+        &mut self,
+        topic: &str,
+        session: &str,
+        bytes: &[u8],
+        headers: &[(String, Vec<u8>)],
+        now: i64,
+    ) -> Outcome {
         self.offset += 1;
         self.p
             .process(
@@ -34,12 +46,19 @@ impl Run {
                     offset: self.offset,
                     key: Some(session.as_bytes()),
                     payload: Some(bytes),
-                    headers: &[],
+                    headers,
                 },
                 now,
                 &mut self.out,
             )
-            .unwrap();
+            .unwrap()
+    }
+
+    /// An event carrying the canary header `handoff.canary` = `expect`.
+    pub fn canary(&mut self, e: &AgentAction, expect: &str, now: i64) -> Outcome {
+        let bytes = self.codec.encode(SchemaKind::AgentAction, e).unwrap();
+        let h = [("handoff.canary".to_string(), expect.as_bytes().to_vec())];
+        self.record_with("agent.actions", &e.session_id, &bytes, &h, now)
     }
 
     pub fn event(&mut self, e: &AgentAction, now: i64) {

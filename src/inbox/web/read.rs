@@ -178,6 +178,7 @@ pub(super) fn audit_entry(
         reason: None,
         rule_version: item.action.rule_version.clone(),
         tier: Some(item.tier),
+        canary: item.action.canary.is_some(),
     }
 }
 

@@ -147,8 +147,11 @@ impl App {
         self.metrics
             .answer_seconds
             .observe(started.elapsed().as_secs_f64());
-        self.metrics.answer(kind.as_str(), "sent");
-        if let Some(tier) = entry.tier {
+        // A canary's answer counts only in the processor's canary metrics.
+        if !entry.canary {
+            self.metrics.answer(kind.as_str(), "sent");
+        }
+        if let (Some(tier), false) = (entry.tier, entry.canary) {
             let (who, role) = (&entry.person, &entry.role);
             let opened = entry.first_viewed_at_ms;
             self.guard
@@ -174,5 +177,6 @@ pub(super) fn gone_entry(v: &Viewer, id: &str, g: &Gone, now: i64, via: Via) -> 
         reason: None,
         rule_version: String::new(),
         tier: None,
+        canary: false,
     }
 }

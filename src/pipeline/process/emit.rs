@@ -3,11 +3,12 @@
 //! redirect — passes the role's rate limit here; what the limit folds goes into a digest.
 
 use super::{
-    digest_id, Processor, StageError, CHANGELOG, DEAD_LETTER, EXPIRY_EVERY_MS, FIRST_ROLE,
-    REVIEW_TOPIC, VERDICTS,
+    digest_id, Processor, StageError, CANARIES, CHANGELOG, DEAD_LETTER, EXPIRY_EVERY_MS,
+    FIRST_ROLE, REVIEW_TOPIC, VERDICTS,
 };
+use crate::canary::CANARY_HEADER;
 use crate::event::wire::{dlq_headers, KIND_HEADER};
-use crate::event::{DigestItem, Escalation, SchemaKind};
+use crate::event::{DigestItem, DigestReason, Escalation, Level, SchemaKind};
 use crate::fatigue::{Folded, REVIEW};
 use crate::output::Output;
 use crate::state::Effect;
@@ -34,7 +35,12 @@ impl Processor {
                 Effect::Verdict(v) => self
                     .encoded(VERDICTS, &v.action_id, SchemaKind::Verdict, &*v, "verdict")
                     .map(|o| out.push(o)),
-                Effect::Escalation(role, x) => self.route(partition, role, *x, out, now_ms),
+                Effect::Escalation(role, x) | Effect::CanaryEscalation(role, x) => {
+                    self.route(partition, role, *x, out, now_ms)
+                }
+                Effect::CanaryVerdict(v, expect) => self
+                    .encoded(CANARIES, &v.action_id, SchemaKind::Verdict, &*v, "verdict")
+                    .map(|o| out.push(o.with_header(CANARY_HEADER, expect.as_str()))),
                 Effect::Review(item) => {
                     // A processor without a drill twin is one: the twin, or `run --drill`.
                     let drill = self.drill.is_none();
@@ -49,6 +55,32 @@ impl Processor {
         }
         result?;
         self.state_writes(partition, out, defer, now_ms)
+    }
+
+    /// The review-queue item of a decided event that needs no human, when a rule defers it or
+    /// the sampling of `execute_log` picks it.
+    pub(super) fn review_item(
+        &self,
+        event: &crate::event::AgentAction,
+        decision: &crate::matrix::Decision,
+        now_ms: i64,
+    ) -> Option<DigestItem> {
+        let deferred = decision
+            .triggers
+            .iter()
+            .any(|t| self.review_triggers.contains(t));
+        let sampled = !deferred
+            && decision.level == Level::ExecuteLog
+            && crate::fatigue::sampled(&event.action_id, self.sample_share);
+        if !deferred && !sampled {
+            return None;
+        }
+        let reason = if deferred {
+            DigestReason::Deferred
+        } else {
+            DigestReason::Sampled
+        };
+        Some(crate::fatigue::review_item(event, decision, reason, now_ms))
     }
 
     /// Sends an escalation to its role's topic, or folds it into the role's next digest when

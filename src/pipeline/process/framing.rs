@@ -2,7 +2,9 @@
 //! with a fixed list of ids, or through the schema registry (writer schemas by id for the
 //! input; ids resolved at start-up for the outputs).
 
-use super::{refusal, Processor, Refusal, StageError, FIRST_ROLE, REVIEW_TOPIC, VERDICTS};
+use super::{
+    refusal, Processor, Refusal, StageError, CANARIES, FIRST_ROLE, REVIEW_TOPIC, VERDICTS,
+};
 use crate::config::{InputFormat, Settings};
 use crate::error::ErrorClass;
 use crate::event::{AgentAction, CodecError, SchemaKind};
@@ -85,12 +87,13 @@ impl Processor {
         }
     }
 
-    /// The framed outputs of this processor's own topics: verdicts, the review queue, and
+    /// The framed outputs of this processor's own topics: verdicts (the canaries' too), the review queue, and
     /// escalations and digests on each role topic (dead letters keep the input's bytes; the
     /// changelog is handoff's own JSON).
     fn outputs(&self) -> Vec<(usize, String, SchemaKind)> {
         let mut outputs = vec![
             (VERDICTS, self.topics[VERDICTS].clone(), SchemaKind::Verdict),
+            (CANARIES, self.topics[CANARIES].clone(), SchemaKind::Verdict),
             (
                 REVIEW_TOPIC,
                 self.topics[REVIEW_TOPIC].clone(),

@@ -5,8 +5,7 @@
 use crate::config::{InputFormat, Settings};
 use crate::error::{Classify, ErrorClass};
 use crate::escalation;
-use crate::event::{Codec, CodecError, Level, SchemaKind};
-use crate::event::{DigestItem, DigestReason};
+use crate::event::{Codec, CodecError, SchemaKind};
 use crate::fatigue::{Digests, Folded};
 use crate::matrix::{Matrix, Rules};
 use crate::pipeline::stats::Stats;
@@ -108,8 +107,8 @@ pub struct Processor {
     /// Largest record the producer sends (`message.max.bytes`): a dead letter whose original
     /// value would not fit is written without it.
     max_output_bytes: usize,
-    /// Output topics: verdicts, dead letters, changelog, review, then one per matrix role (in
-    /// role order); the drill twin's follow.
+    /// Output topics: verdicts, dead letters, changelog, review, canaries, then one per matrix
+    /// role (in role order); the drill twin's follow.
     topics: Vec<String>,
     decisions_topic: String,
     states: HashMap<i32, PartitionState>,
@@ -161,7 +160,9 @@ pub const DEAD_LETTER: usize = 1;
 pub const CHANGELOG: usize = 2;
 /// Index of the review topic.
 pub const REVIEW_TOPIC: usize = 3;
-const FIRST_ROLE: usize = 4;
+/// Index of the canaries topic.
+pub const CANARIES: usize = 4;
+const FIRST_ROLE: usize = 5;
 
 /// librdkafka's default `message.max.bytes`.
 const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
@@ -233,6 +234,7 @@ impl Processor {
             settings.topics.dead_letter.clone(),
             settings.topics.changelog.clone(),
             settings.topics.review.clone(),
+            settings.topics.canaries.clone(),
         ];
         topics.extend(role_topics(&settings.topics.role_prefix, &matrix));
         let own_topics = topics.len();
@@ -432,8 +434,12 @@ impl Processor {
         now_ms: i64,
         out: &mut Vec<Output>,
     ) -> Result<Outcome, StageError> {
-        let decoded = self.value(&input).and_then(|v| self.decode_action(v));
-        let event = match decoded {
+        let decoded = self.value(&input).and_then(|v| {
+            let canary = crate::canary::expected(input.headers)
+                .map_err(|e| Refusal::DeadLetter("canary_header", e.to_string()))?;
+            Ok((self.decode_action(v)?, canary))
+        });
+        let (event, canary) = match decoded {
             Ok(e) => e,
             Err(Refusal::Fatal(e)) => return Err(e),
             Err(Refusal::DeadLetter(reason, message)) => {
@@ -467,7 +473,11 @@ impl Processor {
             now_ms,
             &mut effects,
         );
-        if !needs_human {
+        if let Some(expect) = canary {
+            // Decided like any other; kept from the agents and from the real metrics.
+            state.mark_canary(&event.session_id, &event.action_id, expect);
+            crate::state::disguise(&mut effects, 0, expect);
+        } else if !needs_human {
             if let Some(item) = self.review_item(&event, &decision, now_ms) {
                 effects.push(Effect::Review(Box::new(item)));
             }
@@ -475,38 +485,15 @@ impl Processor {
         let emitted = self.emit(input.partition, &mut effects, out, false, now_ms);
         self.effects = effects;
         emitted?;
+        if canary.is_some() {
+            return Ok(Outcome::Canary);
+        }
         Ok(Outcome::Decided {
             level: decision.level,
             family: self.family_slot(&event.action_type),
             triggers: decision.triggers.iter().collect(),
             event_ms: event.timestamp_ms,
         })
-    }
-
-    /// The review-queue item of a decided event that needs no human, when a rule defers it or
-    /// the sampling of `execute_log` picks it.
-    fn review_item(
-        &self,
-        event: &crate::event::AgentAction,
-        decision: &crate::matrix::Decision,
-        now_ms: i64,
-    ) -> Option<DigestItem> {
-        let deferred = decision
-            .triggers
-            .iter()
-            .any(|t| self.review_triggers.contains(t));
-        let sampled = !deferred
-            && decision.level == Level::ExecuteLog
-            && crate::fatigue::sampled(&event.action_id, self.sample_share);
-        if !deferred && !sampled {
-            return None;
-        }
-        let reason = if deferred {
-            DigestReason::Deferred
-        } else {
-            DigestReason::Sampled
-        };
-        Some(crate::fatigue::review_item(event, decision, reason, now_ms))
     }
 
     /// Applies one human decision: the final verdict (or the redirect), metrics, and the state

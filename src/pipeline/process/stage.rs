@@ -40,6 +40,8 @@ pub enum Outcome {
     },
     /// A human decision, applied or ignored (counted by the stage).
     HumanDecision,
+    /// A canary decided (counted only in the canary metrics, by the stage).
+    Canary,
 }
 
 /// An input record as received.
