@@ -2,7 +2,8 @@
 //! always approve graduates; one whose single rejection would run unchecked does not; a gate
 //! whose catches are 98% approved unchanged over 400 cases comes down (not below what people
 //! revised); rising rejections make a type stricter; a hard_stop people always approve is never
-//! relaxed.
+//! relaxed; a phrase that only fired on approved actions is dropped, but never from a hard_stop
+//! trigger (the shadow diff refuses it).
 
 mod common;
 
@@ -89,6 +90,7 @@ fn history(groups: Vec<Group>) -> (String, Records) {
         escalations,
         decisions,
         views: Vec::new(),
+        canaries: Vec::new(),
     };
     (text, records)
 }
@@ -147,7 +149,7 @@ fn proposals_follow_the_evidence_and_their_checks() {
     let ps = suggest::propose(&text, &m, &cases, &r.events, &Thresholds::default());
     let find = |ty: &str| {
         ps.iter()
-            .filter(|p| p.change.action_type() == ty)
+            .filter(|p| p.change.action_type() == Some(ty))
             .collect::<Vec<_>>()
     };
     // Always approved, by its level alone: graduates, verified.
@@ -355,4 +357,222 @@ fn the_competence_curve_shows_the_week_a_type_crossed_the_threshold() {
     let out =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/suggest-competence.png");
     std::fs::write(out, png).unwrap();
+}
+
+#[test]
+fn a_phrase_that_only_fires_on_approved_actions_is_dropped_but_never_from_a_hard_stop() {
+    let with = |ty: &str, field: fn(&mut AgentAction, String), text: &str| {
+        let mut evs = events(ty, 40, T0, |_| 0.95);
+        for e in &mut evs {
+            field(e, text.to_string());
+        }
+        evs
+    };
+    let groups: Vec<Group> = vec![
+        // "real person" asks for a human (ask_first); people approve every one unchanged.
+        (
+            with(
+                "research.web",
+                |e, t| e.user_message = Some(t),
+                "Thanks! Is a real person reading this?",
+            ),
+            Box::new(approve),
+        ),
+        // "lawsuit" is a policy keyword (hard_stop); people approve every one too.
+        (
+            with(
+                "research.search",
+                |e, t| e.request = t,
+                "Summarise the news about the lawsuit against the city.",
+            ),
+            Box::new(approve),
+        ),
+    ];
+    let (text, r) = history(groups);
+    let m = Matrix::from_toml_str(&text, MatrixSource::Default).unwrap();
+    let cases = suggest::cases(&r, i64::MIN, i64::MAX);
+    let ps = suggest::propose(&text, &m, &cases, &r.events, &Thresholds::default());
+    let phrase = |p: &str| {
+        ps.iter()
+            .find(|x| matches!(&x.change, Change::Phrase { phrase, .. } if phrase == p))
+            .unwrap_or_else(|| panic!("no proposal for {p:?}: {ps:#?}"))
+    };
+    let person = phrase("real person");
+    assert_eq!(
+        person.change,
+        Change::Phrase {
+            trigger: "human_requested".into(),
+            phrase: "real person".into()
+        }
+    );
+    assert_eq!((person.evidence.n, person.evidence.k), (40, 40));
+    assert_eq!(person.verified, Ok(()));
+    assert_eq!(person.changed_decisions, 40);
+    assert!(person.escalation_rate.1 < person.escalation_rate.0);
+    let lawsuit = phrase("lawsuit");
+    assert_eq!((lawsuit.evidence.n, lawsuit.evidence.k), (40, 40));
+    let why = lawsuit.verified.clone().unwrap_err();
+    assert!(why.contains("relaxes 40 hard_stop"), "{why}");
+    // One rejection among them: the phrase mattered once, it stays.
+    let groups: Vec<Group> = vec![(
+        with(
+            "research.web",
+            |e, t| e.user_message = Some(t),
+            "Thanks! Is a real person reading this?",
+        ),
+        Box::new(|i| {
+            if i == 3 {
+                DecisionKind::Reject
+            } else {
+                DecisionKind::Approve
+            }
+        }),
+    )];
+    let (text, r) = history(groups);
+    let m = Matrix::from_toml_str(&text, MatrixSource::Default).unwrap();
+    let cases = suggest::cases(&r, i64::MIN, i64::MAX);
+    let ps = suggest::propose(&text, &m, &cases, &r.events, &Thresholds::default());
+    assert!(
+        ps.iter()
+            .all(|p| !matches!(p.change, Change::Phrase { .. })),
+        "{ps:#?}"
+    );
+}
+
+/// A month of decisions with a known right answer for every kind of proposal, through the
+/// command; the report, the JSON, the proposed matrix and the chart are kept in
+/// `target/suggest-example/out` for people to read.
+#[test]
+fn a_recorded_month_gives_every_kind_of_proposal_through_the_command() {
+    let week = 7 * 24 * HOUR;
+    let mut groups: Vec<Group> = Vec::new();
+    // file.delete: 40 a week, approved unchanged 35, 39, 40, 40 (the rest revised, never
+    // rejected): it earned its autonomy.
+    for (w, k) in [35, 39, 40, 40].into_iter().enumerate() {
+        let mut evs = events("file.delete", 40, T0 + w as i64 * week, |_| 0.95);
+        for e in &mut evs {
+            e.action_id = format!("{}-w{w}", e.action_id);
+            e.session_id = format!("{}-w{w}", e.session_id);
+            e.timestamp_ms = T0 + w as i64 * week + (e.timestamp_ms - T0) / 10;
+        }
+        groups.push((evs, Box::new(move |i| approve_first(i, k))));
+    }
+    // research.search below its 0.70 gate: 392 of 400 approved, those at 0.50 and 0.60 revised.
+    groups.push((
+        events("research.search", 400, T0, |i| {
+            0.50 + (i % 20) as f64 * 0.01
+        }),
+        Box::new(|i| {
+            if i % 50 == 0 {
+                DecisionKind::Revise
+            } else {
+                DecisionKind::Approve
+            }
+        }),
+    ));
+    // "real person" in what users write: 40 asked for a human, all approved unchanged.
+    let mut web = events("research.web", 40, T0, |_| 0.95);
+    for e in &mut web {
+        e.user_message = Some("Thanks! Is a real person reading this?".into());
+    }
+    groups.push((web, Box::new(approve)));
+    // "lawsuit" (a hard_stop keyword) in 40 news searches, all approved: never relaxed.
+    let mut news = events("research.news", 40, T0, |_| 0.95);
+    for e in &mut news {
+        e.request = "Summarise the news about the lawsuit against the city.".into();
+    }
+    groups.push((news, Box::new(approve)));
+    // loan.approve: rejections rise in the second half of the month.
+    groups.push((
+        events("loan.approve", 60, T0 + 2 * week, |_| 0.95),
+        Box::new(|i| {
+            if i >= 30 && i % 3 != 0 {
+                DecisionKind::Reject
+            } else {
+                DecisionKind::Approve
+            }
+        }),
+    ));
+    // data.delete: 59 of 60 approved; the one rejected must stay checked.
+    groups.push((
+        events("data.delete", 60, T0, |_| 0.95),
+        Box::new(|i| {
+            if i == 7 {
+                DecisionKind::Reject
+            } else {
+                DecisionKind::Approve
+            }
+        }),
+    ));
+    // account.close is a hard_stop people always approve: nothing is proposed.
+    groups.push((events("account.close", 40, T0, |_| 0.95), Box::new(approve)));
+    let (text, r) = history(groups);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/suggest-example");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let jsonl = |name: &str, lines: Vec<String>| {
+        let p = dir.join(name);
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        p
+    };
+    fn json<T: serde::Serialize>(xs: &[T]) -> Vec<String> {
+        xs.iter()
+            .map(|x| serde_json::to_string(x).unwrap())
+            .collect()
+    }
+    let events_file = jsonl("events.jsonl", json(&r.events));
+    let verdicts_file = jsonl("verdicts.jsonl", json(&r.verdicts));
+    let decisions_file = jsonl("decisions.jsonl", json(&r.decisions));
+    let matrix = jsonl("matrix.toml", vec![text]);
+    let out = dir.join("out");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .arg("suggest")
+        .arg("--events")
+        .arg(&events_file)
+        .arg("--verdicts")
+        .arg(&verdicts_file)
+        .arg("--decisions")
+        .arg(&decisions_file)
+        .arg("--matrix")
+        .arg(&matrix)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for line in [
+        "**file.delete: level ask_first → execute_log** — proposed",
+        "**research.search: confidence gate 0.70 → 0.61** — proposed",
+        "**human_requested: drop the phrase \"real person\"** — proposed",
+        "**loan.approve: level ask_first → hard_stop** — proposed",
+        "**policy_keyword: drop the phrase \"lawsuit\"** — **not proposed**: it relaxes 40 hard_stop",
+        "**data.delete: level ask_first → execute_log** — **not proposed**: it would let through 1",
+    ] {
+        assert!(md.contains(line), "{line}\n{md}");
+    }
+    assert!(!md.contains("**account.close"), "{md}");
+    let proposed = std::fs::read_to_string(out.join("matrix.proposed.toml")).unwrap();
+    let m = Matrix::from_toml_str(&proposed, MatrixSource::Default).unwrap();
+    assert_eq!(m.threshold("research.search"), 0.61);
+    assert!(
+        proposed.contains("\"lawsuit\""),
+        "a hard_stop phrase is kept"
+    );
+    assert!(!proposed.contains("\"real person\""));
+    assert!(out.join("competence.png").exists());
+}
+
+/// The first `k` approved, the rest revised.
+fn approve_first(i: usize, k: usize) -> DecisionKind {
+    if i < k {
+        DecisionKind::Approve
+    } else {
+        DecisionKind::Revise
+    }
 }

@@ -27,6 +27,14 @@ pub enum Change {
         /// The gate proposed.
         to: f64,
     },
+    /// A phrase dropped from a phrase trigger (`keywords` of `policy_keyword`, `phrases` of
+    /// `human_requested`).
+    Phrase {
+        /// The trigger.
+        trigger: String,
+        /// The phrase.
+        phrase: String,
+    },
 }
 
 impl Change {
@@ -47,13 +55,19 @@ impl Change {
             } => {
                 format!("{action_type}: confidence gate {from:.2} → {to:.2}")
             }
+            Change::Phrase { trigger, phrase } => {
+                format!("{trigger}: drop the phrase {phrase:?}")
+            }
         }
     }
 
-    /// The action type changed.
-    pub fn action_type(&self) -> &str {
+    /// The action type changed (none for a phrase: every type it fires on).
+    pub fn action_type(&self) -> Option<&str> {
         match self {
-            Change::Level { action_type, .. } | Change::Gate { action_type, .. } => action_type,
+            Change::Level { action_type, .. } | Change::Gate { action_type, .. } => {
+                Some(action_type)
+            }
+            Change::Phrase { .. } => None,
         }
     }
 }
@@ -71,6 +85,7 @@ pub fn apply(text: &str, changes: &[&Change]) -> Result<String, String> {
             Change::Gate {
                 action_type, to, ..
             } => set_gate(&mut doc, action_type, *to)?,
+            Change::Phrase { trigger, phrase } => drop_phrase(&mut doc, trigger, phrase)?,
         }
     }
     Ok(doc.to_string())
@@ -126,6 +141,29 @@ fn set_gate(doc: &mut DocumentMut, pattern: &str, threshold: f64) -> Result<(), 
     Ok(())
 }
 
+/// Removes `phrase` (compared case-insensitively) from `[triggers.<trigger>]`'s `keywords` or
+/// `phrases`.
+fn drop_phrase(doc: &mut DocumentMut, trigger: &str, phrase: &str) -> Result<(), String> {
+    let table = doc
+        .get_mut("triggers")
+        .and_then(|t| t.get_mut(trigger))
+        .and_then(Item::as_table_like_mut)
+        .ok_or_else(|| format!("the matrix has no [triggers.{trigger}]"))?;
+    for key in ["keywords", "phrases"] {
+        let Some(list) = table.get_mut(key).and_then(Item::as_array_mut) else {
+            continue;
+        };
+        let at = list
+            .iter()
+            .position(|v| v.as_str().is_some_and(|s| s.eq_ignore_ascii_case(phrase)));
+        if let Some(i) = at {
+            list.remove(i);
+            return Ok(());
+        }
+    }
+    Err(format!("[triggers.{trigger}] does not list {phrase:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +194,28 @@ mod tests {
         assert!(
             text[at..].contains("pattern = \"refund.issue\"\nlevel = \"execute_log\""),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_dropped_phrase_leaves_the_list_and_only_it() {
+        let drop = Change::Phrase {
+            trigger: "human_requested".into(),
+            phrase: "Real Person".into(),
+        };
+        let text = apply(DEFAULT_MATRIX_TOML, &[&drop]).unwrap();
+        assert!(!text.contains("\"real person\""));
+        assert!(text.contains("\"real agent\""), "the rest kept");
+        let m = Matrix::from_toml_str(&text, MatrixSource::Default).unwrap();
+        let before = Matrix::from_toml_str(DEFAULT_MATRIX_TOML, MatrixSource::Default).unwrap();
+        assert_eq!(m.phrases().len() + 1, before.phrases().len());
+        let missing = Change::Phrase {
+            trigger: "policy_keyword".into(),
+            phrase: "never listed".into(),
+        };
+        assert_eq!(
+            apply(DEFAULT_MATRIX_TOML, &[&missing]).unwrap_err(),
+            "[triggers.policy_keyword] does not list \"never listed\""
         );
     }
 }

@@ -14,7 +14,7 @@ use crate::event::{AgentAction, DecisionKind, Level, VerdictOutcome};
 use crate::matrix::{Matrix, MatrixSource, SessionState};
 use edit::Change;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// What became of an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -271,6 +271,7 @@ pub fn propose(
         out.extend(gate(ty, cs, matrix.threshold(ty), t));
         out.extend(rising_rejections(ty, cs, base, t));
     }
+    out.extend(phrases(matrix, cases, events, t));
     let rejected: HashSet<&str> = cases
         .iter()
         .filter(|c| c.fate == Fate::Rejected)
@@ -402,6 +403,58 @@ fn rising_rejections(
             b.1 * 100.0
         )),
     ))
+}
+
+/// Phrases that fired only on actions people then approved unchanged: drop them from their
+/// trigger (the phrases found again by deciding each event with `matrix`).
+fn phrases(
+    matrix: &Matrix,
+    cases: &[Case],
+    events: &[AgentAction],
+    t: &Thresholds,
+) -> Vec<(Change, Evidence)> {
+    let by_id: HashMap<&str, &AgentAction> =
+        events.iter().map(|e| (e.action_id.as_str(), e)).collect();
+    let mut fired: BTreeMap<(&'static str, String), (usize, usize)> = BTreeMap::new();
+    for c in cases.iter().filter(|c| decided(c)) {
+        let Some(e) = by_id.get(c.action_id.as_str()) else {
+            continue;
+        };
+        let d = matrix.evaluate(e, &SessionState::default());
+        for f in &d.flags {
+            let crate::matrix::Detail::Phrases(hits) = &f.detail else {
+                continue;
+            };
+            let found: BTreeSet<&str> = hits
+                .iter()
+                .map(|h| matrix.phrases().phrase(h.phrase))
+                .collect();
+            for p in found {
+                let (n, k) = fired
+                    .entry((f.trigger.as_str(), p.to_string()))
+                    .or_default();
+                *n += 1;
+                *k += usize::from(c.fate == Fate::Unchanged);
+            }
+        }
+    }
+    fired
+        .into_iter()
+        .filter(|(_, (n, k))| *n >= t.min_cases && k == n)
+        .map(|((trigger, phrase), (n, k))| {
+            let interval = wilson(k, n);
+            let why = format!(
+                "{phrase:?} fired in {n} decided escalations, every one approved unchanged \
+                 (lower bound {:.0}%)",
+                interval.0 * 100.0
+            );
+            let change = Change::Phrase {
+                trigger: trigger.into(),
+                phrase,
+            };
+            (change, evidence(n, k, interval, why))
+        })
+        .collect()
 }
 
 fn decided(c: &Case) -> bool {
