@@ -14,6 +14,16 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// True once handoff has applied a human answer.
+fn answering(metrics_port: u16) -> bool {
+    let (_, body) = common::http_get(metrics_port, "/metrics");
+    body.lines()
+        .filter(|l| l.starts_with("handoff_human_decisions_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>()
+        > 0.0
+}
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -31,7 +41,12 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_real_prometheus() {
         &dir,
         &bs,
         "prom",
-        &format!("[metrics]\nbind = \"127.0.0.1:{metrics_port}\"\n[kafka.consumer]\n\"statistics.interval.ms\" = 1000\n"),
+        &format!(
+            "[metrics]\nbind = \"127.0.0.1:{metrics_port}\"\n[kafka.consumer]\n\"statistics.interval.ms\" = 1000\n\
+             [canary]\nenabled = true\n[[canary.cases]]\nrole = \"support\"\nexpect = \"reject\"\n\
+             event = \"{}\"\n",
+            root().join("deploy/canaries/refund-ten-times.json").display()
+        ),
     );
     let log = dir.join("handoff.log");
     let mut h = spawn(&cfg, &log);
@@ -122,6 +137,27 @@ fn every_dashboard_and_rule_expression_returns_data_from_a_real_prometheus() {
     let prom = Prometheus::start(
         &dir,
         &[("handoff", metrics_port), ("handoff-inbox", inbox_port)],
+    );
+
+    // Canaries among the traffic, answered by the same simulated people: the canary series.
+    // Sent once the people answer (they read the role topics from when they joined) and
+    // Prometheus has scraped the counters at zero (an increase needs the change in its range).
+    let start = Instant::now();
+    while !answering(metrics_port) {
+        assert!(start.elapsed() < Duration::from_secs(60), "nobody answers");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let sent = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["canary", "send", "--count", "5", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "handoff canary send: {}",
+        sent.status
     );
 
     // Collect the expressions.
