@@ -12,14 +12,18 @@ pub fn to_record<'a, D: rdkafka::util::IntoOpaque>(
     o: &'a Output,
     opaque: D,
 ) -> BaseRecord<'a, [u8], [u8], D> {
-    let mut hs = OwnedHeaders::new_with_capacity(o.headers.len());
-    for (k, v) in &o.headers {
-        hs = hs.insert(Header {
-            key: k,
-            value: Some(v),
-        });
+    let mut record = BaseRecord::with_opaque_to(topic, opaque);
+    // Most outputs carry no header: librdkafka then allocates no header list.
+    if !o.headers.is_empty() {
+        let mut hs = OwnedHeaders::new_with_capacity(o.headers.len());
+        for (k, v) in &o.headers {
+            hs = hs.insert(Header {
+                key: k,
+                value: Some(v),
+            });
+        }
+        record = record.headers(hs);
     }
-    let mut record = BaseRecord::with_opaque_to(topic, opaque).headers(hs);
     if !o.null {
         record = record.payload(&o.payload[..]);
     }

@@ -62,6 +62,8 @@ pub struct Shared {
     pub queued: AtomicUsize,
     /// Outputs in flight per input offset.
     pub tracker: Mutex<Tracker>,
+    /// The tracker's count of inputs in flight, read without its lock.
+    tracked: Arc<AtomicUsize>,
     fatal: Mutex<Option<Fatal>>,
     /// Set with `fatal`: a lock-free check for the per-record paths.
     failed: std::sync::atomic::AtomicBool,
@@ -76,9 +78,11 @@ pub struct Shared {
 impl Shared {
     /// Nothing queued, nothing in flight.
     pub fn new(stats: Arc<Stats>, health: Arc<super::health::Health>) -> Shared {
+        let tracker = Tracker::new();
         Shared {
             queued: AtomicUsize::new(0),
-            tracker: Mutex::new(Tracker::new()),
+            tracked: tracker.in_flight_counter(),
+            tracker: Mutex::new(tracker),
             fatal: Mutex::new(None),
             failed: std::sync::atomic::AtomicBool::new(false),
             consumer: std::sync::OnceLock::new(),
@@ -128,7 +132,7 @@ impl Shared {
 
     /// Input records queued at workers or with outputs in flight.
     pub fn in_flight(&self) -> usize {
-        self.tracker.lock().expect("tracker lock").in_flight() + self.queued.load(Ordering::Acquire)
+        self.tracked.load(Ordering::Acquire) + self.queued.load(Ordering::Acquire)
     }
 
     /// Waits until the workers have dispatched every record handed to them, or `deadline`

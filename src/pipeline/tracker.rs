@@ -3,7 +3,9 @@
 //! have no earlier offset still pending. A failed delivery pins the commit point before it for
 //! good, so nothing past a failure is ever committed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// The input topic a record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -90,11 +92,82 @@ impl Token {
     }
 }
 
+/// Offsets with outputs not yet delivered, in offset order: (offset, remaining outputs, event
+/// time). Offsets are dispatched in order, so a new one is pushed at the back; one fully
+/// delivered stays, at zero, until it reaches the front (deliveries also come nearly in order):
+/// no tree to rebalance per record.
+#[derive(Debug, Default, Clone)]
+struct Pending {
+    entries: VecDeque<(i64, u32, i64)>,
+    /// Entries with outputs still to deliver.
+    live: usize,
+}
+
+impl Pending {
+    fn position(&self, offset: i64) -> Result<usize, usize> {
+        // Nearly always the last or near the front: check the back first.
+        match self.entries.back() {
+            Some(&(last, ..)) if offset > last => Err(self.entries.len()),
+            _ => self.entries.binary_search_by_key(&offset, |e| e.0),
+        }
+    }
+
+    /// Adds `outputs` to `offset`; true when it was not pending.
+    fn add(&mut self, offset: i64, outputs: u32, event_ms: i64) -> bool {
+        match self.position(offset) {
+            Ok(i) => {
+                let e = &mut self.entries[i];
+                let new = e.1 == 0;
+                if new {
+                    e.2 = event_ms;
+                }
+                e.1 += outputs;
+                self.live += usize::from(new);
+                new
+            }
+            Err(i) => {
+                self.entries.insert(i, (offset, outputs, event_ms));
+                self.live += 1;
+                true
+            }
+        }
+    }
+
+    /// One output of `offset` delivered: `Some(event time)` when it was its last.
+    fn delivered(&mut self, offset: i64) -> Option<i64> {
+        let i = self.position(offset).ok()?;
+        let e = &mut self.entries[i];
+        if e.1 == 0 {
+            return None;
+        }
+        e.1 -= 1;
+        if e.1 > 0 {
+            return None;
+        }
+        let event_ms = e.2;
+        self.live -= 1;
+        while self.entries.front().is_some_and(|e| e.1 == 0) {
+            self.entries.pop_front();
+        }
+        Some(event_ms)
+    }
+
+    fn remaining(&self, offset: i64) -> Option<u32> {
+        let i = self.position(offset).ok()?;
+        Some(self.entries[i].1).filter(|n| *n > 0)
+    }
+
+    /// The first offset still pending.
+    fn first(&self) -> Option<i64> {
+        self.entries.iter().find(|e| e.1 > 0).map(|e| e.0)
+    }
+}
+
 /// Per-partition bookkeeping.
 #[derive(Debug, Default, Clone)]
 struct Partition {
-    /// Offsets with outputs not yet delivered: remaining outputs and the event time.
-    pending: BTreeMap<i64, (u32, i64)>,
+    /// Offsets with outputs not yet delivered.
+    pending: Pending,
     /// One past the highest offset dispatched.
     next: Option<i64>,
     /// The first offset whose delivery failed.
@@ -113,10 +186,12 @@ pub struct Done {
 }
 
 /// Offsets in flight, for every assigned partition of the input topic.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct Tracker {
     parts: HashMap<Slot, Partition>,
-    in_flight: usize,
+    /// Changed under the tracker's lock, read without it ([`Tracker::in_flight_counter`]): the
+    /// consumer checks it before every poll.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Tracker {
@@ -127,7 +202,12 @@ impl Tracker {
 
     /// Input messages dispatched and not yet fully delivered.
     pub fn in_flight(&self) -> usize {
-        self.in_flight
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The same count, to read without the tracker's lock.
+    pub fn in_flight_counter(&self) -> Arc<AtomicUsize> {
+        self.in_flight.clone()
     }
 
     /// Records that `outputs` records were sent for `offset`. The same offset may come twice
@@ -140,12 +220,8 @@ impl Tracker {
             p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
             return;
         }
-        match p.pending.get_mut(&offset) {
-            Some(entry) => entry.0 += outputs,
-            None => {
-                p.pending.insert(offset, (outputs, event_ms));
-                self.in_flight += 1;
-            }
+        if p.pending.add(offset, outputs, event_ms) {
+            self.in_flight.fetch_add(1, Ordering::AcqRel);
         }
         p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
     }
@@ -153,14 +229,8 @@ impl Tracker {
     /// Records one delivered output; returns the message when it was its last.
     pub fn delivered(&mut self, partition: Slot, offset: i64) -> Option<Done> {
         let p = self.parts.get_mut(&partition)?;
-        let entry = p.pending.get_mut(&offset)?;
-        entry.0 -= 1;
-        if entry.0 > 0 {
-            return None;
-        }
-        let event_ms = entry.1;
-        p.pending.remove(&offset);
-        self.in_flight -= 1;
+        let event_ms = p.pending.delivered(offset)?;
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
         Some(Done {
             partition,
             offset,
@@ -170,11 +240,7 @@ impl Tracker {
 
     /// Outputs of an offset not yet delivered (`None` when none are outstanding).
     pub fn remaining(&self, partition: Slot, offset: i64) -> Option<u32> {
-        self.parts
-            .get(&partition)?
-            .pending
-            .get(&offset)
-            .map(|e| e.0)
+        self.parts.get(&partition)?.pending.remaining(offset)
     }
 
     /// Records a delivery that failed for good.
@@ -187,7 +253,7 @@ impl Tracker {
     /// The offset to commit for a partition (the next one to consume), if any progress exists.
     pub fn commit_point(&self, partition: Slot) -> Option<i64> {
         let p = self.parts.get(&partition)?;
-        let first_pending = p.pending.keys().next().copied();
+        let first_pending = p.pending.first();
         let point = match (first_pending, p.next) {
             (Some(o), _) => o,
             (None, Some(n)) => n,
@@ -215,8 +281,8 @@ impl Tracker {
     pub fn forget(&mut self, partition: Slot) -> usize {
         match self.parts.remove(&partition) {
             Some(p) => {
-                self.in_flight -= p.pending.len();
-                p.pending.len()
+                self.in_flight.fetch_sub(p.pending.live, Ordering::AcqRel);
+                p.pending.live
             }
             None => 0,
         }
@@ -331,6 +397,48 @@ mod tests {
         ] {
             let t = Token::new(slot, o);
             assert_eq!(Token::from_raw(t.into_raw()).input(), Some((slot, o)));
+        }
+    }
+
+    /// Deliveries in any order, offsets dispatched twice: the commit point and the count in
+    /// flight always equal a plain model's (a map of offset → outputs left).
+    #[test]
+    fn any_delivery_order_agrees_with_a_model() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..200 {
+            let mut t = Tracker::new();
+            let mut model: std::collections::BTreeMap<i64, u32> = Default::default();
+            let mut next = 0i64;
+            let mut outstanding: Vec<i64> = Vec::new();
+            for _ in 0..300 {
+                if rng.random_bool(0.5) || outstanding.is_empty() {
+                    // Mostly the next offset, sometimes one again (a re-delivery).
+                    let offset = if next > 0 && rng.random_bool(0.1) {
+                        rng.random_range(0..next)
+                    } else {
+                        next += 1;
+                        next - 1
+                    };
+                    let n = rng.random_range(1..4u32);
+                    t.dispatched(a(0), offset, n, 7);
+                    *model.entry(offset).or_default() += n;
+                    outstanding.extend(std::iter::repeat_n(offset, n as usize));
+                } else {
+                    let i = rng.random_range(0..outstanding.len());
+                    let offset = outstanding.swap_remove(i);
+                    let done = t.delivered(a(0), offset).is_some();
+                    let left = model.get_mut(&offset).unwrap();
+                    *left -= 1;
+                    assert_eq!(done, *left == 0);
+                    if *left == 0 {
+                        model.remove(&offset);
+                    }
+                }
+                let want = model.keys().next().copied().unwrap_or(next);
+                assert_eq!(t.commit_point(a(0)), Some(want));
+                assert_eq!(t.in_flight(), model.len());
+            }
         }
     }
 }

@@ -62,11 +62,13 @@ pub struct Worker<S> {
     env: WorkerEnv,
     outputs: Vec<Output>,
     headers: Vec<(String, Vec<u8>)>,
+    processing: super::stats::Processing,
 }
 
 impl<S: Stage> Worker<S> {
     /// A worker running `stage`.
     pub fn new(stage: S, shared: Arc<Shared>, producer: Arc<Out>, env: WorkerEnv) -> Self {
+        let processing = shared.stats.processing();
         Worker {
             stage,
             shared,
@@ -74,6 +76,7 @@ impl<S: Stage> Worker<S> {
             env,
             outputs: Vec::with_capacity(8),
             headers: Vec::new(),
+            processing,
         }
     }
 
@@ -153,6 +156,7 @@ impl<S: Stage> Worker<S> {
                 None
             };
         }
+        self.shared.stats.merge_processing(&mut self.processing);
         if counts.records > 0 {
             span.record("records", counts.records)
                 .record("decided", counts.decided)
@@ -258,7 +262,7 @@ impl<S: Stage> Worker<S> {
     }
 
     fn count(
-        &self,
+        &mut self,
         outcome: &Outcome,
         msg: &OwnedMessage,
         started: Instant,
@@ -273,12 +277,8 @@ impl<S: Stage> Worker<S> {
                 ..
             } => {
                 counts.decided += 1;
-                stats.decided(
-                    *level,
-                    *family,
-                    triggers,
-                    started.elapsed().as_micros() as u64,
-                );
+                stats.decided(*level, *family, triggers);
+                self.processing.record(started.elapsed().as_micros() as u64);
             }
             Outcome::DeadLetter { reason } => {
                 counts.dead_letters += 1;
