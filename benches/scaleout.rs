@@ -9,6 +9,9 @@
 //! Environment: HANDOFF_BENCH_EVENTS (default 300,000), HANDOFF_BENCH_MEMBERS (default "1,2,3"),
 //! HANDOFF_BENCH_ROUNDS (default 1; rounds alternate the order).
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
 use handoff::config::Settings;
 use handoff::sim::broker::{free_port, LocalBroker, Storage};
 use handoff::sim::fleet::{Fleet, FleetConfig};
@@ -24,21 +27,6 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// User + system CPU seconds of a process so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of stat; 12 and 13 after the command name.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn metric(port: u16, name: &str) -> f64 {
@@ -102,7 +90,7 @@ struct Measured {
 fn drain(dir: &Path, broker: &LocalBroker, members: usize, n: u64, round: usize) -> Measured {
     let group = format!("scale-{members}-{round}");
     let bs = broker.bootstrap();
-    let broker_cpu = cpu_seconds(broker.pid());
+    let broker_cpu = cpu::seconds(&broker.pid().to_string());
     let mut ms: Vec<Member> = (0..members)
         .map(|i| start_member(dir, &bs, &group, i))
         .collect();
@@ -116,8 +104,11 @@ fn drain(dir: &Path, broker: &LocalBroker, members: usize, n: u64, round: usize)
         );
         let consumed = sum(&ms, "handoff_consumed_records_total ");
         if first.is_none() && consumed > 0.0 {
-            let cpu: f64 = ms.iter().map(|m| cpu_seconds(m.child.id())).sum();
-            first = Some((Instant::now(), cpu, cpu_seconds(broker.pid())));
+            let cpu: f64 = ms
+                .iter()
+                .map(|m| cpu::seconds(&m.child.id().to_string()))
+                .sum();
+            first = Some((Instant::now(), cpu, cpu::seconds(&broker.pid().to_string())));
         }
         let in_flight = sum(&ms, "handoff_in_flight_records ");
         if consumed >= n as f64 && in_flight == 0.0 {
@@ -126,8 +117,12 @@ fn drain(dir: &Path, broker: &LocalBroker, members: usize, n: u64, round: usize)
         std::thread::sleep(Duration::from_millis(100));
     };
     let (t0, cpu0, bcpu0) = first.expect("consumed");
-    let cpu: f64 = ms.iter().map(|m| cpu_seconds(m.child.id())).sum::<f64>() - cpu0;
-    let bcpu = cpu_seconds(broker.pid()) - bcpu0;
+    let cpu: f64 = ms
+        .iter()
+        .map(|m| cpu::seconds(&m.child.id().to_string()))
+        .sum::<f64>()
+        - cpu0;
+    let bcpu = cpu::seconds(&broker.pid().to_string()) - bcpu0;
     let _ = broker_cpu;
     let peak = ms
         .iter()

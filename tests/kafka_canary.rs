@@ -9,13 +9,9 @@ use common::kafka::*;
 use handoff::event::{AgentAction, Codec, DecisionKind, Escalation, HumanDecision, SchemaKind};
 use handoff::event::{Verdict, VerdictOutcome};
 use handoff::sim::broker::free_port;
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-const DECISIONS: &str = "human.decisions";
 
 fn refund(i: usize) -> Sent {
     let codec = Codec::new(Default::default()).unwrap();
@@ -46,27 +42,6 @@ fn answer(esc: &Escalation, kind: DecisionKind, by: &str) -> HumanDecision {
         drill: false,
         chosen_option: None,
     }
-}
-
-fn send_decisions(bootstrap: &str, ds: &[HumanDecision]) {
-    let codec = Codec::new(Default::default()).unwrap();
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
-    for d in ds {
-        let bytes = codec.encode(SchemaKind::HumanDecision, d).unwrap();
-        p.send(
-            BaseRecord::<[u8], [u8]>::to(DECISIONS)
-                .key(d.session_id.as_bytes())
-                .payload(&bytes[..]),
-        )
-        .map_err(|(e, _)| e)
-        .unwrap();
-        p.poll(Duration::ZERO);
-    }
-    p.flush(Duration::from_secs(30)).unwrap();
 }
 
 fn metric(port: u16, series: &str) -> f64 {

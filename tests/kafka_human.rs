@@ -9,13 +9,9 @@ use handoff::event::{
     VerdictOutcome,
 };
 use handoff::sim::broker::free_port;
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-const DECISIONS: &str = "human.decisions";
 
 /// The shipped matrix with the given tier deadlines.
 fn matrix_file(dir: &Path, warm: &str, immediate: &str) -> std::path::PathBuf {
@@ -68,28 +64,6 @@ fn answer(esc: &Escalation, kind: DecisionKind) -> HumanDecision {
         drill: false,
         chosen_option: None,
     }
-}
-
-fn send_decisions(bootstrap: &str, ds: &[HumanDecision]) {
-    let codec = Codec::new(Default::default()).unwrap();
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("batch.num.messages", "1")
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
-    for d in ds {
-        let bytes = codec.encode(SchemaKind::HumanDecision, d).unwrap();
-        p.send(
-            BaseRecord::<[u8], [u8]>::to(DECISIONS)
-                .key(d.session_id.as_bytes())
-                .payload(&bytes[..]),
-        )
-        .map_err(|(e, _)| e)
-        .unwrap();
-        p.poll(Duration::ZERO);
-    }
-    p.flush(Duration::from_secs(30)).unwrap();
 }
 
 fn decode_all<T: serde::de::DeserializeOwned>(r: &Reader, kind: SchemaKind) -> Vec<T> {

@@ -215,49 +215,9 @@ fn the_command_writes_a_report_a_json_and_the_proposed_matrix_from_files() {
     ];
     let (text, r) = history(groups);
     let dir = std::env::temp_dir().join(format!("handoff-suggest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let write = |name: &str, lines: Vec<String>| {
-        let p = dir.join(name);
-        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
-        p
-    };
-    let events = write(
-        "events.jsonl",
-        r.events
-            .iter()
-            .map(|e| serde_json::to_string(e).unwrap())
-            .collect(),
-    );
-    let verdicts = write(
-        "verdicts.jsonl",
-        r.verdicts
-            .iter()
-            .map(|v| serde_json::to_string(v).unwrap())
-            .collect(),
-    );
-    let decisions = write(
-        "decisions.jsonl",
-        r.decisions
-            .iter()
-            .map(|d| serde_json::to_string(d).unwrap())
-            .collect(),
-    );
-    let matrix = write("matrix.toml", vec![text]);
+    let (files, run) = suggest_files(&dir, &text, &r);
+    let (events, verdicts, decisions) = (&files[0], &files[1], &files[2]);
     let out = dir.join("out");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
-        .arg("suggest")
-        .arg("--events")
-        .arg(&events)
-        .arg("--verdicts")
-        .arg(&verdicts)
-        .arg("--decisions")
-        .arg(&decisions)
-        .arg("--matrix")
-        .arg(&matrix)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         run.status.success(),
@@ -285,14 +245,14 @@ fn the_command_writes_a_report_a_json_and_the_proposed_matrix_from_files() {
         Level::ExecuteLog
     );
     // A bad line names the file and the line.
-    std::fs::write(&decisions, "{\"not\": \"a decision\"}\n").unwrap();
+    std::fs::write(decisions, "{\"not\": \"a decision\"}\n").unwrap();
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
         .args(["suggest", "--events"])
-        .arg(&events)
+        .arg(events)
         .arg("--verdicts")
-        .arg(&verdicts)
+        .arg(verdicts)
         .arg("--decisions")
-        .arg(&decisions)
+        .arg(decisions)
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
@@ -509,36 +469,8 @@ fn a_recorded_month_gives_every_kind_of_proposal_through_the_command() {
     let (text, r) = history(groups);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/suggest-example");
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let jsonl = |name: &str, lines: Vec<String>| {
-        let p = dir.join(name);
-        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
-        p
-    };
-    fn json<T: serde::Serialize>(xs: &[T]) -> Vec<String> {
-        xs.iter()
-            .map(|x| serde_json::to_string(x).unwrap())
-            .collect()
-    }
-    let events_file = jsonl("events.jsonl", json(&r.events));
-    let verdicts_file = jsonl("verdicts.jsonl", json(&r.verdicts));
-    let decisions_file = jsonl("decisions.jsonl", json(&r.decisions));
-    let matrix = jsonl("matrix.toml", vec![text]);
+    let (_, run) = suggest_files(&dir, &text, &r);
     let out = dir.join("out");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
-        .arg("suggest")
-        .arg("--events")
-        .arg(&events_file)
-        .arg("--verdicts")
-        .arg(&verdicts_file)
-        .arg("--decisions")
-        .arg(&decisions_file)
-        .arg("--matrix")
-        .arg(&matrix)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         run.status.success(),
@@ -575,4 +507,47 @@ fn approve_first(i: usize, k: usize) -> DecisionKind {
     } else {
         DecisionKind::Revise
     }
+}
+
+/// Writes the records as JSON-lines files and the matrix into `dir`, and runs `handoff suggest`
+/// on them with `--out dir/out`: the files (events, verdicts, decisions, matrix) and the run.
+fn suggest_files(
+    dir: &std::path::Path,
+    matrix: &str,
+    r: &Records,
+) -> (Vec<std::path::PathBuf>, std::process::Output) {
+    fn json<T: serde::Serialize>(xs: &[T]) -> String {
+        let lines: Vec<String> = xs
+            .iter()
+            .map(|x| serde_json::to_string(x).unwrap())
+            .collect();
+        lines.join("\n") + "\n"
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let files: Vec<std::path::PathBuf> = [
+        ("events.jsonl", json(&r.events)),
+        ("verdicts.jsonl", json(&r.verdicts)),
+        ("decisions.jsonl", json(&r.decisions)),
+        ("matrix.toml", matrix.to_string()),
+    ]
+    .into_iter()
+    .map(|(name, text)| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    })
+    .collect();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .arg("suggest")
+        .args(
+            ["--events", "--verdicts", "--decisions", "--matrix"]
+                .iter()
+                .zip(&files)
+                .flat_map(|(flag, f)| [std::ffi::OsStr::new(flag), f.as_os_str()]),
+        )
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    (files, run)
 }

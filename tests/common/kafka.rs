@@ -94,6 +94,31 @@ pub fn records(n: usize, seed: u64, boost: f64, bad_every: usize) -> Vec<Sent> {
         .collect()
 }
 
+/// Sends human decisions to `human.decisions`, keyed by session, one record per batch.
+pub fn send_decisions(bootstrap: &str, ds: &[handoff::event::HumanDecision]) {
+    let codec = handoff::event::Codec::new(Default::default()).unwrap();
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("batch.num.messages", "1")
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    for d in ds {
+        let bytes = codec
+            .encode(handoff::event::SchemaKind::HumanDecision, d)
+            .unwrap();
+        p.send(
+            BaseRecord::<[u8], [u8]>::to("human.decisions")
+                .key(d.session_id.as_bytes())
+                .payload(&bytes[..]),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
 /// Produces the records one per batch. tansu 0.6.0 answers a fetch that starts inside a batch
 /// with the next batch (measured: a fetch at offset 1 returned records from offset 1335), so a
 /// consumer resuming from a commit point inside a batch would never see the rest of it. With one
