@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::base_event;
 use common::run::Run;
+use common::{answer, base_event};
 use handoff::audit::{self, chain, Records};
-use handoff::event::{AgentAction, DecisionKind, HumanDecision, VerdictOutcome};
+use handoff::event::{AgentAction, DecisionKind, VerdictOutcome};
 use handoff::inbox::publish::{AuditEntry, AuditKind, Via};
 use handoff::matrix::{Matrix, MatrixSource, DEFAULT_MATRIX_TOML};
 use handoff::pipeline::process::Processor;
@@ -24,23 +24,6 @@ fn refund(i: usize) -> AgentAction {
     e.amount = Some(30.0);
     e.output = Some("We refund 30 EUR.".into());
     e
-}
-
-fn answer(x: &handoff::event::Escalation, kind: DecisionKind, by: &str, at: i64) -> HumanDecision {
-    HumanDecision {
-        escalation_id: x.escalation_id.clone(),
-        action_id: x.action_id.clone(),
-        session_id: x.session_id.clone(),
-        role: x.role.clone(),
-        decided_by: by.into(),
-        decision: kind,
-        comment: None,
-        revised_output: (kind == DecisionKind::Revise).then(|| "We refund 25 EUR.".into()),
-        redirect_role: None,
-        decided_at_ms: at,
-        drill: false,
-        chosen_option: None,
-    }
 }
 
 /// Four refunds: one approved after a look, one revised without one, one left to time out

@@ -5,13 +5,13 @@
 
 mod common;
 
-use common::base_event;
 use common::inbox::{people, serve, Client, Stream};
 use common::run::Run;
+use common::{answer, base_event};
 use handoff::canary::{inject, report, Expect};
 use handoff::config::InboxAuth;
 use handoff::config::{CanaryCase, CanarySettings, Settings};
-use handoff::event::{AgentAction, DecisionKind, Escalation, HumanDecision, SchemaKind};
+use handoff::event::{AgentAction, DecisionKind, SchemaKind};
 use handoff::event::{Verdict, VerdictOutcome};
 use handoff::inbox::guard::Review;
 use handoff::inbox::publish::AuditKind;
@@ -53,23 +53,6 @@ fn run() -> (Run, Arc<Stats>) {
     let stats = Arc::new(Stats::new(roles, m.families(), m.version()));
     p.attach(stats.clone());
     (Run::new(p), stats)
-}
-
-fn answer(x: &Escalation, kind: DecisionKind, by: &str, at: i64) -> HumanDecision {
-    HumanDecision {
-        escalation_id: x.escalation_id.clone(),
-        action_id: x.action_id.clone(),
-        session_id: x.session_id.clone(),
-        role: x.role.clone(),
-        decided_by: by.into(),
-        decision: kind,
-        comment: None,
-        revised_output: None,
-        redirect_role: None,
-        decided_at_ms: at,
-        drill: false,
-        chosen_option: None,
-    }
 }
 
 /// The value of one series in the Prometheus text (0 when absent).

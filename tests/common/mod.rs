@@ -7,7 +7,9 @@ pub mod outputs;
 pub mod prometheus;
 pub mod run;
 
-use handoff::event::{ActionStatus, AgentAction, Customer, CustomerTier};
+use handoff::event::{
+    ActionStatus, AgentAction, Customer, CustomerTier, DecisionKind, Escalation, HumanDecision,
+};
 use std::collections::BTreeMap;
 
 /// A plain, confident, reversible research action that triggers nothing.
@@ -64,4 +66,22 @@ pub fn http(port: u16, method: &str, path_and_query: &str) -> (String, String) {
     let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
     let status = head.lines().next().unwrap_or("").to_string();
     (status, body.to_string())
+}
+
+/// `by`'s answer `kind` to escalation `x` at `at` (a revision carries a revised text).
+pub fn answer(x: &Escalation, kind: DecisionKind, by: &str, at: i64) -> HumanDecision {
+    HumanDecision {
+        escalation_id: x.escalation_id.clone(),
+        action_id: x.action_id.clone(),
+        session_id: x.session_id.clone(),
+        role: x.role.clone(),
+        decided_by: by.into(),
+        decision: kind,
+        comment: None,
+        revised_output: (kind == DecisionKind::Revise).then(|| "We refund 25 EUR.".into()),
+        redirect_role: None,
+        decided_at_ms: at,
+        drill: false,
+        chosen_option: None,
+    }
 }
