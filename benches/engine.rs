@@ -5,7 +5,9 @@
 //!   is the reader's, so the typed decoder runs; and a compatible other version, resolved by
 //!   apache-avro), next to the typed decode with the same validation;
 //! - matrix evaluation of decoded events with the default matrix;
-//! - decode + validate + evaluate, the per-event work of the stream before any output.
+//! - decode + validate + evaluate, the per-event work of the stream before any output;
+//! - the whole per-record stage, and the changelog records it writes, encoded and decoded as
+//!   JSON and in the binary form.
 //!
 //! Events come from the synthetic fleet (production-like mix, about 5% needing a human) with
 //! `request`, `output` and `user_message` of about 300 bytes each. `benches/report.py` turns
@@ -14,8 +16,9 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use handoff::event::{AgentAction, Codec, EventLimits, SchemaKind};
 use handoff::matrix::{Matrix, SessionState};
-use handoff::pipeline::process::{Input, Processor};
+use handoff::pipeline::process::{Input, Processor, CHANGELOG};
 use handoff::sim::fleet::{Fleet, FleetConfig};
+use handoff::state::{ChangelogFormat, SessionRecord};
 
 const N: usize = 1024;
 const FIELD_BYTES: usize = 300;
@@ -211,6 +214,81 @@ fn bench(c: &mut Criterion) {
         )
     });
     g.finish();
+    changelog(c, &settings, &shared, &encoded);
+}
+
+/// The changelog records the stage writes for these events (the sessions that escalated or
+/// have a low-confidence streak), encoded and decoded in each form, per record.
+fn changelog(
+    c: &mut Criterion,
+    settings: &handoff::config::Settings,
+    matrix: &std::sync::Arc<Matrix>,
+    encoded: &[Vec<u8>],
+) {
+    let mut stage = Processor::new(settings, matrix.clone()).unwrap();
+    let mut out = Vec::new();
+    for (i, bytes) in encoded.iter().enumerate() {
+        let input = Input {
+            topic: "agent.actions",
+            partition: (i % 4) as i32,
+            offset: i as i64,
+            key: Some(b"k"),
+            payload: Some(bytes),
+            headers: &[],
+        };
+        stage.process(input, 1, &mut out).unwrap();
+    }
+    let records: Vec<SessionRecord> = out
+        .iter()
+        .filter(|o| o.topic == CHANGELOG && !o.payload.is_empty())
+        .map(|o| SessionRecord::decode(&o.payload).unwrap())
+        .collect();
+    let n = records.len();
+    let mut g = c.benchmark_group("changelog");
+    g.throughput(Throughput::Elements(n as u64));
+    for (name, format) in [
+        ("json", ChangelogFormat::Json),
+        ("binary", ChangelogFormat::Binary),
+    ] {
+        let values: Vec<Vec<u8>> = records
+            .iter()
+            .map(|r| {
+                let mut v = Vec::new();
+                r.encode(format, &mut v).unwrap();
+                v
+            })
+            .collect();
+        let bytes = values.iter().map(Vec::len).sum::<usize>() / n.max(1);
+        let open = records.iter().filter(|r| !r.open.is_empty()).count();
+        eprintln!("changelog {name}: {n} records ({open} with an open action), {bytes} bytes each on average");
+        write_bytes(name, n, bytes);
+        let mut buf = Vec::with_capacity(8192);
+        g.bench_function(format!("encode_{name}"), |b| {
+            b.iter(|| {
+                for r in &records {
+                    buf.clear();
+                    r.encode(format, &mut buf).unwrap();
+                    black_box(&buf);
+                }
+            })
+        });
+        g.bench_function(format!("decode_{name}"), |b| {
+            b.iter(|| {
+                for v in &values {
+                    black_box(SessionRecord::decode(v).unwrap());
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Bytes per changelog record, for `benches/report.py` (criterion keeps only times).
+fn write_bytes(name: &str, records: usize, bytes: usize) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("../criterion/changelog");
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = format!("{{\"records\": {records}, \"bytes\": {bytes}}}");
+    std::fs::write(dir.join(format!("{name}.bytes.json")), json).unwrap();
 }
 
 /// Decoding through the schema registry, every id already cached: the writer schema equal to

@@ -9,7 +9,7 @@ use handoff::event::{
     AgentAction, DecisionKind, HumanDecision, Level, Tier, Verdict, VerdictOutcome,
 };
 use handoff::matrix::{Matrix, MatrixSource, DEFAULT_MATRIX_TOML};
-use handoff::state::{Effect, Ignored, PartitionState, SessionRecord};
+use handoff::state::{ChangelogFormat, Effect, Ignored, PartitionState, SessionRecord};
 
 const MIN: i64 = 60_000;
 
@@ -367,6 +367,13 @@ fn two_roles_must_both_approve_and_one_rejection_decides() {
 
 #[test]
 fn state_survives_the_changelog_round_trip_and_replayed_events_reuse_their_state() {
+    // The binary form written now, and the JSON form earlier versions wrote.
+    for format in [ChangelogFormat::Binary, ChangelogFormat::Json] {
+        changelog_round_trip(format);
+    }
+}
+
+fn changelog_round_trip(format: ChangelogFormat) {
     let m = matrix("");
     let mut st = PartitionState::new();
     let e = refund("act-r");
@@ -381,15 +388,16 @@ fn state_survives_the_changelog_round_trip_and_replayed_events_reuse_their_state
     let dirty: Vec<(String, Vec<u8>)> = st
         .take_dirty(0)
         .into_iter()
-        .map(|(k, r)| (k, serde_json::to_vec(r.unwrap()).unwrap()))
+        .map(|(k, r)| {
+            let mut value = Vec::new();
+            r.unwrap().encode(format, &mut value).unwrap();
+            (k, value)
+        })
         .collect();
     assert_eq!(dirty.len(), 1, "one session changed");
-    let (key, json) = &dirty[0];
+    let (key, value) = &dirty[0];
     let mut restored = PartitionState::new();
-    restored.restore(
-        key,
-        Some(serde_json::from_slice::<SessionRecord>(json).unwrap()),
-    );
+    restored.restore(key, Some(SessionRecord::decode(value).unwrap()));
     assert_eq!(restored.pending(), st.pending());
     assert_eq!(restored.next_deadline(), st.next_deadline());
     assert_eq!(

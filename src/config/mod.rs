@@ -226,6 +226,11 @@ pub struct PipelineSettings {
     /// long without a change: its streak and its closed escalation ids go with it.
     #[serde(default = "default_retention", with = "humantime_serde")]
     pub state_retention: Duration,
+    /// How session records are written to the changelog: `binary` (a version byte, then
+    /// postcard) or `json` (what versions before it wrote; for a rolling upgrade, until every
+    /// processor and inbox reads the binary form). Both are always read.
+    #[serde(default)]
+    pub changelog_format: crate::state::ChangelogFormat,
 }
 
 /// Log output.

@@ -21,6 +21,8 @@ pub use canary::disguise;
 mod deadline;
 mod decide;
 mod open;
+mod record;
+pub use record::{ChangelogFormat, RecordError, BINARY_V1};
 
 /// Closed escalation ids kept per session, to recognise late and repeated decisions.
 pub const CLOSED_KEPT: usize = 32;
@@ -49,11 +51,6 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
-    /// Reads a changelog value (the processor's restore and the inbox read the same form).
-    pub fn decode(value: &[u8]) -> Result<SessionRecord, serde_json::Error> {
-        serde_json::from_slice(value)
-    }
-
     /// True when nothing worth keeping is left (the changelog gets a tombstone).
     pub fn is_idle(&self) -> bool {
         self.open.is_empty()
@@ -97,7 +94,7 @@ pub struct OpenAction {
     #[serde(default)]
     pub rule_version: String,
     /// A canary's expected answer (see [`crate::canary`]); none for real actions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub canary: Option<crate::canary::Expect>,
 }
 

@@ -178,11 +178,12 @@ impl Processor {
             let mut payload = Vec::new();
             if let Some(r) = record {
                 payload.reserve(4096);
-                serde_json::to_writer(&mut payload, r).map_err(|e| StageError {
-                    what: "state record",
-                    id: session.clone(),
-                    source: Box::new(e),
-                })?;
+                r.encode(self.changelog_format, &mut payload)
+                    .map_err(|e| StageError {
+                        what: "state record",
+                        id: session.clone(),
+                        source: Box::new(e),
+                    })?;
             }
             let mut o = Output::new(CHANGELOG, Some(session.into_bytes()), payload);
             o.partition = Some(partition);

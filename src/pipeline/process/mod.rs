@@ -127,6 +127,8 @@ pub struct Processor {
     last_expiry_ms: i64,
     /// False for the drill twin: its state lives in memory only (it is never restored).
     persist_state: bool,
+    /// How changelog records are written.
+    changelog_format: crate::state::ChangelogFormat,
     /// Where drill-marked records go (none in a drill processor).
     drill: Option<Box<Processor>>,
     /// The rules to follow when they change (none: `matrix` decides for good).
@@ -275,6 +277,7 @@ impl Processor {
             retention_ms: settings.pipeline.state_retention.as_millis() as i64,
             last_expiry_ms: 0,
             persist_state,
+            changelog_format: settings.pipeline.changelog_format,
             drill,
             matrix,
             rules: None,

@@ -1,0 +1,271 @@
+//! How a [`SessionRecord`] is written to and read from the changelog.
+//!
+//! Two encodings, told apart by the first byte of the value:
+//! - **binary** (`0x01` followed by the record in [postcard]'s format): compact and cheap to
+//!   encode; what this version writes by default;
+//! - **JSON** (the value starts with `{`): what earlier versions wrote. Compacted changelogs keep
+//!   old values for as long as their session lives, so JSON is always read.
+//!
+//! postcard is positional: a field added to, removed from or reordered in any type of the record
+//! (including [`crate::event::AgentAction`]) changes the layout. Such a change takes a new
+//! version byte and keeps a reader for the old layout; the golden-bytes test below fails first.
+
+use super::SessionRecord;
+use serde::{Deserialize, Serialize};
+
+/// The first byte of a binary changelog value, layout 1.
+pub const BINARY_V1: u8 = 0x01;
+
+/// The encoding a processor writes (`[pipeline] changelog_format`). Both are always read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangelogFormat {
+    /// A version byte, then postcard.
+    #[default]
+    Binary,
+    /// JSON text, as versions before the binary form wrote (for a rolling upgrade: old
+    /// processors and inboxes cannot read the binary form).
+    Json,
+}
+
+/// A changelog value that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// A JSON value (an earlier version's) that does not parse.
+    #[error("JSON changelog record: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A binary value that does not parse.
+    #[error("binary changelog record (version {BINARY_V1}): {0}")]
+    Binary(#[from] postcard::Error),
+    /// A first byte that is neither JSON nor a known version (written by a newer version).
+    #[error("changelog record with unknown version byte {0:#04x} (written by a newer handoff?)")]
+    UnknownVersion(u8),
+}
+
+impl SessionRecord {
+    /// Appends this record to `out` in `format`.
+    pub fn encode(&self, format: ChangelogFormat, out: &mut Vec<u8>) -> Result<(), RecordError> {
+        match format {
+            ChangelogFormat::Json => serde_json::to_writer(&mut *out, self)?,
+            ChangelogFormat::Binary => {
+                out.push(BINARY_V1);
+                let taken = std::mem::take(out);
+                *out = postcard::to_extend(self, taken)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a changelog value in either encoding (the processor's restore and the inbox read
+    /// the same form).
+    pub fn decode(value: &[u8]) -> Result<SessionRecord, RecordError> {
+        match value.first() {
+            Some(&BINARY_V1) => Ok(postcard::from_bytes(&value[1..])?),
+            Some(&b) if b < 0x20 && !b.is_ascii_whitespace() => Err(RecordError::UnknownVersion(b)),
+            _ => Ok(serde_json::from_slice(value)?),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canary::Expect;
+    use crate::event::{
+        ActionStatus, AgentAction, Customer, CustomerTier, DigestItem, DigestReason, HistoryEntry,
+        Level, Tier,
+    };
+    use crate::matrix::SessionState;
+    use crate::state::{GroupMember, OpenAction, OpenEscalation};
+
+    fn state(n: u32) -> SessionState {
+        SessionState {
+            consecutive_low: n,
+            turns: 10 + u64::from(n),
+            last_event_ms: 1_700_000_000_000 + i64::from(n),
+        }
+    }
+
+    /// A record that uses every field, with values that are not defaults.
+    fn full() -> SessionRecord {
+        let event = AgentAction {
+            action_id: "a-1".into(),
+            session_id: "s-1".into(),
+            agent_id: "agent-7".into(),
+            timestamp_ms: 1_700_000_000_123,
+            action_type: "payment.refund".into(),
+            confidence: 0.625,
+            request: "refund my order \"42\" — ümlaut".into(),
+            summary: "refund 42".into(),
+            output: Some("Refunded.".into()),
+            template_id: None,
+            options: vec!["full".into(), "partial".into()],
+            status: ActionStatus::Proposed,
+            error: None,
+            amount: Some(120.5),
+            currency: Some("EUR".into()),
+            customer: Some(Customer {
+                id: "c-9".into(),
+                tier: CustomerTier::Vip,
+                prior_complaints: 2,
+            }),
+            reversible: true,
+            affects_others: false,
+            user_message: Some("please".into()),
+            attributes: [("region".to_string(), "eu".to_string())].into(),
+        };
+        let history = HistoryEntry {
+            role: "support".into(),
+            tier: Tier::Warm,
+            escalated_at_ms: 1_700_000_000_150,
+            reason: "timeout".into(),
+        };
+        let escalation = OpenEscalation {
+            escalation_id: "e-1".into(),
+            previous_ids: vec!["e-0a".into()],
+            role: "support".into(),
+            tier: Tier::Immediate,
+            created_at_ms: 1_700_000_000_200,
+            first_created_at_ms: 1_700_000_000_100,
+            deadline_ms: Some(1_700_000_300_200),
+            approved: false,
+            sequence: 2,
+            history: vec![history],
+        };
+        let item = DigestItem {
+            reason: DigestReason::RateLimited,
+            escalation_id: Some("e-2".into()),
+            action_id: "a-2".into(),
+            session_id: "s-1".into(),
+            agent_id: "agent-7".into(),
+            action_type: "file.delete".into(),
+            level: Level::AskFirst,
+            tier: Some(Tier::Warm),
+            headline: "delete <b>x</b>".into(),
+            triggers: vec!["policy_keyword".into()],
+            created_at_ms: 1_700_000_000_300,
+            deadline_ms: None,
+        };
+        SessionRecord {
+            streak: state(2),
+            applied: vec![(41, state(1)), (42, state(2))],
+            open: vec![OpenAction {
+                event,
+                before: state(1),
+                level: Level::AskFirst,
+                fail_open: false,
+                drill: false,
+                escalations: vec![escalation],
+                triggers: vec!["low_confidence".into()],
+                members: vec![GroupMember {
+                    action_id: "a-3".into(),
+                    agent_id: "agent-7".into(),
+                    action_type: "payment.refund".into(),
+                    level: Level::AskFirst,
+                    triggers: vec!["session_pattern".into()],
+                }],
+                rule_version: "v3".into(),
+                canary: Some(Expect::Approve),
+            }],
+            closed: vec!["e-0".into()],
+            queued: vec![("support".into(), item)],
+            touched_ms: 1_700_000_000_999,
+        }
+    }
+
+    #[test]
+    fn both_formats_round_trip_and_binary_is_smaller() {
+        let record = full();
+        let mut json = Vec::new();
+        record.encode(ChangelogFormat::Json, &mut json).unwrap();
+        let mut binary = Vec::new();
+        record.encode(ChangelogFormat::Binary, &mut binary).unwrap();
+        assert_eq!(json[0], b'{');
+        assert_eq!(binary[0], BINARY_V1);
+        assert_eq!(SessionRecord::decode(&json).unwrap(), record);
+        assert_eq!(SessionRecord::decode(&binary).unwrap(), record);
+        assert!(
+            binary.len() * 2 < json.len(),
+            "binary {} B, JSON {} B",
+            binary.len(),
+            json.len()
+        );
+    }
+
+    #[test]
+    fn encode_appends_to_what_is_there() {
+        let mut out = b"keep".to_vec();
+        SessionRecord::default()
+            .encode(ChangelogFormat::Binary, &mut out)
+            .unwrap();
+        assert_eq!(&out[..5], b"keep\x01");
+        assert_eq!(
+            SessionRecord::decode(&out[4..]).unwrap(),
+            SessionRecord::default()
+        );
+    }
+
+    #[test]
+    fn json_written_before_the_binary_form_is_still_read() {
+        // A record as an earlier version wrote it: no `canary`, no `queued`, no `touched_ms`,
+        // leading whitespace.
+        let old = br#"  {"streak":{"consecutive_low":1,"turns":3,"last_event_ms":5},
+            "applied":[[7,{"consecutive_low":0,"turns":2,"last_event_ms":4}]],
+            "open":[],"closed":["e-9"]}"#;
+        let r = SessionRecord::decode(old).unwrap();
+        assert_eq!(r.streak.turns, 3);
+        assert_eq!(r.applied[0].0, 7);
+        assert_eq!(r.closed, vec!["e-9".to_string()]);
+        assert!(r.queued.is_empty());
+    }
+
+    #[test]
+    fn unreadable_values_name_what_is_wrong() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"\x02abc", "unknown version byte 0x02"),
+            (b"\x00", "unknown version byte 0x00"),
+            (b"\x01\xff\xff", "binary changelog record"),
+            (b"{\"streak\":", "JSON changelog record"),
+            (b"not json", "JSON changelog record"),
+        ];
+        for (value, expected) in cases {
+            let e = SessionRecord::decode(value).unwrap_err().to_string();
+            assert!(e.contains(expected), "{value:?}: {e}");
+        }
+    }
+
+    /// The layout of version 1, byte for byte. When this fails, the record's layout changed:
+    /// give the new layout a new version byte and keep reading this one.
+    #[test]
+    fn version_1_layout_is_unchanged() {
+        let mut out = Vec::new();
+        full().encode(ChangelogFormat::Binary, &mut out).unwrap();
+        let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, GOLDEN_V1, "binary changelog layout changed");
+        assert_eq!(
+            SessionRecord::decode(&hex_bytes(GOLDEN_V1)).unwrap(),
+            full()
+        );
+    }
+
+    fn hex_bytes(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    const GOLDEN_V1: &str = concat!(
+        "01020c84a0abfef9620252010b82a0abfef96254020c84a0abfef9620103612d3103732d31076167",
+        "656e742d37f6a1abfef9620e7061796d656e742e726566756e64000000000000e43f20726566756e",
+        "64206d79206f72646572202234322220e2809420c3bc6d6c61757409726566756e64203432010952",
+        "6566756e6465642e00020466756c6c077061727469616c0000010000000000205e40010345555201",
+        "03632d39020401000106706c656173650106726567696f6e026575010b82a0abfef9620200000103",
+        "652d310104652d306107737570706f72740190a3abfef962c8a1abfef96201d0f2cffef962000401",
+        "07737570706f727400aca2abfef9620774696d656f7574010e6c6f775f636f6e666964656e636501",
+        "03612d33076167656e742d370e7061796d656e742e726566756e6402010f73657373696f6e5f7061",
+        "747465726e02763301000103652d300107737570706f7274000103652d3203612d3203732d310761",
+        "67656e742d370b66696c652e64656c6574650201000f64656c657465203c623e783c2f623e010e70",
+        "6f6c6963795f6b6579776f7264d8a4abfef96200ceafabfef962",
+    );
+}
