@@ -33,6 +33,7 @@ use handoff::matrix::Matrix;
 use handoff::output::Output;
 use handoff::pipeline::process::{Input, Outcome, Processor, Stage, StageError};
 use handoff::pipeline::stats::Stats;
+use handoff::pipeline::steps::Step;
 use handoff::pipeline::{self, StatsHandle};
 use handoff::sim::broker::{free_port, LocalBroker, Storage};
 use handoff::sim::fleet::{Fleet, FleetConfig};
@@ -106,7 +107,7 @@ impl Stage for Passthrough {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Measured {
     per_second: f64,
     /// CPU µs per event of this process (the contender; nothing else runs during a backlog
@@ -117,6 +118,8 @@ struct Measured {
     bytes_per_output: f64,
     p50_ms: u64,
     p99_ms: u64,
+    /// p50, p99 per step of a record's way, µs (the floor has consumer wait and produce → ack).
+    steps: Vec<(Step, [u64; 2])>,
 }
 
 /// A contender running: its counters and how to stop it.
@@ -278,6 +281,7 @@ impl Bench {
             bytes_per_output: snap.produced_bytes as f64 / snap.produced.max(1) as f64,
             p50_ms: snap.e2e_ms[0],
             p99_ms: snap.e2e_ms[1],
+            steps: snap.steps,
         }
     }
 
@@ -476,6 +480,38 @@ fn main() {
     drop(broker);
 }
 
+/// Where the time goes at one load: p50 / p99 per step, ms, the median over rounds.
+fn steps(load: &str, runs: &[Vec<(Who, Measured)>]) {
+    if runs.is_empty() {
+        return;
+    }
+    let all = [Who::Floor, Who::Passthrough, Who::Handoff];
+    println!();
+    println!("| step at {load}, p50 / p99 (ms) | floor | passthrough | handoff |");
+    println!("|---|---:|---:|---:|");
+    for (i, step) in Step::ALL.iter().enumerate() {
+        let cells: Vec<String> = all
+            .iter()
+            .map(|w| {
+                let q = |k: usize| {
+                    median(
+                        runs.iter()
+                            .flat_map(|r| r.iter().filter(|(x, _)| x == w))
+                            .map(|(_, m)| m.steps[i].1[k] as f64 / 1000.0)
+                            .collect(),
+                    )
+                };
+                match (q(0), q(1)) {
+                    (_, 0.0) => "—".to_string(),
+                    (p50, p99) => format!("{p50:.2} / {p99:.2}"),
+                }
+            })
+            .collect();
+        println!("| {} | {} |", step.as_str(), cells.join(" | "));
+    }
+    println!();
+}
+
 fn report(
     backlog: &[Vec<(Who, Measured)>],
     live: &[Vec<(Who, Measured)>],
@@ -554,7 +590,7 @@ fn report(
         let cells: Vec<String> = all
             .iter()
             .map(|w| {
-                let m = round.iter().find(|(x, _)| x == w).unwrap().1;
+                let m = &round.iter().find(|(x, _)| x == w).unwrap().1;
                 format!("{:.0} @ {:.2}", m.per_second, m.cpu_us)
             })
             .collect();
@@ -582,6 +618,8 @@ fn report(
         med(live, Who::Handoff, |m| m.p99_ms as f64) - med(live, Who::Floor, |m| m.p99_ms as f64);
     let p50 =
         med(low, Who::Handoff, |m| m.p50_ms as f64) - med(low, Who::Floor, |m| m.p50_ms as f64);
+    steps(&format!("{rate}/s"), live);
+    steps("2000/s", low);
     println!(
         "goal: p99 at half the floor's rate within 10 ms of the floor's: {p99:+.0} ms ({})",
         verdict(p99 <= 10.0)

@@ -22,7 +22,13 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    exit_code(dispatch(cli.command))
+    let result = dispatch(cli.command);
+    // Every client is dropped by now (or left closing, when the brokers are away); librdkafka's
+    // threads may still be ending. A short wait: a stop's deadline is already spent.
+    if !handoff::kafka::wait_destroyed(std::time::Duration::from_secs(1)) {
+        eprintln!("warning: Kafka clients still closing at exit");
+    }
+    exit_code(result)
 }
 
 /// Runs one subcommand. The commands that stop cleanly on SIGTERM/SIGINT get their runtime,

@@ -616,6 +616,23 @@ fn metrics_are_served_on_localhost_and_count_the_traffic() {
         metric_sum(&text, "handoff_decision_latency_seconds_count"),
         1_000.0
     );
+    // Where the time went, per step: every record was polled, queued to a worker and processed;
+    // every one had outputs acknowledged (the dead letters too). No human answered, so no
+    // deferred state write waited.
+    for (step, count) in [
+        ("consumer_wait", 1_000.0),
+        ("worker_queue", 1_000.0),
+        ("processing", 1_000.0),
+        ("produce_ack", 1_000.0),
+        ("deferred_wait", 0.0),
+    ] {
+        let label = format!("step=\"{step}\"");
+        assert_eq!(
+            metric_sum_where(&text, "handoff_step_seconds_count", &label),
+            count,
+            "{step}"
+        );
+    }
     let ask = exp.verdicts.values().filter(|v| v.0 == "ask_first").count();
     assert_eq!(
         metric_sum_where(&text, "handoff_events_total", "level=\"ask_first\""),

@@ -24,6 +24,8 @@ fn exported() -> String {
     m.escalated(0, Tier::Warm);
     m.dead_letter("avro_decode");
     m.consumer_lag.with_label_values(&["0"]).set(1);
+    // The pipeline registers its step histograms on the same registry (handoff::pipeline::steps).
+    let _steps = handoff::pipeline::steps::Steps::register(m.registry());
     // `handoff inbox` exports the notification families (handoff::notify::metrics) and the
     // rubber-stamp signals (handoff::inbox::guard).
     let inbox = prometheus::Registry::new();

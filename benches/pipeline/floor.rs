@@ -10,6 +10,7 @@
 use handoff::config::Settings;
 use handoff::kafka::{self, Role};
 use handoff::pipeline::stats::Stats;
+use handoff::pipeline::steps::Step;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -18,10 +19,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// One input's outputs still in flight, and its Kafka timestamp.
+/// One input's outputs still in flight, its Kafka timestamp, and when its copies were sent.
 struct InFlight {
     left: AtomicU32,
     ts_ms: i64,
+    sent: Instant,
 }
 
 struct Ctx {
@@ -38,6 +40,8 @@ impl ProducerContext for Ctx {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
         if f.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let acked = f.sent.elapsed().as_micros() as u64;
+            self.stats.steps.record(Step::ProduceAck, acked);
             self.stats
                 .completed(f.ts_ms, handoff::clock::SystemClock::now());
         }
@@ -124,11 +128,17 @@ fn copy(
             Some(Err(_)) | None => continue,
         };
         stats.consumed();
+        let ts_ms = m.timestamp().to_millis().unwrap_or(0);
+        if ts_ms > 0 {
+            let waited_ms = (handoff::clock::SystemClock::now() - ts_ms).max(0) as u64;
+            stats.steps.record(Step::ConsumerWait, waited_ms * 1000);
+        }
         // No allocation per record: the copies per lane are computed twice.
         let total: u32 = lanes.mix.iter().map(|l| super::copies(seen, l.share)).sum();
         let track = Arc::new(InFlight {
             left: AtomicU32::new(total),
-            ts_ms: m.timestamp().to_millis().unwrap_or(0),
+            ts_ms,
+            sent: Instant::now(),
         });
         let payload = m.payload().unwrap_or_default();
         for (lane, out) in lanes.mix.iter().zip(&lanes.outs) {

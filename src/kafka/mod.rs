@@ -317,6 +317,18 @@ impl Error {
     }
 }
 
+/// Waits, at most `within`, until every Kafka client of this process is destroyed and
+/// librdkafka's threads have ended; true when they have. Dropping a client starts its
+/// destruction, and librdkafka's own threads may outlive the drop: the process waits for them
+/// before it exits, so that none is still using TLS while the process's exit handlers tear
+/// OpenSSL down.
+pub fn wait_destroyed(within: std::time::Duration) -> bool {
+    let ms = i32::try_from(within.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: rd_kafka_wait_destroyed only reads librdkafka's global counters and sleeps; it
+    // takes no pointer and may be called at any time, with or without clients alive.
+    unsafe { rdkafka::bindings::rd_kafka_wait_destroyed(ms) == 0 }
+}
+
 /// Creates a client of type `C` for `role`.
 pub fn create<C: rdkafka::config::FromClientConfig>(
     k: &KafkaSettings,

@@ -5,8 +5,10 @@
 
 use super::delivery::{Fatal, Out, Shared};
 use super::rebalance::GroupContext;
+use super::steps::{LocalSteps, Step};
 use super::tracker::Slot;
 use super::worker::Job;
+use crate::clock::SystemClock;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -18,6 +20,45 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Records handed to a worker at once, at most, while records keep coming.
+const HAND_OVER: usize = 64;
+/// A record is held this long at most before it is handed over (a quiet partition's record
+/// does not wait for a busy one's batch to fill).
+const HOLD_AT_MOST: Duration = Duration::from_millis(1);
+
+/// Records polled and not yet handed over, per worker.
+struct Batches {
+    per_worker: Vec<Vec<(rdkafka::message::OwnedMessage, Instant)>>,
+    /// Their total.
+    held: usize,
+    /// When the oldest of them was polled.
+    since: Option<Instant>,
+}
+
+impl Batches {
+    fn new(workers: usize) -> Batches {
+        Batches {
+            per_worker: (0..workers)
+                .map(|_| Vec::with_capacity(HAND_OVER))
+                .collect(),
+            held: 0,
+            since: None,
+        }
+    }
+
+    /// Drops the records held of a revoked partition.
+    fn drop_slot(&mut self, slot: Slot, ctx: &GroupContext) {
+        for batch in &mut self.per_worker {
+            let before = batch.len();
+            batch.retain(|(m, _)| ctx.slot(m.topic(), m.partition()) != slot);
+            self.held -= before - batch.len();
+        }
+        if self.held == 0 {
+            self.since = None;
+        }
+    }
+}
 
 /// The group member and what it feeds.
 pub struct Consuming {
@@ -55,13 +96,25 @@ impl Stopped {
 }
 
 impl Consuming {
-    /// Polls until `stop` is set or a fatal error is recorded (returned).
+    /// Polls until `stop` is set or a fatal error is recorded (returned). Records are handed to
+    /// the workers in batches: while records keep coming, up to [`HAND_OVER`] per worker; as soon
+    /// as a poll finds nothing waiting, whatever was gathered.
     pub fn run(&self, stop: &AtomicBool) -> Option<Fatal> {
         self.shared.register_consumer();
+        let mut batches = Batches::new(self.senders.len());
+        let ended = self.poll_loop(stop, &mut batches);
+        if !self.hand_over_all(&mut batches) {
+            return ended.or(Some(Fatal::WorkerStopped));
+        }
+        ended
+    }
+
+    fn poll_loop(&self, stop: &AtomicBool, batches: &mut Batches) -> Option<Fatal> {
         let ctx = self.consumer.context();
         let mut stored: HashMap<Slot, i64> = HashMap::new();
         let mut next_store = Instant::now() + self.store_every;
         let mut progress = Progress::new();
+        let mut steps = self.shared.stats.steps.local();
         loop {
             if stop.load(Ordering::Acquire) {
                 return None;
@@ -69,40 +122,96 @@ impl Consuming {
             if self.shared.failed() {
                 return self.shared.fatal();
             }
-            for slot in ctx.revoked.lock().expect("revoked lock").drain(..) {
-                stored.remove(&slot);
-            }
             if Instant::now() >= next_store {
                 next_store = Instant::now() + self.store_every;
                 self.shared.health.consumer_beat();
+                self.shared.stats.steps.merge(&mut steps);
                 self.store(&mut stored);
                 let in_flight = self.shared.in_flight();
                 self.shared.stats.metrics.in_flight.set(in_flight as i64);
                 progress.log(&self.shared);
             }
-            if self.shared.in_flight() >= self.max_in_flight {
+            if self.shared.in_flight() + batches.held >= self.max_in_flight {
+                if !self.hand_over_all(batches) {
+                    return Some(Fatal::WorkerStopped);
+                }
                 std::thread::park_timeout(Duration::from_millis(10));
                 continue;
             }
-            match self.consumer.poll(Duration::from_millis(50)) {
-                Some(Ok(msg)) if !self.dispatch(msg.detach()) => {
-                    return Some(Fatal::WorkerStopped);
+            // Do not block while records are held: hand them over first.
+            let wait = if batches.held > 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(50)
+            };
+            let polled = self.consumer.poll(wait);
+            // A revocation runs inside the poll: records of revoked partitions still held here
+            // are dropped (the next owner reads them again from the commit point).
+            for slot in ctx.revoked.lock().expect("revoked lock").drain(..) {
+                stored.remove(&slot);
+                batches.drop_slot(slot, ctx);
+            }
+            let handed = match polled {
+                Some(Ok(msg)) => self.gather(msg.detach(), batches, &mut steps),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    true
                 }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-                None => {}
+                None => self.hand_over_all(batches),
+            };
+            if !handed {
+                return Some(Fatal::WorkerStopped);
             }
         }
     }
 
-    /// Hands a record to the worker owning its partition.
-    fn dispatch(&self, msg: rdkafka::message::OwnedMessage) -> bool {
+    /// Adds a record to the batch of the worker owning its partition; hands that batch over
+    /// when it is full. False when the worker is gone.
+    fn gather(
+        &self,
+        msg: rdkafka::message::OwnedMessage,
+        batches: &mut Batches,
+        steps: &mut LocalSteps,
+    ) -> bool {
         self.shared.stats.consumed();
+        let polled = Instant::now();
+        if let Some(ts) = msg.timestamp().to_millis().filter(|ts| *ts > 0) {
+            let waited_ms = (SystemClock::now() - ts).max(0) as u64;
+            steps.record(Step::ConsumerWait, waited_ms * 1000);
+        }
         let w = msg.partition().max(0) as usize % self.senders.len();
-        self.shared.queued.fetch_add(1, Ordering::AcqRel);
-        self.shared.health.queued(w);
-        if self.senders[w].send(Job::Record(msg)).is_err() {
-            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+        batches.per_worker[w].push((msg, polled));
+        batches.held += 1;
+        let since = *batches.since.get_or_insert(polled);
+        if polled - since >= HOLD_AT_MOST {
+            return self.hand_over_all(batches);
+        }
+        if batches.per_worker[w].len() < HAND_OVER {
+            return true;
+        }
+        self.hand_over(w, batches)
+    }
+
+    /// Hands every batch gathered to its worker.
+    fn hand_over_all(&self, batches: &mut Batches) -> bool {
+        (0..self.senders.len()).all(|w| self.hand_over(w, batches))
+    }
+
+    /// Hands worker `w`'s batch over (nothing when it is empty). False when the worker is gone.
+    fn hand_over(&self, w: usize, batches: &mut Batches) -> bool {
+        let records = std::mem::take(&mut batches.per_worker[w]);
+        if records.is_empty() {
+            return true;
+        }
+        let n = records.len();
+        batches.held -= n;
+        if batches.held == 0 {
+            batches.since = None;
+        }
+        self.shared.queued.fetch_add(n, Ordering::AcqRel);
+        self.shared.health.queued(w, n);
+        if self.senders[w].send(Job::Records(records)).is_err() {
+            self.shared.queued.fetch_sub(n, Ordering::AcqRel);
             return false;
         }
         true

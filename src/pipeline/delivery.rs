@@ -2,6 +2,7 @@
 //! queued at workers, the offset tracker, and the first fatal error.
 
 use super::stats::Stats;
+use super::steps::Step;
 use super::tracker::{Slot, Token, Tracker};
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
@@ -73,6 +74,8 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     /// What the probes answer.
     pub health: Arc<super::health::Health>,
+    /// The origin of [`Shared::now_us`].
+    epoch: Instant,
 }
 
 impl Shared {
@@ -88,6 +91,7 @@ impl Shared {
             consumer: std::sync::OnceLock::new(),
             stats,
             health,
+            epoch: Instant::now(),
         }
     }
 
@@ -116,6 +120,12 @@ impl Shared {
             }
         }
         self.wake();
+    }
+
+    /// Microseconds on a monotonic clock, wrapping every 71 minutes: the tracker's send times
+    /// (a difference of two readings is right for spans shorter than that).
+    pub fn now_us(&self) -> u32 {
+        self.epoch.elapsed().as_micros() as u32
     }
 
     /// Registers the calling thread as the consumer thread.
@@ -208,10 +218,10 @@ impl ProducerContext for DeliveryContext {
             .expect("tracker lock")
             .delivered(slot, offset);
         if let Some(d) = done {
-            self.shared.stats.completed(
-                d.event_ms,
-                crate::clock::Clock::now_ms(&crate::clock::SystemClock),
-            );
+            let acked_us = self.shared.now_us().wrapping_sub(d.sent_us);
+            let stats = &self.shared.stats;
+            stats.steps.record(Step::ProduceAck, u64::from(acked_us));
+            stats.completed(d.event_ms, crate::clock::SystemClock::now());
             self.shared.wake();
         }
     }

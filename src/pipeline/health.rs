@@ -61,17 +61,17 @@ impl Health {
         self.consumer_ms.store(self.now_ms(), Relaxed);
     }
 
-    /// A record was handed to worker `w`.
-    pub fn queued(&self, w: usize) {
+    /// `n` records were handed to worker `w`.
+    pub fn queued(&self, w: usize, n: usize) {
         if let Some(b) = self.workers.get(w) {
-            b.queued.fetch_add(1, Relaxed);
+            b.queued.fetch_add(n as u64, Relaxed);
         }
     }
 
-    /// Worker `w` took a record handed to it.
-    pub fn took(&self, w: usize) {
+    /// Worker `w` took `n` records handed to it.
+    pub fn took(&self, w: usize, n: usize) {
         if let Some(b) = self.workers.get(w) {
-            b.queued.fetch_sub(1, Relaxed);
+            b.queued.fetch_sub(n as u64, Relaxed);
         }
     }
 
@@ -191,10 +191,10 @@ mod tests {
         h.consumer_ms.store(50_000, Relaxed);
         assert_eq!(h.live_at(55_000), Ok("live"));
         // Work waiting for worker 1, which has not moved for 10 s: stuck.
-        h.queued(1);
+        h.queued(1, 1);
         let e = h.live_at(55_000).unwrap_err();
         assert!(e.contains("worker 1 has 1 record(s) waiting"), "{e}");
-        h.took(1);
+        h.took(1, 1);
         h.worker_beat(1);
         assert_eq!(h.live(), Ok("live"));
         // The consumer loop not coming round for longer than stuck_after: stuck.

@@ -18,6 +18,7 @@ pub mod health;
 pub mod process;
 mod rebalance;
 pub mod stats;
+pub mod steps;
 pub mod tracker;
 mod worker;
 

@@ -92,13 +92,24 @@ impl Token {
     }
 }
 
-/// Offsets with outputs not yet delivered, in offset order: (offset, remaining outputs, event
-/// time). Offsets are dispatched in order, so a new one is pushed at the back; one fully
+/// One input offset with outputs in flight.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    offset: i64,
+    /// Outputs not yet delivered (0: done, kept until it reaches the front).
+    left: u32,
+    /// When its outputs were handed to the producer (µs on the caller's clock, wrapping).
+    sent_us: u32,
+    /// The event's time, for end-to-end latency.
+    event_ms: i64,
+}
+
+/// Offsets with outputs not yet delivered, in offset order. Offsets are dispatched in order, so a new one is pushed at the back; one fully
 /// delivered stays, at zero, until it reaches the front (deliveries also come nearly in order):
 /// no tree to rebalance per record.
 #[derive(Debug, Default, Clone)]
 struct Pending {
-    entries: VecDeque<(i64, u32, i64)>,
+    entries: VecDeque<Entry>,
     /// Entries with outputs still to deliver.
     live: usize,
 }
@@ -107,59 +118,66 @@ impl Pending {
     fn position(&self, offset: i64) -> Result<usize, usize> {
         // Nearly always the last or near the front: check the back first.
         match self.entries.back() {
-            Some(&(last, ..)) if offset > last => Err(self.entries.len()),
-            _ => self.entries.binary_search_by_key(&offset, |e| e.0),
+            Some(last) if offset > last.offset => Err(self.entries.len()),
+            _ => self.entries.binary_search_by_key(&offset, |e| e.offset),
         }
     }
 
     /// Adds `outputs` to `offset`; true when it was not pending.
-    fn add(&mut self, offset: i64, outputs: u32, event_ms: i64) -> bool {
+    fn add(&mut self, offset: i64, outputs: u32, event_ms: i64, sent_us: u32) -> bool {
         match self.position(offset) {
             Ok(i) => {
                 let e = &mut self.entries[i];
-                let new = e.1 == 0;
+                let new = e.left == 0;
                 if new {
-                    e.2 = event_ms;
+                    e.event_ms = event_ms;
+                    e.sent_us = sent_us;
                 }
-                e.1 += outputs;
+                e.left += outputs;
                 self.live += usize::from(new);
                 new
             }
             Err(i) => {
-                self.entries.insert(i, (offset, outputs, event_ms));
+                let entry = Entry {
+                    offset,
+                    left: outputs,
+                    sent_us,
+                    event_ms,
+                };
+                self.entries.insert(i, entry);
                 self.live += 1;
                 true
             }
         }
     }
 
-    /// One output of `offset` delivered: `Some(event time)` when it was its last.
-    fn delivered(&mut self, offset: i64) -> Option<i64> {
+    /// One output of `offset` delivered: its entry when it was its last.
+    fn delivered(&mut self, offset: i64) -> Option<Entry> {
         let i = self.position(offset).ok()?;
         let e = &mut self.entries[i];
-        if e.1 == 0 {
+        if e.left == 0 {
             return None;
         }
-        e.1 -= 1;
-        if e.1 > 0 {
+        e.left -= 1;
+        if e.left > 0 {
             return None;
         }
-        let event_ms = e.2;
+        let done = *e;
         self.live -= 1;
-        while self.entries.front().is_some_and(|e| e.1 == 0) {
+        while self.entries.front().is_some_and(|e| e.left == 0) {
             self.entries.pop_front();
         }
-        Some(event_ms)
+        Some(done)
     }
 
     fn remaining(&self, offset: i64) -> Option<u32> {
         let i = self.position(offset).ok()?;
-        Some(self.entries[i].1).filter(|n| *n > 0)
+        Some(self.entries[i].left).filter(|n| *n > 0)
     }
 
     /// The first offset still pending.
     fn first(&self) -> Option<i64> {
-        self.entries.iter().find(|e| e.1 > 0).map(|e| e.0)
+        self.entries.iter().find(|e| e.left > 0).map(|e| e.offset)
     }
 }
 
@@ -183,6 +201,8 @@ pub struct Done {
     pub offset: i64,
     /// Event timestamp carried by the input (0 when unknown).
     pub event_ms: i64,
+    /// When its outputs were handed to the producer (`sent_us` of [`Tracker::dispatched`]).
+    pub sent_us: u32,
 }
 
 /// Offsets in flight, for every assigned partition of the input topic.
@@ -213,14 +233,21 @@ impl Tracker {
     /// Records that `outputs` records were sent for `offset`. The same offset may come twice
     /// (a consumer may re-deliver after a seek): its outputs then add up, and it is done when
     /// all of them are delivered. An offset without outputs (a decision that changed nothing)
-    /// is done at once.
-    pub fn dispatched(&mut self, partition: Slot, offset: i64, outputs: u32, event_ms: i64) {
+    /// is done at once. `sent_us` is the caller's clock in µs (wrapping), handed back in [`Done`].
+    pub fn dispatched(
+        &mut self,
+        partition: Slot,
+        offset: i64,
+        outputs: u32,
+        event_ms: i64,
+        sent_us: u32,
+    ) {
         let p = self.parts.entry(partition).or_default();
         if outputs == 0 {
             p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
             return;
         }
-        if p.pending.add(offset, outputs, event_ms) {
+        if p.pending.add(offset, outputs, event_ms, sent_us) {
             self.in_flight.fetch_add(1, Ordering::AcqRel);
         }
         p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
@@ -229,12 +256,13 @@ impl Tracker {
     /// Records one delivered output; returns the message when it was its last.
     pub fn delivered(&mut self, partition: Slot, offset: i64) -> Option<Done> {
         let p = self.parts.get_mut(&partition)?;
-        let event_ms = p.pending.delivered(offset)?;
+        let e = p.pending.delivered(offset)?;
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         Some(Done {
             partition,
             offset,
-            event_ms,
+            event_ms: e.event_ms,
+            sent_us: e.sent_us,
         })
     }
 
@@ -300,16 +328,17 @@ mod tests {
     #[test]
     fn commit_point_waits_for_every_output_of_every_earlier_offset() {
         let mut t = Tracker::new();
-        t.dispatched(a(0), 10, 2, 1);
-        t.dispatched(a(0), 11, 1, 2);
-        t.dispatched(a(0), 12, 3, 3);
+        t.dispatched(a(0), 10, 2, 1, 0);
+        t.dispatched(a(0), 11, 1, 2, 0);
+        t.dispatched(a(0), 12, 3, 3, 0);
         assert_eq!(t.commit_point(a(0)), Some(10));
         assert_eq!(
             t.delivered(a(0), 11),
             Some(Done {
                 partition: a(0),
                 offset: 11,
-                event_ms: 2
+                event_ms: 2,
+                sent_us: 0
             })
         );
         assert_eq!(t.commit_point(a(0)), Some(10), "11 is done but 10 is not");
@@ -328,7 +357,7 @@ mod tests {
     fn a_failure_pins_the_commit_point_for_good() {
         let mut t = Tracker::new();
         for o in 0..5 {
-            t.dispatched(a(3), o, 1, 0);
+            t.dispatched(a(3), o, 1, 0, 0);
         }
         t.delivered(a(3), 0);
         t.failed(a(3), 1);
@@ -342,8 +371,8 @@ mod tests {
     #[test]
     fn partitions_are_independent_and_can_be_forgotten() {
         let mut t = Tracker::new();
-        t.dispatched(a(0), 5, 1, 0);
-        t.dispatched(a(1), 7, 1, 0);
+        t.dispatched(a(0), 5, 1, 0, 0);
+        t.dispatched(a(1), 7, 1, 0, 0);
         t.delivered(a(1), 7);
         assert_eq!(t.commit_points(), vec![(a(0), 5), (a(1), 8)]);
         assert_eq!(t.forget(a(0)), 1);
@@ -359,12 +388,13 @@ mod tests {
     #[test]
     fn an_offset_dispatched_twice_is_done_when_all_its_outputs_are() {
         let mut t = Tracker::new();
-        t.dispatched(a(0), 4, 2, 0);
-        t.dispatched(a(0), 4, 1, 0);
+        t.dispatched(a(0), 4, 2, 0, 100);
+        t.dispatched(a(0), 4, 1, 0, 900);
         assert_eq!(t.in_flight(), 1);
         assert_eq!(t.delivered(a(0), 4), None);
         assert_eq!(t.delivered(a(0), 4), None);
-        assert!(t.delivered(a(0), 4).is_some());
+        // Its produce time runs from the first send.
+        assert_eq!(t.delivered(a(0), 4).map(|d| d.sent_us), Some(100));
         assert_eq!(t.in_flight(), 0);
         assert_eq!(t.commit_point(a(0)), Some(5));
     }
@@ -372,8 +402,8 @@ mod tests {
     #[test]
     fn an_offset_without_outputs_is_done_at_once() {
         let mut t = Tracker::new();
-        t.dispatched(a(0), 3, 1, 0);
-        t.dispatched(a(0), 4, 0, 0);
+        t.dispatched(a(0), 3, 1, 0, 0);
+        t.dispatched(a(0), 4, 0, 0, 0);
         assert_eq!(t.commit_point(a(0)), Some(3));
         t.delivered(a(0), 3);
         assert_eq!(t.commit_point(a(0)), Some(5));
@@ -385,7 +415,7 @@ mod tests {
         let d = Slot::new(Source::Decisions, 3);
         assert_ne!(d, a(3));
         let mut t = Tracker::new();
-        t.dispatched(d, 9, 1, 0);
+        t.dispatched(d, 9, 1, 0, 0);
         assert_eq!(t.commit_point(d), Some(9));
         assert_eq!(t.commit_point(a(3)), None);
         assert_eq!(Token::UNTRACKED.input(), None);
@@ -421,7 +451,7 @@ mod tests {
                         next - 1
                     };
                     let n = rng.random_range(1..4u32);
-                    t.dispatched(a(0), offset, n, 7);
+                    t.dispatched(a(0), offset, n, 7, 0);
                     *model.entry(offset).or_default() += n;
                     outstanding.extend(std::iter::repeat_n(offset, n as usize));
                 } else {

@@ -3,6 +3,7 @@
 
 use super::delivery::{Fatal, Out, Shared};
 use super::process::{Input, Outcome, Stage};
+use super::steps::{LocalSteps, Step};
 use super::tracker::{Slot, Token};
 use crate::clock::Clock;
 use crate::kafka;
@@ -17,8 +18,9 @@ use std::time::{Duration, Instant};
 
 /// Work for a worker thread.
 pub enum Job {
-    /// An input record of a partition the worker owns.
-    Record(OwnedMessage),
+    /// Input records of partitions the worker owns, in order, each with when the consumer
+    /// polled it.
+    Records(Vec<(OwnedMessage, Instant)>),
     /// A partition was revoked: drop its state.
     Forget(i32),
     /// Partitions were assigned: restore their state before their records come.
@@ -63,13 +65,16 @@ pub struct Worker<S> {
     outputs: Vec<Output>,
     headers: Vec<(String, Vec<u8>)>,
     processing: super::stats::Processing,
+    steps: LocalSteps,
 }
 
 impl<S: Stage> Worker<S> {
     /// A worker running `stage`.
     pub fn new(stage: S, shared: Arc<Shared>, producer: Arc<Out>, env: WorkerEnv) -> Self {
         let processing = shared.stats.processing();
+        let steps = shared.stats.steps.local();
         Worker {
+            steps,
             stage,
             shared,
             producer,
@@ -143,10 +148,15 @@ impl<S: Stage> Worker<S> {
                     self.restore(&parts);
                     self.shared.health.restored();
                 }
-                Job::Record(msg) => {
-                    self.shared.health.took(self.env.index);
-                    self.record(&msg, &mut counts);
-                    self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+                Job::Records(records) => {
+                    let n = records.len();
+                    self.shared.health.took(self.env.index, n);
+                    for (msg, polled) in &records {
+                        let queued = polled.elapsed().as_micros() as u64;
+                        self.steps.record(Step::WorkerQueue, queued);
+                        self.record(msg, &mut counts);
+                    }
+                    self.shared.queued.fetch_sub(n, Ordering::AcqRel);
                     self.shared.wake();
                 }
             }
@@ -157,6 +167,7 @@ impl<S: Stage> Worker<S> {
             };
         }
         self.shared.stats.merge_processing(&mut self.processing);
+        self.shared.stats.steps.merge(&mut self.steps);
         if counts.records > 0 {
             span.record("records", counts.records)
                 .record("decided", counts.decided)
@@ -194,7 +205,7 @@ impl<S: Stage> Worker<S> {
             .tracker
             .lock()
             .expect("tracker lock")
-            .dispatched(slot, msg.offset(), 1, 0);
+            .dispatched(slot, msg.offset(), 1, 0, self.shared.now_us());
         self.shared.pin(Token::new(slot, msg.offset()));
     }
 
@@ -236,9 +247,11 @@ impl<S: Stage> Worker<S> {
                 return;
             }
         };
+        let took = started.elapsed().as_micros() as u64;
+        self.steps.record(Step::Processing, took);
         counts.records += 1;
         counts.outputs += self.outputs.len() as u64;
-        self.count(&outcome, msg, started, counts);
+        self.count(&outcome, msg, took, counts);
         let slot = self.slot(msg);
         // Latency is measured from the record's Kafka timestamp when it has one (the moment
         // it was produced), else from the event's own time.
@@ -252,7 +265,13 @@ impl<S: Stage> Worker<S> {
             .tracker
             .lock()
             .expect("tracker lock")
-            .dispatched(slot, msg.offset(), self.outputs.len() as u32, event_ms);
+            .dispatched(
+                slot,
+                msg.offset(),
+                self.outputs.len() as u32,
+                event_ms,
+                self.shared.now_us(),
+            );
         self.send_all(Token::new(slot, msg.offset()));
     }
 
@@ -265,7 +284,7 @@ impl<S: Stage> Worker<S> {
         &mut self,
         outcome: &Outcome,
         msg: &OwnedMessage,
-        started: Instant,
+        took_us: u64,
         counts: &mut BatchCounts,
     ) {
         let stats = &self.shared.stats;
@@ -278,7 +297,7 @@ impl<S: Stage> Worker<S> {
             } => {
                 counts.decided += 1;
                 stats.decided(*level, *family, triggers);
-                self.processing.record(started.elapsed().as_micros() as u64);
+                self.processing.record(took_us);
             }
             Outcome::DeadLetter { reason } => {
                 counts.dead_letters += 1;
@@ -314,8 +333,14 @@ impl<S: Stage> Worker<S> {
         if deferred.is_empty() {
             return;
         }
-        if had_effects && !self.effects_delivered(tok, deferred.len()) {
-            return;
+        if had_effects {
+            let waiting = Instant::now();
+            let delivered = self.effects_delivered(tok, deferred.len());
+            let waited = waiting.elapsed().as_micros() as u64;
+            self.steps.record(Step::DeferredWait, waited);
+            if !delivered {
+                return;
+            }
         }
         let mut deferred = deferred;
         self.send(&mut deferred, tok);
