@@ -198,15 +198,7 @@ fn bench(c: &mut Criterion) {
             |mut stage| {
                 for (i, bytes) in encoded.iter().enumerate() {
                     out.clear();
-                    let input = Input {
-                        topic: "agent.actions",
-                        partition: (i % 4) as i32,
-                        offset: i as i64,
-                        key: Some(b"k"),
-                        payload: Some(bytes),
-                        headers: &[],
-                    };
-                    black_box(stage.process(input, 1, &mut out).unwrap());
+                    black_box(stage.process(input(i, bytes), 1, &mut out).unwrap());
                 }
                 stage
             },
@@ -215,6 +207,18 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
     changelog(c, &settings, &shared, &encoded);
+}
+
+/// Event `i` of the bench as the stage's input record (offset `i`, four partitions).
+fn input(i: usize, bytes: &[u8]) -> Input<'_> {
+    Input {
+        topic: "agent.actions",
+        partition: (i % 4) as i32,
+        offset: i as i64,
+        key: Some(b"k"),
+        payload: Some(bytes),
+        headers: &[],
+    }
 }
 
 /// The changelog records the stage writes for these events (the sessions that escalated or
@@ -228,15 +232,7 @@ fn changelog(
     let mut stage = Processor::new(settings, matrix.clone()).unwrap();
     let mut out = Vec::new();
     for (i, bytes) in encoded.iter().enumerate() {
-        let input = Input {
-            topic: "agent.actions",
-            partition: (i % 4) as i32,
-            offset: i as i64,
-            key: Some(b"k"),
-            payload: Some(bytes),
-            headers: &[],
-        };
-        stage.process(input, 1, &mut out).unwrap();
+        stage.process(input(i, bytes), 1, &mut out).unwrap();
     }
     let records: Vec<SessionRecord> = out
         .iter()

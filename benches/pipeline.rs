@@ -503,7 +503,7 @@ fn steps(load: &str, runs: &[Vec<(Who, Measured)>]) {
                 };
                 match (q(0), q(1)) {
                     (_, 0.0) => "—".to_string(),
-                    (p50, p99) => format!("{p50:.2} / {p99:.2}"),
+                    (p50, p99) => format!("{p50:.3} / {p99:.3}"),
                 }
             })
             .collect();
