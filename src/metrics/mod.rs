@@ -312,10 +312,20 @@ impl Metrics {
     /// Counts a decided event of family slot `family` (see [`Metrics::family`]; out of range
     /// counts as "other").
     pub fn decided(&self, level: Level, family: usize, triggers: &[Trigger]) {
-        self.tables.count_event(family, level);
+        self.events(level, family, 1);
         for t in triggers {
-            self.triggers[*t as usize].inc();
+            self.trigger_events(*t, 1);
         }
+    }
+
+    /// Counts `n` events of family slot `family` decided at `level`.
+    pub fn events(&self, level: Level, family: usize, n: u64) {
+        self.tables.count_events(family, level, n);
+    }
+
+    /// Counts `n` events in which trigger `t` fired.
+    pub fn trigger_events(&self, t: Trigger, n: u64) {
+        self.triggers[t as usize].inc_by(n);
     }
 
     /// Counts an escalation produced for role slot `role` at `tier`.

@@ -128,12 +128,12 @@ impl Tables {
             .cloned()
     }
 
-    /// Counts an event of family slot `slot` at `level`; out of range is "other".
-    pub fn count_event(&self, slot: usize, level: Level) {
+    /// Counts `n` events of family slot `slot` at `level`; out of range is "other".
+    pub fn count_events(&self, slot: usize, level: Level, n: u64) {
         let t = self.families.read().expect("metrics table");
         match t.handles.get(slot) {
-            Some(h) => h[level as usize].inc(),
-            None => self.other[level as usize].inc(),
+            Some(h) => h[level as usize].inc_by(n),
+            None => self.other[level as usize].inc_by(n),
         }
     }
 

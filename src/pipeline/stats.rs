@@ -22,6 +22,34 @@ impl Processing {
     }
 }
 
+/// One worker's counts of decided events between merges ([`Stats::merge_decided`]): each
+/// record adds to the worker's own numbers, and the shared counters (touched by every worker)
+/// change once per batch.
+#[derive(Debug, Default)]
+pub struct Decided {
+    /// Per family slot: events at each level.
+    events: Vec<(usize, [u64; 4])>,
+    /// Events in which each trigger fired.
+    triggers: [u64; 12],
+}
+
+impl Decided {
+    /// Counts one decided event: its level, family slot and triggers.
+    pub fn record(&mut self, level: Level, family: usize, triggers: &[Trigger]) {
+        let i = match self.events.iter().position(|(f, _)| *f == family) {
+            Some(i) => i,
+            None => {
+                self.events.push((family, [0; 4]));
+                self.events.len() - 1
+            }
+        };
+        self.events[i].1[level as usize] += 1;
+        for &t in triggers {
+            self.triggers[t as usize] += 1;
+        }
+    }
+}
+
 /// Counters shared between the processing loop and the delivery callbacks.
 #[derive(Debug)]
 pub struct Stats {
@@ -147,14 +175,25 @@ impl Stats {
         }
     }
 
-    /// Records a decided event: its level, family and triggers (its verdict and escalations
-    /// are counted as they are emitted, see [`Stats::effect`]; its processing time by the
-    /// worker's [`Processing`]).
-    pub fn decided(&self, level: Level, family: usize, triggers: &[Trigger]) {
-        self.by_level[level as usize].fetch_add(1, Relaxed);
-        self.metrics.decided(level, family, triggers);
-        for &t in triggers {
-            self.by_trigger[t as usize].fetch_add(1, Relaxed);
+    /// Adds a worker's counts of decided events (levels, families, triggers) and empties them.
+    /// Their verdicts and escalations are counted as they are emitted ([`Stats::effect`]), their
+    /// processing times by the worker's [`Processing`].
+    pub fn merge_decided(&self, d: &mut Decided) {
+        for (family, levels) in &mut d.events {
+            for (level, n) in Level::ALL.iter().zip(levels.iter_mut()) {
+                if *n > 0 {
+                    self.by_level[*level as usize].fetch_add(*n, Relaxed);
+                    self.metrics.events(*level, *family, *n);
+                    *n = 0;
+                }
+            }
+        }
+        for (t, n) in Trigger::ALL.iter().zip(d.triggers.iter_mut()) {
+            if *n > 0 {
+                self.by_trigger[*t as usize].fetch_add(*n, Relaxed);
+                self.metrics.trigger_events(*t, *n);
+                *n = 0;
+            }
         }
     }
 
@@ -416,6 +455,40 @@ fn duration_us(us: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workers_decided_counts_reach_the_shared_ones_only_when_merged_and_only_once() {
+        let stats = Stats::new(vec!["owner".into()], &["email".into()], "v1");
+        let email = stats.metrics.family("email");
+        let mut d = Decided::default();
+        d.record(Level::AskFirst, email, &[Trigger::LowConfidence]);
+        d.record(Level::Execute, email, &[]);
+        d.record(Level::Execute, usize::MAX, &[Trigger::LowConfidence]);
+        assert_eq!(
+            stats.snapshot().decided(),
+            0,
+            "nothing shared before the merge"
+        );
+        stats.merge_decided(&mut d);
+        stats.merge_decided(&mut d);
+        let snap = stats.snapshot();
+        assert_eq!(snap.decided(), 3);
+        assert_eq!(snap.by_level[Level::Execute as usize], 2);
+        let low = snap
+            .by_trigger
+            .iter()
+            .find(|(t, _)| *t == Trigger::LowConfidence);
+        assert_eq!(low.map(|(_, n)| *n), Some(2));
+        let text = stats.metrics.render();
+        for line in [
+            "handoff_events_total{family=\"email\",level=\"ask_first\"} 1",
+            "handoff_events_total{family=\"email\",level=\"execute\"} 1",
+            "handoff_events_total{family=\"other\",level=\"execute\"} 1",
+            "handoff_trigger_events_total{trigger=\"low_confidence\"} 2",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+    }
 
     #[test]
     fn step_durations_read_in_their_unit() {

@@ -65,7 +65,10 @@ pub struct Worker<S> {
     outputs: Vec<Output>,
     headers: Vec<(String, Vec<u8>)>,
     processing: super::stats::Processing,
+    decided: super::stats::Decided,
     steps: LocalSteps,
+    /// Outputs sent and their bytes, since the last merge.
+    sent: (u64, u64),
 }
 
 impl<S: Stage> Worker<S> {
@@ -75,6 +78,8 @@ impl<S: Stage> Worker<S> {
         let steps = shared.stats.steps.local();
         Worker {
             steps,
+            decided: Default::default(),
+            sent: (0, 0),
             stage,
             shared,
             producer,
@@ -116,6 +121,7 @@ impl<S: Stage> Worker<S> {
         }
         if !self.outputs.is_empty() {
             self.send_all(Token::UNTRACKED);
+            self.merge_counts();
         }
         if !self.stage.awaits_delivery() {
             return;
@@ -166,8 +172,7 @@ impl<S: Stage> Worker<S> {
                 None
             };
         }
-        self.shared.stats.merge_processing(&mut self.processing);
-        self.shared.stats.steps.merge(&mut self.steps);
+        self.merge_counts();
         if counts.records > 0 {
             span.record("records", counts.records)
                 .record("decided", counts.decided)
@@ -176,6 +181,20 @@ impl<S: Stage> Worker<S> {
                 .record("outputs", counts.outputs);
         }
         drop(entered);
+    }
+
+    /// Adds this worker's counts since the last merge to the shared ones (once per batch: no
+    /// shared cache line is written per record).
+    fn merge_counts(&mut self) {
+        let stats = &self.shared.stats;
+        stats.merge_processing(&mut self.processing);
+        stats.merge_decided(&mut self.decided);
+        stats.steps.merge(&mut self.steps);
+        let (outputs, bytes) = std::mem::take(&mut self.sent);
+        if outputs > 0 {
+            stats.produced.fetch_add(outputs, Ordering::Relaxed);
+            stats.produced_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
     }
 
     /// Restores the state of newly assigned partitions from the changelog. Without its state
@@ -296,7 +315,7 @@ impl<S: Stage> Worker<S> {
                 ..
             } => {
                 counts.decided += 1;
-                stats.decided(*level, *family, triggers);
+                self.decided.record(*level, *family, triggers);
                 self.processing.record(took_us);
             }
             Outcome::DeadLetter { reason } => {
@@ -311,14 +330,12 @@ impl<S: Stage> Worker<S> {
     /// Sends the outputs with delivery token `tok`: first the ordinary ones, then — once those
     /// are delivered — the deferred ones (state writes recording effects as done).
     fn send_all(&mut self, tok: Token) {
-        let stats = &self.shared.stats;
-        stats
-            .produced
-            .fetch_add(self.outputs.len() as u64, Ordering::Relaxed);
-        stats.produced_bytes.fetch_add(
-            self.outputs.iter().map(|o| o.payload.len() as u64).sum(),
-            Ordering::Relaxed,
-        );
+        self.sent.0 += self.outputs.len() as u64;
+        self.sent.1 += self
+            .outputs
+            .iter()
+            .map(|o| o.payload.len() as u64)
+            .sum::<u64>();
         let mut outputs = std::mem::take(&mut self.outputs);
         let deferred: Vec<Output> = if outputs.iter().any(|o| o.deferred) {
             let (d, now): (Vec<Output>, Vec<Output>) = outputs.drain(..).partition(|o| o.deferred);
