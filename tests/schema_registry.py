@@ -16,11 +16,14 @@ the endpoints handoff uses, and no more:
 Errors are {"error_code": N, "message": "..."}: 40401 subject not found, 40403 schema not
 found, 42201 invalid schema, 401 unauthorized. It checks no compatibility (as a registry set
 to NONE). Optional basic auth (--username/--password); --fail-first N answers the first N
-GET /schemas/ids requests with 503, to test retries.
+GET /schemas/ids requests with 503, to test retries. --register SUBJECT=FILE (repeatable)
+registers the Avro schema in FILE under SUBJECT before the port opens, so no client can find the
+registry up but the schema missing.
 
 Prints "ready PORT" once listening; exits when its standard input closes or on SIGTERM.
 
 Usage: schema_registry.py [--port PORT] [--username U --password P] [--fail-first N]
+                          [--register SUBJECT=FILE ...]
 """
 
 import argparse
@@ -162,8 +165,16 @@ def main():
     ap.add_argument("--username")
     ap.add_argument("--password")
     ap.add_argument("--fail-first", type=int, default=0)
+    ap.add_argument("--register", action="append", default=[], metavar="SUBJECT=FILE")
     args = ap.parse_args()
     Handler.registry = Registry(args.fail_first)
+    for pair in args.register:
+        subject, _, path = pair.partition("=")
+        with open(path) as f:
+            schema_id = Handler.registry.id_of(f.read(), "AVRO", True)
+        if schema_id is None:
+            sys.exit(f"--register {pair}: {path} is not JSON")
+        Handler.registry.subjects.setdefault(subject, []).append(schema_id)
     if args.username is not None:
         token = base64.b64encode(f"{args.username}:{args.password}".encode()).decode()
         Handler.auth = f"Basic {token}"

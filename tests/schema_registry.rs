@@ -387,8 +387,14 @@ fn a_registry_that_is_down_holds_the_record_until_it_is_back() {
         let stats = Arc::new(Stats::new(p.role_names(), &p.families(), "rv"));
         p.attach(stats.clone());
         let port_arg = port.to_string();
+        // The schema is registered before the port opens: a retry that finds the registry up
+        // must find the schema too.
+        let schema =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/agent_action.avsc");
+        let register = format!("agent.actions-value={}", schema.display());
         let start = |extra: &[&str]| {
-            let server = Server::start(&[&["--port", &port_arg], extra].concat());
+            let base = ["--port", port_arg.as_str(), "--register", register.as_str()];
+            let server = Server::start(&[&base[..], extra].concat());
             let id = server
                 .client()
                 .register("agent.actions-value", SchemaKind::AgentAction.schema_json())
