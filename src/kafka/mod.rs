@@ -323,9 +323,11 @@ impl Error {
 /// before it exits, so that none is still using TLS while the process's exit handlers tear
 /// OpenSSL down.
 pub fn wait_destroyed(within: std::time::Duration) -> bool {
-    let ms = i32::try_from(within.as_millis()).unwrap_or(i32::MAX);
+    // librdkafka turns the milliseconds into microseconds in a C int: keep below its limit.
+    let ms = within.as_millis().min(2_000_000) as i32;
     // SAFETY: rd_kafka_wait_destroyed only reads librdkafka's global counters and sleeps; it
-    // takes no pointer and may be called at any time, with or without clients alive.
+    // takes no pointer and may be called at any time, with or without clients alive; `ms` is
+    // small enough for its internal microsecond conversion.
     unsafe { rdkafka::bindings::rd_kafka_wait_destroyed(ms) == 0 }
 }
 

@@ -102,19 +102,25 @@ impl Consuming {
     pub fn run(&self, stop: &AtomicBool) -> Option<Fatal> {
         self.shared.register_consumer();
         let mut batches = Batches::new(self.senders.len());
-        let ended = self.poll_loop(stop, &mut batches);
+        let mut steps = self.shared.stats.steps.local();
+        let ended = self.poll_loop(stop, &mut batches, &mut steps);
+        self.shared.stats.steps.merge(&mut steps);
         if !self.hand_over_all(&mut batches) {
             return ended.or(Some(Fatal::WorkerStopped));
         }
         ended
     }
 
-    fn poll_loop(&self, stop: &AtomicBool, batches: &mut Batches) -> Option<Fatal> {
+    fn poll_loop(
+        &self,
+        stop: &AtomicBool,
+        batches: &mut Batches,
+        steps: &mut LocalSteps,
+    ) -> Option<Fatal> {
         let ctx = self.consumer.context();
         let mut stored: HashMap<Slot, i64> = HashMap::new();
         let mut next_store = Instant::now() + self.store_every;
         let mut progress = Progress::new();
-        let mut steps = self.shared.stats.steps.local();
         loop {
             if stop.load(Ordering::Acquire) {
                 return None;
@@ -125,7 +131,7 @@ impl Consuming {
             if Instant::now() >= next_store {
                 next_store = Instant::now() + self.store_every;
                 self.shared.health.consumer_beat();
-                self.shared.stats.steps.merge(&mut steps);
+                self.shared.stats.steps.merge(steps);
                 self.store(&mut stored);
                 let in_flight = self.shared.in_flight();
                 self.shared.stats.metrics.in_flight.set(in_flight as i64);
@@ -152,7 +158,7 @@ impl Consuming {
                 batches.drop_slot(slot, ctx);
             }
             let handed = match polled {
-                Some(Ok(msg)) => self.gather(msg.detach(), batches, &mut steps),
+                Some(Ok(msg)) => self.gather(msg.detach(), batches, steps),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
                     true

@@ -27,7 +27,8 @@ pub enum Step {
     /// Decode, decide, encode: the stage's `process` for any record (event or decision).
     Processing,
     /// From its outputs handed to the producer to the last of them acknowledged by the broker
-    /// (the producer's linger and the produce round trip).
+    /// (the producer's linger and the produce round trip; for a human decision, its deferred
+    /// state write too).
     ProduceAck,
     /// A worker waiting for a decision's or a deadline's effects to be acknowledged before their
     /// state write is sent (the worker's other partitions wait too).
@@ -62,8 +63,11 @@ const STEP_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// The longest step the quantiles tell apart (an hour); longer ones count as an hour.
+const MAX_US: u64 = 3_600_000_000;
+
 fn micros() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("bounds")
+    Histogram::new_with_bounds(1, MAX_US, 2).expect("bounds")
 }
 
 /// The process-wide step histograms: one Prometheus series per step, and an exact-quantile
@@ -101,7 +105,7 @@ impl Steps {
         let _ = self.micros[step as usize]
             .lock()
             .expect("steps lock")
-            .record(micros.max(1));
+            .record(micros.clamp(1, MAX_US));
     }
 
     /// A thread's own recorder, merged with [`Steps::merge`].
@@ -151,7 +155,7 @@ impl LocalSteps {
     /// Records one step of one record.
     pub fn record(&mut self, step: Step, micros: u64) {
         self.seconds[step as usize].observe(micros as f64 / 1e6);
-        let _ = self.micros[step as usize].record(micros.max(1));
+        let _ = self.micros[step as usize].record(micros.clamp(1, MAX_US));
     }
 }
 
@@ -194,5 +198,9 @@ mod tests {
             assert!(text.contains(&line), "{line} missing in\n{text}");
         }
         assert!(text.contains("handoff_step_seconds_sum{step=\"worker_queue\"} 0.001\n"));
+        // A step longer than the quantiles tell apart still counts (as an hour).
+        steps.record(Step::ConsumerWait, 5 * MAX_US);
+        assert_eq!(steps.counts()[0], 1);
+        assert!(steps.quantiles()[0].1[1] >= MAX_US * 99 / 100);
     }
 }

@@ -156,8 +156,9 @@ impl<S: Stage> Worker<S> {
                 }
                 Job::Records(records) => {
                     let n = records.len();
-                    self.shared.health.took(self.env.index, n);
                     for (msg, polled) in &records {
+                        // One at a time: a worker stuck on a record shows the rest as waiting.
+                        self.shared.health.took(self.env.index, 1);
                         let queued = polled.elapsed().as_micros() as u64;
                         self.steps.record(Step::WorkerQueue, queued);
                         self.record(msg, &mut counts);
