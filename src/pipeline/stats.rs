@@ -8,20 +8,6 @@ use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
-/// One worker's processing times between merges ([`Stats::merge_processing`]).
-pub struct Processing {
-    micros: Histogram<u64>,
-    seconds: prometheus::local::LocalHistogram,
-}
-
-impl Processing {
-    /// Records one record's decode + decide + encode time.
-    pub fn record(&mut self, micros: u64) {
-        let _ = self.micros.record(micros.max(1));
-        self.seconds.observe(micros as f64 / 1e6);
-    }
-}
-
 /// One worker's counts of decided events between merges ([`Stats::merge_decided`]): each
 /// record adds to the worker's own numbers, and the shared counters (touched by every worker)
 /// change once per batch.
@@ -69,8 +55,8 @@ pub struct Stats {
     pub produced_bytes: AtomicU64,
     /// Event timestamp → all outputs delivered, milliseconds.
     pub end_to_end_ms: Mutex<Histogram<u64>>,
-    /// Decode + decide + encode, microseconds.
-    pub processing_us: Mutex<Histogram<u64>>,
+    /// Decode + decide + encode of a decided event (`handoff_processing_seconds`).
+    pub processing: super::steps::Timer,
     /// Human answers applied.
     pub answered: AtomicU64,
     /// Deadlines that passed without acknowledgement.
@@ -131,6 +117,7 @@ impl Stats {
     /// as an info metric.
     pub fn new(role_names: Vec<String>, families: &[String], rule_version: &str) -> Self {
         let metrics = Metrics::new(&role_names, families, rule_version);
+        let processing = super::steps::Timer::new(metrics.processing.clone(), 60_000_000);
         Stats {
             steps: super::steps::Steps::register(metrics.registry()),
             metrics,
@@ -147,9 +134,7 @@ impl Stats {
             produced: AtomicU64::new(0),
             produced_bytes: AtomicU64::new(0),
             end_to_end_ms: Mutex::new(Histogram::new_with_bounds(1, 3_600_000, 2).expect("bounds")),
-            processing_us: Mutex::new(
-                Histogram::new_with_bounds(1, 60_000_000, 2).expect("bounds"),
-            ),
+            processing,
         }
     }
 
@@ -177,7 +162,7 @@ impl Stats {
 
     /// Adds a worker's counts of decided events (levels, families, triggers) and empties them.
     /// Their verdicts and escalations are counted as they are emitted ([`Stats::effect`]), their
-    /// processing times by the worker's [`Processing`].
+    /// processing times by the worker's local [`Stats::processing`] timer.
     pub fn merge_decided(&self, d: &mut Decided) {
         for (family, levels) in &mut d.events {
             for (level, n) in Level::ALL.iter().zip(levels.iter_mut()) {
@@ -195,29 +180,6 @@ impl Stats {
                 *n = 0;
             }
         }
-    }
-
-    /// A worker's own processing-time histograms, merged into these once per batch (no lock
-    /// and no shared cache line per record).
-    pub fn processing(&self) -> Processing {
-        Processing {
-            micros: Histogram::new_with_bounds(1, 60_000_000, 2).expect("bounds"),
-            seconds: self.metrics.processing.local(),
-        }
-    }
-
-    /// Merges a worker's processing times and empties them.
-    pub fn merge_processing(&self, p: &mut Processing) {
-        if p.micros.is_empty() {
-            return;
-        }
-        let _ = self
-            .processing_us
-            .lock()
-            .expect("stats lock")
-            .add(&p.micros);
-        p.micros.reset();
-        p.seconds.flush();
     }
 
     fn role(&self, name: &str) -> usize {
@@ -315,7 +277,6 @@ impl Stats {
     /// A snapshot for display.
     pub fn snapshot(&self) -> Snapshot {
         let e2e = self.end_to_end_ms.lock().expect("stats lock");
-        let proc_ = self.processing_us.lock().expect("stats lock");
         Snapshot {
             consumed: self.consumed.load(Relaxed),
             completed: self.completed.load(Relaxed),
@@ -329,7 +290,7 @@ impl Stats {
                 .collect(),
             dead_letters: self.dead_letters.load(Relaxed),
             e2e_ms: [e2e.value_at_quantile(0.5), e2e.value_at_quantile(0.99)],
-            processing_us: [proc_.value_at_quantile(0.5), proc_.value_at_quantile(0.99)],
+            processing_us: self.processing.quantiles(),
             answered: self.answered.load(Relaxed),
             deadline_misses: self.deadline_misses.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),

@@ -66,16 +66,83 @@ const STEP_BUCKETS: &[f64] = &[
 /// The longest step the quantiles tell apart (an hour); longer ones count as an hour.
 const MAX_US: u64 = 3_600_000_000;
 
-fn micros() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_US, 2).expect("bounds")
+/// One distribution of durations: a Prometheus histogram (seconds) and, for exact quantiles in
+/// reports, an hdr histogram (µs, clamped to `1..=max_us`).
+#[derive(Debug)]
+pub struct Timer {
+    seconds: PromHistogram,
+    micros: Mutex<Histogram<u64>>,
+    max_us: u64,
 }
 
-/// The process-wide step histograms: one Prometheus series per step, and an exact-quantile
-/// histogram (µs) per step for reports.
+impl Timer {
+    /// Durations up to `max_us` told apart, exported to `seconds`.
+    pub fn new(seconds: PromHistogram, max_us: u64) -> Timer {
+        let micros = Mutex::new(Histogram::new_with_bounds(1, max_us, 2).expect("bounds"));
+        Timer {
+            seconds,
+            micros,
+            max_us,
+        }
+    }
+
+    /// Records one duration (for a thread that is the only writer: others use [`Timer::local`]).
+    pub fn record(&self, micros: u64) {
+        self.seconds.observe(micros as f64 / 1e6);
+        let clamped = micros.clamp(1, self.max_us);
+        let _ = self.micros.lock().expect("timer lock").record(clamped);
+    }
+
+    /// A thread's own recorder, merged with [`Timer::merge`].
+    pub fn local(&self) -> LocalTimer {
+        LocalTimer {
+            seconds: self.seconds.local(),
+            micros: Histogram::new_with_bounds(1, self.max_us, 2).expect("bounds"),
+            max_us: self.max_us,
+        }
+    }
+
+    /// Adds a thread's records and empties them.
+    pub fn merge(&self, local: &mut LocalTimer) {
+        if local.micros.is_empty() {
+            return;
+        }
+        let _ = self.micros.lock().expect("timer lock").add(&local.micros);
+        local.micros.reset();
+        local.seconds.flush();
+    }
+
+    /// p50 and p99, µs (zeros before any record).
+    pub fn quantiles(&self) -> [u64; 2] {
+        let h = self.micros.lock().expect("timer lock");
+        [h.value_at_quantile(0.5), h.value_at_quantile(0.99)]
+    }
+
+    /// How many durations were recorded (and merged).
+    pub fn count(&self) -> u64 {
+        self.micros.lock().expect("timer lock").len()
+    }
+}
+
+/// One thread's durations between merges into its [`Timer`].
+pub struct LocalTimer {
+    seconds: LocalHistogram,
+    micros: Histogram<u64>,
+    max_us: u64,
+}
+
+impl LocalTimer {
+    /// Records one duration.
+    pub fn record(&mut self, micros: u64) {
+        self.seconds.observe(micros as f64 / 1e6);
+        let _ = self.micros.record(micros.clamp(1, self.max_us));
+    }
+}
+
+/// The process-wide step histograms: a [`Timer`] per step.
 #[derive(Debug)]
 pub struct Steps {
-    seconds: [PromHistogram; 5],
-    micros: [Mutex<Histogram<u64>>; 5],
+    timers: [Timer; 5],
 }
 
 impl Steps {
@@ -94,37 +161,26 @@ impl Steps {
         r.register(Box::new(family.clone()))
             .expect("registered once");
         Steps {
-            seconds: Step::ALL.map(|s| family.with_label_values(&[s.as_str()])),
-            micros: Step::ALL.map(|_| Mutex::new(micros())),
+            timers: Step::ALL.map(|s| Timer::new(family.with_label_values(&[s.as_str()]), MAX_US)),
         }
     }
 
     /// Records one step of one record (for a thread that is the step's only writer).
     pub fn record(&self, step: Step, micros: u64) {
-        self.seconds[step as usize].observe(micros as f64 / 1e6);
-        let _ = self.micros[step as usize]
-            .lock()
-            .expect("steps lock")
-            .record(micros.clamp(1, MAX_US));
+        self.timers[step as usize].record(micros);
     }
 
     /// A thread's own recorder, merged with [`Steps::merge`].
     pub fn local(&self) -> LocalSteps {
         LocalSteps {
-            seconds: self.seconds.each_ref().map(PromHistogram::local),
-            micros: Step::ALL.map(|_| micros()),
+            timers: self.timers.each_ref().map(Timer::local),
         }
     }
 
     /// Adds a thread's records and empties them.
     pub fn merge(&self, local: &mut LocalSteps) {
-        for (i, h) in local.micros.iter_mut().enumerate() {
-            if h.is_empty() {
-                continue;
-            }
-            let _ = self.micros[i].lock().expect("steps lock").add(&*h);
-            h.reset();
-            local.seconds[i].flush();
+        for (timer, l) in self.timers.iter().zip(&mut local.timers) {
+            timer.merge(l);
         }
     }
 
@@ -132,30 +188,25 @@ impl Steps {
     pub fn quantiles(&self) -> Vec<(Step, [u64; 2])> {
         Step::ALL
             .iter()
-            .map(|s| {
-                let h = self.micros[*s as usize].lock().expect("steps lock");
-                (*s, [h.value_at_quantile(0.5), h.value_at_quantile(0.99)])
-            })
+            .map(|s| (*s, self.timers[*s as usize].quantiles()))
             .collect()
     }
 
     /// How many records each step saw.
     pub fn counts(&self) -> [u64; 5] {
-        Step::ALL.map(|s| self.micros[s as usize].lock().expect("steps lock").len())
+        Step::ALL.map(|s| self.timers[s as usize].count())
     }
 }
 
 /// One thread's step records between merges.
 pub struct LocalSteps {
-    seconds: [LocalHistogram; 5],
-    micros: [Histogram<u64>; 5],
+    timers: [LocalTimer; 5],
 }
 
 impl LocalSteps {
     /// Records one step of one record.
     pub fn record(&mut self, step: Step, micros: u64) {
-        self.seconds[step as usize].observe(micros as f64 / 1e6);
-        let _ = self.micros[step as usize].record(micros.clamp(1, MAX_US));
+        self.timers[step as usize].record(micros);
     }
 }
 

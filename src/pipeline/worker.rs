@@ -64,7 +64,7 @@ pub struct Worker<S> {
     env: WorkerEnv,
     outputs: Vec<Output>,
     headers: Vec<(String, Vec<u8>)>,
-    processing: super::stats::Processing,
+    processing: super::steps::LocalTimer,
     decided: super::stats::Decided,
     steps: LocalSteps,
     /// Outputs sent and their bytes, since the last merge.
@@ -74,7 +74,7 @@ pub struct Worker<S> {
 impl<S: Stage> Worker<S> {
     /// A worker running `stage`.
     pub fn new(stage: S, shared: Arc<Shared>, producer: Arc<Out>, env: WorkerEnv) -> Self {
-        let processing = shared.stats.processing();
+        let processing = shared.stats.processing.local();
         let steps = shared.stats.steps.local();
         Worker {
             steps,
@@ -188,7 +188,7 @@ impl<S: Stage> Worker<S> {
     /// shared cache line is written per record).
     fn merge_counts(&mut self) {
         let stats = &self.shared.stats;
-        stats.merge_processing(&mut self.processing);
+        stats.processing.merge(&mut self.processing);
         stats.merge_decided(&mut self.decided);
         stats.steps.merge(&mut self.steps);
         let (outputs, bytes) = std::mem::take(&mut self.sent);
