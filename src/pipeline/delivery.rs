@@ -125,7 +125,12 @@ impl Shared {
     /// Microseconds on a monotonic clock, wrapping every 71 minutes: the tracker's send times
     /// (a difference of two readings is right for spans shorter than that).
     pub fn now_us(&self) -> u32 {
-        self.epoch.elapsed().as_micros() as u32
+        self.micros_at(Instant::now())
+    }
+
+    /// [`Shared::now_us`] at `at` (a time the caller has read already).
+    pub fn micros_at(&self, at: Instant) -> u32 {
+        at.saturating_duration_since(self.epoch).as_micros() as u32
     }
 
     /// Registers the calling thread as the consumer thread.

@@ -159,9 +159,10 @@ impl<S: Stage> Worker<S> {
                     for (msg, polled) in &records {
                         // One at a time: a worker stuck on a record shows the rest as waiting.
                         self.shared.health.took(self.env.index, 1);
-                        let queued = polled.elapsed().as_micros() as u64;
+                        let taken = Instant::now();
+                        let queued = taken.saturating_duration_since(*polled).as_micros() as u64;
                         self.steps.record(Step::WorkerQueue, queued);
-                        self.record(msg, &mut counts);
+                        self.record(msg, taken, &mut counts);
                     }
                     self.shared.queued.fetch_sub(n, Ordering::AcqRel);
                     self.shared.wake();
@@ -229,15 +230,15 @@ impl<S: Stage> Worker<S> {
         self.shared.pin(Token::new(slot, msg.offset()));
     }
 
-    /// Decides one record, counts it, and sends its outputs. After a fatal error nothing more is
-    /// decided (a partition whose state could not be restored would be decided wrongly): the
-    /// record is refused, so nothing from it on is committed.
-    fn record(&mut self, msg: &OwnedMessage, counts: &mut BatchCounts) {
+    /// Decides one record (taken from the queue at `started`), counts it, and sends its
+    /// outputs. After a fatal error nothing more is decided (a partition whose state could not
+    /// be restored would be decided wrongly): the record is refused, so nothing from it on is
+    /// committed.
+    fn record(&mut self, msg: &OwnedMessage, started: Instant, counts: &mut BatchCounts) {
         if self.shared.failed() {
             self.refuse(msg);
             return;
         }
-        let started = Instant::now();
         self.headers.clear();
         if let Some(h) = msg.headers() {
             for Header { key, value } in h.iter() {
@@ -267,7 +268,8 @@ impl<S: Stage> Worker<S> {
                 return;
             }
         };
-        let took = started.elapsed().as_micros() as u64;
+        let processed = Instant::now();
+        let took = processed.saturating_duration_since(started).as_micros() as u64;
         self.steps.record(Step::Processing, took);
         counts.records += 1;
         counts.outputs += self.outputs.len() as u64;
@@ -290,7 +292,7 @@ impl<S: Stage> Worker<S> {
                 msg.offset(),
                 self.outputs.len() as u32,
                 event_ms,
-                self.shared.now_us(),
+                self.shared.micros_at(processed),
             );
         self.send_all(Token::new(slot, msg.offset()));
     }
