@@ -20,7 +20,8 @@ fn names(expr: &str) -> Vec<String> {
 
 fn exported() -> String {
     let m = Metrics::new(&["owner".into()], &["email".into()], "rv-test");
-    m.decided(Level::Execute, 0, &[Trigger::LowConfidence]);
+    m.events(Level::Execute, 0, 1);
+    m.trigger_events(Trigger::LowConfidence, 1);
     m.escalated(0, Tier::Warm);
     m.dead_letter("avro_decode");
     m.consumer_lag.with_label_values(&["0"]).set(1);

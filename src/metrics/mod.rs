@@ -309,16 +309,8 @@ impl Metrics {
         &self.rules
     }
 
-    /// Counts a decided event of family slot `family` (see [`Metrics::family`]; out of range
-    /// counts as "other").
-    pub fn decided(&self, level: Level, family: usize, triggers: &[Trigger]) {
-        self.events(level, family, 1);
-        for t in triggers {
-            self.trigger_events(*t, 1);
-        }
-    }
-
-    /// Counts `n` events of family slot `family` decided at `level`.
+    /// Counts `n` events of family slot `family` (see [`Metrics::family`]; out of range counts
+    /// as "other") decided at `level`. Workers count per batch (`pipeline::stats::Decided`).
     pub fn events(&self, level: Level, family: usize, n: u64) {
         self.tables.count_events(family, level, n);
     }
@@ -421,12 +413,10 @@ mod tests {
             &["email".into()],
             "rv-abc",
         );
-        m.decided(
-            Level::AskFirst,
-            0,
-            &[Trigger::LowConfidence, Trigger::HumanRequested],
-        );
-        m.decided(Level::Execute, 7, &[]);
+        m.events(Level::AskFirst, 0, 1);
+        m.trigger_events(Trigger::LowConfidence, 1);
+        m.trigger_events(Trigger::HumanRequested, 1);
+        m.events(Level::Execute, 7, 1);
         m.escalated(1, Tier::Immediate);
         m.dead_letter("avro_decode");
         m.verdicts.inc();

@@ -68,10 +68,11 @@ impl Health {
         }
     }
 
-    /// Worker `w` took `n` records handed to it.
-    pub fn took(&self, w: usize, n: usize) {
+    /// Worker `w` took a record handed to it (one at a time: a worker stuck on a record shows
+    /// the rest of its batch as waiting).
+    pub fn took(&self, w: usize) {
         if let Some(b) = self.workers.get(w) {
-            b.queued.fetch_sub(n as u64, Relaxed);
+            b.queued.fetch_sub(1, Relaxed);
         }
     }
 
@@ -194,7 +195,7 @@ mod tests {
         h.queued(1, 1);
         let e = h.live_at(55_000).unwrap_err();
         assert!(e.contains("worker 1 has 1 record(s) waiting"), "{e}");
-        h.took(1, 1);
+        h.took(1);
         h.worker_beat(1);
         assert_eq!(h.live(), Ok("live"));
         // The consumer loop not coming round for longer than stuck_after: stuck.

@@ -157,8 +157,7 @@ impl<S: Stage> Worker<S> {
                 Job::Records(records) => {
                     let n = records.len();
                     for (msg, polled) in &records {
-                        // One at a time: a worker stuck on a record shows the rest as waiting.
-                        self.shared.health.took(self.env.index, 1);
+                        self.shared.health.took(self.env.index);
                         let taken = Instant::now();
                         let queued = taken.saturating_duration_since(*polled).as_micros() as u64;
                         self.steps.record(Step::WorkerQueue, queued);
