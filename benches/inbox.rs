@@ -7,6 +7,9 @@
 //! inbox's changelog follower fills it. `cargo bench --bench inbox`. Options by environment:
 //! INBOX_OPEN (default 10000), INBOX_ANSWERS (default 300).
 
+#[path = "common/env.rs"]
+mod bench_env;
+use bench_env::env;
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
@@ -22,19 +25,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks harness-less benches to list themselves
     }
-    let open = env("INBOX_OPEN", 10_000);
-    let answers = env("INBOX_ANSWERS", 300);
+    let open: usize = env("INBOX_OPEN", 10_000);
+    let answers: usize = env("INBOX_ANSWERS", 300);
     handoff::sim::broker::install().expect("tansu (deploy/broker.sh install)");
     let broker = LocalBroker::start(free_port(), Storage::Memory).expect("a local broker");
     let mut settings = Settings::default();

@@ -6,6 +6,9 @@
 //! Run: `cargo bench --bench memory` (HANDOFF_BENCH_IDLE, HANDOFF_BENCH_OPEN to change the
 //! counts: 1,000,000 and 100,000 by default). No broker needed.
 
+#[path = "common/env.rs"]
+mod bench_env;
+use bench_env::env;
 use handoff::event::{Codec, SchemaKind};
 use handoff::matrix::{Matrix, SessionState};
 use handoff::pipeline::process::{Input, Processor, Stage};
@@ -74,15 +77,9 @@ fn per_session(n: usize, record: impl Fn(usize) -> SessionRecord) -> (f64, f64) 
 }
 
 fn main() {
-    let env = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
     let (n_idle, n_open) = (
-        env("HANDOFF_BENCH_IDLE", 1_000_000),
-        env("HANDOFF_BENCH_OPEN", 100_000),
+        env::<usize>("HANDOFF_BENCH_IDLE", 1_000_000),
+        env::<usize>("HANDOFF_BENCH_OPEN", 100_000),
     );
     let matrix = Arc::new(Matrix::default_matrix().unwrap());
     let codec = Codec::new(Default::default()).unwrap();

@@ -22,6 +22,9 @@
 //! of one contender: `HANDOFF_BENCH_ONLY=handoff` (no report then); backlog rounds only:
 //! `HANDOFF_BENCH_LIVE=0`; another live rate: `HANDOFF_BENCH_LIVE_RATE=N`.
 
+#[path = "common/env.rs"]
+mod bench_env;
+use bench_env::env;
 #[path = "common/cpu.rs"]
 mod cpu;
 #[path = "pipeline/floor.rs"]
@@ -353,14 +356,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     // `cargo bench` passes --bench; nothing else to parse.
-    let env = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let n = env("HANDOFF_BENCH_EVENTS", 1_000_000);
-    let rounds = env("HANDOFF_BENCH_ROUNDS", 3) as usize;
+    let n: u64 = env("HANDOFF_BENCH_EVENTS", 1_000_000);
+    let rounds: usize = env("HANDOFF_BENCH_ROUNDS", 3);
     let live_secs = 20;
     let broker =
         LocalBroker::start(free_port(), Storage::Memory).expect("tansu (deploy/broker.sh install)");
@@ -439,7 +436,7 @@ fn main() {
     if !only.is_empty() {
         return;
     }
-    if env("HANDOFF_BENCH_LIVE", 1) == 0 {
+    if env::<u64>("HANDOFF_BENCH_LIVE", 1) == 0 {
         report(&backlog, &[], &[], n, rounds, 0, stage_us);
         return;
     }

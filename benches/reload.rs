@@ -10,6 +10,9 @@
 //! the figures isolate what a reload costs the stage; `cargo bench --bench reload`. Options by
 //! environment: RELOAD_RATE (events/s, default 50000), RELOAD_WORKERS (default 2).
 
+#[path = "common/env.rs"]
+mod bench_env;
+use bench_env::env;
 use handoff::event::{Codec, EventLimits, SchemaKind};
 use handoff::matrix::{Matrix, Rules, DEFAULT_MATRIX_TOML};
 use handoff::metrics::Metrics;
@@ -107,14 +110,8 @@ fn worker(
 }
 
 fn main() {
-    let rate: u64 = std::env::var("RELOAD_RATE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50_000);
-    let workers: usize = std::env::var("RELOAD_WORKERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+    let rate: u64 = env("RELOAD_RATE", 50_000);
+    let workers: usize = env("RELOAD_WORKERS", 2);
     let dir = std::env::temp_dir().join(format!("handoff-reload-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("matrix.toml");

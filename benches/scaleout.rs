@@ -9,6 +9,9 @@
 //! Environment: HANDOFF_BENCH_EVENTS (default 300,000), HANDOFF_BENCH_MEMBERS (default "1,2,3"),
 //! HANDOFF_BENCH_ROUNDS (default 1; rounds alternate the order).
 
+#[path = "common/env.rs"]
+mod bench_env;
+use bench_env::env;
 #[path = "common/cpu.rs"]
 mod cpu;
 
@@ -21,13 +24,6 @@ use std::time::{Duration, Instant};
 
 const PARTITIONS: u32 = 8;
 const INPUT: &str = "bench.scale.backlog";
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn metric(port: u16, name: &str) -> f64 {
     use std::io::{Read, Write};
