@@ -49,8 +49,7 @@ impl SessionRecord {
             ChangelogFormat::Json => serde_json::to_writer(&mut *out, self)?,
             ChangelogFormat::Binary => {
                 out.push(BINARY_V1);
-                let taken = std::mem::take(out);
-                *out = postcard::to_extend(self, taken)?;
+                postcard::to_io(self, &mut *out)?;
             }
         }
         Ok(())
