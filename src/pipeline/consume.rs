@@ -27,13 +27,9 @@ const HAND_OVER: usize = 64;
 /// does not wait for a busy one's batch to fill).
 const HOLD_AT_MOST: Duration = Duration::from_millis(1);
 
-/// Records polled and not yet handed over, per worker.
+/// Records polled and not yet handed over, per worker, each with when it was polled.
 struct Batches {
     per_worker: Vec<Vec<(rdkafka::message::OwnedMessage, Instant)>>,
-    /// Their total.
-    held: usize,
-    /// When the oldest of them was polled.
-    since: Option<Instant>,
 }
 
 impl Batches {
@@ -42,20 +38,26 @@ impl Batches {
             per_worker: (0..workers)
                 .map(|_| Vec::with_capacity(HAND_OVER))
                 .collect(),
-            held: 0,
-            since: None,
         }
+    }
+
+    /// Records held, all workers together.
+    fn held(&self) -> usize {
+        self.per_worker.iter().map(Vec::len).sum()
+    }
+
+    /// When the oldest record held was polled (each batch is in polling order).
+    fn oldest(&self) -> Option<Instant> {
+        self.per_worker
+            .iter()
+            .filter_map(|b| Some(b.first()?.1))
+            .min()
     }
 
     /// Drops the records held of a revoked partition.
     fn drop_slot(&mut self, slot: Slot, ctx: &GroupContext) {
         for batch in &mut self.per_worker {
-            let before = batch.len();
             batch.retain(|(m, _)| ctx.slot(m.topic(), m.partition()) != slot);
-            self.held -= before - batch.len();
-        }
-        if self.held == 0 {
-            self.since = None;
         }
     }
 }
@@ -137,7 +139,8 @@ impl Consuming {
                 self.shared.stats.metrics.in_flight.set(in_flight as i64);
                 progress.log(&self.shared);
             }
-            if self.shared.in_flight() + batches.held >= self.max_in_flight {
+            let held = batches.held();
+            if self.shared.in_flight() + held >= self.max_in_flight {
                 if !self.hand_over_all(batches) {
                     return Some(Fatal::WorkerStopped);
                 }
@@ -145,7 +148,7 @@ impl Consuming {
                 continue;
             }
             // Do not block while records are held: hand them over first.
-            let wait = if batches.held > 0 {
+            let wait = if held > 0 {
                 Duration::ZERO
             } else {
                 Duration::from_millis(50)
@@ -187,9 +190,7 @@ impl Consuming {
         }
         let w = msg.partition().max(0) as usize % self.senders.len();
         batches.per_worker[w].push((msg, polled));
-        batches.held += 1;
-        let since = *batches.since.get_or_insert(polled);
-        if polled - since >= HOLD_AT_MOST {
+        if batches.oldest().is_some_and(|t| polled - t >= HOLD_AT_MOST) {
             return self.hand_over_all(batches);
         }
         if batches.per_worker[w].len() < HAND_OVER {
@@ -205,15 +206,11 @@ impl Consuming {
 
     /// Hands worker `w`'s batch over (nothing when it is empty). False when the worker is gone.
     fn hand_over(&self, w: usize, batches: &mut Batches) -> bool {
-        let records = std::mem::take(&mut batches.per_worker[w]);
-        if records.is_empty() {
+        if batches.per_worker[w].is_empty() {
             return true;
         }
+        let records = std::mem::replace(&mut batches.per_worker[w], Vec::with_capacity(HAND_OVER));
         let n = records.len();
-        batches.held -= n;
-        if batches.held == 0 {
-            batches.since = None;
-        }
         self.shared.queued.fetch_add(n, Ordering::AcqRel);
         self.shared.health.queued(w, n);
         if self.senders[w].send(Job::Records(records)).is_err() {
