@@ -349,6 +349,15 @@ fn stage_once(base: &Settings, matrix: &Arc<Matrix>, n: u64) -> (f64, Vec<Lane>)
     (cpu_us, mix)
 }
 
+/// The median over rounds of `f` of `who`'s measurements.
+fn med(runs: &[Vec<(Who, Measured)>], who: Who, f: impl Fn(&Measured) -> f64) -> f64 {
+    median(
+        runs.iter()
+            .flat_map(|r| r.iter().filter(|(w, _)| *w == who).map(|(_, m)| f(m)))
+            .collect(),
+    )
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -426,13 +435,6 @@ fn main() {
         }
         backlog.push(round);
     }
-    let med = |runs: &[Vec<(Who, Measured)>], who: Who, f: fn(&Measured) -> f64| {
-        median(
-            runs.iter()
-                .flat_map(|r| r.iter().filter(|(w, _)| *w == who).map(|(_, m)| f(m)))
-                .collect(),
-        )
-    };
     if !only.is_empty() {
         return;
     }
@@ -490,14 +492,7 @@ fn steps(load: &str, runs: &[Vec<(Who, Measured)>]) {
         let cells: Vec<String> = all
             .iter()
             .map(|w| {
-                let q = |k: usize| {
-                    median(
-                        runs.iter()
-                            .flat_map(|r| r.iter().filter(|(x, _)| x == w))
-                            .map(|(_, m)| m.steps[i].1[k] as f64 / 1000.0)
-                            .collect(),
-                    )
-                };
+                let q = |k: usize| med(runs, *w, |m| m.steps[i].1[k] as f64 / 1000.0);
                 match (q(0), q(1)) {
                     (_, 0.0) => "—".to_string(),
                     (p50, p99) => format!("{p50:.3} / {p99:.3}"),
@@ -518,13 +513,6 @@ fn report(
     rate: u64,
     stage_us: f64,
 ) {
-    let med = |runs: &[Vec<(Who, Measured)>], who: Who, f: fn(&Measured) -> f64| {
-        median(
-            runs.iter()
-                .flat_map(|r| r.iter().filter(|(w, _)| *w == who).map(|(_, m)| f(m)))
-                .collect(),
-        )
-    };
     let all = [Who::Floor, Who::Passthrough, Who::Handoff];
     let row = |what: &str, runs: &[Vec<(Who, Measured)>], f: fn(&Measured) -> f64, digits| {
         if runs.is_empty() {
