@@ -97,6 +97,53 @@ impl KafkaArgs {
     }
 }
 
+/// A time on the command line, as every command takes it: RFC 3339 (`2026-12-01T00:00:00Z`,
+/// `2026-12-01 00:00:00`) or milliseconds since the epoch. Returns milliseconds.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(ms) = text.trim().parse::<i64>() {
+        return Ok(ms);
+    }
+    humantime::parse_rfc3339_weak(text.trim())
+        .map(|t| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)
+        })
+        .map_err(|e| {
+            format!("{e}: give RFC 3339 (2026-12-01T00:00:00Z) or milliseconds since the epoch")
+        })
+}
+
+/// A time range by record time, `[--from, --to)`, in every command that reads one.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct TimeRange {
+    /// Start of the range, included: RFC 3339 (`2026-12-01T00:00:00Z`) or ms since the epoch.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub from: Option<i64>,
+    /// End of the range, excluded: RFC 3339 or ms since the epoch.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub to: Option<i64>,
+}
+
+impl TimeRange {
+    /// An inverted or empty range is refused ([`check_range`]).
+    pub fn check(&self) -> Result<(), String> {
+        check_range(self.from, self.to)
+    }
+}
+
+/// An inverted or empty range (`--from` at or after `--to`) is refused, naming both.
+pub fn check_range(from: Option<i64>, to: Option<i64>) -> Result<(), String> {
+    match (from, to) {
+        (Some(a), Some(b)) if a >= b => Err(format!(
+            "--from {a} is not before --to {b}: the range [--from, --to) is empty"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// How long after `--to` what happened to the range's actions is still read.
+pub const DEFAULT_SETTLE: &str = "24h";
+
 /// `handoff check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -164,12 +211,14 @@ pub struct SuggestArgs {
     /// Human decisions as JSON lines.
     #[arg(long)]
     pub decisions: Option<PathBuf>,
-    /// Start of the range (RFC 3339 or ms); with topics, required.
-    #[arg(long)]
-    pub from: Option<String>,
-    /// End of the range, excluded.
-    #[arg(long)]
-    pub to: Option<String>,
+    /// The actions first decided in this range (with topics, required; with files, all by
+    /// default).
+    #[command(flatten)]
+    pub range: TimeRange,
+    /// With topics: how long after --to answers and final verdicts are still read (actions
+    /// still open then count as open).
+    #[arg(long, default_value = DEFAULT_SETTLE)]
+    pub settle: humantime::Duration,
     /// No proposal from fewer cases.
     #[arg(long, default_value_t = 30)]
     pub min_cases: usize,
@@ -202,11 +251,15 @@ pub struct AuditExportArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     /// Start of the range, included: RFC 3339 (`2026-12-01T00:00:00Z`) or ms since the epoch.
-    #[arg(long)]
-    pub from: String,
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub from: i64,
     /// End of the range, excluded: RFC 3339 or ms since the epoch.
-    #[arg(long)]
-    pub to: String,
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub to: i64,
+    /// How long after --to answers, later verdicts and views of the range's actions are still
+    /// read (an action still open then is in the pack as open).
+    #[arg(long, default_value = DEFAULT_SETTLE)]
+    pub settle: humantime::Duration,
     /// Where to write the pack; `audit-FROM-TO.jsonl` by default.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -258,12 +311,9 @@ pub struct CanaryReportArgs {
     /// The cluster and the topics.
     #[command(flatten)]
     pub kafka: KafkaArgs,
-    /// Canaries decided from this time on: RFC 3339 or ms since the epoch (all by default).
-    #[arg(long)]
-    pub from: Option<String>,
-    /// … and before this time.
-    #[arg(long)]
-    pub to: Option<String>,
+    /// The canaries decided in this range (all by default).
+    #[command(flatten)]
+    pub range: TimeRange,
     /// Print JSON instead of Markdown.
     #[arg(long)]
     pub json: bool,
@@ -277,6 +327,10 @@ pub struct InboxArgs {
     pub kafka: KafkaArgs,
 }
 
+/// The demo's default rate, events per second: what the local broker, the processor, the fleet,
+/// the simulated people and the inbox sustain together on two cores without falling behind.
+pub const DEMO_RATE: u64 = 500;
+
 /// `handoff demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -287,7 +341,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 19092)]
     pub port: u16,
     /// Events per second from the fleet.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = DEMO_RATE)]
     pub rate: u64,
     /// Stop by itself after this long (e.g. `30s`); runs until Ctrl-C otherwise.
     #[arg(long)]
@@ -302,15 +356,23 @@ pub struct ReplayArgs {
     pub kafka: KafkaArgs,
     /// Source topic.
     #[arg(long, default_value = "agent.actions")]
-    pub from: String,
-    /// Target topic; `drill.<from>` by default. Must start with `drill.`.
-    #[arg(long)]
+    pub topic: String,
+    /// Target topic; `drill.<topic>` by default. Must start with `drill.`.
+    #[arg(long, value_name = "TOPIC")]
+    pub into: Option<String>,
+    /// Start of the range, included: RFC 3339 or ms since the epoch. (`--from` used to name the
+    /// source topic: a value that is not a time is still taken as one, with a warning.)
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// End of the range, excluded: RFC 3339 or ms since the epoch. (`--to` used to name the target
+    /// topic: a value that is not a time is still taken as one, with a warning.)
+    #[arg(long, value_name = "TIME")]
     pub to: Option<String>,
-    /// First record timestamp included (ms since the epoch).
-    #[arg(long)]
+    /// Deprecated: use --from.
+    #[arg(long, hide = true)]
     pub from_ms: Option<i64>,
-    /// First record timestamp excluded.
-    #[arg(long)]
+    /// Deprecated: use --to.
+    #[arg(long, hide = true)]
     pub to_ms: Option<i64>,
     /// 1 = as recorded, 10 = ten times faster, max = as fast as possible.
     #[arg(long, default_value = "1")]
@@ -331,8 +393,9 @@ pub struct GamedayArgs {
     /// Folder for report.md and report.json.
     #[arg(long, default_value = "gameday-report")]
     pub out: PathBuf,
-    /// Virtual start time (ms since the epoch); a fixed default keeps reports reproducible.
-    #[arg(long, default_value_t = 1_800_000_000_000)]
+    /// Virtual start time (RFC 3339 or ms since the epoch); a fixed default keeps reports
+    /// reproducible.
+    #[arg(long, value_name = "TIME", default_value = "1800000000000", value_parser = parse_time)]
     pub start_ms: i64,
     /// Run on the wall clock against a live deployment (`handoff run --drill` on the
     /// cluster of --config or --bootstrap) instead of the virtual clock.
@@ -361,11 +424,14 @@ pub struct DiffArgs {
     /// Or a topic of Avro AgentAction records.
     #[arg(long, required_unless_present = "events")]
     pub topic: Option<String>,
-    /// With --topic: first record timestamp included (ms since the epoch).
-    #[arg(long)]
+    /// With --topic: the events recorded in this range.
+    #[command(flatten)]
+    pub range: TimeRange,
+    /// Deprecated: use --from.
+    #[arg(long, hide = true, conflicts_with = "from")]
     pub from_ms: Option<i64>,
-    /// With --topic: first record timestamp excluded.
-    #[arg(long)]
+    /// Deprecated: use --to.
+    #[arg(long, hide = true, conflicts_with = "to")]
     pub to_ms: Option<i64>,
     /// Changed events listed in the report.
     #[arg(long, default_value_t = 10)]

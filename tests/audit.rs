@@ -181,3 +181,68 @@ fn a_pack_verifies_and_one_changed_entry_or_one_removed_entry_is_caught() {
         }
     }
 }
+
+/// Two refunds in one session a minute apart: the second is grouped into the first's open
+/// escalation (`[fatigue] group_within`), and the one answer covers both. Before, the pack
+/// matched answers on the decision's own action id and showed none for the second.
+#[test]
+fn an_action_grouped_into_an_open_escalation_carries_the_answer_given_to_it() {
+    let m = Arc::new(Matrix::from_toml_str(DEFAULT_MATRIX_TOML, MatrixSource::Default).unwrap());
+    let mut run = Run::new(Processor::new(&Default::default(), m).unwrap());
+    let mut first = refund(0);
+    first.session_id = "sess-g".into();
+    let mut second = refund(1);
+    second.session_id = "sess-g".into();
+    run.event(&first, NOW);
+    run.event(&second, NOW + MIN);
+    let escs = run.escalations("escalations.support");
+    assert_eq!(escs.len(), 2);
+    assert_eq!(escs[1].escalation_id, escs[0].escalation_id, "grouped");
+    let d = answer(&escs[0], DecisionKind::Approve, "ana", NOW + 2 * MIN);
+    assert_eq!(d.action_id, "act-0");
+    run.decide(&d, d.decided_at_ms);
+    let r = Records {
+        events: vec![first, second],
+        verdicts: run.verdicts(),
+        escalations: escs,
+        decisions: vec![d],
+        ..Default::default()
+    };
+    let entries = audit::join(&r, NOW, NOW + 10 * MIN);
+    assert_eq!(entries.len(), 2);
+    for e in &entries {
+        assert_eq!(
+            (e.outcome, e.is_final, e.decided_by.as_deref()),
+            (VerdictOutcome::Approved, true, Some("ana")),
+            "{e:#?}"
+        );
+        let by: Vec<&str> = e.answers.iter().map(|a| a.by.as_str()).collect();
+        assert_eq!(by, ["ana"], "{}: the answer to its escalation", e.action_id);
+        assert_eq!(e.shown.len(), 1);
+    }
+    assert_eq!(audit::summary(&entries).answered, 2);
+}
+
+/// An action first decided before `--from` and answered inside the range is not in the pack —
+/// the topics read from `--from` on hold only its later verdict. Before, it entered the pack as
+/// if first decided at its final verdict, with nothing shown and nobody answering.
+#[test]
+fn an_action_first_decided_before_the_range_is_not_in_it() {
+    let mut r = history();
+    let from = NOW + 2 * MIN; // act-0 was decided at NOW, approved at NOW + 3 min
+    r.verdicts.retain(|v| v.decided_at_ms >= from);
+    r.escalations.retain(|e| e.created_at_ms >= from);
+    r.decisions.retain(|d| d.decided_at_ms >= from);
+    assert!(r.verdicts.iter().any(|v| v.action_id == "act-0"));
+    let entries = audit::join(&r, from, NOW + 200 * MIN);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.action_id != "act-0" && e.action_id != "act-1"),
+        "{:#?}",
+        entries.iter().map(|e| &e.action_id).collect::<Vec<_>>()
+    );
+    assert!(entries
+        .iter()
+        .all(|e| !e.shown.is_empty() || !e.level.needs_human()));
+}

@@ -254,7 +254,9 @@ fn a_canary_answered_wrongly_is_missed_and_changes_no_real_verdict() {
         ]
     );
     // Rule suggestions learn from real actions only.
-    assert_eq!(handoff::suggest::cases(&r, NOW, NOW + 1).len(), 1);
+    let m = handoff::matrix::Matrix::default_matrix().unwrap();
+    let (cases, skipped) = handoff::suggest::cases(&r, &m, NOW, NOW + 1);
+    assert_eq!((cases.len(), skipped.canaries), (1, 3));
 }
 
 #[test]

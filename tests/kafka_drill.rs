@@ -69,7 +69,7 @@ fn a_replay_at_10x_gives_the_same_verdicts_in_the_drill_namespace_only() {
     let checkpoint = dir.join("replay.json");
     let out = handoff(&[
         "replay",
-        "--from",
+        "--topic",
         INPUT,
         "--speed",
         "10",
@@ -88,7 +88,7 @@ fn a_replay_at_10x_gives_the_same_verdicts_in_the_drill_namespace_only() {
     // Run again with the same checkpoint: nothing left to copy.
     let again = handoff(&[
         "replay",
-        "--from",
+        "--topic",
         INPUT,
         "--speed",
         "max",
@@ -163,36 +163,55 @@ fn replay_names_a_missing_topic_an_empty_range_and_a_real_target() {
     let b = broker();
     let bs = b.bootstrap();
     create_topics(&bs, &[INPUT]);
-    let missing = handoff(&["replay", "--from", "no.such.topic", "--bootstrap", &bs]);
+    let missing = handoff(&["replay", "--topic", "no.such.topic", "--bootstrap", &bs]);
     assert!(!missing.status.success());
     assert!(
         String::from_utf8_lossy(&missing.stderr).contains("topic \"no.such.topic\" does not exist")
     );
     produce(&bs, INPUT, &records(5, 3, 1.0, 0));
-    let empty = handoff(&[
-        "replay",
-        "--from",
-        INPUT,
-        "--from-ms",
-        "4102444800000",
-        "--bootstrap",
-        &bs,
-    ]);
-    assert!(!empty.status.success());
-    assert!(
-        String::from_utf8_lossy(&empty.stderr).contains("has no records from 4102444800000 ms on"),
-        "{}",
-        String::from_utf8_lossy(&empty.stderr)
-    );
+    // --from and --to are times, as everywhere: RFC 3339 or ms.
+    for from in ["4102444800000", "2100-01-01T00:00:00Z"] {
+        let empty = handoff(&["replay", "--topic", INPUT, "--from", from, "--bootstrap", &bs]);
+        assert!(!empty.status.success());
+        assert!(
+            String::from_utf8_lossy(&empty.stderr)
+                .contains("has no records from 4102444800000 ms on"),
+            "{}",
+            String::from_utf8_lossy(&empty.stderr)
+        );
+    }
     let real = handoff(&[
         "replay",
-        "--from",
+        "--topic",
         INPUT,
-        "--to",
+        "--into",
         "agent.verdicts",
         "--bootstrap",
         &bs,
     ]);
     assert!(!real.status.success());
     assert!(String::from_utf8_lossy(&real.stderr).contains("is not a drill topic"));
+    // The old spellings still work, each with a note naming the new one.
+    let old = handoff(&[
+        "replay",
+        "--from",
+        INPUT,
+        "--to",
+        "agent.verdicts",
+        "--from-ms",
+        "0",
+        "--bootstrap",
+        &bs,
+    ]);
+    let err = String::from_utf8_lossy(&old.stderr);
+    assert!(err.contains("is not a drill topic"), "{err}");
+    for note in [
+        "`--from agent.actions` names a topic, which is deprecated: use `--topic agent.actions`",
+        "`--to agent.verdicts` names a topic, which is deprecated: use `--into agent.verdicts`",
+        "--from-ms is deprecated: use --from",
+    ] {
+        assert!(err.contains(note), "{note}\n{err}");
+    }
+    let inverted = handoff(&["replay", "--from", "2000", "--to", "1000", "--bootstrap", &bs]);
+    assert_eq!(inverted.status.code(), Some(2));
 }

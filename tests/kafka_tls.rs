@@ -360,7 +360,7 @@ fn every_kafka_subcommand_works_against_a_tls_only_listener() {
             &dir,
             "replay",
             &[
-                "replay", "--config", cfg, "--from", VERDICTS, "--to", &to, "--speed", "max",
+                "replay", "--config", cfg, "--topic", VERDICTS, "--into", &to, "--speed", "max",
             ],
             Duration::from_secs(60),
         );

@@ -7,96 +7,22 @@
 
 mod common;
 
-use common::base_event;
-use common::run::Run;
+use common::month::{self, approve, approve_first, events, suggest_files, HOUR, T0};
 use handoff::audit::Records;
-use handoff::event::{AgentAction, DecisionKind, HumanDecision, Level};
-use handoff::matrix::{Matrix, MatrixSource, DEFAULT_MATRIX_TOML};
-use handoff::pipeline::process::Processor;
+use handoff::event::{AgentAction, DecisionKind, Level};
+use handoff::matrix::{Matrix, MatrixSource};
 use handoff::suggest::{self, edit::Change, Fate, Thresholds};
-use std::sync::Arc;
 
 /// Events of one type and how people answer the i-th.
 type Group = (Vec<AgentAction>, Box<dyn Fn(usize) -> DecisionKind>);
 
-const T0: i64 = 1_798_761_600_000;
-const HOUR: i64 = 3_600_000;
-
-fn matrix_text() -> String {
-    format!("{DEFAULT_MATRIX_TOML}\n[[levels]]\npattern = \"account.close\"\nlevel = \"hard_stop\"\nroles = [\"support\"]\n")
-}
-
-/// `n` events of `ty`, one session each, an hour apart from `start`.
-fn events(ty: &str, n: usize, start: i64, confidence: impl Fn(usize) -> f64) -> Vec<AgentAction> {
-    (0..n)
-        .map(|i| {
-            let mut e = base_event();
-            e.action_id = format!("{ty}-{i}");
-            e.session_id = format!("s-{ty}-{i}");
-            e.action_type = ty.into();
-            e.amount = Some(10.0);
-            e.confidence = confidence(i);
-            e.timestamp_ms = start + i as i64 * HOUR;
-            e
-        })
-        .collect()
-}
-
-/// Decides every event, then answers each of its escalations with `answer(event index)`.
 fn history(groups: Vec<Group>) -> (String, Records) {
-    let text = matrix_text();
-    let m = Arc::new(Matrix::from_toml_str(&text, MatrixSource::Default).unwrap());
-    let mut run = Run::new(Processor::new(&Default::default(), m).unwrap());
-    let (mut all, mut decisions, mut verdicts, mut escalations) = (vec![], vec![], vec![], vec![]);
-    for (evs, answer) in &groups {
-        for (i, e) in evs.iter().enumerate() {
-            run.event(e, e.timestamp_ms);
-            let outs = run.take();
-            verdicts.extend(run.verdicts_in(&outs));
-            let escs: Vec<_> = run
-                .escalations_in(&outs)
-                .into_iter()
-                .map(|(_, x)| x)
-                .collect();
-            escalations.extend(escs.iter().cloned());
-            for x in escs {
-                let kind = answer(i);
-                let d = HumanDecision {
-                    escalation_id: x.escalation_id.clone(),
-                    action_id: x.action_id.clone(),
-                    session_id: x.session_id.clone(),
-                    role: x.role.clone(),
-                    decided_by: "ana".into(),
-                    decision: kind,
-                    comment: Some("checked".into()),
-                    revised_output: (kind == DecisionKind::Revise).then(|| "better".into()),
-                    redirect_role: None,
-                    decided_at_ms: e.timestamp_ms + 60_000,
-                    drill: false,
-                    chosen_option: None,
-                };
-                run.decide(&d, d.decided_at_ms);
-                decisions.push(d);
-                let outs = run.take();
-                verdicts.extend(run.verdicts_in(&outs));
-                escalations.extend(run.escalations_in(&outs).into_iter().map(|(_, x)| x));
-            }
-            all.push(e.clone());
-        }
-    }
-    let records = Records {
-        events: all,
-        verdicts,
-        escalations,
-        decisions,
-        views: Vec::new(),
-        canaries: Vec::new(),
-    };
-    (text, records)
-}
-
-fn approve(_: usize) -> DecisionKind {
-    DecisionKind::Approve
+    month::history(
+        groups
+            .into_iter()
+            .map(|(e, f)| month::group(e, f))
+            .collect(),
+    )
 }
 
 #[test]
@@ -140,13 +66,13 @@ fn proposals_follow_the_evidence_and_their_checks() {
     ];
     let (text, r) = history(groups);
     let m = Matrix::from_toml_str(&text, MatrixSource::Default).unwrap();
-    let cases = suggest::cases(&r, i64::MIN, i64::MAX);
+    let cases = suggest::cases(&r, &m, i64::MIN, i64::MAX).0;
     assert_eq!(cases.len(), 600);
     assert!(
         cases.iter().all(|c| c.fate != Fate::Open),
         "every escalation was answered"
     );
-    let ps = suggest::propose(&text, &m, &cases, &r.events, &Thresholds::default());
+    let ps = suggest::propose(&text, &m, &cases, &r.events, &Thresholds::default()).list;
     let find = |ty: &str| {
         ps.iter()
             .filter(|p| p.change.action_type() == Some(ty))
@@ -165,8 +91,8 @@ fn proposals_follow_the_evidence_and_their_checks() {
     ));
     assert_eq!(f[0].verified, Ok(()));
     assert_eq!((f[0].evidence.n, f[0].evidence.k), (40, 40));
-    assert!(f[0].escalation_rate.1 < f[0].escalation_rate.0);
-    assert_eq!(f[0].changed_decisions, 40);
+    assert!(f[0].shadow.escalation_rate.1 < f[0].shadow.escalation_rate.0);
+    assert_eq!(f[0].shadow.changed_decisions, 40);
     // 59 of 60: the evidence is there, but the one rejected would run unchecked.
     let d = find("data.delete");
     assert_eq!(d.len(), 1);
@@ -201,7 +127,9 @@ fn proposals_follow_the_evidence_and_their_checks() {
         min_cases: 1000,
         ..Thresholds::default()
     };
-    assert!(suggest::propose(&text, &m, &cases, &r.events, &strict).is_empty());
+    assert!(suggest::propose(&text, &m, &cases, &r.events, &strict)
+        .list
+        .is_empty());
 }
 
 #[test]
@@ -215,7 +143,7 @@ fn the_command_writes_a_report_a_json_and_the_proposed_matrix_from_files() {
     ];
     let (text, r) = history(groups);
     let dir = std::env::temp_dir().join(format!("handoff-suggest-{}", std::process::id()));
-    let (files, run) = suggest_files(&dir, &text, &r);
+    let (files, run) = suggest_files(&dir, &text, &r, &[]);
     let (events, verdicts, decisions) = (&files[0], &files[1], &files[2]);
     let out = dir.join("out");
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -292,8 +220,9 @@ fn the_competence_curve_shows_the_week_a_type_crossed_the_threshold() {
             }
         }),
     ));
-    let (_, r) = history(groups);
-    let cases = suggest::cases(&r, i64::MIN, i64::MAX);
+    let (text, r) = history(groups);
+    let m = Matrix::from_toml_str(&text, MatrixSource::Default).unwrap();
+    let cases = suggest::cases(&r, &m, i64::MIN, i64::MAX).0;
     let curves = suggest::competence::curves(&cases, 0.9, 5);
     let f = curves
         .iter()
@@ -350,8 +279,8 @@ fn a_phrase_that_only_fires_on_approved_actions_is_dropped_but_never_from_a_hard
     ];
     let (text, r) = history(groups);
     let m = Matrix::from_toml_str(&text, MatrixSource::Default).unwrap();
-    let cases = suggest::cases(&r, i64::MIN, i64::MAX);
-    let ps = suggest::propose(&text, &m, &cases, &r.events, &Thresholds::default());
+    let cases = suggest::cases(&r, &m, i64::MIN, i64::MAX).0;
+    let ps = suggest::propose(&text, &m, &cases, &r.events, &Thresholds::default()).list;
     let phrase = |p: &str| {
         ps.iter()
             .find(|x| matches!(&x.change, Change::Phrase { phrase, .. } if phrase == p))
@@ -367,8 +296,8 @@ fn a_phrase_that_only_fires_on_approved_actions_is_dropped_but_never_from_a_hard
     );
     assert_eq!((person.evidence.n, person.evidence.k), (40, 40));
     assert_eq!(person.verified, Ok(()));
-    assert_eq!(person.changed_decisions, 40);
-    assert!(person.escalation_rate.1 < person.escalation_rate.0);
+    assert_eq!(person.shadow.changed_decisions, 40);
+    assert!(person.shadow.escalation_rate.1 < person.shadow.escalation_rate.0);
     let lawsuit = phrase("lawsuit");
     assert_eq!((lawsuit.evidence.n, lawsuit.evidence.k), (40, 40));
     let why = lawsuit.verified.clone().unwrap_err();
@@ -390,8 +319,8 @@ fn a_phrase_that_only_fires_on_approved_actions_is_dropped_but_never_from_a_hard
     )];
     let (text, r) = history(groups);
     let m = Matrix::from_toml_str(&text, MatrixSource::Default).unwrap();
-    let cases = suggest::cases(&r, i64::MIN, i64::MAX);
-    let ps = suggest::propose(&text, &m, &cases, &r.events, &Thresholds::default());
+    let cases = suggest::cases(&r, &m, i64::MIN, i64::MAX).0;
+    let ps = suggest::propose(&text, &m, &cases, &r.events, &Thresholds::default()).list;
     assert!(
         ps.iter()
             .all(|p| !matches!(p.change, Change::Phrase { .. })),
@@ -469,7 +398,7 @@ fn a_recorded_month_gives_every_kind_of_proposal_through_the_command() {
     let (text, r) = history(groups);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/suggest-example");
     let _ = std::fs::remove_dir_all(&dir);
-    let (_, run) = suggest_files(&dir, &text, &r);
+    let (_, run) = suggest_files(&dir, &text, &r, &[]);
     let out = dir.join("out");
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
@@ -498,56 +427,4 @@ fn a_recorded_month_gives_every_kind_of_proposal_through_the_command() {
     );
     assert!(!proposed.contains("\"real person\""));
     assert!(out.join("competence.png").exists());
-}
-
-/// The first `k` approved, the rest revised.
-fn approve_first(i: usize, k: usize) -> DecisionKind {
-    if i < k {
-        DecisionKind::Approve
-    } else {
-        DecisionKind::Revise
-    }
-}
-
-/// Writes the records as JSON-lines files and the matrix into `dir`, and runs `handoff suggest`
-/// on them with `--out dir/out`: the files (events, verdicts, decisions, matrix) and the run.
-fn suggest_files(
-    dir: &std::path::Path,
-    matrix: &str,
-    r: &Records,
-) -> (Vec<std::path::PathBuf>, std::process::Output) {
-    fn json<T: serde::Serialize>(xs: &[T]) -> String {
-        let lines: Vec<String> = xs
-            .iter()
-            .map(|x| serde_json::to_string(x).unwrap())
-            .collect();
-        lines.join("\n") + "\n"
-    }
-    std::fs::create_dir_all(dir).unwrap();
-    let files: Vec<std::path::PathBuf> = [
-        ("events.jsonl", json(&r.events)),
-        ("verdicts.jsonl", json(&r.verdicts)),
-        ("decisions.jsonl", json(&r.decisions)),
-        ("matrix.toml", matrix.to_string()),
-    ]
-    .into_iter()
-    .map(|(name, text)| {
-        let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    })
-    .collect();
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
-        .arg("suggest")
-        .args(
-            ["--events", "--verdicts", "--decisions", "--matrix"]
-                .iter()
-                .zip(&files)
-                .flat_map(|(flag, f)| [std::ffi::OsStr::new(flag), f.as_os_str()]),
-        )
-        .arg("--out")
-        .arg(dir.join("out"))
-        .output()
-        .unwrap();
-    (files, run)
 }

@@ -14,7 +14,7 @@ use crate::event::{
 use crate::inbox::publish::{AuditEntry, AuditKind};
 use chain::sha256_hex;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A trigger that fired, with what tripped it (as the first role was shown it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,28 +132,30 @@ pub fn hash_json<T: Serialize>(v: &T) -> String {
     sha256_hex(&serde_json::to_vec(v).expect("records serialize"))
 }
 
-/// One entry per action first decided in `[from_ms, to_ms)`, oldest first. Records of actions
-/// decided outside the range are ignored; every decision recorded for an action is listed once
-/// (a repeat of the same answer by the same person is one).
+/// One entry per action first decided in `[from_ms, to_ms)` — the action's first verdict (the
+/// level's own answer, [`VerdictOutcome::is_first`]) was made then — oldest first, with
+/// everything recorded about it: its later verdicts, every hand-over of it (grouped into another
+/// action's escalation too) and every answer to those hand-overs. An action whose first verdict
+/// was not read (made before the range) has no entry, whatever was read of it later. Every
+/// decision recorded for an action is listed once (a repeat of the same answer by the same
+/// person is one).
 pub fn join(r: &Records, from_ms: i64, to_ms: i64) -> Vec<Entry> {
-    let mut by_action: BTreeMap<(i64, String), Vec<&Verdict>> = BTreeMap::new();
-    let mut first: HashMap<&str, i64> = HashMap::new();
     let all = || r.verdicts.iter().chain(&r.canaries);
-    for v in all() {
+    let mut first: HashMap<&str, i64> = HashMap::new();
+    for v in all().filter(|v| v.outcome.is_first()) {
         let t = first.entry(v.action_id.as_str()).or_insert(v.decided_at_ms);
         *t = (*t).min(v.decided_at_ms);
     }
-    let canaries: std::collections::HashSet<&str> =
-        r.canaries.iter().map(|v| v.action_id.as_str()).collect();
+    let mut by_action: BTreeMap<(i64, &str), Vec<&Verdict>> = BTreeMap::new();
     for v in all() {
-        let t = first[v.action_id.as_str()];
-        if (from_ms..to_ms).contains(&t) {
-            by_action
-                .entry((t, v.action_id.clone()))
-                .or_default()
-                .push(v);
+        match first.get(v.action_id.as_str()) {
+            Some(&t) if (from_ms..to_ms).contains(&t) => {
+                by_action.entry((t, &v.action_id)).or_default().push(v)
+            }
+            _ => {}
         }
     }
+    let canaries: HashSet<&str> = r.canaries.iter().map(|v| v.action_id.as_str()).collect();
     let events: HashMap<&str, String> = r
         .events
         .iter()
@@ -161,35 +163,57 @@ pub fn join(r: &Records, from_ms: i64, to_ms: i64) -> Vec<Entry> {
         .collect();
     let mut shown: HashMap<&str, Vec<&Escalation>> = HashMap::new();
     for e in &r.escalations {
-        shown.entry(e.action_id.as_str()).or_default().push(e);
+        let mut ids: Vec<&str> = vec![&e.action_id];
+        ids.extend(e.grouped_action_ids.iter().map(String::as_str));
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            shown.entry(id).or_default().push(e);
+        }
     }
-    let mut decided: HashMap<&str, Vec<&HumanDecision>> = HashMap::new();
+    let mut answered: HashMap<&str, Vec<&HumanDecision>> = HashMap::new();
     for d in &r.decisions {
-        decided.entry(d.action_id.as_str()).or_default().push(d);
+        answered
+            .entry(d.escalation_id.as_str())
+            .or_default()
+            .push(d);
     }
+    let opened = opened(&r.views);
+    by_action
+        .into_iter()
+        .map(|((_, id), mut vs)| {
+            vs.sort_by_key(|v| (v.decided_at_ms, !v.outcome.is_first(), v.is_final));
+            let escs = shown.remove(id).unwrap_or_default();
+            let ids: HashSet<&str> = vs
+                .iter()
+                .flat_map(|v| v.escalation_ids.iter())
+                .map(String::as_str)
+                .chain(escs.iter().map(|e| e.escalation_id.as_str()))
+                .collect();
+            // Every answer to an escalation that covered it: a person answering an open
+            // escalation answers for every action grouped into it by the time the processor
+            // applies the answer, which may be after the person gave it.
+            let decisions = ids
+                .iter()
+                .flat_map(|x| answered.get(x).into_iter().flatten().copied())
+                .collect();
+            let mut e = entry(&vs, events.get(id).cloned(), escs, decisions, &opened);
+            e.canary = canaries.contains(id);
+            e
+        })
+        .collect()
+}
+
+/// When each person first opened each escalation in the inbox.
+fn opened(views: &[AuditEntry]) -> HashMap<(&str, &str), i64> {
     let mut opened: HashMap<(&str, &str), i64> = HashMap::new();
-    for a in r.views.iter().filter(|a| a.kind == AuditKind::Viewed) {
+    for a in views.iter().filter(|a| a.kind == AuditKind::Viewed) {
         let t = opened
             .entry((a.person.as_str(), a.escalation_id.as_str()))
             .or_insert(a.at_ms);
         *t = (*t).min(a.at_ms);
     }
-    by_action
-        .into_values()
-        .map(|mut vs| {
-            vs.sort_by_key(|v| (v.decided_at_ms, !v.is_final));
-            let id = vs[0].action_id.as_str();
-            let mut e = entry(
-                &vs,
-                events.get(id).cloned(),
-                shown.remove(id).unwrap_or_default(),
-                decided.remove(id).unwrap_or_default(),
-                &opened,
-            );
-            e.canary = canaries.contains(id);
-            e
-        })
-        .collect()
+    opened
 }
 
 fn entry(
@@ -203,7 +227,9 @@ fn entry(
     escs.sort_by_key(|e| (e.created_at_ms, e.sequence, e.escalation_id.clone()));
     escs.dedup_by(|a, b| a.escalation_id == b.escalation_id);
     let details: HashMap<&str, &str> = escs
-        .first()
+        .iter()
+        .find(|e| e.action_id == first.action_id)
+        .or(escs.first())
         .map(|e| {
             e.context
                 .flags
@@ -212,7 +238,7 @@ fn entry(
                 .collect()
         })
         .unwrap_or_default();
-    decisions.sort_by_key(|d| d.decided_at_ms);
+    decisions.sort_by_key(|d| (d.decided_at_ms, d.escalation_id.clone()));
     decisions.dedup_by(|a, b| {
         a.escalation_id == b.escalation_id
             && a.decision == b.decision

@@ -1,76 +1,176 @@
-//! Reading what [`super::join`] needs from the topics: verdicts, human decisions and the
-//! inbox's audit from the range's start on (an action decided in the range may be answered
-//! later), escalations from every role topic of the matrix, and the input events from a day
-//! before the range (to hash them). Records that cannot be decoded are counted, not fatal.
+//! Reading what [`super::join`] needs from the topics, for the actions first decided in a
+//! [`Window`]: verdicts, human decisions, the inbox's audit and the escalations of every role
+//! topic of the matrix from the window's start to its end plus its settling time (an action
+//! decided in the window may be answered later), and the input events of those actions (to hash
+//! them) from an hour before the window. Every read ends where the topic ended when it started
+//! (see [`crate::replay::source`]), so a live topic is read in bounded time. Records that cannot
+//! be decoded are counted, not fatal.
 
 use super::Records;
 use crate::config::Settings;
 use crate::event::wire::KIND_HEADER;
 use crate::event::{Codec, SchemaKind};
 use crate::matrix::Matrix;
-use crate::replay::source::{self, Range, Recorded, SourceError};
+use crate::replay::source::{self, Range, SourceError};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-/// How far before the range input events are read.
-const EVENTS_BEFORE_MS: i64 = 24 * 3600 * 1000;
+/// How far before the window input events are read: an action's event precedes its first
+/// verdict by the processor's lag, which an hour covers.
+pub const EVENTS_BEFORE_MS: i64 = 3600 * 1000;
 
-/// The records for actions decided in `[from_ms, to_ms)`, and what was read (for the header).
+/// The actions first decided in `[from_ms, to_ms)`, followed for `settle_ms` after `to_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// First decision time included, ms.
+    pub from_ms: i64,
+    /// First decision time excluded, ms.
+    pub to_ms: i64,
+    /// How long after `to_ms` answers and later verdicts are still read, ms.
+    pub settle_ms: i64,
+}
+
+impl Window {
+    /// What is read of the topics that follow the actions: the window and its settling time.
+    fn followed(&self) -> Range {
+        Range {
+            from_ms: Some(self.from_ms),
+            to_ms: Some(self.to_ms.saturating_add(self.settle_ms)),
+        }
+    }
+}
+
+/// Records read from one topic, for the pack's header.
+#[derive(Debug, Default, Clone, Copy)]
+struct Count {
+    records: usize,
+    unreadable: usize,
+}
+
+/// The records for the actions first decided in `w`, and what was read (for the header).
 pub fn read(
     settings: &Settings,
     matrix: &Matrix,
-    from_ms: i64,
-    to_ms: i64,
+    w: Window,
 ) -> Result<(Records, Value), SourceError> {
     let codec = Codec::new(Default::default()).expect("the shipped schemas parse");
     let t = &settings.topics;
-    let after = Range {
-        from_ms: Some(from_ms),
-        to_ms: None,
-    };
+    let after = w.followed();
     let mut sources = serde_json::Map::new();
-    let mut r = Records::default();
-    let mut note = |topic: &str, read: usize, bad: usize| {
+    let mut note = |topic: &str, c: Count| {
         sources.insert(
             topic.to_string(),
-            json!({"records": read, "unreadable": bad}),
+            json!({"records": c.records, "unreadable": c.unreadable}),
         );
     };
-    let recs = topic(settings, &t.verdicts, after)?;
-    let (v, bad) = decode(&recs, |b| codec.decode(SchemaKind::Verdict, b).ok());
-    note(&t.verdicts, recs.len(), bad);
-    r.verdicts = v;
-    let recs = topic(settings, &t.canaries, after)?;
-    let (v, bad) = decode(&recs, |b| codec.decode(SchemaKind::Verdict, b).ok());
-    note(&t.canaries, recs.len(), bad);
-    r.canaries = v;
-    let recs = topic(settings, &t.decisions, after)?;
-    let (v, bad) = decode(&recs, |b| codec.decode(SchemaKind::HumanDecision, b).ok());
-    note(&t.decisions, recs.len(), bad);
-    r.decisions = v;
-    let recs = topic(settings, &t.audit, after)?;
-    let (v, bad) = decode(&recs, |b| serde_json::from_slice(b).ok());
-    note(&t.audit, recs.len(), bad);
-    r.views = v;
+    let mut r = Records::default();
+    let verdict = |b: &[u8]| codec.decode(SchemaKind::Verdict, b).map(Some).map_err(drop);
+    let c;
+    (r.verdicts, c) = collect(settings, &t.verdicts, after, |_| true, verdict)?;
+    note(&t.verdicts, c);
+    let c;
+    (r.canaries, c) = collect(settings, &t.canaries, after, |_| true, verdict)?;
+    note(&t.canaries, c);
+    let decision = |b: &[u8]| {
+        codec
+            .decode(SchemaKind::HumanDecision, b)
+            .map(Some)
+            .map_err(drop)
+    };
+    let c;
+    (r.decisions, c) = collect(settings, &t.decisions, after, |_| true, decision)?;
+    note(&t.decisions, c);
+    let c;
+    (r.views, c) = collect(
+        settings,
+        &t.audit,
+        after,
+        |_| true,
+        |b| serde_json::from_slice(b).map(Some).map_err(drop),
+    )?;
+    note(&t.audit, c);
+    let escalation = |b: &[u8]| {
+        codec
+            .decode(SchemaKind::Escalation, b)
+            .map(Some)
+            .map_err(drop)
+    };
     for role in matrix.roles() {
         let name = format!("{}{}", t.role_prefix, role.topic);
-        let recs: Vec<Recorded> = topic(settings, &name, after)?
-            .into_iter()
-            .filter(|x| kind(x) == "escalation")
-            .collect();
-        let (v, bad) = decode(&recs, |b| codec.decode(SchemaKind::Escalation, b).ok());
-        note(&name, recs.len(), bad);
+        let (v, c) = collect(settings, &name, after, is_escalation, escalation)?;
+        note(&name, c);
         r.escalations.extend(v);
     }
+    let wanted = first_decided(&r, w);
     let events = Range {
-        from_ms: Some(from_ms.saturating_sub(EVENTS_BEFORE_MS)),
-        to_ms: Some(to_ms),
+        from_ms: Some(w.from_ms.saturating_sub(EVENTS_BEFORE_MS)),
+        to_ms: Some(w.to_ms),
     };
-    let recs = topic(settings, &t.input, events)?;
-    let (v, bad) = decode(&recs, |b| codec.decode_action(b).ok());
-    note(&t.input, recs.len(), bad);
-    r.events = v;
+    let c;
+    (r.events, c) = collect(
+        settings,
+        &t.input,
+        events,
+        |_| true,
+        |b| {
+            codec
+                .decode_action(b)
+                .map(|e| wanted.contains(e.action_id.as_str()).then_some(e))
+                .map_err(drop)
+        },
+    )?;
+    note(&t.input, c);
     Ok((r, Value::Object(sources)))
+}
+
+/// The ids of the actions whose first verdict was made in the window.
+fn first_decided(r: &Records, w: Window) -> HashSet<String> {
+    r.verdicts
+        .iter()
+        .chain(&r.canaries)
+        .filter(|v| v.outcome.is_first() && (w.from_ms..w.to_ms).contains(&v.decided_at_ms))
+        .map(|v| v.action_id.clone())
+        .collect()
+}
+
+/// The values of `name` in `range` whose record passes `wanted` and that `decode` keeps
+/// (`Ok(Some)`); a missing topic is no records. A value `decode` cannot read (`Err`), or a
+/// record without one, is counted unreadable.
+fn collect<T>(
+    settings: &Settings,
+    name: &str,
+    range: Range,
+    wanted: impl Fn(&BorrowedMessage<'_>) -> bool,
+    decode: impl Fn(&[u8]) -> Result<Option<T>, ()>,
+) -> Result<(Vec<T>, Count), SourceError> {
+    let mut out = Vec::new();
+    let mut c = Count::default();
+    let scanned = source::scan(settings, name, range, &HashMap::new(), |m, _| {
+        if !wanted(m) {
+            return;
+        }
+        c.records += 1;
+        match m.payload().ok_or(()).and_then(&decode) {
+            Ok(v) => out.extend(v),
+            Err(()) => c.unreadable += 1,
+        }
+    });
+    match scanned {
+        Ok(_) | Err(SourceError::MissingTopic(..)) => Ok((out, c)),
+        Err(e) => Err(e),
+    }
+}
+
+/// True for an escalation on a role topic (not a digest).
+fn is_escalation(m: &BorrowedMessage<'_>) -> bool {
+    let kind = m.headers().and_then(|h| {
+        h.iter()
+            .find(|x| x.key == KIND_HEADER)
+            .and_then(|x| x.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    });
+    kind.is_none_or(|k| k == "escalation")
 }
 
 /// A topic's records in `range`; an empty range or a missing topic is no records.
@@ -78,32 +178,10 @@ pub(crate) fn topic(
     settings: &Settings,
     name: &str,
     range: Range,
-) -> Result<Vec<Recorded>, SourceError> {
+) -> Result<Vec<source::Recorded>, SourceError> {
     match source::read(settings, name, range, &HashMap::new()) {
         Ok(r) => Ok(r),
         Err(SourceError::Empty { .. } | SourceError::MissingTopic(..)) => Ok(Vec::new()),
         Err(e) => Err(e),
     }
-}
-
-fn kind(r: &Recorded) -> &str {
-    r.headers
-        .iter()
-        .find(|(k, _)| k == KIND_HEADER)
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-        .unwrap_or("escalation")
-}
-
-/// Decodes every value; returns what decoded and how many did not.
-fn decode<T>(recs: &[Recorded], f: impl Fn(&[u8]) -> Option<T>) -> (Vec<T>, usize) {
-    let mut bad = 0;
-    let out = recs
-        .iter()
-        .filter_map(|r| {
-            let v = r.payload.as_deref().and_then(&f);
-            bad += usize::from(v.is_none());
-            v
-        })
-        .collect();
-    (out, bad)
 }

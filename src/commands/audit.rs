@@ -12,32 +12,18 @@ pub fn run(args: AuditArgs) -> Result {
     }
 }
 
-/// A time as RFC 3339 or milliseconds since the epoch.
-pub fn time_ms(flag: &str, text: &str) -> Result<i64> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    humantime::parse_rfc3339_weak(text)
-        .map(|t| {
-            t.duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64)
-        })
-        .map_err(|e| {
-            Failure::usage(anyhow::anyhow!(
-                "{flag} {text:?}: {e} (RFC 3339 such as 2026-12-01T00:00:00Z, or ms since the epoch)"
-            ))
-        })
-}
-
 fn export(args: AuditExportArgs) -> Result {
-    let (from_ms, to_ms) = (time_ms("--from", &args.from)?, time_ms("--to", &args.to)?);
-    super::ensure_usage(from_ms < to_ms, || {
-        format!("--from {} is not before --to {}", args.from, args.to)
-    })?;
+    let (from_ms, to_ms) = (args.from, args.to);
+    super::ensure_range(Some(from_ms), Some(to_ms))?;
     let settings = load_settings(&args.kafka)?;
     let matrix = load_matrix(settings.matrix.path.as_deref())?;
     handoff::kafka::admin::wait_reachable(&settings)?;
-    let (records, sources) = audit::read::read(&settings, &matrix, from_ms, to_ms)?;
+    let window = audit::read::Window {
+        from_ms,
+        to_ms,
+        settle_ms: std::time::Duration::from(args.settle).as_millis() as i64,
+    };
+    let (records, sources) = audit::read::read(&settings, &matrix, window)?;
     let entries = audit::join(&records, from_ms, to_ms);
     let header = chain::Header {
         pack: chain::PACK.into(),

@@ -1,7 +1,6 @@
 //! `handoff canary send` and `handoff canary report`: synthetic escalations with a known right
 //! answer, and how people did on them.
 
-use super::audit::time_ms;
 use super::{ensure_usage, load_matrix, load_settings, Failure, Outcome, Result, Started};
 use handoff::canary::{inject, report};
 use handoff::cli::{CanaryArgs, CanaryCommand, CanaryReportArgs, CanarySendArgs};
@@ -141,15 +140,13 @@ impl Sender {
 }
 
 fn report(args: CanaryReportArgs) -> Result {
-    let from_ms = args
-        .from
-        .as_deref()
-        .map(|t| time_ms("--from", t))
-        .transpose()?;
-    let to_ms = args.to.as_deref().map(|t| time_ms("--to", t)).transpose()?;
+    super::ensure_range(args.range.from, args.range.to)?;
     let settings = load_settings(&args.kafka)?;
     handoff::kafka::admin::wait_reachable(&settings)?;
-    let range = handoff::replay::source::Range { from_ms, to_ms };
+    let range = handoff::replay::source::Range {
+        from_ms: args.range.from,
+        to_ms: args.range.to,
+    };
     let (records, unreadable) = report::read(&settings, range)?;
     let figures = report::figures(&records);
     if args.json {

@@ -75,9 +75,17 @@ fn from_topic(args: &DiffArgs, topic: &str, codec: &Codec) -> Result<Recorded> {
     init_tracing(LogFormat::Text, "warn");
     let settings = load_settings(&args.kafka)?;
     let range = Range {
-        from_ms: args.from_ms,
-        to_ms: args.to_ms,
+        from_ms: args.range.from.or(super::replay::deprecated(
+            "--from-ms",
+            "--from",
+            args.from_ms,
+        )),
+        to_ms: args
+            .range
+            .to
+            .or(super::replay::deprecated("--to-ms", "--to", args.to_ms)),
     };
+    super::ensure_range(range.from_ms, range.to_ms)?;
     let mut recorded = Recorded::default();
     for r in handoff::replay::source::read(&settings, topic, range, &Default::default())? {
         match r.payload.as_deref().map(|p| codec.decode_action(p)) {

@@ -69,6 +69,11 @@ pub fn ensure_usage(ok: bool, message: impl FnOnce() -> String) -> Result<()> {
     }
 }
 
+/// Refuses an inverted or empty time range as bad usage.
+pub fn ensure_range(from: Option<i64>, to: Option<i64>) -> Result<()> {
+    handoff::cli::check_range(from, to).map_err(|e| Failure::usage(anyhow::anyhow!(e)))
+}
+
 /// The runtime of a command that stops cleanly on SIGTERM or SIGINT, with the signal handler
 /// already installed: made first, before the command reads its configuration or connects, so a
 /// stop request at any moment is seen, never fatal.

@@ -145,6 +145,11 @@ impl Level {
         }
     }
 
+    /// The level named `name` (as [`Level::as_str`] writes it).
+    pub fn from_name(name: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.as_str() == name)
+    }
+
     /// True when a human must act before the action may run.
     pub fn needs_human(self) -> bool {
         self >= Level::AskFirst
@@ -195,6 +200,20 @@ pub enum VerdictOutcome {
     TimedOutBlocked,
     /// Nobody acknowledged in time; the rule allowed the action to proceed (fail open).
     TimedOutProceed,
+}
+
+impl VerdictOutcome {
+    /// True for the outcome of a first verdict (the level's own answer, before any person or
+    /// deadline), false for one that follows it.
+    pub fn is_first(self) -> bool {
+        matches!(
+            self,
+            VerdictOutcome::Proceed
+                | VerdictOutcome::ProceedAndLog
+                | VerdictOutcome::AwaitHuman
+                | VerdictOutcome::Stopped
+        )
+    }
 }
 
 /// handoff's answer to the agent about one action.

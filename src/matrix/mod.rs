@@ -15,8 +15,8 @@ pub use keywords::{Hit, PhraseMatcher};
 pub use pattern::{most_specific, Pattern, ProfileTable};
 pub use rules::Rules;
 pub use spec::{
-    default_outcome, is_topic_name, MatrixSpec, OnTimeout, Outcome, PackageField, RoleSpec,
-    TextField, DEFAULT_MATRIX_TOML, MAX_ROLES,
+    default_outcome, is_topic_name, LevelRule, MatrixSpec, OnTimeout, Outcome, PackageField,
+    RoleSpec, TextField, DEFAULT_MATRIX_TOML, MAX_ROLES,
 };
 pub use trigger::{Trigger, TriggerSet};
 
@@ -371,6 +371,35 @@ impl Matrix {
     /// The compiled phrase matcher.
     pub fn phrases(&self) -> &PhraseMatcher {
         &self.phrases
+    }
+
+    /// The `[[levels]]` rule that sets an action type's level (the most specific pattern that
+    /// matches it), if any.
+    pub fn level_rule(&self, action_type: &str) -> Option<&LevelRule> {
+        let rules: Vec<(Pattern, &LevelRule)> = self
+            .spec
+            .levels
+            .iter()
+            .filter_map(|r| Pattern::parse(&r.pattern).ok().map(|p| (p, r)))
+            .collect();
+        most_specific(rules.iter().map(|(p, r)| (p, *r)), action_type)
+    }
+
+    /// An action type's own level (before any trigger): its level rule's `templated` level for
+    /// an event with a template, its `level` otherwise, and the `unknown_action` level without a
+    /// rule.
+    pub fn type_level(&self, action_type: &str, templated: bool) -> Level {
+        match self.level_rule(action_type) {
+            Some(r) if templated => r.templated.unwrap_or(r.level),
+            Some(r) => r.level,
+            None => self.spec.outcomes[&Trigger::UnknownAction].level,
+        }
+    }
+
+    /// The level a trigger (by name) asks for when it fires; `None` for a name that is not a
+    /// trigger.
+    pub fn trigger_level(&self, name: &str) -> Option<Level> {
+        Trigger::from_name(name).map(|t| self.spec.outcomes[&t].level)
     }
 
     /// The confidence gate for an action type.

@@ -1,12 +1,28 @@
-//! Reading a recorded topic, or a time range of it, back from Kafka: for `diff` on a topic and
-//! for `replay`.
+//! Reading a recorded topic, or a time range of it, back from Kafka: for `replay`, `diff` on a
+//! topic, the audit pack, `suggest`, the canary report and `tail`.
+//!
+//! A read always ends, also on a live topic that never goes quiet. Each partition is read from
+//! the range's start to an end fixed when the read starts: the high watermark seen then, or the
+//! first record at or after the range's end, whichever comes first. A partition is paused at its
+//! end (or when the broker says it is at its end), and the read is over when every partition is.
+//! Records written after the read started are not waited for.
 
 use crate::config::Settings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
+
+/// How far before a range's start a read begins (records before the start are skipped): a
+/// broker that answers a fetch starting inside a record batch from the *next* batch (tansu)
+/// would otherwise drop the range's first records.
+pub const START_SLACK_MS: i64 = 10_000;
+
+/// How long a read may see nothing at all (no record, no end of partition) before it gives up.
+const STALL: Duration = Duration::from_secs(30);
 
 /// Why a topic could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +46,21 @@ pub enum SourceError {
         /// The client's error.
         source: Box<crate::kafka::Error>,
     },
+    /// The brokers stopped answering in the middle of a read.
+    #[error(
+        "reading {topic:?} from {bootstrap}: nothing arrived for {stall:?} while partitions \
+         {waiting:?} were short of their end"
+    )]
+    Stalled {
+        /// Topic.
+        topic: String,
+        /// Bootstrap servers.
+        bootstrap: String,
+        /// How long nothing arrived.
+        stall: Duration,
+        /// The partitions not at their end.
+        waiting: Vec<i32>,
+    },
 }
 
 /// One record read back.
@@ -49,7 +80,17 @@ pub struct Recorded {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
-/// A time range; `None` ends are open.
+impl Recorded {
+    /// The value of header `key`, as text.
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+}
+
+/// A time range by record timestamp; `None` ends are open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Range {
     /// First timestamp included, ms.
@@ -59,7 +100,8 @@ pub struct Range {
 }
 
 impl Range {
-    fn describe(&self) -> String {
+    /// The range in words.
+    pub fn describe(&self) -> String {
         match (self.from_ms, self.to_ms) {
             (None, None) => "at all".into(),
             (Some(a), None) => format!("from {a} ms on"),
@@ -68,7 +110,8 @@ impl Range {
         }
     }
 
-    fn contains(&self, ts: i64) -> bool {
+    /// True when `ts` lies in the range.
+    pub fn contains(&self, ts: i64) -> bool {
         self.from_ms.is_none_or(|a| ts >= a) && self.to_ms.is_none_or(|b| ts < b)
     }
 }
@@ -102,22 +145,17 @@ pub(crate) fn reader(settings: &Settings) -> Result<BaseConsumer, crate::kafka::
 }
 
 /// Reads every record of `topic` within `range`, per partition in offset order, starting at
-/// `resume` offsets where given (a resumed replay). Ends at the high watermarks seen at the
-/// start, then a second without news (some brokers report the watermark a batch behind).
+/// `resume` offsets where given (a resumed replay). Ends as the module says.
 pub fn read(
     settings: &Settings,
     topic: &str,
     range: Range,
     resume: &HashMap<i32, i64>,
 ) -> Result<Vec<Recorded>, SourceError> {
-    let parts = partitions(settings, topic)?;
-    let c = reader(settings).map_err(|e| SourceError::Kafka {
-        topic: topic.into(),
-        source: Box::new(e),
+    let mut out = Vec::new();
+    scan(settings, topic, range, resume, |m, ts| {
+        out.push(recorded(m, ts))
     })?;
-    let timeout = settings.pipeline.connect_timeout;
-    let high = assign_range(&c, topic, &parts, range, resume, timeout)?;
-    let mut out = read_to_high(&c, topic, &parts, range, &high)?;
     out.sort_by_key(|r| (r.partition, r.offset));
     if out.is_empty() && resume.is_empty() {
         return Err(SourceError::Empty {
@@ -128,8 +166,147 @@ pub fn read(
     Ok(out)
 }
 
-/// Assigns every partition from the range's start (or the resumed offset); returns each
-/// partition's high watermark.
+/// Calls `keep` with every record of `topic` within `range` (and its timestamp), per partition
+/// in offset order, partitions interleaved; returns how many records were read in all (inside
+/// the range or not). Ends as the module says; shows its progress on standard error when that
+/// is a terminal, and a line every ten seconds otherwise.
+pub fn scan(
+    settings: &Settings,
+    topic: &str,
+    range: Range,
+    resume: &HashMap<i32, i64>,
+    mut keep: impl FnMut(&BorrowedMessage<'_>, i64),
+) -> Result<u64, SourceError> {
+    let parts = partitions(settings, topic)?;
+    let c: BaseConsumer =
+        crate::kafka::client_config(&settings.kafka, crate::kafka::Role::Reader("reader"))
+            .set("enable.partition.eof", "true")
+            .create()
+            .map_err(|e| kafka(topic, e))?;
+    let timeout = settings.pipeline.connect_timeout;
+    let mut ends = assign_range(&c, topic, &parts, range, resume, timeout)?;
+    let mut progress = Progress::new(topic);
+    let mut last = Instant::now();
+    let mut read = 0u64;
+    while !ends.done() {
+        if last.elapsed() > STALL {
+            return Err(SourceError::Stalled {
+                topic: topic.into(),
+                bootstrap: settings.kafka.bootstrap_servers.clone(),
+                stall: STALL,
+                waiting: ends.waiting(),
+            });
+        }
+        match c.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                last = Instant::now();
+                let ts = m.timestamp().to_millis().unwrap_or(0);
+                match ends.at(m.partition(), m.offset(), ts, range.to_ms) {
+                    Position::Inside => {
+                        read += 1;
+                        if range.contains(ts) {
+                            keep(&m, ts);
+                        }
+                    }
+                    Position::Last => {
+                        read += 1;
+                        if range.contains(ts) {
+                            keep(&m, ts);
+                        }
+                        pause(&c, topic, m.partition());
+                    }
+                    Position::Past => pause(&c, topic, m.partition()),
+                    Position::Done => {}
+                }
+                progress.show(&ends);
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                last = Instant::now();
+                ends.finish(p);
+                pause(&c, topic, p);
+            }
+            Some(Err(e)) => return Err(kafka(topic, e)),
+            None => {}
+        }
+    }
+    progress.finish(read);
+    Ok(read)
+}
+
+/// Where each partition's read stands and ends.
+struct Ends {
+    /// Partition → (first offset to read, next offset to read, end offset (excluded), done).
+    parts: HashMap<i32, (i64, i64, i64, bool)>,
+}
+
+/// A record's place relative to its partition's end.
+#[derive(Debug, PartialEq, Eq)]
+enum Position {
+    /// Before the end.
+    Inside,
+    /// The last record before the end: the partition is done with it.
+    Last,
+    /// At or past the end (a later record of the batch, or one at or after the range's end):
+    /// the partition is done without it.
+    Past,
+    /// The partition was done already.
+    Done,
+}
+
+impl Ends {
+    fn done(&self) -> bool {
+        self.parts.values().all(|p| p.3)
+    }
+
+    fn waiting(&self) -> Vec<i32> {
+        let mut w: Vec<i32> = self
+            .parts
+            .iter()
+            .filter(|(_, p)| !p.3)
+            .map(|(k, _)| *k)
+            .collect();
+        w.sort_unstable();
+        w
+    }
+
+    fn finish(&mut self, partition: i32) {
+        if let Some(p) = self.parts.get_mut(&partition) {
+            p.3 = true;
+        }
+    }
+
+    /// Places the record at `offset` of `partition` with timestamp `ts`.
+    fn at(&mut self, partition: i32, offset: i64, ts: i64, to_ms: Option<i64>) -> Position {
+        let Some(p) = self.parts.get_mut(&partition) else {
+            return Position::Done;
+        };
+        if p.3 {
+            return Position::Done;
+        }
+        if offset >= p.2 || to_ms.is_some_and(|b| ts >= b) {
+            p.3 = true;
+            return Position::Past;
+        }
+        p.1 = offset + 1;
+        if p.1 >= p.2 {
+            p.3 = true;
+            return Position::Last;
+        }
+        Position::Inside
+    }
+
+    /// Records between each partition's start and its end, and how many are behind.
+    fn counts(&self) -> (u64, u64) {
+        self.parts.values().fold((0, 0), |(total, done), p| {
+            let span = (p.2 - p.0).max(0) as u64;
+            let behind = if p.3 { span } else { (p.1 - p.0).max(0) as u64 };
+            (total + span, done + behind.min(span))
+        })
+    }
+}
+
+/// Assigns every partition from the range's start (less [`START_SLACK_MS`]) or the resumed
+/// offset, and fixes each one's end at its high watermark now.
 fn assign_range(
     c: &BaseConsumer,
     topic: &str,
@@ -137,92 +314,116 @@ fn assign_range(
     range: Range,
     resume: &HashMap<i32, i64>,
     timeout: Duration,
-) -> Result<HashMap<i32, i64>, SourceError> {
+) -> Result<Ends, SourceError> {
     let mut starts = TopicPartitionList::new();
     for &p in parts {
-        let _ = starts.add_partition_offset(
-            topic,
-            p,
-            match range.from_ms {
-                Some(ts) => Offset::Offset(ts),
-                None => Offset::Beginning,
-            },
-        );
+        let at = match range.from_ms {
+            Some(ts) => Offset::Offset(ts.saturating_sub(START_SLACK_MS).max(0)),
+            None => Offset::Beginning,
+        };
+        starts
+            .add_partition_offset(topic, p, at)
+            .map_err(|e| kafka(topic, e))?;
     }
     if range.from_ms.is_some() {
         starts = c
             .offsets_for_times(starts, timeout)
             .map_err(|source| kafka(topic, source))?;
     }
-    let mut high = HashMap::new();
+    let mut ends = Ends {
+        parts: HashMap::new(),
+    };
     let mut assign = TopicPartitionList::new();
     for el in starts.elements() {
         let p = el.partition();
-        let (_, h) = c
+        let (low, high) = c
             .fetch_watermarks(topic, p, timeout)
             .map_err(|source| kafka(topic, source))?;
-        high.insert(p, h);
-        let start = match resume.get(&p) {
-            Some(&o) => Offset::Offset(o),
-            None => match el.offset() {
-                Offset::End => Offset::Offset(h),
-                o => o,
-            },
+        let start = match (resume.get(&p), el.offset()) {
+            (Some(&o), _) => o,
+            (None, Offset::Offset(o)) => o.max(low),
+            (None, Offset::End) => high,
+            (None, _) => low,
         };
-        let _ = assign.add_partition_offset(topic, p, start);
+        ends.parts.insert(p, (start, start, high, start >= high));
+        if start < high {
+            assign
+                .add_partition_offset(topic, p, Offset::Offset(start))
+                .map_err(|e| kafka(topic, e))?;
+        }
     }
     c.assign(&assign).map_err(|source| kafka(topic, source))?;
-    Ok(high)
+    Ok(ends)
 }
 
-/// Polls until every partition reached its high watermark (or the range's end) and a second
-/// passed quietly; keeps the records within the range.
-fn read_to_high(
-    c: &BaseConsumer,
-    topic: &str,
-    parts: &[i32],
-    range: Range,
-    high: &HashMap<i32, i64>,
-) -> Result<Vec<Recorded>, SourceError> {
-    let mut out = Vec::new();
-    let mut next: HashMap<i32, i64> = HashMap::new();
-    let mut done: HashMap<i32, bool> = HashMap::new();
-    let mut last = Instant::now();
-    loop {
-        let reached = parts.iter().all(|p| {
-            done.get(p).copied().unwrap_or(false) || next.get(p).copied().unwrap_or(0) >= high[p]
-        });
-        if reached && last.elapsed() > Duration::from_secs(1) {
-            break;
-        }
-        match c.poll(Duration::from_millis(50)) {
-            Some(Ok(m)) => {
-                last = Instant::now();
-                let ts = m.timestamp().to_millis().unwrap_or(0);
-                next.insert(m.partition(), m.offset() + 1);
-                if range.to_ms.is_some_and(|b| ts >= b) {
-                    done.insert(m.partition(), true);
-                    let _ = c.pause(&{
-                        let mut t = TopicPartitionList::new();
-                        let _ = t.add_partition(topic, m.partition());
-                        t
-                    });
-                    continue;
-                }
-                if !range.contains(ts) {
-                    continue;
-                }
-                out.push(recorded(&m, ts));
-            }
-            Some(Err(source)) => return Err(kafka(topic, source)),
-            None => {}
+fn pause(c: &BaseConsumer, topic: &str, partition: i32) {
+    let mut t = TopicPartitionList::new();
+    if t.add_partition_offset(topic, partition, Offset::Invalid)
+        .is_ok()
+    {
+        let _ = c.pause(&t);
+    }
+}
+
+/// The progress of one read on standard error: a bar on a terminal, a line every ten seconds
+/// otherwise; nothing for reads that end within a second.
+struct Progress {
+    topic: String,
+    started: Instant,
+    last_line: Instant,
+    bar: Option<indicatif::ProgressBar>,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(topic: &str) -> Progress {
+        Progress {
+            topic: topic.into(),
+            started: Instant::now(),
+            last_line: Instant::now(),
+            bar: None,
+            terminal: std::io::stderr().is_terminal(),
         }
     }
-    Ok(out)
+
+    fn show(&mut self, ends: &Ends) {
+        if self.started.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let (total, done) = ends.counts();
+        if self.terminal {
+            let bar = self.bar.get_or_insert_with(|| {
+                let template = format!(
+                    "reading {} {{bar:30}} {{pos}}/{{len}} records  {{per_sec}}  ETA {{eta}}",
+                    self.topic
+                );
+                indicatif::ProgressBar::new(total).with_style(
+                    indicatif::ProgressStyle::with_template(&template).expect("a valid template"),
+                )
+            });
+            bar.set_position(done);
+        } else if self.last_line.elapsed() >= Duration::from_secs(10) {
+            self.last_line = Instant::now();
+            eprintln!("reading {}: {done} of {total} records", self.topic);
+        }
+    }
+
+    fn finish(self, read: u64) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+        if !self.terminal && self.started.elapsed() >= Duration::from_secs(10) {
+            eprintln!(
+                "read {}: {read} records in {:.1} s",
+                self.topic,
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
 }
 
 /// A consumed message as recorded.
-fn recorded(m: &impl Message, ts: i64) -> Recorded {
+pub fn recorded(m: &impl Message, ts: i64) -> Recorded {
     let headers = m
         .headers()
         .map(|h| {
@@ -241,12 +442,70 @@ fn recorded(m: &impl Message, ts: i64) -> Recorded {
     }
 }
 
-fn kafka(topic: &str, source: rdkafka::error::KafkaError) -> SourceError {
+fn kafka(topic: &str, source: KafkaError) -> SourceError {
     SourceError::Kafka {
         topic: topic.into(),
         source: Box::new(crate::kafka::Error::Client {
             what: "read",
             source,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ends(parts: &[(i32, i64, i64)]) -> Ends {
+        Ends {
+            parts: parts
+                .iter()
+                .map(|&(p, start, end)| (p, (start, start, end, start >= end)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_partition_ends_at_its_end_offset_or_the_range_end_whichever_comes_first() {
+        let mut e = ends(&[(0, 10, 13), (1, 5, 5), (2, 0, 100)]);
+        assert!(!e.done());
+        assert_eq!(
+            e.waiting(),
+            vec![0, 2],
+            "an empty partition is done at once"
+        );
+        assert_eq!(e.at(0, 10, 1, None), Position::Inside);
+        assert_eq!(e.at(0, 11, 1, None), Position::Inside);
+        assert_eq!(e.at(0, 12, 1, None), Position::Last);
+        assert_eq!(
+            e.at(0, 13, 1, None),
+            Position::Done,
+            "a later record of the batch"
+        );
+        // A record at the range's end stops its partition, without it.
+        assert_eq!(e.at(2, 0, 99, Some(100)), Position::Inside);
+        assert_eq!(e.at(2, 1, 100, Some(100)), Position::Past);
+        assert!(e.done());
+        assert_eq!(e.counts(), (103, 103));
+    }
+
+    #[test]
+    fn a_batch_running_past_the_end_keeps_only_what_lies_before_it() {
+        let mut e = ends(&[(0, 0, 3)]);
+        let kept: Vec<i64> = (0..8)
+            .filter(|&o| matches!(e.at(0, o, 0, None), Position::Inside | Position::Last))
+            .collect();
+        assert_eq!(kept, vec![0, 1, 2]);
+        assert_eq!(e.counts(), (3, 3));
+    }
+
+    #[test]
+    fn counts_follow_the_read() {
+        let mut e = ends(&[(0, 100, 200), (1, 0, 50)]);
+        assert_eq!(e.counts(), (150, 0));
+        e.at(0, 149, 0, None);
+        assert_eq!(e.counts(), (150, 50));
+        e.finish(1);
+        assert_eq!(e.counts(), (150, 100));
     }
 }

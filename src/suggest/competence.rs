@@ -1,7 +1,8 @@
 //! The competence curve: per action type, the share of its decided escalations approved
-//! unchanged, week by week, and the week it first crossed the graduation threshold — as numbers
-//! for the report and as a PNG drawn with `plotters` (title, axes with their units, a line per
-//! action type named in the legend, the threshold dashed).
+//! unchanged, week by week, the week it first crossed the graduation threshold and the week it
+//! fell below it again — as numbers for the report and as a PNG drawn with `plotters`: one
+//! panel per action type (so no line hides another), each with its axes, the threshold dashed
+//! and its status in the panel's title; the title says how many types are drawn of how many.
 
 use super::{Case, Fate};
 use crate::replay::chart::{register_font, rgb_png, FONT, PALETTE};
@@ -10,8 +11,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
-/// Action types drawn, at most (the most escalated).
-pub const DRAWN: usize = 8;
+/// Action types drawn, at most (the most escalated); the chart's title says when there are more.
+pub const DRAWN: usize = 12;
 
 /// One action type's weeks.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -22,12 +23,26 @@ pub struct Curve {
     pub weeks: Vec<(i64, usize, usize)>,
     /// The first week with at least `min_per_week` decided and the share at the threshold.
     pub crossed: Option<i64>,
+    /// After `crossed`, the first such week below the threshold again.
+    pub fell: Option<i64>,
 }
 
 impl Curve {
     /// Decided escalations in all weeks.
     pub fn total(&self) -> usize {
         self.weeks.iter().map(|w| w.1).sum()
+    }
+
+    /// Where it stands against the threshold, in words ("crossed in week 2", "crossed in week
+    /// 1, below again from week 3", "not yet").
+    pub fn status(&self) -> String {
+        match (self.crossed, self.fell) {
+            (None, _) => "not yet".into(),
+            (Some(c), None) => format!("crossed in week {}", c + 1),
+            (Some(c), Some(f)) => {
+                format!("crossed in week {}, below again from week {}", c + 1, f + 1)
+            }
+        }
     }
 }
 
@@ -58,14 +73,21 @@ pub fn curves(cases: &[Case], threshold: f64, min_per_week: usize) -> Vec<Curve>
         .map(|(ty, weeks)| {
             let weeks: Vec<(i64, usize, usize)> =
                 weeks.into_iter().map(|(w, (n, k))| (w, n, k)).collect();
-            let crossed = weeks
-                .iter()
-                .find(|(_, n, k)| *n >= min_per_week && *k as f64 / *n as f64 >= threshold)
-                .map(|w| w.0);
+            let counted = |w: &&(i64, usize, usize)| w.1 >= min_per_week;
+            let above = |w: &(i64, usize, usize)| w.2 as f64 / w.1 as f64 >= threshold;
+            let crossed = weeks.iter().filter(counted).find(|w| above(w)).map(|w| w.0);
+            let fell = crossed.and_then(|c| {
+                weeks
+                    .iter()
+                    .filter(counted)
+                    .find(|w| w.0 > c && !above(w))
+                    .map(|w| w.0)
+            });
             Curve {
                 action_type: ty.to_string(),
                 weeks,
                 crossed,
+                fell,
             }
         })
         .collect();
@@ -77,93 +99,110 @@ pub fn curves(cases: &[Case], threshold: f64, min_per_week: usize) -> Vec<Curve>
     out
 }
 
-/// The chart: share approved unchanged (%) per week, one line per action type (the
-/// [`DRAWN`] most escalated), the threshold dashed; crossings marked with a dot.
+/// The chart: share approved unchanged (%) per week, one panel per action type (the [`DRAWN`]
+/// most escalated), the threshold dashed in each, the crossing marked with a large dot.
 pub fn png(curves: &[Curve], threshold: f64) -> Vec<u8> {
     register_font();
-    let (w, h) = (1280u32, 720u32);
+    let drawn = curves.len().clamp(1, DRAWN);
+    let cols = drawn.min(3);
+    let rows = drawn.div_ceil(cols);
+    let (w, h) = (1280u32, (90 + rows as u32 * 210).max(720));
     let mut px = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut px, (w, h)).into_drawing_area();
-        draw(&root, curves, threshold).expect("drawing into memory");
+        draw(&root, curves, threshold, (rows, cols)).expect("drawing into memory");
         root.present().expect("drawing into memory");
     }
     rgb_png(&px, w, h)
 }
 
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
 fn draw(
-    root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    root: &Area<'_>,
     curves: &[Curve],
     threshold: f64,
+    grid: (usize, usize),
 ) -> Result<(), Box<dyn std::error::Error>> {
     root.fill(&WHITE)?;
+    let (header, body) = root.split_vertically(90);
+    let title = "Competence: share of decided escalations approved unchanged, week by week";
+    header.draw(&Text::new(title, (20, 12), (FONT, 26).into_font()))?;
+    let shown = if curves.len() > DRAWN {
+        format!(
+            "the {DRAWN} most escalated of {} action types (every type is in report.md); ",
+            curves.len()
+        )
+    } else {
+        format!("{} action type(s); ", curves.len())
+    };
+    let sub = format!(
+        "{shown}dashed: the graduation threshold ({:.0}%); large dot: the week it was crossed",
+        threshold * 100.0
+    );
+    header.draw(&Text::new(sub, (20, 54), (FONT, 17).into_font()))?;
+    if curves.is_empty() {
+        body.draw(&Text::new(
+            "No decided escalations.",
+            (40, 40),
+            (FONT, 20).into_font(),
+        ))?;
+        return Ok(());
+    }
     let last = curves
         .iter()
         .flat_map(|c| c.weeks.iter().map(|w| w.0))
         .max()
         .unwrap_or(0)
         + 1;
-    let mut chart = ChartBuilder::on(root)
-        .caption(
-            "Competence: share of escalations approved unchanged, week by week",
-            (FONT, 26).into_font(),
-        )
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(70)
-        .build_cartesian_2d(1i64..last.max(2), 0f64..100f64)?;
+    for (i, (c, area)) in curves.iter().zip(body.split_evenly(grid)).enumerate() {
+        let [r, g, b] = PALETTE[i % PALETTE.len()];
+        panel(&area, c, threshold, last.max(2), RGBColor(r, g, b))?;
+    }
+    Ok(())
+}
+
+/// One action type's panel.
+fn panel(
+    area: &Area<'_>,
+    c: &Curve,
+    threshold: f64,
+    last: i64,
+    colour: RGBColor,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let caption = format!("{} — {} decided; {}", c.action_type, c.total(), c.status());
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 16).into_font())
+        .margin(10)
+        .x_label_area_size(34)
+        .y_label_area_size(44)
+        .build_cartesian_2d(1i64..last, 0f64..105f64)?;
     chart
         .configure_mesh()
-        .x_desc("week (from the first week of the data)")
-        .y_desc("approved unchanged (%)")
-        .label_style((FONT, 16))
-        .axis_desc_style((FONT, 17))
+        .x_desc("week")
+        .y_desc("unchanged (%)")
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 13))
         .light_line_style(RGBColor(240, 240, 240))
         .draw()?;
     let t = threshold * 100.0;
-    chart
-        .draw_series(DashedLineSeries::new(
-            [(1, t), (last.max(2), t)],
-            8,
-            6,
-            RGBColor(120, 120, 120).stroke_width(2),
-        ))?
-        .label(format!("graduation threshold ({t:.0}%)"))
-        .legend(|(x, y)| {
-            PathElement::new(
-                [(x, y), (x + 24, y)],
-                RGBColor(120, 120, 120).stroke_width(2),
-            )
-        });
-    for (i, c) in curves.iter().take(DRAWN).enumerate() {
-        let [r, g, b] = PALETTE[i % PALETTE.len()];
-        let colour = RGBColor(r, g, b);
-        let points: Vec<(i64, f64)> = c
-            .weeks
-            .iter()
-            .map(|(w, n, k)| (w + 1, 100.0 * *k as f64 / *n as f64))
-            .collect();
-        let name = match c.crossed {
-            Some(w) => format!("{} (crossed in week {})", c.action_type, w + 1),
-            None => c.action_type.clone(),
-        };
-        chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(3)))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], colour.stroke_width(3)));
-        // Every week's point, so a type seen in one week only still shows.
-        chart.draw_series(points.iter().map(|p| Circle::new(*p, 3, colour.filled())))?;
-        if let Some(w) = c.crossed {
-            let at = points.iter().find(|p| p.0 == w + 1).copied();
-            chart.draw_series(at.map(|p| Circle::new(p, 7, colour.filled())))?;
-        }
+    chart.draw_series(DashedLineSeries::new(
+        [(1, t), (last, t)],
+        8,
+        6,
+        RGBColor(120, 120, 120).stroke_width(2),
+    ))?;
+    let points: Vec<(i64, f64)> = c
+        .weeks
+        .iter()
+        .map(|(w, n, k)| (w + 1, 100.0 * *k as f64 / *n as f64))
+        .collect();
+    chart.draw_series(LineSeries::new(points.clone(), colour.stroke_width(3)))?;
+    // Every week's point, so a type seen in one week only still shows.
+    chart.draw_series(points.iter().map(|p| Circle::new(*p, 3, colour.filled())))?;
+    if let Some(w) = c.crossed {
+        let at = points.iter().find(|p| p.0 == w + 1).copied();
+        chart.draw_series(at.map(|p| Circle::new(p, 7, colour.filled())))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 16))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! `toml_edit`: the proposed matrix is a file a person reviews as a diff.
 
 use crate::event::Level;
+use crate::matrix::{most_specific, Pattern};
 use serde::Serialize;
 use toml_edit::{value, Array, DocumentMut, InlineTable, Item, Table};
 
@@ -91,24 +92,75 @@ pub fn apply(text: &str, changes: &[&Change]) -> Result<String, String> {
     Ok(doc.to_string())
 }
 
-fn set_level(doc: &mut DocumentMut, pattern: &str, level: Level) -> Result<(), String> {
+/// Sets the level of action type `action_type`: in its exact `[[levels]]` entry, or in a new
+/// exact entry that carries over who approves (`roles`) and what a timeout does (`on_timeout`,
+/// unless the new level is `hard_stop`, which never fails open) from the entry that matched it
+/// before — so a change of level never changes who is asked. A `templated` level is kept while
+/// it is no stricter than the new level.
+fn set_level(doc: &mut DocumentMut, action_type: &str, level: Level) -> Result<(), String> {
     let levels = doc
         .entry("levels")
         .or_insert(Item::ArrayOfTables(Default::default()))
         .as_array_of_tables_mut()
         .ok_or("`levels` is not an array of tables")?;
-    if let Some(t) = levels
-        .iter_mut()
-        .find(|t| t.get("pattern").and_then(Item::as_str) == Some(pattern))
-    {
-        t["level"] = value(level.as_str());
-        t.remove("templated");
-        return Ok(());
-    }
-    let mut t = Table::new();
-    t["pattern"] = value(pattern);
+    let patterns: Vec<Option<Pattern>> = levels
+        .iter()
+        .map(|t| {
+            t.get("pattern")
+                .and_then(Item::as_str)
+                .and_then(|p| Pattern::parse(p).ok())
+        })
+        .collect();
+    let matched = most_specific(
+        patterns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().map(|p| (p, i))),
+        action_type,
+    );
+    let exact = matched.filter(|&i| {
+        levels
+            .get(i)
+            .and_then(|t| t.get("pattern"))
+            .and_then(Item::as_str)
+            == Some(action_type)
+    });
+    let mut entry = match exact {
+        Some(_) => None,
+        None => {
+            let mut t = Table::new();
+            t["pattern"] = value(action_type);
+            t["level"] = value(level.as_str());
+            let from = matched.and_then(|i| levels.get(i));
+            for key in ["templated", "roles", "on_timeout"] {
+                if let Some(v) = from.and_then(|f| f.get(key)) {
+                    t[key] = v.clone();
+                }
+            }
+            Some(t)
+        }
+    };
+    let t = match (&mut entry, exact) {
+        (Some(t), _) => t,
+        (None, Some(i)) => levels.get_mut(i).expect("an index of levels"),
+        (None, None) => unreachable!("a new entry when none is exact"),
+    };
     t["level"] = value(level.as_str());
-    levels.push(t);
+    let stricter = |key: &str| {
+        t.get(key)
+            .and_then(Item::as_str)
+            .and_then(Level::from_name)
+            .is_some_and(|l| l > level)
+    };
+    if stricter("templated") {
+        t.remove("templated");
+    }
+    if level == Level::HardStop {
+        t.remove("on_timeout");
+    }
+    if let Some(t) = entry {
+        levels.push(t);
+    }
     Ok(())
 }
 
@@ -192,8 +244,41 @@ mod tests {
         assert_eq!(m.threshold("email.send"), 0.8, "others untouched");
         let at = text.find("pattern = \"refund.*\"").unwrap();
         assert!(
-            text[at..].contains("pattern = \"refund.issue\"\nlevel = \"execute_log\""),
-            "{text}"
+            text[at..].contains(
+                "pattern = \"refund.issue\"\nlevel = \"execute_log\"\nroles = [\"support\"]"
+            ),
+            "who approves refund.* is carried over: {text}"
+        );
+    }
+
+    #[test]
+    fn a_stricter_level_keeps_who_approves_and_drops_fail_open_at_hard_stop() {
+        let family = "pattern = \"loan.*\"\nlevel = \"ask_first\"\nroles = [\"support\"]";
+        assert!(DEFAULT_MATRIX_TOML.contains(family));
+        let m =
+            DEFAULT_MATRIX_TOML.replace(family, &format!("{family}\non_timeout = \"fail_open\""));
+        let old = Matrix::from_toml_str(&m, MatrixSource::Default).unwrap();
+        assert!(old.fails_open("loan.approve", Level::AskFirst));
+        let stricter = |to| Change::Level {
+            action_type: "loan.approve".into(),
+            from: Level::AskFirst,
+            to,
+        };
+        let t = apply(&m, &[&stricter(Level::HardStop)]).unwrap();
+        let new = Matrix::from_toml_str(&t, MatrixSource::Default).unwrap();
+        let rule = new.level_rule("loan.approve").unwrap();
+        assert_eq!(rule.pattern, "loan.approve");
+        assert_eq!(rule.roles.as_deref(), Some(&["support".to_string()][..]));
+        assert_eq!(rule.on_timeout, None, "hard_stop never fails open");
+        assert!(
+            new.fails_open("loan.other", Level::AskFirst),
+            "the family keeps it"
+        );
+        let t = apply(&m, &[&stricter(Level::AskFirst)]).unwrap();
+        let new = Matrix::from_toml_str(&t, MatrixSource::Default).unwrap();
+        assert!(
+            new.fails_open("loan.approve", Level::AskFirst),
+            "carried over"
         );
     }
 

@@ -5,16 +5,20 @@
 //! to a copy of the matrix, checked, and shadow-diffed on the same events before it is shown.
 //! Pure: records in, report out.
 
+pub mod cases;
 pub mod competence;
 pub mod edit;
 pub mod report;
+pub mod rules;
+pub mod verify;
 
-use crate::audit::{self, Records};
-use crate::event::{AgentAction, DecisionKind, Level, VerdictOutcome};
-use crate::matrix::{Matrix, MatrixSource, SessionState};
+pub use cases::{cases, Skipped};
+
+use crate::event::{AgentAction, Level};
+use crate::matrix::Matrix;
 use edit::Change;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 /// What became of an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -36,6 +40,21 @@ pub enum Fate {
     Open,
 }
 
+impl Fate {
+    /// A person answered it (approved, revised, rejected or redirected).
+    pub fn by_person(self) -> bool {
+        matches!(
+            self,
+            Fate::Unchanged | Fate::Revised | Fate::Rejected | Fate::Redirected
+        )
+    }
+
+    /// It is over and counts in a share: a person's answer, or a timeout (nobody approved it).
+    pub fn settled(self) -> bool {
+        self.by_person() || self == Fate::TimedOut
+    }
+}
+
 /// One action, as `suggest` sees it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Case {
@@ -45,10 +64,15 @@ pub struct Case {
     pub agent_id: String,
     /// Its type.
     pub action_type: String,
-    /// The agent's confidence (0 when the event was not read).
-    pub confidence: f64,
+    /// The agent's confidence; `None` when the event was not read.
+    pub confidence: Option<f64>,
+    /// The event carried a template id; `None` when the event was not read.
+    pub templated: Option<bool>,
     /// Triggers that fired.
     pub triggers: Vec<String>,
+    /// The triggers that fired whose level needs a person: what escalated it besides the
+    /// type's own level (a flag such as `irreversible` only asks for `execute_log`).
+    pub escalating: Vec<String>,
     /// The level decided.
     pub level: Level,
     /// When it was decided, ms.
@@ -57,56 +81,6 @@ pub struct Case {
     pub fate: Fate,
     /// From the decision to the human's final answer, ms.
     pub decide_ms: Option<i64>,
-}
-
-/// The cases of the actions decided in `[from_ms, to_ms)`.
-pub fn cases(r: &Records, from_ms: i64, to_ms: i64) -> Vec<Case> {
-    let confidence: HashMap<&str, f64> = r
-        .events
-        .iter()
-        .map(|e| (e.action_id.as_str(), e.confidence))
-        .collect();
-    audit::join(r, from_ms, to_ms)
-        .into_iter()
-        // Canaries test the people, not the rules.
-        .filter(|e| !e.canary)
-        .map(|e| {
-            let redirected = e
-                .answers
-                .iter()
-                .any(|a| a.decision == DecisionKind::Redirect);
-            // Escalated: its level needed a person (the escalations themselves may not have
-            // been read, e.g. from files).
-            let alone = !e.level.needs_human() && e.shown.is_empty();
-            let fate = match (alone, e.outcome) {
-                (true, _) => Fate::Alone,
-                (_, VerdictOutcome::Approved) if redirected => Fate::Redirected,
-                (_, VerdictOutcome::Approved) => Fate::Unchanged,
-                (_, VerdictOutcome::Revised) => Fate::Revised,
-                (_, VerdictOutcome::Rejected) => Fate::Rejected,
-                (_, VerdictOutcome::Redirected) => Fate::Redirected,
-                (_, VerdictOutcome::TimedOutBlocked | VerdictOutcome::TimedOutProceed) => {
-                    Fate::TimedOut
-                }
-                _ => Fate::Open,
-            };
-            let human = matches!(
-                fate,
-                Fate::Unchanged | Fate::Revised | Fate::Rejected | Fate::Redirected
-            );
-            Case {
-                confidence: confidence.get(e.action_id.as_str()).copied().unwrap_or(0.0),
-                agent_id: e.agent_id,
-                action_type: e.action_type,
-                triggers: e.triggers.into_iter().map(|t| t.trigger).collect(),
-                level: e.level,
-                decided_at_ms: e.decided_at_ms,
-                fate,
-                decide_ms: human.then_some(e.final_at_ms - e.decided_at_ms),
-                action_id: e.action_id,
-            }
-        })
-        .collect()
 }
 
 /// Counts for one reason × action type.
@@ -132,12 +106,13 @@ pub struct Row {
     pub decide_p90_ms: Option<i64>,
 }
 
-/// The reason of an escalation: each trigger, or `level` when only the type's level asked.
+/// The reasons of an escalation: each trigger that needs a person, or `level` when only the
+/// type's own level asked.
 pub fn reasons(c: &Case) -> Vec<String> {
-    if c.triggers.is_empty() {
+    if c.escalating.is_empty() {
         vec!["level".into()]
     } else {
-        c.triggers.clone()
+        c.escalating.clone()
     }
 }
 
@@ -244,227 +219,37 @@ pub struct Proposal {
     pub change: Change,
     /// Why.
     pub evidence: Evidence,
-    /// Share of events needing a person, before and after (on the same events).
-    pub escalation_rate: (f64, f64),
-    /// Events whose decision changes.
-    pub changed_decisions: usize,
-    /// `Ok` when the change passed every check; otherwise why it is not proposed.
+    /// What the change alone does to the recorded events.
+    pub shadow: verify::Shadow,
+    /// `Ok` when the change passed every check, alone and combined with the proposals accepted
+    /// before it; otherwise why it is not proposed.
     pub verified: Result<(), String>,
 }
 
-/// The proposals for `cases`, each verified against `events` with the matrix from `text`.
+/// The proposals, and what every accepted one applied together does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Proposals {
+    /// Every proposal, accepted or refused, in the order they were combined.
+    pub list: Vec<Proposal>,
+    /// The accepted changes applied together (`matrix.proposed.toml`), shadow-diffed.
+    pub combined: verify::Shadow,
+}
+
+/// The proposals for `cases`, each verified against `events` with the matrix from `text`,
+/// alone and then combined in order: a change that is safe alone but not together with the ones
+/// accepted before it is refused, saying so.
 pub fn propose(
     text: &str,
     matrix: &Matrix,
     cases: &[Case],
     events: &[AgentAction],
     t: &Thresholds,
-) -> Vec<Proposal> {
-    let mut out = Vec::new();
-    let by_type = group(cases);
-    for (ty, cs) in &by_type {
-        let Some(sample) = events.iter().find(|e| &e.action_type == ty) else {
-            continue;
-        };
-        let base = matrix.evaluate(sample, &SessionState::default()).base_level;
-        out.extend(graduation(ty, cs, base, t));
-        out.extend(gate(ty, cs, matrix.threshold(ty), t));
-        out.extend(rising_rejections(ty, cs, base, t));
-    }
-    out.extend(phrases(matrix, cases, events, t));
-    let rejected: HashSet<&str> = cases
-        .iter()
-        .filter(|c| c.fate == Fate::Rejected)
-        .map(|c| c.action_id.as_str())
-        .collect();
-    out.into_iter()
-        .map(|(change, evidence)| verify(text, matrix, change, evidence, events, &rejected))
-        .collect()
+) -> Proposals {
+    let found = rules::candidates(matrix, cases, events, t);
+    verify::all(text, matrix, found, cases, events)
 }
 
-fn group(cases: &[Case]) -> BTreeMap<String, Vec<&Case>> {
-    let mut m: BTreeMap<String, Vec<&Case>> = BTreeMap::new();
-    for c in cases {
-        m.entry(c.action_type.clone()).or_default().push(c);
-    }
-    m
-}
-
-/// Escalated by the type's level alone, approved unchanged nearly always: `execute_log`.
-fn graduation(ty: &str, cs: &[&Case], base: Level, t: &Thresholds) -> Option<(Change, Evidence)> {
-    if base != Level::AskFirst {
-        return None; // never from hard_stop, and nothing to graduate below ask_first
-    }
-    let by_level: Vec<&&Case> = cs
-        .iter()
-        .filter(|c| c.triggers.is_empty() && decided(c))
-        .collect();
-    let n = by_level.len();
-    let k = by_level
-        .iter()
-        .filter(|c| c.fate == Fate::Unchanged)
-        .count();
-    let interval = wilson(k, n);
-    if n < t.min_cases || interval.0 < t.graduate_at {
-        return None;
-    }
-    Some((
-        Change::Level {
-            action_type: ty.into(),
-            from: base,
-            to: Level::ExecuteLog,
-        },
-        evidence(n, k, interval, format!(
-            "{k} of {n} escalated by the level alone were approved unchanged (lower bound {:.0}% ≥ {:.0}%)",
-            interval.0 * 100.0,
-            t.graduate_at * 100.0
-        )),
-    ))
-}
-
-/// What only the confidence gate caught, approved unchanged nearly always: a lower gate, but
-/// never below a case a person revised, rejected or redirected.
-fn gate(ty: &str, cs: &[&Case], current: f64, t: &Thresholds) -> Option<(Change, Evidence)> {
-    let caught: Vec<&&Case> = cs
-        .iter()
-        .filter(|c| c.triggers == ["low_confidence"] && decided(c))
-        .collect();
-    let n = caught.len();
-    let k = caught.iter().filter(|c| c.fate == Fate::Unchanged).count();
-    let interval = wilson(k, n);
-    if n < t.min_cases || interval.0 < t.lower_gate_at {
-        return None;
-    }
-    let floor = caught
-        .iter()
-        .filter(|c| c.fate != Fate::Unchanged)
-        .map(|c| c.confidence + 0.01)
-        .fold(0.0f64, f64::max);
-    let to = ((current - t.gate_step).max(floor) * 100.0).round() / 100.0;
-    if to >= current {
-        return None;
-    }
-    Some((
-        Change::Gate {
-            action_type: ty.into(),
-            from: current,
-            to,
-        },
-        evidence(n, k, interval, format!(
-            "{k} of {n} caught by the confidence gate alone were approved unchanged (lower bound {:.0}% ≥ {:.0}%)",
-            interval.0 * 100.0,
-            t.lower_gate_at * 100.0
-        )),
-    ))
-}
-
-/// Rejections rising from the first half of the window to the second: one level stricter.
-fn rising_rejections(
-    ty: &str,
-    cs: &[&Case],
-    base: Level,
-    t: &Thresholds,
-) -> Option<(Change, Evidence)> {
-    let mut d: Vec<&&Case> = cs.iter().filter(|c| decided(c)).collect();
-    d.sort_by_key(|c| c.decided_at_ms);
-    let (first, second) = d.split_at(d.len() / 2);
-    let half = t.min_cases / 2;
-    if first.len() < half || second.len() < half {
-        return None;
-    }
-    let rej = |h: &[&&Case]| h.iter().filter(|c| c.fate == Fate::Rejected).count();
-    let (a, b) = (
-        wilson(rej(first), first.len()),
-        wilson(rej(second), second.len()),
-    );
-    if b.0 <= a.1 {
-        return None;
-    }
-    let to = match base {
-        Level::Execute | Level::ExecuteLog => Level::AskFirst,
-        Level::AskFirst => Level::HardStop,
-        Level::HardStop => return None,
-    };
-    let k = rej(second);
-    Some((
-        Change::Level {
-            action_type: ty.into(),
-            from: base,
-            to,
-        },
-        evidence(second.len(), k, b, format!(
-            "rejections rose from {} of {} to {k} of {} (intervals {:.0}–{:.0}% and {:.0}–{:.0}% do not overlap)",
-            rej(first),
-            first.len(),
-            second.len(),
-            a.0 * 100.0,
-            a.1 * 100.0,
-            b.0 * 100.0,
-            b.1 * 100.0
-        )),
-    ))
-}
-
-/// Phrases that fired only on actions people then approved unchanged: drop them from their
-/// trigger (the phrases found again by deciding each event with `matrix`).
-fn phrases(
-    matrix: &Matrix,
-    cases: &[Case],
-    events: &[AgentAction],
-    t: &Thresholds,
-) -> Vec<(Change, Evidence)> {
-    let by_id: HashMap<&str, &AgentAction> =
-        events.iter().map(|e| (e.action_id.as_str(), e)).collect();
-    let mut fired: BTreeMap<(&'static str, String), (usize, usize)> = BTreeMap::new();
-    for c in cases.iter().filter(|c| decided(c)) {
-        let Some(e) = by_id.get(c.action_id.as_str()) else {
-            continue;
-        };
-        let d = matrix.evaluate(e, &SessionState::default());
-        for f in &d.flags {
-            let crate::matrix::Detail::Phrases(hits) = &f.detail else {
-                continue;
-            };
-            let found: BTreeSet<&str> = hits
-                .iter()
-                .map(|h| matrix.phrases().phrase(h.phrase))
-                .collect();
-            for p in found {
-                let (n, k) = fired
-                    .entry((f.trigger.as_str(), p.to_string()))
-                    .or_default();
-                *n += 1;
-                *k += usize::from(c.fate == Fate::Unchanged);
-            }
-        }
-    }
-    fired
-        .into_iter()
-        .filter(|(_, (n, k))| *n >= t.min_cases && k == n)
-        .map(|((trigger, phrase), (n, k))| {
-            let interval = wilson(k, n);
-            let why = format!(
-                "{phrase:?} fired in {n} decided escalations, every one approved unchanged \
-                 (lower bound {:.0}%)",
-                interval.0 * 100.0
-            );
-            let change = Change::Phrase {
-                trigger: trigger.into(),
-                phrase,
-            };
-            (change, evidence(n, k, interval, why))
-        })
-        .collect()
-}
-
-fn decided(c: &Case) -> bool {
-    matches!(
-        c.fate,
-        Fate::Unchanged | Fate::Revised | Fate::Rejected | Fate::Redirected
-    )
-}
-
-fn evidence(n: usize, k: usize, interval: (f64, f64), why: String) -> Evidence {
+pub(crate) fn evidence(n: usize, k: usize, interval: (f64, f64), why: String) -> Evidence {
     Evidence {
         n,
         k,
@@ -472,62 +257,4 @@ fn evidence(n: usize, k: usize, interval: (f64, f64), why: String) -> Evidence {
         interval,
         why,
     }
-}
-
-/// Applies the change to a copy of the matrix, checks it, and diffs it on the events: refused
-/// when the matrix is invalid, when a hard_stop would be relaxed, or when an action a person
-/// rejected would run without one.
-fn verify(
-    text: &str,
-    matrix: &Matrix,
-    change: Change,
-    evidence: Evidence,
-    events: &[AgentAction],
-    rejected: &HashSet<&str>,
-) -> Proposal {
-    let mut p = Proposal {
-        change,
-        evidence,
-        escalation_rate: (0.0, 0.0),
-        changed_decisions: 0,
-        verified: Ok(()),
-    };
-    let new = match edit::apply(text, &[&p.change])
-        .and_then(|t| Matrix::from_toml_str(&t, MatrixSource::Default).map_err(|e| e.to_string()))
-    {
-        Ok(m) => m,
-        Err(e) => {
-            p.verified = Err(format!("the changed matrix does not pass `check`: {e}"));
-            return p;
-        }
-    };
-    let d = crate::replay::diff::diff(matrix, &new, events);
-    p.escalation_rate = d.escalation_rates();
-    p.changed_decisions = d.changed;
-    if !d.relaxed_hard_stops.is_empty() {
-        p.verified = Err(format!(
-            "it relaxes {} hard_stop decision(s)",
-            d.relaxed_hard_stops.len()
-        ));
-        return p;
-    }
-    let let_through: Vec<&str> = d
-        .changes
-        .iter()
-        .filter(|c| !c.new_level.needs_human() && rejected.contains(c.action_id.as_str()))
-        .map(|c| c.action_id.as_str())
-        .collect();
-    if !let_through.is_empty() {
-        p.verified = Err(format!(
-            "it would let through {} action(s) a person rejected: {}",
-            let_through.len(),
-            let_through
-                .iter()
-                .take(5)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    p
 }

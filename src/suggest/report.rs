@@ -1,6 +1,7 @@
 //! The report of `suggest`: Markdown for people, JSON for tools.
 
-use super::{Proposal, Row, Thresholds};
+use super::verify::Shadow;
+use super::{Proposal, Proposals, Row, Skipped, Thresholds};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -16,8 +17,12 @@ pub struct Report {
     pub thresholds: Thresholds,
     /// Counts per reason × action type.
     pub rows: Vec<(String, String, Row)>,
-    /// Proposals, verified or refused with the reason.
+    /// What the records held that the cases leave out, or that does not add up.
+    pub skipped: Skipped,
+    /// Proposals, verified or refused with the reason, in the order they were combined.
     pub proposals: Vec<Proposal>,
+    /// Every accepted proposal applied together (`matrix.proposed.toml`), shadow-diffed.
+    pub combined: Shadow,
     /// Per action type, the share approved unchanged week by week.
     pub competence: Vec<super::competence::Curve>,
     /// Counts per reason × action type × agent, where an agent has enough cases.
@@ -31,7 +36,7 @@ impl Report {
         escalated: usize,
         thresholds: Thresholds,
         rows: BTreeMap<(String, String), Row>,
-        proposals: Vec<Proposal>,
+        proposals: Proposals,
         competence: Vec<super::competence::Curve>,
     ) -> Report {
         let mut rows: Vec<(String, String, Row)> =
@@ -42,10 +47,18 @@ impl Report {
             escalated,
             thresholds,
             rows,
-            proposals,
+            skipped: Skipped::default(),
+            proposals: proposals.list,
+            combined: proposals.combined,
             competence,
             by_agent: Vec::new(),
         }
+    }
+
+    /// With what was left out.
+    pub fn with_skipped(mut self, skipped: Skipped) -> Report {
+        self.skipped = skipped;
+        self
     }
 
     /// With the per-agent counts.
@@ -70,6 +83,14 @@ impl Report {
             100.0 * self.escalated as f64 / self.actions.max(1) as f64,
             self.thresholds.min_cases
         );
+        let skipped = self.skipped.lines();
+        if !skipped.is_empty() {
+            let _ = writeln!(s, "Left out or inconsistent in the records:\n");
+            for l in skipped {
+                let _ = writeln!(s, "- {l}");
+            }
+            s.push('\n');
+        }
         let _ = writeln!(s, "## Proposals\n");
         if self.proposals.is_empty() {
             let _ = writeln!(
@@ -84,16 +105,21 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "- **{}** — {state}. {}; share {:.1}% (95% interval {:.1}–{:.1}%). \
-                 Escalation rate {:.2}% → {:.2}%, {} decision(s) change.",
+                "- **{}** — {state}. {}; share {:.1}% (95% interval {:.1}–{:.1}%). {}",
                 p.change.describe(),
                 p.evidence.why,
                 p.evidence.share * 100.0,
                 p.evidence.interval.0 * 100.0,
                 p.evidence.interval.1 * 100.0,
-                p.escalation_rate.0 * 100.0,
-                p.escalation_rate.1 * 100.0,
-                p.changed_decisions
+                shadow_line(&p.shadow)
+            );
+        }
+        let accepted = self.proposals.iter().filter(|p| p.verified.is_ok()).count();
+        if accepted > 1 {
+            let _ = writeln!(
+                s,
+                "\nAll {accepted} accepted together (`matrix.proposed.toml`, checked as one): {}",
+                shadow_line(&self.combined)
             );
         }
         let _ = writeln!(s, "\n## Competence\n");
@@ -108,15 +134,13 @@ impl Report {
                 .weeks
                 .last()
                 .map_or(0.0, |w| 100.0 * w.2 as f64 / w.1 as f64);
-            let crossed = c
-                .crossed
-                .map_or("not yet".to_string(), |w| format!("week {}", w + 1));
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {last:.0}% | {crossed} |",
+                "| {} | {} | {} | {last:.0}% | {} |",
                 c.action_type,
                 c.weeks.len(),
-                c.total()
+                c.total(),
+                c.status()
             );
         }
         let _ = writeln!(s, "\n## Escalations by reason and action type\n");
@@ -142,7 +166,13 @@ impl Report {
                 secs(r.decide_p90_ms)
             );
         }
-        if !self.by_agent.is_empty() {
+        if self.by_agent.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n## By agent\n\nNo agent has {} or more escalations for one reason and action type.",
+                self.thresholds.min_cases
+            );
+        } else {
             let _ = writeln!(
                 s,
                 "\n## By agent (at least {} cases)\n\n| reason | action type | agent | escalations | approved unchanged | revised | rejected | decide p50 |\n|---|---|---|---:|---:|---:|---:|---:|",
@@ -162,4 +192,23 @@ impl Report {
         }
         s
     }
+}
+
+/// What a change does to the events, in one sentence.
+fn shadow_line(x: &Shadow) -> String {
+    let mut line = format!(
+        "Escalation rate {:.2}% → {:.2}%, {} decision(s) change.",
+        x.escalation_rate.0 * 100.0,
+        x.escalation_rate.1 * 100.0,
+        x.changed_decisions
+    );
+    if !x.approvers_changed.is_empty() {
+        let moves: Vec<String> = x
+            .approvers_changed
+            .iter()
+            .map(|(k, n)| format!("{k} for {n}"))
+            .collect();
+        line.push_str(&format!(" **Approvers change**: {}.", moves.join("; ")));
+    }
+    line
 }

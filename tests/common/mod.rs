@@ -3,6 +3,7 @@
 
 pub mod inbox;
 pub mod kafka;
+pub mod month;
 pub mod outputs;
 pub mod prometheus;
 pub mod run;

@@ -1,0 +1,180 @@
+//! The tools that read recorded traffic, on topics that are still flowing: `audit export` and
+//! `suggest` over the last minute, while the processor decides the fleet's traffic at the demo's
+//! rate and simulated people answer, must finish (before, they waited for a quiet second that
+//! a live topic never has) and count exactly the actions first decided in the range.
+
+mod common;
+
+use common::kafka::*;
+use common::prometheus::Killed;
+use handoff::event::VerdictOutcome;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `handoff args…`; fails the test if it has not finished within `limit` (a hang guard,
+/// not a speed goal: the time taken is printed).
+fn finishes(args: &[&str], limit: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(handoff_bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("`handoff {}` still running after {limit:?}", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child.wait_with_output().unwrap(), started.elapsed())
+}
+
+fn now_ms() -> i64 {
+    handoff::clock::SystemClock::now()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn pack_entries(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("entry").cloned())
+        .collect()
+}
+
+#[test]
+fn audit_export_and_suggest_over_the_last_minute_of_a_live_topic_end_with_the_right_counts() {
+    let _serial = serial();
+    let broker = broker();
+    let bs = broker.bootstrap();
+    let dir = tmpdir("live-tools");
+    let cfg = config_file(&dir, &bs, "live-tools", "");
+    let cfg_s = cfg.to_str().unwrap();
+    let mut processor = Killed(spawn(&cfg, &dir.join("run.log")));
+    wait_log(
+        &dir.join("run.log"),
+        "handoff is running",
+        Duration::from_secs(60),
+    );
+    let rate = handoff::cli::DEMO_RATE.to_string();
+    let _people = Killed(
+        Command::new(handoff_bin())
+            .args([
+                "respond", "--config", cfg_s, "--delay", "300ms", "--jitter", "700ms",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut traffic = Killed(
+        Command::new(handoff_bin())
+            .args(["generate", "--topic", "agent.actions", "--bootstrap", &bs])
+            .args([
+                "--rate",
+                &rate,
+                "--count",
+                "100000000",
+                "--trigger-boost",
+                "3",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_secs(75));
+    let (from, to) = (now_ms() - 65_000, now_ms() - 5_000);
+    let (from_s, to_s) = (from.to_string(), to.to_string());
+    let pack = dir.join("pack.jsonl");
+    let (export, export_took) = finishes(
+        &[
+            "audit", "export", "--from", &from_s, "--to", &to_s, "--config", cfg_s, "--out",
+        ]
+        .into_iter()
+        .chain([pack.to_str().unwrap()])
+        .collect::<Vec<_>>(),
+        Duration::from_secs(180),
+    );
+    assert!(export.status.success(), "{}", text(&export));
+    let out = dir.join("suggest");
+    let (suggest, suggest_took) = finishes(
+        &[
+            "suggest",
+            "--from",
+            &from_s,
+            "--to",
+            &to_s,
+            "--config",
+            cfg_s,
+            "--min-cases",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(180),
+    );
+    assert!(suggest.status.success(), "{}", text(&suggest));
+    assert!(
+        traffic.0.try_wait().unwrap().is_none() && processor.0.try_wait().unwrap().is_none(),
+        "the traffic flowed the whole time"
+    );
+    eprintln!("audit export took {export_took:?}, suggest {suggest_took:?}, while traffic flowed");
+    // Stop the traffic, let the processor catch up, and count by reading everything back.
+    let _ = traffic.0.kill();
+    std::thread::sleep(Duration::from_secs(5));
+    let first: BTreeSet<String> = verdicts(&bs)
+        .into_iter()
+        .filter(|v| v.outcome.is_first() && (from..to).contains(&v.decided_at_ms))
+        .map(|v| v.action_id)
+        .collect();
+    assert!(first.len() > 1000, "a minute of traffic: {}", first.len());
+    let entries = pack_entries(&pack);
+    let ids: BTreeSet<String> = entries
+        .iter()
+        .map(|e| e["action_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), entries.len(), "one entry per action");
+    assert_eq!(ids, first, "exactly the actions first decided in the range");
+    for e in &entries {
+        let escalated = matches!(e["level"].as_str(), Some("ask_first" | "hard_stop"));
+        let shown = e["shown"].as_array().unwrap();
+        assert!(
+            !escalated || !shown.is_empty(),
+            "escalated, nothing shown: {e}"
+        );
+        let human: VerdictOutcome = serde_json::from_value(e["outcome"].clone()).unwrap();
+        let by_person = matches!(
+            human,
+            VerdictOutcome::Approved | VerdictOutcome::Rejected | VerdictOutcome::Revised
+        );
+        let answers = e["answers"].as_array().unwrap();
+        assert!(
+            !by_person || !answers.is_empty(),
+            "decided by a person, no answer: {e}"
+        );
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let counted = report["actions"].as_u64().unwrap()
+        + report["skipped"]["canaries"].as_u64().unwrap()
+        + report["skipped"]["drills"].as_u64().unwrap();
+    assert_eq!(
+        counted as usize,
+        first.len(),
+        "suggest counts the same actions"
+    );
+    drop(processor);
+}
