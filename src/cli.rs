@@ -76,6 +76,35 @@ pub enum Command {
     /// Make a sign-in token for a person of the inbox: prints the token (give it to them) and
     /// the `token_sha256` line for `[[inbox.people]]`.
     Token,
+    /// Show the records of a topic handoff reads or writes, decoded, as JSON lines: a time
+    /// range of it (the whole topic by default), or what arrives (--follow); filtered by action
+    /// or session.
+    Tail(TailArgs),
+}
+
+/// `handoff tail`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// The cluster and the topic names (the matrix's role topics too).
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// The topic: any topic of the settings or a role topic of the matrix, or its `drill.` twin.
+    pub topic: String,
+    /// The records written in this range; with --follow, where to start (now by default).
+    #[command(flatten)]
+    pub range: TimeRange,
+    /// Keep reading what arrives until Ctrl-C.
+    #[arg(long, conflicts_with = "to")]
+    pub follow: bool,
+    /// Only records about this action (its id in the value, or in an escalation's group).
+    #[arg(long, value_name = "ID")]
+    pub action: Option<String>,
+    /// Only records of this session (its id in the value, or the record's key).
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Stop after this many records shown.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
 }
 
 /// Where the Kafka cluster is and how to talk to it: the same settings as `handoff run`.

@@ -34,3 +34,4 @@ pub mod session;
 pub mod sim;
 pub mod state;
 pub mod suggest;
+pub mod tail;

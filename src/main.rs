@@ -36,7 +36,7 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> commands::Result {
     use commands::{
         audit, canary, check, demo, diff, eval, gameday, generate, inbox, replay, respond, run,
-        suggest, test_rules,
+        suggest, tail, test_rules,
     };
     match command {
         Command::Check(args) => check::run(args),
@@ -53,6 +53,7 @@ fn dispatch(command: Command) -> commands::Result {
         Command::Audit(args) => audit::run(args),
         Command::Canary(args) => canary::run(args, Started::now()?),
         Command::Suggest(args) => suggest::run(args),
+        Command::Tail(args) => tail::run(args, Started::now()?),
         Command::Generate(args) => {
             let started = args.topic.is_some().then(Started::now).transpose()?;
             generate::run(args, started)

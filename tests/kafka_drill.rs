@@ -171,7 +171,15 @@ fn replay_names_a_missing_topic_an_empty_range_and_a_real_target() {
     produce(&bs, INPUT, &records(5, 3, 1.0, 0));
     // --from and --to are times, as everywhere: RFC 3339 or ms.
     for from in ["4102444800000", "2100-01-01T00:00:00Z"] {
-        let empty = handoff(&["replay", "--topic", INPUT, "--from", from, "--bootstrap", &bs]);
+        let empty = handoff(&[
+            "replay",
+            "--topic",
+            INPUT,
+            "--from",
+            from,
+            "--bootstrap",
+            &bs,
+        ]);
         assert!(!empty.status.success());
         assert!(
             String::from_utf8_lossy(&empty.stderr)
@@ -212,6 +220,14 @@ fn replay_names_a_missing_topic_an_empty_range_and_a_real_target() {
     ] {
         assert!(err.contains(note), "{note}\n{err}");
     }
-    let inverted = handoff(&["replay", "--from", "2000", "--to", "1000", "--bootstrap", &bs]);
+    let inverted = handoff(&[
+        "replay",
+        "--from",
+        "2000",
+        "--to",
+        "1000",
+        "--bootstrap",
+        &bs,
+    ]);
     assert_eq!(inverted.status.code(), Some(2));
 }

@@ -178,3 +178,93 @@ fn audit_export_and_suggest_over_the_last_minute_of_a_live_topic_end_with_the_ri
     );
     drop(processor);
 }
+
+fn lines(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// `handoff tail` shows what handoff wrote, decoded, on every kind of topic; filters by action
+/// and session; follows a topic until Ctrl-C; and names the topics it knows when given another.
+#[test]
+fn tail_shows_every_topic_decoded_filters_and_follows() {
+    let _serial = serial();
+    let broker = broker();
+    let bs = broker.bootstrap();
+    let dir = tmpdir("tail");
+    let cfg = config_file(&dir, &bs, "tail", "");
+    let cfg_s = cfg.to_str().unwrap();
+    let _processor = Killed(spawn(&cfg, &dir.join("run.log")));
+    wait_log(
+        &dir.join("run.log"),
+        "handoff is running",
+        Duration::from_secs(60),
+    );
+    let sent = records(200, 11, 4.0, 50);
+    produce(&bs, INPUT, &sent);
+    let mut v = Reader::new(&bs, VERDICTS);
+    v.wait_for(196, Duration::from_secs(60));
+    let tail = |args: &[&str]| {
+        let mut all = vec!["tail", "--config", cfg_s];
+        all.extend_from_slice(args);
+        finishes(&all, Duration::from_secs(60)).0
+    };
+    let escalated = verdicts(&bs)
+        .into_iter()
+        .find(|v| v.level.needs_human())
+        .expect("an escalated action");
+    let (action, session) = (escalated.action_id.as_str(), escalated.session_id.as_str());
+    let out = tail(&[VERDICTS, "--action", action]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = lines(&out);
+    assert!(!shown.is_empty());
+    for l in &shown {
+        assert_eq!(
+            (l["kind"].as_str(), l["value"]["action_id"].as_str()),
+            (Some("verdict"), Some(action))
+        );
+    }
+    let role = &escalated.roles[0];
+    let topic = format!("escalations.{role}");
+    let esc = lines(&tail(&[&topic, "--action", action]));
+    assert_eq!(esc[0]["kind"], "escalation", "{esc:?}");
+    assert!(esc[0]["value"]["context"].is_object());
+    let state = lines(&tail(&["handoff.state", "--session", session]));
+    assert!(state
+        .iter()
+        .all(|l| l["key"] == session && l["kind"] == "session_state"));
+    assert!(!state.is_empty());
+    let events = lines(&tail(&[INPUT, "--session", session, "--limit", "1"]));
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["kind"], "action");
+    let dead = lines(&tail(&[DLQ]));
+    assert_eq!(dead.len(), 4, "every 50th record was malformed: {dead:?}");
+    assert!(dead
+        .iter()
+        .all(|l| l["kind"] == "dead_letter" && l["headers"].is_object()));
+    // Following: a record written after the start shows, then Ctrl-C ends it cleanly.
+    let mut follow = Command::new(handoff_bin())
+        .args(["tail", "--config", cfg_s, VERDICTS, "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    produce(&bs, INPUT, &records(1, 99, 0.0, 0));
+    std::thread::sleep(Duration::from_secs(4));
+    sigterm(&follow);
+    assert!(wait_exit(&mut follow, Duration::from_secs(20)).success());
+    let out = follow.wait_with_output().unwrap();
+    let followed = lines(&out);
+    assert_eq!(followed.len(), 1, "only what arrived: {followed:?}");
+    // A topic handoff does not use: refused, naming the ones it knows.
+    let other = tail(&["somebody.else"]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(
+        text(&other).contains("it knows agent.actions, agent.verdicts"),
+        "{}",
+        text(&other)
+    );
+}

@@ -97,7 +97,7 @@ pub fn read(
             .map_err(drop)
     };
     for role in matrix.roles() {
-        let name = format!("{}{}", t.role_prefix, role.topic);
+        let name = t.role_topic(&role.topic);
         let (v, c) = collect(settings, &name, after, is_escalation, escalation)?;
         note(&name, c);
         r.escalations.extend(v);

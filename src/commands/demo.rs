@@ -177,7 +177,11 @@ fn respond(
     std::thread::JoinHandle<std::result::Result<(), handoff::sim::SimError>>,
 ) {
     let stop = Arc::new(AtomicBool::new(false));
-    let topics: Vec<String> = matrix.roles().iter().map(|r| r.topic.clone()).collect();
+    let topics: Vec<String> = matrix
+        .roles()
+        .iter()
+        .map(|r| settings.topics.role_topic(&r.topic))
+        .collect();
     let roles: Vec<String> = matrix.roles().iter().map(|r| r.name.clone()).collect();
     let flag = stop.clone();
     let thread = std::thread::spawn(move || {

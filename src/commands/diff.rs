@@ -86,6 +86,7 @@ fn from_topic(args: &DiffArgs, topic: &str, codec: &Codec) -> Result<Recorded> {
             .or(super::replay::deprecated("--to-ms", "--to", args.to_ms)),
     };
     super::ensure_range(range.from_ms, range.to_ms)?;
+    handoff::kafka::admin::wait_reachable(&settings)?;
     let mut recorded = Recorded::default();
     for r in handoff::replay::source::read(&settings, topic, range, &Default::default())? {
         match r.payload.as_deref().map(|p| codec.decode_action(p)) {

@@ -15,6 +15,7 @@ pub mod replay;
 pub mod respond;
 pub mod run;
 pub mod suggest;
+pub mod tail;
 pub mod test_rules;
 
 use handoff::cli::KafkaArgs;

@@ -31,6 +31,7 @@ pub fn run(args: ReplayArgs) -> Result {
         speed: args.speed,
         checkpoint: args.checkpoint,
     };
+    handoff::kafka::admin::wait_reachable(&settings)?;
     let bar = progress_bar("records");
     let report = handoff::replay::copy::replay(&settings, &opts, |done, total| {
         bar.set_length(total);

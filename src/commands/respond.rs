@@ -34,13 +34,22 @@ pub fn run(args: RespondArgs, started: Started) -> Result {
         stopped.await;
         flag.store(true, Ordering::Release);
     });
-    let topics: Vec<String> = m.roles().iter().map(|r| r.topic.clone()).collect();
+    // Like every command that talks to Kafka: a cluster that stays away is an error within
+    // `connect_timeout`, and answers to a decisions topic that does not exist are refused.
+    handoff::kafka::admin::wait_reachable(&settings)?;
+    handoff::kafka::admin::existing_partitions(&settings, &settings.topics.decisions)?;
+    let topics: Vec<String> = m
+        .roles()
+        .iter()
+        .map(|r| settings.topics.role_topic(&r.topic))
+        .collect();
     let roles: Vec<String> = m.roles().iter().map(|r| r.name.clone()).collect();
     handoff::sim::respond::respond(&settings, &topics, &roles, &cfg, &stop, &counts)?;
     eprintln!(
-        "escalations read {}, answered {}, left unanswered {}",
+        "escalations read {}, answered {} (delivered), not delivered {}, left unanswered {}",
         counts.read.load(Ordering::Relaxed),
         counts.answered.load(Ordering::Relaxed),
+        counts.failed.load(Ordering::Relaxed),
         counts.no_shows.load(Ordering::Relaxed)
     );
     Ok(Outcome::Success)

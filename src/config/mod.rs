@@ -154,6 +154,14 @@ pub struct TopicSettings {
     pub role_prefix: String,
 }
 
+impl TopicSettings {
+    /// The topic of a matrix role whose own topic is `role_topic` (the matrix's `topic`),
+    /// under `role_prefix`.
+    pub fn role_topic(&self, role_topic: &str) -> String {
+        format!("{}{role_topic}", self.role_prefix)
+    }
+}
+
 /// The prefix of every drill topic.
 pub const DRILL_PREFIX: &str = "drill.";
 

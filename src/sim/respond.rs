@@ -10,7 +10,8 @@ use crate::event::{Codec, Escalation, HumanDecision, SchemaKind};
 use crate::kafka::{self, Role};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,14 +72,36 @@ impl ResponderConfig {
 pub struct ResponderCounts {
     /// Escalations read.
     pub read: AtomicU64,
-    /// Decisions sent.
+    /// Decisions the broker acknowledged.
     pub answered: AtomicU64,
+    /// Decisions the producer gave up on (refused, or not delivered in time).
+    pub failed: AtomicU64,
     /// Escalations left unanswered on purpose.
     pub no_shows: AtomicU64,
 }
 
-/// Answers escalations from `topics` until `stop` is set. `roles` are the matrix's role names
-/// (redirects go to another one of them). Blocking.
+/// Counts each decision once the broker has acknowledged it (or the producer gave up).
+struct Delivery(Arc<ResponderCounts>);
+
+impl ClientContext for Delivery {}
+
+impl ProducerContext for Delivery {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.0.answered.fetch_add(1, Ordering::Relaxed),
+            Err((e, m)) => {
+                tracing::warn!(topic = m.topic(), error = %e, "a decision was not delivered");
+                self.0.failed.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+    }
+}
+
+/// Answers escalations from `topics` (the role topics, prefix included) until `stop` is set.
+/// `roles` are the matrix's role names (redirects go to another one of them). Blocking. A
+/// decision counts as answered once the broker acknowledged it.
 pub fn respond(
     settings: &Settings,
     topics: &[String],
@@ -96,8 +119,9 @@ pub fn respond(
     consumer
         .subscribe(&names)
         .map_err(kafka::Error::client("responder subscribe"))?;
-    let producer: BaseProducer =
-        kafka::create(&settings.kafka, Role::Producer, "responder producer")?;
+    let producer: BaseProducer<Delivery> = kafka::client_config(&settings.kafka, Role::Producer)
+        .create_with_context(Delivery(counts.clone()))
+        .map_err(kafka::Error::client("responder producer"))?;
     let codec = Codec::new(Default::default())?;
     let mut people = cfg.people(roles);
     while !stop.load(Ordering::Acquire) {
@@ -129,9 +153,9 @@ pub fn respond(
     Ok(())
 }
 
-/// Queues one decision; a refused one is logged and dropped (the deadline will fire).
+/// Queues one decision; a refused one is logged, counted and dropped (the deadline will fire).
 fn send(
-    producer: &BaseProducer,
+    producer: &BaseProducer<Delivery>,
     codec: &Codec,
     topic: &str,
     d: &HumanDecision,
@@ -147,11 +171,9 @@ fn send(
             value: Some("true"),
         }));
     }
-    match producer.send(record) {
-        Ok(()) => {
-            counts.answered.fetch_add(1, Ordering::Relaxed);
-        }
-        Err((e, _)) => tracing::warn!(error = %e, "responder could not queue a decision"),
+    if let Err((e, _)) = producer.send(record) {
+        tracing::warn!(error = %e, "responder could not queue a decision");
+        counts.failed.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
 }
