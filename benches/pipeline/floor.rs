@@ -156,8 +156,10 @@ fn copy(
                 kafka::record::queue(
                     rec,
                     |r| producer.send(r).err(),
-                    || std::thread::sleep(Duration::from_millis(1)),
-                    None,
+                    || {
+                        std::thread::sleep(Duration::from_millis(1));
+                        true
+                    },
                 )
                 .expect("floor send");
             }

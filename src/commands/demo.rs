@@ -49,7 +49,8 @@ fn local_broker(port: u16) -> Result<LocalBroker> {
 }
 
 /// The demo proper: the processor, then the fleet and the people once it runs, the summary
-/// until the stop, then everything drained.
+/// until the stop, then everything drained. A processor that stops by itself stops the demo at
+/// once, saying why (exit 3): the summary never goes on counting a stopped processor.
 async fn live(
     settings: Settings,
     matrix: Arc<Matrix>,
@@ -58,13 +59,15 @@ async fn live(
     started: &Started,
 ) -> Result {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
     let signal = started.stopped();
+    let timer = stop_tx.clone();
     tokio::spawn(async move {
         match duration {
             Some(d) => tokio::select! { _ = signal => {}, _ = tokio::time::sleep(d) => {} },
             None => signal.await,
         }
-        let _ = stop_tx.send(true);
+        let _ = timer.send(true);
     });
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -72,20 +75,20 @@ async fn live(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let (stats_tx, stats_rx) = tokio::sync::oneshot::channel();
-    let pipeline = {
+    let (running_tx, running_rx) = tokio::sync::oneshot::channel();
+    let mut pipeline = {
         let (settings, matrix, stop) = (settings.clone(), matrix.clone(), stopped());
         tokio::spawn(async move {
             let rules = handoff::matrix::Rules::new(matrix);
-            handoff::pipeline::run(&settings, rules, stop, move |s| {
-                let _ = stats_tx.send(s.stats);
+            handoff::pipeline::run(&settings, rules, stop, move |r| {
+                let _ = running_tx.send(r);
             })
             .await
         })
     };
-    let stats = tokio::select! {
-        stats = stats_rx => match stats {
-            Ok(stats) => stats,
+    let running = tokio::select! {
+        running = running_rx => match running {
+            Ok(running) => running,
             Err(_) => {
                 pipeline.await??;
                 return Err(anyhow::anyhow!("the processor stopped before it started").into());
@@ -97,23 +100,44 @@ async fn live(
             return Ok(Outcome::Success);
         }
     };
-    let generator = tokio::spawn(generate(settings.clone(), rate, stopped()));
+    let counts: Arc<handoff::sim::produce::Counts> = Default::default();
+    let generator = tokio::spawn(generate(settings.clone(), rate, counts.clone(), stopped()));
     let inbox = tokio::spawn(inbox(settings.clone(), matrix.clone(), stopped()));
     let (responders_stop, responders) = respond(settings, &matrix);
     eprintln!(
         "demo running: {rate} events/s from the synthetic fleet, simulated people answering \
          the escalations; Ctrl-C stops\n"
     );
-    summaries(stats, stopped()).await;
+    let early = tokio::select! {
+        failed = summaries(running.stats, running.health, counts, rate, stopped()) => failed,
+        ended = &mut pipeline => Some(match ended? {
+            Ok(_) => "it ended without being asked to".to_string(),
+            Err(e) => e.to_string(),
+        }),
+    };
+    let _ = stop_tx.send(true);
     responders_stop.store(true, Ordering::Release);
-    let sent = generator.await??;
+    if let Some(why) = early {
+        // Said at once; the rest is given a few seconds to stop and then left (the brokers may
+        // be what failed).
+        eprintln!("\nthe processor stopped: {why}\nstopping the demo");
+        let rest = async {
+            let _ = generator.await;
+            let _ = inbox.await;
+            let _ = pipeline.await;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(10), rest).await;
+        return Err(anyhow::anyhow!("the processor stopped: {why}").into());
+    }
+    let sent = generator.await?;
     if let Ok(Err(e)) = responders.join() {
         eprintln!("simulated responders stopped with an error: {e}");
     }
     let _ = inbox.await;
     let report = pipeline.await??;
     println!(
-        "stopped: {sent} events generated\n{}",
+        "stopped: {} events generated\n{}",
+        sent?,
         report.stats.render(0.0)
     );
     Ok(Outcome::Success)
@@ -151,10 +175,12 @@ async fn inbox(
     }
 }
 
-/// The synthetic fleet at `rate` events/s into the input topic, until `stop`.
+/// The synthetic fleet at `rate` events/s into the input topic, until `stop`; `counts` counts
+/// what the broker acknowledged.
 async fn generate(
     settings: Settings,
     rate: u64,
+    counts: Arc<handoff::sim::produce::Counts>,
     stop: impl Future<Output = ()>,
 ) -> std::result::Result<u64, handoff::sim::SimError> {
     let mut fleet = Fleet::new(FleetConfig {
@@ -163,7 +189,6 @@ async fn generate(
         ..Default::default()
     });
     let topic = settings.topics.input.clone();
-    let counts = Default::default();
     handoff::sim::produce::produce(&settings, &topic, &mut fleet, None, rate, stop, counts).await
 }
 
@@ -192,21 +217,53 @@ fn respond(
     (stop, thread)
 }
 
-/// Prints the live summary every two seconds until `stop`.
-async fn summaries(stats: StatsHandle, stop: impl Future<Output = ()>) {
+/// Prints the live summary every two seconds until `stop`, with how far the processor is
+/// behind the fleet; returns at once, with the reason, when the processor has failed.
+async fn summaries(
+    stats: StatsHandle,
+    health: Arc<handoff::pipeline::Health>,
+    counts: Arc<handoff::sim::produce::Counts>,
+    rate: u64,
+    stop: impl Future<Output = ()>,
+) -> Option<String> {
     let mut last = stats.snapshot();
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.tick().await;
+    let mut shown = std::time::Instant::now();
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                if let Some(why) = health.failure() {
+                    return Some(why);
+                }
+                if shown.elapsed() < Duration::from_secs(2) {
+                    continue;
+                }
+                shown = std::time::Instant::now();
                 let now = stats.snapshot();
-                let rate = (now.consumed - last.consumed) as f64 / 2.0;
-                println!("{}\n", now.render(rate));
+                let per_second = (now.consumed - last.consumed) as f64 / 2.0;
+                let sent = counts.delivered.load(Ordering::Relaxed);
+                println!("{}\n{}\n", now.render(per_second), behind(sent, &now, rate));
                 last = now;
             }
-            () = &mut stop => break,
+            () = &mut stop => return None,
         }
+    }
+}
+
+/// Whether the processor keeps up with the fleet, in words: behind by more than two seconds
+/// of traffic is said plainly, with what to do.
+fn behind(sent: u64, now: &handoff::pipeline::stats::Snapshot, rate: u64) -> String {
+    let done = now.decided() + now.dead_letters;
+    let gap = sent.saturating_sub(done);
+    let seconds = gap as f64 / rate.max(1) as f64;
+    if seconds > 2.0 {
+        format!(
+            "BEHIND: the processor is {gap} events ({seconds:.0} s of traffic) behind the fleet — \
+             this machine does not keep up with --rate {rate}; try a lower --rate"
+        )
+    } else {
+        format!("keeping up: {gap} events in flight of {sent} generated")
     }
 }

@@ -20,8 +20,31 @@ pub struct Reader {
     pub kafka: KafkaSettings,
     /// Topic.
     pub topic: String,
-    /// Longest time a read may take; past it, what was read is returned with a warning.
+    /// Longest time a read may go without a record while short of its end: past it the read
+    /// fails with a timeout ([`is_transient`]) — never returns part of the state.
     pub timeout: Duration,
+}
+
+/// True for an error a slow or briefly absent broker causes (a timeout, no broker up): worth
+/// trying again, never a reason to decide without the state.
+pub fn is_transient(e: &Error) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    let Error::Client { source, .. } = e else {
+        return matches!(e, Error::Unreachable { .. });
+    };
+    matches!(
+        source.rdkafka_error_code(),
+        Some(
+            C::OperationTimedOut
+                | C::RequestTimedOut
+                | C::AllBrokersDown
+                | C::BrokerTransportFailure
+                | C::NetworkException
+                | C::BrokerNotAvailable
+                | C::LeaderNotAvailable
+                | C::NotCoordinator
+        )
+    )
 }
 
 /// How long the end of a partition must stay quiet: some brokers (tansu) report the high
@@ -49,7 +72,8 @@ pub fn assign_from_beginning(
 
 impl Reader {
     /// Every record of `partitions`, by partition. The end is the high watermark seen at the
-    /// start, then no new record for a short while.
+    /// start, then no new record for a short while. A read that sees no record for `timeout`
+    /// while short of its end fails (a timeout, transient) rather than return part of the state.
     pub fn read(&self, partitions: &[i32]) -> Result<Vec<(i32, Records)>, Error> {
         self.read_all(partitions).map_err(Error::client("restore"))
     }
@@ -60,7 +84,6 @@ impl Reader {
         let high = assign_from_beginning(&consumer, &self.topic, partitions, self.timeout)?;
         let mut out: HashMap<i32, Records> = partitions.iter().map(|p| (*p, Vec::new())).collect();
         let mut next: HashMap<i32, i64> = HashMap::new();
-        let started = Instant::now();
         let mut last_record = Instant::now();
         loop {
             let reached = partitions
@@ -69,9 +92,10 @@ impl Reader {
             if reached && last_record.elapsed() >= QUIET {
                 break;
             }
-            if started.elapsed() > self.timeout {
-                tracing::warn!(topic = %self.topic, ?partitions, "changelog restore timed out; continuing with what was read");
-                break;
+            if !reached && last_record.elapsed() > self.timeout {
+                return Err(KafkaError::MessageConsumption(
+                    rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
+                ));
             }
             match consumer.poll(Duration::from_millis(50)) {
                 Some(Ok(m)) => {

@@ -4,7 +4,7 @@ use crate::output::Output;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The record for `o` on `topic`, carrying `opaque` to the delivery callback.
 pub fn to_record<'a, D: rdkafka::util::IntoOpaque>(
@@ -42,30 +42,28 @@ pub enum QueueError {
     /// The producer refused the record (too large, unknown partition, …).
     #[error("{0}")]
     Refused(KafkaError),
-    /// The queue stayed full until the deadline (the brokers are not taking records).
-    #[error("the producer's queue stayed full for {0:?}")]
-    Full(Duration),
+    /// The queue was full and the caller stopped waiting (a delivery failed meanwhile).
+    #[error("the producer's queue was full and waiting for room was given up")]
+    GaveUp,
 }
 
-/// Queues `record` with `send` (the producer's `send(..).err()`), waiting while the producer's queue is full: `wait` lets the
-/// producer make room (a poll for a `BaseProducer`, a short sleep for a `ThreadedProducer`),
-/// until `deadline` when one is given.
+/// Queues `record` with `send` (the producer's `send(..).err()`), waiting while the producer's
+/// queue is full — the one policy for a full queue: back-pressure, for as long as the brokers
+/// take. `wait` lets the producer make room (a poll for a `BaseProducer`, a short sleep for a
+/// `ThreadedProducer`) and returns false to give up.
 pub fn queue<R>(
     mut record: R,
     mut send: impl FnMut(R) -> Option<(KafkaError, R)>,
-    mut wait: impl FnMut(),
-    deadline: Option<Duration>,
+    mut wait: impl FnMut() -> bool,
 ) -> Result<(), QueueError> {
-    let started = Instant::now();
     loop {
         match send(record) {
             None => return Ok(()),
             Some((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                if let Some(d) = deadline.filter(|d| started.elapsed() > *d) {
-                    return Err(QueueError::Full(d));
-                }
                 record = back;
-                wait();
+                if !wait() {
+                    return Err(QueueError::GaveUp);
+                }
             }
             Some((e, _)) => return Err(QueueError::Refused(e)),
         }
@@ -83,8 +81,8 @@ pub fn send_polling<C: rdkafka::producer::ProducerContext>(
         |r| p.send(r).err(),
         || {
             p.poll(Duration::from_millis(5));
+            true
         },
-        None,
     )
 }
 
@@ -102,18 +100,24 @@ mod tests {
                 tries += 1;
                 (tries < 3).then(|| (full(), r))
             },
-            || {},
-            None,
+            || true,
         );
         assert!(r.is_ok());
         assert_eq!(tries, 3);
+        let mut waits = 0;
         let r = queue(
             1,
             |r| Some((full(), r)),
-            || std::thread::sleep(Duration::from_millis(2)),
-            Some(Duration::from_millis(10)),
+            || {
+                waits += 1;
+                waits < 50
+            },
         );
-        assert!(matches!(r, Err(QueueError::Full(_))));
+        assert!(matches!(r, Err(QueueError::GaveUp)));
+        assert_eq!(
+            waits, 50,
+            "waited until told to give up, with no deadline of its own"
+        );
         let r = queue(
             1,
             |r| {
@@ -122,8 +126,7 @@ mod tests {
                     r,
                 ))
             },
-            || {},
-            None,
+            || true,
         );
         assert!(matches!(r, Err(QueueError::Refused(_))));
     }

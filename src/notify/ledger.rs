@@ -213,11 +213,15 @@ impl Ledger for KafkaLedger {
         let record = BaseRecord::with_opaque_to(&self.topic, Box::new(Mutex::new(durable)))
             .key(entry.notification_id.as_bytes())
             .payload(&json[..]);
+        // The ledger is not worth holding a notification for: wait at most QUEUE_WAIT.
+        let started = std::time::Instant::now();
         let queued = kafka::record::queue(
             record,
             |r| self.producer.send(r).err(),
-            || std::thread::sleep(Duration::from_millis(5)),
-            Some(QUEUE_WAIT),
+            || {
+                std::thread::sleep(Duration::from_millis(5));
+                started.elapsed() < QUEUE_WAIT
+            },
         );
         if let Err(e) = queued {
             tracing::warn!(error = %e, notification = %entry.notification_id, "a ledger entry could not be queued");

@@ -33,12 +33,6 @@ pub enum Fatal {
         /// Why.
         error: String,
     },
-    /// Effects were not delivered in time, so the state write recording them was not sent.
-    #[error("effects not delivered within {0:?}; their state write was not sent")]
-    EffectsUndelivered(Duration),
-    /// Digests were not delivered in time.
-    #[error("digest delivery did not finish: {0}")]
-    Digests(String),
     /// A partition's state could not be restored: deciding without it would be wrong.
     #[error("cannot restore state of partitions {partitions:?} from {topic}: {error}")]
     Restore {
@@ -63,6 +57,8 @@ pub struct Shared {
     pub queued: AtomicUsize,
     /// Outputs in flight per input offset.
     pub tracker: Mutex<Tracker>,
+    /// Per worker: its outputs that belong to no input (deadlines, digests) not yet delivered.
+    untracked: Box<[AtomicUsize]>,
     /// The tracker's count of inputs in flight, read without its lock.
     tracked: Arc<AtomicUsize>,
     fatal: Mutex<Option<Fatal>>,
@@ -79,10 +75,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Nothing queued, nothing in flight.
-    pub fn new(stats: Arc<Stats>, health: Arc<super::health::Health>) -> Shared {
+    /// Nothing queued, nothing in flight, for `workers` workers.
+    pub fn new(stats: Arc<Stats>, health: Arc<super::health::Health>, workers: usize) -> Shared {
         let tracker = Tracker::new();
         Shared {
+            untracked: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             queued: AtomicUsize::new(0),
             tracked: tracker.in_flight_counter(),
             tracker: Mutex::new(tracker),
@@ -114,9 +111,9 @@ impl Shared {
             let mut slot = self.fatal.lock().expect("fatal lock");
             if slot.is_none() {
                 tracing::error!(error = %f, "fatal: stopping without committing past it");
+                self.health.failed(f.to_string());
                 *slot = Some(f);
                 self.failed.store(true, Ordering::Release);
-                self.health.failed();
             }
         }
         self.wake();
@@ -143,6 +140,21 @@ impl Shared {
         if let Some(t) = self.consumer.get() {
             t.unpark();
         }
+    }
+
+    /// Counts an output of `worker` that belongs to no input, about to be queued.
+    pub fn untracked_sent(&self, worker: usize) {
+        self.untracked[worker].fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Counts an untracked output of `worker` delivered, failed, or never queued.
+    pub fn untracked_done(&self, worker: usize) {
+        self.untracked[worker].fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// `worker`'s outputs that belong to no input and are not delivered yet.
+    pub fn untracked_in_flight(&self, worker: usize) -> usize {
+        self.untracked[worker].load(Ordering::Acquire)
     }
 
     /// Input records queued at workers or with outputs in flight.
@@ -194,6 +206,9 @@ impl ProducerContext for DeliveryContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, raw: usize) {
         let tok = Token::from_raw(raw);
+        if let Some(w) = tok.worker() {
+            self.shared.untracked_done(w);
+        }
         let input = tok.input();
         if let Err((e, m)) = result {
             let input_words = match input {

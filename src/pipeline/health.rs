@@ -2,8 +2,10 @@
 //!
 //! - **Live** unless the process is stuck: the consumer loop has not come round for
 //!   `stuck_after`, or a worker with records waiting for it has not taken one for that long. A
-//!   broker outage alone never makes it fail: polling returns, workers wait on Kafka in loops
-//!   bounded by `shutdown_deadline` (shorter than `stuck_after`), and a restart would not help.
+//!   slow or absent broker alone never makes it fail: polling returns, and a worker waiting for
+//!   Kafka (room in the producer's queue, a delivery) beats while it waits — librdkafka's
+//!   `message.timeout.ms` bounds each wait with a failed delivery — so a restart, which would
+//!   not help, is never asked for.
 //! - **Ready** once the member has its first assignment and every partition's state is
 //!   restored; not ready while restoring, once stopping, or after a fatal error.
 
@@ -32,6 +34,8 @@ pub struct Health {
     restoring: AtomicUsize,
     stopping: AtomicBool,
     failed: AtomicBool,
+    /// Why it failed.
+    failure: std::sync::Mutex<Option<String>>,
 }
 
 /// Why a probe fails.
@@ -49,6 +53,7 @@ impl Health {
             restoring: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            failure: std::sync::Mutex::new(None),
         }
     }
 
@@ -101,9 +106,18 @@ impl Health {
         self.stopping.store(true, Relaxed);
     }
 
-    /// A fatal error: no longer ready.
-    pub fn failed(&self) {
+    /// A fatal error, `why`: no longer ready.
+    pub fn failed(&self, why: String) {
+        *self.failure.lock().expect("failure lock") = Some(why);
         self.failed.store(true, Relaxed);
+    }
+
+    /// Why it failed, once it has.
+    pub fn failure(&self) -> Option<String> {
+        if !self.failed.load(Relaxed) {
+            return None;
+        }
+        self.failure.lock().expect("failure lock").clone()
     }
 
     /// `/healthz`: `Ok` unless a loop is stuck (the reason names it).
@@ -134,8 +148,8 @@ impl Health {
 
     /// `/readyz`: `Ok` once assigned and restored, until stopping or failed.
     pub fn ready(&self) -> Verdict {
-        if self.failed.load(Relaxed) {
-            return Err("stopped by a fatal error".into());
+        if let Some(why) = self.failure() {
+            return Err(format!("stopped by a fatal error: {why}"));
         }
         if self.stopping.load(Relaxed) {
             return Err("shutting down".into());
@@ -176,8 +190,13 @@ mod tests {
         assert_eq!(h.ready(), Err("shutting down".into()));
         let f = health();
         f.assigned(0);
-        f.failed();
-        assert!(f.ready().unwrap_err().contains("fatal"));
+        assert_eq!(f.failure(), None);
+        f.failed("delivery failed".into());
+        assert_eq!(
+            f.ready(),
+            Err("stopped by a fatal error: delivery failed".into())
+        );
+        assert_eq!(f.failure().as_deref(), Some("delivery failed"));
     }
 
     #[test]

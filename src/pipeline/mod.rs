@@ -146,7 +146,8 @@ pub async fn run_stage<S: Stage + 'static>(
         settings.pipeline.workers.max(1),
         settings.metrics.stuck_after,
     ));
-    let shared = Arc::new(Shared::new(stats.clone(), health.clone()));
+    let workers = settings.pipeline.workers.max(1);
+    let shared = Arc::new(Shared::new(stats.clone(), health.clone(), workers));
     let producer: Arc<Out> = Arc::new(
         kafka::client_config(&settings.kafka, kafka::Role::Producer)
             .create_with_context(DeliveryContext {
@@ -172,12 +173,11 @@ pub async fn run_stage<S: Stage + 'static>(
             timeout: settings.pipeline.shutdown_deadline,
         }),
         tick: settings.pipeline.timer_tick,
-        flush_deadline: settings.pipeline.shutdown_deadline,
         clock: clock.clone(),
         input_topic: settings.topics.input.clone(),
         index,
     };
-    let senders = spawn_workers(settings.pipeline.workers.max(1), |index| {
+    let senders = spawn_workers(workers, |index| {
         let mut stage = make_stage();
         stage.attach(stats.clone());
         Worker::new(stage, shared.clone(), producer.clone(), env(index))

@@ -51,9 +51,22 @@ pub struct Token(usize);
 const OFFSET_BITS: u32 = 47;
 const OFFSET_MASK: usize = (1 << OFFSET_BITS) - 1;
 
+/// Untracked tokens have both top bits set; an input's never does (partitions are below 2^15,
+/// so bit 62 of an input's token is always clear).
+const UNTRACKED_BITS: usize = 0b11 << 62;
+
 impl Token {
-    /// Outputs that belong to no input record: their deliveries only matter when they fail.
-    pub const UNTRACKED: Token = Token(usize::MAX);
+    /// Outputs of worker `worker` that belong to no input record (deadlines, digests): the
+    /// worker counts them until they are delivered.
+    pub fn untracked(worker: usize) -> Token {
+        debug_assert!(worker < 1 << 16);
+        Token(UNTRACKED_BITS | worker)
+    }
+
+    /// The worker of an untracked token.
+    pub fn worker(self) -> Option<usize> {
+        (self.0 & UNTRACKED_BITS == UNTRACKED_BITS).then_some(self.0 & 0xFFFF)
+    }
 
     /// The token of the outputs of input record `offset` of `slot`.
     pub fn new(slot: Slot, offset: i64) -> Token {
@@ -69,7 +82,7 @@ impl Token {
 
     /// The input record, unless untracked.
     pub fn input(self) -> Option<(Slot, i64)> {
-        if self == Token::UNTRACKED {
+        if self.worker().is_some() {
             return None;
         }
         let source = if self.0 >> 63 == 1 {
@@ -418,7 +431,14 @@ mod tests {
         t.dispatched(d, 9, 1, 0, 0);
         assert_eq!(t.commit_point(d), Some(9));
         assert_eq!(t.commit_point(a(3)), None);
-        assert_eq!(Token::UNTRACKED.input(), None);
+        assert_eq!(Token::untracked(3).input(), None);
+        assert_eq!(Token::untracked(3).worker(), Some(3));
+        let biggest = Token::new(Slot::new(Source::Decisions, (1 << 15) - 1), (1 << 47) - 1);
+        assert_eq!(
+            biggest.worker(),
+            None,
+            "an input's token is never untracked"
+        );
         for (slot, o) in [
             (a(0), 0),
             (d, 1),

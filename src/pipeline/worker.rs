@@ -9,8 +9,6 @@ use crate::clock::Clock;
 use crate::kafka;
 use crate::output::Output;
 use rdkafka::message::{Header, Headers, Message, OwnedMessage};
-use rdkafka::producer::Producer;
-use rdkafka::util::Timeout;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -33,8 +31,6 @@ pub struct WorkerEnv {
     pub restore: Option<kafka::changelog::Reader>,
     /// How often deadlines and digests are looked at.
     pub tick: Duration,
-    /// Longest wait for effects to be delivered before their state write.
-    pub flush_deadline: Duration,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// The agent actions topic (the other input is the decisions).
@@ -120,16 +116,39 @@ impl<S: Stage> Worker<S> {
             return;
         }
         if !self.outputs.is_empty() {
-            self.send_all(Token::UNTRACKED);
+            self.send_all(Token::untracked(self.env.index));
             self.merge_counts();
         }
         if !self.stage.awaits_delivery() {
             return;
         }
-        match self.producer.flush(Timeout::After(self.env.flush_deadline)) {
-            Ok(()) if !self.shared.failed() => self.stage.delivered(),
-            Ok(()) => {}
-            Err(e) => self.shared.fail(Fatal::Digests(e.to_string())),
+        // Digests leave their queues once delivered; a slow broker is waited for, a failed
+        // delivery has stopped the pipeline (see `wait_for`).
+        let w = self.env.index;
+        if self.wait_for(|| self.shared.untracked_in_flight(w) == 0) {
+            self.stage.delivered();
+        }
+    }
+
+    /// Waits until `done`, however long a slow broker takes; false when a delivery failed
+    /// meanwhile. Never fatal by itself: a broker that acknowledges slowly slows handoff down
+    /// (its queues fill, the consumer stops polling at `max_in_flight`), and only librdkafka
+    /// giving up on a record — after `message.timeout.ms` — stops it.
+    /// The worker beats while it waits: waiting for Kafka is not being stuck.
+    fn wait_for(&self, done: impl Fn() -> bool) -> bool {
+        let mut beat = Instant::now();
+        loop {
+            if done() {
+                return true;
+            }
+            if self.shared.failed() {
+                return false;
+            }
+            if beat.elapsed() > Duration::from_secs(1) {
+                self.shared.health.worker_beat(self.env.index);
+                beat = Instant::now();
+            }
+            std::thread::sleep(Duration::from_micros(200));
         }
     }
 
@@ -201,19 +220,34 @@ impl<S: Stage> Worker<S> {
     /// Restores the state of newly assigned partitions from the changelog. Without its state
     /// a partition would re-open escalations and forget deadlines: a failure stops the process
     /// rather than decide wrongly.
+    /// Restores the state of `parts` before any of their records is decided. A slow or briefly
+    /// absent broker is waited for (the read is tried again, the worker beating meanwhile);
+    /// any other failure is fatal: deciding without the state would be wrong.
     fn restore(&mut self, parts: &[i32]) {
         let Some(r) = &self.env.restore else { return };
-        match r.read(parts) {
-            Ok(by_partition) => {
-                for (p, records) in by_partition {
-                    self.stage.restore(p, records);
+        let mut pause = Duration::from_millis(500);
+        loop {
+            match r.read(parts) {
+                Ok(by_partition) => {
+                    for (p, records) in by_partition {
+                        self.stage.restore(p, records);
+                    }
+                    return;
+                }
+                Err(e) if kafka::changelog::is_transient(&e) && !self.shared.failed() => {
+                    tracing::warn!(error = %e, ?parts, retry_in = ?pause, "state restore: the broker is slow or away; trying again");
+                    self.shared.health.worker_beat(self.env.index);
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => {
+                    return self.shared.fail(Fatal::Restore {
+                        partitions: parts.to_vec(),
+                        topic: r.topic.clone(),
+                        error: e.to_string(),
+                    })
                 }
             }
-            Err(e) => self.shared.fail(Fatal::Restore {
-                partitions: parts.to_vec(),
-                topic: r.topic.clone(),
-                error: e.to_string(),
-            }),
         }
     }
 
@@ -368,15 +402,27 @@ impl<S: Stage> Worker<S> {
     fn send(&self, outputs: &mut Vec<Output>, tok: Token) {
         // The stage's topics as of its last record: a rule change adds or removes role topics.
         let topics = self.stage.topics();
+        let untracked = tok.worker();
         for o in outputs.drain(..) {
             let topic = &topics[o.topic];
+            if let Some(w) = untracked {
+                self.shared.untracked_sent(w);
+            }
+            // A full queue is waited for as long as the broker takes (back-pressure), until a
+            // delivery fails.
             let queued = kafka::record::queue(
                 kafka::record::to_record(topic, &o, tok.into_raw()),
                 |r| self.producer.send(r).err(),
-                || std::thread::sleep(Duration::from_millis(1)),
-                Some(self.env.flush_deadline),
+                || {
+                    std::thread::sleep(Duration::from_millis(1));
+                    self.shared.health.worker_beat(self.env.index);
+                    !self.shared.failed()
+                },
             );
             if let Err(e) = queued {
+                if let Some(w) = untracked {
+                    self.shared.untracked_done(w);
+                }
                 self.shared.not_queued(
                     tok,
                     Fatal::Queue {
@@ -390,33 +436,24 @@ impl<S: Stage> Worker<S> {
 
     /// Waits until the effects sent before a state write are delivered: for an input record,
     /// only its own outputs (its tracker entry counts down to the `deferred` ones); for timer
-    /// outputs, a flush. False (and a fatal error) when they are not.
+    /// outputs, this worker's untracked ones. False when a delivery failed meanwhile: the state
+    /// write is then not sent, and the input's commit point is pinned.
     fn effects_delivered(&self, tok: Token, deferred: usize) -> bool {
-        let deadline = self.env.flush_deadline;
-        let delivered = match tok.input() {
-            None => self.producer.flush(Timeout::After(deadline)).is_ok(),
-            Some((slot, offset)) => {
-                let start = Instant::now();
-                loop {
-                    let left = self
-                        .shared
-                        .tracker
-                        .lock()
-                        .expect("tracker lock")
-                        .remaining(slot, offset);
-                    if left.is_none_or(|n| n as usize <= deferred) {
-                        break true;
-                    }
-                    if start.elapsed() > deadline || self.shared.failed() {
-                        break false;
-                    }
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-            }
+        let delivered = match (tok.input(), tok.worker()) {
+            (Some((slot, offset)), _) => self.wait_for(|| {
+                let left = self
+                    .shared
+                    .tracker
+                    .lock()
+                    .expect("tracker lock")
+                    .remaining(slot, offset);
+                left.is_none_or(|n| n as usize <= deferred)
+            }),
+            (None, Some(w)) => self.wait_for(|| self.shared.untracked_in_flight(w) == 0),
+            (None, None) => unreachable!("a token is an input's or a worker's"),
         };
         if !delivered {
-            self.shared
-                .not_queued(tok, Fatal::EffectsUndelivered(deadline));
+            self.shared.pin(tok);
         }
         // An effect that failed must not be recorded as done.
         delivered && !self.shared.failed()
