@@ -1,0 +1,171 @@
+//! What the offline tools show a person, through the binary: the game-day report's figures
+//! agree with each other.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn handoff() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_handoff"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh directory for this test process.
+fn tmpdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("handoff-tools-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The cells of each row of the first Markdown table after `heading`.
+fn table(md: &str, heading: &str) -> Vec<Vec<String>> {
+    md.split(heading)
+        .nth(1)
+        .expect("the heading")
+        .lines()
+        .skip_while(|l| !l.starts_with("|---"))
+        .skip(1)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells = l.trim_matches('|').split('|');
+            cells.map(|c| c.trim().to_string()).collect()
+        })
+        .collect()
+}
+
+/// The text after `label` on the line that holds it, up to `end`.
+fn after<'a>(md: &'a str, label: &str, end: char) -> &'a str {
+    let rest = md
+        .split(label)
+        .nth(1)
+        .unwrap_or_else(|| panic!("{label} in {md}"));
+    rest.split(end).next().unwrap().trim()
+}
+
+fn count(cell: &str) -> u64 {
+    cell.parse()
+        .unwrap_or_else(|_| panic!("{cell:?} is not a count"))
+}
+
+#[test]
+fn a_gameday_report_has_one_set_of_figures_for_every_role_escalated_to() {
+    for scenario in ["support-surge", "flash-crash"] {
+        let out = tmpdir(scenario);
+        let run = handoff()
+            .arg("gameday")
+            .arg(root().join(format!("deploy/gameday/{scenario}.toml")))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+        let json: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
+                .unwrap();
+
+        // Column 0 is the role, 1 escalations, 2 acknowledged, 6 missed deadlines, 7
+        // re-escalations in, 10 overloaded; the last row adds them up.
+        let (totals, rows): (Vec<_>, Vec<_>) = table(&md, "## Time to engagement per role")
+            .into_iter()
+            .partition(|r| r[0] == "**all roles**");
+        let roles: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        let escalated: BTreeSet<&str> = json["roles"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, f)| f["escalations"] != 0 || f["missed_deadlines"] != 0)
+            .map(|(r, _)| r.as_str())
+            .collect();
+        assert_eq!(
+            roles.iter().copied().collect::<BTreeSet<_>>(),
+            escalated,
+            "{scenario}: every role escalated to is in the table, and only those"
+        );
+        let measured: Vec<&str> = json["measured_roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            roles[..measured.len()],
+            measured,
+            "{scenario}: measured roles first"
+        );
+        let reported: Vec<&str> = json["reported_roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            reported, roles,
+            "{scenario}: report.json names the table's roles"
+        );
+
+        let missed: u64 = rows.iter().map(|r| count(&r[6])).sum();
+        let re_escalated: u64 = rows.iter().map(|r| count(&r[7])).sum();
+        let by_tier: u64 = json["re_escalations_by_tier"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            re_escalated, by_tier,
+            "{scenario}: every re-escalation is in the table"
+        );
+        assert_eq!(
+            missed, re_escalated,
+            "{scenario}: each missed deadline moved on"
+        );
+        let post_mortem = after(&md, "**Missed deadlines:** ", ' ');
+        assert_eq!(
+            count(post_mortem),
+            missed,
+            "{scenario}: post-mortem and table agree"
+        );
+        let total = totals.first().expect("a row of totals");
+        for (column, name) in [
+            (1, "escalations"),
+            (2, "acknowledged"),
+            (6, "missed_deadlines"),
+        ] {
+            let sum: u64 = rows.iter().map(|r| count(&r[column])).sum();
+            assert_eq!(count(&total[column]), sum, "{scenario}: total {name}");
+            assert_eq!(
+                json["totals"][name], sum,
+                "{scenario}: report.json's {name}"
+            );
+        }
+
+        let overloaded: Vec<&str> = rows
+            .iter()
+            .filter(|r| r[10] == "**yes**")
+            .map(|r| r[0].as_str())
+            .collect();
+        let named = after(&md, "**Overloaded roles:** ", '\n').trim_end_matches('.');
+        assert_eq!(named, overloaded.join(", "), "{scenario}: overloaded roles");
+
+        let caption = after(&md, "One panel per role (", ')');
+        let charted: Vec<&str> = caption
+            .split(", ")
+            .map(|c| c.rsplit_once(' ').unwrap().0)
+            .collect();
+        assert_eq!(
+            charted, roles,
+            "{scenario}: the chart has a panel per role of the table"
+        );
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}
