@@ -1,5 +1,5 @@
-//! What the offline tools show a person, through the binary: the game-day report's figures
-//! agree with each other.
+//! What the tools show a person, through the binary: the game-day report's figures agree with
+//! each other; a bad test-rules file has every problem listed.
 
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -167,5 +167,73 @@ fn a_gameday_report_has_one_set_of_figures_for_every_role_escalated_to() {
             "{scenario}: the chart has a panel per role of the table"
         );
         std::fs::remove_dir_all(&out).unwrap();
+    }
+}
+
+/// Writes `text` to `name` in a fresh directory.
+fn file(name: &str, text: &str) -> PathBuf {
+    let p = tmpdir(name).join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn test_rules_lists_every_problem_of_a_bad_file_one_per_line() {
+    let bad = file(
+        "bad-cases.yaml",
+        r#"colour: red
+matrix: [1]
+base_event: 3
+cases:
+  - name: one
+    events: [{}]
+    expect: { level: sometimes, triggers: [low_confidence], tier: hot }
+  - name: two
+    events: {}
+    expect: { roles: owner }
+  - events: [{}]
+    expect: { level: execute, colour: 3 }
+  - name: four
+    events: [{}]
+    expect: { required_action: dance }
+    extra: 1
+  - 7
+  - name: six
+    events: [1]
+    expect: "x"
+  - name: seven
+    events: [{}]
+"#,
+    );
+    let out = handoff().arg("test-rules").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a bad file is bad usage");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let problems: Vec<&str> = err.lines().filter_map(|l| l.strip_prefix("  - ")).collect();
+    let expected = [
+        ("colour", "`colour`"),
+        ("matrix", "sequence"),
+        ("base_event", "3"),
+        ("cases[0].expect.level", "`sometimes`"),
+        ("cases[0].expect.tier", "`hot`"),
+        ("cases[1].events", "map"),
+        ("cases[1].expect.roles", "\"owner\""),
+        ("cases[2].name", "missing"),
+        ("cases[2].expect.colour", "`colour`"),
+        ("cases[3].extra", "`extra`"),
+        ("cases[3].expect.required_action", "`dance`"),
+        ("cases[4]", "a number 7"),
+        ("cases[5].events[0]", "1"),
+        ("cases[5].expect", "a string \"x\""),
+        ("cases[6].expect", "missing"),
+    ];
+    assert_eq!(problems.len(), expected.len(), "one line each:\n{err}");
+    assert!(
+        err.contains(&format!("have {} problem(s):", expected.len())),
+        "{err}"
+    );
+    for (line, (path, value)) in problems.iter().zip(expected) {
+        let (at, message) = line.split_once(": ").unwrap();
+        assert_eq!(at, path, "{err}");
+        assert!(message.contains(value), "{path} names {value}: {line}");
     }
 }
