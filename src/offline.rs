@@ -448,10 +448,7 @@ fn rule_matrix(
 ) -> Result<Matrix, MatrixError> {
     match (matrix_override, &tests.matrix) {
         (Some(m), _) => Matrix::from_file(m),
-        (None, Some(rel)) => {
-            let base = path.parent().unwrap_or(Path::new("."));
-            Matrix::from_file(&base.join(rel))
-        }
+        (None, Some(rel)) => Matrix::from_file(&crate::problems::beside(path, rel)),
         (None, None) => Matrix::default_matrix(),
     }
 }

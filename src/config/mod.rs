@@ -459,7 +459,10 @@ impl Settings {
                 message: redact_message(&e.to_string()),
             })?;
         let mut problems = Problems::default();
-        let settings = Settings::from_value(&value, &mut problems);
+        let mut settings = Settings::from_value(&value, &mut problems);
+        if let Some(f) = file {
+            settings.canary.resolve_beside(f);
+        }
         settings.validate(&mut problems);
         if problems.is_empty() {
             Ok(settings)
