@@ -1,5 +1,6 @@
 //! What the tools show a person, through the binary: the game-day report's figures agree with
-//! each other; a bad test-rules file has every problem listed.
+//! each other; a bad test-rules file has every problem listed; `check` prints settings and
+//! roles readably.
 
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -235,5 +236,86 @@ cases:
         let (at, message) = line.split_once(": ").unwrap();
         assert_eq!(at, path, "{err}");
         assert!(message.contains(value), "{path} names {value}: {line}");
+    }
+}
+
+#[test]
+fn check_prints_the_settings_one_per_line_with_secrets_masked() {
+    let cfg = file(
+        "secret.toml",
+        "[kafka]\nbootstrap_servers = \"broker-1:9092\"\n\
+         [kafka.common]\n\"sasl.password\" = \"pw-123\"\n",
+    );
+    let out = handoff()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("pw-123"), "{text}");
+    // The settings, then the matrix's summary.
+    let settings = text.split("\nmatrix ").next().unwrap();
+    let lines: Vec<&str> = settings.lines().map(str::trim).collect();
+    for setting in [
+        "\"sasl.password\": \"***\"",
+        "\"bootstrap_servers\": \"broker-1:9092\",",
+        "\"max_in_flight\": 20000,",
+    ] {
+        assert!(
+            lines.contains(&setting),
+            "{setting} on its own line:\n{text}"
+        );
+    }
+    assert!(lines.len() > 50, "{settings}");
+    let longest = lines.iter().map(|l| l.len()).max().unwrap();
+    assert!(longest < 120, "a line of {longest} characters:\n{settings}");
+}
+
+/// The `check` summary's role lines: where each of `view`, `topic` and `attributes` starts.
+fn role_columns(matrix: Option<&std::path::Path>) -> Vec<(String, [usize; 3])> {
+    let mut cmd = handoff();
+    cmd.arg("check");
+    if let Some(m) = matrix {
+        cmd.arg("--matrix").arg(m);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    let lines = text.split("\nroles:\n").nth(1).expect("a roles table");
+    lines
+        .lines()
+        .map(|l| {
+            let at = |word: &str| l.find(word).unwrap_or_else(|| panic!("{word} in {l}"));
+            let name = l.split_whitespace().next().unwrap().to_string();
+            (name, [at(" view "), at(" topic "), at(" attributes ")])
+        })
+        .collect()
+}
+
+#[test]
+fn check_aligns_every_column_of_the_roles_whatever_the_longest_name() {
+    let shipped = std::fs::read_to_string(root().join("deploy/matrix.toml")).unwrap();
+    let long = shipped
+        .replace("crisis_manager", "global_crisis_incident_commander")
+        .replace(
+            "view = \"diagnostics\"",
+            "view = \"diagnostics_for_the_whole_estate\"",
+        );
+    let long = file("long-names.toml", &long);
+    for (matrix, longest) in [
+        (None, "crisis_manager"),
+        (Some(long.as_path()), "global_crisis_incident_commander"),
+    ] {
+        let rows = role_columns(matrix);
+        assert!(rows.iter().any(|(name, _)| name == longest), "{rows:?}");
+        let first = rows[0].1;
+        for (name, columns) in &rows {
+            assert_eq!(*columns, first, "{name}'s columns: {rows:?}");
+        }
     }
 }

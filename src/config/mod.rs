@@ -500,21 +500,6 @@ impl Settings {
         section!(canary);
         s
     }
-
-    /// The settings as text for a start-up log line, with secrets masked.
-    pub fn redacted(&self) -> String {
-        let mut v = serde_json::to_value(self).expect("settings serialize");
-        for map in ["common", "consumer", "producer"] {
-            if let Some(Value::Object(m)) = v.get_mut("kafka").and_then(|k| k.get_mut(map)) {
-                for (key, val) in m.iter_mut() {
-                    if is_secret(key) {
-                        *val = Value::String("***".into());
-                    }
-                }
-            }
-        }
-        v.to_string()
-    }
 }
 
 /// librdkafka properties may be written as strings, numbers or booleans; they are passed on as
