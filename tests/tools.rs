@@ -1,6 +1,7 @@
 //! What the tools show a person, through the binary: the game-day report's figures agree with
 //! each other; a bad test-rules file has every problem listed; `check` prints settings and
-//! roles readably.
+//! roles readably; `eval --summary` prints only the summary; logs are coloured only on a
+//! terminal.
 
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -318,4 +319,111 @@ fn check_aligns_every_column_of_the_roles_whatever_the_longest_name() {
             assert_eq!(*columns, first, "{name}'s columns: {rows:?}");
         }
     }
+}
+
+#[test]
+fn eval_summary_prints_only_the_summary_and_still_names_bad_lines() {
+    let sample = root().join("deploy/samples/agent-actions.jsonl");
+    let out = handoff()
+        .args(["eval", "--summary", "--events"])
+        .arg(&sample)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "only the summary:\n{text}");
+    assert!(
+        lines[0].starts_with("400 events (execute ") && lines[0].contains("escalation rate"),
+        "{text}"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut events = std::fs::read_to_string(&sample).unwrap();
+    events.insert_str(0, "{not json\n");
+    let bad = file("with-a-bad-line.jsonl", &events);
+    let out = handoff()
+        .args(["eval", "--summary", "--events"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains("400 events") && text.contains("1 bad lines"),
+        "{text}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("line 1: "), "{err}");
+}
+
+/// `handoff run` against a broker that is not there: it logs its start, then gives up (exit 3).
+fn run_unreachable() -> Command {
+    let cfg = file(
+        "unreachable.toml",
+        "[kafka]\nbootstrap_servers = \"127.0.0.1:1\"\n[pipeline]\nconnect_timeout = \"100ms\"\n\
+         [metrics]\nenabled = false\n",
+    );
+    let mut cmd = handoff();
+    cmd.args(["run", "--config"])
+        .arg(cfg)
+        .env_remove("NO_COLOR");
+    cmd
+}
+
+const ESC: &str = "\x1b[";
+
+#[test]
+fn logs_are_coloured_only_on_a_terminal_and_never_with_no_color() {
+    let out = run_unreachable().output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains(" INFO ") && err.contains("starting"), "{err}");
+    assert!(!err.contains(ESC), "no colour in a pipe: {err:?}");
+
+    // On a terminal (script(1) gives the command one): coloured, unless NO_COLOR is set.
+    let on_a_terminal = |no_color: Option<&str>| {
+        let run = run_unreachable();
+        let line = std::iter::once(run.get_program())
+            .chain(run.get_args())
+            .map(|a| format!("'{}'", a.to_str().unwrap()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut script = Command::new("script");
+        script
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(std::process::Stdio::null());
+        match no_color {
+            Some(v) => script.env("NO_COLOR", v),
+            None => script.env_remove("NO_COLOR"),
+        };
+        script
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+    };
+    let Some(coloured) = on_a_terminal(None) else {
+        eprintln!("no script(1) here: the terminal half is not checked");
+        return;
+    };
+    assert!(
+        coloured.contains("starting") && coloured.contains(ESC),
+        "{coloured:?}"
+    );
+    let plain = on_a_terminal(Some("1")).unwrap();
+    assert!(
+        plain.contains("starting") && !plain.contains(ESC),
+        "{plain:?}"
+    );
+    let empty = on_a_terminal(Some("")).unwrap();
+    assert!(empty.contains(ESC), "an empty NO_COLOR is unset: {empty:?}");
 }
