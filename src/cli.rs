@@ -195,7 +195,7 @@ pub struct EvalArgs {
     /// Events file (JSON lines); standard input when absent.
     #[arg(long)]
     pub events: Option<PathBuf>,
-    /// Print a summary (events per level, escalation rate) to standard error at the end.
+    /// Print only a summary line (events per level, escalation rate) instead of the decisions.
     #[arg(long)]
     pub summary: bool,
 }

@@ -4,7 +4,7 @@
 use crate::escalation::{self, Plan};
 use crate::event::{AgentAction, Codec, Escalation, Level, RequiredAction, Tier, Verdict};
 use crate::matrix::{Matrix, MatrixError};
-use crate::problems::Problems;
+use crate::problems::{join, Problems};
 use crate::session::SessionStore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -133,23 +133,17 @@ pub fn eval_lines(
 }
 
 /// What a rule case expects of the decision for its last event. Keys left out are not checked.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct Expect {
     /// Expected level.
-    #[serde(default)]
     pub level: Option<Level>,
     /// Expected triggers, exactly (order does not matter).
-    #[serde(default)]
     pub triggers: Option<Vec<String>>,
     /// Expected roles, exactly (order does not matter).
-    #[serde(default)]
     pub roles: Option<Vec<String>>,
     /// Expected tier; `none` for no hand-over.
-    #[serde(default)]
     pub tier: Option<TierExpect>,
     /// Expected required action.
-    #[serde(default)]
     pub required_action: Option<RequiredAction>,
 }
 
@@ -166,8 +160,7 @@ pub enum TierExpect {
 }
 
 /// One table case.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct RuleCase {
     /// Shown in reports.
     pub name: String,
@@ -177,31 +170,163 @@ pub struct RuleCase {
     pub expect: Expect,
 }
 
-/// A test-rules file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A test-rules file, read piecewise so that every problem of a bad one is listed.
+#[derive(Debug, Clone)]
 pub struct RuleTests {
     /// Matrix to test, relative to the test file; the shipped default when absent (a
     /// `--matrix` on the command line wins).
-    #[serde(default)]
     pub matrix: Option<PathBuf>,
     /// Fields every event starts from.
-    #[serde(default)]
     pub base_event: serde_json::Map<String, Value>,
     /// The cases.
     pub cases: Vec<RuleCase>,
 }
 
+impl RuleTests {
+    /// The test file in `value`, or every problem found in it: unknown keys at each level, and
+    /// each field of each case checked on its own.
+    pub fn from_value(value: &Value) -> Result<RuleTests, Problems> {
+        let mut p = Problems::default();
+        if !value.is_object() {
+            let found = found(value);
+            p.push("", format!("expected a table with `cases`, found {found}"));
+            return Err(p);
+        }
+        p.unknown_keys(value, "", &["matrix", "base_event", "cases"]);
+        let matrix = field(&mut p, value, "", "matrix", false);
+        let base_event = field(&mut p, value, "", "base_event", false);
+        let cases = match value.get("cases") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| RuleCase::from_value(c, &format!("cases[{i}]"), &mut p))
+                .collect(),
+            Some(other) => {
+                let found = found(other);
+                p.push("cases", format!("expected a list of cases, found {found}"));
+                Vec::new()
+            }
+            None => {
+                p.push("cases", "missing: the file needs a list of cases");
+                Vec::new()
+            }
+        };
+        if !p.is_empty() {
+            return Err(p);
+        }
+        Ok(RuleTests {
+            matrix,
+            base_event: base_event.unwrap_or_default(),
+            cases,
+        })
+    }
+}
+
+impl RuleCase {
+    /// The case at `at` (`cases[3]`), recording each of its problems.
+    fn from_value(v: &Value, at: &str, p: &mut Problems) -> Option<RuleCase> {
+        if !v.is_object() {
+            let found = found(v);
+            let want = "a table with `name`, `events` and `expect`";
+            p.push(at, format!("expected {want}, found {found}"));
+            return None;
+        }
+        p.unknown_keys(v, at, &["name", "events", "expect"]);
+        let name = field(p, v, at, "name", true);
+        let events = field(p, v, at, "events", true);
+        let expect = match v.get("expect") {
+            Some(e) => Expect::from_value(e, &join(at, "expect"), p),
+            None => {
+                p.push(join(at, "expect"), "missing (required)");
+                None
+            }
+        };
+        Some(RuleCase {
+            name: name?,
+            events: events?,
+            expect: expect?,
+        })
+    }
+}
+
+impl Expect {
+    const FIELDS: [&str; 5] = ["level", "triggers", "roles", "tier", "required_action"];
+
+    /// The `expect` table at `at`, recording each of its problems.
+    fn from_value(v: &Value, at: &str, p: &mut Problems) -> Option<Expect> {
+        if !v.is_object() {
+            let found = found(v);
+            p.push(
+                at,
+                format!(
+                    "expected a table of {}, found {found}",
+                    Self::FIELDS.join(", ")
+                ),
+            );
+            return None;
+        }
+        let before = p.len();
+        p.unknown_keys(v, at, &Self::FIELDS);
+        let e = Expect {
+            level: field(p, v, at, "level", false),
+            triggers: field(p, v, at, "triggers", false),
+            roles: field(p, v, at, "roles", false),
+            tier: field(p, v, at, "tier", false),
+            required_action: field(p, v, at, "required_action", false),
+        };
+        (p.len() == before).then_some(e)
+    }
+}
+
+/// "a number 7", "a list": the kind of a value that is not what was expected, and the value
+/// itself when it is a scalar.
+fn found(v: &Value) -> String {
+    match v {
+        Value::Bool(_) | Value::Number(_) | Value::String(_) => {
+            format!("{} {v}", crate::problems::kind(v))
+        }
+        _ => crate::problems::kind(v).to_string(),
+    }
+}
+
+/// The field `key` of the table `v` at `at`, read on its own: a problem at `at.key` when it is
+/// wrong, or missing though `required`.
+fn field<T: serde::de::DeserializeOwned>(
+    p: &mut Problems,
+    v: &Value,
+    at: &str,
+    key: &str,
+    required: bool,
+) -> Option<T> {
+    match v.get(key) {
+        Some(x) => p.take(x, &join(at, key)),
+        None => {
+            if required {
+                p.push(join(at, key), "missing (required)");
+            }
+            None
+        }
+    }
+}
+
 /// Why a test-rules file could not be run.
 #[derive(Debug, thiserror::Error)]
 pub enum RuleTestError {
-    /// The file is unreadable or malformed.
+    /// The file is unreadable or not TOML, YAML or JSON.
     #[error("cannot read rule tests {path}: {message}")]
     Read {
         /// File.
         path: String,
         /// Why.
         message: String,
+    },
+    /// The file reads, but is not a valid test file: every problem, one per line.
+    #[error("rule tests {path} have {} problem(s):\n{problems}", problems.len())]
+    Invalid {
+        /// File.
+        path: String,
+        /// Each naming the case or field and the value.
+        problems: Problems,
     },
     /// The matrix under test is bad.
     #[error(transparent)]
@@ -293,9 +418,10 @@ pub fn run_rule_tests(
         message,
     };
     let value = crate::problems::read_file(path).map_err(read_err)?;
-    let mut problems = Problems::default();
-    let tests: Option<RuleTests> = problems.take(&value, "");
-    let tests = tests.ok_or_else(|| read_err(problems.to_string()))?;
+    let tests = RuleTests::from_value(&value).map_err(|problems| RuleTestError::Invalid {
+        path: path.display().to_string(),
+        problems,
+    })?;
     let matrix = rule_matrix(path, matrix_override, &tests)?;
     let results = tests
         .cases
@@ -322,10 +448,7 @@ fn rule_matrix(
 ) -> Result<Matrix, MatrixError> {
     match (matrix_override, &tests.matrix) {
         (Some(m), _) => Matrix::from_file(m),
-        (None, Some(rel)) => {
-            let base = path.parent().unwrap_or(Path::new("."));
-            Matrix::from_file(&base.join(rel))
-        }
+        (None, Some(rel)) => Matrix::from_file(&crate::problems::beside(path, rel)),
         (None, None) => Matrix::default_matrix(),
     }
 }

@@ -151,6 +151,17 @@ pub fn read_file(path: &std::path::Path) -> Result<Value, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A path as written in the configuration file `named_in`: a relative one is taken from that
+/// file's directory, as a person reading the file expects, not from the current directory; an
+/// absolute one stays as it is. Every file naming other files (settings, scenarios, rule
+/// tests) resolves them with this.
+pub fn beside(named_in: &std::path::Path, path: &std::path::Path) -> std::path::PathBuf {
+    match named_in.parent() {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
 /// Like [`read_file`], for text already in memory.
 pub fn read_str(text: &str, format: config::FileFormat) -> Result<Value, String> {
     config::Config::builder()
@@ -158,4 +169,28 @@ pub fn read_str(text: &str, format: config::FileFormat) -> Result<Value, String>
         .build()
         .and_then(|c| c.try_deserialize::<Value>())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::beside;
+    use std::path::Path;
+
+    #[test]
+    fn a_relative_path_is_taken_from_the_directory_of_the_file_naming_it() {
+        let at = |file: &str, path: &str| beside(Path::new(file), Path::new(path));
+        assert_eq!(
+            at("/etc/handoff/handoff.toml", "m.toml"),
+            Path::new("/etc/handoff/m.toml")
+        );
+        assert_eq!(
+            at("deploy/x.toml", "../m.toml"),
+            Path::new("deploy/../m.toml")
+        );
+        assert_eq!(at("handoff.toml", "m.toml"), Path::new("m.toml"));
+        assert_eq!(
+            at("/etc/handoff.toml", "/srv/m.toml"),
+            Path::new("/srv/m.toml")
+        );
+    }
 }

@@ -461,3 +461,31 @@ fn a_canary_looks_like_any_escalation_and_its_approval_counts_in_no_guard_metric
         .filter(|e| e.escalation_id == real)
         .all(|e| !e.canary));
 }
+
+#[test]
+fn canary_event_paths_are_read_beside_the_settings_file_that_names_them() {
+    // Tests run in the crate's directory; the settings file and its events are elsewhere.
+    let dir = std::env::temp_dir().join(format!("handoff-canary-beside-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("events")).unwrap();
+    let event = serde_json::to_string(&refund("x")).unwrap();
+    std::fs::write(dir.join("events/refund.json"), &event).unwrap();
+    let absolute = dir.join("absolute.json");
+    std::fs::write(&absolute, &event).unwrap();
+    assert!(!std::path::Path::new("events/refund.json").exists());
+    let cfg = dir.join("handoff.toml");
+    let case = |expect: &str, event: &str| {
+        format!("[[canary.cases]]\nrole = \"support\"\nexpect = \"{expect}\"\nevent = {event:?}\n")
+    };
+    let text = format!(
+        "[canary]\nenabled = true\n{}{}",
+        case("reject", "events/refund.json"),
+        case("approve", absolute.to_str().unwrap())
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let s = Settings::load_with_env(Some(&cfg), Vec::new()).unwrap();
+    assert_eq!(s.canary.cases[0].event, dir.join("events/refund.json"));
+    assert_eq!(s.canary.cases[1].event, absolute, "an absolute path stays");
+    let cases = inject::load(&s.canary, &matrix()).unwrap();
+    assert_eq!(cases.len(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -151,7 +151,7 @@ fn eval_output_has_the_promised_fields_and_context_packages() {
 #[test]
 fn eval_on_the_shipped_sample_covers_every_trigger() {
     let out = handoff()
-        .args(["eval", "--summary", "--events"])
+        .args(["eval", "--events"])
         .arg(root().join("deploy/samples/agent-actions.jsonl"))
         .output()
         .unwrap();
@@ -171,8 +171,6 @@ fn eval_on_the_shipped_sample_covers_every_trigger() {
     for t in handoff::matrix::Trigger::ALL {
         assert!(seen.contains(t.as_str()), "the sample never fires {t}");
     }
-    let summary = String::from_utf8_lossy(&out.stderr);
-    assert!(summary.contains("escalation rate"), "{summary}");
 }
 
 #[test]

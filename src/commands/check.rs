@@ -3,7 +3,7 @@
 use super::{Failure, Outcome, Result};
 use handoff::cli::CheckArgs;
 use handoff::event::Level;
-use handoff::matrix::{Matrix, MatrixSpec, Trigger};
+use handoff::matrix::{Matrix, MatrixSpec, RoleView, Trigger};
 use std::fmt::Write;
 
 /// An invalid matrix is a failed check (exit 1); a file that cannot be opened, bad usage.
@@ -16,7 +16,7 @@ pub fn run(args: CheckArgs) -> Result {
         };
         let settings = super::load_settings(&kafka)?;
         println!("configuration {}: ok", config.display());
-        println!("{}", settings.redacted());
+        println!("{}", settings.redacted_pretty());
         matrix_path = matrix_path.or(settings.matrix.path);
     }
     if let Some(path) = &matrix_path {
@@ -162,8 +162,16 @@ fn tiers_and_fatigue(s: &mut String, spec: &MatrixSpec) {
     );
 }
 
+/// One line per role, its name, view and topic in columns as wide as the longest of each.
 fn roles(s: &mut String, m: &Matrix) {
     let _ = writeln!(s, "\nroles:");
+    let width = |field: fn(&RoleView) -> &str| {
+        let widths = m.roles().iter().map(|r| field(r).chars().count());
+        widths.max().unwrap_or(0)
+    };
+    let name_w = width(|r| &r.name);
+    let view_w = width(|r| &r.view);
+    let topic_w = width(|r| &r.topic);
     for r in m.roles() {
         let attrs = match &r.attributes {
             None => "all".to_string(),
@@ -182,7 +190,7 @@ fn roles(s: &mut String, m: &Matrix) {
         let redact: Vec<String> = r.redact.iter().map(|(n, _)| n.clone()).collect();
         let _ = writeln!(
             s,
-            "  {:<12} view {:<12} topic {:<26} attributes {}; hides {}; redacts {}; then {}",
+            "  {:<name_w$}  view {:<view_w$}  topic {:<topic_w$}  attributes {}; hides {}; redacts {}; then {}",
             r.name,
             r.view,
             r.topic,

@@ -7,7 +7,8 @@ use handoff::matrix::Matrix;
 use handoff::offline::EvalSummary;
 use std::io::{self, BufRead, BufReader};
 
-/// Bad lines are reported as they come and fail the run at the end (exit 1).
+/// Bad lines are reported as they come and fail the run at the end (exit 1). Standard output
+/// carries one JSON line per input line, or with `--summary` only the summary line.
 pub fn run(args: EvalArgs) -> Result {
     let m = load_matrix(args.matrix.as_deref())?;
     let codec = Codec::new(EventLimits::default())?;
@@ -20,11 +21,14 @@ pub fn run(args: EvalArgs) -> Result {
         })?)),
         None => Box::new(io::stdin().lock()),
     };
-    let out = io::BufWriter::new(io::stdout().lock());
-    let s = handoff::offline::eval_lines(&m, &codec, input, out, io::stderr())?;
-    if args.summary {
-        eprintln!("{}", summary(&s, &m));
-    }
+    let s = if args.summary {
+        let s = handoff::offline::eval_lines(&m, &codec, input, io::sink(), io::stderr())?;
+        println!("{}", summary(&s, &m));
+        s
+    } else {
+        let out = io::BufWriter::new(io::stdout().lock());
+        handoff::offline::eval_lines(&m, &codec, input, out, io::stderr())?
+    };
     Ok(if s.errors > 0 {
         Outcome::ChecksFailed
     } else {

@@ -47,7 +47,7 @@ pub fn run(args: GamedayArgs) -> Result {
 /// The scenario's own matrix (relative to the scenario file), or the shipped one.
 fn scenario_matrix(path: &Path, sc: &Scenario) -> Result<Matrix> {
     match &sc.matrix {
-        Some(m) => Matrix::from_file(&path.parent().unwrap_or(Path::new(".")).join(m)),
+        Some(m) => Matrix::from_file(&handoff::problems::beside(path, Path::new(m))),
         None => Matrix::default_matrix(),
     }
     .map_err(Failure::usage)

@@ -170,15 +170,21 @@ impl Signals {
     }
 }
 
-/// Logs to standard error at `level` (a `tracing` filter).
+/// Logs to standard error at `level` (a `tracing` filter), in colour only when standard error
+/// is a terminal and `NO_COLOR` is unset or empty (<https://no-color.org>): a log redirected to
+/// a file or a pipe carries no escape codes.
 pub fn init_tracing(format: LogFormat, level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     // A span's close is logged with its fields: the pipeline's per-batch span (debug level) then
     // reports each batch's counts and time when the filter lets debug through.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -5,7 +5,7 @@
 use crate::canary::Expect;
 use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One kind of canary: an event the matrix hands to `role`, and the answer it deserves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,7 +16,7 @@ pub struct CanaryCase {
     /// The right answer.
     pub expect: Expect,
     /// A JSON file holding the agent action event (its ids and time are made new for each
-    /// canary sent).
+    /// canary sent); a relative path is read from the settings file's directory.
     pub event: PathBuf,
 }
 
@@ -53,6 +53,17 @@ impl Default for CanarySettings {
 const MAX_PER_ROLE_PER_HOUR: f64 = 3600.0;
 
 impl CanarySettings {
+    /// Takes the cases' relative event paths from the directory of `file`, the settings file
+    /// that names them (see [`crate::problems::beside`]); an empty path is left for
+    /// [`CanarySettings::validate`] to name.
+    pub fn resolve_beside(&mut self, file: &Path) {
+        for c in &mut self.cases {
+            if !c.event.as_os_str().is_empty() {
+                c.event = crate::problems::beside(file, &c.event);
+            }
+        }
+    }
+
     /// Records every problem of the section.
     pub fn validate(&self, problems: &mut Problems) {
         let rate = self.per_role_per_hour;

@@ -467,7 +467,10 @@ impl Settings {
                 message: redact_message(&e.to_string()),
             })?;
         let mut problems = Problems::default();
-        let settings = Settings::from_value(&value, &mut problems);
+        let mut settings = Settings::from_value(&value, &mut problems);
+        if let Some(f) = file {
+            settings.canary.resolve_beside(f);
+        }
         settings.validate(&mut problems);
         if problems.is_empty() {
             Ok(settings)
@@ -504,21 +507,6 @@ impl Settings {
         section!(notify);
         section!(canary);
         s
-    }
-
-    /// The settings as text for a start-up log line, with secrets masked.
-    pub fn redacted(&self) -> String {
-        let mut v = serde_json::to_value(self).expect("settings serialize");
-        for map in ["common", "consumer", "producer"] {
-            if let Some(Value::Object(m)) = v.get_mut("kafka").and_then(|k| k.get_mut(map)) {
-                for (key, val) in m.iter_mut() {
-                    if is_secret(key) {
-                        *val = Value::String("***".into());
-                    }
-                }
-            }
-        }
-        v.to_string()
     }
 }
 

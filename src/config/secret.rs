@@ -3,8 +3,9 @@
 //! `env:NAME` (an environment variable). They are resolved once at start-up, after validation;
 //! a problem names the property and where the secret was to come from, never its content.
 
-use super::{ConfigError, Settings};
+use super::{is_secret, ConfigError, Settings};
 use crate::problems::Problems;
+use serde_json::Value;
 use std::path::Path;
 
 /// Where a property's value comes from.
@@ -67,6 +68,33 @@ fn read_file(path: &Path) -> Result<String, String> {
 }
 
 impl Settings {
+    /// The settings as one line of JSON for a start-up log line, with secrets masked.
+    pub fn redacted(&self) -> String {
+        self.redacted_value().to_string()
+    }
+
+    /// The settings for a person to read (`handoff check --config`): indented JSON, one
+    /// setting per line, with secrets masked.
+    pub fn redacted_pretty(&self) -> String {
+        serde_json::to_string_pretty(&self.redacted_value()).expect("a JSON value prints")
+    }
+
+    /// The settings as JSON with the librdkafka properties that name a secret masked (the
+    /// other sections mask or leave out their secrets when they serialize).
+    fn redacted_value(&self) -> Value {
+        let mut v = serde_json::to_value(self).expect("settings serialize");
+        for map in ["common", "consumer", "producer"] {
+            if let Some(Value::Object(m)) = v.get_mut("kafka").and_then(|k| k.get_mut(map)) {
+                for (key, val) in m.iter_mut() {
+                    if is_secret(key) {
+                        *val = Value::String("***".into());
+                    }
+                }
+            }
+        }
+        v
+    }
+
     /// These settings with every `file:`/`env:` property resolved, or every one that cannot be.
     pub fn with_secrets(self) -> Result<Settings, ConfigError> {
         self.with_secrets_from(|n| std::env::var(n).ok())

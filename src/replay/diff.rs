@@ -47,8 +47,10 @@ pub struct DiffReport {
     pub events: usize,
     /// Events whose level, triggers or roles differ.
     pub changed: usize,
-    /// (old level, new level) → events, for changed events.
+    /// (old level, new level) → events, for events whose level changed.
     pub transitions: BTreeMap<String, usize>,
+    /// Changed events whose level stayed: only their triggers or roles differ.
+    pub same_level: usize,
     /// Events needing a human (ask_first or hard_stop), old and new.
     pub needs_human: BeforeAfter,
     /// Per role: events handed to it.
@@ -119,13 +121,18 @@ impl DiffReport {
         }
     }
 
-    /// The tables: level changes, then counts by role and by trigger.
+    /// The tables: how decisions changed (level transitions, then those whose level stayed),
+    /// then counts by role and by trigger.
     fn write_tables(&self, s: &mut String) {
         use std::fmt::Write;
-        if !self.transitions.is_empty() {
+        if self.changed > 0 {
             let _ = writeln!(s, "| level change | events |\n|---|---:|");
             for (t, n) in &self.transitions {
                 let _ = writeln!(s, "| {t} | {n} |");
+            }
+            if self.same_level > 0 {
+                let n = self.same_level;
+                let _ = writeln!(s, "| same level, other triggers or roles | {n} |");
             }
             s.push('\n');
         }
@@ -216,10 +223,12 @@ pub fn diff<'a>(
             continue;
         }
         report.changed += 1;
-        *report
-            .transitions
-            .entry(format!("{} → {}", a.0.as_str(), b.0.as_str()))
-            .or_default() += 1;
+        if a.0 == b.0 {
+            report.same_level += 1;
+        } else {
+            let t = format!("{} → {}", a.0.as_str(), b.0.as_str());
+            *report.transitions.entry(t).or_default() += 1;
+        }
         if a.0 == Level::HardStop && b.0 < Level::HardStop {
             report.relaxed_hard_stops.push(e.action_id.clone());
         }
@@ -247,4 +256,55 @@ fn decide(
     let d = m.evaluate(e, &state);
     sessions.put(&e.session_id, d.session);
     (d.level, d.triggers.names(), m.role_names(d.roles))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::{MatrixSource, DEFAULT_MATRIX_TOML};
+
+    fn event(id: &str, action_type: &str, confidence: f64) -> AgentAction {
+        serde_json::from_value(serde_json::json!({
+            "action_id": id, "session_id": id, "agent_id": "bot",
+            "timestamp_ms": 1_798_761_600_000_i64, "action_type": action_type,
+            "confidence": confidence, "request": "r", "summary": "s",
+            "reversible": true, "affects_others": false
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_level_transition_is_counted_only_when_the_level_changed() {
+        let old = Matrix::from_toml_str(DEFAULT_MATRIX_TOML, MatrixSource::Default).unwrap();
+        let raised = DEFAULT_MATRIX_TOML.replace("threshold = 0.70", "threshold = 0.85");
+        assert_ne!(raised, DEFAULT_MATRIX_TOML);
+        let new = Matrix::from_toml_str(&raised, MatrixSource::Default).unwrap();
+        let events = [
+            // Logged before, asked after: a level change.
+            event("a", "chat.reply", 0.8),
+            // Asked before (a refund) and after, now also for low confidence.
+            event("b", "refund.issue", 0.8),
+            // Confident: the same decision.
+            event("c", "chat.reply", 0.95),
+        ];
+        let r = diff(&old, &new, &events);
+        assert_eq!(r.changed, 2);
+        assert_eq!(
+            r.transitions,
+            BTreeMap::from([("execute_log → ask_first".to_string(), 1)])
+        );
+        assert_eq!(r.same_level, 1);
+        let (b_old, b_new) = (&r.changes[1].old_triggers, &r.changes[1].new_triggers);
+        assert!(
+            b_old.is_empty() && b_new == &["low_confidence"],
+            "{b_new:?}"
+        );
+        let md = r.markdown(0);
+        assert!(!md.contains("ask_first → ask_first"), "{md}");
+        assert!(md.contains("| execute_log → ask_first | 1 |"), "{md}");
+        assert!(
+            md.contains("| same level, other triggers or roles | 1 |"),
+            "{md}"
+        );
+    }
 }

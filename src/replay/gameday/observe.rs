@@ -220,6 +220,7 @@ impl Observer {
         }
         self.report.escalation_rate =
             self.report.needs_human as f64 / self.report.events.max(1) as f64;
+        self.report.settle();
         self.report
     }
 

@@ -95,18 +95,64 @@ pub struct GamedayReport {
     pub missed_timeline: BTreeMap<String, Vec<(u64, usize)>>,
     /// Records written to the drill topics, by topic.
     pub records_by_topic: BTreeMap<String, usize>,
-    /// Roles the table shows (all that got escalations when empty).
+    /// The scenario's `[measure] roles`: shown first, in this order.
     pub measured_roles: Vec<String>,
+    /// Every role escalated to (or that let a deadline pass), the measured ones first: the
+    /// roles of the table, the post-mortem and the chart.
+    pub reported_roles: Vec<String>,
+    /// The reported roles' figures added up: the table's last row and the post-mortem's counts.
+    pub totals: Totals,
+}
+
+/// The figures of every reported role, added up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Distinct escalations (a re-escalation counts again for the role it reached).
+    pub escalations: usize,
+    /// Escalations acknowledged.
+    pub acknowledged: usize,
+    /// Deadlines let pass.
+    pub missed_deadlines: usize,
+    /// Re-escalations received.
+    pub re_escalations: usize,
+    /// Digests sent.
+    pub digests: usize,
 }
 
 impl GamedayReport {
-    /// Roles that got escalations, in chart colour order.
-    pub fn charted_roles(&self) -> Vec<String> {
-        self.roles
+    /// Fills [`GamedayReport::reported_roles`] and [`GamedayReport::totals`] from the roles'
+    /// figures, once they are final: every role that got an escalation, a digest or let a
+    /// deadline pass, the measured ones first.
+    pub fn settle(&mut self) {
+        let engaged = |f: &RoleFigures| f.escalations + f.digests + f.missed_deadlines > 0;
+        let measured = self.measured_roles.iter();
+        let others = self
+            .roles
+            .keys()
+            .filter(|r| !self.measured_roles.contains(r));
+        let mut reported: Vec<String> = Vec::new();
+        for r in measured.chain(others) {
+            if self.roles.get(r).is_some_and(engaged) && !reported.contains(r) {
+                reported.push(r.clone());
+            }
+        }
+        self.reported_roles = reported;
+        let mut t = Totals::default();
+        for (_, f) in self.reported() {
+            t.escalations += f.escalations;
+            t.acknowledged += f.acknowledged;
+            t.missed_deadlines += f.missed_deadlines;
+            t.re_escalations += f.re_escalations;
+            t.digests += f.digests;
+        }
+        self.totals = t;
+    }
+
+    /// The reported roles and their figures, in report order.
+    fn reported(&self) -> impl Iterator<Item = (&str, &RoleFigures)> {
+        self.reported_roles
             .iter()
-            .filter(|(_, f)| f.escalations > 0)
-            .map(|(r, _)| r.clone())
-            .collect()
+            .filter_map(|r| Some((r.as_str(), self.roles.get(r)?)))
     }
 
     /// Writes report.md, report.json and timeline.png into `dir` (created if missing).
@@ -124,7 +170,7 @@ impl GamedayReport {
     pub fn chart_png(&self) -> Vec<u8> {
         chart::timeline_png(&chart::Timeline {
             title: &format!("Game-day: {}", self.scenario),
-            roles: &self.charted_roles(),
+            roles: &self.reported_roles,
             series: &self.timeline,
             missed: &self.missed_timeline,
             minutes: self.duration_s.div_ceil(60),
@@ -169,11 +215,7 @@ impl GamedayReport {
                 format!("{:.0} / {:.0} / {:.0}", x.p50_s, x.p95_s, x.max_s)
             }
         };
-        for (role, f) in &self.roles {
-            let chosen = self.measured_roles.is_empty() || self.measured_roles.contains(role);
-            if !chosen || (f.escalations == 0 && f.missed_deadlines == 0) {
-                continue;
-            }
+        for (role, f) in self.reported() {
             let _ = writeln!(
                 s,
                 "| {role} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -189,6 +231,25 @@ impl GamedayReport {
                 if f.overloaded { "**yes**" } else { "no" }
             );
         }
+        let t = &self.totals;
+        let _ = writeln!(
+            s,
+            "| **all roles** | {} | {} | | | | {} | {} | {} | | |",
+            t.escalations, t.acknowledged, t.missed_deadlines, t.re_escalations, t.digests
+        );
+        let unreached: Vec<&str> = self
+            .measured_roles
+            .iter()
+            .filter(|r| !self.reported_roles.contains(r))
+            .map(String::as_str)
+            .collect();
+        if !unreached.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nMeasured but never escalated to: {}.",
+                unreached.join(", ")
+            );
+        }
         let _ = writeln!(
             s,
             "\nRe-escalations by tier: {:?}. Final verdicts: {:?}.\n",
@@ -198,7 +259,7 @@ impl GamedayReport {
 
     fn chart_caption(&self, s: &mut String) {
         let roles: Vec<String> = self
-            .charted_roles()
+            .reported_roles
             .iter()
             .enumerate()
             .map(|(i, r)| format!("{r} {}", chart::PALETTE_NAMES[i % 8]))
@@ -215,10 +276,9 @@ impl GamedayReport {
 
     fn post_mortem(&self, s: &mut String) {
         let overloaded: Vec<&str> = self
-            .roles
-            .iter()
+            .reported()
             .filter(|(_, f)| f.overloaded)
-            .map(|(r, _)| r.as_str())
+            .map(|(r, _)| r)
             .collect();
         let _ = writeln!(s, "## Post-mortem\n");
         let _ = writeln!(
@@ -231,8 +291,7 @@ impl GamedayReport {
         let _ = writeln!(
             s,
             "- **Who was engaged, how fast:** see the table; slowest p95 time to engagement: {}.",
-            self.roles
-                .iter()
+            self.reported()
                 .filter(|(_, f)| f.event_to_ack.count > 0)
                 .max_by(|a, b| a.1.event_to_ack.p95_s.total_cmp(&b.1.event_to_ack.p95_s))
                 .map(|(r, f)| format!("{r}, {:.0} s", f.event_to_ack.p95_s))
@@ -240,11 +299,8 @@ impl GamedayReport {
         );
         let _ = writeln!(
             s,
-            "- **Missed deadlines:** {}; **blocked for lack of an answer:** {}.",
-            self.roles
-                .values()
-                .map(|f| f.missed_deadlines)
-                .sum::<usize>(),
+            "- **Missed deadlines:** {} (the table's total); **blocked for lack of an answer:** {}.",
+            self.totals.missed_deadlines,
             self.fail_closed
         );
         let _ = writeln!(
@@ -263,5 +319,46 @@ impl GamedayReport {
             "- **Rule changes decided** (try them with `handoff diff` first): _…_"
         );
         let _ = writeln!(s, "- **Owners and dates:** _…_");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(escalations: usize, missed_deadlines: usize) -> RoleFigures {
+        RoleFigures {
+            escalations,
+            missed_deadlines,
+            re_escalations: missed_deadlines,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_role_escalated_to_is_reported_the_measured_ones_first_once() {
+        let mut r = GamedayReport {
+            roles: BTreeMap::from([
+                ("a".to_string(), role(5, 1)),
+                ("b".to_string(), role(0, 0)),
+                ("c".to_string(), role(0, 2)),
+                ("d".to_string(), role(7, 0)),
+            ]),
+            measured_roles: vec!["d".into(), "b".into(), "d".into(), "nobody".into()],
+            ..Default::default()
+        };
+        r.settle();
+        assert_eq!(r.reported_roles, ["d", "a", "c"]);
+        assert_eq!((r.totals.escalations, r.totals.missed_deadlines), (12, 3));
+        let md = r.markdown();
+        assert!(
+            md.contains("| **all roles** | 12 | 0 | | | | 3 | 3 | 0 | | |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("Measured but never escalated to: b, nobody."),
+            "{md}"
+        );
+        assert!(md.contains("**Missed deadlines:** 3 "), "{md}");
     }
 }

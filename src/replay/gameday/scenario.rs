@@ -61,7 +61,9 @@ pub struct Measure {
     /// A role is overloaded when this many of its escalations wait at once.
     #[serde(default = "default_overload")]
     pub overload_pending: usize,
-    /// Roles in the report's table; all roles that got escalations when empty.
+    /// The roles the drill is about: first in the report's table and chart, in this order.
+    /// Every other role escalated to follows them, so the figures add up; a role named here
+    /// that nobody escalated to is named under the table.
     #[serde(default)]
     pub roles: Vec<String>,
 }
