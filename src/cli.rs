@@ -240,6 +240,9 @@ pub struct SuggestArgs {
     /// Human decisions as JSON lines.
     #[arg(long)]
     pub decisions: Option<PathBuf>,
+    /// Canaries' verdicts as JSON lines (optional): their actions are left out.
+    #[arg(long, requires = "events")]
+    pub canaries: Option<PathBuf>,
     /// The actions first decided in this range (with topics, required; with files, all by
     /// default).
     #[command(flatten)]
@@ -292,6 +295,11 @@ pub struct AuditExportArgs {
     /// Where to write the pack; `audit-FROM-TO.jsonl` by default.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also write the records behind the pack into this folder as JSON lines (events,
+    /// verdicts, decisions, canaries): what `handoff suggest --events … --verdicts …
+    /// --decisions … --canaries …` reads.
+    #[arg(long, value_name = "DIR")]
+    pub records: Option<PathBuf>,
 }
 
 /// `handoff audit verify`.

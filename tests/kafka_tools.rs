@@ -221,6 +221,9 @@ fn tail_shows_every_topic_decoded_filters_and_follows() {
     let shown = lines(&out);
     assert!(!shown.is_empty());
     for l in &shown {
+        // The value is the record's JSON form: what suggest's files hold.
+        let v: handoff::event::Verdict = serde_json::from_value(l["value"].clone()).unwrap();
+        assert_eq!(v.action_id, action);
         assert_eq!(
             (l["kind"].as_str(), l["value"]["action_id"].as_str()),
             (Some("verdict"), Some(action))
@@ -239,6 +242,9 @@ fn tail_shows_every_topic_decoded_filters_and_follows() {
     let events = lines(&tail(&[INPUT, "--session", session, "--limit", "1"]));
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["kind"], "action");
+    let e: handoff::event::AgentAction =
+        serde_json::from_value(events[0]["value"].clone()).unwrap();
+    assert_eq!(e.session_id, session);
     let dead = lines(&tail(&[DLQ]));
     assert_eq!(dead.len(), 4, "every 50th record was malformed: {dead:?}");
     assert!(dead

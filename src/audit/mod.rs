@@ -6,6 +6,7 @@
 //! [`join`] is pure: records in, entries out. [`read`] fetches the records from the topics.
 
 pub mod chain;
+pub mod files;
 pub mod read;
 
 use crate::event::{

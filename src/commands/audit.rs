@@ -39,6 +39,13 @@ fn export(args: AuditExportArgs) -> Result {
         .unwrap_or_else(|| format!("audit-{from_ms}-{to_ms}.jsonl").into());
     std::fs::write(&out, &bytes)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    if let Some(dir) = &args.records {
+        let files = audit::files::write(dir, &audit::files::of_entries(&records, &entries))
+            .map_err(|e| anyhow::anyhow!("cannot write the records into {}: {e}", dir.display()))?;
+        for (path, n) in files {
+            println!("{}: {n} record(s)", path.display());
+        }
+    }
     let s = audit::summary(&entries);
     println!(
         "{}: {} actions, {} handed to people, {} answered ({} answers without the detail opened), \

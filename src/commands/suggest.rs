@@ -77,6 +77,10 @@ fn from_files(args: &SuggestArgs, events: &Path) -> Result<Read> {
             events,
             verdicts: lines(args.verdicts.as_deref().expect("required by clap"))?,
             decisions: lines(args.decisions.as_deref().expect("required by clap"))?,
+            canaries: match &args.canaries {
+                Some(p) => lines(p)?,
+                None => Vec::new(),
+            },
             ..Records::default()
         },
         from_ms: args.range.from.unwrap_or(i64::MIN),
