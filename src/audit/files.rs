@@ -60,12 +60,12 @@ pub fn of_entries(r: &Records, entries: &[Entry]) -> Records {
 /// Writes the four files into `dir` (created); returns their paths and line counts.
 pub fn write(dir: &Path, r: &Records) -> std::io::Result<Vec<(PathBuf, usize)>> {
     std::fs::create_dir_all(dir)?;
-    let mut out = Vec::new();
-    out.push(lines(dir, EVENTS, &r.events)?);
-    out.push(lines(dir, VERDICTS, &r.verdicts)?);
-    out.push(lines(dir, DECISIONS, &r.decisions)?);
-    out.push(lines(dir, CANARIES, &r.canaries)?);
-    Ok(out)
+    Ok(vec![
+        lines(dir, EVENTS, &r.events)?,
+        lines(dir, VERDICTS, &r.verdicts)?,
+        lines(dir, DECISIONS, &r.decisions)?,
+        lines(dir, CANARIES, &r.canaries)?,
+    ])
 }
 
 fn lines<T: Serialize>(dir: &Path, name: &str, xs: &[T]) -> std::io::Result<(PathBuf, usize)> {
