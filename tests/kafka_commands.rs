@@ -13,27 +13,13 @@ use handoff::matrix::Matrix;
 use handoff::pipeline::process::Processor;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Runs `handoff args…` until it exits (at most `limit`): exit code, standard error, time.
 fn exits(args: &[&str], limit: Duration) -> (Option<i32>, String, Duration) {
-    let started = Instant::now();
-    let mut child = Command::new(handoff_bin())
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("`handoff {}` still running after {limit:?}", args.join(" "));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
+    let (out, took) = run_within(args, limit);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    (out.status.code(), err, started.elapsed())
+    (out.status.code(), err, took)
 }
 
 #[test]

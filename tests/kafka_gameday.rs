@@ -245,7 +245,7 @@ fn on_the_wall_clock_a_drill_runs_against_a_live_drill_deployment() {
         .iter()
         .map(|r| codec.decode(SchemaKind::Verdict, &r.payload).unwrap())
         .collect();
-    let initial = verdicts.iter().filter(|v| v.outcome.is_initial()).count();
+    let initial = verdicts.iter().filter(|v| v.outcome.is_first()).count();
     assert_eq!(report["events"], initial);
     assert!(initial >= 130, "{initial} events decided");
     let traders: BTreeSet<String> = read_all(&bs, "drill.escalations.trader")

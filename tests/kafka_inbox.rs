@@ -371,6 +371,25 @@ async fn sign_in(c: &fantoccini::Client, port: u16, name: &str) {
         .unwrap();
 }
 
+/// Clicks the element at CSS `selector`, finding it again when the list refreshed between the
+/// find and the click (the inbox's list refreshes itself every second).
+async fn click_fresh(c: &fantoccini::Client, selector: &str) {
+    for _ in 0..20 {
+        let clicked = match c.find(Locator::Css(selector)).await {
+            Ok(e) => e.click().await,
+            Err(e) => Err(e),
+        };
+        match clicked {
+            Ok(()) => return,
+            Err(e) if format!("{e:?}").contains("StaleElementReference") => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("clicking {selector}: {e}"),
+        }
+    }
+    panic!("{selector} went stale twenty times in a row");
+}
+
 async fn browse(driver: u16, port: u16, id: &str) {
     let c = session(driver).await;
     sign_in(&c, port, "ana").await;
@@ -379,12 +398,7 @@ async fn browse(driver: u16, port: u16, id: &str) {
         .await
         .unwrap();
     shot(&c, "inbox-list.png").await;
-    c.find(Locator::Css(&format!("a[href='/e/{id}']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_fresh(&c, &format!("a[href='/e/{id}']")).await;
     c.wait()
         .for_element(Locator::Id("revised_output"))
         .await

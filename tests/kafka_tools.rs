@@ -11,27 +11,7 @@ use handoff::event::VerdictOutcome;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-/// Runs `handoff args…`; fails the test if it has not finished within `limit` (a hang guard,
-/// not a speed goal: the time taken is printed).
-fn finishes(args: &[&str], limit: Duration) -> (Output, Duration) {
-    let started = Instant::now();
-    let mut child = Command::new(handoff_bin())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("`handoff {}` still running after {limit:?}", args.join(" "));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (child.wait_with_output().unwrap(), started.elapsed())
-}
+use std::time::Duration;
 
 fn now_ms() -> i64 {
     handoff::clock::SystemClock::now()
@@ -99,7 +79,7 @@ fn audit_export_and_suggest_over_the_last_minute_of_a_live_topic_end_with_the_ri
     let (from, to) = (now_ms() - 65_000, now_ms() - 5_000);
     let (from_s, to_s) = (from.to_string(), to.to_string());
     let pack = dir.join("pack.jsonl");
-    let (export, export_took) = finishes(
+    let (export, export_took) = run_within(
         &[
             "audit", "export", "--from", &from_s, "--to", &to_s, "--config", cfg_s, "--out",
         ]
@@ -110,7 +90,7 @@ fn audit_export_and_suggest_over_the_last_minute_of_a_live_topic_end_with_the_ri
     );
     assert!(export.status.success(), "{}", text(&export));
     let out = dir.join("suggest");
-    let (suggest, suggest_took) = finishes(
+    let (suggest, suggest_took) = run_within(
         &[
             "suggest",
             "--from",
@@ -209,7 +189,7 @@ fn tail_shows_every_topic_decoded_filters_and_follows() {
     let tail = |args: &[&str]| {
         let mut all = vec!["tail", "--config", cfg_s];
         all.extend_from_slice(args);
-        finishes(&all, Duration::from_secs(60)).0
+        run_within(&all, Duration::from_secs(60)).0
     };
     let escalated = verdicts(&bs)
         .into_iter()

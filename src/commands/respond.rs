@@ -48,8 +48,8 @@ pub fn run(args: RespondArgs, started: Started) -> Result {
     eprintln!(
         "escalations read {}, answered {} (delivered), not delivered {}, left unanswered {}",
         counts.read.load(Ordering::Relaxed),
-        counts.answered.load(Ordering::Relaxed),
-        counts.failed.load(Ordering::Relaxed),
+        counts.sent.delivered.load(Ordering::Relaxed),
+        counts.sent.failed.load(Ordering::Relaxed),
         counts.no_shows.load(Ordering::Relaxed)
     );
     Ok(Outcome::Success)

@@ -22,7 +22,9 @@ pub struct Counts {
     pub failed: AtomicU64,
 }
 
-struct Counting(Arc<Counts>);
+/// A producer context counting each record once the broker acknowledged it or the producer
+/// gave up on it.
+pub struct Counting(pub Arc<Counts>);
 impl ClientContext for Counting {}
 impl ProducerContext for Counting {
     type DeliveryOpaque = ();

@@ -3,6 +3,7 @@
 //! drills; a stand-in for the people, never for handoff.
 
 use super::people::{Answering, People, Shown, Signature};
+use super::produce::{Counting, Counts};
 use super::SimError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
@@ -10,8 +11,7 @@ use crate::event::{Codec, Escalation, HumanDecision, SchemaKind};
 use crate::kafka::{self, Role};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::ClientContext;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,31 +72,10 @@ impl ResponderConfig {
 pub struct ResponderCounts {
     /// Escalations read.
     pub read: AtomicU64,
-    /// Decisions the broker acknowledged.
-    pub answered: AtomicU64,
-    /// Decisions the producer gave up on (refused, or not delivered in time).
-    pub failed: AtomicU64,
     /// Escalations left unanswered on purpose.
     pub no_shows: AtomicU64,
-}
-
-/// Counts each decision once the broker has acknowledged it (or the producer gave up).
-struct Delivery(Arc<ResponderCounts>);
-
-impl ClientContext for Delivery {}
-
-impl ProducerContext for Delivery {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => self.0.answered.fetch_add(1, Ordering::Relaxed),
-            Err((e, m)) => {
-                tracing::warn!(topic = m.topic(), error = %e, "a decision was not delivered");
-                self.0.failed.fetch_add(1, Ordering::Relaxed)
-            }
-        };
-    }
+    /// Decisions the broker acknowledged (answered), and those the producer gave up on.
+    pub sent: Arc<Counts>,
 }
 
 /// Answers escalations from `topics` (the role topics, prefix included) until `stop` is set.
@@ -119,8 +98,8 @@ pub fn respond(
     consumer
         .subscribe(&names)
         .map_err(kafka::Error::client("responder subscribe"))?;
-    let producer: BaseProducer<Delivery> = kafka::client_config(&settings.kafka, Role::Producer)
-        .create_with_context(Delivery(counts.clone()))
+    let producer: BaseProducer<Counting> = kafka::client_config(&settings.kafka, Role::Producer)
+        .create_with_context(Counting(counts.sent.clone()))
         .map_err(kafka::Error::client("responder producer"))?;
     let codec = Codec::new(Default::default())?;
     let mut people = cfg.people(roles);
@@ -155,7 +134,7 @@ pub fn respond(
 
 /// Queues one decision; a refused one is logged, counted and dropped (the deadline will fire).
 fn send(
-    producer: &BaseProducer<Delivery>,
+    producer: &BaseProducer<Counting>,
     codec: &Codec,
     topic: &str,
     d: &HumanDecision,
@@ -173,7 +152,7 @@ fn send(
     }
     if let Err((e, _)) = producer.send(record) {
         tracing::warn!(error = %e, "responder could not queue a decision");
-        counts.failed.fetch_add(1, Ordering::Relaxed);
+        counts.sent.failed.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
 }

@@ -210,3 +210,48 @@ fn panel(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Level;
+
+    fn case(ty: &str, week: i64, fate: Fate) -> Case {
+        Case {
+            action_id: format!("{ty}-{week}"),
+            agent_id: "a".into(),
+            action_type: ty.into(),
+            confidence: Some(0.9),
+            templated: Some(false),
+            triggers: vec![],
+            escalating: vec![],
+            level: Level::AskFirst,
+            decided_at_ms: week * WEEK_MS,
+            fate,
+            decide_ms: Some(1),
+        }
+    }
+
+    #[test]
+    fn a_type_that_crossed_and_fell_back_says_so() {
+        let mut cases = Vec::new();
+        // Week 1: 10 of 10; week 2: 5 of 10; week 3: 10 of 10.
+        for (week, approved) in [(0, 10), (1, 5), (2, 10)] {
+            for i in 0..10 {
+                let fate = if i < approved {
+                    Fate::Unchanged
+                } else {
+                    Fate::Rejected
+                };
+                cases.push(case("loan.approve", week, fate));
+            }
+        }
+        let c = &curves(&cases, 0.9, 5)[0];
+        assert_eq!((c.crossed, c.fell), (Some(0), Some(1)));
+        assert_eq!(c.status(), "crossed in week 1, below again from week 2");
+        let steady = &curves(&cases[..10], 0.9, 5)[0];
+        assert_eq!(steady.status(), "crossed in week 1");
+        let none = &curves(&cases[10..20], 0.9, 5)[0];
+        assert_eq!(none.status(), "not yet");
+    }
+}

@@ -461,3 +461,23 @@ mix = "reject=1"
 "#
     )
 }
+
+/// Runs `handoff args…`; fails the test if it has not finished within `limit` (a hang guard,
+/// not a speed goal: the time taken is printed).
+pub fn run_within(args: &[&str], limit: Duration) -> (std::process::Output, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(handoff_bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("`handoff {}` still running after {limit:?}", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child.wait_with_output().unwrap(), started.elapsed())
+}

@@ -119,7 +119,7 @@ impl Observer {
     }
 
     fn verdict(&mut self, v: Verdict) {
-        if v.outcome.is_initial() {
+        if v.outcome.is_first() {
             self.report.events += 1;
             if v.level.needs_human() {
                 self.report.needs_human += 1;
@@ -292,18 +292,5 @@ fn bump(line: &mut Vec<(u64, usize, usize)>, minute: u64, esc: usize, acks: usiz
             line.push((minute, esc, acks));
             line.sort_unstable();
         }
-    }
-}
-
-impl VerdictOutcome {
-    /// True for the first verdict of an event (not a human's answer or a timeout).
-    pub fn is_initial(self) -> bool {
-        matches!(
-            self,
-            VerdictOutcome::Proceed
-                | VerdictOutcome::ProceedAndLog
-                | VerdictOutcome::AwaitHuman
-                | VerdictOutcome::Stopped
-        )
     }
 }
