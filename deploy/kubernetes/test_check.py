@@ -24,8 +24,9 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 sys.dont_write_bytecode = True  # no __pycache__ beside the manifests
 
-import check  # noqa: E402
 from kubernetes_validate import utils as kv  # noqa: E402
+
+import check  # noqa: E402
 
 ROUTES = """\
 //! A stand-in for src/serve.rs, where handoff declares the paths it serves.
@@ -59,9 +60,8 @@ class Tree:
 
     def __init__(self, root: pathlib.Path) -> None:
         self.root = root
-        shutil.copytree(
-            HERE, root / "deploy/kubernetes", ignore=shutil.ignore_patterns("__pycache__", "*.py")
-        )
+        ignore = shutil.ignore_patterns("__pycache__", "*.py", "schemas", "ruff.toml")
+        shutil.copytree(HERE, root / "deploy/kubernetes", ignore=ignore)
         (root / "deploy/prometheus").mkdir(parents=True)
         shutil.copy(REPO / "deploy/matrix.toml", root / "deploy/matrix.toml")
         shutil.copy(
@@ -100,8 +100,8 @@ class Tree:
         `# {last}` (a commented example, made real)."""
         path = self.root / rel
         lines = path.read_text().split("\n")
-        start = next(i for i, l in enumerate(lines) if l.startswith(f"# {first}"))
-        end = next(i for i, l in enumerate(lines) if i >= start and l.startswith(f"# {last}"))
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"# {first}"))
+        end = next(i for i, line in enumerate(lines) if i >= start and line.startswith(f"# {last}"))
         for i in range(start, end + 1):
             lines[i] = lines[i][2:] if lines[i].startswith("# ") else lines[i].lstrip("#")
         path.write_text("\n".join(lines))
@@ -148,8 +148,9 @@ class CheckTest(unittest.TestCase):
         self.assertIn("0 failed", out)
 
     def test_kubernetes_validate_has_no_schema_for_the_custom_resources(self) -> None:
-        # Why check.py checks them itself: on its own, kubernetes-validate does not validate
-        # them at all (its command line prints WARN and exits 0).
+        # Why check.py validates them against the CRDs' schemas in schemas/: on its own,
+        # kubernetes-validate does not validate them at all (its command line prints WARN and
+        # exits 0).
         for doc in (
             {
                 "apiVersion": "keda.sh/v1alpha1",
@@ -198,7 +199,7 @@ class CheckTest(unittest.TestCase):
         self.tree.edit(
             "deploy/kubernetes/handoff.toml", 'bind = "0.0.0.0:9464"', 'bind = "127.0.0.1:9464"'
         )
-        self.assertFails("the kubelet probes the pod IP")
+        self.assertFails("[metrics] bind 127.0.0.1:9464: the kubelet probes")
 
     def test_metrics_server_off(self) -> None:
         self.tree.edit("deploy/kubernetes/handoff.toml", "enabled = true", "enabled = false")
@@ -214,7 +215,7 @@ class CheckTest(unittest.TestCase):
         self.tree.edit("deploy/kubernetes/podmonitor.yaml", "path: /metrics", "path: /stats")
         self.assertFails("PodMonitor path '/stats'")
 
-    # ---- schemas, and the custom resources' structure ---------------------------------------
+    # ---- schemas: kubernetes-validate's, and the CRDs' (schemas/) for the custom resources --
 
     def test_core_schema_unknown_field(self) -> None:
         self.tree.edit("deploy/kubernetes/deployment.yaml", "readinessProbe:", "readinesProbe:")
@@ -231,26 +232,31 @@ class CheckTest(unittest.TestCase):
             "  scaleTargetReference:\n",
         )
         self.assertFails(
-            "spec.scaleTargetRef.name: required string", "spec.scaleTargetReference: unknown field"
+            "scaledobject.yaml: ScaledObject/handoff: invalid against the CRD's schema (KEDA v2.10.1",
+            "spec.scaleTargetRef: required by the CRD",
+            "spec.scaleTargetReference: unknown field (not in the CRD)",
         )
 
     def test_scaledobject_metadata_must_be_strings(self) -> None:
         self.tree.edit(
             "deploy/kubernetes/scaledobject.yaml", 'lagThreshold: "100000"', "lagThreshold: 100000"
         )
-        self.assertFails("metadata.lagThreshold: must be a string")
+        self.assertFails("spec.triggers[0].metadata.lagThreshold: must be of type string, is 100000")
 
     def test_podmonitor_misspelt_endpoints(self) -> None:
         self.tree.edit(
             "deploy/kubernetes/podmonitor.yaml", "podMetricsEndpoints:", "podMetricEndpoints:"
         )
         self.assertFails(
-            "spec.podMetricEndpoints: unknown field", "spec.podMetricsEndpoints: a non-empty list"
+            "podmonitor.yaml: PodMonitor/handoff: invalid against the CRD's schema (Prometheus Operator v0.57.0",
+            "spec.podMetricEndpoints: unknown field (not in the CRD)",
+            "spec.podMetricsEndpoints: required by the CRD",
+            "PodMonitor: spec.podMetricsEndpoints: a non-empty list (nothing is scraped otherwise)",
         )
 
     def test_triggerauthentication_ref_without_key(self) -> None:
         self.tree.edit("deploy/kubernetes/scaledobject.yaml", "      key: ca.crt\n", "")
-        self.assertFails("spec.secretTargetRef[2].key: required string")
+        self.assertFails("TriggerAuthentication/handoff-kafka: invalid against the CRD's schema (KEDA v2.10.1, schemas/keda.sh_v1alpha1_triggerauthentication.json): spec.secretTargetRef[2].key: required by the CRD")
 
     # ---- the kustomization ------------------------------------------------------------------
 
@@ -583,7 +589,7 @@ class CheckTest(unittest.TestCase):
         self.tree.edit(
             INBOX, '"file:/run/secrets/inbox/cookie-key"', '"' + "k" * 48 + '"'
         )
-        rc, out = self.tree.run()
+        _, out = self.tree.run()
         self.assertNotIn("k" * 48, out, "the check printed the secret")
         self.assertFails("inbox.cookie_key is written in inbox.toml itself, which is a ConfigMap")
 

@@ -24,8 +24,8 @@ PINS = [
      "KEDA v2.10.1 (keda-2.10.1.yaml), CRD triggerauthentications.keda.sh",
      "keda.sh_v1alpha1_triggerauthentication.json"),
     ("@kubernetes-models/prometheus-operator@4.0.0", "monitoring.coreos.com/v1/PodMonitor.js",
-     "Prometheus Operator v0.57.0 (example/prometheus-operator-crd-full/"
-     "monitoring.coreos.com_podmonitors.yaml), CRD podmonitors.monitoring.coreos.com",
+     ("Prometheus Operator v0.57.0 (example/prometheus-operator-crd-full/"
+      "monitoring.coreos.com_podmonitors.yaml), CRD podmonitors.monitoring.coreos.com"),
      "monitoring.coreos.com_v1_podmonitor.json"),
 ]
 
