@@ -1005,7 +1005,11 @@ class Check(Report):
             return any(m.startswith(INBOX_METRIC_PREFIXES) for m in metrics) or bool(inbox_job and js == {inbox_job})
 
         jobs, proc_jobs = {j for _, ms, js in rules if not inbox_rule(ms, js) for j in js}, set()
-        for pm in self.selecting("PodMonitor", proc):
+        proc_pms = self.selecting("PodMonitor", proc)
+        self.check(len(proc_pms) == 1, "one PodMonitor scrapes the processors",
+                   f"{len(proc_pms)} PodMonitors select the processors' pods: want one (with none, the alert rules "
+                   "have no data, HandoffDown: up{job=...} included; with two, every member is scraped twice)")
+        for pm in proc_pms:
             jl, job = (pm.get("spec") or {}).get("jobLabel"), job_of(pm, proc)
             proc_jobs.add(job)
             self.check(job is not None and all(j == job for j in jobs),

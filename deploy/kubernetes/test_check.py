@@ -7,6 +7,8 @@ the reason it was broken.
 Every test copies what check.py reads (deploy/kubernetes, deploy/matrix.toml, the alert rules,
 the Dockerfile and .dockerignore) into a temporary tree with a stand-in routes source that
 serves /metrics, /healthz, /readyz and /-/reload, breaks one thing, and runs the check on it.
+Most broken copies are rows of BROKEN at the end (a file, a text, its replacement, the failures
+expected); the methods of CheckTest are the tests that need more than replacing text.
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ INBOX = "deploy/kubernetes/inbox.toml"
 INBOX_DEP = "deploy/kubernetes/inbox-deployment.yaml"
 INGRESS = "deploy/kubernetes/inbox-ingress.example.yaml"
 SECRETS = "deploy/kubernetes/secret.example.yaml"
+DEP = "deploy/kubernetes/deployment.yaml"
+HANDOFF = "deploy/kubernetes/handoff.toml"
+SCALEDOBJECT = "deploy/kubernetes/scaledobject.yaml"
+KUSTOMIZATION = "deploy/kubernetes/kustomization.yaml"
+PODMONITOR = "deploy/kubernetes/podmonitor.yaml"
+INBOX_PODMONITOR = "deploy/kubernetes/inbox-podmonitor.yaml"
+INBOX_SVC = "deploy/kubernetes/inbox-service.yaml"
 TOKEN_SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 # An SSO proxy as a second container of the inbox pod (auth = "proxy").
@@ -168,121 +177,11 @@ class CheckTest(unittest.TestCase):
             with self.assertRaises(kv.SchemaNotFoundError):
                 kv.validate(doc, "1.37", strict=True)
 
-    # ---- probes and ports against what handoff serves ---------------------------------------
-
-    def test_a_probe_path_handoff_does_not_serve(self) -> None:
-        self.tree.edit("deploy/kubernetes/deployment.yaml", "path: /healthz", "path: /health")
-        self.assertFails("livenessProbe path '/health'")
-
-    def test_liveness_on_readiness(self) -> None:
-        self.tree.edit("deploy/kubernetes/deployment.yaml", "path: /healthz", "path: /readyz")
-        self.assertFails("liveness on /readyz would restart members during a broker outage")
-
-    def test_a_route_missing_from_the_source(self) -> None:
-        self.tree.edit("src/serve.rs", 'pub const READYZ_PATH: &str = "/readyz";', "")
-        self.assertFails("readinessProbe path '/readyz' is not among handoff's routes")
-
-    def test_a_route_only_in_a_comment_does_not_count(self) -> None:
-        self.tree.edit("deploy/kubernetes/deployment.yaml", "path: /healthz", "path: /not-a-route")
-        self.assertFails("livenessProbe path '/not-a-route' is not among handoff's routes")
-
-    def test_bind_port_differs_from_the_container_port(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/handoff.toml", 'bind = "0.0.0.0:9464"', 'bind = "0.0.0.0:9465"'
-        )
-        self.assertFails(
-            "handoff listens on 9465",
-            "containerPort named http is 9464, [metrics] bind port is 9465",
-        )
-
-    def test_bind_on_loopback(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/handoff.toml", 'bind = "0.0.0.0:9464"', 'bind = "127.0.0.1:9464"'
-        )
-        self.assertFails("[metrics] bind 127.0.0.1:9464: the kubelet probes")
-
-    def test_metrics_server_off(self) -> None:
-        self.tree.edit("deploy/kubernetes/handoff.toml", "enabled = true", "enabled = false")
-        self.assertFails("no HTTP server, so every probe fails")
-
-    def test_container_port_differs(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/deployment.yaml", "containerPort: 9464", "containerPort: 8080"
-        )
-        self.assertFails("livenessProbe port 'http' resolves to 8080", "Service/handoff port http")
-
-    def test_podmonitor_path(self) -> None:
-        self.tree.edit("deploy/kubernetes/podmonitor.yaml", "path: /metrics", "path: /stats")
-        self.assertFails("PodMonitor path '/stats'")
-
-    # ---- schemas: kubernetes-validate's, and the CRDs' (schemas/) for the custom resources --
-
-    def test_core_schema_unknown_field(self) -> None:
-        self.tree.edit("deploy/kubernetes/deployment.yaml", "readinessProbe:", "readinesProbe:")
-        self.assertFails("deployment.yaml: Deployment/handoff: invalid against 1.37")
-
-    def test_core_schema_wrong_type(self) -> None:
-        self.tree.edit("deploy/kubernetes/pdb.yaml", "maxUnavailable: 1", "maxUnavailable: [1]")
-        self.assertFails("pdb.yaml: PodDisruptionBudget/handoff: invalid against 1.37")
-
-    def test_scaledobject_without_target(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/scaledobject.yaml",
-            "  scaleTargetRef:\n",
-            "  scaleTargetReference:\n",
-        )
-        self.assertFails(
-            "scaledobject.yaml: ScaledObject/handoff: invalid against the CRD's schema (KEDA v2.10.1",
-            "spec.scaleTargetRef: required by the CRD",
-            "spec.scaleTargetReference: unknown field (not in the CRD)",
-        )
-
-    def test_scaledobject_metadata_must_be_strings(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/scaledobject.yaml", 'lagThreshold: "100000"', "lagThreshold: 100000"
-        )
-        self.assertFails("spec.triggers[0].metadata.lagThreshold: must be of type string, is 100000")
-
-    def test_podmonitor_misspelt_endpoints(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/podmonitor.yaml", "podMetricsEndpoints:", "podMetricEndpoints:"
-        )
-        self.assertFails(
-            "podmonitor.yaml: PodMonitor/handoff: invalid against the CRD's schema (Prometheus Operator v0.57.0",
-            "spec.podMetricEndpoints: unknown field (not in the CRD)",
-            "spec.podMetricsEndpoints: required by the CRD",
-            "PodMonitor: spec.podMetricsEndpoints: a non-empty list (nothing is scraped otherwise)",
-        )
-
-    def test_triggerauthentication_ref_without_key(self) -> None:
-        self.tree.edit("deploy/kubernetes/scaledobject.yaml", "      key: ca.crt\n", "")
-        self.assertFails("TriggerAuthentication/handoff-kafka: invalid against the CRD's schema (KEDA v2.10.1, schemas/keda.sh_v1alpha1_triggerauthentication.json): spec.secretTargetRef[2].key: required by the CRD")
-
     # ---- the kustomization ------------------------------------------------------------------
 
     def test_missing_resource(self) -> None:
         (self.tree.root / "deploy/kubernetes/pdb.yaml").unlink()
         self.assertFails("resources missing: pdb.yaml")
-
-    def test_manifest_left_out_of_the_kustomization(self) -> None:
-        self.tree.edit("deploy/kubernetes/kustomization.yaml", "  - pdb.yaml\n", "")
-        self.assertFails("not in the kustomization's resources (and not *.example.yaml): pdb.yaml")
-
-    def test_matrix_configmap_with_hash_suffix(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/kustomization.yaml",
-            "disableNameSuffixHash: true",
-            "disableNameSuffixHash: false",
-        )
-        self.assertFails("every matrix edit would roll every pod")
-
-    def test_matrix_copy_drifted(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/matrix.toml",
-            'name = "handoff default policies"',
-            'name = "edited here only"',
-        )
-        self.assertFails("differs from deploy/matrix.toml")
 
     def test_matrix_symlinked_from_outside(self) -> None:
         # The obvious way not to copy the matrix; kustomize refuses it (symlinks are resolved
@@ -292,120 +191,7 @@ class CheckTest(unittest.TestCase):
         m.symlink_to("../matrix.toml")
         self.assertFails("matrix.toml is outside deploy/kubernetes: kustomize refuses it")
 
-    def test_subpath_mount(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/deployment.yaml",
-            "mountPath: /etc/handoff\n",
-            "mountPath: /etc/handoff\n              subPath: handoff.toml\n",
-        )
-        self.assertFails("uses subPath: the kubelet never updates it")
-
-    # ---- shutdown, secrets, security --------------------------------------------------------
-
-    def test_grace_period_not_above_the_deadline(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/deployment.yaml",
-            "terminationGracePeriodSeconds: 30",
-            "terminationGracePeriodSeconds: 20",
-        )
-        self.assertFails("terminationGracePeriodSeconds 20 is not above shutdown_deadline 20s")
-
-    def test_deadline_raised_past_the_grace_period(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/handoff.toml",
-            'shutdown_deadline = "20s"',
-            'shutdown_deadline = "1m"',
-        )
-        self.assertFails("terminationGracePeriodSeconds 30 is not above shutdown_deadline 60s")
-
-    def test_secret_file_not_projected(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/deployment.yaml",
-            "              - key: password\n                path: password\n",
-            "",
-        )
-        self.assertFails("without a password item")
-
-    def test_runs_as_root(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/deployment.yaml",
-            "readOnlyRootFilesystem: true",
-            "readOnlyRootFilesystem: false",
-        )
-        self.assertFails("readOnlyRootFilesystem False")
-
-    # ---- autoscaling and monitoring ---------------------------------------------------------
-
-    def test_more_replicas_than_partitions(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/scaledobject.yaml", "maxReplicaCount: 8", "maxReplicaCount: 12"
-        )
-        self.assertFails("maxReplicaCount 12 != kafka.partitions 8")
-
-    def test_scale_to_zero(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/scaledobject.yaml", "minReplicaCount: 1", "minReplicaCount: 0"
-        )
-        self.assertFails("minReplicaCount 0")
-
-    def test_trigger_on_another_topic_and_group(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/scaledobject.yaml", "topic: agent.actions", "topic: agent.verdicts"
-        )
-        self.tree.edit(
-            "deploy/kubernetes/scaledobject.yaml", "consumerGroup: handoff", "consumerGroup: other"
-        )
-        self.assertFails(
-            "trigger topic 'agent.verdicts' != topics.input",
-            "trigger consumerGroup 'other' != kafka.group_id",
-        )
-
-    def test_trigger_security_differs(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/scaledobject.yaml", "sasl: scram_sha512", "sasl: plaintext"
-        )
-        self.assertFails("trigger sasl 'plaintext', but sasl.mechanisms is SCRAM-SHA-512")
-
-    def test_replicas_set_beside_the_autoscaler(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/deployment.yaml",
-            "  revisionHistoryLimit: 5\n",
-            "  replicas: 3\n  revisionHistoryLimit: 5\n",
-        )
-        self.assertFails("Deployment sets replicas")
-
-    def test_podmonitor_job_name(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/podmonitor.yaml", "  jobLabel: app.kubernetes.io/name\n", ""
-        )
-        self.assertFails("PodMonitor gives job=")
-
-    def test_selector_that_matches_no_pod(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/service.yaml",
-            "  selector:\n    app.kubernetes.io/name: handoff",
-            "  selector:\n    app.kubernetes.io/name: handof",
-        )
-        self.assertFails("Service/handoff selector")
-
     # ---- the inbox: settings ----------------------------------------------------------------
-
-    def test_inbox_unknown_key(self) -> None:
-        self.tree.edit(INBOX, 'session_ttl = "12h"', 'session_timeout = "12h"')
-        self.assertFails("inbox.toml: inbox.session_timeout: unknown key (handoff refuses the file")
-
-    def test_inbox_unknown_auth(self) -> None:
-        self.tree.edit(INBOX, 'auth = "token"', 'auth = "sso"')
-        self.assertFails("inbox.auth: 'sso' is not one of token, proxy")
-
-    def test_unknown_key_in_the_processors_settings(self) -> None:
-        self.tree.edit("deploy/kubernetes/handoff.toml", "workers = 2", "worker = 2")
-        self.assertFails("handoff.toml: pipeline.worker: unknown key")
-
-    def test_a_key_the_sources_no_longer_declare(self) -> None:
-        # The keys come from src/config: a field removed there makes its key unknown here.
-        self.tree.edit("src/config/inbox.rs", "pub session_ttl: Duration,", "")
-        self.assertFails("inbox.session_ttl: unknown key")
 
     def test_inbox_section_in_the_processors_settings(self) -> None:
         # What `handoff run` would do with it: resolve the cookie key's file, which the
@@ -418,26 +204,6 @@ class CheckTest(unittest.TestCase):
             "handoff.toml has a [inbox] section: `handoff run` does not use it",
             "Deployment/handoff: inbox.cookie_key = 'file:/run/secrets/inbox/cookie-key': no Secret is mounted at /run/secrets/inbox",
         )
-
-    def test_inbox_kafka_differs_from_the_processors(self) -> None:
-        self.tree.edit(INBOX, 'group_id = "handoff"', 'group_id = "reviewers"')
-        self.tree.edit(INBOX, 'input = "agent.actions"', 'input = "agent.actions.v2"')
-        self.assertFails(
-            "[kafka] of inbox.toml differs from handoff.toml's at group_id",
-            "[topics] of inbox.toml differs from handoff.toml's at input",
-        )
-
-    def test_inbox_matrix_without_hash_suffix(self) -> None:
-        self.tree.edit(INBOX_DEP, "name: handoff-inbox-matrix", "name: handoff-matrix")
-        self.assertFails("ConfigMap handoff-matrix has disableNameSuffixHash: the inbox reads the matrix once")
-
-    def test_inbox_settings_without_hash_suffix(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/kustomization.yaml",
-            "      - inbox.toml\n",
-            "      - inbox.toml\n    options:\n      disableNameSuffixHash: true\n",
-        )
-        self.assertFails("ConfigMap handoff-inbox-config has disableNameSuffixHash")
 
     def test_inbox_people_examples_are_valid_once_filled_in(self) -> None:
         self.tree.uncomment(INBOX, "[[inbox.people]]", "slack_user")
@@ -455,34 +221,6 @@ class CheckTest(unittest.TestCase):
 
     # ---- the inbox: probes and ports ----------------------------------------------------------
 
-    def test_inbox_probe_path_it_does_not_serve(self) -> None:
-        self.tree.edit(
-            INBOX_DEP,
-            "livenessProbe:\n            httpGet:\n              path: /healthz",
-            "livenessProbe:\n            httpGet:\n              path: /livez",
-        )
-        self.assertFails("Deployment/handoff-inbox: livenessProbe path '/livez' is not a GET route the inbox serves")
-
-    def test_inbox_readiness_on_a_post_route(self) -> None:
-        self.tree.edit(INBOX_DEP, "path: /readyz", "path: /sign-out")
-        self.assertFails("readinessProbe path '/sign-out' is not a GET route the inbox serves")
-
-    def test_inbox_liveness_on_readiness(self) -> None:
-        self.tree.edit(
-            INBOX_DEP,
-            "livenessProbe:\n            httpGet:\n              path: /healthz",
-            "livenessProbe:\n            httpGet:\n              path: /readyz",
-        )
-        self.assertFails("on /readyz it would restart the inbox while it catches up")
-
-    def test_inbox_route_removed_from_its_router(self) -> None:
-        self.tree.edit("src/inbox/web.rs", ".route(crate::serve::READYZ_PATH, get(readyz))", "")
-        self.assertFails("Deployment/handoff-inbox: readinessProbe path '/readyz' is not a GET route the inbox serves")
-
-    def test_inbox_route_const_found_nowhere(self) -> None:
-        self.tree.edit("src/serve.rs", 'pub const HEALTHZ_PATH: &str = "/healthz";', "")
-        self.assertFails(".route(crate::serve::HEALTHZ_PATH, ...) names a path const found in none of")
-
     def test_inbox_without_startup_probe(self) -> None:
         path = self.tree.root / INBOX_DEP
         text = path.read_text()
@@ -490,100 +228,7 @@ class CheckTest(unittest.TestCase):
         path.write_text(text[:start] + text[end:])
         self.assertFails("Deployment/handoff-inbox: startupProbe: missing, or not an httpGet probe (the inbox answers no request until it has reached Kafka")
 
-    def test_inbox_startup_window_too_short(self) -> None:
-        self.tree.edit(INBOX_DEP, "failureThreshold: 30", "failureThreshold: 5")
-        self.assertFails("startupProbe allows 10s, less than 3 x [pipeline] connect_timeout (10s)")
-
-    def test_inbox_bind_port_differs(self) -> None:
-        self.tree.edit(INBOX, 'bind = "0.0.0.0:9870"', 'bind = "0.0.0.0:9871"')
-        self.assertFails(
-            "containerPort named http is 9870, [inbox] bind port is 9871",
-            "readinessProbe port 'http' resolves to 9870, but the inbox listens on 9871",
-            "Service/handoff-inbox port http: targetPort http -> 9870, the inbox listens on 9871",
-            "PodMonitor/handoff-inbox port 'http' is not the inbox's port 9871",
-        )
-
-    def test_inbox_bind_left_at_its_default(self) -> None:
-        self.tree.edit(INBOX, 'bind = "0.0.0.0:9870"\n', "")
-        self.assertFails("[inbox] bind 127.0.0.1:9870: the kubelet probes, Prometheus scrapes")
-
-    def test_inbox_service_to_another_port(self) -> None:
-        self.tree.edit("deploy/kubernetes/inbox-service.yaml", "targetPort: http", "targetPort: 9464")
-        self.assertFails("Service/handoff-inbox port http: targetPort 9464 -> 9464, the inbox listens on 9870")
-
-    def test_inbox_podmonitor_port(self) -> None:
-        self.tree.edit("deploy/kubernetes/inbox-podmonitor.yaml", "port: http", "port: metrics")
-        self.assertFails("PodMonitor/handoff-inbox port 'metrics' is not the inbox's port 9870")
-
-    def test_inbox_podmonitor_selects_no_pod(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/inbox-podmonitor.yaml",
-            "    matchLabels:\n      app.kubernetes.io/name: handoff-inbox",
-            "    matchLabels:\n      app.kubernetes.io/name: handoff-inbx",
-        )
-        self.assertFails(
-            "PodMonitor/handoff-inbox selector",
-            "0 PodMonitors select the inbox's pods",
-        )
-
-    def test_inbox_podmonitor_selects_the_processors(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/inbox-podmonitor.yaml",
-            "    matchLabels:\n      app.kubernetes.io/name: handoff-inbox",
-            "    matchLabels:\n      app.kubernetes.io/name: handoff",
-        )
-        self.assertFails("0 PodMonitors select the inbox's pods")
-
-    # ---- the inbox: monitoring ----------------------------------------------------------------
-
-    def test_inbox_job_is_the_processors(self) -> None:
-        self.tree.edit(
-            INBOX_DEP,
-            "        app.kubernetes.io/component: inbox\n    spec:",
-            "        app.kubernetes.io/component: inbox\n        app.kubernetes.io/instance: handoff\n    spec:",
-        )
-        self.tree.edit(
-            "deploy/kubernetes/inbox-podmonitor.yaml",
-            "jobLabel: app.kubernetes.io/name",
-            "jobLabel: app.kubernetes.io/instance",
-        )
-        self.assertFails("the processors' job, so their rules (HandoffDown")
-
-    def test_inbox_without_job_label(self) -> None:
-        self.tree.edit(
-            "deploy/kubernetes/inbox-podmonitor.yaml", "  jobLabel: app.kubernetes.io/name\n", ""
-        )
-        self.assertFails("PodMonitor/handoff-inbox gives job='<namespace>/handoff-inbox'")
-
-    def test_alert_on_the_inbox_metrics_selects_the_processors_job(self) -> None:
-        self.tree.edit(
-            "deploy/prometheus/handoff.rules.yml",
-            'handoff_notifications_total{result=~"failed|rate_limited"}',
-            'handoff_notifications_total{job="handoff",result=~"failed|rate_limited"}',
-        )
-        self.assertFails(
-            "rule HandoffNotificationsFailing selects job handoff, but the inbox's metrics come with job='handoff-inbox'"
-        )
-
     # ---- the inbox: secrets -------------------------------------------------------------------
-
-    def test_inbox_secret_not_mounted(self) -> None:
-        self.tree.edit(
-            INBOX_DEP,
-            "            - name: inbox-secrets\n              mountPath: /run/secrets/inbox\n              readOnly: true\n",
-            "",
-        )
-        self.assertFails(
-            "Deployment/handoff-inbox: inbox.cookie_key = 'file:/run/secrets/inbox/cookie-key': no Secret is mounted at /run/secrets/inbox"
-        )
-
-    def test_inbox_secret_item_missing(self) -> None:
-        self.tree.edit(INBOX_DEP, "path: cookie-key", "path: cookie_key")
-        self.assertFails("Secret handoff-inbox is mounted at /run/secrets/inbox without a cookie-key item")
-
-    def test_inbox_without_cookie_key(self) -> None:
-        self.tree.edit(INBOX, 'cookie_key = "file:/run/secrets/inbox/cookie-key"\n', "")
-        self.assertFails("[inbox] cookie_key unset: each replica makes its own key")
 
     def test_inbox_cookie_key_written_in_the_configmap(self) -> None:
         self.tree.edit(
@@ -592,12 +237,6 @@ class CheckTest(unittest.TestCase):
         _, out = self.tree.run()
         self.assertNotIn("k" * 48, out, "the check printed the secret")
         self.assertFails("inbox.cookie_key is written in inbox.toml itself, which is a ConfigMap")
-
-    def test_inbox_env_reference_not_set(self) -> None:
-        self.tree.edit(
-            INBOX, '"file:/run/secrets/inbox/cookie-key"', '"env:INBOX_COOKIE_KEY"'
-        )
-        self.assertFails("inbox.cookie_key = 'env:INBOX_COOKIE_KEY': the container does not set INBOX_COOKIE_KEY")
 
     def test_inbox_receivers_need_their_secrets_mounted(self) -> None:
         self.tree.uncomment(INBOX, "[notify]", 'tiers = ["immediate"]')
@@ -649,14 +288,10 @@ class CheckTest(unittest.TestCase):
 
     # ---- the inbox: sign-in through a proxy ---------------------------------------------------
 
-    def test_inbox_proxy_auth_without_a_proxy(self) -> None:
-        self.tree.edit(INBOX, 'auth = "token"', 'auth = "proxy"')
-        self.assertFails('auth = "proxy", but Deployment/handoff-inbox has no other container with a port')
-
     def test_inbox_proxy_auth_with_a_sidecar_passes(self) -> None:
         self.tree.edit(INBOX, 'auth = "token"', 'auth = "proxy"')
         self.tree.edit(INBOX_DEP, "      volumes:\n", SIDECAR)
-        self.tree.edit("deploy/kubernetes/inbox-service.yaml", "targetPort: http", "targetPort: proxy")
+        self.tree.edit(INBOX_SVC, "targetPort: http", "targetPort: proxy")
         # The proxy's own sign-in callback is routed too: not an inbox route, not a failure.
         self.tree.edit(
             INGRESS,
@@ -669,66 +304,10 @@ class CheckTest(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         self.assertIn("path /oauth2 (Prefix) leads to no route of the inbox: the SSO proxy's own", out)
 
-    def test_inbox_proxy_auth_bypassed_by_the_service(self) -> None:
-        self.tree.edit(INBOX, 'auth = "token"', 'auth = "proxy"')
-        self.tree.edit(INBOX_DEP, "      volumes:\n", SIDECAR)
-        self.assertFails("straight to the inbox, every page answers 401")
-
-    def test_inbox_proxy_trusted_by_pod_ip(self) -> None:
-        self.tree.edit(INBOX, 'auth = "token"', 'auth = "proxy"\ntrusted_proxies = ["10.42.0.17"]')
-        self.tree.edit(INBOX_DEP, "      volumes:\n", SIDECAR)
-        self.tree.edit("deploy/kubernetes/inbox-service.yaml", "targetPort: http", "targetPort: proxy")
-        self.assertFails("[inbox] trusted_proxies ['10.42.0.17']: pod IPs change with every restart")
-
-    # ---- the inbox: how people reach it -------------------------------------------------------
-
-    def test_ingress_publishes_metrics_and_probes(self) -> None:
-        self.tree.edit(INGRESS, "- path: /\n            pathType: Exact", "- path: /\n            pathType: Prefix")
-        self.assertFails("Ingress/handoff-inbox publishes /healthz, /metrics, /readyz")
-
-    def test_ingress_misses_a_page(self) -> None:
-        self.tree.edit(
-            INGRESS,
-            "          - path: /live\n            pathType: Exact\n",
-            "          - path: /events\n            pathType: Exact\n",
-        )
-        self.assertFails(
-            "Ingress/handoff-inbox does not route /live",
-            "Ingress/handoff-inbox path /events (Exact) leads to no route of the inbox",
-        )
-
-    def test_ingress_to_a_port_the_service_lacks(self) -> None:
-        self.tree.edit(INGRESS, "                  name: http\n", "                  name: web\n")
-        self.assertFails("Ingress/handoff-inbox /: Service/handoff-inbox has no port 'web'")
-
-    def test_ingress_host_is_not_public_url(self) -> None:
-        self.tree.edit(INGRESS, "- host: inbox.example.com", "- host: reviews.example.com")
-        self.assertFails("Ingress/handoff-inbox hosts ['reviews.example.com'] != [inbox] public_url's host 'inbox.example.com'")
-
-    def test_ingress_schema(self) -> None:
-        self.tree.edit(INGRESS, "pathType: Exact", "pathtype: Exact")
-        self.assertFails("inbox-ingress.example.yaml: Ingress/handoff-inbox: invalid against 1.37")
-
-    def test_public_url_over_http(self) -> None:
-        self.tree.edit(INBOX, 'public_url = "https://', 'public_url = "http://')
-        self.assertFails("is not https:// and secure_cookies is not true")
-
-    def test_public_url_unset(self) -> None:
-        self.tree.edit(INBOX, 'public_url = "https://inbox.example.com"\n', "")
-        self.assertFails("[inbox] public_url unset: links in notifications would point at http://0.0.0.0:9870")
-
     # ---- the inbox: replicas, rollouts, disruptions, the pod ----------------------------------
 
-    def test_inbox_single_replica(self) -> None:
-        self.tree.edit(INBOX_DEP, "  replicas: 2\n", "  replicas: 1\n")
-        self.assertFails("replicas 1: want 2 or more")
-
-    def test_inbox_rollout_stops_a_replica_first(self) -> None:
-        self.tree.edit(INBOX_DEP, "maxSurge: 1\n      maxUnavailable: 0", "maxSurge: 0\n      maxUnavailable: 1")
-        self.assertFails("want RollingUpdate with maxUnavailable 0 and a maxSurge")
-
     def test_inbox_without_disruption_budget(self) -> None:
-        self.tree.edit("deploy/kubernetes/kustomization.yaml", "  - inbox-pdb.yaml\n", "")
+        self.tree.edit(KUSTOMIZATION, "  - inbox-pdb.yaml\n", "")
         (self.tree.root / "deploy/kubernetes/inbox-pdb.yaml").unlink()
         self.assertFails("PodDisruptionBudget for the inbox: want one with maxUnavailable 1, found []")
 
@@ -739,44 +318,302 @@ class CheckTest(unittest.TestCase):
             "Service/handoff selector",
         )
 
-    def test_inbox_image_differs(self) -> None:
-        self.tree.edit(INBOX_DEP, "image: handoff\n", "image: handoff-inbox\n")
-        self.assertFails("Deployment/handoff-inbox: image 'handoff-inbox' != the processors' 'handoff'")
-
-    def test_inbox_command_replaces_the_entrypoint(self) -> None:
-        self.tree.edit(INBOX_DEP, "          args: [\"inbox\"", "          command: [\"/handoff\"]\n          args: [\"inbox\"")
-        self.assertFails("Deployment/handoff-inbox: command ['/handoff'] replaces the image's ENTRYPOINT")
-
-    def test_inbox_writable_root(self) -> None:
-        self.tree.edit(INBOX_DEP, "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false")
-        self.assertFails("Deployment/handoff-inbox: readOnlyRootFilesystem False")
-
     def test_no_inbox_at_all(self) -> None:
         # The inbox is optional: without its Deployment, its checks are skipped, and what is
         # left of it (a Service, a PodMonitor) selects no pods.
         for f in ("inbox-deployment.yaml", "inbox-service.yaml", "inbox-podmonitor.yaml", "inbox-pdb.yaml"):
-            self.tree.edit("deploy/kubernetes/kustomization.yaml", f"  - {f}\n", "")
+            self.tree.edit(KUSTOMIZATION, f"  - {f}\n", "")
             (self.tree.root / "deploy/kubernetes" / f).unlink()
         rc, out = self.tree.run()
         self.assertEqual(rc, 0, out)
         self.assertIn("no Deployment runs `handoff inbox`", out)
 
+
+# Copies broken by replacing text: (name, [(file, text, replaced by), ...], the failures the check must
+# report, each a part of a FAIL line). Each becomes a test_<name> of CheckTest.
+BROKEN = [
+    # ---- the shipped tree -------------------------------------------------------------------
+
+    # ---- probes and ports against what handoff serves ---------------------------------------
+    ("a_probe_path_handoff_does_not_serve", [(DEP, "path: /healthz", "path: /health")], "livenessProbe path '/health'"),
+    ("liveness_on_readiness",
+     [(DEP, "path: /healthz", "path: /readyz")],
+     "liveness on /readyz would restart members during a broker outage"),
+    ("a_route_missing_from_the_source",
+     [("src/serve.rs", 'pub const READYZ_PATH: &str = "/readyz";', "")],
+     "readinessProbe path '/readyz' is not among handoff's routes"),
+    ("a_route_only_in_a_comment_does_not_count",
+     [(DEP, "path: /healthz", "path: /not-a-route")],
+     "livenessProbe path '/not-a-route' is not among handoff's routes"),
+    ("bind_port_differs_from_the_container_port",
+     [(HANDOFF, 'bind = "0.0.0.0:9464"', 'bind = "0.0.0.0:9465"')],
+     "handoff listens on 9465", "containerPort named http is 9464, [metrics] bind port is 9465"),
+    ("bind_on_loopback",
+     [(HANDOFF, 'bind = "0.0.0.0:9464"', 'bind = "127.0.0.1:9464"')],
+     "[metrics] bind 127.0.0.1:9464: the kubelet probes"),
+    ("metrics_server_off", [(HANDOFF, "enabled = true", "enabled = false")], "no HTTP server, so every probe fails"),
+    ("container_port_differs",
+     [(DEP, "containerPort: 9464", "containerPort: 8080")],
+     "livenessProbe port 'http' resolves to 8080", "Service/handoff port http"),
+    ("podmonitor_path", [(PODMONITOR, "path: /metrics", "path: /stats")], "PodMonitor path '/stats'"),
+
+    # ---- schemas: kubernetes-validate's, and the CRDs' (schemas/) for the custom resources --
+    ("core_schema_unknown_field",
+     [(DEP, "readinessProbe:", "readinesProbe:")],
+     "deployment.yaml: Deployment/handoff: invalid against 1.37"),
+    ("core_schema_wrong_type",
+     [("deploy/kubernetes/pdb.yaml", "maxUnavailable: 1", "maxUnavailable: [1]")],
+     "pdb.yaml: PodDisruptionBudget/handoff: invalid against 1.37"),
+    ("scaledobject_without_target",
+     [(SCALEDOBJECT, "  scaleTargetRef:\n", "  scaleTargetReference:\n")],
+     "scaledobject.yaml: ScaledObject/handoff: invalid against the CRD's schema (KEDA v2.10.1",
+     "spec.scaleTargetRef: required by the CRD",
+     "spec.scaleTargetReference: unknown field (not in the CRD)"),
+    ("scaledobject_metadata_must_be_strings",
+     [(SCALEDOBJECT, 'lagThreshold: "100000"', "lagThreshold: 100000")],
+     "spec.triggers[0].metadata.lagThreshold: must be of type string, is 100000"),
+    ("podmonitor_misspelt_endpoints",
+     [(PODMONITOR, "podMetricsEndpoints:", "podMetricEndpoints:")],
+     "podmonitor.yaml: PodMonitor/handoff: invalid against the CRD's schema (Prometheus Operator v0.57.0",
+     "spec.podMetricEndpoints: unknown field (not in the CRD)",
+     "spec.podMetricsEndpoints: required by the CRD",
+     "PodMonitor: spec.podMetricsEndpoints: a non-empty list (nothing is scraped otherwise)"),
+    ("custom_resource_without_a_schema", [(PODMONITOR, "kind: PodMonitor", "kind: ServiceMonitor")],
+     "podmonitor.yaml: ServiceMonitor/handoff: no schema for monitoring.coreos.com/v1 ServiceMonitor"),
+    ("custom_resource_metadata_misspelt", [(PODMONITOR, "  labels:\n", "  label:\n")],
+     "podmonitor.yaml: PodMonitor/handoff: invalid against the CRD's schema", "metadata.label: unknown field"),
+    ("triggerauthentication_ref_without_key",
+     [(SCALEDOBJECT, "      key: ca.crt\n", "")],
+     "TriggerAuthentication/handoff-kafka: invalid against the CRD's schema (KEDA v2.10.1, schemas/keda.sh_v1alpha1_triggerauthentication.json): spec.secretTargetRef[2].key: required by the CRD"),
+
+    # ---- the kustomization ------------------------------------------------------------------
+    ("manifest_left_out_of_the_kustomization",
+     [(KUSTOMIZATION, "  - pdb.yaml\n", "")],
+     "not in the kustomization's resources (and not *.example.yaml): pdb.yaml"),
+    ("matrix_configmap_with_hash_suffix",
+     [(KUSTOMIZATION, "disableNameSuffixHash: true", "disableNameSuffixHash: false")],
+     "every matrix edit would roll every pod"),
+    ("matrix_copy_drifted",
+     [("deploy/kubernetes/matrix.toml", 'name = "handoff default policies"', 'name = "edited here only"')],
+     "differs from deploy/matrix.toml"),
+    ("subpath_mount",
+     [(DEP, "mountPath: /etc/handoff\n", "mountPath: /etc/handoff\n              subPath: handoff.toml\n")],
+     "uses subPath: the kubelet never updates it"),
+
+    # ---- shutdown, secrets, security --------------------------------------------------------
+    ("grace_period_not_above_the_deadline",
+     [(DEP, "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 20")],
+     "terminationGracePeriodSeconds 20 is not above shutdown_deadline 20s"),
+    ("deadline_raised_past_the_grace_period",
+     [(HANDOFF, 'shutdown_deadline = "20s"', 'shutdown_deadline = "1m"')],
+     "terminationGracePeriodSeconds 30 is not above shutdown_deadline 60s"),
+    ("secret_file_not_projected",
+     [(DEP, "              - key: password\n                path: password\n", "")],
+     "without a password item"),
+    ("runs_as_root",
+     [(DEP, "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false")],
+     "readOnlyRootFilesystem False"),
+
+    # ---- autoscaling and monitoring ---------------------------------------------------------
+    ("more_replicas_than_partitions",
+     [(SCALEDOBJECT, "maxReplicaCount: 8", "maxReplicaCount: 12")],
+     "maxReplicaCount 12 != kafka.partitions 8"),
+    ("scale_to_zero", [(SCALEDOBJECT, "minReplicaCount: 1", "minReplicaCount: 0")], "minReplicaCount 0"),
+    ("trigger_on_another_topic_and_group",
+     [(SCALEDOBJECT, "topic: agent.actions", "topic: agent.verdicts"),
+      (SCALEDOBJECT, "consumerGroup: handoff", "consumerGroup: other")],
+     "trigger topic 'agent.verdicts' != topics.input", "trigger consumerGroup 'other' != kafka.group_id"),
+    ("trigger_security_differs",
+     [(SCALEDOBJECT, "sasl: scram_sha512", "sasl: plaintext")],
+     "trigger sasl 'plaintext', but sasl.mechanisms is SCRAM-SHA-512"),
+    ("replicas_set_beside_the_autoscaler",
+     [(DEP, "  revisionHistoryLimit: 5\n", "  replicas: 3\n  revisionHistoryLimit: 5\n")],
+     "Deployment sets replicas"),
+    ("processors_not_scraped", [(KUSTOMIZATION, "  - podmonitor.yaml\n", "")],
+     "0 PodMonitors select the processors' pods: want one"),
+    ("podmonitor_job_name", [(PODMONITOR, "  jobLabel: app.kubernetes.io/name\n", "")], "PodMonitor gives job="),
+    ("selector_that_matches_no_pod",
+     [("deploy/kubernetes/service.yaml", "  selector:\n    app.kubernetes.io/name: handoff",
+       "  selector:\n    app.kubernetes.io/name: handof")],
+     "Service/handoff selector"),
+
+    # ---- the inbox: settings ----------------------------------------------------------------
+    ("inbox_unknown_key",
+     [(INBOX, 'session_ttl = "12h"', 'session_timeout = "12h"')],
+     "inbox.toml: inbox.session_timeout: unknown key (handoff refuses the file"),
+    ("inbox_unknown_auth", [(INBOX, 'auth = "token"', 'auth = "sso"')], "inbox.auth: 'sso' is not one of token, proxy"),
+    ("unknown_key_in_the_processors_settings",
+     [(HANDOFF, "workers = 2", "worker = 2")],
+     "handoff.toml: pipeline.worker: unknown key"),
+    # The keys come from src/config: a field removed there makes its key unknown here.
+    ("a_key_the_sources_no_longer_declare",
+     [("src/config/inbox.rs", "pub session_ttl: Duration,", "")],
+     "inbox.session_ttl: unknown key"),
+    ("inbox_kafka_differs_from_the_processors",
+     [(INBOX, 'group_id = "handoff"', 'group_id = "reviewers"'),
+      (INBOX, 'input = "agent.actions"', 'input = "agent.actions.v2"')],
+     "[kafka] of inbox.toml differs from handoff.toml's at group_id",
+     "[topics] of inbox.toml differs from handoff.toml's at input"),
+    ("inbox_matrix_without_hash_suffix",
+     [(INBOX_DEP, "name: handoff-inbox-matrix", "name: handoff-matrix")],
+     "ConfigMap handoff-matrix has disableNameSuffixHash: the inbox reads the matrix once"),
+    ("inbox_settings_without_hash_suffix",
+     [(KUSTOMIZATION, "      - inbox.toml\n", "      - inbox.toml\n    options:\n      disableNameSuffixHash: true\n")],
+     "ConfigMap handoff-inbox-config has disableNameSuffixHash"),
+
+    # ---- the inbox: probes and ports ----------------------------------------------------------
+    ("inbox_probe_path_it_does_not_serve",
+     [(INBOX_DEP, "livenessProbe:\n            httpGet:\n              path: /healthz",
+       "livenessProbe:\n            httpGet:\n              path: /livez")],
+     "Deployment/handoff-inbox: livenessProbe path '/livez' is not a GET route the inbox serves"),
+    ("inbox_readiness_on_a_post_route",
+     [(INBOX_DEP, "path: /readyz", "path: /sign-out")],
+     "readinessProbe path '/sign-out' is not a GET route the inbox serves"),
+    ("inbox_liveness_on_readiness",
+     [(INBOX_DEP, "livenessProbe:\n            httpGet:\n              path: /healthz",
+       "livenessProbe:\n            httpGet:\n              path: /readyz")],
+     "on /readyz it would restart the inbox while it catches up"),
+    ("inbox_route_removed_from_its_router",
+     [("src/inbox/web.rs", ".route(crate::serve::READYZ_PATH, get(readyz))", "")],
+     "Deployment/handoff-inbox: readinessProbe path '/readyz' is not a GET route the inbox serves"),
+    ("inbox_route_const_found_nowhere",
+     [("src/serve.rs", 'pub const HEALTHZ_PATH: &str = "/healthz";', "")],
+     ".route(crate::serve::HEALTHZ_PATH, ...) names a path const found in none of"),
+    ("inbox_startup_window_too_short",
+     [(INBOX_DEP, "failureThreshold: 30", "failureThreshold: 5")],
+     "startupProbe allows 10s, less than 3 x [pipeline] connect_timeout (10s)"),
+    ("inbox_bind_port_differs",
+     [(INBOX, 'bind = "0.0.0.0:9870"', 'bind = "0.0.0.0:9871"')],
+     "containerPort named http is 9870, [inbox] bind port is 9871",
+     "readinessProbe port 'http' resolves to 9870, but the inbox listens on 9871",
+     "Service/handoff-inbox port http: targetPort http -> 9870, the inbox listens on 9871",
+     "PodMonitor/handoff-inbox port 'http' is not the inbox's port 9871"),
+    ("inbox_bind_left_at_its_default",
+     [(INBOX, 'bind = "0.0.0.0:9870"\n', "")],
+     "[inbox] bind 127.0.0.1:9870: the kubelet probes, Prometheus scrapes"),
+    ("inbox_service_to_another_port",
+     [(INBOX_SVC, "targetPort: http", "targetPort: 9464")],
+     "Service/handoff-inbox port http: targetPort 9464 -> 9464, the inbox listens on 9870"),
+    ("inbox_podmonitor_port",
+     [(INBOX_PODMONITOR, "port: http", "port: metrics")],
+     "PodMonitor/handoff-inbox port 'metrics' is not the inbox's port 9870"),
+    ("inbox_podmonitor_selects_no_pod",
+     [(INBOX_PODMONITOR, "    matchLabels:\n      app.kubernetes.io/name: handoff-inbox",
+       "    matchLabels:\n      app.kubernetes.io/name: handoff-inbx")],
+     "PodMonitor/handoff-inbox selector", "0 PodMonitors select the inbox's pods"),
+    ("inbox_podmonitor_selects_the_processors",
+     [(INBOX_PODMONITOR, "    matchLabels:\n      app.kubernetes.io/name: handoff-inbox",
+       "    matchLabels:\n      app.kubernetes.io/name: handoff")],
+     "0 PodMonitors select the inbox's pods"),
+
+    # ---- the inbox: monitoring ----------------------------------------------------------------
+    ("inbox_job_is_the_processors",
+     [(INBOX_DEP, "        app.kubernetes.io/component: inbox\n    spec:",
+       "        app.kubernetes.io/component: inbox\n        app.kubernetes.io/instance: handoff\n    spec:"),
+      (INBOX_PODMONITOR, "jobLabel: app.kubernetes.io/name", "jobLabel: app.kubernetes.io/instance")],
+     "the processors' job, so their rules (HandoffDown"),
+    ("inbox_without_job_label",
+     [(INBOX_PODMONITOR, "  jobLabel: app.kubernetes.io/name\n", "")],
+     "PodMonitor/handoff-inbox gives job='<namespace>/handoff-inbox'"),
+    ("alert_on_the_inbox_metrics_selects_the_processors_job",
+     [("deploy/prometheus/handoff.rules.yml", 'handoff_notifications_total{result=~"failed|rate_limited"}',
+       'handoff_notifications_total{job="handoff",result=~"failed|rate_limited"}')],
+     "rule HandoffNotificationsFailing selects job handoff, but the inbox's metrics come with job='handoff-inbox'"),
+
+    # ---- the inbox: secrets -------------------------------------------------------------------
+    ("inbox_secret_not_mounted",
+     [(INBOX_DEP, "            - name: inbox-secrets\n              mountPath: /run/secrets/inbox\n              readOnly: true\n",
+       "")],
+     "Deployment/handoff-inbox: inbox.cookie_key = 'file:/run/secrets/inbox/cookie-key': no Secret is mounted at /run/secrets/inbox"),
+    ("inbox_secret_item_missing",
+     [(INBOX_DEP, "path: cookie-key", "path: cookie_key")],
+     "Secret handoff-inbox is mounted at /run/secrets/inbox without a cookie-key item"),
+    ("inbox_without_cookie_key",
+     [(INBOX, 'cookie_key = "file:/run/secrets/inbox/cookie-key"\n', "")],
+     "[inbox] cookie_key unset: each replica makes its own key"),
+    ("inbox_env_reference_not_set",
+     [(INBOX, '"file:/run/secrets/inbox/cookie-key"', '"env:INBOX_COOKIE_KEY"')],
+     "inbox.cookie_key = 'env:INBOX_COOKIE_KEY': the container does not set INBOX_COOKIE_KEY"),
+
+    # ---- the inbox: sign-in through a proxy ---------------------------------------------------
+    ("inbox_proxy_auth_without_a_proxy",
+     [(INBOX, 'auth = "token"', 'auth = "proxy"')],
+     'auth = "proxy", but Deployment/handoff-inbox has no other container with a port'),
+    ("inbox_proxy_auth_bypassed_by_the_service",
+     [(INBOX, 'auth = "token"', 'auth = "proxy"'), (INBOX_DEP, "      volumes:\n", SIDECAR)],
+     "straight to the inbox, every page answers 401"),
+    ("inbox_proxy_trusted_by_pod_ip",
+     [(INBOX, 'auth = "token"', 'auth = "proxy"\ntrusted_proxies = ["10.42.0.17"]'),
+      (INBOX_DEP, "      volumes:\n", SIDECAR),
+      (INBOX_SVC, "targetPort: http", "targetPort: proxy")],
+     "[inbox] trusted_proxies ['10.42.0.17']: pod IPs change with every restart"),
+
+    # ---- the inbox: how people reach it -------------------------------------------------------
+    ("ingress_publishes_metrics_and_probes",
+     [(INGRESS, "- path: /\n            pathType: Exact", "- path: /\n            pathType: Prefix")],
+     "Ingress/handoff-inbox publishes /healthz, /metrics, /readyz"),
+    ("ingress_misses_a_page",
+     [(INGRESS, "          - path: /live\n            pathType: Exact\n",
+       "          - path: /events\n            pathType: Exact\n")],
+     "Ingress/handoff-inbox does not route /live",
+     "Ingress/handoff-inbox path /events (Exact) leads to no route of the inbox"),
+    ("ingress_to_a_port_the_service_lacks",
+     [(INGRESS, "                  name: http\n", "                  name: web\n")],
+     "Ingress/handoff-inbox /: Service/handoff-inbox has no port 'web'"),
+    ("ingress_host_is_not_public_url",
+     [(INGRESS, "- host: inbox.example.com", "- host: reviews.example.com")],
+     "Ingress/handoff-inbox hosts ['reviews.example.com'] != [inbox] public_url's host 'inbox.example.com'"),
+    ("ingress_schema",
+     [(INGRESS, "pathType: Exact", "pathtype: Exact")],
+     "inbox-ingress.example.yaml: Ingress/handoff-inbox: invalid against 1.37"),
+    ("public_url_over_http",
+     [(INBOX, 'public_url = "https://', 'public_url = "http://')],
+     "is not https:// and secure_cookies is not true"),
+    ("public_url_unset",
+     [(INBOX, 'public_url = "https://inbox.example.com"\n', "")],
+     "[inbox] public_url unset: links in notifications would point at http://0.0.0.0:9870"),
+
+    # ---- the inbox: replicas, rollouts, disruptions, the pod ----------------------------------
+    ("inbox_single_replica", [(INBOX_DEP, "  replicas: 2\n", "  replicas: 1\n")], "replicas 1: want 2 or more"),
+    ("inbox_rollout_stops_a_replica_first",
+     [(INBOX_DEP, "maxSurge: 1\n      maxUnavailable: 0", "maxSurge: 0\n      maxUnavailable: 1")],
+     "want RollingUpdate with maxUnavailable 0 and a maxSurge"),
+    ("inbox_image_differs",
+     [(INBOX_DEP, "image: handoff\n", "image: handoff-inbox\n")],
+     "Deployment/handoff-inbox: image 'handoff-inbox' != the processors' 'handoff'"),
+    ("inbox_command_replaces_the_entrypoint",
+     [(INBOX_DEP, "          args: [\"inbox\"", "          command: [\"/handoff\"]\n          args: [\"inbox\"")],
+     "Deployment/handoff-inbox: command ['/handoff'] replaces the image's ENTRYPOINT"),
+    ("inbox_writable_root",
+     [(INBOX_DEP, "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false")],
+     "Deployment/handoff-inbox: readOnlyRootFilesystem False"),
+
     # ---- the Dockerfile ---------------------------------------------------------------------
+    ("dockerfile_user_and_command",
+     [("Dockerfile", "USER 65532:65532", "USER root"),
+      ("Dockerfile", '"/etc/handoff/handoff.toml"]', '"/etc/handoff.toml"]')],
+     "final stage USER root", "!= the Deployment's args"),
+    ("dockerfile_built_otherwise",
+     [("Dockerfile", "    cargo build --release --locked \\\n", "    cargo build \\\n")],
+     "no RUN with cargo build --release --locked"),
+    ("dockerignore_keeps_target",
+     [(".dockerignore", "target/\n", "")],
+     ".dockerignore missing or does not exclude target/"),
+]
 
-    def test_dockerfile_user_and_command(self) -> None:
-        self.tree.edit("Dockerfile", "USER 65532:65532", "USER root")
-        self.tree.edit("Dockerfile", '"/etc/handoff/handoff.toml"]', '"/etc/handoff.toml"]')
-        self.assertFails("final stage USER root", "!= the Deployment's args")
 
-    def test_dockerfile_built_otherwise(self) -> None:
-        self.tree.edit(
-            "Dockerfile", "    cargo build --release --locked \\\n", "    cargo build \\\n"
-        )
-        self.assertFails("no RUN with cargo build --release --locked")
+def _broken(edits: list[tuple[str, str, str]], expected: tuple[str, ...]):
+    def test(self: CheckTest) -> None:
+        for path, old, new in edits:
+            self.tree.edit(path, old, new)
+        self.assertFails(*expected)
 
-    def test_dockerignore_keeps_target(self) -> None:
-        self.tree.edit(".dockerignore", "target/\n", "")
-        self.assertFails(".dockerignore missing or does not exclude target/")
+    return test
+
+
+for _name, _edits, *_expected in BROKEN:
+    assert not hasattr(CheckTest, f"test_{_name}"), f"two tests named test_{_name}"
+    setattr(CheckTest, f"test_{_name}", _broken(_edits, tuple(_expected)))
 
 
 if __name__ == "__main__":
