@@ -58,7 +58,8 @@ except ImportError as e:  # pragma: no cover - depends on the environment
           file=sys.stderr)
     sys.exit(2)
 
-from rust_sources import config_problems, router_routes, rust_config_schema, rust_str_consts, served_routes
+sys.dont_write_bytecode = True  # no __pycache__ beside the manifests (rust_sources.py is imported from here)
+from rust_sources import config_problems, router_routes, rust_config_schema, rust_str_consts, served_routes  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 SUBCOMMANDS = ("run", "inbox")
