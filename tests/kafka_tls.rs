@@ -364,8 +364,14 @@ fn every_kafka_subcommand_works_against_a_tls_only_listener() {
             ],
             Duration::from_secs(60),
         );
-        assert!(status.success(), "replay: {status}: {err}");
-        copied = count_before(&err, "record(s) copied").unwrap_or_else(|| panic!("{err}"));
+        // A replay reads to where the topic ended when it started: before the first verdict
+        // is written, that is nothing (a clear error), and the next attempt copies more.
+        let empty = err.contains("has no records at all");
+        assert!(status.success() || empty, "replay: {status}: {err}");
+        copied = match empty {
+            true => 0,
+            false => count_before(&err, "record(s) copied").unwrap_or_else(|| panic!("{err}")),
+        };
         if copied >= 300 || Instant::now() > deadline {
             break;
         }

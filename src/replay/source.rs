@@ -2,18 +2,21 @@
 //! topic, the audit pack, `suggest`, the canary report and `tail`.
 //!
 //! A read always ends, also on a live topic that never goes quiet. Each partition is read from
-//! the range's start to an end fixed when the read starts: the high watermark seen then, or the
-//! first record at or after the range's end, whichever comes first. A partition is paused at its
-//! end (or when the broker says it is at its end), and the read is over when every partition is.
-//! Records written after the read started are not waited for.
+//! the range's start to an end fixed when the read starts ([`ends`]): records written after the
+//! read started are not waited for, and a partition is paused at the first of them, at the
+//! first record at or after the range's end, or when the broker says it is at its end; the read
+//! is over when every partition is.
 
 use crate::config::Settings;
+use ends::{Ends, Position};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::io::IsTerminal;
+
+mod ends;
 use std::time::{Duration, Instant};
 
 /// How far before a range's start a read begins (records before the start are skipped): a
@@ -221,13 +224,6 @@ pub fn scan_until(
                             keep(&m, ts);
                         }
                     }
-                    Position::Last => {
-                        read += 1;
-                        if range.contains(ts) {
-                            keep(&m, ts);
-                        }
-                        pause(&c, topic, m.partition());
-                    }
                     Position::Past => pause(&c, topic, m.partition()),
                     Position::Done | Position::Again => {}
                 }
@@ -301,86 +297,8 @@ pub fn follow(
     Ok(kept)
 }
 
-/// Where each partition's read stands and ends.
-struct Ends {
-    /// Partition → (first offset to read, next offset to read, end offset (excluded), done).
-    parts: HashMap<i32, (i64, i64, i64, bool)>,
-}
-
-/// A record's place relative to its partition's end.
-#[derive(Debug, PartialEq, Eq)]
-enum Position {
-    /// Before the end.
-    Inside,
-    /// The last record before the end: the partition is done with it.
-    Last,
-    /// At or past the end (a later record of the batch, or one at or after the range's end):
-    /// the partition is done without it.
-    Past,
-    /// The partition was done already.
-    Done,
-    /// A record before the partition's position, delivered again (tansu does, around the end
-    /// of its log): skipped.
-    Again,
-}
-
-impl Ends {
-    fn done(&self) -> bool {
-        self.parts.values().all(|p| p.3)
-    }
-
-    fn waiting(&self) -> Vec<i32> {
-        let mut w: Vec<i32> = self
-            .parts
-            .iter()
-            .filter(|(_, p)| !p.3)
-            .map(|(k, _)| *k)
-            .collect();
-        w.sort_unstable();
-        w
-    }
-
-    fn finish(&mut self, partition: i32) {
-        if let Some(p) = self.parts.get_mut(&partition) {
-            p.3 = true;
-        }
-    }
-
-    /// Places the record at `offset` of `partition` with timestamp `ts`.
-    fn at(&mut self, partition: i32, offset: i64, ts: i64, to_ms: Option<i64>) -> Position {
-        let Some(p) = self.parts.get_mut(&partition) else {
-            return Position::Done;
-        };
-        if p.3 {
-            return Position::Done;
-        }
-        if offset < p.1 {
-            return Position::Again;
-        }
-        if offset >= p.2 || to_ms.is_some_and(|b| ts >= b) {
-            p.3 = true;
-            return Position::Past;
-        }
-        p.1 = offset + 1;
-        if p.1 >= p.2 {
-            p.3 = true;
-            return Position::Last;
-        }
-        Position::Inside
-    }
-
-    /// Records between each partition's start and its end, and how many are behind.
-    fn counts(&self) -> (u64, u64) {
-        self.parts.values().fold((0, 0), |(total, done), p| {
-            let span = (p.2 - p.0).max(0) as u64;
-            let behind = if p.3 { span } else { (p.1 - p.0).max(0) as u64 };
-            (total + span, done + behind.min(span))
-        })
-    }
-}
-
 /// Assigns every partition from the range's start (less [`START_SLACK_MS`]) or the resumed
-/// offset, and fixes each one's end at its high watermark now.
+/// offset, and notes each one's high watermark now.
 fn assign_range(
     c: &BaseConsumer,
     topic: &str,
@@ -404,9 +322,7 @@ fn assign_range(
             .offsets_for_times(starts, timeout)
             .map_err(|source| kafka(topic, source))?;
     }
-    let mut ends = Ends {
-        parts: HashMap::new(),
-    };
+    let mut ends = Ends::new(crate::clock::SystemClock::now());
     let mut assign = TopicPartitionList::new();
     for el in starts.elements() {
         let p = el.partition();
@@ -419,12 +335,12 @@ fn assign_range(
             (None, Offset::End) => high,
             (None, _) => low,
         };
-        ends.parts.insert(p, (start, start, high, start >= high));
-        if start < high {
-            assign
-                .add_partition_offset(topic, p, Offset::Offset(start))
-                .map_err(|e| kafka(topic, e))?;
-        }
+        // Assigned even when it looks empty: some brokers (tansu) report the high watermark a
+        // batch behind; the broker's end-of-partition says when it is.
+        ends.add(p, start, high);
+        assign
+            .add_partition_offset(topic, p, Offset::Offset(start))
+            .map_err(|e| kafka(topic, e))?;
     }
     c.assign(&assign).map_err(|source| kafka(topic, source))?;
     Ok(ends)
@@ -523,63 +439,5 @@ fn kafka(topic: &str, source: KafkaError) -> SourceError {
             what: "read",
             source,
         }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ends(parts: &[(i32, i64, i64)]) -> Ends {
-        Ends {
-            parts: parts
-                .iter()
-                .map(|&(p, start, end)| (p, (start, start, end, start >= end)))
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn a_partition_ends_at_its_end_offset_or_the_range_end_whichever_comes_first() {
-        let mut e = ends(&[(0, 10, 13), (1, 5, 5), (2, 0, 100)]);
-        assert!(!e.done());
-        assert_eq!(
-            e.waiting(),
-            vec![0, 2],
-            "an empty partition is done at once"
-        );
-        assert_eq!(e.at(0, 10, 1, None), Position::Inside);
-        assert_eq!(e.at(0, 11, 1, None), Position::Inside);
-        assert_eq!(e.at(0, 12, 1, None), Position::Last);
-        assert_eq!(
-            e.at(0, 13, 1, None),
-            Position::Done,
-            "a later record of the batch"
-        );
-        // A record at the range's end stops its partition, without it.
-        assert_eq!(e.at(2, 1, 99, Some(100)), Position::Inside);
-        assert_eq!(e.at(2, 2, 100, Some(100)), Position::Past);
-        assert!(e.done());
-        assert_eq!(e.counts(), (103, 103));
-    }
-
-    #[test]
-    fn a_batch_running_past_the_end_keeps_only_what_lies_before_it() {
-        let mut e = ends(&[(0, 0, 3)]);
-        let kept: Vec<i64> = (0..8)
-            .filter(|&o| matches!(e.at(0, o, 0, None), Position::Inside | Position::Last))
-            .collect();
-        assert_eq!(kept, vec![0, 1, 2]);
-        assert_eq!(e.counts(), (3, 3));
-    }
-
-    #[test]
-    fn counts_follow_the_read() {
-        let mut e = ends(&[(0, 100, 200), (1, 0, 50)]);
-        assert_eq!(e.counts(), (150, 0));
-        e.at(0, 149, 0, None);
-        assert_eq!(e.counts(), (150, 50));
-        e.finish(1);
-        assert_eq!(e.counts(), (150, 100));
     }
 }
