@@ -7,8 +7,8 @@
 use crate::config::{InputFormat, Settings};
 use crate::event::wire::{self, KIND_HEADER};
 use crate::event::{Codec, SchemaKind};
+use crate::kafka::range::Recorded;
 use crate::matrix::Matrix;
-use crate::replay::source::Recorded;
 use crate::state::SessionRecord;
 use serde_json::{json, Value};
 

@@ -8,7 +8,7 @@ use common::run::Run;
 use common::{answer, base_event};
 use handoff::audit::{self, chain, Records};
 use handoff::event::{AgentAction, DecisionKind, VerdictOutcome};
-use handoff::inbox::publish::{AuditEntry, AuditKind, Via};
+use handoff::event::{AuditEntry, AuditKind, Via};
 use handoff::matrix::{Matrix, MatrixSource, DEFAULT_MATRIX_TOML};
 use handoff::pipeline::process::Processor;
 use std::sync::Arc;

@@ -7,9 +7,9 @@ mod common;
 use common::base_event;
 use common::inbox::{self as inbox, people, serve, Client, Stream};
 use handoff::config::InboxAuth;
+use handoff::event::AuditKind;
 use handoff::event::{AgentAction, DecisionKind};
 use handoff::inbox::guard::Review;
-use handoff::inbox::publish::AuditKind;
 
 const NOW: i64 = 1_798_761_600_000;
 
@@ -470,7 +470,7 @@ fn a_slack_button_answers_as_the_mapped_person_after_the_signature_is_verified()
     let mut s = Stream::new(&m);
     let (refund_id, _, owner_id) = three(&mut s);
     let secret = "slack-signing-secret";
-    let slack = handoff::inbox::slack::SlackPeople {
+    let slack = handoff::inbox::web::SlackPeople {
         secret: secret.into(),
         people: [("U-ANA".to_string(), "ana".to_string())].into(),
     };
@@ -526,7 +526,7 @@ fn a_slack_button_answers_as_the_mapped_person_after_the_signature_is_verified()
         .iter()
         .find(|e| e.kind == AuditKind::Answered)
         .unwrap();
-    assert_eq!(answered.via, handoff::inbox::publish::Via::Slack);
+    assert_eq!(answered.via, handoff::event::Via::Slack);
     assert_eq!(
         answered.first_viewed_at_ms, None,
         "approved without opening the detail"

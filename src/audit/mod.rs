@@ -12,7 +12,7 @@ pub mod read;
 use crate::event::{
     AgentAction, DecisionKind, Escalation, HumanDecision, Level, Tier, Verdict, VerdictOutcome,
 };
-use crate::inbox::publish::{AuditEntry, AuditKind};
+use crate::event::{AuditEntry, AuditKind};
 use chain::sha256_hex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};

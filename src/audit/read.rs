@@ -3,15 +3,15 @@
 //! topic of the matrix from the window's start to its end plus its settling time (an action
 //! decided in the window may be answered later), and the input events of those actions (to hash
 //! them) from an hour before the window. Every read ends where the topic ended when it started
-//! (see [`crate::replay::source`]), so a live topic is read in bounded time. Records that cannot
+//! (see [`crate::kafka::range`]), so a live topic is read in bounded time. Records that cannot
 //! be decoded are counted, not fatal.
 
 use super::Records;
 use crate::config::Settings;
 use crate::event::wire::KIND_HEADER;
 use crate::event::{Codec, SchemaKind};
+use crate::kafka::range::{self as source, Range, SourceError};
 use crate::matrix::Matrix;
-use crate::replay::source::{self, Range, SourceError};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};

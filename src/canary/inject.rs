@@ -3,8 +3,8 @@
 //! agents' events and marked with the canary header; and when to send them (a Poisson process
 //! per role, so people cannot learn the rhythm).
 
-use super::{Expect, CANARY_HEADER};
 use crate::config::{CanarySettings, InputFormat, Settings};
+use crate::event::canary::{Expect, CANARY_HEADER};
 use crate::event::{AgentAction, Codec, CodecError, EventLimits, SchemaKind};
 use crate::matrix::{Matrix, SessionState};
 use crate::problems::Problems;

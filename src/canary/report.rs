@@ -2,7 +2,7 @@
 //! missed, timed out, not escalated, still open, and the time to answer. [`read`] reads the
 //! topic; the rest is pure.
 
-use super::{CanaryResult, Expect, CANARY_HEADER};
+use crate::event::canary::{CanaryResult, Expect, CANARY_HEADER};
 use crate::event::{Verdict, VerdictOutcome};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -49,7 +49,7 @@ pub fn figures(records: &Records) -> Vec<RoleFigures> {
     for (v, headers) in records {
         let t = tracks.entry(v.action_id.as_str()).or_default();
         if t.expect.is_none() {
-            t.expect = super::expected(headers).ok().flatten();
+            t.expect = crate::event::canary::expected(headers).ok().flatten();
         }
         if v.outcome == VerdictOutcome::AwaitHuman && t.first_ms.is_none() {
             t.first_ms = Some(v.decided_at_ms);
@@ -165,8 +165,8 @@ pub fn markdown(figures: &[RoleFigures]) -> String {
 /// counted (the second value), not fatal.
 pub fn read(
     settings: &crate::config::Settings,
-    range: crate::replay::source::Range,
-) -> Result<(Records, usize), crate::replay::source::SourceError> {
+    range: crate::kafka::range::Range,
+) -> Result<(Records, usize), crate::kafka::range::SourceError> {
     let codec = crate::event::Codec::new(Default::default()).expect("the shipped schemas parse");
     let recs = crate::audit::read::topic(settings, &settings.topics.canaries, range)?;
     let mut bad = 0;

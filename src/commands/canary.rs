@@ -143,7 +143,7 @@ fn report(args: CanaryReportArgs) -> Result {
     super::ensure_range(args.range.from, args.range.to)?;
     let settings = load_settings(&args.kafka)?;
     handoff::kafka::admin::wait_reachable(&settings)?;
-    let range = handoff::replay::source::Range {
+    let range = handoff::kafka::range::Range {
         from_ms: args.range.from,
         to_ms: args.range.to,
     };

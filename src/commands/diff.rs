@@ -4,8 +4,8 @@ use super::{init_tracing, load_settings, Failure, Outcome, Result};
 use handoff::cli::DiffArgs;
 use handoff::config::LogFormat;
 use handoff::event::{AgentAction, Codec};
+use handoff::kafka::range::Range;
 use handoff::matrix::Matrix;
-use handoff::replay::source::Range;
 use std::path::Path;
 
 /// Events that could not be read, and those that could.
@@ -88,7 +88,7 @@ fn from_topic(args: &DiffArgs, topic: &str, codec: &Codec) -> Result<Recorded> {
     super::ensure_range(range.from_ms, range.to_ms)?;
     handoff::kafka::admin::wait_reachable(&settings)?;
     let mut recorded = Recorded::default();
-    for r in handoff::replay::source::read(&settings, topic, range, &Default::default())? {
+    for r in handoff::kafka::range::read(&settings, topic, range, &Default::default())? {
         match r.payload.as_deref().map(|p| codec.decode_action(p)) {
             Some(Ok(e)) => recorded.actions.push(e),
             _ => recorded.bad += 1,

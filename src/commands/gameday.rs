@@ -93,7 +93,7 @@ fn recorded(sc: &Scenario, loaded: Option<&Settings>) -> Result<Vec<AgentAction>
     let codec = Codec::new(Default::default())?;
     let mut recorded = Vec::new();
     let records =
-        handoff::replay::source::read(settings, topic, Default::default(), &Default::default())?;
+        handoff::kafka::range::read(settings, topic, Default::default(), &Default::default())?;
     for r in records {
         if let Some(Ok(e)) = r.payload.as_deref().map(|p| codec.decode_action(p)) {
             recorded.push(e);

@@ -3,8 +3,8 @@
 use super::{init_tracing, load_settings, progress_bar, Failure, Outcome, Result};
 use handoff::cli::ReplayArgs;
 use handoff::config::{LogFormat, DRILL_PREFIX};
+use handoff::kafka::range::Range;
 use handoff::replay::copy::{ReplayError, ReplayOptions};
-use handoff::replay::source::Range;
 
 /// A target outside `drill.` is bad usage; everything else that fails is a runtime failure.
 pub fn run(args: ReplayArgs) -> Result {

@@ -2,7 +2,7 @@
 
 use super::{ensure_range, load_matrix, load_settings, Failure, Outcome, Result, Started};
 use handoff::cli::TailArgs;
-use handoff::replay::source::{self, Range};
+use handoff::kafka::range::{self as source, Range};
 use handoff::tail::{names, Decoder, Kind};
 use rdkafka::message::BorrowedMessage;
 use std::io::Write;

@@ -2,7 +2,7 @@
 //! by default). Checked without I/O like every section; the cases' event files are read, and
 //! checked against the matrix, when `handoff canary` starts.
 
-use crate::canary::Expect;
+use crate::event::canary::Expect;
 use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

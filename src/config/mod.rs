@@ -12,6 +12,7 @@ use std::time::Duration;
 
 pub mod canary;
 pub mod inbox;
+pub mod kafka;
 pub mod notify;
 pub mod registry;
 pub mod secret;

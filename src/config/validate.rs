@@ -91,7 +91,7 @@ fn kafka(k: &KafkaSettings, problems: &mut Problems) {
             ),
         );
     }
-    crate::kafka::validate(k, problems);
+    super::kafka::validate(k, problems);
 }
 
 fn topics(t: &TopicSettings, problems: &mut Problems) {

@@ -109,9 +109,6 @@ pub enum CodecError {
     /// The record decoded but a field is out of range.
     #[error(transparent)]
     Invalid(#[from] EventError),
-    /// The schema registry failed at start-up (its class says whether it is fatal).
-    #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
     /// A value could not be encoded: a defect in handoff, never bad input.
     #[error("cannot encode {name}: {message}")]
     Encode {
@@ -131,7 +128,6 @@ impl Classify for CodecError {
             | CodecError::Json { .. }
             | CodecError::TooLarge { .. }
             | CodecError::Invalid(_) => ErrorClass::DeadLetter,
-            CodecError::Registry(e) => e.class(),
         }
     }
 }
@@ -147,7 +143,6 @@ impl CodecError {
             CodecError::TooLarge { .. } => "too_large",
             CodecError::Invalid(_) => "invalid_field",
             CodecError::Encode { .. } => "encode",
-            CodecError::Registry(e) => e.reason(),
         }
     }
 }

@@ -2,10 +2,13 @@
 //! [`Escalation`]) and what humans decide ([`HumanDecision`]). Field names are those of the
 //! Avro schemas in `schemas/`; the JSON form uses the same names.
 
+mod audit;
+pub mod canary;
 mod codec;
 mod validate;
 pub mod wire;
 
+pub use audit::{AuditEntry, AuditKind, Via};
 pub use codec::{Codec, CodecError, SchemaKind, DEFAULT_MAX_RECORD_BYTES};
 pub use validate::{is_action_type, EventError, EventLimits};
 

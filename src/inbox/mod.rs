@@ -20,7 +20,6 @@ pub mod follow;
 pub mod guard;
 pub mod pages;
 pub mod publish;
-pub mod slack;
 pub mod web;
 
 use crate::config::Settings;
@@ -284,12 +283,12 @@ fn notifier(
     }
 }
 
-fn slack_people(s: &crate::config::InboxSettings) -> Option<slack::SlackPeople> {
+fn slack_people(s: &crate::config::InboxSettings) -> Option<web::SlackPeople> {
     let secret = s.slack_signing_secret.clone()?;
     let people = s
         .people
         .iter()
         .filter_map(|p| Some((p.slack_user.clone()?, p.name.clone())))
         .collect();
-    Some(slack::SlackPeople { secret, people })
+    Some(web::SlackPeople { secret, people })
 }

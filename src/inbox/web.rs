@@ -5,16 +5,18 @@
 
 mod read;
 mod sign_in;
+mod slack;
 mod write;
 
+pub use slack::SlackPeople;
 pub use write::Refused;
 
 use super::answer::{self, AnswerForm};
 use super::board::{Board, Filter, Gone, Lookup};
 use super::pages::{Detail, DetailPage, ListItems, ListPage, MessagePage, Row, SignInPage};
-use super::publish::{AuditEntry, AuditKind, Publish, Via};
+use super::publish::Publish;
 use super::{auth::Auth, auth::Viewer, InboxMetrics};
-use crate::event::{DecisionKind, HumanDecision, Tier};
+use crate::event::{AuditEntry, AuditKind, DecisionKind, HumanDecision, Tier, Via};
 use crate::matrix::Matrix;
 use askama::Template;
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
@@ -56,7 +58,7 @@ pub struct App {
     /// Becomes true at shutdown (ends live streams).
     pub stopping: watch::Receiver<bool>,
     /// Slack buttons: the signing secret and Slack user → person.
-    pub slack: Option<super::slack::SlackPeople>,
+    pub slack: Option<SlackPeople>,
     /// Rubber-stamp signals of the approvals sent from here.
     pub guard: super::guard::Guard,
     /// First detail view per (person, escalation), ms.
@@ -114,7 +116,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/live", get(live))
         .route("/static/inbox.css", get(css))
         .route("/static/inbox.js", get(js))
-        .route("/slack/actions", post(super::slack::actions))
+        .route("/slack/actions", post(slack::actions))
         .route(crate::serve::METRICS_PATH, get(metrics))
         .route(crate::serve::HEALTHZ_PATH, get(|| async { "ok\n" }))
         .route(crate::serve::READYZ_PATH, get(readyz))

@@ -2,21 +2,23 @@
 //!
 //! A client's properties are layered: `bootstrap.servers`, then the role's defaults, then
 //! `[kafka.common]`, then `[kafka.consumer]` or `[kafka.producer]`, then the properties handoff
-//! owns ([`OWNED`]). Validation reads the same table, so a user who sets an owned property is
-//! refused at start-up with the reason, never silently overwritten.
+//! owns ([`crate::config::kafka::OWNED`], which the settings' validation reads, so a user who
+//! sets an owned property is refused at start-up with the reason, never silently overwritten).
 //!
 //! - [`admin`]: reachability (retried until `connect_timeout`), topic creation, partition
 //!   counts and the co-partitioning check;
 //! - [`changelog`]: reading partitions of a topic from the beginning to their end;
+//! - [`range`]: reading a topic, or a time range of it, back, always to an end (the tools);
 //! - [`record`]: an [`Output`](crate::output::Output) as a producer record, and the one policy
 //!   for a full producer queue.
 
 pub mod admin;
 pub mod changelog;
+pub mod range;
 pub mod record;
 
+use crate::config::kafka::Side;
 use crate::config::KafkaSettings;
-use crate::problems::Problems;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use std::time::Duration;
@@ -41,14 +43,6 @@ pub enum Role<'a> {
     Admin,
 }
 
-/// Which user map applies to a role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Consumer,
-    Producer,
-    Neither,
-}
-
 impl Role<'_> {
     fn side(self) -> Side {
         match self {
@@ -57,78 +51,6 @@ impl Role<'_> {
             Role::Admin => Side::Neither,
         }
     }
-}
-
-/// A property handoff sets itself, and why a user may not.
-#[derive(Debug)]
-pub struct Owned {
-    /// librdkafka property name.
-    pub key: &'static str,
-    /// Owned on consumers.
-    consumer: bool,
-    /// Owned on producers.
-    producer: bool,
-    /// Shown to a user who sets it.
-    pub why: &'static str,
-}
-
-/// Properties handoff owns. Setting one under `[kafka.common]`, or under the map of a side
-/// that owns it, is refused at start-up.
-pub const OWNED: &[Owned] = &[
-    Owned {
-        key: "bootstrap.servers",
-        consumer: true,
-        producer: true,
-        why: "use kafka.bootstrap_servers",
-    },
-    Owned {
-        key: "group.id",
-        consumer: true,
-        producer: false,
-        why: "use kafka.group_id",
-    },
-    Owned {
-        key: "session.timeout.ms",
-        consumer: true,
-        producer: false,
-        why: "use kafka.session_timeout",
-    },
-    Owned {
-        key: "enable.auto.commit",
-        consumer: true,
-        producer: false,
-        why: "handoff commits only offsets whose outputs are delivered",
-    },
-    Owned {
-        key: "enable.auto.offset.store",
-        consumer: true,
-        producer: false,
-        why: "handoff stores an offset only after every output of it is delivered",
-    },
-    Owned {
-        key: "partition.assignment.strategy",
-        consumer: true,
-        producer: false,
-        why: "decisions must reach the member holding their escalations: handoff uses the range \
-              assignor over co-partitioned topics",
-    },
-    Owned {
-        key: "enable.idempotence",
-        consumer: false,
-        producer: true,
-        why: "handoff's producer is idempotent, so producer retries never duplicate",
-    },
-];
-
-fn owned(key: &str, side: Side) -> Option<&'static Owned> {
-    OWNED.iter().find(|o| {
-        o.key == key
-            && match side {
-                Side::Consumer => o.consumer,
-                Side::Producer => o.producer,
-                Side::Neither => o.consumer || o.producer,
-            }
-    })
 }
 
 /// Defaults a user may override, by side.
@@ -201,54 +123,6 @@ pub fn client_config(k: &KafkaSettings, role: Role<'_>) -> ClientConfig {
         Role::Admin => {}
     }
     c
-}
-
-/// Checks the user's librdkafka properties without I/O: owned properties are refused (with
-/// the reason), and every property is parsed by librdkafka itself, so a misspelt name or a bad
-/// value is reported with the others before anything connects.
-pub fn validate(k: &KafkaSettings, problems: &mut Problems) {
-    for (map, side, props) in [
-        ("common", Side::Neither, &k.common),
-        ("consumer", Side::Consumer, &k.consumer),
-        ("producer", Side::Producer, &k.producer),
-    ] {
-        for (key, value) in props {
-            let field = format!("kafka.{map}.{key}");
-            if let Some(o) = owned(key, side) {
-                problems.push(field, format!("is set by handoff itself: {}", o.why));
-                continue;
-            }
-            // A secret reference is read at start-up, after validation (see config::secret).
-            let source = crate::config::secret::Source::of(value);
-            if source != crate::config::secret::Source::Literal(value) {
-                if let Some(p) = source.check() {
-                    problems.push(field, p);
-                }
-                continue;
-            }
-            let mut c = ClientConfig::new();
-            c.set(key, value);
-            if let Err(e) = c.create_native_config() {
-                let shown = if crate::config::is_secret(key) {
-                    "***".to_string()
-                } else {
-                    format!("{value:?}")
-                };
-                problems.push(
-                    field,
-                    format!("{shown} is refused by librdkafka: {}", native(&e)),
-                );
-            }
-        }
-    }
-}
-
-/// librdkafka's own words for a configuration error.
-fn native(e: &KafkaError) -> String {
-    match e {
-        KafkaError::ClientConfig(_, desc, _, _) => desc.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// Why a Kafka operation failed. The class drives what the caller does: `Unreachable` is
@@ -343,17 +217,7 @@ pub fn create<C: rdkafka::config::FromClientConfig>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn settings(map: &str, key: &str, value: &str) -> KafkaSettings {
-        let mut k = KafkaSettings::default();
-        let m = match map {
-            "common" => &mut k.common,
-            "consumer" => &mut k.consumer,
-            _ => &mut k.producer,
-        };
-        m.insert(key.into(), value.into());
-        k
-    }
+    use crate::config::kafka::tests::settings;
 
     #[test]
     fn owned_properties_win_over_user_maps_and_defaults_yield_to_them() {
@@ -408,50 +272,5 @@ mod tests {
             Some("1"),
             "the consumer map applies"
         );
-    }
-
-    #[test]
-    fn validation_refuses_owned_and_unknown_properties_naming_them() {
-        let table = [
-            (
-                "consumer",
-                "enable.auto.commit",
-                "false",
-                "is set by handoff",
-            ),
-            ("common", "group.id", "x", "kafka.group_id"),
-            ("producer", "enable.idempotence", "false", "idempotent"),
-            (
-                "consumer",
-                "partition.assignment.strategy",
-                "roundrobin",
-                "range",
-            ),
-            ("producer", "linger.msec", "5", "librdkafka"),
-            ("consumer", "fetch.wait.max.ms", "soon", "librdkafka"),
-        ];
-        for (map, key, value, says) in table {
-            let mut p = Problems::default();
-            validate(&settings(map, key, value), &mut p);
-            let text = p.to_string();
-            assert!(
-                text.contains(&format!("kafka.{map}.{key}")) && text.contains(says),
-                "{map}.{key}: {text}"
-            );
-        }
-        let mut p = Problems::default();
-        validate(&settings("producer", "group.id", "x"), &mut p);
-        assert!(p.is_empty(), "group.id on a producer is harmless: {p}");
-        let mut p = Problems::default();
-        validate(&settings("consumer", "fetch.wait.max.ms", "50"), &mut p);
-        assert!(p.is_empty(), "{p}");
-    }
-
-    #[test]
-    fn a_refused_secret_is_not_shown() {
-        let mut p = Problems::default();
-        validate(&settings("common", "sasl.password", "hunter2"), &mut p);
-        // librdkafka accepts any password string; the point is it never appears.
-        assert!(!p.to_string().contains("hunter2"));
     }
 }

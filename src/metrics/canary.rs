@@ -1,6 +1,6 @@
 //! The canaries' own metrics: the only place a canary is counted.
 
-use crate::canary::CanaryResult;
+use crate::event::canary::CanaryResult;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Registry};
 
 /// `handoff_canaries_total{role,result}` and `handoff_canary_answer_seconds{role}`.

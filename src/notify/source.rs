@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::event::wire::{split_frame, KIND_HEADER};
 use crate::event::{Codec, SchemaKind};
 use crate::kafka::{self, Role};
-use crate::pipeline::stats::LogLimiter;
+use crate::logs::LogLimiter;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};

@@ -50,9 +50,9 @@ pub enum PipelineError {
     /// Something failed for good while running: nothing past it was committed.
     #[error("stopped without committing past the failure: {0}")]
     Fatal(Fatal),
-    /// The shipped schemas could not be loaded.
+    /// The processor could not be built (schemas, the schema registry).
     #[error(transparent)]
-    Codec(#[from] crate::event::CodecError),
+    Start(#[from] process::StartError),
     /// The stop did not drain, deliver or commit everything within the deadline.
     #[error(
         "shutdown deadline of {deadline:?} passed: {} input record(s) not committed (they will \

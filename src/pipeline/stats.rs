@@ -70,46 +70,7 @@ pub struct Stats {
     /// Where a record's time goes (registered with `metrics`).
     pub steps: super::steps::Steps,
     /// Dead-letter log lines, at most one a second.
-    dead_letter_log: LogLimiter,
-}
-
-/// Lets one log line through per interval and counts the ones held back, so a flood of bad
-/// input is visible at info level without a line per record.
-#[derive(Debug)]
-pub struct LogLimiter {
-    every_ms: i64,
-    /// When the last line went out (ms).
-    last_ms: std::sync::atomic::AtomicI64,
-    /// Lines held back since.
-    held: AtomicU64,
-}
-
-impl LogLimiter {
-    /// At most one line per `every_ms`.
-    pub fn new(every_ms: i64) -> Self {
-        LogLimiter {
-            every_ms,
-            last_ms: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
-            held: AtomicU64::new(0),
-        }
-    }
-
-    /// `Some(held back since the last line)` when a line may go out at `now_ms`. Lock-free:
-    /// workers flooded with bad input do not queue on it.
-    pub fn allow(&self, now_ms: i64) -> Option<u64> {
-        let last = self.last_ms.load(Relaxed);
-        let due = now_ms - last >= self.every_ms;
-        if due
-            && self
-                .last_ms
-                .compare_exchange(last, now_ms, Relaxed, Relaxed)
-                .is_ok()
-        {
-            return Some(self.held.swap(0, Relaxed));
-        }
-        self.held.fetch_add(1, Relaxed);
-        None
-    }
+    dead_letter_log: crate::logs::LogLimiter,
 }
 
 impl Stats {
@@ -121,7 +82,7 @@ impl Stats {
         Stats {
             steps: super::steps::Steps::register(metrics.registry()),
             metrics,
-            dead_letter_log: LogLimiter::new(1000),
+            dead_letter_log: crate::logs::LogLimiter::new(1000),
             consumed: AtomicU64::new(0),
             by_level: Default::default(),
             by_trigger: Default::default(),
@@ -195,7 +156,7 @@ impl Stats {
             Effect::Verdict(_) => m.verdicts.inc(),
             Effect::CanaryEscalation(..) => {}
             Effect::CanaryVerdict(v, expect) => {
-                if let Some(result) = crate::canary::CanaryResult::of(*expect, v.outcome) {
+                if let Some(result) = crate::event::canary::CanaryResult::of(*expect, v.outcome) {
                     // Not handed to anyone: no role.
                     let role = v.roles.first().map_or("none", String::as_str);
                     m.canaries().settled(role, result);
@@ -462,15 +423,5 @@ mod tests {
         ] {
             assert_eq!(duration_us(us), text);
         }
-    }
-
-    #[test]
-    fn the_log_limiter_lets_one_line_a_second_through_and_counts_the_rest() {
-        let l = LogLimiter::new(1000);
-        assert_eq!(l.allow(10_000), Some(0));
-        assert_eq!(l.allow(10_001), None);
-        assert_eq!(l.allow(10_999), None);
-        assert_eq!(l.allow(11_000), Some(2));
-        assert_eq!(l.allow(11_500), None);
     }
 }

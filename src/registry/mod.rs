@@ -13,7 +13,7 @@ pub mod output;
 use crate::error::{Classify, ErrorClass};
 use crate::event::wire::split_frame;
 use crate::event::{AgentAction, Codec, CodecError, SchemaKind};
-use crate::pipeline::stats::LogLimiter;
+use crate::logs::LogLimiter;
 use apache_avro::schema_compatibility::SchemaCompatibility;
 use prometheus::{IntCounter, IntCounterVec, Opts};
 use std::collections::{HashMap, VecDeque};

@@ -2,9 +2,9 @@
 //! speed factor, keeping keys, partitions (so per-partition order) and relative timing, and
 //! marking every record as a drill. Resumable from a checkpoint file.
 
-use super::source::{self, Range, Recorded, SourceError};
 use crate::config::Settings;
 use crate::event::wire::DRILL_HEADER;
+use crate::kafka::range::{self as source, Range, Recorded, SourceError};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde::{Deserialize, Serialize};

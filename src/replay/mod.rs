@@ -1,11 +1,10 @@
-//! Drills and rule changes on recorded traffic: reading a topic range back (`source`), and
-//! `diff` (shadow evaluation of a rule change).
+//! Drills and rule changes on recorded traffic: `copy` (replay into the drill namespace),
+//! `diff` (shadow evaluation of a rule change) and `gameday`.
 
 pub mod chart;
 pub mod copy;
 pub mod diff;
 pub mod gameday;
-pub mod source;
 
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord};

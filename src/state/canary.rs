@@ -3,7 +3,7 @@
 //! the agents and nothing of it counted in the real metrics.
 
 use super::{Effect, PartitionState};
-use crate::canary::Expect;
+use crate::event::canary::Expect;
 
 impl PartitionState {
     /// Marks the open action `action_id` of `session_id` as a canary expecting `expect` (an

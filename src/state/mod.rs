@@ -93,9 +93,9 @@ pub struct OpenAction {
     /// version is used).
     #[serde(default)]
     pub rule_version: String,
-    /// A canary's expected answer (see [`crate::canary`]); none for real actions.
+    /// A canary's expected answer (see [`crate::event::canary`]); none for real actions.
     #[serde(default)]
-    pub canary: Option<crate::canary::Expect>,
+    pub canary: Option<crate::event::canary::Expect>,
 }
 
 impl OpenAction {
@@ -204,7 +204,7 @@ pub enum Effect {
     /// A decided action goes to the review queue's digest.
     Review(Box<crate::event::DigestItem>),
     /// A canary's verdict (for the canaries topic, never the agents'), with its expected answer.
-    CanaryVerdict(Box<Verdict>, crate::canary::Expect),
+    CanaryVerdict(Box<Verdict>, crate::event::canary::Expect),
     /// A canary's escalation: sent like any other, counted only as a canary.
     CanaryEscalation(usize, Box<Escalation>),
     /// A human's first answer to a canary of `role`, `waited_ms` after it was handed over.

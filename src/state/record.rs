@@ -69,7 +69,7 @@ impl SessionRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canary::Expect;
+    use crate::event::canary::Expect;
     use crate::event::{
         ActionStatus, AgentAction, Customer, CustomerTier, DigestItem, DigestReason, HistoryEntry,
         Level, Tier,

@@ -95,7 +95,7 @@ pub fn serve_with(
     m: &Arc<Matrix>,
     s: &Stream,
     settings: &InboxSettings,
-    slack: Option<handoff::inbox::slack::SlackPeople>,
+    slack: Option<handoff::inbox::web::SlackPeople>,
 ) -> Served {
     let published = Arc::new(MemoryPublisher::default());
     let (stop, stopping) = watch::channel(false);

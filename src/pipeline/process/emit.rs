@@ -6,7 +6,7 @@ use super::{
     digest_id, Processor, StageError, CANARIES, CHANGELOG, DEAD_LETTER, EXPIRY_EVERY_MS,
     FIRST_ROLE, REVIEW_TOPIC, VERDICTS,
 };
-use crate::canary::CANARY_HEADER;
+use crate::event::canary::CANARY_HEADER;
 use crate::event::wire::{dlq_headers, KIND_HEADER};
 use crate::event::{DigestItem, DigestReason, Escalation, Level, SchemaKind};
 use crate::fatigue::{Folded, REVIEW};

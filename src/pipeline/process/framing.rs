@@ -9,7 +9,7 @@ use crate::config::{InputFormat, Settings};
 use crate::error::ErrorClass;
 use crate::event::{AgentAction, CodecError, SchemaKind};
 use crate::registry::output::FrameIds;
-use crate::registry::{RegistryDecoder, SchemaRegistry};
+use crate::registry::{RegistryDecoder, RegistryError, SchemaRegistry};
 use std::sync::Arc;
 
 /// A processor's registry: the decoder of framed input (with its own front cache) and the ids
@@ -42,7 +42,7 @@ impl Processor {
     /// Connects the registry of `settings`, if any: the input decoder (no request yet) and,
     /// with `frame_outputs`, the output ids of this processor and its drill twin (requests
     /// now: a failure refuses the start).
-    pub(super) fn connect_registry(&mut self, settings: &Settings) -> Result<(), CodecError> {
+    pub(super) fn connect_registry(&mut self, settings: &Settings) -> Result<(), RegistryError> {
         let Some(r) = &settings.input.schema_registry else {
             return Ok(());
         };
@@ -58,7 +58,7 @@ impl Processor {
         &mut self,
         settings: &Settings,
         shared: &Arc<SchemaRegistry>,
-    ) -> Result<(), CodecError> {
+    ) -> Result<(), RegistryError> {
         let Some(r) = &settings.input.schema_registry else {
             return Ok(());
         };

@@ -166,9 +166,6 @@ pub const REVIEW_TOPIC: usize = 3;
 pub const CANARIES: usize = 4;
 const FIRST_ROLE: usize = 5;
 
-/// librdkafka's default `message.max.bytes`.
-const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
-
 /// Rate limits and digests, for production and for drill traffic (never mixed: a digest
 /// to a real person's topic must not list drill items).
 #[derive(Clone)]
@@ -177,9 +174,20 @@ struct SharedDigests {
     drill: Arc<Mutex<Digests>>,
 }
 
+/// Why a processor could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The shipped schemas could not be loaded (a defect).
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The schema registry refused or could not answer at start-up.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+}
+
 impl Processor {
     /// A processor for the given settings and matrix.
-    pub fn new(settings: &Settings, matrix: Arc<Matrix>) -> Result<Self, CodecError> {
+    pub fn new(settings: &Settings, matrix: Arc<Matrix>) -> Result<Self, StartError> {
         let limits = crate::event::EventLimits::default();
         let codec =
             Arc::new(Codec::new(limits)?.with_max_record_bytes(settings.input.max_record_bytes));
@@ -262,7 +270,7 @@ impl Processor {
             format: settings.input.format,
             schema_ids: settings.input.schema_ids.clone(),
             max_record_bytes: settings.input.max_record_bytes,
-            max_output_bytes: message_max_bytes(settings),
+            max_output_bytes: settings.kafka.message_max_bytes(),
             topics,
             decisions_topic: settings.topics.decisions.clone(),
             states: HashMap::new(),
@@ -438,7 +446,7 @@ impl Processor {
         out: &mut Vec<Output>,
     ) -> Result<Outcome, StageError> {
         let decoded = self.value(&input).and_then(|v| {
-            let canary = crate::canary::expected(input.headers)
+            let canary = crate::event::canary::expected(input.headers)
                 .map_err(|e| Refusal::DeadLetter("canary_header", e.to_string()))?;
             Ok((self.decode_action(v)?, canary))
         });
@@ -569,17 +577,6 @@ fn refusal(e: CodecError) -> Refusal {
             source: Box::new(e),
         }),
     }
-}
-
-/// The producer's `message.max.bytes` (`[kafka.producer]`, else `[kafka.common]`, else
-/// librdkafka's default).
-fn message_max_bytes(settings: &Settings) -> usize {
-    let k = &settings.kafka;
-    k.producer
-        .get("message.max.bytes")
-        .or_else(|| k.common.get("message.max.bytes"))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
 }
 
 #[cfg(test)]

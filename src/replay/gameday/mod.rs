@@ -42,6 +42,9 @@ pub enum GamedayError {
     /// The schemas.
     #[error(transparent)]
     Codec(#[from] crate::event::CodecError),
+    /// The processor could not be built.
+    #[error(transparent)]
+    Start(#[from] crate::pipeline::process::StartError),
     /// Writing to the broker.
     #[error("writing the drill to Kafka: {0}")]
     Kafka(String),

@@ -94,7 +94,7 @@ fn kafka(e: KafkaError) -> GamedayError {
 /// A reader assigned to every partition of `topics` at its current end.
 fn from_the_end(settings: &Settings, topics: &[String]) -> Result<BaseConsumer, GamedayError> {
     let consumer: BaseConsumer =
-        crate::replay::source::reader(settings).map_err(|e| GamedayError::Kafka(e.to_string()))?;
+        crate::kafka::range::reader(settings).map_err(|e| GamedayError::Kafka(e.to_string()))?;
     let timeout = settings.pipeline.connect_timeout;
     let mut tpl = TopicPartitionList::new();
     for t in topics {

@@ -3,10 +3,9 @@
 //! request signature (v0, timestamp window) is verified. The outcome — sent, stale, not
 //! allowed — goes back to the user through the interaction's `response_url`, never silently.
 
-use super::answer::AnswerForm;
-use super::publish::Via;
-use super::web::{App, Refused};
-use crate::event::DecisionKind;
+use super::{App, Refused};
+use crate::event::{DecisionKind, Via};
+use crate::inbox::answer::AnswerForm;
 use crate::notify::slack::{self, Button};
 use axum::body::Bytes;
 use axum::extract::State;
