@@ -207,18 +207,21 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def secret_references(settings: dict) -> list[tuple[str, str]]:
-    """(field, value) of every setting that may name a secret: librdkafka properties, the schema
-    registry's password and CA, the inbox's keys, the receivers' URLs and secrets."""
+def secret_settings(settings: dict) -> list[tuple[str, object, bool]]:
+    """(field, value, is a secret) of every setting set that may name a secret: librdkafka properties,
+    the schema registry's password and CA, the inbox's keys, the receivers' URLs and secrets. The
+    inbox's keys, the receivers' secrets and Slack webhook URLs are secrets themselves: never written
+    in a settings file (a ConfigMap), only referred to (file:, env:)."""
     kafka, inbox = settings.get("kafka") or {}, settings.get("inbox") or {}
     registry = (settings.get("input") or {}).get("schema_registry") or {}
-    refs = [(f"kafka.{s}.{k}", v) for s in ("common", "consumer", "producer") for k, v in (kafka.get(s) or {}).items()]
-    refs += [(f"input.schema_registry.{k}", registry.get(k)) for k in ("password", "ca_file")]
-    refs += [(f"inbox.{k}", inbox.get(k)) for k in ("cookie_key", "slack_signing_secret")]
-    refs += [(f"notify.receivers[{i}].{k}", rc.get(k))
+    refs = [(f"kafka.{s}.{k}", v, False) for s in ("common", "consumer", "producer")
+            for k, v in (kafka.get(s) or {}).items()]
+    refs += [(f"input.schema_registry.{k}", registry.get(k), False) for k in ("password", "ca_file")]
+    refs += [(f"inbox.{k}", inbox.get(k), True) for k in ("cookie_key", "slack_signing_secret")]
+    refs += [(f"notify.receivers[{i}].{k}", rc.get(k), k == "secret" or rc.get("kind") == "slack")
              for i, rc in enumerate((settings.get("notify") or {}).get("receivers") or [])
              if isinstance(rc, dict) for k in ("url", "secret")]
-    return [(f, v) for f, v in refs if isinstance(v, str)]
+    return [r for r in refs if r[1] is not None]
 
 
 def rules_jobs(path: pathlib.Path) -> list[tuple[str, set[str], set[str]]]:
@@ -422,9 +425,8 @@ class Check(Report):
             return self.fail(f"expected at most one Deployment running `handoff inbox`, found {len(by_cmd['inbox'])}")
         proc, inbox = by_cmd["run"][0], (by_cmd["inbox"] or [None])[0]
         self.section(f"handoff.toml, as mounted ({proc.kind_name}, `handoff run`)")
-        name = pathlib.PurePosixPath(proc.config_path or "?").name
         settings, key = self.settings(proc, "a settings change rolls the pods (settings are read at start-up)",
-                                      f"a change of {name} would reach no running member until it restarts")
+                                      "running member")
         if (m := proc.file_source(proc.config_path)[0] if proc.config_path else None) is not None:
             mp = m.get("mountPath")
             self.check(not m.get("subPath"), f"{mp} is a directory mount (subPath mounts are never updated)",
@@ -447,32 +449,34 @@ class Check(Report):
         self.secrets_shown()
         self.dockerfile_image(proc, [w for w in workloads if w is not proc])
 
-    def mounted(self, w: Workload, path: str) -> tuple[str | None, str | None, dict | None]:
-        """(generated ConfigMap, key, mount) of the file at `path` in the pods of `w`."""
+    def mounted(self, w: Workload, path: str, label: str) -> tuple[str, str] | None:
+        """(ConfigMap, key) of the file at `path` in the pods of `w`, which must be a key of a ConfigMap
+        the kustomization generates, mounted there; `label` names the file in the messages."""
         m, vname, key = w.file_source(path)
-        gens = [g for g in w.configmaps_of(vname) if key in self.generators.get(g, {}).get("data", {})]
-        return (gens[0] if gens else None), key, m
+        g = next((g for g in w.configmaps_of(vname) if key in self.generators.get(g, {}).get("data", {})), None)
+        at = f"{w.kind_name}: {label}"
+        self.check(g is not None, f"{at}: key {key} of ConfigMap {g}, mounted at {(m or {}).get('mountPath')}",
+                   f"{at}: no mounted ConfigMap of the kustomization has a key {key}")
+        return (g, key) if g else None
 
-    def settings(self, w: Workload, hashed_why: str, unhashed_why: str) -> tuple[dict | None, str | None]:
-        """The settings file of `w` (its --config) from a generated, hash-suffixed ConfigMap, checked
-        against the keys and enum values src/config declares."""
+    def settings(self, w: Workload, hashed_why: str, pods: str) -> tuple[dict | None, str | None]:
+        """The settings file of `w` (its --config) from a generated, hash-suffixed ConfigMap (`pods`:
+        who would not see a change until restarted otherwise), checked against the keys and enum values
+        src/config declares."""
         if not w.config_path:
             self.fail(f"{w.kind_name}: the container's args {w.args} have no --config FILE")
             return None, None
-        g, key, m = self.mounted(w, w.config_path)
-        where = f"{w.kind_name}: --config {w.config_path}"
-        mounted_at = (m or {}).get("mountPath")
-        if not self.check(g is not None, f"{where}: key {key} of ConfigMap {g}, mounted at {mounted_at}",
-                          f"{where}: no mounted ConfigMap of the kustomization has a key {key}"):
+        if (found := self.mounted(w, w.config_path, f"--config {w.config_path}")) is None:
             return None, None
-        settings = None
+        (g, key), settings = found, None
         try:
             settings = tomllib.loads(self.generators[g]["data"][key])
             self.ok(f"{key} parses as TOML")
         except tomllib.TOMLDecodeError as e:
             self.fail(f"{key}: not TOML: {e}")
         self.check(self.generators[g]["hashed"], f"ConfigMap {g} keeps kustomize's hash suffix: {hashed_why}",
-                   f"ConfigMap {g} has disableNameSuffixHash: {unhashed_why}")
+                   f"ConfigMap {g} has disableNameSuffixHash: a change of {key} would reach no {pods} until it "
+                   "restarts")
         if settings is not None and "Settings" not in self.structs:
             self.fail(f"no `pub struct Settings` with deny_unknown_fields in "
                       f"{', '.join(self.rel(s) for s in self.config_src)}: the settings' keys are not checked")
@@ -485,15 +489,20 @@ class Check(Report):
                         "every enum value known")
         return settings, key
 
+    def duration(self, pipeline: dict, key: str, default: str) -> float | None:
+        """[pipeline] `key` in seconds, or None (a failure) when it is not a duration."""
+        try:
+            return duration_seconds(str(pipeline.get(key, default)))
+        except ValueError as e:
+            self.fail(f"[pipeline] {key}: {e}")
+            return None
+
     def matrix(self, w: Workload, settings: dict, unset: str) -> tuple[str, str] | None:
         """(ConfigMap, key) of the matrix file [matrix] path names, mounted in the pods of `w`."""
         mpath = (settings.get("matrix") or {}).get("path")
         if not self.check(bool(mpath), f"[matrix] path {mpath}", unset):
             return None
-        g, key, _ = self.mounted(w, mpath)
-        self.check(g is not None, f"{w.kind_name}: {mpath}: key {key} of ConfigMap {g}",
-                   f"{w.kind_name}: {mpath}: no mounted ConfigMap of the kustomization has a key {key}")
-        return (g, key) if g else None
+        return self.mounted(w, mpath, mpath)
 
     def served(self, w: Workload, bind: str, bind_name: str, who: str, probes, hints: dict) -> None:
         """`w` listens on all interfaces, on its port named http, and its probes get the paths they
@@ -571,13 +580,10 @@ class Check(Report):
 
         self.section("shutdown, matrix reload, secrets, security")
         tgps = proc.pod.get("terminationGracePeriodSeconds", 30)
-        try:
-            deadline = duration_seconds(str(pipeline.get("shutdown_deadline", "20s")))
+        if (deadline := self.duration(pipeline, "shutdown_deadline", "20s")) is not None:
             self.check(tgps > deadline, f"terminationGracePeriodSeconds {tgps} > shutdown_deadline {deadline:g}s",
                        f"terminationGracePeriodSeconds {tgps} is not above shutdown_deadline {deadline:g}s: SIGKILL "
                        "would cut the drain and commit short")
-        except ValueError as e:
-            self.fail(f"[pipeline] shutdown_deadline: {e}")
         proc_matrix = self.matrix(proc, settings, "[matrix] path unset: the built-in matrix, which no ConfigMap edit "
                                                   "can change")
         if proc_matrix:
@@ -681,7 +687,7 @@ class Check(Report):
         `env:` variable is set from a Secret; the (Secret, key) pairs used go to `documented`."""
         mounts, env = w.secret_mounts(), {e.get("name"): e for e in w.ctr.get("env") or []}
         env_from = [(e.get("secretRef") or {}).get("name") for e in w.ctr.get("envFrom") or [] if "secretRef" in e]
-        for field, v in secret_references(settings):
+        for field, v in ((f, v) for f, v, _ in secret_settings(settings) if isinstance(v, str)):
             where = f"{w.kind_name}: {field} = {v!r}"
             if v.startswith("env:"):
                 name = v[4:]
@@ -738,9 +744,8 @@ class Check(Report):
         """`handoff inbox`: its settings against the processors', its probes, ports and Ingress against
         the routes it serves, its sign-in and secrets, its replicas and disruptions."""
         self.section(f"the inbox: {w.config_path}, as mounted ({w.kind_name}, `handoff inbox`)")
-        name = pathlib.PurePosixPath(w.config_path or "?").name
         s, key = self.settings(w, "a settings change rolls the inbox pods (it reads them once, at start-up)",
-                               f"a change of {name} would reach no inbox pod until it restarts")
+                               "inbox pod")
         if s is None:
             return
         inbox = s.get("inbox") or {}
@@ -762,13 +767,8 @@ class Check(Report):
                    "[inbox] cookie_key unset: each replica makes its own key at start-up, so a person signed in on one "
                    "is signed out by the next request that reaches another (or by any restart), and a form served by "
                    "one fails the form-token check on another (403)")
-        secretish = [(f"inbox.{k}", inbox.get(k)) for k in ("cookie_key", "slack_signing_secret")]
-        for i, rc in enumerate((s.get("notify") or {}).get("receivers") or []):
-            if isinstance(rc, dict):
-                secretish.append((f"notify.receivers[{i}].secret", rc.get("secret")))
-                if rc.get("kind") == "slack":
-                    secretish.append((f"notify.receivers[{i}].url (a Slack webhook URL)", rc.get("url")))
-        for field, v in ((f, v) for f, v in secretish if v is not None):
+        for field, v in ((f, v) for f, v, secret in secret_settings(s) if secret):
+            field += " (a Slack webhook URL)" if field.endswith(".url") else ""
             self.check(isinstance(v, str) and v.startswith(("file:", "env:")),
                        f"{field} is a reference ({str(v).split(':', 1)[0]}:), not the secret itself",
                        f"{field} is written in {key} itself, which is a ConfigMap in version control: make it "
@@ -868,15 +868,12 @@ class Check(Report):
                                      "liveness probe restarts it while it connects)"})
         if sp := w.ctr.get("startupProbe") or {}:
             window = sp.get("initialDelaySeconds", 0) + sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3)
-            try:
-                ct = duration_seconds(str((s.get("pipeline") or {}).get("connect_timeout", "10s")))
+            if (ct := self.duration(s.get("pipeline") or {}, "connect_timeout", "10s")) is not None:
                 self.check(window >= 3 * ct,
                            f"{w.kind_name}: startupProbe allows {window}s >= 3 x [pipeline] connect_timeout {ct:g}s",
                            f"{w.kind_name}: startupProbe allows {window}s, less than 3 x [pipeline] connect_timeout "
                            f"({ct:g}s): the inbox answers nothing until it has reached Kafka, created its topics and "
                            "assigned the changelog, each up to connect_timeout; the kubelet would restart it first")
-            except ValueError as e:
-                self.fail(f"[pipeline] connect_timeout: {e}")
 
     def inbox_reached(self, w: Workload, inbox: dict) -> None:
         """Who reaches the inbox: the SSO proxy (auth = "proxy"), its Service and PodMonitor, an Ingress."""
