@@ -6,9 +6,9 @@ use handoff::canary::{inject, report};
 use handoff::cli::{CanaryArgs, CanaryCommand, CanaryReportArgs, CanarySendArgs};
 use handoff::config::Settings;
 use handoff::event::Codec;
+use handoff::kafka::record::{record, to_future, Parts};
 use rand::SeedableRng;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use std::time::Duration;
 
 /// Dispatches to send or report.
@@ -121,15 +121,15 @@ impl Sender {
     async fn one(&mut self, case: &inject::Case) -> Result<()> {
         let event = inject::make(case, &mut self.rng, handoff::clock::SystemClock::now());
         let rec = inject::record(&self.settings, &self.codec, &event, case.expect)?;
-        let headers = OwnedHeaders::new().insert(Header {
-            key: rec.header.0,
-            value: Some(rec.header.1),
-        });
         let topic = &self.settings.topics.input;
-        let record = FutureRecord::to(topic)
-            .key(&rec.key)
-            .payload(&rec.value)
-            .headers(headers);
+        let header = [(rec.header.0, rec.header.1.as_bytes())];
+        let parts = Parts {
+            key: Some(&rec.key),
+            payload: Some(&rec.value),
+            headers: &header,
+            partition: None,
+        };
+        let record = to_future(record(topic, parts, ()));
         self.producer
             .send(record, Duration::from_secs(30))
             .await

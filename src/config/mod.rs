@@ -159,8 +159,13 @@ impl TopicSettings {
     /// The topic of a matrix role whose own topic is `role_topic` (the matrix's `topic`),
     /// under `role_prefix`.
     pub fn role_topic(&self, role_topic: &str) -> String {
-        format!("{}{role_topic}", self.role_prefix)
+        role_topic_under(&self.role_prefix, role_topic)
     }
+}
+
+/// A role's topic under `prefix` (`drill.` for drills): the one spelling of a role topic.
+pub fn role_topic_under(prefix: &str, role_topic: &str) -> String {
+    format!("{prefix}{role_topic}")
 }
 
 /// The prefix of every drill topic.

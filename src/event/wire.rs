@@ -4,6 +4,9 @@
 /// Header marking drill traffic (`true`): `handoff replay` sets it on every record it copies.
 pub const DRILL_HEADER: &str = "handoff.drill";
 
+/// The header that marks a record as drill traffic, as written.
+pub const DRILL: (&str, &[u8]) = (DRILL_HEADER, b"true");
+
 /// Header naming the record type on role topics: `escalation` or `digest`.
 pub const KIND_HEADER: &str = "handoff.kind";
 

@@ -4,8 +4,9 @@
 
 use crate::config::Settings;
 use crate::event::{AuditEntry, Codec, HumanDecision, SchemaKind};
+use crate::kafka::record::{record, to_future, Parts};
 use futures::future::BoxFuture;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,7 +80,12 @@ impl KafkaPublisher {
         let producer = self.producer.clone();
         let (topic, key) = (topic.to_string(), key.to_string());
         Box::pin(async move {
-            let record = FutureRecord::to(&topic).key(&key).payload(&bytes);
+            let parts = Parts {
+                key: Some(key.as_bytes()),
+                payload: Some(&bytes),
+                ..Parts::default()
+            };
+            let record = to_future(record(&topic, parts, ()));
             match producer.send(record, Duration::from_secs(10)).await {
                 Ok(_) => Ok(()),
                 Err((e, _)) => Err(PublishError::Delivery {

@@ -1,10 +1,43 @@
-//! An [`Output`] as a producer record, and the one policy for a full producer queue.
+//! Every record handoff writes, built one way ([`record`]; an [`Output`] through
+//! [`to_record`]), and the one policy for a full producer queue ([`queue`], and its forms for a
+//! `BaseProducer` and for async code).
 
 use crate::output::Output;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::BaseRecord;
+use rdkafka::producer::{BaseRecord, FutureRecord};
 use std::time::Duration;
+
+/// What a record holds besides its topic: key, value (`None`: null), headers and partition
+/// (`None`: by key).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Parts<'a> {
+    /// Key.
+    pub key: Option<&'a [u8]>,
+    /// Value; `None` sends a null (a tombstone on a compacted topic).
+    pub payload: Option<&'a [u8]>,
+    /// Headers.
+    pub headers: &'a [(&'a str, &'a [u8])],
+    /// Partition; `None` lets the partitioner choose by key.
+    pub partition: Option<i32>,
+}
+
+/// The record of `parts` on `topic`, carrying `opaque` to the delivery callback.
+pub fn record<'a, D: rdkafka::util::IntoOpaque>(
+    topic: &'a str,
+    parts: Parts<'a>,
+    opaque: D,
+) -> BaseRecord<'a, [u8], [u8], D> {
+    let mut record = BaseRecord::with_opaque_to(topic, opaque);
+    // Most records carry no header: librdkafka then allocates no header list.
+    if !parts.headers.is_empty() {
+        record = record.headers(headers(parts.headers.iter().copied()));
+    }
+    record.payload = parts.payload;
+    record.key = parts.key;
+    record.partition = parts.partition;
+    record
+}
 
 /// The record for `o` on `topic`, carrying `opaque` to the delivery callback.
 pub fn to_record<'a, D: rdkafka::util::IntoOpaque>(
@@ -12,28 +45,44 @@ pub fn to_record<'a, D: rdkafka::util::IntoOpaque>(
     o: &'a Output,
     opaque: D,
 ) -> BaseRecord<'a, [u8], [u8], D> {
-    let mut record = BaseRecord::with_opaque_to(topic, opaque);
-    // Most outputs carry no header: librdkafka then allocates no header list.
+    let mut record = record(
+        topic,
+        Parts {
+            key: o.key.as_deref(),
+            payload: (!o.null).then_some(&o.payload[..]),
+            headers: &[],
+            partition: o.partition,
+        },
+        opaque,
+    );
     if !o.headers.is_empty() {
-        let mut hs = OwnedHeaders::new_with_capacity(o.headers.len());
-        for (k, v) in &o.headers {
-            hs = hs.insert(Header {
-                key: k,
-                value: Some(v),
-            });
-        }
-        record = record.headers(hs);
-    }
-    if !o.null {
-        record = record.payload(&o.payload[..]);
-    }
-    if let Some(k) = &o.key {
-        record = record.key(&k[..]);
-    }
-    if let Some(p) = o.partition {
-        record = record.partition(p);
+        let hs = o.headers.iter().map(|(k, v)| (k.as_str(), &v[..]));
+        record = record.headers(headers(hs));
     }
     record
+}
+
+/// The same record for a `FutureProducer` (which waits for the delivery itself).
+pub fn to_future(r: BaseRecord<'_, [u8], [u8], ()>) -> FutureRecord<'_, [u8], [u8]> {
+    FutureRecord {
+        topic: r.topic,
+        partition: r.partition,
+        payload: r.payload,
+        key: r.key,
+        timestamp: r.timestamp,
+        headers: r.headers,
+    }
+}
+
+fn headers<'a>(hs: impl ExactSizeIterator<Item = (&'a str, &'a [u8])>) -> OwnedHeaders {
+    let mut out = OwnedHeaders::new_with_capacity(hs.len());
+    for (key, value) in hs {
+        out = out.insert(Header {
+            key,
+            value: Some(value),
+        });
+    }
+    out
 }
 
 /// Why a record could not be queued.
@@ -64,6 +113,24 @@ pub fn queue<R>(
                 if !wait() {
                     return Err(QueueError::GaveUp);
                 }
+            }
+            Some((e, _)) => return Err(QueueError::Refused(e)),
+        }
+    }
+}
+
+/// [`queue`] in async code: while the queue is full, the task sleeps (2 ms) instead of the
+/// thread.
+pub async fn queue_async<R>(
+    mut record: R,
+    mut send: impl FnMut(R) -> Option<(KafkaError, R)>,
+) -> Result<(), QueueError> {
+    loop {
+        match send(record) {
+            None => return Ok(()),
+            Some((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
             Some((e, _)) => return Err(QueueError::Refused(e)),
         }

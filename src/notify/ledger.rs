@@ -5,8 +5,9 @@
 
 use super::NotifyError;
 use crate::config::Settings;
+use crate::kafka::record::Parts;
 use crate::kafka::{self, Role};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -210,9 +211,12 @@ impl KafkaLedger {
 impl Ledger for KafkaLedger {
     fn record(&self, entry: LedgerEntry, durable: Option<Durable>) {
         let json = serde_json::to_vec(&entry).expect("an entry serializes");
-        let record = BaseRecord::with_opaque_to(&self.topic, Box::new(Mutex::new(durable)))
-            .key(entry.notification_id.as_bytes())
-            .payload(&json[..]);
+        let parts = Parts {
+            key: Some(entry.notification_id.as_bytes()),
+            payload: Some(&json),
+            ..Parts::default()
+        };
+        let record = kafka::record::record(&self.topic, parts, Box::new(Mutex::new(durable)));
         // The ledger is not worth holding a notification for: wait at most QUEUE_WAIT.
         let started = std::time::Instant::now();
         let queued = kafka::record::queue(

@@ -69,7 +69,7 @@ pub fn role_topics(settings: &Settings, matrix: &Matrix) -> Vec<String> {
     matrix
         .roles()
         .iter()
-        .map(|r| format!("{}{}", settings.topics.role_prefix, r.topic))
+        .map(|r| settings.topics.role_topic(&r.topic))
         .collect()
 }
 

@@ -188,7 +188,7 @@ impl Consuming {
             let waited_ms = (SystemClock::now() - ts).max(0) as u64;
             steps.record(Step::ConsumerWait, waited_ms * 1000);
         }
-        let w = msg.partition().max(0) as usize % self.senders.len();
+        let w = super::worker_of(msg.partition(), self.senders.len());
         batches.per_worker[w].push((msg, polled));
         if batches.oldest().is_some_and(|t| polled - t >= HOLD_AT_MOST) {
             return self.hand_over_all(batches);

@@ -248,7 +248,12 @@ fn member(
     Ok(consumer)
 }
 
-/// Starts `n` workers; worker `i` owns the partitions `p % n == i`, in order.
+/// The worker of `workers` that owns `partition`: the one place partitions are spread.
+pub(crate) fn worker_of(partition: i32, workers: usize) -> usize {
+    partition.max(0) as usize % workers.max(1)
+}
+
+/// Starts `n` workers; worker `i` owns the partitions with [`worker_of`] `i`, in order.
 fn spawn_workers<S: Stage + 'static>(
     n: usize,
     mut make: impl FnMut(usize) -> Worker<S>,

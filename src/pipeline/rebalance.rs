@@ -53,7 +53,7 @@ impl GroupContext {
     fn to_worker(&self, partition: i32, job: Job) {
         let workers = self.workers.lock().expect("workers lock");
         if !workers.is_empty() {
-            let _ = workers[partition as usize % workers.len()].send(job);
+            let _ = workers[super::worker_of(partition, workers.len())].send(job);
         }
     }
 
@@ -156,7 +156,7 @@ impl GroupContext {
         }
         let mut by_worker: Vec<Vec<i32>> = vec![Vec::new(); n];
         for p in parts {
-            by_worker[p as usize % n].push(p);
+            by_worker[super::worker_of(p, n)].push(p);
         }
         let jobs: Vec<Vec<i32>> = by_worker.into_iter().filter(|ps| !ps.is_empty()).collect();
         self.shared.health.assigned(jobs.len());

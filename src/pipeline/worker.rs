@@ -35,7 +35,7 @@ pub struct WorkerEnv {
     pub clock: Arc<dyn Clock>,
     /// The agent actions topic (the other input is the decisions).
     pub input_topic: String,
-    /// This worker's number (it owns the partitions `p % workers == index`).
+    /// This worker's number (it owns the partitions whose `worker_of` is `index`).
     pub index: usize,
 }
 

@@ -3,10 +3,10 @@
 //! marking every record as a drill. Resumable from a checkpoint file.
 
 use crate::config::Settings;
-use crate::event::wire::DRILL_HEADER;
+use crate::event::wire::{DRILL, DRILL_HEADER};
 use crate::kafka::range::{self as source, Range, Recorded, SourceError};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use crate::kafka::record::{record, send_polling, Parts, QueueError};
+use rdkafka::producer::{BaseProducer, Producer};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -265,16 +265,18 @@ fn copy(
                 std::thread::sleep(wait);
             }
         }
-        let mut record = BaseRecord::<[u8], [u8]>::to(&opts.to)
-            .partition(r.partition)
-            .headers(drill_headers(r));
-        if let Some(k) = &r.key {
-            record = record.key(&k[..]);
-        }
-        if let Some(p) = &r.payload {
-            record = record.payload(&p[..]);
-        }
-        super::send_waiting(producer, record).map_err(kafka_err)?;
+        let headers = drill_headers(r);
+        let hs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, &v[..])).collect();
+        let parts = Parts {
+            key: r.key.as_deref(),
+            payload: r.payload.as_deref(),
+            headers: &hs,
+            partition: Some(r.partition),
+        };
+        send_polling(producer, record(&opts.to, parts, ())).map_err(|e| match e {
+            QueueError::Refused(e) => kafka_err(e),
+            QueueError::GaveUp => unreachable!("a polling send waits for room"),
+        })?;
         pending.insert(r.partition, r.offset + 1);
         copied += 1;
         if last_save.elapsed() > Duration::from_secs(1) {
@@ -299,26 +301,16 @@ fn copy(
 }
 
 /// A recorded record's headers, marked as a drill and carrying its original timestamp.
-fn drill_headers(r: &Recorded) -> OwnedHeaders {
-    let mut headers = OwnedHeaders::new_with_capacity(r.headers.len() + 2);
-    for (k, v) in &r.headers {
-        if k != DRILL_HEADER && k != ORIGINAL_TS_HEADER {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v),
-            });
-        }
-    }
-    let ts = r.timestamp_ms.to_string();
+fn drill_headers(r: &Recorded) -> Vec<(&str, Vec<u8>)> {
+    let mut headers: Vec<(&str, Vec<u8>)> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k != DRILL_HEADER && k != ORIGINAL_TS_HEADER)
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    headers.push((DRILL.0, DRILL.1.to_vec()));
+    headers.push((ORIGINAL_TS_HEADER, r.timestamp_ms.to_string().into_bytes()));
     headers
-        .insert(Header {
-            key: DRILL_HEADER,
-            value: Some("true"),
-        })
-        .insert(Header {
-            key: ORIGINAL_TS_HEADER,
-            value: Some(&ts),
-        })
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@ use super::fleet::Fleet;
 use super::SimError;
 use crate::config::Settings;
 use crate::event::Codec;
+use crate::kafka::record::{queue_async, record, Parts, QueueError};
 use crate::kafka::{self, Role};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -76,23 +76,18 @@ pub async fn produce(
         let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
         while sent < due {
             let (key, payload) = fleet.next_record_avro(&codec, now);
-            let mut record: BaseRecord<'_, [u8], [u8], ()> =
-                BaseRecord::to(topic).key(&key[..]).payload(&payload[..]);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        record = r;
-                        tokio::time::sleep(Duration::from_millis(2)).await;
-                    }
-                    Err((source, _)) => {
-                        return Err(kafka::Error::Client {
-                            what: "produce",
-                            source,
-                        }
-                        .into())
-                    }
+            let parts = Parts {
+                key: Some(&key),
+                payload: Some(&payload),
+                ..Parts::default()
+            };
+            let queued = queue_async(record(topic, parts, ()), |r| producer.send(r).err()).await;
+            if let Err(QueueError::Refused(source)) = queued {
+                return Err(kafka::Error::Client {
+                    what: "produce",
+                    source,
                 }
+                .into());
             }
             sent += 1;
         }

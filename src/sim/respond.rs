@@ -8,10 +8,11 @@ use super::SimError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::event::{Codec, Escalation, HumanDecision, SchemaKind};
+use crate::kafka::record::{record, send_polling, Parts};
 use crate::kafka::{self, Role};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, Producer};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,7 +133,8 @@ pub fn respond(
     Ok(())
 }
 
-/// Queues one decision; a refused one is logged, counted and dropped (the deadline will fire).
+/// Queues one decision, waiting while the producer's queue is full; a refused one is logged,
+/// counted and dropped (the deadline will fire).
 fn send(
     producer: &BaseProducer<Counting>,
     codec: &Codec,
@@ -141,16 +143,14 @@ fn send(
     counts: &ResponderCounts,
 ) -> Result<(), SimError> {
     let bytes = codec.encode(SchemaKind::HumanDecision, d)?;
-    let mut record = BaseRecord::to(topic)
-        .key(d.session_id.as_bytes())
-        .payload(&bytes);
-    if d.drill {
-        record = record.headers(OwnedHeaders::new().insert(Header {
-            key: crate::event::wire::DRILL_HEADER,
-            value: Some("true"),
-        }));
-    }
-    if let Err((e, _)) = producer.send(record) {
+    let drill = [crate::event::wire::DRILL];
+    let parts = Parts {
+        key: Some(d.session_id.as_bytes()),
+        payload: Some(&bytes),
+        headers: if d.drill { &drill } else { &[] },
+        partition: None,
+    };
+    if let Err(e) = send_polling(producer, record(topic, parts, ())) {
         tracing::warn!(error = %e, "responder could not queue a decision");
         counts.sent.failed.fetch_add(1, Ordering::Relaxed);
     }

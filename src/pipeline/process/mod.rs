@@ -148,7 +148,7 @@ fn role_topics<'a>(prefix: &'a str, matrix: &'a Matrix) -> impl Iterator<Item = 
     matrix
         .roles()
         .iter()
-        .map(move |r| format!("{prefix}{}", r.topic))
+        .map(move |r| crate::config::role_topic_under(prefix, &r.topic))
 }
 
 /// How often idle sessions are looked for.

@@ -50,7 +50,7 @@ impl Observer {
             .roles()
             .iter()
             .map(|r| {
-                let topic = format!("{}{}", settings.topics.role_prefix, r.topic);
+                let topic = settings.topics.role_topic(&r.topic);
                 (topic, r.name.clone())
             })
             .collect();

@@ -7,13 +7,14 @@ use super::traffic::drill_events;
 use super::GamedayError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::event::wire::{DRILL_HEADER, KIND_HEADER};
+use crate::event::wire::{DRILL, KIND_HEADER};
 use crate::event::{AgentAction, Codec, DecisionKind, SchemaKind};
+use crate::kafka::record::{record, send_polling, Parts};
 use crate::matrix::Matrix;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -111,15 +112,13 @@ fn from_the_end(settings: &Settings, topics: &[String]) -> Result<BaseConsumer, 
     Ok(consumer)
 }
 
-/// Queues a drill record keyed by session.
+/// Queues a drill record keyed by session, waiting while the producer's queue is full.
 fn send(producer: &BaseProducer, topic: &str, key: &str, bytes: &[u8]) -> Result<(), GamedayError> {
-    let drill = OwnedHeaders::new().insert(Header {
-        key: DRILL_HEADER,
-        value: Some("true"),
-    });
-    let record = BaseRecord::to(topic)
-        .key(key.as_bytes())
-        .payload(bytes)
-        .headers(drill);
-    producer.send(record).map_err(|(e, _)| kafka(e))
+    let parts = Parts {
+        key: Some(key.as_bytes()),
+        payload: Some(bytes),
+        headers: &[DRILL],
+        partition: None,
+    };
+    send_polling(producer, record(topic, parts, ())).map_err(|e| GamedayError::Kafka(e.to_string()))
 }
