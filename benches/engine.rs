@@ -11,12 +11,13 @@
 //!
 //! Events come from the synthetic fleet (production-like mix, about 5% needing a human) with
 //! `request`, `output` and `user_message` of about 300 bytes each. `benches/report.py` turns
-//! criterion's estimates into the ratios quoted in the README.
+//! criterion's estimates into the ratios quoted in docs/developers/performance.md.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use handoff::event::{AgentAction, Codec, EventLimits, SchemaKind};
 use handoff::matrix::{Matrix, SessionState};
-use handoff::pipeline::process::{Input, Processor, CHANGELOG};
+use handoff::output::Topic;
+use handoff::pipeline::process::{Input, Processor};
 use handoff::sim::fleet::{Fleet, FleetConfig};
 use handoff::state::{ChangelogFormat, SessionRecord};
 
@@ -236,7 +237,7 @@ fn changelog(
     }
     let records: Vec<SessionRecord> = out
         .iter()
-        .filter(|o| o.topic == CHANGELOG && !o.payload.is_empty())
+        .filter(|o| o.topic == Topic::Changelog && !o.payload.is_empty())
         .map(|o| SessionRecord::decode(&o.payload).unwrap())
         .collect();
     let n = records.len();

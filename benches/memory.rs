@@ -104,13 +104,9 @@ fn main() {
         headers: &[],
     };
     Stage::process(&mut p, input, event.timestamp_ms, &mut out).unwrap();
-    let changelog = Stage::topics(&p)
-        .iter()
-        .position(|t| t == "handoff.state")
-        .unwrap();
     let written = out
         .iter()
-        .find(|o| o.topic == changelog)
+        .find(|o| o.topic == handoff::output::Topic::Changelog)
         .expect("a state write");
     let open = SessionRecord::decode(&written.payload).unwrap();
     assert_eq!(open.open.len(), 1);

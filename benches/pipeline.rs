@@ -33,11 +33,11 @@ mod floor;
 use handoff::config::Settings;
 use handoff::event::Level;
 use handoff::matrix::Matrix;
-use handoff::output::Output;
+use handoff::output::{Output, Topic};
 use handoff::pipeline::process::{Input, Outcome, Processor, Stage, StageError};
 use handoff::pipeline::stats::Stats;
 use handoff::pipeline::steps::Step;
-use handoff::pipeline::{self, StatsHandle};
+use handoff::pipeline::{self, StatsHandle, Topics};
 use handoff::sim::broker::{free_port, LocalBroker, Storage};
 use handoff::sim::fleet::{Fleet, FleetConfig};
 use std::sync::atomic::Ordering::Relaxed;
@@ -64,13 +64,13 @@ fn copies(seen: u64, share: f64) -> u32 {
 /// per input, each cut to the lane's size: the broker gets the records, bytes, topics and
 /// partitions handoff gives it.
 struct Passthrough {
-    topics: Vec<String>,
+    topics: Topics,
     mix: Vec<Lane>,
     seen: u64,
 }
 
 impl Stage for Passthrough {
-    fn topics(&self) -> &[String] {
+    fn topics(&self) -> &Topics {
         &self.topics
     }
     fn process(
@@ -83,7 +83,7 @@ impl Stage for Passthrough {
         for (t, lane) in self.mix.iter().enumerate() {
             for _ in 0..copies(self.seen, lane.share) {
                 let mut o = Output::new(
-                    t,
+                    Topic::Role(t),
                     input.key.map(<[u8]>::to_vec),
                     p[..p.len().min(lane.bytes)].to_vec(),
                 );
@@ -183,7 +183,7 @@ impl Bench {
                 }
             }
             Who::Passthrough => self.start_stage(&s, move || Passthrough {
-                topics: outs.clone(),
+                topics: Topics::roles_only(outs.clone()),
                 mix: mix.clone(),
                 seen: 0,
             }),
@@ -316,7 +316,13 @@ fn stage_once(base: &Settings, matrix: &Arc<Matrix>, n: u64) -> (f64, Vec<Lane>)
     let mut p = Processor::new(&settings, matrix.clone()).unwrap();
     let mut out = Vec::new();
     // Per output topic: records, bytes, pinned to a partition.
-    let mut lanes = vec![(0u64, 0u64, false); Stage::topics(&p).len()];
+    let at: std::collections::HashMap<(Topic, bool), usize> = Stage::topics(&p)
+        .addresses()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (t, drill, _))| ((t, drill), i))
+        .collect();
+    let mut lanes = vec![(0u64, 0u64, false); at.len()];
     let cpu0 = cpu::seconds("thread-self");
     for (i, (key, value)) in records.iter().enumerate() {
         let input = Input {
@@ -329,7 +335,7 @@ fn stage_once(base: &Settings, matrix: &Arc<Matrix>, n: u64) -> (f64, Vec<Lane>)
         };
         Stage::process(&mut p, input, now + i as i64, &mut out).unwrap();
         for o in &out {
-            let l = &mut lanes[o.topic];
+            let l = &mut lanes[at[&(o.topic, o.drill)]];
             l.0 += 1;
             l.1 += o.payload.len() as u64;
             l.2 |= o.partition.is_some();

@@ -33,6 +33,14 @@ pub fn item_key(item: &DigestItem) -> String {
     }
 }
 
+/// A digest's id: `dig-` and 24 hex digits of a hash of the target and the item keys.
+pub fn digest_id(target: &str, items: &[Folded]) -> String {
+    let keys: Vec<String> = items.iter().map(|f| item_key(&f.item)).collect();
+    let mut parts = vec![target];
+    parts.extend(keys.iter().map(String::as_str));
+    crate::escalation::hashed_id("dig-", &parts)
+}
+
 #[derive(Debug, Default)]
 struct Pending {
     first_at_ms: i64,

@@ -1,11 +1,31 @@
-//! What a stage asks the Kafka edge to write: [`Output`] records, addressed by an index into
-//! the stage's topics.
+//! What a stage asks the Kafka edge to write: [`Output`] records, addressed by the kind of
+//! topic ([`Topic`]) and whether they are drill traffic; the edge resolves the address to a
+//! name (`pipeline::Topics`).
+
+/// Which of a stage's topics an output goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Verdicts for the agents.
+    Verdicts,
+    /// Dead letters.
+    DeadLetters,
+    /// The per-session changelog.
+    Changelog,
+    /// The review queue.
+    Review,
+    /// Canaries' verdicts.
+    Canaries,
+    /// The topic of role `i` (an index into the matrix's roles).
+    Role(usize),
+}
 
 /// One record to produce.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {
-    /// Index into the stage's topics.
-    pub topic: usize,
+    /// Which topic.
+    pub topic: Topic,
+    /// Drill traffic: written to the drill twin of `topic`.
+    pub drill: bool,
     /// Record key.
     pub key: Option<Vec<u8>>,
     /// Record value.
@@ -23,10 +43,11 @@ pub struct Output {
 }
 
 impl Output {
-    /// An output to `topic` (an index into the stage's topics), partitioned by key, sent at once.
-    pub fn new(topic: usize, key: Option<Vec<u8>>, payload: Vec<u8>) -> Output {
+    /// An output to `topic`, partitioned by key, sent at once.
+    pub fn new(topic: Topic, key: Option<Vec<u8>>, payload: Vec<u8>) -> Output {
         Output {
             topic,
+            drill: false,
             key,
             null: payload.is_empty(),
             payload,

@@ -43,18 +43,16 @@ fn open(
     let plan = escalation::plan(m, e, &d, now, false);
     let mut fx = Vec::new();
     // Grouping off here: these tests open one escalation per action.
-    st.open(
-        m,
-        e,
-        before,
-        d.level,
-        &d.triggers.names(),
-        false,
-        &plan.escalations,
-        0,
-        now,
-        &mut fx,
-    );
+    let triggers = d.triggers.names();
+    let opening = handoff::state::Opening {
+        level: d.level,
+        triggers: &triggers,
+        drill: false,
+        escalations: &plan.escalations,
+        group_within_ms: 0,
+        now_ms: now,
+    };
+    st.open(m, e, before, &opening, &mut fx);
     plan.escalations
         .iter()
         .map(|(_, x)| (x.role.clone(), x.escalation_id.clone()))

@@ -4,7 +4,7 @@
 //!
 //! tansu 0.6.0 with `--authentication` accepts SCRAM-SHA-256 and SCRAM-SHA-512 only (no PLAIN),
 //! over plaintext TCP (its TLS flags cannot be combined), with users in SQLite storage created
-//! before authentication is switched on. Known defects of that version, listed in the README: a
+//! before authentication is switched on. Known defects of that version, listed in docs/operators/production.md (Secured clusters): a
 //! client that ignores the server's `e=invalid-proof` is let in anyway (librdkafka does not
 //! ignore it, so a wrong password still fails here), and re-authentication after its 60 s
 //! session lifetime fails, so these runs stay under 50 s.

@@ -9,7 +9,8 @@ use handoff::config::{InputFormat, RegistrySettings, Settings, SubjectStrategy};
 use handoff::event::wire::dlq_headers;
 use handoff::event::{AgentAction, Codec, SchemaKind, Verdict};
 use handoff::matrix::Matrix;
-use handoff::pipeline::process::{Input, Outcome, Processor, Stage, DEAD_LETTER, VERDICTS};
+use handoff::output::Topic;
+use handoff::pipeline::process::{Input, Outcome, Processor, Stage};
 use handoff::pipeline::stats::Stats;
 use handoff::registry::Client;
 use handoff::sim::fleet::{Fleet, FleetConfig};
@@ -266,7 +267,7 @@ fn writer_versions_decode_or_become_dead_letters_naming_the_id_and_the_reason() 
             }
             Expect::DeadLetter(reason, words) => {
                 assert_eq!(outcome, Outcome::DeadLetter { reason }, "{name}");
-                assert_eq!(out[0].topic, DEAD_LETTER);
+                assert_eq!(out[0].topic, Topic::DeadLetters);
                 let msg = header(&out[0], dlq_headers::MESSAGE);
                 assert!(msg.contains(&format!("schema id {id}")), "{name}: {msg}");
                 for w in words {
@@ -527,7 +528,7 @@ fn outputs_are_framed_under_the_subject_of_each_strategy() {
             .unwrap();
         let (outcome, out) = process(&mut p, &framed(input_id, &datum));
         assert!(matches!(outcome, Outcome::Decided { .. }));
-        let verdict = out.iter().find(|o| o.topic == VERDICTS).unwrap();
+        let verdict = out.iter().find(|o| o.topic == Topic::Verdicts).unwrap();
         let (got_id, rest) = handoff::event::wire::split_frame(&verdict.payload).unwrap();
         assert_eq!(got_id, id, "{strategy:?}");
         let v: Verdict = codec.decode(SchemaKind::Verdict, rest).unwrap();

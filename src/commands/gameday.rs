@@ -67,7 +67,7 @@ fn prepare_drill_topics(
         settings.topics.input.clone(),
         settings.topics.decisions.clone(),
     ];
-    topics.extend(Stage::topics(&p).iter().cloned());
+    topics.extend(Stage::topics(&p).all());
     handoff::kafka::admin::ensure_topics_blocking(&settings, &topics)?;
     if wall_clock {
         return Ok(None);

@@ -19,12 +19,14 @@ pub mod process;
 mod rebalance;
 pub mod stats;
 pub mod steps;
+pub mod topics;
 pub mod tracker;
 mod worker;
 
 pub use consume::Stopped;
 pub use delivery::Fatal;
 pub use health::Health;
+pub use topics::Topics;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
@@ -136,8 +138,10 @@ pub async fn run_stage<S: Stage + 'static>(
     on_start: impl FnOnce(Running),
 ) -> Result<RunReport, PipelineError> {
     let probe = make_stage();
-    let topics = probe.topics().to_vec();
-    let changelog = probe.changelog().map(|i| topics[i].clone());
+    let topics = probe.topics().all();
+    let changelog = probe
+        .changelog()
+        .map(|t| probe.topics().name(t, false).to_string());
     let label = probe.label();
     let stats = Arc::new(Stats::new(probe.role_names(), &probe.families(), &label));
     drop(probe);

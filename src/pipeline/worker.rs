@@ -404,7 +404,7 @@ impl<S: Stage> Worker<S> {
         let topics = self.stage.topics();
         let untracked = tok.worker();
         for o in outputs.drain(..) {
-            let topic = &topics[o.topic];
+            let topic = topics.name(o.topic, o.drill);
             if let Some(w) = untracked {
                 self.shared.untracked_sent(w);
             }
@@ -426,7 +426,7 @@ impl<S: Stage> Worker<S> {
                 self.shared.not_queued(
                     tok,
                     Fatal::Queue {
-                        topic: topic.clone(),
+                        topic: topic.to_string(),
                         error: e.to_string(),
                     },
                 );

@@ -5,17 +5,18 @@
 use super::{RegistryError, SchemaRegistry};
 use crate::config::RegistrySettings;
 use crate::event::{Codec, SchemaKind};
+use crate::output::Topic;
 use std::collections::HashMap;
 
-/// The schema id to frame each (output topic, record type) with.
+/// The schema id to frame each (output topic, record type) of one processor lane with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FrameIds {
-    ids: HashMap<(usize, SchemaKind), u32>,
+    ids: HashMap<(Topic, SchemaKind), u32>,
 }
 
 impl FrameIds {
-    /// The id for records of `kind` written to topic index `topic`, if framed.
-    pub fn get(&self, topic: usize, kind: SchemaKind) -> Option<u32> {
+    /// The id for records of `kind` written to `topic`, if framed.
+    pub fn get(&self, topic: Topic, kind: SchemaKind) -> Option<u32> {
         self.ids.get(&(topic, kind)).copied()
     }
 
@@ -49,14 +50,14 @@ pub fn fullname(schema: &apache_avro::Schema) -> String {
     }
 }
 
-/// The ids of `outputs` (topic index, topic name, record type) under the subjects that
+/// The ids of `outputs` (topic, topic name, record type) under the subjects that
 /// `settings.subject_strategy` names: looked up, else registered if `auto_register`, else an
 /// error naming the subject and the schema file.
 pub fn resolve(
     registry: &SchemaRegistry,
     settings: &RegistrySettings,
     codec: &Codec,
-    outputs: &[(usize, String, SchemaKind)],
+    outputs: &[(Topic, String, SchemaKind)],
 ) -> Result<FrameIds, RegistryError> {
     let mut by_subject: HashMap<(String, SchemaKind), u32> = HashMap::new();
     let mut ids = HashMap::new();

@@ -123,11 +123,56 @@ pub struct GroupMember {
     pub triggers: Vec<String>,
 }
 
+/// The open escalation of one role that a grouped action joined.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Joined {
+    /// The role.
+    pub role: String,
+    /// The open escalation's id.
+    pub escalation_id: String,
+    /// When it was (last) handed over, ms.
+    pub created_at_ms: i64,
+    /// Its deadline, when one is running.
+    pub deadline_ms: Option<i64>,
+    /// Its place along the chain.
+    pub sequence: i32,
+}
+
+/// What a decided action brings to its partition's state (see [`PartitionState::open`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Opening<'a> {
+    /// The level decided.
+    pub level: Level,
+    /// The triggers that fired (names).
+    pub triggers: &'a [String],
+    /// Drill traffic.
+    pub drill: bool,
+    /// The hand-overs planned: (role index, escalation).
+    pub escalations: &'a [(usize, Escalation)],
+    /// A new escalation within this of an open one of the session joins it (0: never).
+    pub group_within_ms: i64,
+    /// Now, ms.
+    pub now_ms: i64,
+}
+
+/// What [`PartitionState::hand_over`] turns into effects: the plan and the context.
+#[derive(Debug, Clone)]
+pub struct HandOver<'a> {
+    /// The triggers that fired (names; only needed for hand-overs).
+    pub triggers: &'a [String],
+    /// The verdict and the escalations planned.
+    pub plan: crate::escalation::Plan,
+    /// A new escalation within this of an open one of the session joins it (0: never).
+    pub group_within_ms: i64,
+    /// Now, ms.
+    pub now_ms: i64,
+}
+
 /// Where an action's escalations went when it was grouped into an open action.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grouped {
-    /// Per role: the open escalation it joined (role, id, created, deadline, sequence).
-    pub escalations: Vec<(String, String, i64, Option<i64>, i32)>,
+    /// Per role: the open escalation it joined.
+    pub escalations: Vec<Joined>,
     /// Every action grouped there so far.
     pub members: Vec<String>,
     /// True when this action was grouped just now (false: seen before, a replay).

@@ -1,7 +1,10 @@
 //! Opening the escalations of a newly decided action, or grouping it into an open one.
 
-use super::{Effect, GroupMember, Grouped, OpenAction, OpenEscalation, PartitionState};
-use crate::event::{AgentAction, Escalation, Level};
+use super::{
+    Effect, GroupMember, Grouped, HandOver, Joined, OpenAction, OpenEscalation, Opening,
+    PartitionState,
+};
+use crate::event::{AgentAction, Escalation};
 use crate::matrix::{Matrix, SessionState};
 use std::collections::BTreeSet;
 
@@ -11,20 +14,22 @@ impl PartitionState {
     /// whose every escalation matches an open one of the session (same role, the same reason —
     /// a shared trigger, or the same action type when no trigger fired —, opened within that
     /// time) joins it instead: the return value says where.
-    #[allow(clippy::too_many_arguments)] // each is a distinct input of the decision
     pub fn open(
         &mut self,
         matrix: &Matrix,
         event: &AgentAction,
         before: SessionState,
-        level: Level,
-        triggers: &[String],
-        drill: bool,
-        escalations: &[(usize, Escalation)],
-        group_within_ms: i64,
-        now_ms: i64,
+        o: &Opening<'_>,
         effects: &mut Vec<Effect>,
     ) -> Option<Grouped> {
+        let Opening {
+            level,
+            triggers,
+            drill,
+            escalations,
+            group_within_ms,
+            now_ms,
+        } = *o;
         if escalations.is_empty() {
             return None;
         }
@@ -83,35 +88,27 @@ impl PartitionState {
     /// Opens the hand-overs of a decided event ([`PartitionState::open`]) and turns the plan
     /// into effects: each escalation — carrying the identity of the open escalation it joined
     /// when grouped — then the verdict, whose escalation ids follow.
-    #[allow(clippy::too_many_arguments)] // each is a distinct input of the decision
     pub fn hand_over(
         &mut self,
         matrix: &Matrix,
         event: &AgentAction,
         before: SessionState,
-        triggers: &[String],
-        plan: crate::escalation::Plan,
-        group_within_ms: i64,
-        now_ms: i64,
+        h: HandOver<'_>,
         effects: &mut Vec<Effect>,
     ) {
         let crate::escalation::Plan {
             mut verdict,
             mut escalations,
-        } = plan;
-        let level = verdict.level;
-        let grouped = self.open(
-            matrix,
-            event,
-            before,
-            level,
-            triggers,
-            verdict.drill,
-            &escalations,
-            group_within_ms,
-            now_ms,
-            effects,
-        );
+        } = h.plan;
+        let opening = Opening {
+            level: verdict.level,
+            triggers: h.triggers,
+            drill: verdict.drill,
+            escalations: &escalations,
+            group_within_ms: h.group_within_ms,
+            now_ms: h.now_ms,
+        };
+        let grouped = self.open(matrix, event, before, &opening, effects);
         if let Some(g) = grouped {
             join_group(&g, &mut escalations, effects);
             verdict.escalation_ids = escalations
@@ -132,15 +129,16 @@ fn joined(a: &OpenAction, escalations: &[(usize, Escalation)], new: bool) -> Gro
         escalations: escalations
             .iter()
             .filter_map(|(_, x)| {
-                a.escalations.iter().find(|e| e.role == x.role).map(|e| {
-                    (
-                        e.role.clone(),
-                        e.escalation_id.clone(),
-                        e.created_at_ms,
-                        e.deadline_ms,
-                        e.sequence,
-                    )
-                })
+                a.escalations
+                    .iter()
+                    .find(|e| e.role == x.role)
+                    .map(|e| Joined {
+                        role: e.role.clone(),
+                        escalation_id: e.escalation_id.clone(),
+                        created_at_ms: e.created_at_ms,
+                        deadline_ms: e.deadline_ms,
+                        sequence: e.sequence,
+                    })
             })
             .collect(),
         members: a.members.iter().map(|m| m.action_id.clone()).collect(),
@@ -206,14 +204,13 @@ fn open_escalations(
 /// Gives each escalation of a grouped action the identity of the open escalation it joined.
 fn join_group(g: &Grouped, escalations: &mut [(usize, Escalation)], effects: &mut Vec<Effect>) {
     for (_, esc) in escalations.iter_mut() {
-        let Some((_, id, created, deadline, seq)) = g.escalations.iter().find(|x| x.0 == esc.role)
-        else {
+        let Some(j) = g.escalations.iter().find(|j| j.role == esc.role) else {
             continue;
         };
-        esc.escalation_id = id.clone();
-        esc.created_at_ms = *created;
-        esc.deadline_ms = deadline.unwrap_or(esc.deadline_ms);
-        esc.sequence = *seq;
+        esc.escalation_id = j.escalation_id.clone();
+        esc.created_at_ms = j.created_at_ms;
+        esc.deadline_ms = j.deadline_ms.unwrap_or(esc.deadline_ms);
+        esc.sequence = j.sequence;
         esc.grouped_action_ids = g.members.clone();
         if g.new {
             effects.push(Effect::Grouped(esc.role.clone()));

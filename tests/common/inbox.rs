@@ -9,7 +9,6 @@ use handoff::inbox::publish::MemoryPublisher;
 use handoff::inbox::web::App;
 use handoff::matrix::{Matrix, MatrixSource, DEFAULT_MATRIX_TOML};
 use handoff::pipeline::process::Processor;
-use handoff::pipeline::process::Stage;
 use handoff::state::SessionRecord;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
@@ -58,15 +57,10 @@ impl Stream {
 
     /// Applies the changelog records written since the last call, as the follower does.
     pub fn follow(&mut self) {
-        let i = self
-            .run
-            .p
-            .topics()
-            .iter()
-            .position(|t| t == "handoff.state")
-            .unwrap();
         let mut board = self.board.write().unwrap();
-        for o in self.run.out[self.applied..].iter().filter(|o| o.topic == i) {
+        let state =
+            |o: &&handoff::output::Output| o.topic == handoff::output::Topic::Changelog && !o.drill;
+        for o in self.run.out[self.applied..].iter().filter(state) {
             let session = String::from_utf8(o.key.clone().unwrap()).unwrap();
             let record =
                 (!o.payload.is_empty()).then(|| SessionRecord::decode(&o.payload).unwrap());

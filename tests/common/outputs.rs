@@ -33,7 +33,7 @@ pub fn expected_with(m: &Matrix, recs: &[Sent]) -> Expected {
     )
     .unwrap();
     let codec = Codec::new(Default::default()).unwrap();
-    let topics = p.topics().to_vec();
+    let topics = p.topics().clone();
     let mut verdicts = BTreeMap::new();
     let mut escalations: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut escalation_records: BTreeMap<String, usize> = BTreeMap::new();
@@ -62,7 +62,7 @@ pub fn expected_with(m: &Matrix, recs: &[Sent]) -> Expected {
         )
         .unwrap();
         for o in &out {
-            let topic = &topics[o.topic];
+            let topic = topics.name(o.topic, o.drill);
             if topic == VERDICTS {
                 let v: Verdict = codec.decode(SchemaKind::Verdict, &o.payload).unwrap();
                 verdicts.insert(v.action_id.clone(), verdict_key(&v));

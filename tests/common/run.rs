@@ -80,9 +80,14 @@ impl Run {
         }
     }
 
+    /// The outputs written to the topic named `topic`.
     pub fn on(&self, topic: &str) -> Vec<&Output> {
-        let i = self.p.topics().iter().position(|t| t == topic).unwrap();
-        self.out.iter().filter(|o| o.topic == i).collect()
+        let topics = self.p.topics();
+        assert!(topics.all().iter().any(|t| t == topic), "no topic {topic}");
+        self.out
+            .iter()
+            .filter(|o| topics.name(o.topic, o.drill) == topic)
+            .collect()
     }
 
     pub fn kind(o: &Output) -> &str {
@@ -122,10 +127,10 @@ impl Run {
 
     /// Takes the outputs so far, each with its topic's name.
     pub fn take(&mut self) -> Vec<(String, Output)> {
-        let topics = self.p.topics().to_vec();
+        let topics = self.p.topics().clone();
         self.out
             .drain(..)
-            .map(|o| (topics[o.topic].clone(), o))
+            .map(|o| (topics.name(o.topic, o.drill).to_string(), o))
             .collect()
     }
 

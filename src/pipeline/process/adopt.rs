@@ -1,52 +1,48 @@
-//! Taking new rules between records. Everything the processor derived from the old matrix is
-//! derived again; its state (streaks, open escalations and their deadlines, queued digest
-//! items) carries over untouched.
+//! Taking new rules between records. Everything a lane derived from the old matrix is derived
+//! again; its state (streaks, open escalations and their deadlines, queued digest items)
+//! carries over untouched. The processor names the role topics again.
 
-use super::{role_topics, Processor, FIRST_ROLE};
+use super::lane::Lane;
 use crate::matrix::Matrix;
 use crate::pipeline::stats::Stats;
 use std::sync::Arc;
 
-impl Processor {
-    /// Takes the matrix of the rules followed when it changed since the last record.
-    pub(super) fn refresh(&mut self) {
-        let Some(rules) = &self.rules else { return };
-        if rules.generation() == self.generation {
-            return;
+impl Lane {
+    /// Takes the matrix of the rules followed when it changed since the last record; true when
+    /// it did.
+    pub(super) fn refresh(&mut self) -> bool {
+        let Some(rules) = &self.decide.rules else {
+            return false;
+        };
+        if rules.generation() == self.decide.generation {
+            return false;
         }
         let (matrix, generation) = rules.current();
         self.adopt(matrix);
-        self.generation = generation;
+        self.decide.generation = generation;
+        true
     }
 
     /// Decides with `matrix` from now on.
     fn adopt(&mut self, matrix: Arc<Matrix>) {
-        if let Some(twin) = self.drill.as_mut() {
-            twin.adopt(matrix.clone());
-        }
-        self.topics.truncate(FIRST_ROLE);
-        self.topics.extend(role_topics(&self.role_prefix, &matrix));
-        self.own_topics = self.topics.len();
-        if let Some(twin) = &self.drill {
-            self.topics.extend(twin.topics.iter().cloned());
-        }
         let fatigue = &matrix.spec().fatigue;
-        self.group_within_ms = fatigue.group_within.as_millis() as i64;
-        self.sample_share = fatigue.sample_execute_log;
-        self.review_triggers = matrix.review_triggers();
-        self.digests
+        self.decide.group_within_ms = fatigue.group_within.as_millis() as i64;
+        self.decide.sample_share = fatigue.sample_execute_log;
+        self.decide.review_triggers = matrix.review_triggers();
+        self.write
+            .digests
             .lock()
             .expect("digests lock")
             .reconfigure(&matrix);
         if let Some(stats) = &self.stats {
-            self.family_slots = family_slots(stats, &matrix);
+            self.decide.family_slots = family_slots(stats, &matrix);
         }
         self.warn_on_removed_roles(&matrix);
-        self.matrix = matrix;
+        self.decide.matrix = matrix;
     }
 
     /// Open escalations on roles the new matrix does not have are still answerable; at their
-    /// deadline their chain ends (see the README's "Reloading the rules").
+    /// deadline their chain ends (see docs/operators/production.md, "Reloading the rules").
     fn warn_on_removed_roles(&self, matrix: &Matrix) {
         let orphaned: Vec<String> = self
             .states
@@ -72,8 +68,9 @@ impl Processor {
 
     /// The metrics slot of an action type's family ("other" when there is none).
     pub(super) fn family_slot(&self, action_type: &str) -> usize {
-        self.family_slots
-            .get(self.matrix.family_index(action_type))
+        self.decide
+            .family_slots
+            .get(self.decide.matrix.family_index(action_type))
             .copied()
             .unwrap_or(usize::MAX)
     }

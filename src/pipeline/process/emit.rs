@@ -2,28 +2,121 @@
 //! then the state writes. Every message a role receives — first hand-over, move along a chain,
 //! redirect — passes the role's rate limit here; what the limit folds goes into a digest.
 
-use super::{
-    digest_id, Processor, StageError, CANARIES, CHANGELOG, DEAD_LETTER, EXPIRY_EVERY_MS,
-    FIRST_ROLE, REVIEW_TOPIC, VERDICTS,
-};
+use super::lane::Lane;
+use super::stage::{Input, StageError};
+use crate::config::Settings;
 use crate::event::canary::CANARY_HEADER;
 use crate::event::wire::{dlq_headers, KIND_HEADER};
-use crate::event::{DigestItem, DigestReason, Escalation, Level, SchemaKind};
-use crate::fatigue::{Folded, REVIEW};
-use crate::output::Output;
+use crate::event::{Codec, CodecError, DigestItem, Escalation, SchemaKind};
+use crate::fatigue::{Digests, Folded, REVIEW};
+use crate::output::{Output, Topic};
+use crate::registry::output::FrameIds;
 use crate::state::Effect;
+use std::sync::{Arc, Mutex};
 
-use super::Input;
+/// When a record's state writes go: at once, or only after its effects are delivered (a
+/// decision's or a deadline's: a crash then repeats an effect, never loses one recorded as
+/// done).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Writes {
+    /// With the effects.
+    AtOnce,
+    /// Once every effect sent before them is delivered.
+    AfterEffects,
+}
 
-impl Processor {
+/// How often idle sessions are looked for.
+const EXPIRY_EVERY_MS: i64 = 60_000;
+
+/// Room left for the record's framing when checking a dead letter against `message.max.bytes`.
+const RECORD_OVERHEAD: usize = 1024;
+
+/// How a lane writes its outputs.
+pub(super) struct Writing {
+    codec: Arc<Codec>,
+    /// The schema ids outputs are framed with, when the registry frames them.
+    pub(super) output_ids: Option<Arc<FrameIds>>,
+    /// Largest record the producer sends (`message.max.bytes`): a dead letter whose original
+    /// value would not fit is written without it.
+    max_output_bytes: usize,
+    /// False for the drill twin: its state lives in memory only (it is never restored).
+    persist_state: bool,
+    /// How changelog records are written.
+    changelog_format: crate::state::ChangelogFormat,
+    /// This lane's outputs are drill traffic (the twin, or `run --drill`).
+    drill: bool,
+    /// Rate limits and digests, shared by the lanes of every worker.
+    pub(super) digests: Arc<Mutex<Digests>>,
+    /// Items of digests sent by the last tick, confirmed once they are delivered.
+    pub(super) unconfirmed: Vec<Folded>,
+    /// Sessions with nothing open are forgotten after this long without a change.
+    retention_ms: i64,
+    last_expiry_ms: i64,
+}
+
+impl Writing {
+    pub(super) fn new(
+        settings: &Settings,
+        codec: Arc<Codec>,
+        digests: Arc<Mutex<Digests>>,
+        persist_state: bool,
+    ) -> Writing {
+        Writing {
+            codec,
+            output_ids: None,
+            max_output_bytes: settings.kafka.message_max_bytes(),
+            persist_state,
+            changelog_format: settings.pipeline.changelog_format,
+            drill: settings.is_drill(),
+            digests,
+            unconfirmed: Vec::new(),
+            retention_ms: settings.pipeline.state_retention.as_millis() as i64,
+            last_expiry_ms: 0,
+        }
+    }
+
+    /// `value` encoded for `topic`: framed when the registry gave it an id.
+    fn encode<T: serde::Serialize>(
+        &self,
+        topic: Topic,
+        kind: SchemaKind,
+        value: &T,
+    ) -> Result<Vec<u8>, CodecError> {
+        match self
+            .output_ids
+            .as_ref()
+            .and_then(|ids| ids.get(topic, kind))
+        {
+            Some(id) => self.codec.encode_framed(kind, value, id),
+            None => self.codec.encode(kind, value),
+        }
+    }
+
+    /// `value` encoded as an output to `topic`, keyed by `key`.
+    fn encoded<T: serde::Serialize>(
+        &self,
+        topic: Topic,
+        key: &str,
+        kind: SchemaKind,
+        value: &T,
+        what: &'static str,
+    ) -> Result<Output, StageError> {
+        let bytes = self
+            .encode(topic, kind, value)
+            .map_err(|e| StageError::encode(what, key, e))?;
+        Ok(Output::new(topic, Some(key.as_bytes().to_vec()), bytes))
+    }
+}
+
+impl Lane {
     /// Turns effects into outputs (and counts them), then appends the state writes of the
-    /// sessions changed; `defer` holds those writes until the effects are delivered.
+    /// sessions changed, sent as `writes` says.
     pub(super) fn emit(
         &mut self,
         partition: i32,
         effects: &mut Vec<Effect>,
         out: &mut Vec<Output>,
-        defer: bool,
+        writes: Writes,
         now_ms: i64,
     ) -> Result<(), StageError> {
         let mut result = Ok(());
@@ -33,17 +126,30 @@ impl Processor {
             }
             let r = match e {
                 Effect::Verdict(v) => self
-                    .encoded(VERDICTS, &v.action_id, SchemaKind::Verdict, &*v, "verdict")
+                    .write
+                    .encoded(
+                        Topic::Verdicts,
+                        &v.action_id,
+                        SchemaKind::Verdict,
+                        &*v,
+                        "verdict",
+                    )
                     .map(|o| out.push(o)),
                 Effect::Escalation(role, x) | Effect::CanaryEscalation(role, x) => {
                     self.route(partition, role, *x, out, now_ms)
                 }
                 Effect::CanaryVerdict(v, expect) => self
-                    .encoded(CANARIES, &v.action_id, SchemaKind::Verdict, &*v, "verdict")
+                    .write
+                    .encoded(
+                        Topic::Canaries,
+                        &v.action_id,
+                        SchemaKind::Verdict,
+                        &*v,
+                        "verdict",
+                    )
                     .map(|o| out.push(o.with_header(CANARY_HEADER, expect.as_str()))),
                 Effect::Review(item) => {
-                    // A processor without a drill twin is one: the twin, or `run --drill`.
-                    let drill = self.drill.is_none();
+                    let drill = self.write.drill;
                     self.fold(partition, REVIEW, *item, drill, now_ms);
                     Ok(())
                 }
@@ -54,33 +160,7 @@ impl Processor {
             }
         }
         result?;
-        self.state_writes(partition, out, defer, now_ms)
-    }
-
-    /// The review-queue item of a decided event that needs no human, when a rule defers it or
-    /// the sampling of `execute_log` picks it.
-    pub(super) fn review_item(
-        &self,
-        event: &crate::event::AgentAction,
-        decision: &crate::matrix::Decision,
-        now_ms: i64,
-    ) -> Option<DigestItem> {
-        let deferred = decision
-            .triggers
-            .iter()
-            .any(|t| self.review_triggers.contains(t));
-        let sampled = !deferred
-            && decision.level == Level::ExecuteLog
-            && crate::fatigue::sampled(&event.action_id, self.sample_share);
-        if !deferred && !sampled {
-            return None;
-        }
-        let reason = if deferred {
-            DigestReason::Deferred
-        } else {
-            DigestReason::Sampled
-        };
-        Some(crate::fatigue::review_item(event, decision, reason, now_ms))
+        self.state_writes(partition, out, writes, now_ms)
     }
 
     /// Sends an escalation to its role's topic, or folds it into the role's next digest when
@@ -94,13 +174,15 @@ impl Processor {
         now_ms: i64,
     ) -> Result<(), StageError> {
         let admitted = self
+            .write
             .digests
             .lock()
             .expect("digests lock")
             .admit(&x.role, now_ms);
         if admitted {
-            let o = self.encoded(
-                FIRST_ROLE + role,
+            let topic = Topic::Role(role);
+            let o = self.write.encoded(
+                topic,
                 &x.session_id,
                 SchemaKind::Escalation,
                 &x,
@@ -112,15 +194,8 @@ impl Processor {
         if let Some(stats) = &self.stats {
             stats.metrics.folded(stats.metrics.role(&x.role));
         }
-        let target = x.role.clone();
-        let drill = x.drill;
-        self.fold(
-            partition,
-            &target,
-            crate::fatigue::rate_limited(&x, now_ms),
-            drill,
-            now_ms,
-        );
+        let item = crate::fatigue::rate_limited(&x, now_ms);
+        self.fold(partition, &x.role, item, x.drill, now_ms);
         Ok(())
     }
 
@@ -135,29 +210,11 @@ impl Processor {
             item,
             drill,
         };
-        self.digests
+        self.write
+            .digests
             .lock()
             .expect("digests lock")
             .fold(target, folded, now_ms);
-    }
-
-    /// `value` encoded as an output to `topic`, keyed by `key`.
-    fn encoded<T: serde::Serialize>(
-        &self,
-        topic: usize,
-        key: &str,
-        kind: SchemaKind,
-        value: &T,
-        what: &'static str,
-    ) -> Result<Output, StageError> {
-        let bytes = self
-            .encode_for(topic, kind, value)
-            .map_err(|e| StageError {
-                what,
-                id: key.to_string(),
-                source: Box::new(e),
-            })?;
-        Ok(Output::new(topic, Some(key.as_bytes().to_vec()), bytes))
     }
 
     /// The changelog records of the sessions changed (an empty value is a tombstone).
@@ -165,29 +222,25 @@ impl Processor {
         &mut self,
         partition: i32,
         out: &mut Vec<Output>,
-        defer: bool,
+        writes: Writes,
         now_ms: i64,
     ) -> Result<(), StageError> {
         let Some(state) = self.states.get_mut(&partition) else {
             return Ok(());
         };
         for (session, record) in state.take_dirty(now_ms) {
-            if !self.persist_state {
+            if !self.write.persist_state {
                 continue;
             }
             let mut payload = Vec::new();
             if let Some(r) = record {
                 payload.reserve(4096);
-                r.encode(self.changelog_format, &mut payload)
-                    .map_err(|e| StageError {
-                        what: "state record",
-                        id: session.clone(),
-                        source: Box::new(e),
-                    })?;
+                r.encode(self.write.changelog_format, &mut payload)
+                    .map_err(|e| StageError::encode("state record", &session, e))?;
             }
-            let mut o = Output::new(CHANGELOG, Some(session.into_bytes()), payload);
+            let mut o = Output::new(Topic::Changelog, Some(session.into_bytes()), payload);
             o.partition = Some(partition);
-            o.deferred = defer;
+            o.deferred = writes == Writes::AfterEffects;
             out.push(o);
         }
         Ok(())
@@ -196,22 +249,27 @@ impl Processor {
     /// Fires the acknowledgement deadlines due at `now_ms`, in every partition held; sends the
     /// digests due; drops delivered digest items from the sessions' queues; forgets sessions
     /// quiet for the retention time.
-    pub fn tick(&mut self, now_ms: i64, out: &mut Vec<Output>) -> Result<(), StageError> {
+    pub(super) fn tick(&mut self, now_ms: i64, out: &mut Vec<Output>) -> Result<(), StageError> {
         let mut parts: Vec<i32> = self.states.keys().copied().collect();
         parts.sort_unstable();
-        if now_ms - self.last_expiry_ms >= EXPIRY_EVERY_MS {
-            self.last_expiry_ms = now_ms;
+        if now_ms - self.write.last_expiry_ms >= EXPIRY_EVERY_MS {
+            self.write.last_expiry_ms = now_ms;
             for &p in &parts {
                 let state = self.states.get_mut(&p).expect("listed");
-                let n = state.expire(now_ms, self.retention_ms);
+                let n = state.expire(now_ms, self.write.retention_ms);
                 if n > 0 {
                     tracing::debug!(partition = p, sessions = n, "idle sessions expired");
-                    self.state_writes(p, out, false, now_ms)?;
+                    self.state_writes(p, out, Writes::AtOnce, now_ms)?;
                 }
             }
         }
         for &p in &parts {
-            let done = self.digests.lock().expect("digests lock").take_done(p);
+            let done = self
+                .write
+                .digests
+                .lock()
+                .expect("digests lock")
+                .take_done(p);
             if done.is_empty() {
                 continue;
             }
@@ -219,7 +277,7 @@ impl Processor {
             for (session, key) in done {
                 state.unqueue(&session, &key);
             }
-            self.state_writes(p, out, false, now_ms)?;
+            self.state_writes(p, out, Writes::AtOnce, now_ms)?;
         }
         self.send_due_digests(now_ms, out)?;
         for p in parts {
@@ -227,44 +285,49 @@ impl Processor {
             if state.next_deadline().is_none_or(|d| d > now_ms) {
                 continue;
             }
-            let mut effects = std::mem::take(&mut self.effects);
-            state.fire_due(&self.matrix, now_ms, &mut effects);
-            let emitted = self.emit(p, &mut effects, out, true, now_ms);
-            self.effects = effects;
-            emitted?;
+            let mut effects = Vec::new();
+            state.fire_due(&self.decide.matrix, now_ms, &mut effects);
+            self.emit(p, &mut effects, out, Writes::AfterEffects, now_ms)?;
         }
         Ok(())
     }
 
     /// The digests due at `now_ms`, each one message to its role (or the review queue).
     fn send_due_digests(&mut self, now_ms: i64, out: &mut Vec<Output>) -> Result<(), StageError> {
-        let due = self.digests.lock().expect("digests lock").take_due(now_ms);
+        let due = self
+            .write
+            .digests
+            .lock()
+            .expect("digests lock")
+            .take_due(now_ms);
         for d in due {
             let topic = if d.target == REVIEW {
-                REVIEW_TOPIC
-            } else if let Some(i) = self.matrix.role_index(&d.target) {
-                FIRST_ROLE + i
+                Topic::Review
+            } else if let Some(i) = self.decide.matrix.role_index(&d.target) {
+                Topic::Role(i)
             } else {
                 // Its role was removed by a rule change: the items still reach people.
                 tracing::warn!(target_role = %d.target, items = d.items.len(), "digest for a role the rules no longer have: sent to the review queue");
-                REVIEW_TOPIC
+                Topic::Review
             };
             let digest = crate::event::Digest {
-                digest_id: digest_id(&d.target, &d.items),
+                digest_id: crate::fatigue::digest_id(&d.target, &d.items),
                 target: d.target.clone(),
                 first_at_ms: d.first_at_ms,
                 sent_at_ms: now_ms,
-                rule_version: self.matrix.version().to_string(),
+                rule_version: self.decide.matrix.version().to_string(),
                 drill: d.items.iter().any(|f| f.drill),
                 items: d.items.iter().map(|f| f.item.clone()).collect(),
             };
-            let o = self.encoded(topic, &d.target, SchemaKind::Digest, &digest, "digest")?;
+            let o = self
+                .write
+                .encoded(topic, &d.target, SchemaKind::Digest, &digest, "digest")?;
             out.push(o.with_header(KIND_HEADER, "digest"));
             if let Some(stats) = &self.stats {
                 stats.metrics.digest(&d.target);
             }
             tracing::info!(target_role = %d.target, items = d.items.len(), "digest sent");
-            self.unconfirmed.extend(d.items);
+            self.write.unconfirmed.extend(d.items);
         }
         Ok(())
     }
@@ -305,21 +368,15 @@ impl Processor {
             .sum::<usize>()
             + key.as_ref().map_or(0, Vec::len)
             + RECORD_OVERHEAD;
-        let fits = value.len() + overhead <= self.max_output_bytes;
+        let fits = value.len() + overhead <= self.write.max_output_bytes;
         if !fits {
             headers.push((dlq_headers::VALUE.to_string(), b"omitted".to_vec()));
         }
-        let mut o = Output::new(
-            DEAD_LETTER,
-            key,
-            if fits { value.to_vec() } else { Vec::new() },
-        );
+        let payload = if fits { value.to_vec() } else { Vec::new() };
+        let mut o = Output::new(Topic::DeadLetters, key, payload);
         // An empty value stays empty (not null) when it fits: its bytes as they were.
         o.null = input.payload.is_none() || !fits;
         o.headers = headers;
         o
     }
 }
-
-/// Room left for the record's framing when checking a dead letter against `message.max.bytes`.
-const RECORD_OVERHEAD: usize = 1024;

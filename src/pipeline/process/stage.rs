@@ -3,20 +3,54 @@
 
 use crate::event::Level;
 use crate::matrix::Trigger;
-use crate::output::Output;
+use crate::output::{Output, Topic};
 use crate::pipeline::stats::Stats;
+use crate::pipeline::Topics;
 use std::sync::Arc;
 
-/// An output that cannot be built: a defect, fatal to the pipeline.
+/// A record that cannot be read or an output that cannot be built for a reason of handoff's
+/// own (never bad input, which is a dead letter): a defect, fatal to the pipeline.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot encode {what} {id}: {source}")]
+#[error("cannot {doing} {what} {id}: {source}")]
 pub struct StageError {
-    /// What was being encoded (`verdict`, `escalation`, `digest`, `state record`).
+    /// `encode` or `decode`.
+    pub doing: &'static str,
+    /// What (`verdict`, `escalation`, `digest`, `state record`, `input record`).
     pub what: &'static str,
-    /// Its id.
+    /// Its id, or the failure's short reason.
     pub id: String,
     /// Why.
     pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StageError {
+    /// An output `what` (`id`) that cannot be encoded.
+    pub fn encode(
+        what: &'static str,
+        id: &str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> StageError {
+        StageError {
+            doing: "encode",
+            what,
+            id: id.to_string(),
+            source: Box::new(e),
+        }
+    }
+
+    /// An input `what` that cannot be decoded for a reason of handoff's own (`reason`).
+    pub fn decode(
+        what: &'static str,
+        reason: &str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> StageError {
+        StageError {
+            doing: "decode",
+            what,
+            id: reason.to_string(),
+            source: Box::new(e),
+        }
+    }
 }
 
 /// What became of one input, for statistics.
@@ -64,8 +98,8 @@ pub struct Input<'a> {
 /// What the pipeline runs for each input record: handoff's [`Processor`], or another stage
 /// (the benchmark's passthrough) with the same Kafka machinery around it.
 pub trait Stage: Send {
-    /// Output topic names; [`Output::topic`] indexes into this.
-    fn topics(&self) -> &[String];
+    /// Where its outputs go, by name ([`Output::topic`] and [`Output::drill`] resolve there).
+    fn topics(&self) -> &Topics;
     /// Maps one input record to its outputs (at least one). An error is a defect (an output
     /// that cannot be encoded): the pipeline stops without committing past the record.
     fn process(
@@ -87,7 +121,7 @@ pub trait Stage: Send {
     /// Receives the running pipeline's statistics (for counters the stage keeps itself).
     fn attach(&mut self, _stats: Arc<Stats>) {}
     /// The topic the stage restores its state from, partitioned like the input.
-    fn changelog(&self) -> Option<usize> {
+    fn changelog(&self) -> Option<Topic> {
         None
     }
     /// Loads a newly assigned partition's state from its changelog records (key, value; a

@@ -1,6 +1,9 @@
 //! The processor without a broker: outputs per input record, dead letters, framing.
 use super::*;
+use crate::config::InputFormat;
 use crate::event::wire::dlq_headers;
+use crate::event::SchemaKind;
+use crate::output::Topic;
 use crate::sim::fleet::{Fleet, FleetConfig};
 
 fn processor(settings: &Settings) -> Processor {
@@ -37,13 +40,13 @@ fn every_valid_event_yields_one_verdict_and_one_escalation_per_role() {
             matches!(outcome, Outcome::Decided { .. }),
             "valid event dead-lettered"
         );
-        assert_eq!(out.iter().filter(|o| o.topic == VERDICTS).count(), 1);
-        let verdict = out.iter().find(|o| o.topic == VERDICTS).unwrap();
+        assert_eq!(out.iter().filter(|o| o.topic == Topic::Verdicts).count(), 1);
+        let verdict = out.iter().find(|o| o.topic == Topic::Verdicts).unwrap();
         let v: crate::event::Verdict = codec.decode(SchemaKind::Verdict, &verdict.payload).unwrap();
         assert_eq!(v.action_id, e.action_id);
         assert_eq!(verdict.key.as_deref(), Some(e.action_id.as_bytes()));
         let roles = &v.roles;
-        let changelog = out.iter().filter(|o| o.topic == CHANGELOG).count();
+        let changelog = out.iter().filter(|o| o.topic == Topic::Changelog).count();
         assert_eq!(out.len(), 1 + roles.len() + changelog);
         assert!(changelog <= 1, "one session, at most one state write");
         if !roles.is_empty() {
@@ -51,10 +54,10 @@ fn every_valid_event_yields_one_verdict_and_one_escalation_per_role() {
         }
         for (o, role) in out.iter().zip(roles) {
             let topic = &p.matrix().roles()[p.matrix().role_index(role).unwrap()].topic;
-            assert_eq!(&p.topics()[o.topic], topic);
+            assert_eq!(p.topics().name(o.topic, o.drill), topic);
             assert_eq!(o.key.as_deref(), Some(e.session_id.as_bytes()));
         }
-        for o in out.iter().filter(|o| o.topic == CHANGELOG) {
+        for o in out.iter().filter(|o| o.topic == Topic::Changelog) {
             assert_eq!(o.partition, Some(2), "state stays in the input's partition");
             assert_eq!(o.key.as_deref(), Some(e.session_id.as_bytes()));
         }
@@ -78,7 +81,7 @@ fn bad_records_become_dead_letters_with_their_bytes_and_connect_headers() {
     );
     assert_eq!(out.len(), 1);
     let dl = &out[0];
-    assert_eq!(dl.topic, DEAD_LETTER);
+    assert_eq!(dl.topic, Topic::DeadLetters);
     assert_eq!(dl.payload, b"\x02garbage");
     assert_eq!(dl.key.as_deref(), Some(&b"sess"[..]));
     let h = |k: &str| {

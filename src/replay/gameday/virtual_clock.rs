@@ -33,7 +33,7 @@ pub fn run(
         decisions: settings.topics.decisions.clone(),
         offset: 0,
     };
-    let topics = feed.p.topics().to_vec();
+    let topics = feed.p.topics().clone();
     let end_ms = start_ms + scenario.duration.as_millis() as i64;
     let step = scenario.step.as_millis() as i64;
     let events = drill_events(scenario, start_ms, recorded);
@@ -60,7 +60,7 @@ pub fn run(
             feed.p.delivered();
         }
         for o in &out {
-            let topic = topics[o.topic].as_str();
+            let topic = topics.name(o.topic, o.drill);
             sink(topic, o);
             watch.output(topic, o, now)?;
         }
