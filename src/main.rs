@@ -16,7 +16,7 @@
 mod commands;
 
 use clap::Parser;
-use commands::{Failure, Outcome, Started};
+use commands::{CommandRuntime, Failure, Outcome};
 use handoff::cli::{Cli, Command};
 use std::process::ExitCode;
 
@@ -42,20 +42,20 @@ fn dispatch(command: Command) -> commands::Result {
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
         Command::TestRules(args) => test_rules::run(args),
-        Command::Run(args) => run::run(args, Started::now()?),
-        Command::Demo(args) => demo::run(args, Started::now()?),
+        Command::Run(args) => run::run(args, CommandRuntime::now()?),
+        Command::Demo(args) => demo::run(args, CommandRuntime::now()?),
         Command::Replay(args) => replay::run(args),
         Command::Gameday(args) => gameday::run(args),
         Command::Diff(args) => diff::run(args),
-        Command::Respond(args) => respond::run(args, Started::now()?),
-        Command::Inbox(args) => inbox::run(args, Started::now()?),
+        Command::Respond(args) => respond::run(args, CommandRuntime::now()?),
+        Command::Inbox(args) => inbox::run(args, CommandRuntime::now()?),
         Command::Token => inbox::token(),
         Command::Audit(args) => audit::run(args),
-        Command::Canary(args) => canary::run(args, Started::now()?),
+        Command::Canary(args) => canary::run(args, CommandRuntime::now()?),
         Command::Suggest(args) => suggest::run(args),
-        Command::Tail(args) => tail::run(args, Started::now()?),
+        Command::Tail(args) => tail::run(args, CommandRuntime::now()?),
         Command::Generate(args) => {
-            let started = args.topic.is_some().then(Started::now).transpose()?;
+            let started = args.topic.is_some().then(CommandRuntime::now).transpose()?;
             generate::run(args, started)
         }
     }

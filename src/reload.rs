@@ -140,8 +140,12 @@ impl Reloader {
     }
 
     async fn try_reload(&self) -> Result<Reloaded, ReloadError> {
-        let path = self.path.as_deref().ok_or(ReloadError::NoFile)?;
-        let new = Matrix::from_file(path)?;
+        let path = self.path.clone().ok_or(ReloadError::NoFile)?;
+        // Compiling a matrix (patterns, phrase automata, redaction expressions) is CPU work:
+        // off the async workers.
+        let new = tokio::task::spawn_blocking(move || Matrix::from_file(&path))
+            .await
+            .expect("compiling a matrix does not panic")?;
         let (old, _) = self.rules.current();
         if new.version() == old.version() {
             return Ok(Reloaded::Unchanged {

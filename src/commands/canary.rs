@@ -1,7 +1,7 @@
 //! `handoff canary send` and `handoff canary report`: synthetic escalations with a known right
 //! answer, and how people did on them.
 
-use super::{ensure_usage, load_matrix, load_settings, Failure, Outcome, Result, Started};
+use super::{ensure_usage, load_matrix, load_settings, CommandRuntime, Failure, Outcome, Result};
 use handoff::canary::{inject, report};
 use handoff::cli::{CanaryArgs, CanaryCommand, CanaryReportArgs, CanarySendArgs};
 use handoff::config::Settings;
@@ -12,14 +12,14 @@ use rdkafka::producer::FutureProducer;
 use std::time::Duration;
 
 /// Dispatches to send or report.
-pub fn run(args: CanaryArgs, started: Started) -> Result {
+pub fn run(args: CanaryArgs, started: CommandRuntime) -> Result {
     match args.command {
         CanaryCommand::Send(a) => send(a, started),
         CanaryCommand::Report(a) => report(a),
     }
 }
 
-fn send(args: CanarySendArgs, started: Started) -> Result {
+fn send(args: CanarySendArgs, started: CommandRuntime) -> Result {
     let settings = load_settings(&args.kafka)?;
     ensure_usage(settings.canary.enabled, || {
         "canaries are off: set [canary] enabled = true and add [[canary.cases]]".to_string()

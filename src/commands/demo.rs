@@ -1,7 +1,7 @@
 //! `handoff demo`: a local broker (or a running cluster), the synthetic fleet, the processor and
 //! simulated people, with a live summary every two seconds.
 
-use super::{init_tracing, load_matrix, load_settings, Outcome, Result, Started};
+use super::{init_tracing, load_matrix, load_settings, CommandRuntime, Outcome, Result};
 use handoff::cli::DemoArgs;
 use handoff::config::{LogFormat, Settings};
 use handoff::matrix::Matrix;
@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 /// Starts a local broker unless --config or --bootstrap names a cluster; stops on
 /// SIGTERM/SIGINT or after --duration.
-pub fn run(args: DemoArgs, started: Started) -> Result {
+pub fn run(args: DemoArgs, started: CommandRuntime) -> Result {
     init_tracing(LogFormat::Text, "warn");
     let mut settings = load_settings(&args.kafka)?;
     let matrix = Arc::new(load_matrix(settings.matrix.path.as_deref())?);
@@ -56,7 +56,7 @@ async fn live(
     matrix: Arc<Matrix>,
     rate: u64,
     duration: Option<Duration>,
-    started: &Started,
+    started: &CommandRuntime,
 ) -> Result {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);

@@ -1,7 +1,7 @@
 //! `handoff generate`: the synthetic agent fleet, as JSON lines on standard output or as Avro
 //! records to a Kafka topic.
 
-use super::{ensure_usage, init_tracing, load_settings, Outcome, Result, Started};
+use super::{ensure_usage, init_tracing, load_settings, CommandRuntime, Outcome, Result};
 use handoff::cli::GenerateArgs;
 use handoff::config::LogFormat;
 use handoff::sim::fleet::{Fleet, FleetConfig};
@@ -9,7 +9,7 @@ use std::io::Write;
 
 /// A bad --malformed or --trigger-boost is bad usage. With --topic, `started` carries the
 /// runtime and the stop signal: SIGTERM/SIGINT stops producing, and what was sent is delivered.
-pub fn run(args: GenerateArgs, started: Option<Started>) -> Result {
+pub fn run(args: GenerateArgs, started: Option<CommandRuntime>) -> Result {
     let (malformed, boost) = (args.malformed, args.trigger_boost);
     ensure_usage((0.0..=1.0).contains(&malformed), || {
         format!("--malformed {malformed}: must be between 0 and 1")
@@ -40,7 +40,12 @@ fn to_stdout(count: u64, fleet: &mut Fleet) -> Result {
 
 /// Avro records to `topic` on the cluster of --config/--bootstrap. A stop before the cluster
 /// answers ends the run at once.
-fn to_topic(args: &GenerateArgs, topic: &str, fleet: &mut Fleet, started: &Started) -> Result {
+fn to_topic(
+    args: &GenerateArgs,
+    topic: &str,
+    fleet: &mut Fleet,
+    started: &CommandRuntime,
+) -> Result {
     init_tracing(LogFormat::Text, "warn");
     let settings = load_settings(&args.kafka)?;
     let topics = [topic.to_string()];

@@ -2,14 +2,15 @@
 //! token for a person.
 
 use super::{
-    ensure_usage, init_tracing, load_matrix, load_settings, Failure, Outcome, Result, Started,
+    ensure_usage, init_tracing, load_matrix, load_settings, CommandRuntime, Failure, Outcome,
+    Result,
 };
 use handoff::cli::InboxArgs;
 use handoff::problems::Problems;
 use std::sync::Arc;
 
 /// Checks the people's roles against the matrix, then serves.
-pub fn run(args: InboxArgs, started: Started) -> Result {
+pub fn run(args: InboxArgs, started: CommandRuntime) -> Result {
     let settings = load_settings(&args.kafka)?;
     init_tracing(settings.log.format, &settings.log.level);
     let matrix = Arc::new(load_matrix(settings.matrix.path.as_deref())?);

@@ -1,5 +1,5 @@
 //! One module per subcommand, each with a `run` function; here what they share: how a command
-//! ends ([`Outcome`], [`Failure`]), the runtime and the stop signal ([`Started`]), logging, and
+//! ends ([`Outcome`], [`Failure`]), the runtime and the stop signal ([`CommandRuntime`]), logging, and
 //! the Kafka settings of the commands that talk to a cluster.
 
 pub mod audit;
@@ -78,14 +78,14 @@ pub fn ensure_range(from: Option<i64>, to: Option<i64>) -> Result<()> {
 /// The runtime of a command that stops cleanly on SIGTERM or SIGINT, with the signal handler
 /// already installed: made first, before the command reads its configuration or connects, so a
 /// stop request at any moment is seen, never fatal.
-pub struct Started {
+pub struct CommandRuntime {
     rt: Option<tokio::runtime::Runtime>,
     stop: watch::Receiver<bool>,
 }
 
-impl Started {
+impl CommandRuntime {
     /// Builds the runtime and installs the handlers.
-    pub fn now() -> Result<Started> {
+    pub fn now() -> Result<CommandRuntime> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -100,7 +100,7 @@ impl Started {
             tracing::info!("stop requested: draining");
             let _ = tx.send(true);
         });
-        Ok(Started { rt: Some(rt), stop })
+        Ok(CommandRuntime { rt: Some(rt), stop })
     }
 
     /// The runtime.
@@ -125,7 +125,7 @@ impl Started {
     }
 }
 
-impl Drop for Started {
+impl Drop for CommandRuntime {
     /// Does not wait for blocking work still running (a reachability check that a stop cut
     /// short): the command is over.
     fn drop(&mut self) {

@@ -1,7 +1,7 @@
 //! `handoff respond`: simulated people answering the escalations of every role, until
 //! SIGTERM/SIGINT.
 
-use super::Started;
+use super::CommandRuntime;
 use super::{ensure_usage, init_tracing, load_matrix, load_settings, Failure, Outcome, Result};
 use handoff::cli::RespondArgs;
 use handoff::config::LogFormat;
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A bad --no-show, --mix or matrix is bad usage.
-pub fn run(args: RespondArgs, started: Started) -> Result {
+pub fn run(args: RespondArgs, started: CommandRuntime) -> Result {
     let no_show = args.no_show;
     ensure_usage((0.0..=1.0).contains(&no_show), || {
         format!("--no-show {no_show}: must be between 0 and 1")

@@ -1,6 +1,6 @@
 //! `handoff run`: the stream processor, until SIGTERM/SIGINT or a fatal error.
 
-use super::{init_tracing, load_matrix, load_settings, Failure, Outcome, Result, Started};
+use super::{init_tracing, load_matrix, load_settings, CommandRuntime, Failure, Outcome, Result};
 use handoff::cli::RunArgs;
 use handoff::config::Settings;
 use handoff::matrix::Matrix;
@@ -14,7 +14,7 @@ use tokio::sync::mpsc::Sender;
 
 /// Everything that can be refused is checked before connecting: the settings, the matrix, the
 /// metrics address. A stop before the pipeline has started ends the run at once (exit 0).
-pub fn run(args: RunArgs, started: Started) -> Result {
+pub fn run(args: RunArgs, started: CommandRuntime) -> Result {
     let settings = load_settings(&args.kafka)?;
     let settings = if args.drill {
         settings.drill()
@@ -65,7 +65,7 @@ async fn run_until_stopped(
     settings: &Settings,
     matrix: Arc<Matrix>,
     listener: Option<TcpListener>,
-    started: &Started,
+    started: &CommandRuntime,
 ) -> Result<Option<RunReport>> {
     let rules = Rules::new(matrix);
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(8);
@@ -77,19 +77,24 @@ async fn run_until_stopped(
         tokio::spawn(serve(listener, endpoints.clone()));
     }
     start_reload_triggers(settings, reload_tx);
-    let running = endpoints.running.clone();
-    let on_start = {
+    // The reloader serves requests once the pipeline runs (its metrics are the pipeline's);
+    // the start callback only hands things over.
+    let (metrics_tx, metrics_rx) = tokio::sync::oneshot::channel();
+    {
         let (settings, rules) = (settings.clone(), rules.clone());
-        move |running: Running| {
-            let reloader = Reloader::new(
-                settings.matrix.path.clone(),
-                rules,
-                running.stats.metrics.rules().clone(),
-                Some(settings),
-            );
-            tokio::spawn(reloader.serve(reload_rx));
-            let _ = endpoints.running.set(running);
-        }
+        tokio::spawn(async move {
+            let Ok(metrics) = metrics_rx.await else {
+                return;
+            };
+            let path = settings.matrix.path.clone();
+            let reloader = Reloader::new(path, rules, metrics, Some(settings));
+            reloader.serve(reload_rx).await;
+        });
+    }
+    let running = endpoints.running.clone();
+    let on_start = move |r: Running| {
+        let _ = metrics_tx.send(r.stats.metrics.rules().clone());
+        let _ = endpoints.running.set(r);
     };
     let pipeline = handoff::pipeline::run(settings, rules, started.stopped(), on_start);
     let stopped_early = async {

@@ -1,6 +1,6 @@
 //! `handoff tail`: the records of a topic, decoded, as JSON lines on standard output.
 
-use super::{ensure_range, load_matrix, load_settings, Failure, Outcome, Result, Started};
+use super::{ensure_range, load_matrix, load_settings, CommandRuntime, Failure, Outcome, Result};
 use handoff::cli::TailArgs;
 use handoff::kafka::range::{self as source, Range};
 use handoff::tail::{names, Decoder, Kind};
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 /// A topic handoff does not know is bad usage (the known ones are listed); a missing one, or a
 /// cluster that does not answer, a runtime failure.
-pub fn run(args: TailArgs, started: Started) -> Result {
+pub fn run(args: TailArgs, started: CommandRuntime) -> Result {
     ensure_range(args.range.from, args.range.to)?;
     let settings = load_settings(&args.kafka)?;
     let matrix = load_matrix(settings.matrix.path.as_deref())?;

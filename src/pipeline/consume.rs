@@ -3,7 +3,7 @@
 //! their partitions, stores commit points, and on stop drains, commits and closes — all within
 //! `shutdown_deadline`.
 
-use super::delivery::{Fatal, Out, Shared};
+use super::delivery::{Fatal, OutputProducer, Shared};
 use super::rebalance::GroupContext;
 use super::steps::{LocalSteps, Step};
 use super::tracker::Slot;
@@ -66,7 +66,7 @@ impl Batches {
 pub struct Consuming {
     pub(super) consumer: Arc<BaseConsumer<GroupContext>>,
     pub(super) shared: Arc<Shared>,
-    pub(super) producer: Arc<Out>,
+    pub(super) producer: Arc<OutputProducer>,
     pub(super) senders: Vec<Sender<Job>>,
     pub(super) max_in_flight: usize,
     pub(super) store_every: Duration,

@@ -255,4 +255,4 @@ fn describe(slot: Slot, offset: i64) -> String {
 }
 
 /// handoff's producer.
-pub type Out = ThreadedProducer<DeliveryContext>;
+pub type OutputProducer = ThreadedProducer<DeliveryContext>;

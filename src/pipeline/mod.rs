@@ -32,7 +32,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::kafka;
 use crate::matrix::Rules;
-use delivery::{DeliveryContext, Out, Shared};
+use delivery::{DeliveryContext, OutputProducer, Shared};
 use process::{Processor, Stage};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rebalance::GroupContext;
@@ -152,7 +152,7 @@ pub async fn run_stage<S: Stage + 'static>(
     ));
     let workers = settings.pipeline.workers.max(1);
     let shared = Arc::new(Shared::new(stats.clone(), health.clone(), workers));
-    let producer: Arc<Out> = Arc::new(
+    let producer: Arc<OutputProducer> = Arc::new(
         kafka::client_config(&settings.kafka, kafka::Role::Producer)
             .create_with_context(DeliveryContext {
                 shared: shared.clone(),
@@ -231,7 +231,7 @@ async fn prepare(
 fn member(
     settings: &Settings,
     shared: &Arc<Shared>,
-    producer: &Arc<Out>,
+    producer: &Arc<OutputProducer>,
 ) -> Result<BaseConsumer<GroupContext>, PipelineError> {
     let consumer: BaseConsumer<GroupContext> =
         kafka::client_config(&settings.kafka, kafka::Role::Member)

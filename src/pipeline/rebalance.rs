@@ -10,7 +10,7 @@
 //!   drop the partitions' state.
 //! - While closing, the shutdown has already drained and committed: revocation only forgets.
 
-use super::delivery::{Out, Shared};
+use super::delivery::{OutputProducer, Shared};
 use super::tracker::{Slot, Source};
 use super::worker::Job;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -25,7 +25,7 @@ use std::time::Duration;
 /// The consumer's context: rebalances, statistics and commit results.
 pub struct GroupContext {
     pub(super) shared: Arc<Shared>,
-    pub(super) producer: Arc<Out>,
+    pub(super) producer: Arc<OutputProducer>,
     pub(super) drain: Duration,
     pub(super) workers: Mutex<Vec<Sender<Job>>>,
     pub(super) input_topic: String,

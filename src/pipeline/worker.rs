@@ -1,7 +1,7 @@
 //! A worker thread: decodes, decides and sends the records of the partitions it owns, in
 //! order; on assignment it restores their state first; every `tick` it fires what is due.
 
-use super::delivery::{Fatal, Out, Shared};
+use super::delivery::{Fatal, OutputProducer, Shared};
 use super::process::{Input, Outcome, Stage};
 use super::steps::{LocalSteps, Step};
 use super::tracker::{Slot, Token};
@@ -56,7 +56,7 @@ struct BatchCounts {
 pub struct Worker<S> {
     stage: S,
     shared: Arc<Shared>,
-    producer: Arc<Out>,
+    producer: Arc<OutputProducer>,
     env: WorkerEnv,
     outputs: Vec<Output>,
     headers: Vec<(String, Vec<u8>)>,
@@ -69,7 +69,12 @@ pub struct Worker<S> {
 
 impl<S: Stage> Worker<S> {
     /// A worker running `stage`.
-    pub fn new(stage: S, shared: Arc<Shared>, producer: Arc<Out>, env: WorkerEnv) -> Self {
+    pub fn new(
+        stage: S,
+        shared: Arc<Shared>,
+        producer: Arc<OutputProducer>,
+        env: WorkerEnv,
+    ) -> Self {
         let processing = shared.stats.processing.local();
         let steps = shared.stats.steps.local();
         Worker {
