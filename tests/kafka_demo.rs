@@ -94,3 +94,63 @@ fn a_demo_whose_processor_stops_says_so_at_once_and_exits_3() {
          message.timeout.ms is 3 s here) and exited after {took:?}"
     );
 }
+
+/// The sum of a metric family's samples in Prometheus text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The demo serves its processor's /metrics, /healthz and /readyz as `run` does, and says
+/// where: Prometheus and the dashboard can be pointed at a demo.
+#[test]
+fn the_demo_serves_its_processors_metrics_and_says_where() {
+    let _serial = serial();
+    let broker = broker();
+    let dir = tmpdir("demo-metrics");
+    let (inbox_port, metrics_port) = (
+        handoff::sim::broker::free_port(),
+        handoff::sim::broker::free_port(),
+    );
+    let extra = format!(
+        "[inbox]\nbind = \"127.0.0.1:{inbox_port}\"\n[metrics]\nbind = \"127.0.0.1:{metrics_port}\"\n"
+    );
+    let cfg = config_file(&dir, &broker.bootstrap(), "demo", &extra);
+    let mut demo = common::prometheus::Killed(
+        Command::new(handoff_bin())
+            .args(["demo", "--rate", "200", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = lines(demo.0.stderr.take().unwrap());
+    let url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let started = Instant::now();
+    loop {
+        let l = err.recv_timeout(Duration::from_secs(90)).expect("the demo's start lines");
+        if l.starts_with("metrics: ") {
+            assert!(l.contains(&url), "{l}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90));
+    }
+    // Scraped while the demo runs: its processor's counters move.
+    let mut decided = 0.0;
+    while decided < 500.0 {
+        assert!(started.elapsed() < Duration::from_secs(120), "{decided} events");
+        std::thread::sleep(Duration::from_secs(1));
+        let (status, body) = common::http_get(metrics_port, "/metrics");
+        assert!(status.contains("200"), "{status}");
+        decided = metric(&body, "handoff_events_total");
+    }
+    let (_, ready) = common::http_get(metrics_port, "/readyz");
+    assert!(ready.contains("ready"), "{ready}");
+    let (_, live) = common::http_get(metrics_port, "/healthz");
+    assert!(live.contains("live"), "{live}");
+    signal(demo.0.id(), "-TERM");
+    assert!(wait_exit(&mut demo.0, Duration::from_secs(60)).success());
+}

@@ -75,12 +75,18 @@ async fn live(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+    let endpoints = handoff::serve::Endpoints {
+        running: Arc::new(std::sync::OnceLock::new()),
+        reloads: None,
+    };
+    let metrics = serve_metrics(&settings, endpoints.clone()).await;
     let (running_tx, running_rx) = tokio::sync::oneshot::channel();
     let mut pipeline = {
         let (settings, matrix, stop) = (settings.clone(), matrix.clone(), stopped());
         tokio::spawn(async move {
             let rules = handoff::matrix::Rules::new(matrix);
             handoff::pipeline::run(&settings, rules, stop, move |r| {
+                let _ = endpoints.running.set(r.clone());
                 let _ = running_tx.send(r);
             })
             .await
@@ -108,6 +114,11 @@ async fn live(
         "demo running: {rate} events/s from the synthetic fleet, simulated people answering \
          the escalations; Ctrl-C stops\n"
     );
+    if let Some(m) = metrics {
+        eprintln!(
+            "metrics: {m} (probes /healthz, /readyz) — point Prometheus and the dashboard here\n"
+        );
+    }
     let early = tokio::select! {
         failed = summaries(running.stats, running.health, counts, rate, stopped()) => failed,
         ended = &mut pipeline => Some(match ended? {
@@ -141,6 +152,36 @@ async fn live(
         report.stats.render(0.0)
     );
     Ok(Outcome::Success)
+}
+
+/// Serves the processor's `/metrics`, `/healthz` and `/readyz` as `run` does; returns the
+/// metrics URL. An address that cannot be bound leaves the demo running without them, saying so.
+async fn serve_metrics(
+    settings: &Settings,
+    endpoints: handoff::serve::Endpoints,
+) -> Option<String> {
+    let listener = match super::bind_metrics(settings).await {
+        Ok(l) => l?,
+        Err(e) => {
+            let e = match e {
+                super::Failure::Usage(e) | super::Failure::Runtime(e) => e,
+            };
+            eprintln!("the processor's metrics are not served: {e}");
+            return None;
+        }
+    };
+    let addr = listener.local_addr().ok()?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    tokio::spawn(super::serve_endpoints(listener, endpoints));
+    Some(format!(
+        "http://{host}:{}{}",
+        addr.port(),
+        handoff::serve::METRICS_PATH
+    ))
 }
 
 /// The inbox beside the simulated people, with a demo person holding every role (unless the

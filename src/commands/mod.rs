@@ -213,6 +213,38 @@ pub fn load_matrix(path: Option<&Path>) -> Result<Matrix> {
     Matrix::load(path).map_err(Failure::usage)
 }
 
+/// The metrics listener, when metrics are on: an address that cannot be bound (in use, not
+/// allowed) is a usage error naming it.
+pub async fn bind_metrics(settings: &Settings) -> Result<Option<tokio::net::TcpListener>> {
+    if !settings.metrics.enabled {
+        return Ok(None);
+    }
+    let bind = &settings.metrics.bind;
+    tokio::net::TcpListener::bind(bind.as_str())
+        .await
+        .map(Some)
+        .map_err(|e| {
+            Failure::usage(anyhow::anyhow!(
+                "metrics.bind: cannot listen on {bind}: {e}"
+            ))
+        })
+}
+
+/// Serves `/metrics`, `/healthz`, `/readyz` (and `/-/reload` when reloads are taken) on
+/// `listener` until the process ends.
+pub async fn serve_endpoints(
+    listener: tokio::net::TcpListener,
+    endpoints: handoff::serve::Endpoints,
+) {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    if let Err(e) = handoff::serve::serve_on(listener, endpoints).await {
+        tracing::error!(%addr, error = %e, "cannot serve metrics and probes");
+    }
+}
+
 /// A progress bar counting `what` (records, events).
 pub fn progress_bar(what: &str) -> indicatif::ProgressBar {
     let template = format!("{{bar:40}} {{pos}}/{{len}} {what}  {{per_sec}}  ETA {{eta}}");

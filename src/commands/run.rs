@@ -1,6 +1,6 @@
 //! `handoff run`: the stream processor, until SIGTERM/SIGINT or a fatal error.
 
-use super::{init_tracing, load_matrix, load_settings, CommandRuntime, Failure, Outcome, Result};
+use super::{init_tracing, load_matrix, load_settings, CommandRuntime, Outcome, Result};
 use handoff::cli::RunArgs;
 use handoff::config::Settings;
 use handoff::matrix::Matrix;
@@ -24,7 +24,7 @@ pub fn run(args: RunArgs, started: CommandRuntime) -> Result {
     init_tracing(settings.log.format, &settings.log.level);
     let matrix = Arc::new(load_matrix(settings.matrix.path.as_deref())?);
     tracing::info!(settings = %settings.redacted(), "starting");
-    let metrics = started.rt().block_on(bind_metrics(&settings))?;
+    let metrics = started.rt().block_on(super::bind_metrics(&settings))?;
     let run = run_until_stopped(&settings, matrix, metrics, &started);
     let Some(report) = started.rt().block_on(run)? else {
         eprintln!("stopped before start-up finished");
@@ -38,23 +38,6 @@ pub fn run(args: RunArgs, started: CommandRuntime) -> Result {
         "drained and committed"
     );
     Ok(Outcome::Success)
-}
-
-/// The metrics listener, when metrics are on: an address that cannot be bound (in use, not
-/// allowed) refuses the run, naming it.
-async fn bind_metrics(settings: &Settings) -> Result<Option<TcpListener>> {
-    if !settings.metrics.enabled {
-        return Ok(None);
-    }
-    let bind = &settings.metrics.bind;
-    TcpListener::bind(bind.as_str())
-        .await
-        .map(Some)
-        .map_err(|e| {
-            Failure::usage(anyhow::anyhow!(
-                "metrics.bind: cannot listen on {bind}: {e}"
-            ))
-        })
 }
 
 /// Runs the pipeline, serving the HTTP endpoints on `listener` from the start and reloading
@@ -74,7 +57,7 @@ async fn run_until_stopped(
         reloads: Some(reload_tx.clone()),
     };
     if let Some(listener) = listener {
-        tokio::spawn(serve(listener, endpoints.clone()));
+        tokio::spawn(super::serve_endpoints(listener, endpoints.clone()));
     }
     start_reload_triggers(settings, reload_tx);
     // The reloader serves requests once the pipeline runs (its metrics are the pipeline's);
@@ -120,14 +103,4 @@ fn start_reload_triggers(settings: &Settings, requests: Sender<Request>) {
             tracing::warn!(error = %e, "cannot listen for SIGHUP: reload with POST /-/reload");
         }
     });
-}
-
-async fn serve(listener: TcpListener, endpoints: Endpoints) {
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    if let Err(e) = handoff::serve::serve_on(listener, endpoints).await {
-        tracing::error!(%addr, error = %e, "cannot serve metrics and probes");
-    }
 }
