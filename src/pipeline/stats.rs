@@ -220,6 +220,16 @@ impl Stats {
         );
     }
 
+    /// Records an escalation to `role` folded into its next digest by the role's rate limit.
+    pub fn folded(&self, role: &str) {
+        self.metrics.folded(self.metrics.role(role));
+    }
+
+    /// Records a digest sent to `target` (a role, or the review queue).
+    pub fn digest_sent(&self, target: &str) {
+        self.metrics.digest(target);
+    }
+
     /// Records an input whose outputs are all delivered.
     pub fn completed(&self, event_ms: i64, now_ms: i64) {
         self.completed.fetch_add(1, Relaxed);

@@ -192,7 +192,7 @@ impl Lane {
             return Ok(());
         }
         if let Some(stats) = &self.stats {
-            stats.metrics.folded(stats.metrics.role(&x.role));
+            stats.folded(&x.role);
         }
         let item = crate::fatigue::rate_limited(&x, now_ms);
         self.fold(partition, &x.role, item, x.drill, now_ms);
@@ -324,7 +324,7 @@ impl Lane {
                 .encoded(topic, &d.target, SchemaKind::Digest, &digest, "digest")?;
             out.push(o.with_header(KIND_HEADER, "digest"));
             if let Some(stats) = &self.stats {
-                stats.metrics.digest(&d.target);
+                stats.digest_sent(&d.target);
             }
             tracing::info!(target_role = %d.target, items = d.items.len(), "digest sent");
             self.write.unconfirmed.extend(d.items);
