@@ -131,7 +131,9 @@ fn the_demo_serves_its_processors_metrics_and_says_where() {
     let url = format!("http://127.0.0.1:{metrics_port}/metrics");
     let started = Instant::now();
     loop {
-        let l = err.recv_timeout(Duration::from_secs(90)).expect("the demo's start lines");
+        let l = err
+            .recv_timeout(Duration::from_secs(90))
+            .expect("the demo's start lines");
         if l.starts_with("metrics: ") {
             assert!(l.contains(&url), "{l}");
             break;
@@ -141,7 +143,10 @@ fn the_demo_serves_its_processors_metrics_and_says_where() {
     // Scraped while the demo runs: its processor's counters move.
     let mut decided = 0.0;
     while decided < 500.0 {
-        assert!(started.elapsed() < Duration::from_secs(120), "{decided} events");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{decided} events"
+        );
         std::thread::sleep(Duration::from_secs(1));
         let (status, body) = common::http_get(metrics_port, "/metrics");
         assert!(status.contains("200"), "{status}");

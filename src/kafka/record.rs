@@ -106,16 +106,11 @@ pub fn queue<R>(
     mut wait: impl FnMut() -> bool,
 ) -> Result<(), QueueError> {
     loop {
-        match send(record) {
+        record = match full(send(record))? {
             None => return Ok(()),
-            Some((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                if !wait() {
-                    return Err(QueueError::GaveUp);
-                }
-            }
-            Some((e, _)) => return Err(QueueError::Refused(e)),
-        }
+            Some(back) if wait() => back,
+            Some(_) => return Err(QueueError::GaveUp),
+        };
     }
 }
 
@@ -126,14 +121,21 @@ pub async fn queue_async<R>(
     mut send: impl FnMut(R) -> Option<(KafkaError, R)>,
 ) -> Result<(), QueueError> {
     loop {
-        match send(record) {
+        record = match full(send(record))? {
             None => return Ok(()),
-            Some((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            Some((e, _)) => return Err(QueueError::Refused(e)),
-        }
+            Some(back) => back,
+        };
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// What a send came to: queued (`None`), refused for good, or the record back because the
+/// queue is full (`Some`: wait, then send it again).
+fn full<R>(sent: Option<(KafkaError, R)>) -> Result<Option<R>, QueueError> {
+    match sent {
+        None => Ok(None),
+        Some((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => Ok(Some(back)),
+        Some((e, _)) => Err(QueueError::Refused(e)),
     }
 }
 
