@@ -2,9 +2,8 @@
 //! again; its state (streaks, open escalations and their deadlines, queued digest items)
 //! carries over untouched. The processor names the role topics again.
 
-use super::lane::Lane;
+use super::lane::{family_slots, Lane};
 use crate::matrix::Matrix;
-use crate::pipeline::stats::Stats;
 use std::sync::Arc;
 
 impl Lane {
@@ -74,13 +73,4 @@ impl Lane {
             .copied()
             .unwrap_or(usize::MAX)
     }
-}
-
-/// The metrics slot of each of the matrix's families, in its order.
-pub(super) fn family_slots(stats: &Stats, matrix: &Matrix) -> Vec<usize> {
-    matrix
-        .families()
-        .iter()
-        .map(|f| stats.metrics.family(f))
-        .collect()
 }

@@ -4,109 +4,13 @@
 
 use super::lane::Lane;
 use super::stage::{Input, StageError};
-use crate::config::Settings;
+use super::writing::{Writes, EXPIRY_EVERY_MS, RECORD_OVERHEAD};
 use crate::event::canary::CANARY_HEADER;
 use crate::event::wire::{dlq_headers, KIND_HEADER};
-use crate::event::{Codec, CodecError, DigestItem, Escalation, SchemaKind};
-use crate::fatigue::{Digests, Folded, REVIEW};
+use crate::event::{DigestItem, Escalation, SchemaKind};
+use crate::fatigue::{Folded, REVIEW};
 use crate::output::{Output, Topic};
-use crate::registry::output::FrameIds;
 use crate::state::Effect;
-use std::sync::{Arc, Mutex};
-
-/// When a record's state writes go: at once, or only after its effects are delivered (a
-/// decision's or a deadline's: a crash then repeats an effect, never loses one recorded as
-/// done).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Writes {
-    /// With the effects.
-    AtOnce,
-    /// Once every effect sent before them is delivered.
-    AfterEffects,
-}
-
-/// How often idle sessions are looked for.
-const EXPIRY_EVERY_MS: i64 = 60_000;
-
-/// Room left for the record's framing when checking a dead letter against `message.max.bytes`.
-const RECORD_OVERHEAD: usize = 1024;
-
-/// How a lane writes its outputs.
-pub(super) struct Writing {
-    codec: Arc<Codec>,
-    /// The schema ids outputs are framed with, when the registry frames them.
-    pub(super) output_ids: Option<Arc<FrameIds>>,
-    /// Largest record the producer sends (`message.max.bytes`): a dead letter whose original
-    /// value would not fit is written without it.
-    max_output_bytes: usize,
-    /// False for the drill twin: its state lives in memory only (it is never restored).
-    persist_state: bool,
-    /// How changelog records are written.
-    changelog_format: crate::state::ChangelogFormat,
-    /// This lane's outputs are drill traffic (the twin, or `run --drill`).
-    drill: bool,
-    /// Rate limits and digests, shared by the lanes of every worker.
-    pub(super) digests: Arc<Mutex<Digests>>,
-    /// Items of digests sent by the last tick, confirmed once they are delivered.
-    pub(super) unconfirmed: Vec<Folded>,
-    /// Sessions with nothing open are forgotten after this long without a change.
-    retention_ms: i64,
-    last_expiry_ms: i64,
-}
-
-impl Writing {
-    pub(super) fn new(
-        settings: &Settings,
-        codec: Arc<Codec>,
-        digests: Arc<Mutex<Digests>>,
-        persist_state: bool,
-    ) -> Writing {
-        Writing {
-            codec,
-            output_ids: None,
-            max_output_bytes: settings.kafka.message_max_bytes(),
-            persist_state,
-            changelog_format: settings.pipeline.changelog_format,
-            drill: settings.is_drill(),
-            digests,
-            unconfirmed: Vec::new(),
-            retention_ms: settings.pipeline.state_retention.as_millis() as i64,
-            last_expiry_ms: 0,
-        }
-    }
-
-    /// `value` encoded for `topic`: framed when the registry gave it an id.
-    fn encode<T: serde::Serialize>(
-        &self,
-        topic: Topic,
-        kind: SchemaKind,
-        value: &T,
-    ) -> Result<Vec<u8>, CodecError> {
-        match self
-            .output_ids
-            .as_ref()
-            .and_then(|ids| ids.get(topic, kind))
-        {
-            Some(id) => self.codec.encode_framed(kind, value, id),
-            None => self.codec.encode(kind, value),
-        }
-    }
-
-    /// `value` encoded as an output to `topic`, keyed by `key`.
-    fn encoded<T: serde::Serialize>(
-        &self,
-        topic: Topic,
-        key: &str,
-        kind: SchemaKind,
-        value: &T,
-        what: &'static str,
-    ) -> Result<Output, StageError> {
-        let bytes = self
-            .encode(topic, kind, value)
-            .map_err(|e| StageError::encode(what, key, e))?;
-        Ok(Output::new(topic, Some(key.as_bytes().to_vec()), bytes))
-    }
-}
 
 impl Lane {
     /// Turns effects into outputs (and counts them), then appends the state writes of the

@@ -3,9 +3,9 @@
 //! partitions' session state kept. Its parts: [`Deciding`] (the rules and what is derived from
 //! them), [`Reading`] (input) and [`Writing`] (outputs).
 
-use super::emit::{Writes, Writing};
 use super::read::{Reading, Refusal};
 use super::stage::{Input, Outcome, StageError};
+use super::writing::{Writes, Writing};
 use crate::config::Settings;
 use crate::escalation;
 use crate::event::{Codec, HumanDecision};
@@ -109,7 +109,7 @@ impl Lane {
     /// Receives the running pipeline's counters.
     pub(super) fn attach(&mut self, stats: Arc<Stats>) {
         self.attach_registry(&stats.metrics);
-        self.decide.family_slots = super::adopt::family_slots(&stats, &self.decide.matrix);
+        self.decide.family_slots = family_slots(&stats, &self.decide.matrix);
         self.stats = Some(stats);
     }
 
@@ -310,4 +310,13 @@ impl Lane {
         emitted?;
         Ok(Outcome::HumanDecision)
     }
+}
+
+/// The metrics slot of each of the matrix's families, in its order.
+pub(super) fn family_slots(stats: &Stats, matrix: &Matrix) -> Vec<usize> {
+    matrix
+        .families()
+        .iter()
+        .map(|f| stats.metrics.family(f))
+        .collect()
 }

@@ -5,7 +5,7 @@
 //! [`Processor`] is the stage the pipeline runs. It holds a [`lane::Lane`] for the records it
 //! owns and, outside drill processors, a second lane — the drill twin — for drill-marked
 //! records, whose outputs it marks for the drill topics. A lane reads input ([`read`]),
-//! decides ([`lane`]), writes its outputs ([`emit`], [`review`]) and takes new rules between
+//! decides ([`lane`]), writes its outputs ([`writing`] holds how, [`emit`] turns effects into them, [`review`]) and takes new rules between
 //! records ([`adopt`]); [`framing`] connects it to the schema registry.
 
 mod adopt;
@@ -15,6 +15,7 @@ mod lane;
 mod read;
 mod review;
 mod stage;
+mod writing;
 
 pub use crate::pipeline::topics::Topics;
 pub use stage::{Input, Outcome, Stage, StageError};
