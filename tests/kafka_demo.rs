@@ -1,6 +1,6 @@
 //! The demo says how its processor is doing: whether it keeps up with the fleet, and — at once,
-//! with the reason and exit 3 — that it stopped. Before, a demo whose processor had stopped went
-//! on printing summaries of nothing for minutes.
+//! with the reason and exit 3 — that it stopped, or that its broker does not answer. Before, a
+//! demo whose processor had stopped went on printing summaries of nothing for minutes.
 
 mod common;
 
@@ -23,20 +23,34 @@ fn lines(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     rx
 }
 
-#[test]
-fn a_demo_whose_processor_stops_says_so_at_once_and_exits_3() {
-    let _serial = serial();
+/// What a demo whose broker froze did: its exit status, everything it said on stderr, when it
+/// said its first reason and when it exited (both from the freeze).
+struct Frozen {
+    status: std::process::ExitStatus,
+    said: String,
+    told: Option<Duration>,
+    took: Duration,
+}
+
+/// Runs the demo at `rate` until `ready` holds of the summaries printed so far, then freezes
+/// its broker (SIGSTOP: nothing it was sent is ever answered) until the demo exits. Deliveries
+/// fail after 3 s without a broker here, instead of librdkafka's 5 minutes.
+fn freeze_a_demo(
+    name: &str,
+    rate: &str,
+    producer: &str,
+    ready: impl Fn(&[String]) -> bool,
+) -> Frozen {
     let broker = broker();
     let bs = broker.bootstrap();
-    let dir = tmpdir("demo-stops");
+    let dir = tmpdir(name);
     let inbox_port = handoff::sim::broker::free_port();
-    // Deliveries fail after 3 s without a broker, instead of librdkafka's 5 minutes.
     let extra = format!(
-        "[kafka.producer]\n\"message.timeout.ms\" = \"3000\"\n[inbox]\nbind = \"127.0.0.1:{inbox_port}\"\n"
+        "[kafka.producer]\n\"message.timeout.ms\" = \"3000\"\n{producer}[inbox]\nbind = \"127.0.0.1:{inbox_port}\"\n"
     );
     let cfg = config_file(&dir, &bs, "demo", &extra);
     let mut demo = Command::new(handoff_bin())
-        .args(["demo", "--rate", "3000", "--config"])
+        .args(["demo", "--rate", rate, "--config"])
         .arg(&cfg)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -46,28 +60,19 @@ fn a_demo_whose_processor_stops_says_so_at_once_and_exits_3() {
     let err = lines(demo.stderr.take().unwrap());
     let started = Instant::now();
     let mut seen = Vec::new();
-    while !seen
-        .iter()
-        .any(|l: &String| l.starts_with("keeping up") || l.starts_with("BEHIND"))
-    {
-        assert!(started.elapsed() < Duration::from_secs(90), "{seen:#?}");
+    while !ready(&seen) {
+        assert!(started.elapsed() < Duration::from_secs(120), "{seen:#?}");
         if let Ok(l) = out.recv_timeout(Duration::from_millis(200)) {
             seen.push(l);
         }
     }
-    // The broker freezes: what the processor sends is never acknowledged, and librdkafka gives
-    // up on it after message.timeout.ms — a delivery failure, fatal to the processor.
     signal(broker.pid(), "-STOP");
     let stopped = Instant::now();
     let mut said = Vec::new();
     let mut told = None;
     let status = loop {
         said.extend(err.try_iter());
-        if told.is_none()
-            && said
-                .iter()
-                .any(|l| l.starts_with("the processor stopped: "))
-        {
+        if told.is_none() && said.iter().any(|l| l == "stopping the demo") {
             told = Some(stopped.elapsed());
         }
         if let Some(status) = demo.try_wait().unwrap() {
@@ -85,13 +90,78 @@ fn a_demo_whose_processor_stops_says_so_at_once_and_exits_3() {
     signal(broker.pid(), "-CONT");
     std::thread::sleep(Duration::from_millis(300));
     said.extend(err.try_iter());
-    let said = said.join("\n");
-    assert_eq!(status.code(), Some(3), "{said}");
+    Frozen {
+        status,
+        said: said.join("\n"),
+        told,
+        took,
+    }
+}
+
+/// The records the processor had consumed by the last summary printed.
+fn consumed(summaries: &[String]) -> u64 {
+    summaries
+        .iter()
+        .rev()
+        .find_map(|l| {
+            l.strip_prefix("records ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_demo_whose_processor_stops_says_so_at_once_and_exits_3() {
+    let _serial = serial();
+    // Frozen while the processor is deciding, with its outputs held 2 s before they are sent
+    // (linger.ms): what it decided in the last 2 s is certainly still waiting, never sent —
+    // librdkafka gives up on it after message.timeout.ms, a delivery failure, fatal to the
+    // processor. (Without the linger, a processor between two fetches has nothing in flight,
+    // found in about one freeze of three: it waits, as for a slow broker — the next test.)
+    let linger = "\"linger.ms\" = \"2000\"\n";
+    let f = freeze_a_demo("demo-stops", "3000", linger, |seen| consumed(seen) > 0);
+    let said = &f.said;
+    assert_eq!(f.status.code(), Some(3), "{said}");
     assert!(said.contains("the processor stopped: "), "{said}");
     assert!(said.contains("delivery failed for good"), "{said}");
     eprintln!(
-        "the broker froze; the demo said its processor stopped {told:?} later (librdkafka's \
-         message.timeout.ms is 3 s here) and exited after {took:?}"
+        "the broker froze; the demo said its processor stopped {:?} later (librdkafka's \
+         message.timeout.ms is 3 s here) and exited after {:?}",
+        f.told, f.took
+    );
+}
+
+/// A processor with nothing in flight when its broker freezes has nothing to fail: it waits, as
+/// it does for a slow broker. The demo still learns within seconds, from its own fleet's records
+/// going undelivered, and says which of the two it was.
+#[test]
+fn a_demo_whose_broker_stops_says_so_within_seconds_even_when_its_processor_waits() {
+    let _serial = serial();
+    // Two events a second: the processor has long caught up and is mostly idle at the freeze.
+    let f = freeze_a_demo("demo-broker-stops", "2", "", |seen| consumed(seen) > 10);
+    let said = &f.said;
+    assert_eq!(f.status.code(), Some(3), "{said}");
+    let broker = said.contains("the broker does not answer: ");
+    let processor = said.contains("the processor stopped: ");
+    assert!(broker || processor, "{said}");
+    let told = f.told.expect("the demo said why");
+    // 3 s for librdkafka to give up on the fleet's records, 5 s for the processor to say it
+    // first, and the demo's quarter-second tick; 30 s leaves room for a loaded machine.
+    assert!(
+        told < Duration::from_secs(30),
+        "said after {told:?}: {said}"
+    );
+    eprintln!(
+        "the broker froze; the demo said {} {told:?} later and exited after {:?}",
+        if broker {
+            "the broker does not answer"
+        } else {
+            "its processor stopped"
+        },
+        f.took
     );
 }
 

@@ -79,12 +79,17 @@ fn audit_export_and_suggest_over_the_last_minute_of_a_live_topic_end_with_the_ri
     let (from, to) = (now_ms() - 65_000, now_ms() - 5_000);
     let (from_s, to_s) = (from.to_string(), to.to_string());
     let pack = dir.join("pack.jsonl");
+    let recorded = dir.join("records");
     let (export, export_took) = run_within(
         &[
             "audit", "export", "--from", &from_s, "--to", &to_s, "--config", cfg_s, "--out",
         ]
         .into_iter()
-        .chain([pack.to_str().unwrap()])
+        .chain([
+            pack.to_str().unwrap(),
+            "--records",
+            recorded.to_str().unwrap(),
+        ])
         .collect::<Vec<_>>(),
         Duration::from_secs(180),
     );
@@ -146,8 +151,7 @@ fn audit_export_and_suggest_over_the_last_minute_of_a_live_topic_end_with_the_ri
             "decided by a person, no answer: {e}"
         );
     }
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report = report_json(&out);
     let counted = report["actions"].as_u64().unwrap()
         + report["skipped"]["canaries"].as_u64().unwrap()
         + report["skipped"]["drills"].as_u64().unwrap();
@@ -156,7 +160,56 @@ fn audit_export_and_suggest_over_the_last_minute_of_a_live_topic_end_with_the_ri
         first.len(),
         "suggest counts the same actions"
     );
+    // The files `audit export --records` wrote are what suggest reads: the same cases from them
+    // as from the topics.
+    let from_files = dir.join("suggest-files");
+    let file = |name: &str| recorded.join(name).to_str().unwrap().to_string();
+    let (events, verdicts) = (file("events.jsonl"), file("verdicts.jsonl"));
+    let (decisions, canaries) = (file("decisions.jsonl"), file("canaries.jsonl"));
+    let (suggest_files, _) = run_within(
+        &[
+            "suggest",
+            "--from",
+            &from_s,
+            "--to",
+            &to_s,
+            "--config",
+            cfg_s,
+            "--min-cases",
+            "5",
+            "--events",
+            &events,
+            "--verdicts",
+            &verdicts,
+            "--decisions",
+            &decisions,
+            "--canaries",
+            &canaries,
+            "--out",
+            from_files.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(suggest_files.status.success(), "{}", text(&suggest_files));
+    let files_report = report_json(&from_files);
+    for key in [
+        "/actions",
+        "/escalated",
+        "/skipped/canaries",
+        "/skipped/drills",
+    ] {
+        let (files, topics) = (&files_report.pointer(key), &report.pointer(key));
+        assert!(files.is_some(), "{key} in {files_report}");
+        assert_eq!(
+            files, topics,
+            "{key}: from the files against from the topics"
+        );
+    }
     drop(processor);
+}
+
+fn report_json(out: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
 }
 
 fn lines(o: &Output) -> Vec<serde_json::Value> {

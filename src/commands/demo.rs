@@ -121,24 +121,24 @@ async fn live(
     }
     let early = tokio::select! {
         failed = summaries(running.stats, running.health, counts, rate, stopped()) => failed,
-        ended = &mut pipeline => Some(match ended? {
+        ended = &mut pipeline => Some(format!("the processor stopped: {}", match ended? {
             Ok(_) => "it ended without being asked to".to_string(),
             Err(e) => e.to_string(),
-        }),
+        })),
     };
     let _ = stop_tx.send(true);
     responders_stop.store(true, Ordering::Release);
     if let Some(why) = early {
         // Said at once; the rest is given a few seconds to stop and then left (the brokers may
         // be what failed).
-        eprintln!("\nthe processor stopped: {why}\nstopping the demo");
+        eprintln!("\n{why}\nstopping the demo");
         let rest = async {
             let _ = generator.await;
             let _ = inbox.await;
             let _ = pipeline.await;
         };
         let _ = tokio::time::timeout(Duration::from_secs(10), rest).await;
-        return Err(anyhow::anyhow!("the processor stopped: {why}").into());
+        return Err(anyhow::anyhow!("{why}").into());
     }
     let sent = generator.await?;
     if let Ok(Err(e)) = responders.join() {
@@ -258,8 +258,15 @@ fn respond(
     (stop, thread)
 }
 
+/// How long the fleet's deliveries fail before the demo stops on them. The processor's own
+/// deliveries time out as soon (`message.timeout.ms` is the same) and say more, so it is given
+/// this long to say it first; a processor with nothing in flight says nothing (it waits for a
+/// slow broker), and then this is how the demo learns its broker is gone.
+const FLEET_FAILING_FOR: Duration = Duration::from_secs(5);
+
 /// Prints the live summary every two seconds until `stop`, with how far the processor is
-/// behind the fleet; returns at once, with the reason, when the processor has failed.
+/// behind the fleet; returns at once, with the reason, when the processor has failed, or when
+/// the fleet's records have not been delivered for [`FLEET_FAILING_FOR`].
 async fn summaries(
     stats: StatsHandle,
     health: Arc<handoff::pipeline::Health>,
@@ -271,11 +278,15 @@ async fn summaries(
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.tick().await;
     let mut shown = std::time::Instant::now();
+    let mut fleet = FleetWatch::default();
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 if let Some(why) = health.failure() {
+                    return Some(format!("the processor stopped: {why}"));
+                }
+                if let Some(why) = fleet.check(&counts) {
                     return Some(why);
                 }
                 if shown.elapsed() < Duration::from_secs(2) {
@@ -293,6 +304,51 @@ async fn summaries(
     }
 }
 
+/// Watches the fleet's deliveries: failing means some failed since the last one delivered.
+#[derive(Debug, Default)]
+struct FleetWatch {
+    /// When they started failing, and how many had been delivered then.
+    since: Option<(std::time::Instant, u64)>,
+    /// Failures already seen.
+    failed: u64,
+}
+
+impl FleetWatch {
+    /// How long the fleet's deliveries have been failing with none delivered, given the counts
+    /// at `now`.
+    fn failing(
+        &mut self,
+        failed: u64,
+        delivered: u64,
+        now: std::time::Instant,
+    ) -> Option<Duration> {
+        let new_failures = failed > self.failed;
+        self.failed = failed;
+        match self.since {
+            Some((_, d)) if delivered > d => self.since = None,
+            None if new_failures => self.since = Some((now, delivered)),
+            _ => {}
+        }
+        self.since.map(|(at, _)| now.saturating_duration_since(at))
+    }
+
+    /// The broker in words, once the fleet's deliveries have failed with none delivered for
+    /// [`FLEET_FAILING_FOR`].
+    fn check(&mut self, counts: &handoff::sim::produce::Counts) -> Option<String> {
+        let failed = counts.failed.load(Ordering::Relaxed);
+        let delivered = counts.delivered.load(Ordering::Relaxed);
+        let failing = self.failing(failed, delivered, std::time::Instant::now())?;
+        (failing >= FLEET_FAILING_FOR).then(|| {
+            format!(
+                "the broker does not answer: {failed} of the fleet's records were not \
+                 delivered, none in the last {} s (librdkafka gave up on them after \
+                 message.timeout.ms); the processor is waiting for it",
+                failing.as_secs()
+            )
+        })
+    }
+}
+
 /// Whether the processor keeps up with the fleet, in words: behind by more than two seconds
 /// of traffic is said plainly, with what to do.
 fn behind(sent: u64, now: &handoff::pipeline::stats::Snapshot, rate: u64) -> String {
@@ -306,5 +362,37 @@ fn behind(sent: u64, now: &handoff::pipeline::stats::Snapshot, rate: u64) -> Str
         )
     } else {
         format!("keeping up: {gap} events in flight of {sent} generated")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn the_fleet_is_failing_from_its_first_failure_until_a_record_is_delivered() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut w = FleetWatch::default();
+        assert_eq!(w.failing(0, 100, at(0)), None, "all delivered");
+        assert_eq!(
+            w.failing(3, 100, at(1)),
+            Some(Duration::ZERO),
+            "first failures"
+        );
+        assert_eq!(w.failing(9, 100, at(4)), Some(Duration::from_secs(3)));
+        assert_eq!(
+            w.failing(9, 101, at(5)),
+            None,
+            "one delivered: answering again"
+        );
+        assert_eq!(
+            w.failing(9, 150, at(6)),
+            None,
+            "old failures are not new ones"
+        );
+        assert_eq!(w.failing(10, 150, at(7)), Some(Duration::ZERO));
+        assert_eq!(w.failing(10, 150, at(13)), Some(Duration::from_secs(6)));
     }
 }
