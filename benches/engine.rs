@@ -218,9 +218,13 @@ fn input(i: usize, bytes: &[u8]) -> Input<'_> {
         offset: i as i64,
         key: Some(b"k"),
         payload: Some(bytes),
-        headers: &[],
+        headers: &VERSIONED,
     }
 }
+
+/// The header an action of the current schema version carries, as handoff's producers write it.
+static VERSIONED: std::sync::LazyLock<Vec<(String, Vec<u8>)>> =
+    std::sync::LazyLock::new(|| handoff::event::wire::version_headers(SchemaKind::AgentAction));
 
 /// The changelog records the stage writes for these events (the sessions that escalated or
 /// have a low-confidence streak), encoded and decoded in each form, per record.

@@ -95,13 +95,15 @@ fn main() {
     let avro = codec.encode(SchemaKind::AgentAction, &event).unwrap();
     let mut p = Processor::new(&Default::default(), matrix.clone()).unwrap();
     let mut out = Vec::new();
+    let versioned: Vec<(String, Vec<u8>)> =
+        handoff::event::wire::version_headers(SchemaKind::AgentAction);
     let input = Input {
         topic: "agent.actions",
         partition: 0,
         offset: 0,
         key: Some(event.session_id.as_bytes()),
         payload: Some(&avro),
-        headers: &[],
+        headers: &versioned,
     };
     Stage::process(&mut p, input, event.timestamp_ms, &mut out).unwrap();
     let written = out

@@ -315,6 +315,8 @@ fn stage_once(base: &Settings, matrix: &Arc<Matrix>, n: u64) -> (f64, Vec<Lane>)
     settings.topics.input = "bench.backlog".into();
     let mut p = Processor::new(&settings, matrix.clone()).unwrap();
     let mut out = Vec::new();
+    let versioned: Vec<(String, Vec<u8>)> =
+        handoff::event::wire::version_headers(handoff::event::SchemaKind::AgentAction);
     // Per output topic: records, bytes, pinned to a partition.
     let at: std::collections::HashMap<(Topic, bool), usize> = Stage::topics(&p)
         .addresses()
@@ -331,7 +333,7 @@ fn stage_once(base: &Settings, matrix: &Arc<Matrix>, n: u64) -> (f64, Vec<Lane>)
             offset: (i / 4) as i64,
             key: Some(key),
             payload: Some(value),
-            headers: &[],
+            headers: &versioned,
         };
         Stage::process(&mut p, input, now + i as i64, &mut out).unwrap();
         for o in &out {

@@ -76,6 +76,8 @@ fn worker(
         .following(rules.clone());
     let mut out: Vec<Output> = Vec::new();
     let mut samples = Vec::with_capacity(400_000);
+    let versioned: Vec<(String, Vec<u8>)> =
+        handoff::event::wire::version_headers(handoff::event::SchemaKind::AgentAction);
     let mut i = offset;
     let mut n = 0i64;
     while !stop.load(Ordering::Relaxed) {
@@ -93,7 +95,7 @@ fn worker(
             offset: n,
             key: Some(key.as_bytes()),
             payload: Some(bytes),
-            headers: &[],
+            headers: &versioned,
         };
         p.process(input, 1_800_000_000_000 + n, &mut out).unwrap();
         let done = Instant::now();

@@ -36,12 +36,15 @@ pub fn headline_of<'a>(
     reasons: impl Iterator<Item = &'a str>,
 ) -> String {
     let reasons: Vec<&str> = reasons.collect();
+    let confidence = match event.confidence {
+        Some(c) => format!("confidence {c:.2}"),
+        None => "no confidence given".to_string(),
+    };
     format!(
-        "{}: {} by {} (confidence {:.2}){}{}",
+        "{}: {} by {} ({confidence}){}{}",
         level.as_str(),
         event.action_type,
         event.agent_id,
-        event.confidence,
         if reasons.is_empty() { "" } else { " — " },
         reasons.join(", ")
     )
@@ -125,5 +128,10 @@ pub fn package(
         retention_risk: decision.retention_risk,
         attributes,
         event_timestamp_ms: event.timestamp_ms,
+        tool_call: if hidden(PackageField::ToolCall) {
+            None
+        } else {
+            event.tool_call.clone()
+        },
     }
 }

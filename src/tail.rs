@@ -144,10 +144,12 @@ impl Decoder {
 
     fn decode(&self, r: &Recorded, b: &[u8]) -> (&'static str, Result<Value, String>) {
         let avro = |k: SchemaKind, b: &[u8]| -> Result<Value, String> {
-            self.codec.decode::<Value>(k, b).map_err(|e| e.to_string())
+            self.codec
+                .decode_record::<Value>(k, &r.headers, b)
+                .map_err(|e| e.to_string())
         };
         match self.kind {
-            Kind::Actions => ("action", self.action(b)),
+            Kind::Actions => ("action", self.action(r, b)),
             Kind::Verdicts => ("verdict", avro(SchemaKind::Verdict, b)),
             Kind::Decisions => ("decision", avro(SchemaKind::HumanDecision, b)),
             Kind::Review => ("digest", avro(SchemaKind::Digest, b)),
@@ -161,7 +163,7 @@ impl Decoder {
                     .map_err(|e| e.to_string())
                     .and_then(|s| serde_json::to_value(s).map_err(|e| e.to_string())),
             ),
-            Kind::DeadLetters => ("dead_letter", Ok(self.dead_letter(b))),
+            Kind::DeadLetters => ("dead_letter", Ok(self.dead_letter(r, b))),
             Kind::Json => (
                 "json",
                 serde_json::from_slice(b).map_err(|e| format!("not JSON: {e}")),
@@ -169,20 +171,20 @@ impl Decoder {
         }
     }
 
-    fn action(&self, b: &[u8]) -> Result<Value, String> {
+    fn action(&self, r: &Recorded, b: &[u8]) -> Result<Value, String> {
         let datum = if self.framed {
             wire::split_frame(b).map_err(|e| e.message)?.1
         } else {
             b
         };
         self.codec
-            .decode::<Value>(SchemaKind::AgentAction, datum)
+            .decode_record::<Value>(SchemaKind::AgentAction, &r.headers, datum)
             .map_err(|e| e.to_string())
     }
 
     /// A dead letter's original bytes, decoded as an action when they are one.
-    fn dead_letter(&self, b: &[u8]) -> Value {
-        match self.action(b) {
+    fn dead_letter(&self, r: &Recorded, b: &[u8]) -> Value {
+        match self.action(r, b) {
             Ok(v) => json!({"original": v}),
             Err(e) => json!({"original_error": e, "original_text": String::from_utf8_lossy(b)}),
         }
@@ -245,8 +247,10 @@ mod tests {
         e.action_id = "act-9".into();
         let bytes = codec.encode(SchemaKind::AgentAction, &e).unwrap();
         let d = Decoder::new(Kind::Actions, &s);
-        let line = d.line("agent.actions", &rec(bytes.clone(), vec![]));
+        let v2 = ("handoff.schema.version", "2");
+        let line = d.line("agent.actions", &rec(bytes.clone(), vec![v2]));
         assert_eq!(line["kind"], "action");
+        assert_eq!(line["headers"]["handoff.schema.version"], "2");
         assert_eq!(line["value"]["action_id"], "act-9");
         assert_eq!(
             (line["partition"].as_i64(), line["offset"].as_i64()),
@@ -263,10 +267,13 @@ mod tests {
         assert_eq!(bad["value_base64"], "bm90IGF2cm8=");
         let dlq = Decoder::new(Kind::DeadLetters, &s).line(
             "agent.actions.dlq",
-            &rec(bytes, vec![("handoff.error.class", "invalid")]),
+            &rec(bytes.clone(), vec![("handoff.error.class", "invalid"), v2]),
         );
         assert_eq!(dlq["value"]["original"]["action_id"], "act-9");
         assert_eq!(dlq["headers"]["handoff.error.class"], "invalid");
         assert!(names(&dlq, "action_id", "act-9"));
+        // Without the header, a record is read as version 1: today's bytes are not one.
+        let unversioned = d.line("agent.actions", &rec(bytes, vec![]));
+        assert!(unversioned["error"].is_string(), "{unversioned}");
     }
 }

@@ -146,9 +146,12 @@ fn json_form_fills_defaults_and_names_missing_fields() {
     assert_eq!(e.status, ActionStatus::Proposed);
     assert!(e.options.is_empty() && e.attributes.is_empty() && e.customer.is_none());
 
+    // No confidence is not a missing field: the agent's framework gave none.
     let missing = minimal.replace(r#""confidence":0.9,"#, "");
+    assert_eq!(c.decode_action_json(&missing).unwrap().confidence, None);
+    let missing = minimal.replace(r#""request":"r","#, "");
     let err = c.decode_action_json(&missing).unwrap_err().to_string();
-    assert!(err.contains("missing field `confidence`"), "{err}");
+    assert!(err.contains("missing field `request`"), "{err}");
 
     let unknown = minimal.replace(r#""request""#, r#""requets""#);
     let err = c.decode_action_json(&unknown).unwrap_err().to_string();
@@ -161,8 +164,8 @@ fn invalid_values_are_dead_letters_naming_field_and_value() {
     /// A corruption, the field it breaks, and the value the message must show.
     type Case = (fn(&mut AgentAction), &'static str, &'static str);
     let cases: Vec<Case> = vec![
-        (|e| e.confidence = 1.5, "confidence", "1.5"),
-        (|e| e.confidence = f64::NAN, "confidence", "NaN"),
+        (|e| e.confidence = Some(1.5), "confidence", "1.5"),
+        (|e| e.confidence = Some(f64::NAN), "confidence", "NaN"),
         (|e| e.action_id = " ".into(), "action_id", "\" \""),
         (
             |e| e.action_type = "Email.Send".into(),
@@ -309,7 +312,7 @@ fn process_with_max_record_bytes(max_record_bytes: usize, bytes: &[u8]) -> Outco
         offset: 1,
         key: Some(b"sess-1"),
         payload: Some(bytes),
-        headers: &[],
+        headers: &common::run::version_headers(),
     };
     p.process(input, 1_798_761_600_001, &mut Vec::new())
         .unwrap()

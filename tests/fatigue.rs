@@ -187,7 +187,7 @@ fn a_grouped_event_processed_again_joins_the_same_escalation_once() {
                 offset: 2,
                 key: Some(b"s-1"),
                 payload: Some(&bytes),
-                headers: &[],
+                headers: &common::run::version_headers(),
             },
             T0 + 5_000,
             &mut run.out,

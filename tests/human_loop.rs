@@ -378,7 +378,7 @@ fn changelog_round_trip(format: ChangelogFormat) {
     open(&m, &mut st, &e, 7, 0);
     // Two low-confidence turns: the streak is state too.
     let mut low = base_event();
-    low.confidence = 0.2;
+    low.confidence = Some(0.2);
     for (i, off) in [(1, 8), (2, 9)] {
         low.action_id = format!("act-low-{i}");
         open(&m, &mut st, &low, off, 0);

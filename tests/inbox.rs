@@ -47,7 +47,7 @@ fn low_confidence(session: &str) -> AgentAction {
     let mut e = base_event();
     e.action_id = format!("act-{session}");
     e.session_id = session.into();
-    e.confidence = 0.3;
+    e.confidence = Some(0.3);
     e
 }
 
@@ -270,6 +270,47 @@ fn the_detail_page_is_the_roles_view_of_the_context_package() {
         b.contains("class=\"primary\">Approve as proposed"),
         "the required action is the obvious button"
     );
+}
+
+#[test]
+fn a_tool_call_is_shown_laid_out_and_a_missing_confidence_said_plainly() {
+    let m = inbox::matrix();
+    let mut s = Stream::new(&m);
+    let mut e = refund("s-tool");
+    e.confidence = None;
+    e.tool_call = Some(handoff::event::ToolCall {
+        name: "issue_refund".into(),
+        arguments: r#"{"amount":40,"note":"</pre><script>alert(5)</script>"}"#.into(),
+        call_id: Some("call-1".into()),
+        framework: Some("langgraph".into()),
+        run_id: None,
+        arguments_schema: None,
+    });
+    s.run.event(&e, NOW);
+    s.follow();
+    let id = s
+        .board
+        .read()
+        .unwrap()
+        .list(&["support".into()], &Default::default())
+        .into_iter()
+        .find(|i| i.session_id == "s-tool")
+        .expect("escalated")
+        .escalation_id
+        .clone();
+    let srv = serve(&m, &s, &people(InboxAuth::Token));
+    let b = Client::signed_in(srv.port, "ana").get(&format!("/e/{id}")).body;
+    let call = b.find("The tool call").expect("a tool call section");
+    assert!(call < b.find("Confidence").unwrap(), "before the confidence");
+    assert!(b.contains("<b><bdi>issue_refund</bdi></b>"), "{b}");
+    // The arguments laid out one per line, and escaped: the hostile note stays text.
+    assert!(b.contains("\n  &#34;amount&#34;: 40,\n"), "laid out");
+    assert!(!b.contains("<script>alert(5)"), "markup in the arguments got through");
+    assert!(b.contains("&#60;/pre&#62;&#60;script&#62;alert(5)"));
+    // No number is invented: the page says none was given, and that it counts as below.
+    assert!(b.contains("<b>none given</b>"), "{b}");
+    assert!(b.contains("counted as below the gate"));
+    assert!(!b.contains("<meter"), "no meter without a number");
 }
 
 #[test]

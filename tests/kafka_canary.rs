@@ -14,17 +14,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn refund(i: usize) -> Sent {
-    let codec = Codec::new(Default::default()).unwrap();
     let mut e: AgentAction = common::base_event();
     e.action_id = format!("act-real-{i}");
     e.session_id = format!("sess-real-{i}");
     e.action_type = "refund.issue".into();
     e.amount = Some(25.0);
-    Sent {
-        key: e.session_id.clone().into_bytes(),
-        bytes: codec.encode(SchemaKind::AgentAction, &e).unwrap(),
-        event: Some(e),
-    }
+    Sent::action(e)
 }
 
 fn answer(esc: &Escalation, kind: DecisionKind, by: &str) -> HumanDecision {

@@ -133,7 +133,7 @@ fn a_replay_at_10x_gives_the_same_verdicts_in_the_drill_namespace_only() {
         INPUT,
         stray.session_id.as_bytes(),
         &bytes,
-        &[("handoff.drill", "true")],
+        &[("handoff.drill", "true"), ("handoff.schema.version", "2")],
     );
     drilled.wait_until_key("act-stray-drill", Duration::from_secs(60));
 

@@ -32,7 +32,6 @@ fn matrix_file(dir: &Path, warm: &str, immediate: &str) -> std::path::PathBuf {
 
 /// `n` refunds (ask_first → support, warm), one session each.
 fn refunds(n: usize, tag: &str) -> Vec<Sent> {
-    let codec = Codec::new(Default::default()).unwrap();
     (0..n)
         .map(|i| {
             let mut e: AgentAction = common::base_event();
@@ -40,11 +39,7 @@ fn refunds(n: usize, tag: &str) -> Vec<Sent> {
             e.session_id = format!("sess-{tag}-{i}");
             e.action_type = "refund.issue".into();
             e.amount = Some(25.0);
-            Sent {
-                key: e.session_id.clone().into_bytes(),
-                bytes: codec.encode(SchemaKind::AgentAction, &e).unwrap(),
-                event: Some(e),
-            }
+            Sent::action(e)
         })
         .collect()
 }

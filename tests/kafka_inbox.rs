@@ -9,7 +9,7 @@ mod common;
 use common::inbox::Client;
 use common::kafka::*;
 use fantoccini::{ClientBuilder, Locator};
-use handoff::event::{Codec, SchemaKind, VerdictOutcome};
+use handoff::event::VerdictOutcome;
 use handoff::inbox::auth::token_sha256;
 use handoff::sim::broker::free_port;
 use std::process::{Child, Command, Stdio};
@@ -109,7 +109,6 @@ fn a_person_revises_a_draft_in_the_browser_and_the_agent_gets_the_revised_verdic
     );
 
     // An agent proposes a refund: ask_first, handed to support.
-    let codec = Codec::new(Default::default()).unwrap();
     let mut e = common::base_event();
     e.action_id = "act-kettle".into();
     e.session_id = "sess-kettle".into();
@@ -123,11 +122,7 @@ fn a_person_revises_a_draft_in_the_browser_and_the_agent_gets_the_revised_verdic
     e.customer = common::customer(handoff::event::CustomerTier::Premium, 1);
     e.attributes.insert("channel".into(), "email".into());
     e.attributes.insert("order_id".into(), "7781".into());
-    let sent = Sent {
-        key: e.session_id.clone().into_bytes(),
-        bytes: codec.encode(SchemaKind::AgentAction, &e).unwrap(),
-        event: Some(e),
-    };
+    let sent = Sent::action(e);
     produce(&bootstrap, INPUT, &[sent]);
 
     let sam = Client::signed_in(port, "sam");

@@ -29,19 +29,13 @@ fn compiled(text: &str) -> Matrix {
 
 /// Fleet traffic with a blog post in a session of its own every tenth record.
 fn traffic(n: usize) -> Vec<Sent> {
-    let codec = Codec::new(Default::default()).unwrap();
     let mut recs = records(n, 11, 1.0, 0);
     for i in (0..n).step_by(10) {
         let mut e = base_event();
         e.action_id = format!("blog-{i}");
         e.session_id = format!("blog-s-{i}");
         e.action_type = "blog.publish".into();
-        let bytes = codec.encode(SchemaKind::AgentAction, &e).unwrap();
-        recs[i] = Sent {
-            key: e.session_id.clone().into_bytes(),
-            bytes,
-            event: Some(e),
-        };
+        recs[i] = Sent::action(e);
     }
     recs
 }

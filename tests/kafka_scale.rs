@@ -279,9 +279,8 @@ fn reject(codec: &Codec, x: &Escalation) -> Sent {
         drill: false,
         chosen_option: None,
     };
-    Sent {
-        key: d.session_id.clone().into_bytes(),
-        bytes: codec.encode(SchemaKind::HumanDecision, &d).unwrap(),
-        event: None,
-    }
+    Sent::other(
+        d.session_id.clone().into_bytes(),
+        codec.encode(SchemaKind::HumanDecision, &d).unwrap(),
+    )
 }

@@ -73,7 +73,7 @@ fn event() -> impl Strategy<Value = AgentAction> {
             )| {
                 let mut e = common::base_event();
                 e.action_type = at.to_string();
-                e.confidence = conf;
+                e.confidence = Some(conf);
                 e.request = request;
                 e.output = Some(output);
                 e.user_message = user;
@@ -117,11 +117,25 @@ proptest! {
     fn higher_confidence_never_raises_the_level(e in event(), s in state(), bump in 0.0..=1.0f64) {
         let m = matrix();
         let mut higher = e.clone();
-        higher.confidence = (e.confidence + bump).min(1.0);
+        let given = e.confidence.expect("generated events carry a confidence");
+        higher.confidence = Some((given + bump).min(1.0));
         let lo = m.evaluate(&e, &s);
         let hi = m.evaluate(&higher, &s);
-        prop_assert!(hi.level <= lo.level, "{:?} at {} but {:?} at {}", lo.level, e.confidence, hi.level, higher.confidence);
+        prop_assert!(hi.level <= lo.level, "{:?} at {:?} but {:?} at {:?}", lo.level, e.confidence, hi.level, higher.confidence);
         prop_assert!(hi.roles.len() <= lo.roles.len() || hi.triggers.len() <= lo.triggers.len());
+    }
+
+    #[test]
+    fn no_confidence_is_never_less_strict_than_any_confidence(e in event(), s in state()) {
+        // The default matrix fails closed: an action without a confidence is decided at least
+        // as strictly as the same action with any confidence, and its streak grows as much.
+        let m = matrix();
+        let mut none = e.clone();
+        none.confidence = None;
+        let given = m.evaluate(&e, &s);
+        let without = m.evaluate(&none, &s);
+        prop_assert!(without.level >= given.level, "{:?} without, {:?} at {:?}", without.level, given.level, e.confidence);
+        prop_assert!(without.session.consecutive_low >= given.session.consecutive_low);
     }
 
     #[test]

@@ -111,7 +111,7 @@ fn cases() -> Vec<Case> {
         // low_confidence: default gate 0.70, e-mail gate 0.80.
         Case {
             name: "confidence just below the default gate",
-            event: |e| e.confidence = 0.69,
+            event: |e| e.confidence = Some(0.69),
             level: AskFirst,
             triggers: &["low_confidence"],
             roles: &["owner"],
@@ -119,7 +119,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "confidence at the default gate passes",
-            event: |e| e.confidence = 0.70,
+            event: |e| e.confidence = Some(0.70),
             level: Execute,
             triggers: &[],
             roles: &[],
@@ -130,7 +130,7 @@ fn cases() -> Vec<Case> {
             event: |e| {
                 e.action_type = "email.send".into();
                 e.template_id = Some("t".into());
-                e.confidence = 0.75;
+                e.confidence = Some(0.75);
             },
             level: AskFirst,
             triggers: &["low_confidence"],
@@ -361,7 +361,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "keyword beats low confidence",
             event: |e| {
-                e.confidence = 0.5;
+                e.confidence = Some(0.5);
                 e.request = "Prepare documents for the lawsuit".into();
             },
             level: HardStop,
@@ -473,7 +473,7 @@ fn streak_cases() {
     let m = Matrix::default_matrix().unwrap();
     for (name, prior, confidence, want) in STREAK_CASES {
         let mut e = base_event();
-        e.confidence = *confidence;
+        e.confidence = Some(*confidence);
         let prior = SessionState {
             consecutive_low: *prior,
             turns: 10,
@@ -500,7 +500,7 @@ fn every_trigger_is_covered_by_a_case() {
 fn two_low_confidence_turns_in_a_row_reach_support_immediately() {
     let m = Matrix::default_matrix().unwrap();
     let mut e = base_event();
-    e.confidence = 0.5;
+    e.confidence = Some(0.5);
     let first = m.evaluate(&e, &SessionState::default());
     assert_eq!(first.session.consecutive_low, 1);
     assert!(!first
@@ -517,7 +517,7 @@ fn two_low_confidence_turns_in_a_row_reach_support_immediately() {
     assert_eq!(second.role_tier(support), Tier::Immediate);
     assert_eq!(second.role_tier(owner), Tier::Warm);
     // A confident turn breaks the streak.
-    e.confidence = 0.9;
+    e.confidence = Some(0.9);
     let third = m.evaluate(&e, &second.session);
     assert_eq!(third.session.consecutive_low, 0);
     assert!(third.triggers.is_empty());
@@ -541,7 +541,7 @@ fn required_action_follows_level_and_reasons() {
         Some(RequiredAction::Troubleshoot)
     );
     let mut e = base_event();
-    e.confidence = 0.1;
+    e.confidence = Some(0.1);
     assert_eq!(
         m.evaluate(&e, &s).required_action,
         Some(RequiredAction::Approve)

@@ -185,6 +185,7 @@ fn writer_cases(event: &AgentAction) -> Vec<(&'static str, String, Vec<u8>, Expe
     let string_confidence = writer_schema(|f| {
         let c = f.iter_mut().find(|x| x["name"] == "confidence").unwrap();
         c["type"] = "string".into();
+        c.as_object_mut().unwrap().remove("default");
     });
     let extra = [
         ("trace_id", Value::String("t-1".into())),

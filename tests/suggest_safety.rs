@@ -397,7 +397,7 @@ fn inputs_that_do_not_add_up_are_counted_and_an_inverted_range_is_refused() {
     // An event that fails validation, as eval would refuse it.
     let mut bad: AgentAction = r.events[0].clone();
     bad.action_id = "act-bad".into();
-    bad.confidence = 7.5;
+    bad.confidence = Some(7.5);
     let mut lines = std::fs::read_to_string(&files[0]).unwrap();
     lines.push_str(&serde_json::to_string(&bad).unwrap());
     lines.push('\n');

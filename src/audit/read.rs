@@ -11,8 +11,9 @@ use crate::config::Settings;
 use crate::event::wire::KIND_HEADER;
 use crate::event::{Codec, SchemaKind};
 use crate::kafka::range::{self as source, Range, SourceError};
+use crate::kafka::record::header;
 use crate::matrix::Matrix;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -65,16 +66,21 @@ pub fn read(
         );
     };
     let mut r = Records::default();
-    let verdict = |b: &[u8]| codec.decode(SchemaKind::Verdict, b).map(Some).map_err(drop);
+    let verdict = |b: &[u8], v| {
+        codec
+            .decode_header_version(SchemaKind::Verdict, v, b)
+            .map(Some)
+            .map_err(drop)
+    };
     let c;
     (r.verdicts, c) = collect(settings, &t.verdicts, after, |_| true, verdict)?;
     note(&t.verdicts, c);
     let c;
     (r.canaries, c) = collect(settings, &t.canaries, after, |_| true, verdict)?;
     note(&t.canaries, c);
-    let decision = |b: &[u8]| {
+    let decision = |b: &[u8], v| {
         codec
-            .decode(SchemaKind::HumanDecision, b)
+            .decode_header_version(SchemaKind::HumanDecision, v, b)
             .map(Some)
             .map_err(drop)
     };
@@ -87,12 +93,12 @@ pub fn read(
         &t.audit,
         after,
         |_| true,
-        |b| serde_json::from_slice(b).map(Some).map_err(drop),
+        |b, _| serde_json::from_slice(b).map(Some).map_err(drop),
     )?;
     note(&t.audit, c);
-    let escalation = |b: &[u8]| {
+    let escalation = |b: &[u8], v| {
         codec
-            .decode(SchemaKind::Escalation, b)
+            .decode_header_version(SchemaKind::Escalation, v, b)
             .map(Some)
             .map_err(drop)
     };
@@ -113,9 +119,9 @@ pub fn read(
         &t.input,
         events,
         |_| true,
-        |b| {
+        |b, v| {
             codec
-                .decode_action(b)
+                .decode_action_version(v, b)
                 .map(|e| wanted.contains(e.action_id.as_str()).then_some(e))
                 .map_err(drop)
         },
@@ -142,7 +148,7 @@ fn collect<T>(
     name: &str,
     range: Range,
     wanted: impl Fn(&BorrowedMessage<'_>) -> bool,
-    decode: impl Fn(&[u8]) -> Result<Option<T>, ()>,
+    decode: impl Fn(&[u8], Result<u32, String>) -> Result<Option<T>, ()>,
 ) -> Result<(Vec<T>, Count), SourceError> {
     let mut out = Vec::new();
     let mut c = Count::default();
@@ -151,7 +157,9 @@ fn collect<T>(
             return;
         }
         c.records += 1;
-        match m.payload().ok_or(()).and_then(&decode) {
+        let version = header(m, crate::event::wire::SCHEMA_VERSION_HEADER);
+        let version = crate::event::wire::parse_schema_version(version);
+        match m.payload().ok_or(()).and_then(|b| decode(b, version)) {
             Ok(v) => out.extend(v),
             Err(()) => c.unreadable += 1,
         }
@@ -164,13 +172,7 @@ fn collect<T>(
 
 /// True for an escalation on a role topic (not a digest).
 fn is_escalation(m: &BorrowedMessage<'_>) -> bool {
-    let kind = m.headers().and_then(|h| {
-        h.iter()
-            .find(|x| x.key == KIND_HEADER)
-            .and_then(|x| x.value)
-            .and_then(|v| std::str::from_utf8(v).ok())
-    });
-    kind.is_none_or(|k| k == "escalation")
+    header(m, KIND_HEADER).is_none_or(|k| k == b"escalation")
 }
 
 /// A topic's records in `range`; an empty range or a missing topic is no records.

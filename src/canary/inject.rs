@@ -155,8 +155,8 @@ pub struct Record {
     pub key: Vec<u8>,
     /// The encoded event.
     pub value: Vec<u8>,
-    /// `handoff.canary` = the expected answer.
-    pub header: (&'static str, &'static str),
+    /// `handoff.canary` = the expected answer, and the schema version of the value.
+    pub headers: Vec<(&'static str, &'static [u8])>,
 }
 
 /// Encodes a canary for the input topic.
@@ -172,10 +172,12 @@ pub fn record(
         }
         _ => codec.encode(SchemaKind::AgentAction, event)?,
     };
+    let mut headers = vec![(CANARY_HEADER, expect.as_str().as_bytes())];
+    headers.extend(crate::event::wire::version_header(SchemaKind::AgentAction));
     Ok(Record {
         key: event.session_id.clone().into_bytes(),
         value,
-        header: (CANARY_HEADER, expect.as_str()),
+        headers,
     })
 }
 

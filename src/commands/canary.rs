@@ -122,11 +122,10 @@ impl Sender {
         let event = inject::make(case, &mut self.rng, handoff::clock::SystemClock::now());
         let rec = inject::record(&self.settings, &self.codec, &event, case.expect)?;
         let topic = &self.settings.topics.input;
-        let header = [(rec.header.0, rec.header.1.as_bytes())];
         let parts = Parts {
             key: Some(&rec.key),
             payload: Some(&rec.value),
-            headers: &header,
+            headers: &rec.headers,
             partition: None,
         };
         let record = to_future(record(topic, parts, ()));

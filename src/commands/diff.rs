@@ -89,7 +89,11 @@ fn from_topic(args: &DiffArgs, topic: &str, codec: &Codec) -> Result<Recorded> {
     handoff::kafka::admin::wait_reachable(&settings)?;
     let mut recorded = Recorded::default();
     for r in handoff::kafka::range::read(&settings, topic, range, &Default::default())? {
-        match r.payload.as_deref().map(|p| codec.decode_action(p)) {
+        match r
+            .payload
+            .as_deref()
+            .map(|p| codec.decode_action_record(&r.headers, p))
+        {
             Some(Ok(e)) => recorded.actions.push(e),
             _ => recorded.bad += 1,
         }

@@ -95,7 +95,11 @@ fn recorded(sc: &Scenario, loaded: Option<&Settings>) -> Result<Vec<AgentAction>
     let records =
         handoff::kafka::range::read(settings, topic, Default::default(), &Default::default())?;
     for r in records {
-        if let Some(Ok(e)) = r.payload.as_deref().map(|p| codec.decode_action(p)) {
+        let decoded = r
+            .payload
+            .as_deref()
+            .map(|p| codec.decode_action_record(&r.headers, p));
+        if let Some(Ok(e)) = decoded {
             recorded.push(e);
         }
     }

@@ -47,15 +47,35 @@ impl SchemaKind {
         }
     }
 
-    /// The schema text shipped in `schemas/`.
+    /// The schema text shipped in `schemas/`: the current version, what handoff writes.
     pub fn schema_json(self) -> &'static str {
+        let versions = self.versions();
+        versions[versions.len() - 1]
+    }
+
+    /// Every shipped version of the schema, oldest first (version 1 first); the last is the
+    /// current one. Each reads the one before it (BACKWARD-compatible: `tests/schemas.rs`), and
+    /// older ones live in `schemas/history/`. A plain Avro datum says which it was written with
+    /// in the header [`super::wire::SCHEMA_VERSION_HEADER`]; without it, version 1.
+    pub fn versions(self) -> &'static [&'static str] {
         match self {
-            SchemaKind::AgentAction => include_str!("../../schemas/agent_action.avsc"),
-            SchemaKind::Verdict => include_str!("../../schemas/verdict.avsc"),
-            SchemaKind::Escalation => include_str!("../../schemas/escalation.avsc"),
-            SchemaKind::HumanDecision => include_str!("../../schemas/human_decision.avsc"),
-            SchemaKind::Digest => include_str!("../../schemas/digest.avsc"),
+            SchemaKind::AgentAction => &[
+                include_str!("../../schemas/history/agent_action.v1.avsc"),
+                include_str!("../../schemas/agent_action.avsc"),
+            ],
+            SchemaKind::Verdict => &[include_str!("../../schemas/verdict.avsc")],
+            SchemaKind::Escalation => &[
+                include_str!("../../schemas/history/escalation.v1.avsc"),
+                include_str!("../../schemas/escalation.avsc"),
+            ],
+            SchemaKind::HumanDecision => &[include_str!("../../schemas/human_decision.avsc")],
+            SchemaKind::Digest => &[include_str!("../../schemas/digest.avsc")],
         }
+    }
+
+    /// The version handoff writes.
+    pub fn current_version(self) -> u32 {
+        self.versions().len() as u32
     }
 
     fn index(self) -> usize {
@@ -81,6 +101,21 @@ pub enum CodecError {
         name: &'static str,
         /// Decoder message.
         message: String,
+    },
+    /// The record says it was written with a version of the schema this handoff does not ship.
+    #[error(
+        "header {header} = {version:?}: {name} has schema versions 1 to {current} here (written \
+         by a newer handoff?)"
+    )]
+    UnknownVersion {
+        /// Record name.
+        name: &'static str,
+        /// The header.
+        header: &'static str,
+        /// The header's value, as found.
+        version: String,
+        /// The newest version this handoff reads.
+        current: u32,
     },
     /// A datum decoded, but more bytes follow it: a record holds exactly one datum.
     #[error("{left} byte(s) left after the {name} datum: a record holds exactly one datum")]
@@ -124,6 +159,7 @@ impl Classify for CodecError {
         match self {
             CodecError::Schema { .. } | CodecError::Encode { .. } => ErrorClass::Fatal,
             CodecError::AvroDecode { .. }
+            | CodecError::UnknownVersion { .. }
             | CodecError::TrailingBytes { .. }
             | CodecError::Json { .. }
             | CodecError::TooLarge { .. }
@@ -138,6 +174,7 @@ impl CodecError {
         match self {
             CodecError::Schema { .. } => "schema",
             CodecError::AvroDecode { .. } => "avro_decode",
+            CodecError::UnknownVersion { .. } => "schema_version",
             CodecError::TrailingBytes { .. } => "trailing_bytes",
             CodecError::Json { .. } => "json_decode",
             CodecError::TooLarge { .. } => "too_large",
@@ -153,8 +190,10 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
 
 /// The parsed schemas, shared by every codec call.
 pub struct Codec {
+    /// The current version of each kind (apache-avro).
     generic: Vec<apache_avro::Schema>,
-    fast: Vec<serde_avro_fast::Schema>,
+    /// Every version of each kind, oldest first (the typed decoder).
+    fast: Vec<Vec<serde_avro_fast::Schema>>,
     limits: EventLimits,
     max_record_bytes: usize,
 }
@@ -175,22 +214,19 @@ impl Codec {
         let mut generic = Vec::new();
         let mut fast = Vec::new();
         for kind in SchemaKind::ALL {
-            let text = kind.schema_json();
+            let bad = |message: String| CodecError::Schema {
+                name: kind.name(),
+                message,
+            };
             generic.push(
-                apache_avro::Schema::parse_str(text).map_err(|e| CodecError::Schema {
-                    name: kind.name(),
-                    message: e.to_string(),
-                })?,
+                apache_avro::Schema::parse_str(kind.schema_json())
+                    .map_err(|e| bad(e.to_string()))?,
             );
-            fast.push(
+            let versions = kind.versions().iter().map(|text| {
                 text.parse()
-                    .map_err(
-                        |e: serde_avro_fast::schema::SchemaError| CodecError::Schema {
-                            name: kind.name(),
-                            message: e.to_string(),
-                        },
-                    )?,
-            );
+                    .map_err(|e: serde_avro_fast::schema::SchemaError| bad(e.to_string()))
+            });
+            fast.push(versions.collect::<Result<Vec<_>, _>>()?);
         }
         Ok(Codec {
             generic,
@@ -228,15 +264,71 @@ impl Codec {
         Ok(())
     }
 
-    /// Decodes a plain Avro datum with the typed decoder. The bytes must hold exactly one
-    /// datum.
+    /// The typed decoder's schema of `kind` at `version` (1 = the first).
+    fn fast_schema(&self, kind: SchemaKind, version: u32) -> Option<&serde_avro_fast::Schema> {
+        let i = usize::try_from(version).ok()?.checked_sub(1)?;
+        self.fast[kind.index()].get(i)
+    }
+
+    /// Decodes a plain Avro datum of the current version with the typed decoder. The bytes must
+    /// hold exactly one datum.
     pub fn decode<T: DeserializeOwned>(
         &self,
         kind: SchemaKind,
         bytes: &[u8],
     ) -> Result<T, CodecError> {
+        self.decode_version(kind, kind.current_version(), bytes)
+    }
+
+    /// Decodes a plain Avro datum of a record with `headers`: written with the schema version
+    /// its [`super::wire::SCHEMA_VERSION_HEADER`] names, version 1 without one (what every
+    /// producer wrote before versions were named).
+    pub fn decode_record<T: DeserializeOwned>(
+        &self,
+        kind: SchemaKind,
+        headers: &[(String, Vec<u8>)],
+        bytes: &[u8],
+    ) -> Result<T, CodecError> {
+        let version = super::wire::schema_version(headers);
+        self.decode_header_version(kind, version, bytes)
+    }
+
+    /// [`Codec::decode_record`] for a caller that read the header itself: `version` is what
+    /// [`super::wire::parse_schema_version`] made of it.
+    pub fn decode_header_version<T: DeserializeOwned>(
+        &self,
+        kind: SchemaKind,
+        version: Result<u32, String>,
+        bytes: &[u8],
+    ) -> Result<T, CodecError> {
+        let version = version.map_err(|found| CodecError::UnknownVersion {
+            name: kind.name(),
+            header: super::wire::SCHEMA_VERSION_HEADER,
+            version: found,
+            current: kind.current_version(),
+        })?;
+        self.decode_version(kind, version, bytes)
+    }
+
+    /// Decodes a plain Avro datum written with version `version` of the schema of `kind` into
+    /// the current type (fields a version lacks take their defaults). The bytes must hold
+    /// exactly one datum.
+    pub fn decode_version<T: DeserializeOwned>(
+        &self,
+        kind: SchemaKind,
+        version: u32,
+        bytes: &[u8],
+    ) -> Result<T, CodecError> {
         self.check_size(bytes.len())?;
-        let mut state = DeserializerState::from_slice(bytes, &self.fast[kind.index()]);
+        let schema = self
+            .fast_schema(kind, version)
+            .ok_or_else(|| CodecError::UnknownVersion {
+                name: kind.name(),
+                header: super::wire::SCHEMA_VERSION_HEADER,
+                version: version.to_string(),
+                current: kind.current_version(),
+            })?;
+        let mut state = DeserializerState::from_slice(bytes, schema);
         let value = T::deserialize(state.deserializer()).map_err(|e| CodecError::AvroDecode {
             name: kind.name(),
             message: e.to_string(),
@@ -306,7 +398,7 @@ impl Codec {
         value: &T,
         id: u32,
     ) -> Result<Vec<u8>, CodecError> {
-        let mut config = serde_avro_fast::ser::SerializerConfig::new(&self.fast[kind.index()]);
+        let mut config = serde_avro_fast::ser::SerializerConfig::new(self.current_fast(kind));
         let mut buf = Vec::with_capacity(match kind {
             SchemaKind::Escalation => 2048,
             _ => 512,
@@ -321,7 +413,7 @@ impl Codec {
 
     /// Encodes a record as a plain Avro datum (typed encoder).
     pub fn encode<T: Serialize>(&self, kind: SchemaKind, value: &T) -> Result<Vec<u8>, CodecError> {
-        let mut config = serde_avro_fast::ser::SerializerConfig::new(&self.fast[kind.index()]);
+        let mut config = serde_avro_fast::ser::SerializerConfig::new(self.current_fast(kind));
         // Sized for a typical record up front: growing from empty costs more than the encoding.
         let buf = Vec::with_capacity(match kind {
             SchemaKind::Escalation => 2048,
@@ -349,9 +441,38 @@ impl Codec {
         apache_avro::to_avro_datum(schema, value).map_err(err)
     }
 
-    /// Decodes and validates an agent action from a plain Avro datum.
+    /// The typed decoder's schema of the current version of `kind`.
+    fn current_fast(&self, kind: SchemaKind) -> &serde_avro_fast::Schema {
+        let versions = &self.fast[kind.index()];
+        &versions[versions.len() - 1]
+    }
+
+    /// Decodes and validates an agent action from a plain Avro datum of the current version.
     pub fn decode_action(&self, bytes: &[u8]) -> Result<AgentAction, CodecError> {
         let action: AgentAction = self.decode(SchemaKind::AgentAction, bytes)?;
+        action.validate(&self.limits)?;
+        Ok(action)
+    }
+
+    /// Decodes and validates an agent action from a plain Avro datum of the version its
+    /// `headers` name (see [`Codec::decode_record`]).
+    pub fn decode_action_record(
+        &self,
+        headers: &[(String, Vec<u8>)],
+        bytes: &[u8],
+    ) -> Result<AgentAction, CodecError> {
+        self.decode_action_version(super::wire::schema_version(headers), bytes)
+    }
+
+    /// [`Codec::decode_action_record`] for a caller that read the version header itself (see
+    /// [`Codec::decode_header_version`]).
+    pub fn decode_action_version(
+        &self,
+        version: Result<u32, String>,
+        bytes: &[u8],
+    ) -> Result<AgentAction, CodecError> {
+        let action: AgentAction =
+            self.decode_header_version(SchemaKind::AgentAction, version, bytes)?;
         action.validate(&self.limits)?;
         Ok(action)
     }

@@ -5,6 +5,7 @@
 mod audit;
 pub mod canary;
 mod codec;
+pub mod layout;
 mod validate;
 pub mod wire;
 
@@ -29,8 +30,10 @@ pub struct AgentAction {
     pub timestamp_ms: i64,
     /// Dotted action type, e.g. `email.send`.
     pub action_type: String,
-    /// The agent's confidence, 0..1.
-    pub confidence: f64,
+    /// The agent's confidence, 0..1; `None` when its framework gives none (what that means is
+    /// the matrix's: `low_confidence.without_confidence`).
+    #[serde(default, deserialize_with = "layout::confidence")]
+    pub confidence: Option<f64>,
     /// What was asked of the agent.
     pub request: String,
     /// What the agent did or proposes to do.
@@ -70,6 +73,32 @@ pub struct AgentAction {
     /// depends on map order.
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// The tool call behind the action, when an agent framework made one.
+    #[serde(default, deserialize_with = "layout::added_in_2")]
+    pub tool_call: Option<ToolCall>,
+}
+
+/// A tool call an agent framework paused for approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCall {
+    /// The tool's name.
+    pub name: String,
+    /// The arguments: a JSON object as text (canonical, RFC 8785, when handoff's gateway or
+    /// clients wrote it).
+    pub arguments: String,
+    /// The framework's id of this call.
+    #[serde(default)]
+    pub call_id: Option<String>,
+    /// The framework (`openai-agents`, `langgraph`, `mcp`, `ai-sdk`, …).
+    #[serde(default)]
+    pub framework: Option<String>,
+    /// The framework's run, thread or interrupt id the call is paused in.
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// The tool's argument JSON Schema as text, when known.
+    #[serde(default)]
+    pub arguments_schema: Option<String>,
 }
 
 /// Lifecycle state of an agent action.
@@ -330,8 +359,9 @@ pub struct ContextPackage {
     /// The end user's latest words.
     #[serde(default)]
     pub user_message: Option<String>,
-    /// The agent's confidence.
-    pub confidence: f64,
+    /// The agent's confidence; `None` when it gave none.
+    #[serde(default)]
+    pub confidence: Option<f64>,
     /// Every trigger that fired, with detail.
     pub flags: Vec<FlagOut>,
     /// The agent's options.
@@ -357,6 +387,9 @@ pub struct ContextPackage {
     pub attributes: BTreeMap<String, String>,
     /// The agent's event time.
     pub event_timestamp_ms: i64,
+    /// The tool call behind the action, as the agent sent it.
+    #[serde(default)]
+    pub tool_call: Option<ToolCall>,
 }
 
 /// An earlier hand-over of the same action.

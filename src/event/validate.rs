@@ -7,7 +7,8 @@ use crate::error::{Classify, ErrorClass};
 /// Size limits on one event. Larger events are dead letters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventLimits {
-    /// Maximum bytes of one text field (`request`, `summary`, `output`, `user_message`, `error`).
+    /// Maximum bytes of one text field (`request`, `summary`, `output`, `user_message`, `error`,
+    /// and each of `tool_call`'s).
     pub max_text_bytes: usize,
     /// Maximum number of `options`.
     pub max_options: usize,
@@ -101,7 +102,8 @@ impl AgentAction {
         self.validate_identity()?;
         self.validate_texts(limits)?;
         self.validate_money()?;
-        self.validate_customer()
+        self.validate_customer()?;
+        self.validate_tool_call(limits)
     }
 
     /// Ids, time, action type and confidence.
@@ -123,12 +125,57 @@ impl AgentAction {
                 "must be dotted lower-case words, e.g. email.send",
             ));
         }
-        if !(self.confidence.is_finite() && (0.0..=1.0).contains(&self.confidence)) {
+        if let Some(c) = self.confidence {
+            if !(c.is_finite() && (0.0..=1.0).contains(&c)) {
+                return Err(invalid(
+                    "confidence",
+                    c.to_string(),
+                    "must be a number between 0 and 1, or null when the agent gives none",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The tool call, when given: a name, and arguments that are a JSON object.
+    fn validate_tool_call(&self, limits: &EventLimits) -> Result<(), EventError> {
+        let Some(call) = &self.tool_call else {
+            return Ok(());
+        };
+        non_empty("tool_call.name", &call.name)?;
+        text("tool_call.name", &call.name, limits)?;
+        text("tool_call.arguments", &call.arguments, limits)?;
+        if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&call.arguments)
+            .is_err()
+        {
             return Err(invalid(
-                "confidence",
-                self.confidence.to_string(),
-                "must be a number between 0 and 1",
+                "tool_call.arguments",
+                shown(&call.arguments),
+                "must be a JSON object as text",
             ));
+        }
+        for (field, value) in [
+            ("tool_call.call_id", &call.call_id),
+            ("tool_call.framework", &call.framework),
+            ("tool_call.run_id", &call.run_id),
+            ("tool_call.arguments_schema", &call.arguments_schema),
+        ] {
+            if let Some(v) = value {
+                text(field, v, limits)?;
+            }
+        }
+        if let Some(schema) = &call.arguments_schema {
+            let parsed = serde_json::from_str::<serde_json::Value>(schema);
+            if !matches!(
+                parsed,
+                Ok(serde_json::Value::Object(_) | serde_json::Value::Bool(_))
+            ) {
+                return Err(invalid(
+                    "tool_call.arguments_schema",
+                    shown(schema),
+                    "must be a JSON Schema (an object or a boolean) as text",
+                ));
+            }
         }
         Ok(())
     }

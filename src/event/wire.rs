@@ -10,6 +10,51 @@ pub const DRILL: (&str, &[u8]) = (DRILL_HEADER, b"true");
 /// Header naming the record type on role topics: `escalation` or `digest`.
 pub const KIND_HEADER: &str = "handoff.kind";
 
+/// Header naming the schema version a plain Avro value was written with (`2`); a record
+/// without it was written with version 1. handoff writes it on every record whose schema has
+/// more than one version (`schemas/history/`).
+pub const SCHEMA_VERSION_HEADER: &str = "handoff.schema.version";
+
+/// The schema version a record's headers name: 1 without the header; the value as found when
+/// it is not a version number.
+pub fn schema_version(headers: &[(String, Vec<u8>)]) -> Result<u32, String> {
+    let value = headers
+        .iter()
+        .find(|(k, _)| k == SCHEMA_VERSION_HEADER)
+        .map(|(_, v)| v.as_slice());
+    parse_schema_version(value)
+}
+
+/// The schema version a [`SCHEMA_VERSION_HEADER`] value names (`None`: no header, version 1);
+/// the value as found when it is not a version number.
+pub fn parse_schema_version(value: Option<&[u8]>) -> Result<u32, String> {
+    let Some(v) = value else {
+        return Ok(1);
+    };
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|t| t.parse::<u32>().ok())
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| String::from_utf8_lossy(v).into_owned())
+}
+
+/// The header a record of `kind` written now carries: none while its schema has one version.
+pub fn version_header(kind: super::SchemaKind) -> Option<(&'static str, &'static [u8])> {
+    const VERSIONS: [&[u8]; 9] = [b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9"];
+    match kind.current_version() {
+        1 => None,
+        n => Some((SCHEMA_VERSION_HEADER, VERSIONS[n as usize - 1])),
+    }
+}
+
+/// [`version_header`] as the owned headers of a record read (an `Input`'s).
+pub fn version_headers(kind: super::SchemaKind) -> Vec<(String, Vec<u8>)> {
+    version_header(kind)
+        .map(|(k, v)| (k.to_string(), v.to_vec()))
+        .into_iter()
+        .collect()
+}
+
 /// True when a record carries the drill header.
 pub fn is_drill(headers: &[(String, Vec<u8>)]) -> bool {
     headers

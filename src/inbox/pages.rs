@@ -155,8 +155,10 @@ pub struct Detail<'a> {
     pub primary: &'static str,
     /// The role's view of the package.
     pub pkg: ContextPackage,
-    /// Confidence, two decimals.
-    pub confidence: String,
+    /// Confidence, two decimals; `None` when the agent gave none.
+    pub confidence: Option<String>,
+    /// The tool call behind the action: its name, and its arguments laid out one per line.
+    pub tool_call: Option<(String, String)>,
     /// The gate for this action type.
     pub gate: String,
     /// Below the gate.
@@ -226,9 +228,13 @@ impl<'a> Detail<'a> {
             tier: item.tier.as_str(),
             required_action: required.as_str(),
             primary,
-            confidence: format!("{:.2}", pkg.confidence),
+            confidence: pkg.confidence.map(|c| format!("{c:.2}")),
+            tool_call: pkg.tool_call.as_ref().map(tool_call_view),
             gate: format!("{gate:.2}"),
-            below_gate: pkg.confidence < gate,
+            below_gate: match pkg.confidence {
+                Some(c) => c < gate,
+                None => pkg.flags.iter().any(|f| f.trigger == "low_confidence"),
+            },
             amount: pkg.amount.map(|x| match &pkg.currency {
                 Some(c) => format!("{x:.2} {c}"),
                 None => format!("{x:.2}"),
@@ -304,6 +310,15 @@ pub fn utc(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     let s = humantime::format_rfc3339_seconds(t).to_string();
     format!("{} UTC", s.trim_end_matches('Z').replace('T', " "))
+}
+
+/// A tool call as a person reads it: its name, and its arguments as indented JSON (as sent
+/// when they do not parse: validation let them through, so they do).
+fn tool_call_view(call: &crate::event::ToolCall) -> (String, String) {
+    let arguments = serde_json::from_str::<serde_json::Value>(&call.arguments)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| call.arguments.clone());
+    (call.name.clone(), arguments)
 }
 
 #[cfg(test)]

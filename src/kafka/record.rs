@@ -4,7 +4,7 @@
 
 use crate::output::Output;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, FutureRecord};
 use std::time::Duration;
 
@@ -20,6 +20,11 @@ pub struct Parts<'a> {
     pub headers: &'a [(&'a str, &'a [u8])],
     /// Partition; `None` lets the partitioner choose by key.
     pub partition: Option<i32>,
+}
+
+/// The value of a received record's header `key` (the first one by that name), if any.
+pub fn header<'a, M: Message>(m: &'a M, key: &str) -> Option<&'a [u8]> {
+    m.headers()?.iter().find(|h| h.key == key)?.value
 }
 
 /// The record of `parts` on `topic`, carrying `opaque` to the delivery callback.

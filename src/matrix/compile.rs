@@ -53,6 +53,7 @@ impl Matrix {
             phrases,
             customer_roles,
             approvals_immediate: spec.approvals.tier == Tier::Immediate,
+            without_confidence: spec.triggers.low_confidence.without_confidence,
             roles,
             spec,
         })

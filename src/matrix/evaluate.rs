@@ -1,6 +1,7 @@
 //! The hot path: deciding one event. One helper per trigger family, each taking the decision
 //! being built as `&mut`; nothing here allocates beyond the flags and phrase hits it reports.
 
+use super::spec::WithoutConfidence;
 use super::{Decision, Detail, Flag, Matrix, Profile, RoleSet, SessionState, Trigger, TriggerSet};
 use crate::event::{ActionStatus, AgentAction, Level, RequiredAction, Tier};
 
@@ -74,7 +75,11 @@ impl Matrix {
         session: &SessionState,
         profile: &Profile,
     ) {
-        if event.confidence < profile.threshold {
+        let below = match event.confidence {
+            Some(c) => c < profile.threshold,
+            None => self.without_confidence == WithoutConfidence::Below,
+        };
+        if below {
             d.session.consecutive_low = session.consecutive_low.saturating_add(1);
             self.fire(
                 d,

@@ -16,7 +16,7 @@ pub use pattern::{most_specific, Pattern, ProfileTable};
 pub use rules::Rules;
 pub use spec::{
     default_outcome, is_topic_name, LevelRule, MatrixSpec, OnTimeout, Outcome, PackageField,
-    RoleSpec, TextField, DEFAULT_MATRIX_TOML, MAX_ROLES,
+    RoleSpec, TextField, WithoutConfidence, DEFAULT_MATRIX_TOML, MAX_ROLES,
 };
 pub use trigger::{Trigger, TriggerSet};
 
@@ -120,8 +120,9 @@ impl RoleSet {
 pub enum Detail {
     /// Confidence and the gate it fell below.
     Confidence {
-        /// The agent's confidence.
-        value: f64,
+        /// The agent's confidence; `None` when it gave none (and the matrix counts that as
+        /// below).
+        value: Option<f64>,
         /// The gate.
         threshold: f64,
     },
@@ -251,6 +252,8 @@ pub struct Matrix {
     phrases: PhraseMatcher,
     customer_roles: RoleSet,
     approvals_immediate: bool,
+    /// What an action without a confidence counts as.
+    without_confidence: spec::WithoutConfidence,
     roles: Vec<RoleView>,
     families: Vec<String>,
 }
@@ -419,9 +422,22 @@ impl Matrix {
     /// A one-line explanation of a flag, for people.
     pub fn describe(&self, flag: &Flag, event: &AgentAction) -> String {
         match &flag.detail {
-            Detail::Confidence { value, threshold } => {
+            Detail::Confidence {
+                value: Some(value),
+                threshold,
+            } => {
                 format!(
                     "confidence {value:.2} is below the {threshold:.2} gate for {}",
+                    event.action_type
+                )
+            }
+            Detail::Confidence {
+                value: None,
+                threshold,
+            } => {
+                format!(
+                    "no confidence given, counted as below the {threshold:.2} gate for {} \
+                     (low_confidence.without_confidence = \"below\")",
                     event.action_type
                 )
             }

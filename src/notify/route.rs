@@ -153,7 +153,7 @@ pub(crate) mod tests {
                 summary: None,
                 output: None,
                 user_message: None,
-                confidence: 0.4,
+                confidence: Some(0.4),
                 flags: vec![FlagOut {
                     trigger: "low_confidence".into(),
                     detail: "confidence 0.40 < 0.60 & falling".into(),
@@ -166,6 +166,7 @@ pub(crate) mod tests {
                 retention_risk: false,
                 attributes: Default::default(),
                 event_timestamp_ms: 1_798_761_600_000,
+                tool_call: None,
             },
             history: vec![],
             grouped_action_ids: vec![],

@@ -14,10 +14,11 @@ use super::NotifyError;
 use crate::config::Settings;
 use crate::event::wire::{split_frame, KIND_HEADER};
 use crate::event::{Codec, SchemaKind};
+use crate::kafka::record::header;
 use crate::kafka::{self, Role};
 use crate::logs::LogLimiter;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,15 +29,26 @@ use std::time::Duration;
 /// The suffix of the notifier's consumer group.
 pub const GROUP_SUFFIX: &str = "inbox";
 
+/// The headers of a role-topic record that say how to read it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordHeaders<'a> {
+    /// `handoff.kind`: `escalation` or `digest`.
+    pub kind: Option<&'a [u8]>,
+    /// `handoff.schema.version`, absent for version 1.
+    pub version: Option<&'a [u8]>,
+}
+
 /// The notice a role-topic record holds: `Ok(None)` for a record that is not one (another
 /// kind, or none). `framed`: outputs are Confluent-framed (`frame_outputs`); handoff frames
 /// them with the id of the shipped schema, so the datum is read with it. Pure.
 pub fn decode(
     codec: &Codec,
     framed: bool,
-    kind: Option<&[u8]>,
+    headers: RecordHeaders<'_>,
     payload: Option<&[u8]>,
 ) -> Result<Option<Notice>, String> {
+    let RecordHeaders { kind, version } = headers;
+    let version = crate::event::wire::parse_schema_version(version);
     let schema = match kind {
         Some(b"escalation") => SchemaKind::Escalation,
         Some(b"digest") => SchemaKind::Digest,
@@ -50,10 +62,14 @@ pub fn decode(
     };
     let notice = match schema {
         SchemaKind::Digest => Notice::Digest(Box::new(
-            codec.decode(schema, datum).map_err(|e| e.to_string())?,
+            codec
+                .decode_header_version(schema, version, datum)
+                .map_err(|e| e.to_string())?,
         )),
         _ => Notice::Escalation(Box::new(
-            codec.decode(schema, datum).map_err(|e| e.to_string())?,
+            codec
+                .decode_header_version(schema, version, datum)
+                .map_err(|e| e.to_string())?,
         )),
     };
     Ok(Some(notice))
@@ -328,12 +344,11 @@ impl State {
         let token = self
             .offsets
             .read((m.topic().to_string(), m.partition()), m.offset());
-        let kind = m.headers().and_then(|h| {
-            h.iter()
-                .find(|x| x.key == KIND_HEADER)
-                .and_then(|x| x.value)
-        });
-        match decode(&self.codec, self.framed, kind, m.payload()) {
+        let headers = RecordHeaders {
+            kind: header(m, KIND_HEADER),
+            version: header(m, crate::event::wire::SCHEMA_VERSION_HEADER),
+        };
+        match decode(&self.codec, self.framed, headers, m.payload()) {
             Ok(Some(notice)) => {
                 let tx = self.settled_tx.clone();
                 engine.offer(&notice, move || {

@@ -406,7 +406,7 @@ impl Fleet {
             agent_id: kind.name.to_string(),
             timestamp_ms: self.now_ms,
             action_type,
-            confidence: (confidence * 1000.0).round() / 1000.0,
+            confidence: Some((confidence * 1000.0).round() / 1000.0),
             request,
             summary,
             output,
@@ -421,6 +421,7 @@ impl Fleet {
             affects_others,
             user_message,
             attributes,
+            tool_call: None,
         }
     }
 
@@ -443,7 +444,7 @@ impl Fleet {
             3
         };
         if kind == 1 {
-            event.confidence = 7.5;
+            event.confidence = Some(7.5);
         }
         let mut bytes = codec
             .encode(crate::event::SchemaKind::AgentAction, &event)

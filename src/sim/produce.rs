@@ -53,6 +53,10 @@ pub async fn produce(
             .create_with_context(Counting(counts.clone()))
             .map_err(kafka::Error::client("producer"))?;
     let codec = Codec::new(Default::default())?;
+    let versioned: Vec<(&str, &[u8])> =
+        crate::event::wire::version_header(crate::event::SchemaKind::AgentAction)
+            .into_iter()
+            .collect();
     let started = Instant::now();
     let mut sent: u64 = 0;
     tokio::pin!(stop);
@@ -79,6 +83,7 @@ pub async fn produce(
             let parts = Parts {
                 key: Some(&key),
                 payload: Some(&payload),
+                headers: &versioned,
                 ..Parts::default()
             };
             let queued = queue_async(record(topic, parts, ()), |r| producer.send(r).err()).await;

@@ -8,7 +8,7 @@ use super::SimError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::event::{Codec, Escalation, HumanDecision, SchemaKind};
-use crate::kafka::record::{record, send_polling, Parts};
+use crate::kafka::record::{header, record, send_polling, Parts};
 use crate::kafka::{self, Role};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -106,9 +106,13 @@ pub fn respond(
     let mut people = cfg.people(roles);
     while !stop.load(Ordering::Acquire) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            let esc = m
-                .payload()
-                .and_then(|p| codec.decode::<Escalation>(SchemaKind::Escalation, p).ok());
+            let version = header(&m, crate::event::wire::SCHEMA_VERSION_HEADER);
+            let version = crate::event::wire::parse_schema_version(version);
+            let esc = m.payload().and_then(|p| {
+                codec
+                    .decode_header_version::<Escalation>(SchemaKind::Escalation, version, p)
+                    .ok()
+            });
             if let Some(esc) = esc {
                 match people.shown(&esc.role, &esc, SystemClock.now_ms()) {
                     Shown::Again => {}

@@ -1,20 +1,25 @@
 //! How a [`SessionRecord`] is written to and read from the changelog.
 //!
 //! Two encodings, told apart by the first byte of the value:
-//! - **binary** (`0x01` followed by the record in [postcard]'s format): compact and cheap to
-//!   encode; what this version writes by default;
+//! - **binary** (a layout byte followed by the record in [postcard]'s format): compact and
+//!   cheap to encode; what this version writes by default, in layout `0x02`; layout `0x01`
+//!   (before `AgentAction` gained `tool_call` and an optional `confidence`) is still read;
 //! - **JSON** (the value starts with `{`): what earlier versions wrote. Compacted changelogs keep
 //!   old values for as long as their session lives, so JSON is always read.
 //!
 //! postcard is positional: a field added to, removed from or reordered in any type of the record
 //! (including [`crate::event::AgentAction`]) changes the layout. Such a change takes a new
-//! version byte and keeps a reader for the old layout; the golden-bytes test below fails first.
+//! version byte and keeps a reader for the old layout (the fields that changed read it through
+//! [`crate::event::layout`]); the golden-bytes test below fails first.
 
 use super::SessionRecord;
 use serde::{Deserialize, Serialize};
 
-/// The first byte of a binary changelog value, layout 1.
+/// The first byte of a binary changelog value, layout 1 (read, no longer written).
 pub const BINARY_V1: u8 = 0x01;
+
+/// The first byte of a binary changelog value, layout 2: what this version writes.
+pub const BINARY_V2: u8 = 0x02;
 
 /// The encoding a processor writes (`[pipeline] changelog_format`). Both are always read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,8 +40,8 @@ pub enum RecordError {
     #[error("JSON changelog record: {0}")]
     Json(#[from] serde_json::Error),
     /// A binary value that does not parse.
-    #[error("binary changelog record (version {BINARY_V1}): {0}")]
-    Binary(#[from] postcard::Error),
+    #[error("binary changelog record (layout {0}): {1}")]
+    Binary(u8, postcard::Error),
     /// A first byte that is neither JSON nor a known version (written by a newer version).
     #[error("changelog record with unknown version byte {0:#04x} (written by a newer handoff?)")]
     UnknownVersion(u8),
@@ -48,8 +53,8 @@ impl SessionRecord {
         match format {
             ChangelogFormat::Json => serde_json::to_writer(&mut *out, self)?,
             ChangelogFormat::Binary => {
-                out.push(BINARY_V1);
-                postcard::to_io(self, &mut *out)?;
+                out.push(BINARY_V2);
+                postcard::to_io(self, &mut *out).map_err(|e| RecordError::Binary(BINARY_V2, e))?;
             }
         }
         Ok(())
@@ -58,8 +63,13 @@ impl SessionRecord {
     /// Reads a changelog value in either encoding (the processor's restore and the inbox read
     /// the same form).
     pub fn decode(value: &[u8]) -> Result<SessionRecord, RecordError> {
+        let binary = |layout: u8| {
+            crate::event::layout::read_in(layout, || postcard::from_bytes(&value[1..]))
+                .map_err(|e| RecordError::Binary(layout, e))
+        };
         match value.first() {
-            Some(&BINARY_V1) => Ok(postcard::from_bytes(&value[1..])?),
+            Some(&BINARY_V2) => binary(2),
+            Some(&BINARY_V1) => binary(1),
             Some(&b) if b < 0x20 && !b.is_ascii_whitespace() => Err(RecordError::UnknownVersion(b)),
             _ => Ok(serde_json::from_slice(value)?),
         }
@@ -93,7 +103,7 @@ mod tests {
             agent_id: "agent-7".into(),
             timestamp_ms: 1_700_000_000_123,
             action_type: "payment.refund".into(),
-            confidence: 0.625,
+            confidence: Some(0.625),
             request: "refund my order \"42\" — ümlaut".into(),
             summary: "refund 42".into(),
             output: Some("Refunded.".into()),
@@ -112,6 +122,7 @@ mod tests {
             affects_others: false,
             user_message: Some("please".into()),
             attributes: [("region".to_string(), "eu".to_string())].into(),
+            tool_call: None,
         };
         let history = HistoryEntry {
             role: "support".into(),
@@ -180,7 +191,7 @@ mod tests {
         let mut binary = Vec::new();
         record.encode(ChangelogFormat::Binary, &mut binary).unwrap();
         assert_eq!(json[0], b'{');
-        assert_eq!(binary[0], BINARY_V1);
+        assert_eq!(binary[0], BINARY_V2);
         assert_eq!(SessionRecord::decode(&json).unwrap(), record);
         assert_eq!(SessionRecord::decode(&binary).unwrap(), record);
         assert!(
@@ -197,7 +208,7 @@ mod tests {
         SessionRecord::default()
             .encode(ChangelogFormat::Binary, &mut out)
             .unwrap();
-        assert_eq!(&out[..5], b"keep\x01");
+        assert_eq!(&out[..5], b"keep\x02");
         assert_eq!(
             SessionRecord::decode(&out[4..]).unwrap(),
             SessionRecord::default()
@@ -221,9 +232,10 @@ mod tests {
     #[test]
     fn unreadable_values_name_what_is_wrong() {
         let cases: &[(&[u8], &str)] = &[
-            (b"\x02abc", "unknown version byte 0x02"),
+            (b"\x03abc", "unknown version byte 0x03"),
             (b"\x00", "unknown version byte 0x00"),
-            (b"\x01\xff\xff", "binary changelog record"),
+            (b"\x01\xff\xff", "binary changelog record (layout 1)"),
+            (b"\x02\xff\xff", "binary changelog record (layout 2)"),
             (b"{\"streak\":", "JSON changelog record"),
             (b"not json", "JSON changelog record"),
         ];
@@ -233,14 +245,41 @@ mod tests {
         }
     }
 
-    /// The layout of version 1, byte for byte. When this fails, the record's layout changed:
+    /// [`full`] with what layout 2 added: a tool call, and no confidence.
+    fn full_v2() -> SessionRecord {
+        let mut r = full();
+        let event = &mut r.open[0].event;
+        event.confidence = None;
+        event.tool_call = Some(crate::event::ToolCall {
+            name: "issue_refund".into(),
+            arguments: r#"{"amount":120.5}"#.into(),
+            call_id: Some("call-1".into()),
+            framework: Some("langgraph".into()),
+            run_id: None,
+            arguments_schema: None,
+        });
+        r
+    }
+
+    /// The layout of version 2, byte for byte. When this fails, the record's layout changed:
     /// give the new layout a new version byte and keep reading this one.
     #[test]
-    fn version_1_layout_is_unchanged() {
+    fn version_2_layout_is_unchanged() {
+        for record in [full(), full_v2()] {
+            let mut out = Vec::new();
+            record.encode(ChangelogFormat::Binary, &mut out).unwrap();
+            assert_eq!(SessionRecord::decode(&out).unwrap(), record);
+        }
         let mut out = Vec::new();
-        full().encode(ChangelogFormat::Binary, &mut out).unwrap();
+        full_v2().encode(ChangelogFormat::Binary, &mut out).unwrap();
         let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, GOLDEN_V1, "binary changelog layout changed");
+        assert_eq!(hex, GOLDEN_V2, "binary changelog layout changed");
+    }
+
+    /// Values written in layout 1 (before tool calls) are still read: the confidence they hold
+    /// is a number, and there is no tool call.
+    #[test]
+    fn version_1_values_are_still_read() {
         assert_eq!(
             SessionRecord::decode(&hex_bytes(GOLDEN_V1)).unwrap(),
             full()
@@ -253,6 +292,21 @@ mod tests {
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
             .collect()
     }
+
+    const GOLDEN_V2: &str = concat!(
+        "02020c84a0abfef9620252010b82a0abfef96254020c84a0abfef9620103612d3103732d31076167",
+        "656e742d37f6a1abfef9620e7061796d656e742e726566756e640020726566756e64206d79206f72",
+        "646572202234322220e2809420c3bc6d6c61757409726566756e642034320109526566756e646564",
+        "2e00020466756c6c077061727469616c0000010000000000205e4001034555520103632d39020401",
+        "000106706c656173650106726567696f6e026575010c69737375655f726566756e64107b22616d6f",
+        "756e74223a3132302e357d010663616c6c2d3101096c616e6767726170680000010b82a0abfef962",
+        "0200000103652d310104652d306107737570706f72740190a3abfef962c8a1abfef96201d0f2cffe",
+        "f96200040107737570706f727400aca2abfef9620774696d656f7574010e6c6f775f636f6e666964",
+        "656e63650103612d33076167656e742d370e7061796d656e742e726566756e6402010f7365737369",
+        "6f6e5f7061747465726e02763301000103652d300107737570706f7274000103652d3203612d3203",
+        "732d31076167656e742d370b66696c652e64656c6574650201000f64656c657465203c623e783c2f",
+        "623e010e706f6c6963795f6b6579776f7264d8a4abfef96200ceafabfef962",
+    );
 
     const GOLDEN_V1: &str = concat!(
         "01020c84a0abfef9620252010b82a0abfef96254020c84a0abfef9620103612d3103732d31076167",

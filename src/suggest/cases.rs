@@ -57,7 +57,7 @@ impl Skipped {
 /// left out.
 pub fn cases(r: &Records, matrix: &Matrix, from_ms: i64, to_ms: i64) -> (Vec<Case>, Skipped) {
     let mut skipped = check_decisions(r);
-    let events: HashMap<&str, (f64, bool)> = r
+    let events: HashMap<&str, (Option<f64>, bool)> = r
         .events
         .iter()
         .map(|e| {
@@ -97,7 +97,7 @@ pub fn cases(r: &Records, matrix: &Matrix, from_ms: i64, to_ms: i64) -> (Vec<Cas
     (out, skipped)
 }
 
-fn case(e: audit::Entry, event: Option<(f64, bool)>, matrix: &Matrix) -> Case {
+fn case(e: audit::Entry, event: Option<(Option<f64>, bool)>, matrix: &Matrix) -> Case {
     let redirected = e
         .answers
         .iter()
@@ -122,7 +122,7 @@ fn case(e: audit::Entry, event: Option<(f64, bool)>, matrix: &Matrix) -> Case {
         .cloned()
         .collect();
     Case {
-        confidence: event.map(|x| x.0),
+        confidence: event.and_then(|x| x.0),
         templated: event.map(|x| x.1),
         agent_id: e.agent_id,
         action_type: e.action_type,

@@ -50,6 +50,49 @@ pub struct Sent {
     pub key: Vec<u8>,
     pub bytes: Vec<u8>,
     pub event: Option<AgentAction>,
+    /// The headers it is sent with.
+    pub headers: Vec<(&'static str, &'static [u8])>,
+}
+
+impl Sent {
+    /// An action as handoff's producers write it: the current schema version, with its header.
+    pub fn action(e: AgentAction) -> Sent {
+        let codec = Codec::new(Default::default()).unwrap();
+        let bytes = codec.encode(SchemaKind::AgentAction, &e).unwrap();
+        Sent {
+            key: e.session_id.clone().into_bytes(),
+            bytes,
+            event: Some(e),
+            headers: action_headers(),
+        }
+    }
+
+    /// Bytes on the input topic that are no valid action, claiming the current version.
+    pub fn broken(key: Vec<u8>, bytes: Vec<u8>) -> Sent {
+        Sent {
+            key,
+            bytes,
+            event: None,
+            headers: action_headers(),
+        }
+    }
+
+    /// A record of another kind, sent as it is (a human decision).
+    pub fn other(key: Vec<u8>, bytes: Vec<u8>) -> Sent {
+        Sent {
+            key,
+            bytes,
+            event: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// The headers of an action written with the current schema version.
+pub fn action_headers() -> Vec<(&'static str, &'static [u8])> {
+    handoff::event::wire::version_header(SchemaKind::AgentAction)
+        .into_iter()
+        .collect()
 }
 
 /// `n` fleet events (every `bad_every`-th record replaced by a malformed one, 0 = none).
@@ -73,22 +116,13 @@ pub fn records(n: usize, seed: u64, boost: f64, bad_every: usize) -> Vec<Sent> {
                         b[..b.len() / 3].to_vec()
                     }
                     _ => {
-                        broken.confidence = 4.2;
+                        broken.confidence = Some(4.2);
                         codec.encode(SchemaKind::AgentAction, &broken).unwrap()
                     }
                 };
-                Sent {
-                    key,
-                    bytes,
-                    event: None,
-                }
+                Sent::broken(key, bytes)
             } else {
-                let bytes = codec.encode(SchemaKind::AgentAction, &e).unwrap();
-                Sent {
-                    key,
-                    bytes,
-                    event: Some(e),
-                }
+                Sent::action(e)
             }
         })
         .collect()
@@ -150,6 +184,16 @@ impl Feeder {
             let mut rec = BaseRecord::<[u8], [u8]>::to(topic)
                 .key(&r.key[..])
                 .payload(&r.bytes[..]);
+            if !r.headers.is_empty() {
+                let mut hs = rdkafka::message::OwnedHeaders::new();
+                for (k, v) in &r.headers {
+                    hs = hs.insert(rdkafka::message::Header {
+                        key: k,
+                        value: Some(*v),
+                    });
+                }
+                rec = rec.headers(hs);
+            }
             loop {
                 match p.send(rec) {
                     Ok(()) => break,

@@ -21,7 +21,7 @@ pub fn base_event() -> AgentAction {
         agent_id: "agent-1".into(),
         timestamp_ms: 1_798_761_600_000,
         action_type: "research.search".into(),
-        confidence: 0.95,
+        confidence: Some(0.95),
         request: "Find recent articles about battery recycling in Europe and summarise them."
             .into(),
         summary: "Searched twelve sources and wrote a short summary with links.".into(),
@@ -37,6 +37,7 @@ pub fn base_event() -> AgentAction {
         affects_others: false,
         user_message: None,
         attributes: BTreeMap::new(),
+        tool_call: None,
     }
 }
 

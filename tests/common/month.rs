@@ -51,7 +51,7 @@ pub fn events(
             e.session_id = format!("s-{ty}-{i}");
             e.action_type = ty.into();
             e.amount = Some(10.0);
-            e.confidence = confidence(i);
+            e.confidence = Some(confidence(i));
             e.timestamp_ms = start + i as i64 * HOUR;
             e
         })

@@ -44,6 +44,11 @@ pub fn expected_with(m: &Matrix, recs: &[Sent]) -> Expected {
     let now = 1_800_000_000_000;
     let mut out = Vec::new();
     for (i, r) in recs.iter().enumerate() {
+        let headers: Vec<(String, Vec<u8>)> = r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect();
         if r.event.is_none() {
             continue;
         }
@@ -55,7 +60,7 @@ pub fn expected_with(m: &Matrix, recs: &[Sent]) -> Expected {
                 offset: i as i64,
                 key: Some(&r.key),
                 payload: Some(&r.bytes),
-                headers: &[],
+                headers: &headers,
             },
             now,
             &mut out,

@@ -57,13 +57,21 @@ impl Run {
     /// An event carrying the canary header `handoff.canary` = `expect`.
     pub fn canary(&mut self, e: &AgentAction, expect: &str, now: i64) -> Outcome {
         let bytes = self.codec.encode(SchemaKind::AgentAction, e).unwrap();
-        let h = [("handoff.canary".to_string(), expect.as_bytes().to_vec())];
+        let mut h = version_headers();
+        h.push(("handoff.canary".to_string(), expect.as_bytes().to_vec()));
         self.record_with("agent.actions", &e.session_id, &bytes, &h, now)
     }
 
+    /// An event as handoff's producers write it (the current schema version, with its header).
     pub fn event(&mut self, e: &AgentAction, now: i64) {
+        self.action(e, now);
+    }
+
+    /// [`Run::event`], returning what became of it.
+    pub fn action(&mut self, e: &AgentAction, now: i64) -> Outcome {
         let bytes = self.codec.encode(SchemaKind::AgentAction, e).unwrap();
-        self.record("agent.actions", &e.session_id, &bytes, now);
+        let h = version_headers();
+        self.record_with("agent.actions", &e.session_id, &bytes, &h, now)
     }
 
     pub fn decide(&mut self, d: &HumanDecision, now: i64) {
@@ -167,4 +175,9 @@ impl Run {
         let outs = self.take();
         self.verdicts_in(&outs)
     }
+}
+
+/// The header of an action written with the current schema version, as `Input` headers.
+pub fn version_headers() -> Vec<(String, Vec<u8>)> {
+    handoff::event::wire::version_headers(SchemaKind::AgentAction)
 }

@@ -46,10 +46,23 @@ fn produce(bootstrap: &str, recs: &[Rec]) {
     for r in recs {
         let mut rec = BaseRecord::to(ROLE_TOPIC).key(&r.key).payload(&r.value);
         if let Some(k) = r.kind {
-            rec = rec.headers(OwnedHeaders::new().insert(Header {
+            // As handoff writes them: the kind, and the schema version when there are several.
+            let mut hs = OwnedHeaders::new().insert(Header {
                 key: handoff::event::wire::KIND_HEADER,
                 value: Some(k),
-            }));
+            });
+            let schema = match k {
+                "escalation" => Some(handoff::event::SchemaKind::Escalation),
+                "digest" => Some(handoff::event::SchemaKind::Digest),
+                _ => None,
+            };
+            if let Some((key, v)) = schema.and_then(handoff::event::wire::version_header) {
+                hs = hs.insert(Header {
+                    key,
+                    value: Some(v),
+                });
+            }
+            rec = rec.headers(hs);
         }
         if let Some(part) = r.partition {
             rec = rec.partition(part);

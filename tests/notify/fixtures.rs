@@ -44,7 +44,7 @@ pub fn escalation(i: usize, role: &str, tier: Tier) -> Escalation {
             summary: None,
             output: None,
             user_message: None,
-            confidence: 0.4,
+            confidence: Some(0.4),
             flags: vec![FlagOut {
                 trigger: "low_confidence".into(),
                 detail: "confidence 0.40 < 0.60".into(),
@@ -57,6 +57,7 @@ pub fn escalation(i: usize, role: &str, tier: Tier) -> Escalation {
             retention_risk: false,
             attributes: BTreeMap::new(),
             event_timestamp_ms: 1_798_761_600_000,
+            tool_call: None,
         },
         history: vec![],
         grouped_action_ids: vec![],

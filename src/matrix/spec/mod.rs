@@ -10,7 +10,7 @@ mod validate;
 pub use sections::{
     ApprovalsSpec, FatigueSpec, LevelRule, OnTimeout, RoleSpec, TierSpec, TiersSpec,
 };
-pub use triggers::{default_outcome, Outcome, RawOutcome, TriggersSpec};
+pub use triggers::{default_outcome, Outcome, RawOutcome, TriggersSpec, WithoutConfidence};
 
 use super::trigger::Trigger;
 use crate::problems::Problems;
@@ -84,6 +84,8 @@ pub enum PackageField {
     Amount,
     /// The customer record.
     Customer,
+    /// The tool call (its name and arguments).
+    ToolCall,
 }
 
 /// A validated, normalised matrix: lists sorted, keywords lower-cased and deduplicated, every

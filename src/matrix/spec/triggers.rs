@@ -142,9 +142,40 @@ pub struct LowConfidenceSpec {
     /// Thresholds per action type pattern; the most specific wins.
     #[serde(default)]
     pub per_action: Vec<ThresholdRule>,
+    /// What an action without a confidence counts as (most agent frameworks give none). Left
+    /// out of the spec's JSON form when it is the default, so the rule version of a matrix
+    /// written before it existed does not change.
+    #[serde(default, skip_serializing_if = "WithoutConfidence::is_default")]
+    pub without_confidence: WithoutConfidence,
     /// Effect when fired.
     #[serde(default)]
     pub then: RawOutcome,
+}
+
+/// What an action that carries no confidence counts as against the confidence gate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithoutConfidence {
+    /// Below every gate: `low_confidence` fires and the session's streak below the gate grows
+    /// (fail closed: nobody vouched for it).
+    #[default]
+    Below,
+    /// The gate does not apply to it: nothing fires and the streak ends, as above the gate.
+    Passes,
+}
+
+impl WithoutConfidence {
+    fn is_default(&self) -> bool {
+        *self == WithoutConfidence::default()
+    }
+
+    /// The name in the matrix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WithoutConfidence::Below => "below",
+            WithoutConfidence::Passes => "passes",
+        }
+    }
 }
 
 /// `policy_keyword`: words and phrases that must reach compliance.

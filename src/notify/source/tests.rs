@@ -111,11 +111,38 @@ fn records_are_decoded_by_their_kind_header_plain_or_framed() {
         ),
     ];
     for (framed, kind, payload, want) in table {
-        let got = decode(&codec, framed, kind, payload);
+        // What handoff writes now: escalations at version 2, digests at 1 (no header).
+        let version = (kind == Some(b"escalation")).then_some(&b"2"[..]);
+        let got = decode(&codec, framed, RecordHeaders { kind, version }, payload);
         match (&got, want) {
             (Ok(g), Ok(w)) => assert_eq!(g.as_ref(), w),
             (Err(g), Err(w)) => assert!(g.contains(w), "{g} lacks {w}"),
             _ => panic!("{framed} {kind:?}: got {got:?}"),
         }
     }
+}
+
+#[test]
+fn an_escalation_is_read_with_the_schema_version_its_header_names() {
+    let codec = Codec::new(Default::default()).unwrap();
+    let x = escalation("esc-1", "support", Tier::Warm);
+    // Version 1 of the schema, as a processor before version 2 wrote it (no header).
+    let v1 = apache_avro::Schema::parse_str(SchemaKind::Escalation.versions()[0]).unwrap();
+    let value = apache_avro::to_value(&x).unwrap().resolve(&v1).unwrap();
+    let old = apache_avro::to_avro_datum(&v1, value).unwrap();
+    let kind = Some(&b"escalation"[..]);
+    let got = decode(
+        &codec,
+        false,
+        RecordHeaders {
+            kind,
+            version: None,
+        },
+        Some(&old),
+    );
+    assert_eq!(got, Ok(Some(Notice::Escalation(Box::new(x.clone())))));
+    let new = codec.encode(SchemaKind::Escalation, &x).unwrap();
+    let version = Some(&b"9"[..]);
+    let e = decode(&codec, false, RecordHeaders { kind, version }, Some(&new)).unwrap_err();
+    assert!(e.contains("handoff.schema.version = \"9\""), "{e}");
 }

@@ -115,7 +115,10 @@ impl Reading {
             InputFormat::Confluent => crate::event::wire::unframe(&self.schema_ids, bytes)
                 .map_err(|e| Refusal::DeadLetter(e.reason, e.message))?,
         };
-        Ok((self.codec.decode_action(datum)?, canary))
+        Ok((
+            self.codec.decode_action_record(input.headers, datum)?,
+            canary,
+        ))
     }
 
     /// A human decision record, decoded.

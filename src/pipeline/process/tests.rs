@@ -10,6 +10,11 @@ fn processor(settings: &Settings) -> Processor {
     Processor::new(settings, Arc::new(Matrix::default_matrix().unwrap())).unwrap()
 }
 
+/// The header of an action written with the current schema version.
+fn v2() -> Vec<(String, Vec<u8>)> {
+    crate::event::wire::version_headers(SchemaKind::AgentAction)
+}
+
 fn input<'a>(payload: &'a [u8], headers: &'a [(String, Vec<u8>)]) -> Input<'a> {
     Input {
         topic: "agent.actions",
@@ -35,7 +40,7 @@ fn every_valid_event_yields_one_verdict_and_one_escalation_per_role() {
         let e = fleet.next_event();
         let bytes = codec.encode(SchemaKind::AgentAction, &e).unwrap();
         out.clear();
-        let outcome = p.process(input(&bytes, &[]), 1, &mut out).unwrap();
+        let outcome = p.process(input(&bytes, &v2()), 1, &mut out).unwrap();
         assert!(
             matches!(outcome, Outcome::Decided { .. }),
             "valid event dead-lettered"
@@ -116,19 +121,19 @@ fn confluent_framing_is_checked() {
     };
     let mut out = Vec::new();
     assert!(matches!(
-        p.process(input(&framed(7), &[]), 1, &mut out).unwrap(),
+        p.process(input(&framed(7), &v2()), 1, &mut out).unwrap(),
         Outcome::Decided { .. }
     ));
     out.clear();
     assert_eq!(
-        p.process(input(&framed(8), &[]), 1, &mut out).unwrap(),
+        p.process(input(&framed(8), &v2()), 1, &mut out).unwrap(),
         Outcome::DeadLetter {
             reason: "unknown_schema"
         }
     );
     out.clear();
     assert_eq!(
-        p.process(input(&datum, &[]), 1, &mut out).unwrap(),
+        p.process(input(&datum, &v2()), 1, &mut out).unwrap(),
         Outcome::DeadLetter {
             reason: "wire_format"
         }
@@ -142,11 +147,11 @@ fn out_of_range_values_and_oversized_records_are_dead_letters() {
     let mut p = processor(&settings);
     let codec = Codec::new(Default::default()).unwrap();
     let mut e = Fleet::new(FleetConfig::default()).next_event();
-    e.confidence = 3.0;
+    e.confidence = Some(3.0);
     let bytes = codec.encode(SchemaKind::AgentAction, &e).unwrap();
     let mut out = Vec::new();
     assert_eq!(
-        p.process(input(&bytes, &[]), 1, &mut out).unwrap(),
+        p.process(input(&bytes, &v2()), 1, &mut out).unwrap(),
         Outcome::DeadLetter {
             reason: "invalid_field"
         }

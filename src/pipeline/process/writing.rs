@@ -88,7 +88,8 @@ impl Writing {
         }
     }
 
-    /// `value` encoded as an output to `topic`, keyed by `key`.
+    /// `value` encoded as an output to `topic`, keyed by `key`, with the header naming its
+    /// schema version when the schema has more than one.
     pub(super) fn encoded<T: serde::Serialize>(
         &self,
         topic: Topic,
@@ -100,6 +101,10 @@ impl Writing {
         let bytes = self
             .encode(topic, kind, value)
             .map_err(|e| StageError::encode(what, key, e))?;
-        Ok(Output::new(topic, Some(key.as_bytes().to_vec()), bytes))
+        let o = Output::new(topic, Some(key.as_bytes().to_vec()), bytes);
+        Ok(match crate::event::wire::version_header(kind) {
+            Some((header, version)) => o.with_header(header, version),
+            None => o,
+        })
     }
 }

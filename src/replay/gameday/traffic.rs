@@ -58,7 +58,7 @@ fn burst_event(b: &Burst, bi: usize, i: usize, at_ms: i64) -> AgentAction {
         agent_id: format!("drill-agent-{bi}"),
         timestamp_ms: at_ms,
         action_type: b.action_type.clone(),
-        confidence: b.confidence,
+        confidence: Some(b.confidence),
         request: b.request.clone(),
         summary: format!("{} ({} of {})", b.name, i + 1, b.count),
         output: b.output.clone(),
@@ -77,5 +77,6 @@ fn burst_event(b: &Burst, bi: usize, i: usize, at_ms: i64) -> AgentAction {
         affects_others: false,
         user_message: b.user_message.clone(),
         attributes: b.attributes.clone(),
+        tool_call: None,
     }
 }

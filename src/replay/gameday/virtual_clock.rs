@@ -89,14 +89,19 @@ impl Feed {
         out: &mut Vec<Output>,
     ) -> Result<(), GamedayError> {
         self.offset += 1;
-        let topic = if input { &self.input } else { &self.decisions };
+        let (topic, kind) = if input {
+            (&self.input, SchemaKind::AgentAction)
+        } else {
+            (&self.decisions, SchemaKind::HumanDecision)
+        };
+        let headers: Vec<(String, Vec<u8>)> = crate::event::wire::version_headers(kind);
         let record = Input {
             topic,
             partition: 0,
             offset: self.offset,
             key: Some(key.as_bytes()),
             payload: Some(bytes),
-            headers: &[],
+            headers: &headers,
         };
         self.p.process(record, now, out)?;
         Ok(())

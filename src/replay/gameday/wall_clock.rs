@@ -7,13 +7,13 @@ use super::traffic::drill_events;
 use super::GamedayError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::event::wire::{DRILL, KIND_HEADER};
+use crate::event::wire::{version_header, DRILL, KIND_HEADER};
 use crate::event::{AgentAction, Codec, DecisionKind, SchemaKind};
-use crate::kafka::record::{record, send_polling, Parts};
+use crate::kafka::record::{header, record, send_polling, Parts};
 use crate::matrix::Matrix;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -56,7 +56,14 @@ pub fn live(
             let e = &events[next_event];
             next_event += 1;
             let bytes = codec.encode(SchemaKind::AgentAction, e)?;
-            send(&producer, &settings.topics.input, &e.session_id, &bytes)?;
+            let version = version_header(SchemaKind::AgentAction);
+            send(
+                &producer,
+                &settings.topics.input,
+                &e.session_id,
+                &bytes,
+                version,
+            )?;
             if next_event % 100 == 0 || next_event == events.len() {
                 progress(next_event, events.len());
             }
@@ -67,16 +74,19 @@ pub fn live(
                 acks.insert(d.escalation_id.clone(), now);
             }
             let bytes = codec.encode(SchemaKind::HumanDecision, &d)?;
-            send(&producer, &settings.topics.decisions, &d.session_id, &bytes)?;
+            let version = version_header(SchemaKind::HumanDecision);
+            send(
+                &producer,
+                &settings.topics.decisions,
+                &d.session_id,
+                &bytes,
+                version,
+            )?;
         }
         producer.poll(Duration::ZERO);
         if let Some(m) = consumer.poll(Duration::from_millis(20)) {
             let m = m.map_err(kafka)?;
-            let kind = m.headers().and_then(|h| {
-                h.iter()
-                    .find(|x| x.key == KIND_HEADER)
-                    .and_then(|x| x.value.map(<[u8]>::to_vec))
-            });
+            let kind = header(&m, KIND_HEADER).map(<[u8]>::to_vec);
             let at = m.timestamp().to_millis().unwrap_or(now);
             let payload = m.payload().unwrap_or(&[]);
             if let Some((role, x)) = observer.observe(m.topic(), kind.as_deref(), payload, at)? {
@@ -112,12 +122,20 @@ fn from_the_end(settings: &Settings, topics: &[String]) -> Result<BaseConsumer, 
     Ok(consumer)
 }
 
-/// Queues a drill record keyed by session, waiting while the producer's queue is full.
-fn send(producer: &BaseProducer, topic: &str, key: &str, bytes: &[u8]) -> Result<(), GamedayError> {
+/// Queues a drill record keyed by session, with the header naming its schema version when it
+/// has one, waiting while the producer's queue is full.
+fn send(
+    producer: &BaseProducer,
+    topic: &str,
+    key: &str,
+    bytes: &[u8],
+    version: Option<(&str, &[u8])>,
+) -> Result<(), GamedayError> {
+    let headers: Vec<(&str, &[u8])> = std::iter::once(DRILL).chain(version).collect();
     let parts = Parts {
         key: Some(key.as_bytes()),
         payload: Some(bytes),
-        headers: &[DRILL],
+        headers: &headers,
         partition: None,
     };
     send_polling(producer, record(topic, parts, ())).map_err(|e| GamedayError::Kafka(e.to_string()))
