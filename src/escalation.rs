@@ -94,6 +94,7 @@ pub fn verdict(matrix: &Matrix, event: &AgentAction, parts: VerdictParts, now_ms
         redirect_role: None,
         drill: parts.drill,
         chosen_option: None,
+        revised_arguments: None,
     }
 }
 

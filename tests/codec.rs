@@ -66,6 +66,7 @@ fn decision() -> HumanDecision {
         decided_at_ms: 1_798_761_700_000,
         drill: true,
         chosen_option: None,
+        revised_arguments: None,
     }
 }
 

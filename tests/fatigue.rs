@@ -65,6 +65,7 @@ fn approval(escalation_id: &str, action_id: &str, session_id: &str, at: i64) -> 
         decided_at_ms: at,
         drill: false,
         chosen_option: None,
+        revised_arguments: None,
     }
 }
 

@@ -73,6 +73,7 @@ fn decision(e: &AgentAction, esc: &str, kind: DecisionKind, at: i64) -> HumanDec
         decided_at_ms: at,
         drill: false,
         chosen_option: None,
+        revised_arguments: None,
     }
 }
 
@@ -508,6 +509,84 @@ fn a_chosen_option_must_be_one_of_the_actions_and_come_with_approve() {
                 assert!(fx.is_empty(), "an invalid answer changes nothing");
             }
             (got, _) => panic!("{kind:?} {chosen:?}: {got:?}"),
+        }
+    }
+}
+
+#[test]
+fn revised_arguments_must_fit_the_tools_schema_and_reach_the_verdict_canonical() {
+    let m = matrix("");
+    let schema = r#"{"type":"object","properties":{"amount":{"type":"number","maximum":100},
+        "order_id":{"type":"string"}},"required":["amount","order_id"]}"#;
+    let with_call = |id: &str| {
+        let mut e = refund(id);
+        e.tool_call = Some(handoff::event::ToolCall {
+            name: "issue_refund".into(),
+            arguments: r#"{"amount":40,"order_id":"o-1"}"#.into(),
+            call_id: Some("call-1".into()),
+            framework: Some("langgraph".into()),
+            run_id: None,
+            arguments_schema: Some(schema.into()),
+        });
+        e
+    };
+    type Row<'a> = (DecisionKind, bool, &'a str, Result<&'a str, &'a str>);
+    let table: &[Row<'_>] = &[
+        // Edited, with spaces and keys out of order: sent on canonical.
+        (
+            DecisionKind::Revise,
+            true,
+            r#"{ "order_id": "o-1", "amount": 25.50 }"#,
+            Ok(r#"{"amount":25.5,"order_id":"o-1"}"#),
+        ),
+        (
+            DecisionKind::Revise,
+            true,
+            r#"{"amount":250,"order_id":"o-1"}"#,
+            Err("/amount"),
+        ),
+        (
+            DecisionKind::Revise,
+            true,
+            r#"["amount", 25]"#,
+            Err("must be a JSON object"),
+        ),
+        (
+            DecisionKind::Approve,
+            true,
+            r#"{"amount":25,"order_id":"o-1"}"#,
+            Err("come with decision `revise`"),
+        ),
+        (
+            DecisionKind::Revise,
+            false,
+            r#"{"amount":25}"#,
+            Err("the action has no tool call"),
+        ),
+    ];
+    for (kind, call, args, want) in table {
+        let mut st = PartitionState::new();
+        let e = if *call {
+            with_call("act-args")
+        } else {
+            refund("act-args")
+        };
+        let escs = open(&m, &mut st, &e, 0, 1_000);
+        let mut d = decision(&e, &escs[0].1, *kind, 2_000);
+        d.revised_arguments = Some(args.to_string());
+        let mut fx = Vec::new();
+        match (st.decide(&m, &d, 2_000, &mut fx), want) {
+            (Ok(()), Ok(canonical)) => {
+                let v = verdicts(&fx)[0];
+                assert_eq!(v.outcome, VerdictOutcome::Revised);
+                assert_eq!(v.revised_arguments.as_deref(), Some(*canonical));
+                assert_eq!(v.revised_output, None);
+            }
+            (Err(Ignored::Invalid(msg)), Err(part)) => {
+                assert!(msg.contains(part), "{msg}");
+                assert!(fx.is_empty(), "an invalid answer changes nothing");
+            }
+            (got, _) => panic!("{kind:?} {args}: {got:?}"),
         }
     }
 }

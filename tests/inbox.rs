@@ -299,18 +299,65 @@ fn a_tool_call_is_shown_laid_out_and_a_missing_confidence_said_plainly() {
         .escalation_id
         .clone();
     let srv = serve(&m, &s, &people(InboxAuth::Token));
-    let b = Client::signed_in(srv.port, "ana").get(&format!("/e/{id}")).body;
+    let ana = Client::signed_in(srv.port, "ana");
+    let b = ana.get(&format!("/e/{id}")).body;
     let call = b.find("The tool call").expect("a tool call section");
-    assert!(call < b.find("Confidence").unwrap(), "before the confidence");
+    assert!(
+        call < b.find("Confidence").unwrap(),
+        "before the confidence"
+    );
     assert!(b.contains("<b><bdi>issue_refund</bdi></b>"), "{b}");
     // The arguments laid out one per line, and escaped: the hostile note stays text.
     assert!(b.contains("\n  &#34;amount&#34;: 40,\n"), "laid out");
-    assert!(!b.contains("<script>alert(5)"), "markup in the arguments got through");
+    assert!(
+        !b.contains("<script>alert(5)"),
+        "markup in the arguments got through"
+    );
     assert!(b.contains("&#60;/pre&#62;&#60;script&#62;alert(5)"));
     // No number is invented: the page says none was given, and that it counts as below.
     assert!(b.contains("<b>none given</b>"), "{b}");
     assert!(b.contains("counted as below the gate"));
     assert!(!b.contains("<meter"), "no meter without a number");
+    // "Revise the arguments": the form holds them laid out; what is sent back must be a JSON
+    // object, and reaches the decision canonical.
+    assert!(
+        b.contains("name=\"revised_arguments\""),
+        "an arguments form"
+    );
+    let token = Client::form_token(&b);
+    let path = format!("/e/{id}/answer");
+    let post = |args: &str| {
+        ana.post(
+            &path,
+            &[
+                ("form_token", token.as_str()),
+                ("decision", "revise"),
+                ("revised_arguments", args),
+            ],
+        )
+    };
+    let r = post("[40]");
+    assert!(
+        r.status == 422 && r.body.contains("must be a JSON object"),
+        "{}",
+        r.body
+    );
+    let r = post("{\"amount\": 30,");
+    assert!(r.status == 422 && r.body.contains("not JSON"), "{}", r.body);
+    assert!(
+        srv.published.decisions.lock().unwrap().is_empty(),
+        "nothing sent"
+    );
+    let r = post("{\n  \"note\": \"partial\",\n  \"amount\": 30.0\n}");
+    assert_eq!(r.status, 303, "{}", r.body);
+    let sent = srv.published.decisions.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].decision, DecisionKind::Revise);
+    assert_eq!(
+        sent[0].revised_arguments.as_deref(),
+        Some(r#"{"amount":30,"note":"partial"}"#)
+    );
+    assert_eq!(sent[0].revised_output, None);
 }
 
 #[test]

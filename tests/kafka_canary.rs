@@ -36,6 +36,7 @@ fn answer(esc: &Escalation, kind: DecisionKind, by: &str) -> HumanDecision {
         decided_at_ms: 0,
         drill: false,
         chosen_option: None,
+        revised_arguments: None,
     }
 }
 

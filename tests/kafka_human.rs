@@ -58,6 +58,7 @@ fn answer(esc: &Escalation, kind: DecisionKind) -> HumanDecision {
         decided_at_ms: esc.created_at_ms + 4_000,
         drill: false,
         chosen_option: None,
+        revised_arguments: None,
     }
 }
 

@@ -278,8 +278,9 @@ fn reject(codec: &Codec, x: &Escalation) -> Sent {
         decided_at_ms: 0,
         drill: false,
         chosen_option: None,
+        revised_arguments: None,
     };
-    Sent::other(
+    Sent::decision(
         d.session_id.clone().into_bytes(),
         codec.encode(SchemaKind::HumanDecision, &d).unwrap(),
     )

@@ -77,6 +77,7 @@ fn answer(x: &Escalation, kind: DecisionKind) -> HumanDecision {
         decided_at_ms: 0,
         drill: false,
         chosen_option: None,
+        revised_arguments: None,
     }
 }
 

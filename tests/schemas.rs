@@ -9,11 +9,11 @@ mod common;
 use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::Schema;
 use common::base_event;
+use common::run::Run;
 use handoff::error::{Classify, ErrorClass};
 use handoff::event::wire::{version_header, SCHEMA_VERSION_HEADER};
 use handoff::event::*;
 use handoff::matrix::{Matrix, SessionState};
-use common::run::Run;
 use handoff::pipeline::process::{Outcome, Processor};
 use std::sync::Arc;
 
@@ -63,7 +63,10 @@ fn each_version_reads_the_one_before_it() {
             kind.name()
         );
     }
-    assert_eq!(checked, 2, "AgentAction and Escalation have a version 2");
+    assert_eq!(
+        checked, 4,
+        "AgentAction, Escalation, Verdict and HumanDecision have a version 2"
+    );
     // And the change is a real one: version 1 cannot read a version-2 action (null confidence).
     let a = versions(SchemaKind::AgentAction);
     assert!(SchemaCompatibility::can_read(&a[1], &a[0]).is_err());
@@ -90,6 +93,45 @@ fn an_action_written_before_version_2_is_read_plain_and_through_a_registry() {
     assert_ne!(new, old, "the layouts differ");
     assert!(c.decode_action_record(&[], &new).is_err());
     assert_eq!(c.decode_action_record(&header("2"), &new).unwrap(), e);
+}
+
+#[test]
+fn decisions_and_verdicts_written_before_version_2_are_still_read() {
+    let c = codec();
+    let d = HumanDecision {
+        escalation_id: "esc-1".into(),
+        action_id: "act-1".into(),
+        session_id: "sess-1".into(),
+        role: "support".into(),
+        decided_by: "ana".into(),
+        decision: DecisionKind::Revise,
+        comment: None,
+        revised_output: Some("Refunded 30 EUR.".into()),
+        redirect_role: None,
+        decided_at_ms: 1_798_761_600_000,
+        drill: false,
+        chosen_option: None,
+        revised_arguments: None,
+    };
+    let old = written_with_v1(SchemaKind::HumanDecision, &d);
+    let read: HumanDecision = c
+        .decode_record(SchemaKind::HumanDecision, &[], &old)
+        .unwrap();
+    assert_eq!(read, d);
+    let mut v2 = d.clone();
+    v2.revised_arguments = Some(r#"{"amount":30}"#.into());
+    let new = c.encode(SchemaKind::HumanDecision, &v2).unwrap();
+    let read: HumanDecision = c
+        .decode_record(SchemaKind::HumanDecision, &header("2"), &new)
+        .unwrap();
+    assert_eq!(read, v2);
+    let m = Matrix::default_matrix().unwrap();
+    let e = base_event();
+    let decided = m.evaluate(&e, &SessionState::default());
+    let verdict = handoff::escalation::plan(&m, &e, &decided, e.timestamp_ms, false).verdict;
+    let old = written_with_v1(SchemaKind::Verdict, &verdict);
+    let read: Verdict = c.decode_record(SchemaKind::Verdict, &[], &old).unwrap();
+    assert_eq!(read, verdict);
 }
 
 #[test]

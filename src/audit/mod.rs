@@ -70,6 +70,10 @@ pub struct Answered {
     pub redirect_role: Option<String>,
     /// The option chosen.
     pub chosen_option: Option<String>,
+    /// SHA-256 of revised tool-call arguments, as the person sent them (absent when none; a
+    /// pack written before tool calls has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revised_arguments_sha256: Option<String>,
 }
 
 /// Everything recorded about one action.
@@ -293,6 +297,10 @@ fn entry(
                     .map(|t| sha256_hex(t.as_bytes())),
                 redirect_role: d.redirect_role.clone(),
                 chosen_option: d.chosen_option.clone(),
+                revised_arguments_sha256: d
+                    .revised_arguments
+                    .as_deref()
+                    .map(|t| sha256_hex(t.as_bytes())),
             })
             .collect(),
         outcome: last.outcome,

@@ -175,7 +175,11 @@ pub fn read(
         let decoded = r
             .payload
             .as_deref()
-            .and_then(|p| codec.decode(crate::event::SchemaKind::Verdict, p).ok());
+            .and_then(|p| {
+                codec
+                    .decode_record(crate::event::SchemaKind::Verdict, &r.headers, p)
+                    .ok()
+            });
         match decoded {
             Some(v) => out.push((v, r.headers)),
             None => bad += 1,
@@ -220,6 +224,7 @@ mod tests {
             redirect_role: None,
             drill: false,
             chosen_option: None,
+            revised_arguments: None,
         }
     }
 

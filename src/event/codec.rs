@@ -63,12 +63,18 @@ impl SchemaKind {
                 include_str!("../../schemas/history/agent_action.v1.avsc"),
                 include_str!("../../schemas/agent_action.avsc"),
             ],
-            SchemaKind::Verdict => &[include_str!("../../schemas/verdict.avsc")],
+            SchemaKind::Verdict => &[
+                include_str!("../../schemas/history/verdict.v1.avsc"),
+                include_str!("../../schemas/verdict.avsc"),
+            ],
             SchemaKind::Escalation => &[
                 include_str!("../../schemas/history/escalation.v1.avsc"),
                 include_str!("../../schemas/escalation.avsc"),
             ],
-            SchemaKind::HumanDecision => &[include_str!("../../schemas/human_decision.avsc")],
+            SchemaKind::HumanDecision => &[
+                include_str!("../../schemas/history/human_decision.v1.avsc"),
+                include_str!("../../schemas/human_decision.avsc"),
+            ],
             SchemaKind::Digest => &[include_str!("../../schemas/digest.avsc")],
         }
     }

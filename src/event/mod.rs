@@ -6,11 +6,13 @@ mod audit;
 pub mod canary;
 mod codec;
 pub mod layout;
+mod tool_call;
 mod validate;
 pub mod wire;
 
 pub use audit::{AuditEntry, AuditKind, Via};
 pub use codec::{Codec, CodecError, SchemaKind, DEFAULT_MAX_RECORD_BYTES};
+pub use tool_call::ToolCall;
 pub use validate::{is_action_type, EventError, EventLimits};
 
 use serde::{Deserialize, Serialize};
@@ -76,29 +78,6 @@ pub struct AgentAction {
     /// The tool call behind the action, when an agent framework made one.
     #[serde(default, deserialize_with = "layout::added_in_2")]
     pub tool_call: Option<ToolCall>,
-}
-
-/// A tool call an agent framework paused for approval.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ToolCall {
-    /// The tool's name.
-    pub name: String,
-    /// The arguments: a JSON object as text (canonical, RFC 8785, when handoff's gateway or
-    /// clients wrote it).
-    pub arguments: String,
-    /// The framework's id of this call.
-    #[serde(default)]
-    pub call_id: Option<String>,
-    /// The framework (`openai-agents`, `langgraph`, `mcp`, `ai-sdk`, …).
-    #[serde(default)]
-    pub framework: Option<String>,
-    /// The framework's run, thread or interrupt id the call is paused in.
-    #[serde(default)]
-    pub run_id: Option<String>,
-    /// The tool's argument JSON Schema as text, when known.
-    #[serde(default)]
-    pub arguments_schema: Option<String>,
 }
 
 /// Lifecycle state of an agent action.
@@ -298,6 +277,10 @@ pub struct Verdict {
     /// The option a human chose (run that one).
     #[serde(default)]
     pub chosen_option: Option<String>,
+    /// The tool call's arguments as a human revised them (call the tool with these): a JSON
+    /// object in canonical form (RFC 8785).
+    #[serde(default)]
+    pub revised_arguments: Option<String>,
 }
 
 /// What the human receiving an escalation must do.
@@ -458,7 +441,7 @@ pub enum DecisionKind {
     Approve,
     /// Do not run it.
     Reject,
-    /// Run it with `revised_output`.
+    /// Run it with `revised_output` and/or, for a tool call, `revised_arguments`.
     Revise,
     /// Hand it to `redirect_role`.
     Redirect,
@@ -521,6 +504,10 @@ pub struct HumanDecision {
     /// With `approve`: the option chosen, one of the action's `options` verbatim.
     #[serde(default)]
     pub chosen_option: Option<String>,
+    /// With `revise`, for an action with a tool call: its arguments as edited, a JSON object as
+    /// text.
+    #[serde(default)]
+    pub revised_arguments: Option<String>,
 }
 
 /// Why an item is in a digest.

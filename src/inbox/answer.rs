@@ -21,12 +21,41 @@ pub struct AnswerForm {
     /// The edited draft (revise).
     #[serde(default)]
     pub revised_output: String,
+    /// The edited arguments of the tool call, a JSON object (revise).
+    #[serde(default)]
+    pub revised_arguments: String,
     /// The option chosen (choose).
     #[serde(default)]
     pub chosen_option: String,
     /// The role to hand it to (redirect).
     #[serde(default)]
     pub redirect_role: String,
+}
+
+/// A revision: of the draft, of the tool call's arguments (checked against the tool's argument
+/// schema, sent canonical), or both.
+fn revise(d: &mut HumanDecision, item: &Item, form: &AnswerForm) -> Result<(), String> {
+    d.decision = DecisionKind::Revise;
+    let text = form.revised_output.replace("\r\n", "\n");
+    let arguments = form.revised_arguments.trim();
+    if text.trim().is_empty() && arguments.is_empty() {
+        return Err(
+            "revise: give the revised text (revised_output) or arguments (revised_arguments)"
+                .into(),
+        );
+    }
+    if !text.trim().is_empty() {
+        d.revised_output = Some(text);
+    }
+    if !arguments.is_empty() {
+        let Some(call) = &item.action.event.tool_call else {
+            return Err(
+                "revise: this action is no tool call, it has no arguments to revise".into(),
+            );
+        };
+        d.revised_arguments = Some(call.revise(arguments).map_err(|e| format!("revise: {e}"))?);
+    }
+    Ok(())
 }
 
 /// Longest text accepted in a comment or a revision.
@@ -44,6 +73,7 @@ pub fn decision(
     for (field, text) in [
         ("comment", &form.comment),
         ("revised_output", &form.revised_output),
+        ("revised_arguments", &form.revised_arguments),
     ] {
         if text.len() > MAX_TEXT {
             return Err(format!("{field}: {} bytes, at most {MAX_TEXT}", text.len()));
@@ -62,6 +92,7 @@ pub fn decision(
         decided_at_ms: now_ms,
         drill: item.action.drill,
         chosen_option: None,
+        revised_arguments: None,
     };
     match form.decision.as_str() {
         "approve" => {}
@@ -72,14 +103,7 @@ pub fn decision(
                 return Err("reject: give a reason (comment), the agent and the audit need it".into());
             }
         }
-        "revise" => {
-            d.decision = DecisionKind::Revise;
-            let text = form.revised_output.replace("\r\n", "\n");
-            if text.trim().is_empty() {
-                return Err("revise: the revised text (revised_output) is empty".into());
-            }
-            d.revised_output = Some(text);
-        }
+        "revise" => revise(&mut d, item, form)?,
         "choose" => {
             let options = &item.action.event.options;
             if !options.contains(&form.chosen_option) {

@@ -71,18 +71,22 @@ impl KafkaPublisher {
             })
     }
 
+    /// Sends `bytes` keyed by `key`, with the header naming its schema version when it has one.
     fn send(
         &self,
         topic: &str,
         key: &str,
         bytes: Vec<u8>,
+        version: Option<(&'static str, &'static [u8])>,
     ) -> BoxFuture<'static, Result<(), PublishError>> {
         let producer = self.producer.clone();
         let (topic, key) = (topic.to_string(), key.to_string());
         Box::pin(async move {
+            let headers: Vec<(&str, &[u8])> = version.into_iter().collect();
             let parts = Parts {
                 key: Some(key.as_bytes()),
                 payload: Some(&bytes),
+                headers: &headers,
                 ..Parts::default()
             };
             let record = to_future(record(&topic, parts, ()));
@@ -100,14 +104,17 @@ impl KafkaPublisher {
 impl Publish for KafkaPublisher {
     fn decision(&self, d: &HumanDecision) -> BoxFuture<'static, Result<(), PublishError>> {
         match self.codec.encode(SchemaKind::HumanDecision, d) {
-            Ok(bytes) => self.send(&self.decisions, &d.session_id, bytes),
+            Ok(bytes) => {
+                let version = crate::event::wire::version_header(SchemaKind::HumanDecision);
+                self.send(&self.decisions, &d.session_id, bytes, version)
+            }
             Err(e) => Box::pin(std::future::ready(Err(PublishError::Encode(e.to_string())))),
         }
     }
 
     fn audit(&self, e: &AuditEntry) -> BoxFuture<'static, Result<(), PublishError>> {
         let bytes = serde_json::to_vec(e).expect("audit entries serialize");
-        self.send(&self.audit, &e.escalation_id, bytes)
+        self.send(&self.audit, &e.escalation_id, bytes, None)
     }
 }
 

@@ -176,6 +176,7 @@ impl People {
             decided_at_ms: at,
             drill: self.signature.drill || x.drill,
             chosen_option: None,
+            revised_arguments: None,
         }
     }
 }

@@ -147,11 +147,13 @@ fn send(
     counts: &ResponderCounts,
 ) -> Result<(), SimError> {
     let bytes = codec.encode(SchemaKind::HumanDecision, d)?;
-    let drill = [crate::event::wire::DRILL];
+    let version = crate::event::wire::version_header(SchemaKind::HumanDecision);
+    let drill = d.drill.then_some(crate::event::wire::DRILL);
+    let headers: Vec<(&str, &[u8])> = version.into_iter().chain(drill).collect();
     let parts = Parts {
         key: Some(d.session_id.as_bytes()),
         payload: Some(&bytes),
-        headers: if d.drill { &drill } else { &[] },
+        headers: &headers,
         partition: None,
     };
     if let Err(e) = send_polling(producer, record(topic, parts, ())) {

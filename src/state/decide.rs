@@ -37,7 +37,10 @@ impl PartitionState {
         let (ai, ei) = self.find_escalation(d)?;
         // Check the decision before changing anything.
         let redirect_to = check(matrix, d)?;
-        check_option(&self.sessions[&d.session_id].open[ai].event.options, d)?;
+        let event = &self.sessions[&d.session_id].open[ai].event;
+        check_option(&event.options, d)?;
+        let revised_arguments = check_arguments(event, d)?;
+        let main_action = event.action_id.clone();
         let esc = &self.sessions[&d.session_id].open[ai].escalations[ei];
         if repeated(esc, d.decision) {
             return Err(Ignored::Duplicate(d.escalation_id.clone()));
@@ -77,6 +80,10 @@ impl PartitionState {
             v.comment = d.comment.clone();
             v.revised_output = d.revised_output.clone();
             v.chosen_option = d.chosen_option.clone();
+            // The arguments are the answered action's call's, not a grouped action's.
+            if v.action_id == main_action {
+                v.revised_arguments = revised_arguments.clone();
+            }
             effects.push(Effect::Verdict(Box::new(v)));
         }
         self.close_action(&session, ai, effects);
@@ -144,9 +151,12 @@ impl PartitionState {
 fn check(matrix: &Matrix, d: &HumanDecision) -> Result<Option<usize>, Ignored> {
     let id = &d.escalation_id;
     match d.decision {
-        DecisionKind::Revise if d.revised_output.is_none() => Err(Ignored::Invalid(format!(
-            "decision `revise` for {id} needs `revised_output`, found null"
-        ))),
+        DecisionKind::Revise if d.revised_output.is_none() && d.revised_arguments.is_none() => {
+            Err(Ignored::Invalid(format!(
+                "decision `revise` for {id} needs `revised_output` or `revised_arguments`, \
+                 found neither"
+            )))
+        }
         DecisionKind::Redirect => match d.redirect_role.as_deref() {
             Some(role) => match matrix.role_index(role) {
                 Some(i) => Ok(Some(i)),
@@ -187,6 +197,32 @@ fn check_option(options: &[String], d: &HumanDecision) -> Result<(), Ignored> {
         )));
     }
     Ok(())
+}
+
+/// Revised arguments come with `revise`, for an action with a tool call, and must be arguments
+/// its tool accepts; returns them in canonical form.
+fn check_arguments(
+    event: &crate::event::AgentAction,
+    d: &HumanDecision,
+) -> Result<Option<String>, Ignored> {
+    let Some(revised) = d.revised_arguments.as_deref() else {
+        return Ok(None);
+    };
+    let id = &d.escalation_id;
+    if d.decision != DecisionKind::Revise {
+        return Err(Ignored::Invalid(format!(
+            "`revised_arguments` for {id} come with decision `revise`, found `{}`",
+            d.decision.as_str()
+        )));
+    }
+    let Some(call) = &event.tool_call else {
+        return Err(Ignored::Invalid(format!(
+            "`revised_arguments` for {id}: the action has no tool call to revise"
+        )));
+    };
+    call.revise(revised)
+        .map(Some)
+        .map_err(|why| Ignored::Invalid(format!("`revised_arguments` for {id}: {why}")))
 }
 
 /// True when the escalation already has this answer.

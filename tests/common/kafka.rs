@@ -57,8 +57,10 @@ pub struct Sent {
 impl Sent {
     /// An action as handoff's producers write it: the current schema version, with its header.
     pub fn action(e: AgentAction) -> Sent {
-        let codec = Codec::new(Default::default()).unwrap();
-        let bytes = codec.encode(SchemaKind::AgentAction, &e).unwrap();
+        // One codec for every record: making one parses every schema version.
+        static CODEC: std::sync::LazyLock<Codec> =
+            std::sync::LazyLock::new(|| Codec::new(Default::default()).unwrap());
+        let bytes = CODEC.encode(SchemaKind::AgentAction, &e).unwrap();
         Sent {
             key: e.session_id.clone().into_bytes(),
             bytes,
@@ -77,15 +79,29 @@ impl Sent {
         }
     }
 
-    /// A record of another kind, sent as it is (a human decision).
-    pub fn other(key: Vec<u8>, bytes: Vec<u8>) -> Sent {
+    /// A human decision as handoff's inbox writes it (the current version, with its header).
+    pub fn decision(key: Vec<u8>, bytes: Vec<u8>) -> Sent {
         Sent {
             key,
             bytes,
             event: None,
-            headers: Vec::new(),
+            headers: handoff::event::wire::version_header(SchemaKind::HumanDecision)
+                .into_iter()
+                .collect(),
         }
     }
+}
+
+/// The headers of a human decision written with the current schema version.
+pub fn decision_headers() -> rdkafka::message::OwnedHeaders {
+    let mut hs = rdkafka::message::OwnedHeaders::new();
+    if let Some((key, v)) = handoff::event::wire::version_header(SchemaKind::HumanDecision) {
+        hs = hs.insert(rdkafka::message::Header {
+            key,
+            value: Some(v),
+        });
+    }
+    hs
 }
 
 /// The headers of an action written with the current schema version.
@@ -144,7 +160,8 @@ pub fn send_decisions(bootstrap: &str, ds: &[handoff::event::HumanDecision]) {
         p.send(
             BaseRecord::<[u8], [u8]>::to("human.decisions")
                 .key(d.session_id.as_bytes())
-                .payload(&bytes[..]),
+                .payload(&bytes[..])
+                .headers(decision_headers()),
         )
         .map_err(|(e, _)| e)
         .unwrap();

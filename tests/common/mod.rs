@@ -85,5 +85,6 @@ pub fn answer(x: &Escalation, kind: DecisionKind, by: &str, at: i64) -> HumanDec
         decided_at_ms: at,
         drill: false,
         chosen_option: None,
+        revised_arguments: None,
     }
 }

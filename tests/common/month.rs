@@ -130,6 +130,7 @@ pub fn history_with(text: &str, groups: Vec<Group>) -> Records {
                     decided_at_ms: e.timestamp_ms + 60_000,
                     drill: g.drill,
                     chosen_option: None,
+                    revised_arguments: None,
                 };
                 run.decide(&d, d.decided_at_ms);
                 r.decisions.push(d);

@@ -76,7 +76,8 @@ impl Run {
 
     pub fn decide(&mut self, d: &HumanDecision, now: i64) {
         let bytes = self.codec.encode(SchemaKind::HumanDecision, d).unwrap();
-        self.record("human.decisions", &d.session_id, &bytes, now);
+        let h = handoff::event::wire::version_headers(SchemaKind::HumanDecision);
+        self.record_with("human.decisions", &d.session_id, &bytes, &h, now);
     }
 
     /// A timer tick as a worker runs it (new rules taken first, the drill twin ticked too),

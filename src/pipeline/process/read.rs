@@ -124,6 +124,8 @@ impl Reading {
     /// A human decision record, decoded.
     pub(super) fn decision(&self, input: &Input<'_>) -> Result<HumanDecision, Refusal> {
         let bytes = self.value(input)?;
-        Ok(self.codec.decode(SchemaKind::HumanDecision, bytes)?)
+        Ok(self
+            .codec
+            .decode_record(SchemaKind::HumanDecision, input.headers, bytes)?)
     }
 }
