@@ -116,7 +116,10 @@ fn a_canary_is_handed_over_like_any_action_but_never_reaches_the_agent_or_the_re
     assert_eq!(canaries[0].0.outcome, VerdictOutcome::AwaitHuman);
     let mut marked = handoff::event::wire::version_headers(handoff::event::SchemaKind::Verdict);
     marked.push(report::header(Expect::Reject));
-    assert_eq!(canaries[0].1, marked, "its schema version, and the expected answer");
+    assert_eq!(
+        canaries[0].1, marked,
+        "its schema version, and the expected answer"
+    );
     // Counted once: the real action only.
     assert_eq!(total(&stats, "handoff_escalations_total"), 1.0);
     assert_eq!(total(&stats, "handoff_pending_escalations"), 1.0);

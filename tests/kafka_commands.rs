@@ -133,7 +133,10 @@ fn answers_go_only_to_the_prefixed_role_topics_and_count_when_delivered() {
             x.session_id.as_bytes(),
             &bytes,
             // As the processor writes them: the kind, and the schema version.
-            &[("handoff.kind", "escalation"), ("handoff.schema.version", "2")],
+            &[
+                ("handoff.kind", "escalation"),
+                ("handoff.schema.version", "2"),
+            ],
         );
     }
     let mut people = Command::new(handoff_bin())

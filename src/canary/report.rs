@@ -172,14 +172,11 @@ pub fn read(
     let mut bad = 0;
     let mut out = Vec::with_capacity(recs.len());
     for r in recs {
-        let decoded = r
-            .payload
-            .as_deref()
-            .and_then(|p| {
-                codec
-                    .decode_record(crate::event::SchemaKind::Verdict, &r.headers, p)
-                    .ok()
-            });
+        let decoded = r.payload.as_deref().and_then(|p| {
+            codec
+                .decode_record(crate::event::SchemaKind::Verdict, &r.headers, p)
+                .ok()
+        });
         match decoded {
             Some(v) => out.push((v, r.headers)),
             None => bad += 1,
