@@ -290,6 +290,15 @@ fn the_processor_reads_both_versions_and_writes_escalations_of_version_2_with_th
     assert!(matches!(outcome, Outcome::Decided { .. }), "{outcome:?}");
 }
 
+/// The shipped matrix with `without_confidence = value` said.
+fn shipped_saying(value: &str) -> Result<Matrix, handoff::matrix::MatrixError> {
+    let text = handoff::matrix::DEFAULT_MATRIX_TOML.replace(
+        "# without_confidence = \"below\"",
+        &format!("without_confidence = \"{value}\""),
+    );
+    Matrix::from_toml_str(&text, handoff::matrix::MatrixSource::Default)
+}
+
 #[test]
 fn without_a_confidence_the_gate_fires_unless_the_matrix_says_it_passes() {
     let mut e = base_event();
@@ -308,37 +317,15 @@ fn without_a_confidence_the_gate_fires_unless_the_matrix_says_it_passes() {
         .unwrap();
     let said = closed.describe(flag, &e);
     assert!(said.contains("no confidence given"), "{said}");
-    let open = Matrix::from_toml_str(
-        &handoff::matrix::DEFAULT_MATRIX_TOML.replace(
-            "# without_confidence = \"below\"",
-            "without_confidence = \"passes\"",
-        ),
-        handoff::matrix::MatrixSource::Default,
-    )
-    .unwrap();
+    let open = shipped_saying("passes").unwrap();
     let d = open.evaluate(&e, &SessionState::default());
     assert!(!d.triggers.iter().any(|t| t.as_str() == "low_confidence"));
     assert_eq!(d.session.consecutive_low, 0);
     // Saying the default changes nothing, not even the rule version; saying "passes" does.
-    let said_default = Matrix::from_toml_str(
-        &handoff::matrix::DEFAULT_MATRIX_TOML.replace(
-            "# without_confidence = \"below\"",
-            "without_confidence = \"below\"",
-        ),
-        handoff::matrix::MatrixSource::Default,
-    )
-    .unwrap();
+    let said_default = shipped_saying("below").unwrap();
     assert_eq!(said_default.version(), closed.version());
     assert_ne!(open.version(), closed.version());
-    let bad = Matrix::from_toml_str(
-        &handoff::matrix::DEFAULT_MATRIX_TOML.replace(
-            "# without_confidence = \"below\"",
-            "without_confidence = \"maybe\"",
-        ),
-        handoff::matrix::MatrixSource::Default,
-    )
-    .unwrap_err()
-    .to_string();
+    let bad = shipped_saying("maybe").unwrap_err().to_string();
     assert!(
         bad.contains("triggers.low_confidence") && bad.contains("maybe"),
         "{bad}"
