@@ -191,7 +191,15 @@ fn writer_cases(event: &AgentAction) -> Vec<(&'static str, String, Vec<u8>, Expe
         ("trace_id", Value::String("t-1".into())),
         ("priority", Value::Int(3)),
     ];
+    let shipped_v1 = SchemaKind::AgentAction.versions()[0].to_string();
     vec![
+        (
+            // An older version handoff ships: read on the typed path of that version.
+            "shipped version 1",
+            shipped_v1.clone(),
+            encode_with(&shipped_v1, event, &[]),
+            Expect::Decoded(Box::new(event.clone())),
+        ),
         (
             "same",
             shipped,

@@ -98,6 +98,9 @@ impl RegistryError {
 pub enum Writer {
     /// The reader schema itself (same canonical form): the typed decoder.
     Same,
+    /// An older version handoff ships (`schemas/history/`): the typed decoder of that version,
+    /// as for a plain record naming it in its header.
+    Shipped(u32),
     /// A compatible other version: apache-avro resolves it to the reader schema.
     Resolved(Box<apache_avro::Schema>),
     /// Not readable; every record written with it is a dead letter.
@@ -112,6 +115,8 @@ pub struct SchemaRegistry {
     client: Client,
     reader: apache_avro::Schema,
     reader_canonical: String,
+    /// The canonical form of each shipped version of the reader's schema, version 1 first.
+    shipped_canonical: Vec<String>,
     reader_name: &'static str,
     cache: RwLock<Cache>,
     capacity: usize,
@@ -157,6 +162,15 @@ impl SchemaRegistry {
         Ok(SchemaRegistry {
             client: Client::new(settings)?,
             reader_canonical: reader.canonical_form(),
+            shipped_canonical: SchemaKind::AgentAction
+                .versions()
+                .iter()
+                .map(|text| {
+                    apache_avro::Schema::parse_str(text)
+                        .expect("the shipped schemas parse (the codec parsed them)")
+                        .canonical_form()
+                })
+                .collect(),
             reader,
             reader_name: SchemaKind::AgentAction.name(),
             cache: RwLock::new(Cache::default()),
@@ -269,8 +283,12 @@ impl SchemaRegistry {
             Ok(w) => w,
             Err(e) => return Writer::Incompatible(format!("the schema does not parse: {e}")),
         };
-        if writer.canonical_form() == self.reader_canonical {
+        let canonical = writer.canonical_form();
+        if canonical == self.reader_canonical {
             return Writer::Same;
+        }
+        if let Some(i) = self.shipped_canonical.iter().position(|c| *c == canonical) {
+            return Writer::Shipped(i as u32 + 1);
         }
         match SchemaCompatibility::can_read(&writer, &self.reader) {
             Ok(()) => Writer::Resolved(Box::new(writer)),
@@ -350,6 +368,7 @@ impl RegistryDecoder {
         let writer = &self.local[&id];
         let decoded = match &**writer {
             Writer::Same => codec.decode_action(datum),
+            Writer::Shipped(version) => codec.decode_action_version(Ok(*version), datum),
             Writer::Resolved(schema) => codec.decode_action_resolved(schema, datum),
             Writer::Incompatible(reason) => {
                 return Err(RegistryError::Incompatible {
