@@ -94,9 +94,9 @@ fn audit_export_and_suggest_over_the_last_minute_of_a_live_topic_end_with_the_ri
         Duration::from_secs(180),
     );
     assert!(export.status.success(), "{}", text(&export));
-    let out = dir.join("suggest");
-    let (suggest, suggest_took) = run_within(
-        &[
+    // suggest over the range, from the topics or (with `sources`) from files, into `out`.
+    let suggest_into = |out: &std::path::Path, sources: &[&str], within| {
+        let mut args = vec![
             "suggest",
             "--from",
             &from_s,
@@ -106,11 +106,13 @@ fn audit_export_and_suggest_over_the_last_minute_of_a_live_topic_end_with_the_ri
             cfg_s,
             "--min-cases",
             "5",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        Duration::from_secs(180),
-    );
+        ];
+        args.extend_from_slice(sources);
+        args.extend(["--out", out.to_str().unwrap()]);
+        run_within(&args, within)
+    };
+    let out = dir.join("suggest");
+    let (suggest, suggest_took) = suggest_into(&out, &[], Duration::from_secs(180));
     assert!(suggest.status.success(), "{}", text(&suggest));
     assert!(
         traffic.0.try_wait().unwrap().is_none() && processor.0.try_wait().unwrap().is_none(),
@@ -166,30 +168,17 @@ fn audit_export_and_suggest_over_the_last_minute_of_a_live_topic_end_with_the_ri
     let file = |name: &str| recorded.join(name).to_str().unwrap().to_string();
     let (events, verdicts) = (file("events.jsonl"), file("verdicts.jsonl"));
     let (decisions, canaries) = (file("decisions.jsonl"), file("canaries.jsonl"));
-    let (suggest_files, _) = run_within(
-        &[
-            "suggest",
-            "--from",
-            &from_s,
-            "--to",
-            &to_s,
-            "--config",
-            cfg_s,
-            "--min-cases",
-            "5",
-            "--events",
-            &events,
-            "--verdicts",
-            &verdicts,
-            "--decisions",
-            &decisions,
-            "--canaries",
-            &canaries,
-            "--out",
-            from_files.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
+    let sources = [
+        "--events",
+        &events,
+        "--verdicts",
+        &verdicts,
+        "--decisions",
+        &decisions,
+        "--canaries",
+        &canaries,
+    ];
+    let (suggest_files, _) = suggest_into(&from_files, &sources, Duration::from_secs(60));
     assert!(suggest_files.status.success(), "{}", text(&suggest_files));
     let files_report = report_json(&from_files);
     for key in [

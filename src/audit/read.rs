@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::event::wire::KIND_HEADER;
 use crate::event::{Codec, SchemaKind};
 use crate::kafka::range::{self as source, Range, SourceError};
-use crate::kafka::record::header;
+use crate::kafka::record::{header, schema_version};
 use crate::matrix::Matrix;
 use rdkafka::message::{BorrowedMessage, Message};
 use serde_json::{json, Value};
@@ -157,8 +157,7 @@ fn collect<T>(
             return;
         }
         c.records += 1;
-        let version = header(m, crate::event::wire::SCHEMA_VERSION_HEADER);
-        let version = crate::event::wire::parse_schema_version(version);
+        let version = schema_version(m);
         match m.payload().ok_or(()).and_then(|b| decode(b, version)) {
             Ok(v) => out.extend(v),
             Err(()) => c.unreadable += 1,

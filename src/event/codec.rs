@@ -307,12 +307,7 @@ impl Codec {
         version: Result<u32, String>,
         bytes: &[u8],
     ) -> Result<T, CodecError> {
-        let version = version.map_err(|found| CodecError::UnknownVersion {
-            name: kind.name(),
-            header: super::wire::SCHEMA_VERSION_HEADER,
-            version: found,
-            current: kind.current_version(),
-        })?;
+        let version = version.map_err(|found| unknown_version(kind, found))?;
         self.decode_version(kind, version, bytes)
     }
 
@@ -328,12 +323,7 @@ impl Codec {
         self.check_size(bytes.len())?;
         let schema = self
             .fast_schema(kind, version)
-            .ok_or_else(|| CodecError::UnknownVersion {
-                name: kind.name(),
-                header: super::wire::SCHEMA_VERSION_HEADER,
-                version: version.to_string(),
-                current: kind.current_version(),
-            })?;
+            .ok_or_else(|| unknown_version(kind, version.to_string()))?;
         let mut state = DeserializerState::from_slice(bytes, schema);
         let value = T::deserialize(state.deserializer()).map_err(|e| CodecError::AvroDecode {
             name: kind.name(),
@@ -492,6 +482,16 @@ impl Codec {
         })?;
         action.validate(&self.limits)?;
         Ok(action)
+    }
+}
+
+/// A record of `kind` naming a schema version (`found`, as written) this handoff does not ship.
+fn unknown_version(kind: SchemaKind, found: String) -> CodecError {
+    CodecError::UnknownVersion {
+        name: kind.name(),
+        header: super::wire::SCHEMA_VERSION_HEADER,
+        version: found,
+        current: kind.current_version(),
     }
 }
 

@@ -27,6 +27,12 @@ pub fn header<'a, M: Message>(m: &'a M, key: &str) -> Option<&'a [u8]> {
     m.headers()?.iter().find(|h| h.key == key)?.value
 }
 
+/// The schema version a received record names in its header (see
+/// [`crate::event::wire::parse_schema_version`]: none is version 1).
+pub fn schema_version<M: Message>(m: &M) -> Result<u32, String> {
+    crate::event::wire::parse_schema_version(header(m, crate::event::wire::SCHEMA_VERSION_HEADER))
+}
+
 /// The record of `parts` on `topic`, carrying `opaque` to the delivery callback.
 pub fn record<'a, D: rdkafka::util::IntoOpaque>(
     topic: &'a str,

@@ -8,7 +8,7 @@ use super::SimError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::event::{Codec, Escalation, HumanDecision, SchemaKind};
-use crate::kafka::record::{header, record, send_polling, Parts};
+use crate::kafka::record::{record, schema_version, send_polling, Parts};
 use crate::kafka::{self, Role};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -106,8 +106,7 @@ pub fn respond(
     let mut people = cfg.people(roles);
     while !stop.load(Ordering::Acquire) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            let version = header(&m, crate::event::wire::SCHEMA_VERSION_HEADER);
-            let version = crate::event::wire::parse_schema_version(version);
+            let version = schema_version(&m);
             let esc = m.payload().and_then(|p| {
                 codec
                     .decode_header_version::<Escalation>(SchemaKind::Escalation, version, p)
