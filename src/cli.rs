@@ -73,9 +73,14 @@ pub enum Command {
     /// for the people of each role (at the configured rate until Ctrl-C, or --count each at
     /// once for a drill); `report` prints caught, missed and time to answer per role.
     Canary(CanaryArgs),
+    /// The HTTP gateway for agents that do not speak Kafka: `POST /v1/actions`, verdicts by
+    /// long poll or server-sent events, per-agent keys; its own process beside `run`. Runs
+    /// until Ctrl-C.
+    Gateway(GatewayArgs),
     /// Make a sign-in token for a person of the inbox: prints the token (give it to them) and
-    /// the `token_sha256` line for `[[inbox.people]]`.
-    Token,
+    /// the `token_sha256` line for `[[inbox.people]]`; with --agent, a gateway key and its
+    /// `key_sha256` line for `[[gateway.agents]]`.
+    Token(TokenArgs),
     /// Show the records of a topic handoff reads or writes, decoded, as JSON lines: a time
     /// range of it (the whole topic by default), or what arrives (--follow); filtered by action
     /// or session.
@@ -362,6 +367,22 @@ pub struct InboxArgs {
     /// The cluster, `[inbox]` (people, sign-in) and every other setting.
     #[command(flatten)]
     pub kafka: KafkaArgs,
+}
+
+/// `handoff gateway`.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// The cluster, `[gateway]` (bind, limits, agent keys) and every other setting.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+/// `handoff token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// A key for an agent of the gateway instead of a person's sign-in token.
+    #[arg(long)]
+    pub agent: bool,
 }
 
 /// The demo's default rate, events per second: what the local broker, the processor, the fleet,

@@ -32,7 +32,8 @@ pub mod config;
 // kafka: every client from the settings, administration, record building, topic reading.
 pub mod kafka;
 
-// edges: the long-running processes and what they serve (processor, inbox, notifications).
+// edges: the long-running processes and what they serve (processor, inbox, gateway, …).
+pub mod gateway;
 pub mod inbox;
 pub mod metrics;
 pub mod notify;

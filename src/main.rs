@@ -35,8 +35,8 @@ fn main() -> ExitCode {
 /// with the signal handler installed, before they do anything else.
 fn dispatch(command: Command) -> commands::Result {
     use commands::{
-        audit, canary, check, demo, diff, eval, gameday, generate, inbox, replay, respond, run,
-        suggest, tail, test_rules,
+        audit, canary, check, demo, diff, eval, gameday, gateway, generate, inbox, replay, respond,
+        run, suggest, tail, test_rules,
     };
     match command {
         Command::Check(args) => check::run(args),
@@ -49,7 +49,8 @@ fn dispatch(command: Command) -> commands::Result {
         Command::Diff(args) => diff::run(args),
         Command::Respond(args) => respond::run(args, CommandRuntime::now()?),
         Command::Inbox(args) => inbox::run(args, CommandRuntime::now()?),
-        Command::Token => inbox::token(),
+        Command::Gateway(args) => gateway::run(args, CommandRuntime::now()?),
+        Command::Token(args) => inbox::token(args.agent),
         Command::Audit(args) => audit::run(args),
         Command::Canary(args) => canary::run(args, CommandRuntime::now()?),
         Command::Suggest(args) => suggest::run(args),

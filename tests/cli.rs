@@ -728,3 +728,40 @@ fn token_prints_a_token_and_its_configuration_line() {
     );
     assert_eq!(token.len(), 64);
 }
+
+#[test]
+fn token_agent_prints_a_gateway_key_and_its_configuration_line() {
+    let out = handoff().args(["token", "--agent"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let key = text.lines().next().unwrap().rsplit(' ').next().unwrap();
+    let hash = handoff::inbox::auth::token_sha256(key);
+    assert!(text.contains(&format!("key_sha256 = \"{hash}\"")), "{text}");
+    assert!(text.contains("[[gateway.agents]]"), "{text}");
+}
+
+#[test]
+fn a_gateway_config_with_problems_is_refused_naming_every_setting() {
+    let dir = std::env::temp_dir().join(format!("handoff-cli-gw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        "[gateway]\nbind = \"here\"\n[[gateway.agents]]\nname = \"bots\"\nkey_sha256 = \"abc\"\nagent_ids = []\n",
+    )
+    .unwrap();
+    let out = handoff()
+        .args(["gateway", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "gateway.bind",
+        "gateway.agents[0].key_sha256",
+        "gateway.agents[0].agent_ids",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}

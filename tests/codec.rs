@@ -369,3 +369,17 @@ fn shipped_schemas_parse_and_name_the_fixed_fields() {
         );
     }
 }
+
+#[test]
+fn a_json_error_names_the_nested_field_it_is_in() {
+    let c = codec();
+    let bad = r#"{"action_id":"a","session_id":"s","agent_id":"g","timestamp_ms":1,
+        "action_type":"email.send","request":"r","summary":"s","reversible":true,
+        "affects_others":false,"customer":{"id":"c","tier":"platinum"}}"#;
+    let err = c.decode_action_json(bad).unwrap_err().to_string();
+    assert!(err.contains("field `customer.tier`"), "{err}");
+    assert!(err.contains("platinum"), "{err}");
+    let trailing = format!("{} {{}}", bad.replace("platinum", "vip"));
+    let err = c.decode_action_json(&trailing).unwrap_err().to_string();
+    assert!(err.contains("trailing"), "{err}");
+}

@@ -3,7 +3,7 @@
 //! agents' events and marked with the canary header; and when to send them (a Poisson process
 //! per role, so people cannot learn the rhythm).
 
-use crate::config::{CanarySettings, InputFormat, Settings};
+use crate::config::{CanarySettings, Settings};
 use crate::event::canary::{Expect, CANARY_HEADER};
 use crate::event::{AgentAction, Codec, CodecError, EventLimits, SchemaKind};
 use crate::matrix::{Matrix, SessionState};
@@ -166,12 +166,7 @@ pub fn record(
     event: &AgentAction,
     expect: Expect,
 ) -> Result<Record, CodecError> {
-    let value = match (settings.input.format, settings.input.schema_ids.first()) {
-        (InputFormat::Confluent, Some(id)) => {
-            codec.encode_framed(SchemaKind::AgentAction, event, *id)?
-        }
-        _ => codec.encode(SchemaKind::AgentAction, event)?,
-    };
+    let value = crate::kafka::record::action_value(settings, codec, event)?;
     let mut headers = vec![(CANARY_HEADER, expect.as_str().as_bytes())];
     headers.extend(crate::event::wire::version_header(SchemaKind::AgentAction));
     Ok(Record {

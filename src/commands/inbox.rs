@@ -35,13 +35,17 @@ pub fn run(args: InboxArgs, started: CommandRuntime) -> Result {
     }
 }
 
-/// Prints a new token and the line that configures it.
-pub fn token() -> Result {
+/// Prints a new token (a person's, or with `agent` a gateway key) and the line that configures
+/// it.
+pub fn token(agent: bool) -> Result {
     let token = handoff::inbox::auth::new_token();
-    println!("token (give it to the person; it is not stored anywhere): {token}");
-    println!(
-        "token_sha256 = \"{}\"   # for their [[inbox.people]] entry",
-        handoff::inbox::auth::token_sha256(&token)
-    );
+    let hash = handoff::inbox::auth::token_sha256(&token);
+    if agent {
+        println!("key (give it to the agent's operator; it is not stored anywhere): {token}");
+        println!("key_sha256 = \"{hash}\"   # for its [[gateway.agents]] entry");
+    } else {
+        println!("token (give it to the person; it is not stored anywhere): {token}");
+        println!("token_sha256 = \"{hash}\"   # for their [[inbox.people]] entry");
+    }
     Ok(Outcome::Success)
 }

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod diff;
 pub mod eval;
 pub mod gameday;
+pub mod gateway;
 pub mod generate;
 pub mod inbox;
 pub mod replay;

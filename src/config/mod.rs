@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod canary;
+pub mod gateway;
 pub mod inbox;
 pub mod kafka;
 pub mod notify;
@@ -19,6 +20,7 @@ pub mod secret;
 mod validate;
 
 pub use canary::{CanaryCase, CanarySettings};
+pub use gateway::{GatewayAgent, GatewaySettings};
 pub use inbox::{InboxAuth, InboxSettings, Person};
 pub use notify::NotifySettings;
 pub use registry::{RegistrySettings, SubjectStrategy};
@@ -57,6 +59,9 @@ pub struct Settings {
     /// Notifications of escalations (sent by `handoff inbox`).
     #[serde(default)]
     pub notify: NotifySettings,
+    /// The HTTP gateway for agents (`handoff gateway`).
+    #[serde(default)]
+    pub gateway: GatewaySettings,
 }
 
 /// The Prometheus endpoint.
@@ -390,7 +395,8 @@ pub enum ConfigError {
 }
 
 const SECTIONS: &[&str] = &[
-    "kafka", "topics", "input", "matrix", "pipeline", "log", "metrics", "inbox", "notify", "canary",
+    "kafka", "topics", "input", "matrix", "pipeline", "log", "metrics", "inbox", "notify",
+    "canary", "gateway",
 ];
 
 /// Keys whose values are secrets: never shown.
@@ -512,6 +518,7 @@ impl Settings {
         section!(inbox);
         section!(notify);
         section!(canary);
+        section!(gateway);
         s
     }
 }

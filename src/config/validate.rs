@@ -32,6 +32,7 @@ impl Settings {
         self.inbox.validate(problems);
         self.notify.validate(problems);
         self.canary.validate(problems);
+        self.gateway.validate(problems);
     }
 }
 

@@ -476,10 +476,19 @@ impl Codec {
     /// Decodes and validates an agent action from its JSON form.
     pub fn decode_action_json(&self, text: &str) -> Result<AgentAction, CodecError> {
         self.check_size(text.len())?;
-        let action: AgentAction = serde_json::from_str(text).map_err(|e| CodecError::Json {
+        let json = |message: String| CodecError::Json {
             name: "AgentAction",
-            message: e.to_string(),
+            message,
+        };
+        let mut de = serde_json::Deserializer::from_str(text);
+        let action: AgentAction = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let at = e.path().to_string();
+            match at.as_str() {
+                "." => json(e.into_inner().to_string()),
+                _ => json(format!("field `{at}`: {}", e.into_inner())),
+            }
         })?;
+        de.end().map_err(|e| json(e.to_string()))?;
         action.validate(&self.limits)?;
         Ok(action)
     }

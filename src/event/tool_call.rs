@@ -29,6 +29,18 @@ pub struct ToolCall {
 }
 
 impl ToolCall {
+    /// Rewrites `arguments` in canonical form (RFC 8785), so that the same call is the same
+    /// text whoever wrote it. Arguments that are not JSON are left as they are (validation
+    /// refuses them).
+    pub fn canonicalize(&mut self) {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&self.arguments) else {
+            return;
+        };
+        if let Ok(text) = serde_json_canonicalizer::to_string(&value) {
+            self.arguments = text;
+        }
+    }
+
     /// `revised` — a person's edit of the arguments — as the canonical JSON text of an object
     /// the tool accepts, or why it is not one (in words for that person).
     pub fn revise(&self, revised: &str) -> Result<String, String> {

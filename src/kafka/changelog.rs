@@ -59,15 +59,41 @@ pub fn assign_from_beginning(
     partitions: &[i32],
     timeout: Duration,
 ) -> Result<HashMap<i32, i64>, KafkaError> {
+    let at = assign_since(consumer, topic, partitions, None, timeout)?;
+    Ok(at.into_iter().map(|(p, (_, high))| (p, high)).collect())
+}
+
+/// Assigns `partitions` of `topic` from the first record written at or after `since_ms` (from
+/// their beginning when `None`); returns each one's (start, high watermark) as seen now: it
+/// has been read to its end once the next offset reaches the high watermark.
+pub fn assign_since(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+    since_ms: Option<i64>,
+    timeout: Duration,
+) -> Result<HashMap<i32, (i64, i64)>, KafkaError> {
     let mut tpl = TopicPartitionList::new();
-    let mut high = HashMap::new();
+    let mut at = HashMap::new();
+    let start = since_ms.map_or(Offset::Beginning, Offset::Offset);
     for &p in partitions {
-        let (_, h) = consumer.fetch_watermarks(topic, p, timeout)?;
-        high.insert(p, h);
-        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
+        at.insert(p, (low, high));
+        tpl.add_partition_offset(topic, p, start)?;
+    }
+    if since_ms.is_some() {
+        tpl = consumer.offsets_for_times(tpl, timeout)?;
+        for e in tpl.elements() {
+            if let Some((start, high)) = at.get_mut(&e.partition()) {
+                *start = match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => *high,
+                };
+            }
+        }
     }
     consumer.assign(&tpl)?;
-    Ok(high)
+    Ok(at)
 }
 
 impl Reader {

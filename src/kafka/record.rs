@@ -33,6 +33,24 @@ pub fn schema_version<M: Message>(m: &M) -> Result<u32, String> {
     crate::event::wire::parse_schema_version(header(m, crate::event::wire::SCHEMA_VERSION_HEADER))
 }
 
+/// An agent action as the value of a record of the input topic, in the input format of
+/// `settings` (a Confluent-framed datum of the first configured schema id, or a plain datum of
+/// the current version: send it with [`crate::event::wire::version_header`]).
+pub fn action_value(
+    settings: &crate::config::Settings,
+    codec: &crate::event::Codec,
+    action: &crate::event::AgentAction,
+) -> Result<Vec<u8>, crate::event::CodecError> {
+    use crate::config::InputFormat;
+    use crate::event::SchemaKind;
+    match (settings.input.format, settings.input.schema_ids.first()) {
+        (InputFormat::Confluent, Some(id)) => {
+            codec.encode_framed(SchemaKind::AgentAction, action, *id)
+        }
+        _ => codec.encode(SchemaKind::AgentAction, action),
+    }
+}
+
 /// The record of `parts` on `topic`, carrying `opaque` to the delivery callback.
 pub fn record<'a, D: rdkafka::util::IntoOpaque>(
     topic: &'a str,
