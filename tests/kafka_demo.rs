@@ -180,12 +180,14 @@ fn the_demo_serves_its_processors_metrics_and_says_where() {
     let _serial = serial();
     let broker = broker();
     let dir = tmpdir("demo-metrics");
-    let (inbox_port, metrics_port) = (
+    let (inbox_port, metrics_port, gateway_port) = (
+        handoff::sim::broker::free_port(),
         handoff::sim::broker::free_port(),
         handoff::sim::broker::free_port(),
     );
     let extra = format!(
-        "[inbox]\nbind = \"127.0.0.1:{inbox_port}\"\n[metrics]\nbind = \"127.0.0.1:{metrics_port}\"\n"
+        "[inbox]\nbind = \"127.0.0.1:{inbox_port}\"\n[metrics]\nbind = \"127.0.0.1:{metrics_port}\"\n\
+         [gateway]\nbind = \"127.0.0.1:{gateway_port}\"\n"
     );
     let cfg = config_file(&dir, &broker.bootstrap(), "demo", &extra);
     let mut demo = common::prometheus::Killed(
@@ -200,16 +202,41 @@ fn the_demo_serves_its_processors_metrics_and_says_where() {
     let err = lines(demo.0.stderr.take().unwrap());
     let url = format!("http://127.0.0.1:{metrics_port}/metrics");
     let started = Instant::now();
-    loop {
+    let (mut said_metrics, mut key) = (false, None);
+    while !said_metrics || key.is_none() {
         let l = err
             .recv_timeout(Duration::from_secs(90))
             .expect("the demo's start lines");
         if l.starts_with("metrics: ") {
             assert!(l.contains(&url), "{l}");
-            break;
+            said_metrics = true;
+        }
+        if let Some(rest) = l.strip_prefix("gateway: ") {
+            assert!(
+                rest.starts_with(&format!("http://127.0.0.1:{gateway_port}/v1/")),
+                "{l}"
+            );
+            key = Some(rest.rsplit(' ').next().unwrap().to_string());
         }
         assert!(started.elapsed() < Duration::from_secs(90));
     }
+    // The demo's agent key submits the sample action while the fleet's traffic flows.
+    let key = key.unwrap();
+    let sample = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/samples/gateway-action.json"),
+    )
+    .unwrap();
+    let accepted = common::gateway::submit(gateway_port, &key, &sample);
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    let state = common::gateway::get(
+        gateway_port,
+        "/v1/actions/act-demo-1/verdict?wait=30s&until=any",
+        &key,
+    )
+    .json();
+    assert_eq!(state["first"]["level"], "ask_first", "{state}");
+    let roles = state["first"]["roles"].as_array().unwrap();
+    assert!(roles.iter().any(|r| r == "support"), "{state}");
     // Scraped while the demo runs: its processor's counters move.
     let mut decided = 0.0;
     while decided < 500.0 {

@@ -109,6 +109,7 @@ async fn live(
     let counts: Arc<handoff::sim::produce::Counts> = Default::default();
     let generator = tokio::spawn(generate(settings.clone(), rate, counts.clone(), stopped()));
     let inbox = tokio::spawn(inbox(settings.clone(), matrix.clone(), stopped()));
+    let gateway = tokio::spawn(gateway(settings.clone(), stopped()));
     let (responders_stop, responders) = respond(settings, &matrix);
     eprintln!(
         "demo running: {rate} events/s from the synthetic fleet, simulated people answering \
@@ -135,6 +136,7 @@ async fn live(
         let rest = async {
             let _ = generator.await;
             let _ = inbox.await;
+            let _ = gateway.await;
             let _ = pipeline.await;
         };
         let _ = tokio::time::timeout(Duration::from_secs(10), rest).await;
@@ -145,6 +147,7 @@ async fn live(
         eprintln!("simulated responders stopped with an error: {e}");
     }
     let _ = inbox.await;
+    let _ = gateway.await;
     let report = pipeline.await??;
     println!(
         "stopped: {} events generated\n{}",
@@ -213,6 +216,40 @@ async fn inbox(
     };
     if let Err(e) = handoff::inbox::run(&settings, matrix, stop, bound).await {
         eprintln!("the inbox is not running: {e}");
+    }
+}
+
+/// The agent id the demo's gateway key acts as.
+const DEMO_AGENT: &str = "demo-agent";
+
+/// The agents' gateway beside the inbox, with a demo key acting as [`DEMO_AGENT`] (unless the
+/// settings name agents): the key and a first request are printed. A port already taken leaves
+/// the demo running without it.
+async fn gateway(mut settings: Settings, stop: impl Future<Output = ()> + Send + 'static) {
+    let mut key = None;
+    if settings.gateway.agents.is_empty() {
+        let k = handoff::inbox::auth::new_token();
+        settings.gateway.agents.push(handoff::config::GatewayAgent {
+            name: "demo".into(),
+            key_sha256: handoff::inbox::auth::token_sha256(&k),
+            agent_ids: vec![DEMO_AGENT.into()],
+        });
+        key = Some(k);
+    }
+    let base = settings.gateway.base_url();
+    let bound = move |_| {
+        match &key {
+        Some(k) => eprintln!(
+            "gateway: {base}/v1/ — demo agent key (acts as agent_id \"{DEMO_AGENT}\"): {k}\n  \
+             curl -s -H 'Authorization: Bearer {k}' -H 'Content-Type: application/json' \
+             --data @deploy/samples/gateway-action.json {base}/v1/actions\n  \
+             curl -s -H 'Authorization: Bearer {k}' '{base}/v1/actions/act-demo-1/verdict?wait=30s&until=any'\n"
+        ),
+        None => eprintln!("gateway: {base}/v1/ — use your [[gateway.agents]] keys\n"),
+    }
+    };
+    if let Err(e) = handoff::gateway::run(&settings, stop, bound).await {
+        eprintln!("the gateway is not running: {e}");
     }
 }
 

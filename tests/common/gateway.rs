@@ -15,8 +15,9 @@ use handoff::matrix::{Matrix, MatrixSource, DEFAULT_MATRIX_TOML};
 use handoff::pipeline::process::Processor;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Two agents with a key each: `key-a` acts as `agent-a`, `key-b` as `agent-b`.
@@ -299,5 +300,49 @@ impl Events {
                 return Some((id, serde_json::from_str(&data).unwrap()));
             }
         }
+    }
+}
+
+/// Starts `handoff gateway`, logging to `log`.
+pub fn spawn_gateway(config: &std::path::Path, log: &std::path::Path) -> Child {
+    Command::new(super::kafka::handoff_bin())
+        .args(["gateway", "--config"])
+        .arg(config)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// A `[gateway]` section on `port` with the agents of [`agents`].
+pub fn gateway_section(port: u16) -> String {
+    let agent = |x: &str| {
+        format!(
+            "[[gateway.agents]]\nname = \"fleet {x}\"\nkey_sha256 = \"{}\"\nagent_ids = [\"agent-{x}\"]\n",
+            token_sha256(&format!("key-{x}"))
+        )
+    };
+    format!(
+        "[gateway]\nbind = \"127.0.0.1:{port}\"\n{}{}",
+        agent("a"),
+        agent("b")
+    )
+}
+
+/// Waits until the gateway on `port` answers `/readyz` with 200.
+pub fn wait_ready(port: u16, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let ok = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && request(port, "GET", "/readyz", &[], b"").status == 200;
+        if ok {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "gateway on {port} not ready within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }

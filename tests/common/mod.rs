@@ -7,6 +7,7 @@ pub mod kafka;
 pub mod month;
 pub mod outputs;
 pub mod prometheus;
+pub mod python;
 pub mod run;
 
 use handoff::event::{

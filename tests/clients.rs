@@ -1,0 +1,49 @@
+//! The agents' clients against a live broker, `handoff run` and `handoff gateway`: the Python
+//! client's tests (clients/python/tests, pytest) with the gateway's URL, two agents' keys and the
+//! broker's address in their environment; a person's answers are written to human.decisions as
+//! the inbox writes them.
+
+mod common;
+
+use common::gateway::{gateway_section, spawn_gateway, wait_ready};
+use common::kafka::*;
+use handoff::sim::broker::free_port;
+use std::process::Command;
+use std::time::Duration;
+
+#[test]
+fn the_python_client_decides_waits_and_resumes_over_the_gateway_and_over_kafka() {
+    let venv = common::python::venv("python-client", "clients/python/requirements-dev.txt");
+    let _serial = serial();
+    let broker = broker();
+    let bootstrap = broker.bootstrap();
+    let dir = tmpdir("clients-python");
+    let port = free_port();
+    let config = config_file(&dir, &bootstrap, "clients", &gateway_section(port));
+    let mut run = spawn(&config, &dir.join("run.log"));
+    let mut gateway = spawn_gateway(&config, &dir.join("gateway.log"));
+    wait_ready(port, Duration::from_secs(60));
+    let client = common::python::root().join("clients/python");
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"])
+        .current_dir(&client)
+        .env("PYTHONPATH", client.join("src"))
+        .env("HANDOFF_GATEWAY_URL", format!("http://127.0.0.1:{port}"))
+        .env("HANDOFF_KEY_A", "key-a")
+        .env("HANDOFF_KEY_B", "key-b")
+        .env("HANDOFF_BOOTSTRAP", &bootstrap)
+        .output()
+        .expect("pytest runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    sigterm(&gateway);
+    sigterm(&run);
+    let _ = wait_exit(&mut gateway, Duration::from_secs(20));
+    let _ = wait_exit(&mut run, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "pytest failed:\n{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("passed"), "{said}");
+    assert!(!said.contains("skipped"), "no test is skipped: {said}");
+}
