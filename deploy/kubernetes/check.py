@@ -15,12 +15,14 @@ By hand: what no schema can know, because it is about handoff.
 - The kustomization: every file present and listed, the ConfigMaps assembled as kustomize would,
   the processors' matrix without a hash suffix (hot reload), what is read once with one.
 - The Deployments, told apart by subcommand: one `handoff run` (the processors), at most one
-  `handoff inbox`. Each one's settings file (--config) against the keys and enum values src/config
-  declares (handoff refuses unknown keys), every secret it names (file:, env:, /run/secrets/) from
-  a mounted Secret item or a secretKeyRef and shown in secret.example.yaml, the security context.
-- Probes and ports against what handoff serves: the routes of src/serve.rs (the processors) and
-  of the inbox's router (src/inbox/web.rs), on the port of [metrics] or [inbox] bind, on all
-  interfaces; the Services and PodMonitors reach that port and /metrics.
+  `handoff inbox`, at most one `handoff gateway`. Each one's settings file (--config) against the
+  keys and enum values src/config declares (handoff refuses unknown keys), every secret it names
+  (file:, env:, /run/secrets/) from a mounted Secret item or a secretKeyRef and shown in
+  secret.example.yaml, the security context.
+- Probes and ports against what handoff serves: the routes of src/serve.rs (the processors), of
+  the inbox's router (src/inbox/web.rs) and of the gateway's (src/gateway/web.rs), on the port of
+  [metrics], [inbox] or [gateway] bind, on all interfaces; the Services and PodMonitors reach that
+  port and /metrics.
 - The processors: grace period above shutdown_deadline, the matrix mount and copy, the
   ScaledObject against handoff.toml (group, topic, servers, SASL/TLS, maxReplicaCount =
   partitions) and its TriggerAuthentication's Secrets, a PodDisruptionBudget.
@@ -28,15 +30,19 @@ By hand: what no schema can know, because it is about handoff.
   roles; the startup window; sign-in through a proxy; the Ingress (every page, none of /metrics
   and the probes, public_url's host, TLS); cookie_key and secrets by reference; replicas,
   rollout, disruptions; the processors' image.
-- Across both: each selector takes one Deployment's pods; the jobs the alert rules select; the
+- The gateway: [kafka], [topics], [input] equal to the processors'; its agents' keys; the startup
+  window; a PodMonitor job of its own; the grace period above its shutdown; replicas, rollout,
+  disruptions; the processors' image.
+- Across them all: each selector takes one Deployment's pods; the jobs the alert rules select; the
   Dockerfile (parsed, hadolint, its USER and CMD against the Deployments).
 
 This file is the driver: it loads the kustomization, runs the groups of checks (the modules beside
 it, each a few functions taking the Check first) and prints the report.
   checks_schemas.py    every object against its schema
-  checks_workload.py   a Deployment running handoff, and what both Deployments are checked for
+  checks_workload.py   a Deployment running handoff, and what every Deployment is checked for
   checks_processor.py  the processors (`handoff run`), their ScaledObject
   checks_inbox.py      the inbox (`handoff inbox`), its Ingress
+  checks_gateway.py    the agents' HTTP gateway (`handoff gateway`)
   checks_across.py     selectors, the jobs the alert rules select, the Secret keys shown
   checks_image.py      the Dockerfile
   rust_sources.py      what handoff's Rust sources declare: routes, router, settings
@@ -57,6 +63,7 @@ try:
     from kubernetes_validate import utils as kv
 
     from checks_across import check_monitoring, check_secrets_shown, check_selectors
+    from checks_gateway import check_gateway
     from checks_image import check_dockerfile
     from checks_inbox import check_inbox
     from checks_processor import check_processors, processor_settings
@@ -123,6 +130,7 @@ class Check(Report):
         src = self.repo / "src"
         self.routes_src = args.routes_src or [src / "serve.rs"]
         self.inbox_routes_src = args.inbox_routes_src or src / "inbox" / "web.rs"
+        self.gateway_routes_src = args.gateway_routes_src or src / "gateway" / "web.rs"
         self.config_src = args.config_src or [*sorted((src / "config").glob("*.rs")), src / "event" / "mod.rs"]
         self.versions = args.kube_version or ["1.27", kv.latest_version()]
         self.dockerfile = args.dockerfile or self.repo / "Dockerfile"
@@ -208,9 +216,10 @@ class Check(Report):
             self.fail(f"{', '.join(strays)}: no container runs handoff {' or '.join(SUBCOMMANDS)} (args)")
         if len(by_cmd["run"]) != 1:
             return self.fail(f"expected one Deployment running `handoff run`, found {len(by_cmd['run'])}")
-        if len(by_cmd["inbox"]) > 1:
-            return self.fail(f"expected at most one Deployment running `handoff inbox`, found {len(by_cmd['inbox'])}")
-        proc, inbox = by_cmd["run"][0], (by_cmd["inbox"] or [None])[0]
+        for cmd in ("inbox", "gateway"):
+            if len(by_cmd[cmd]) > 1:
+                return self.fail(f"expected at most one Deployment running `handoff {cmd}`, found {len(by_cmd[cmd])}")
+        proc, inbox, gateway = by_cmd["run"][0], (by_cmd["inbox"] or [None])[0], (by_cmd["gateway"] or [None])[0]
         if (settings := processor_settings(self, proc)) is None:
             return
         proc_matrix = check_processors(self, proc, settings)
@@ -219,6 +228,11 @@ class Check(Report):
             self.note("no Deployment runs `handoff inbox`: the inbox's checks are skipped")
         else:
             check_inbox(self, inbox, proc, settings, proc_matrix)
+        if gateway is None:
+            self.section("the gateway")
+            self.note("no Deployment runs `handoff gateway`: the gateway's checks are skipped")
+        else:
+            check_gateway(self, gateway, proc, settings)
         check_selectors(self, workloads)
         check_monitoring(self, proc, inbox)
         check_secrets_shown(self)
@@ -233,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="file(s) declaring handoff's HTTP routes (default: REPO/src/serve.rs)")
     ap.add_argument("--inbox-routes-src", type=pathlib.Path,
                     help="the inbox's router (default: REPO/src/inbox/web.rs); its consts come from --routes-src")
+    ap.add_argument("--gateway-routes-src", type=pathlib.Path,
+                    help="the gateway's router (default: REPO/src/gateway/web.rs); consts from the files beside it")
     ap.add_argument("--config-src", type=pathlib.Path, action="append",
                     help="Rust files declaring the settings (default: REPO/src/config/*.rs and REPO/src/event/mod.rs)")
     ap.add_argument("--kube-version", action="append",

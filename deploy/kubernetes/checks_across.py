@@ -1,4 +1,4 @@
-"""Across both Deployments: each selector takes the pods of exactly one; the PodMonitors give the jobs
+"""Across the Deployments: each selector takes the pods of exactly one; the PodMonitors give the jobs
 the alert rules select (the processors' rules job `handoff`, the rules on the inbox's metrics its own
 job); every Secret key a manifest uses is shown in secret.example.yaml. A group of check.py's checks.
 """
@@ -45,7 +45,7 @@ def check_selectors(c: Check, workloads: list[Workload]) -> None:
                    f"({'; '.join(f'{w.name}: {w.labels}' for w in workloads)})")
         else:
             c.fail(f"{what} selector {s!r} matches the pods of {', '.join(w.kind_name for w in hits)}: each "
-                   "must take the pods of one (the processors' and the inbox's are told apart by "
+                   "must take the pods of one (the processors', the inbox's and the gateway's are told apart by "
                    "app.kubernetes.io/name)")
 
 

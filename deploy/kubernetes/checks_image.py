@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def check_dockerfile(c: Check, proc: Workload, others: list[Workload]) -> None:
     """The image: how it is built, and its USER, ENTRYPOINT and CMD against the Deployments (the
-    processors run its CMD, the inbox its ENTRYPOINT with arguments of its own)."""
+    processors run its CMD, the inbox and the gateway its ENTRYPOINT with arguments of their own)."""
     path = c.dockerfile
     c.section(f"Dockerfile ({c.rel(path)})")
     if not path.is_file():

@@ -15,27 +15,22 @@ from urllib.parse import urlparse
 
 from checks_workload import (
     Workload,
-    disruption_budget,
-    duration,
     matrix_file,
     reached,
+    replicated,
+    same_image,
+    same_sections,
     secret_references,
     secret_settings,
     security,
     served,
     settings_file,
+    startup_window,
 )
 from rust_sources import router_routes, rust_str_consts
 
 if TYPE_CHECKING:
     from check import Check
-
-
-def flat(d, at: str = "") -> dict:
-    """A nested table as {dotted.key: value}."""
-    if not isinstance(d, dict):
-        return {at: d}
-    return {k2: v2 for k, v in d.items() for k2, v2 in flat(v, f"{at}.{k}" if at else str(k)).items()}
 
 
 def ingress_reaches(path: str, path_type: str, route: str) -> bool:
@@ -63,13 +58,8 @@ def check_inbox(c: Check, w: Workload, proc: Workload, proc_settings: dict, proc
     if s is None:
         return
     inbox = s.get("inbox") or {}
-    for section in ("kafka", "topics", "input"):
-        mine, theirs = flat(s.get(section) or {}), flat(proc_settings.get(section) or {})
-        diff = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
-        c.check(not diff, f"[{section}] of {key} is the same as handoff.toml's ({proc.kind_name})",
-                f"[{section}] of {key} differs from handoff.toml's at {', '.join(diff)}: the inbox reads what "
-                "the processors write (changelog, role topics) on the same cluster with the same credentials; "
-                "keep the sections identical")
+    same_sections(c, key, s, proc, proc_settings, "the inbox reads what the processors write (changelog, role "
+                  "topics) on the same cluster with the same credentials")
     inbox_matrix(c, w, s, key, proc_matrix)
     inbox_people(c, inbox, key)
     inbox_served(c, w, s)
@@ -89,26 +79,10 @@ def check_inbox(c: Check, w: Workload, proc: Workload, proc_settings: dict, proc
                 "file:/run/secrets/inbox/<key>, a key of the Secret handoff-inbox")
     secret_references(c, w, s)
     security(c, w)
-    image = w.ctr.get("image")
-    c.check(image == proc.ctr.get("image"),
-            f"{w.kind_name}: image {image}, the processors' (kustomization.yaml's images: sets both)",
-            f"{w.kind_name}: image {image!r} != the processors' {proc.ctr.get('image')!r}: the inbox must be "
-            "the version of the processors whose records it reads")
+    same_image(c, w, proc, "the inbox must be the version of the processors whose records it reads")
 
     c.section("the inbox: replicas, rollouts, disruptions")
-    strategy = w.spec.get("strategy") or {}
-    ru = strategy.get("rollingUpdate") or {}
-    c.checks([
-        (isinstance(reps, int) and reps >= 2, f"replicas {reps}: a drain, a crash or a rollout leaves one serving",
-         (f"replicas {reps!r}: want 2 or more; with one, a node drain or a crash takes the inbox away until a "
-          "new pod has caught up with the changelog")),
-        (strategy.get("type", "RollingUpdate") == "RollingUpdate" and ru.get("maxUnavailable") == 0
-         and ru.get("maxSurge", "25%") not in (0, "0", "0%"),
-         (f"rolling updates add a pod and wait for it to be ready before stopping one (maxSurge "
-          f"{ru.get('maxSurge')}, maxUnavailable 0)"),
-         (f"strategy {strategy!r}: want RollingUpdate with maxUnavailable 0 and a maxSurge: otherwise a replica "
-          "stops before its replacement has caught up with the changelog"))])
-    disruption_budget(c, w, "PodDisruptionBudget for the inbox")
+    replicated(c, w, "the inbox", "caught up with the changelog", "PodDisruptionBudget for the inbox")
 
 
 def inbox_matrix(c: Check, w: Workload, s: dict, key: str, proc_matrix) -> None:
@@ -184,14 +158,7 @@ def inbox_served(c: Check, w: Workload, s: dict) -> None:
            {"/readyz": " (on /readyz it would restart the inbox while it catches up with the changelog)",
             "startupProbe": " (the inbox answers no request until it has reached Kafka: without one, the "
                             "liveness probe restarts it while it connects)"})
-    if sp := w.ctr.get("startupProbe") or {}:
-        window = sp.get("initialDelaySeconds", 0) + sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3)
-        if (ct := duration(c, s.get("pipeline") or {}, "connect_timeout", "10s")) is not None:
-            c.check(window >= 3 * ct,
-                    f"{w.kind_name}: startupProbe allows {window}s >= 3 x [pipeline] connect_timeout {ct:g}s",
-                    f"{w.kind_name}: startupProbe allows {window}s, less than 3 x [pipeline] connect_timeout "
-                    f"({ct:g}s): the inbox answers nothing until it has reached Kafka, created its topics and "
-                    "assigned the changelog, each up to connect_timeout; the kubelet would restart it first")
+    startup_window(c, w, s, "the inbox", "the changelog")
 
 
 def inbox_reached(c: Check, w: Workload, inbox: dict) -> None:

@@ -1,7 +1,7 @@
 """The processors (`handoff run`): handoff.toml as mounted, their probes and ports against the routes
 of src/serve.rs and [metrics] bind, the grace period against shutdown_deadline, the matrix's
 hot-reloaded ConfigMap and its copy, the ScaledObject and its TriggerAuthentication against
-handoff.toml, the PodDisruptionBudget. A group of check.py's checks.
+handoff.toml, the PodDisruptionBudget; no [inbox], [notify] or [gateway] in handoff.toml. A group of check.py's checks.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 def processor_settings(c: Check, proc: Workload) -> dict | None:
     """handoff.toml as the processors mount it (a directory mount, for the matrix's hot reload), without
-    the inbox's sections. None when it cannot be read."""
+    the inbox's and the gateway's sections. None when it cannot be read."""
     c.section(f"handoff.toml, as mounted ({proc.kind_name}, `handoff run`)")
     settings, key = settings_file(c, proc, "a settings change rolls the pods (settings are read at start-up)",
                                   "running member")
@@ -37,11 +37,11 @@ def processor_settings(c: Check, proc: Workload) -> dict | None:
                 f"{mp} uses subPath: the kubelet never updates it, so the matrix is never reloaded")
     if settings is None:
         return None
-    for section in ("inbox", "notify"):
-        c.check(section not in settings, f"{key} has no [{section}] (it is handoff inbox's, in its own file)",
+    for section, owner in (("inbox", "inbox"), ("notify", "inbox"), ("gateway", "gateway")):
+        c.check(section not in settings, f"{key} has no [{section}] (it is handoff {owner}'s, in its own file)",
                 f"{key} has a [{section}] section: `handoff run` does not use it, yet validates it and resolves "
                 "its secrets at start-up (a mistake there, or a Secret it names and the processors do not "
-                "mount, stops them); it belongs in the inbox's settings file")
+                f"mount, stops them); it belongs in the {owner}'s settings file")
     return settings
 
 

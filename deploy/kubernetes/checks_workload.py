@@ -1,9 +1,11 @@
-"""A Deployment running handoff (Workload), and the checks both of them pass, the processors'
-(`handoff run`) and the inbox's (`handoff inbox`): the settings file and the matrix from ConfigMaps
-the kustomization generates, the settings' keys against src/config, the port and the probes against
-the routes served, the Services and PodMonitors reaching that port, every secret the settings name
-mounted, the security context, the PodDisruptionBudget. Like every check of check.py's groups, each
-takes the Check (`c`: the report, and what check.py loaded) first.
+"""A Deployment running handoff (Workload), and the checks they all pass, the processors' (`handoff
+run`), the inbox's (`handoff inbox`) and the gateway's (`handoff gateway`): the settings file and the
+matrix from ConfigMaps the kustomization generates, the settings' keys against src/config, the port
+and the probes against the routes served, the Services and PodMonitors reaching that port, every
+secret the settings name mounted, the security context, the PodDisruptionBudget; and what the inbox
+and the gateway share (the processors' sections and image, the startup window, replicas and
+rollouts). Like every check of check.py's groups, each takes the Check (`c`: the report, and what
+check.py loaded) first.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from rust_sources import config_problems
 if TYPE_CHECKING:
     from check import Check
 
-SUBCOMMANDS = ("run", "inbox")
+SUBCOMMANDS = ("run", "inbox", "gateway")
 ALL_INTERFACES = ("0.0.0.0", "::", "")
 UNITS = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60, "h": 3600, "hr": 3600,
          "hrs": 3600, "d": 86400, "day": 86400, "days": 86400}
@@ -40,6 +42,13 @@ def bind_host_port(bind: str) -> tuple[str, int]:
     if not m:
         raise ValueError(f"not host:port: {bind!r}")
     return m.group(1), int(m.group(2))
+
+
+def flat(d, at: str = "") -> dict:
+    """A nested table as {dotted.key: value}."""
+    if not isinstance(d, dict):
+        return {at: d}
+    return {k2: v2 for k, v in d.items() for k2, v2 in flat(v, f"{at}.{k}" if at else str(k)).items()}
 
 
 def selector_of(d: dict) -> dict | None:
@@ -220,7 +229,7 @@ def served(c: Check, w: Workload, bind: str, bind_name: str, who: str, probes, h
         (w.ports.get("http") == w.bport, f"{w.kind_name}: containerPort named http = {bind_name} port {w.bport}",
          f"{w.kind_name}: containerPort named http is {w.ports.get('http')}, {bind_name} port is {w.bport}")])
     route_ok, route_bad = (("a route handoff serves", "is not among handoff's routes") if who == "handoff"
-                           else ("a GET route the inbox serves", "is not a GET route the inbox serves"))
+                           else (f"a GET route {who} serves", f"is not a GET route {who} serves"))
     for probe, want in probes:
         hg, at = (w.ctr.get(probe) or {}).get("httpGet"), f"{w.kind_name}: {probe}"
         if not hg:
@@ -328,3 +337,52 @@ def disruption_budget(c: Check, w: Workload, label: str) -> None:
     found = [(p.get("spec") or {}).get("maxUnavailable") for p in c.selecting("PodDisruptionBudget", w)]
     c.check(found == [1], f"{label} maxUnavailable 1: drains take one replica at a time",
             f"{label}: want one with maxUnavailable 1, found {found}")
+
+
+def same_sections(c: Check, key: str, s: dict, proc: Workload, proc_settings: dict, why: str) -> None:
+    """[kafka], [topics] and [input] of `s` (the settings file `key`) are handoff.toml's; `why` they must be."""
+    for section in ("kafka", "topics", "input"):
+        mine, theirs = flat(s.get(section) or {}), flat(proc_settings.get(section) or {})
+        diff = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        c.check(not diff, f"[{section}] of {key} is the same as handoff.toml's ({proc.kind_name})",
+                f"[{section}] of {key} differs from handoff.toml's at {', '.join(diff)}: {why}; keep the sections "
+                "identical")
+
+
+def same_image(c: Check, w: Workload, proc: Workload, why: str) -> None:
+    """`w` runs the processors' image."""
+    image = w.ctr.get("image")
+    c.check(image == proc.ctr.get("image"),
+            f"{w.kind_name}: image {image}, the processors' (kustomization.yaml's images: sets them all)",
+            f"{w.kind_name}: image {image!r} != the processors' {proc.ctr.get('image')!r}: {why}")
+
+
+def startup_window(c: Check, w: Workload, s: dict, who: str, assigned: str) -> None:
+    """The startup probe allows 3 x [pipeline] connect_timeout: `who` answers nothing until it has
+    reached Kafka, created its topics and assigned itself the topic it reads (`assigned`)."""
+    if sp := w.ctr.get("startupProbe") or {}:
+        window = sp.get("initialDelaySeconds", 0) + sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3)
+        if (ct := duration(c, s.get("pipeline") or {}, "connect_timeout", "10s")) is not None:
+            c.check(window >= 3 * ct,
+                    f"{w.kind_name}: startupProbe allows {window}s >= 3 x [pipeline] connect_timeout {ct:g}s",
+                    f"{w.kind_name}: startupProbe allows {window}s, less than 3 x [pipeline] connect_timeout "
+                    f"({ct:g}s): {who} answers nothing until it has reached Kafka, created its topics and "
+                    f"assigned {assigned}, each up to connect_timeout; the kubelet would restart it first")
+
+
+def replicated(c: Check, w: Workload, who: str, caught_up: str, pdb_label: str) -> None:
+    """2+ replicas, a rollout that adds a pod and waits for it to be ready (`caught_up`) before
+    stopping one, a PodDisruptionBudget."""
+    reps, strategy = w.spec.get("replicas", 1), w.spec.get("strategy") or {}
+    ru = strategy.get("rollingUpdate") or {}
+    c.checks([
+        (isinstance(reps, int) and reps >= 2, f"replicas {reps}: a drain, a crash or a rollout leaves one serving",
+         (f"replicas {reps!r}: want 2 or more; with one, a node drain or a crash takes {who} away until a "
+          f"new pod has {caught_up}")),
+        (strategy.get("type", "RollingUpdate") == "RollingUpdate" and ru.get("maxUnavailable") == 0
+         and ru.get("maxSurge", "25%") not in (0, "0", "0%"),
+         (f"rolling updates add a pod and wait for it to be ready before stopping one (maxSurge "
+          f"{ru.get('maxSurge')}, maxUnavailable 0)"),
+         (f"strategy {strategy!r}: want RollingUpdate with maxUnavailable 0 and a maxSurge: otherwise a replica "
+          f"stops before its replacement has {caught_up}"))])
+    disruption_budget(c, w, pdb_label)

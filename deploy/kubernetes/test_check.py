@@ -50,6 +50,8 @@ KUSTOMIZATION = "deploy/kubernetes/kustomization.yaml"
 PODMONITOR = "deploy/kubernetes/podmonitor.yaml"
 INBOX_PODMONITOR = "deploy/kubernetes/inbox-podmonitor.yaml"
 INBOX_SVC = "deploy/kubernetes/inbox-service.yaml"
+GATEWAY = "deploy/kubernetes/gateway.toml"
+GATEWAY_DEP = "deploy/kubernetes/gateway-deployment.yaml"
 TOKEN_SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 # An SSO proxy as a second container of the inbox pod (auth = "proxy").
@@ -81,8 +83,9 @@ class Tree:
         shutil.copy(REPO / ".dockerignore", root / ".dockerignore")
         (root / "src").mkdir()
         (root / "src/serve.rs").write_text(ROUTES)
-        # The inbox's router and the settings' declarations, as they are (tests break copies).
-        for rel in ["src/inbox/web.rs", "src/event/mod.rs"] + [
+        # The inbox's and the gateway's routers (the gateway's path const in api.rs) and the
+        # settings' declarations, as they are (tests break copies).
+        for rel in ["src/inbox/web.rs", "src/gateway/web.rs", "src/gateway/api.rs", "src/event/mod.rs"] + [
             str(p.relative_to(REPO)) for p in sorted((REPO / "src/config").glob("*.rs"))
         ]:
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -118,16 +121,8 @@ class Tree:
     def run(self) -> tuple[int, str]:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            rc = check.main(
-                [
-                    "--dir",
-                    str(self.root / "deploy/kubernetes"),
-                    "--routes-src",
-                    str(self.root / "src/serve.rs"),
-                    "--kube-version",
-                    "1.37",
-                ]
-            )
+            rc = check.main(["--dir", str(self.root / "deploy/kubernetes"), "--routes-src",
+                             str(self.root / "src/serve.rs"), "--kube-version", "1.37"])
         return rc, out.getvalue()
 
 
@@ -160,20 +155,8 @@ class CheckTest(unittest.TestCase):
         # Why check.py validates them against the CRDs' schemas in schemas/: on its own,
         # kubernetes-validate does not validate them at all (its command line prints WARN and
         # exits 0).
-        for doc in (
-            {
-                "apiVersion": "keda.sh/v1alpha1",
-                "kind": "ScaledObject",
-                "metadata": {"name": "x"},
-                "spec": {},
-            },
-            {
-                "apiVersion": "monitoring.coreos.com/v1",
-                "kind": "PodMonitor",
-                "metadata": {"name": "x"},
-                "spec": {},
-            },
-        ):
+        for api, kind in (("keda.sh/v1alpha1", "ScaledObject"), ("monitoring.coreos.com/v1", "PodMonitor")):
+            doc = {"apiVersion": api, "kind": kind, "metadata": {"name": "x"}, "spec": {}}
             with self.assertRaises(kv.SchemaNotFoundError):
                 kv.validate(doc, "1.37", strict=True)
 
@@ -318,15 +301,21 @@ class CheckTest(unittest.TestCase):
             "Service/handoff selector",
         )
 
-    def test_no_inbox_at_all(self) -> None:
-        # The inbox is optional: without its Deployment, its checks are skipped, and what is
-        # left of it (a Service, a PodMonitor) selects no pods.
-        for f in ("inbox-deployment.yaml", "inbox-service.yaml", "inbox-podmonitor.yaml", "inbox-pdb.yaml"):
-            self.tree.edit(KUSTOMIZATION, f"  - {f}\n", "")
-            (self.tree.root / "deploy/kubernetes" / f).unlink()
+    def test_no_inbox_or_gateway_at_all(self) -> None:
+        # The inbox and the gateway are optional: without their Deployments, their checks are
+        # skipped, and what is left of them (a Service, a PodMonitor) selects no pods.
+        for who in ("inbox", "gateway"):
+            for f in (f"{who}-deployment.yaml", f"{who}-service.yaml", f"{who}-podmonitor.yaml", f"{who}-pdb.yaml"):
+                self.tree.edit(KUSTOMIZATION, f"  - {f}\n", "")
+                (self.tree.root / "deploy/kubernetes" / f).unlink()
         rc, out = self.tree.run()
         self.assertEqual(rc, 0, out)
         self.assertIn("no Deployment runs `handoff inbox`", out)
+        self.assertIn("no Deployment runs `handoff gateway`", out)
+
+    def test_gateway_pods_taken_in_by_the_inbox_selectors(self) -> None:
+        self.tree.edit_all(GATEWAY_DEP, "app.kubernetes.io/name: handoff-gateway", "app.kubernetes.io/name: handoff-inbox")
+        self.assertFails("Deployment/handoff-inbox selector {'matchLabels': {'app.kubernetes.io/name': 'handoff-inbox'}} matches the pods of Deployment/handoff-inbox, Deployment/handoff-gateway")
 
 
 # Copies broken by replacing text: (name, [(file, text, replaced by), ...], the failures the check must
@@ -587,6 +576,48 @@ BROKEN = [
     ("inbox_writable_root",
      [(INBOX_DEP, "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false")],
      "Deployment/handoff-inbox: readOnlyRootFilesystem False"),
+
+    # ---- the gateway ------------------------------------------------------------------------
+    ("gateway_section_in_the_processors_settings", [(HANDOFF, "[log]\n", '[gateway]\nbind = "0.0.0.0:9880"\n\n[log]\n')],
+     "handoff.toml has a [gateway] section: `handoff run` does not use it"),
+    ("gateway_kafka_differs_from_the_processors",
+     [(GATEWAY, '"sasl.mechanisms" = "SCRAM-SHA-512"', '"sasl.mechanisms" = "SCRAM-SHA-256"'),
+      (GATEWAY, 'input = "agent.actions"', 'input = "agent.actions.v2"')],
+     "[kafka] of gateway.toml differs from handoff.toml's at common.sasl.mechanisms",
+     "[topics] of gateway.toml differs from handoff.toml's at input"),
+    ("gateway_unknown_key", [(GATEWAY, '# look_back = "24h"', 'lookback = "24h"')],
+     "gateway.toml: gateway.lookback: unknown key (handoff refuses the file"),
+    ("gateway_agent_key_itself_instead_of_its_hash", [(GATEWAY, "key_sha256 = ", "key = ")],
+     "gateway.toml: gateway.agents[0].key: unknown key", "gateway.agents[0].key_sha256: not 64 hex digits"),
+    ("gateway_probe_path_it_does_not_serve",
+     [(GATEWAY_DEP, "livenessProbe:\n            httpGet:\n              path: /healthz", "livenessProbe:\n            httpGet:\n              path: /livez")],
+     "Deployment/handoff-gateway: livenessProbe path '/livez' is not a GET route the gateway serves"),
+    ("gateway_readiness_on_a_post_route", [(GATEWAY_DEP, "path: /readyz", "path: /v1/actions")],
+     "Deployment/handoff-gateway: readinessProbe path '/v1/actions' is not a GET route the gateway serves"),
+    ("gateway_route_removed_from_its_router", [("src/gateway/web.rs", '.route("/readyz", get(readyz))', "")],
+     "Deployment/handoff-gateway: readinessProbe path '/readyz' is not a GET route the gateway serves"),
+    ("gateway_bind_port_differs", [(GATEWAY, 'bind = "0.0.0.0:9880"', 'bind = "0.0.0.0:9881"')],
+     "Deployment/handoff-gateway: containerPort named http is 9880, [gateway] bind port is 9881",
+     "Service/handoff-gateway port http: targetPort http -> 9880, the gateway listens on 9881",
+     "PodMonitor/handoff-gateway port 'http' is not the gateway's port 9881"),
+    ("gateway_bind_on_loopback", [(GATEWAY, 'bind = "0.0.0.0:9880"', 'bind = "127.0.0.1:9880"')],
+     "[gateway] bind 127.0.0.1:9880: the kubelet probes"),
+    ("gateway_grace_period_below_its_shutdown", [(GATEWAY, '# submit_timeout = "10s"', 'submit_timeout = "20s"')],
+     "terminationGracePeriodSeconds 40 is not above 45s"),
+    ("gateway_without_job_label", [("deploy/kubernetes/gateway-podmonitor.yaml", "  jobLabel: app.kubernetes.io/name\n", "")],
+     "PodMonitor/handoff-gateway gives job='<namespace>/handoff-gateway'"),
+    ("gateway_single_replica", [(GATEWAY_DEP, "  replicas: 2\n", "  replicas: 1\n")],
+     "replicas 1: want 2 or more; with one, a node drain or a crash takes the gateway away"),
+    ("gateway_without_disruption_budget",
+     [("deploy/kubernetes/gateway-pdb.yaml", "      app.kubernetes.io/name: handoff-gateway", "      app.kubernetes.io/name: handoff-gatewy")],
+     "PodDisruptionBudget for the gateway: want one with maxUnavailable 1, found []"),
+    ("gateway_image_differs", [(GATEWAY_DEP, "image: handoff\n", "image: handoff-gateway\n")],
+     "Deployment/handoff-gateway: image 'handoff-gateway' != the processors' 'handoff'"),
+    ("gateway_writable_root", [(GATEWAY_DEP, "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false")],
+     "Deployment/handoff-gateway: readOnlyRootFilesystem False"),
+    ("gateway_kafka_secret_not_mounted",
+     [(GATEWAY_DEP, "            - name: kafka-sasl\n              mountPath: /run/secrets/kafka\n              readOnly: true\n", "")],
+     "Deployment/handoff-gateway: kafka.common.sasl.password = 'file:/run/secrets/kafka/password': no Secret is mounted at /run/secrets/kafka"),
 
     # ---- the Dockerfile ---------------------------------------------------------------------
     ("dockerfile_user_and_command",

@@ -8,6 +8,7 @@ mod codec;
 pub mod layout;
 mod tool_call;
 mod validate;
+mod whole;
 pub mod wire;
 
 pub use audit::{AuditEntry, AuditKind, Via};
@@ -29,6 +30,7 @@ pub struct AgentAction {
     /// The agent that produced the action.
     pub agent_id: String,
     /// When the agent produced the event, milliseconds since the Unix epoch.
+    #[serde(deserialize_with = "whole::int64")]
     pub timestamp_ms: i64,
     /// Dotted action type, e.g. `email.send`.
     pub action_type: String,
@@ -103,7 +105,7 @@ pub struct Customer {
     #[serde(default)]
     pub tier: CustomerTier,
     /// Complaints on record; three or more is a retention risk in the default matrix.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::int32")]
     pub prior_complaints: i32,
 }
 

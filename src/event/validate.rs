@@ -8,7 +8,7 @@ use crate::error::{Classify, ErrorClass};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventLimits {
     /// Maximum bytes of one text field (`request`, `summary`, `output`, `user_message`, `error`,
-    /// and each of `tool_call`'s).
+    /// `template_id`, each option and attribute value, each of `tool_call`'s, and the ids).
     pub max_text_bytes: usize,
     /// Maximum number of `options`.
     pub max_options: usize,
@@ -99,18 +99,24 @@ impl AgentAction {
     /// Checks every field the matrix relies on. The first problem found is returned, naming
     /// the field and its value.
     pub fn validate(&self, limits: &EventLimits) -> Result<(), EventError> {
-        self.validate_identity()?;
+        self.validate_identity(limits)?;
         self.validate_texts(limits)?;
         self.validate_money()?;
-        self.validate_customer()?;
+        self.validate_customer(limits)?;
         self.validate_tool_call(limits)
     }
 
     /// Ids, time, action type and confidence.
-    fn validate_identity(&self) -> Result<(), EventError> {
-        non_empty("action_id", &self.action_id)?;
-        non_empty("session_id", &self.session_id)?;
-        non_empty("agent_id", &self.agent_id)?;
+    fn validate_identity(&self, limits: &EventLimits) -> Result<(), EventError> {
+        for (field, id) in [
+            ("action_id", &self.action_id),
+            ("session_id", &self.session_id),
+            ("agent_id", &self.agent_id),
+            ("action_type", &self.action_type),
+        ] {
+            non_empty(field, id)?;
+            text(field, id, limits)?;
+        }
         if self.timestamp_ms <= 0 {
             return Err(invalid(
                 "timestamp_ms",
@@ -188,6 +194,7 @@ impl AgentAction {
             ("output", &self.output),
             ("user_message", &self.user_message),
             ("error", &self.error),
+            ("template_id", &self.template_id),
         ] {
             if let Some(v) = value {
                 text(field, v, limits)?;
@@ -210,7 +217,8 @@ impl AgentAction {
                 "has more entries than the configured maximum",
             ));
         }
-        for v in self.attributes.values() {
+        for (k, v) in &self.attributes {
+            text("attributes", k, limits)?;
             text("attributes", v, limits)?;
         }
         Ok(())
@@ -240,9 +248,10 @@ impl AgentAction {
     }
 
     /// The customer, when given.
-    fn validate_customer(&self) -> Result<(), EventError> {
+    fn validate_customer(&self, limits: &EventLimits) -> Result<(), EventError> {
         if let Some(customer) = &self.customer {
             non_empty("customer.id", &customer.id)?;
+            text("customer.id", &customer.id, limits)?;
             if customer.prior_complaints < 0 {
                 return Err(invalid(
                     "customer.prior_complaints",

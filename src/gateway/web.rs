@@ -286,12 +286,10 @@ fn poll_params(app: &App, q: &HashMap<String, String>) -> Result<(Duration, Unti
         p
     };
     let wait = match q.get("wait").map(String::as_str) {
-        None | Some("") => Duration::ZERO,
-        Some(w) => match w.parse::<u64>() {
-            Ok(secs) => Duration::from_secs(secs),
-            Err(_) => humantime::parse_duration(w)
-                .map_err(|_| bad("wait", w, "a duration such as 30s or 500ms"))?,
-        },
+        None => Duration::ZERO,
+        Some(w) => {
+            wait_of(w).ok_or_else(|| bad("wait", w, "a duration such as 30s, 500ms or 1m"))?
+        }
     };
     let until = match q.get("until").map(String::as_str) {
         None | Some("final") => Until::Final,
@@ -299,6 +297,18 @@ fn poll_params(app: &App, q: &HashMap<String, String>) -> Result<(Duration, Unti
         Some(u) => return Err(bad("until", u, "`final` (default) or `any`")),
     };
     Ok((wait.min(app.max_wait), until))
+}
+
+/// `wait=`: whole seconds, or a number with `ms`, `s` or `m` (the OpenAPI document's pattern).
+fn wait_of(w: &str) -> Option<Duration> {
+    let digits = w.bytes().take_while(u8::is_ascii_digit).count();
+    let n: u64 = w[..digits].parse().ok()?;
+    match &w[digits..] {
+        "ms" => Some(Duration::from_millis(n)),
+        "" | "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.saturating_mul(60))),
+        _ => None,
+    }
 }
 
 /// `GET /v1/actions/{id}/verdict?wait=30s&until=final|any`: what is known of the action, once

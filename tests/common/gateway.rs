@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// Two agents with a key each: `key-a` acts as `agent-a`, `key-b` as `agent-b`.
+/// Two agents with a key each: `key-a` acts as `agent-a`, `key-b` as `agent-b` (the agents of
+/// a [`Gate`] unless its settings name others).
 pub fn agents() -> Vec<GatewayAgent> {
     ["a", "b"]
         .iter()
@@ -46,11 +47,13 @@ pub struct Gate {
 
 impl Gate {
     pub fn new(gateway: GatewaySettings) -> Gate {
+        let agents = if gateway.agents.is_empty() {
+            agents()
+        } else {
+            gateway.agents.clone()
+        };
         let settings = Settings {
-            gateway: GatewaySettings {
-                agents: agents(),
-                ..gateway
-            },
+            gateway: GatewaySettings { agents, ..gateway },
             ..Settings::default()
         };
         let m =
