@@ -2,7 +2,8 @@
 //! client's tests and its adapters' (clients/python/tests, pytest; the OpenAI Agents SDK and
 //! LangGraph with scripted models) with the gateway's URL, two agents' keys and the broker's
 //! address in their environment; a person's answers are written to human.decisions as the
-//! inbox writes them.
+//! inbox writes them; then the TypeScript client's tests (clients/typescript, node:test) against
+//! the same gateway.
 
 mod common;
 
@@ -36,6 +37,7 @@ fn the_python_client_and_its_adapters_decide_wait_and_resume_over_the_gateway_an
         .output()
         .expect("pytest runs");
     let said = String::from_utf8_lossy(&out.stdout);
+    let typescript = typescript_tests(&venv, port, &bootstrap);
     sigterm(&gateway);
     sigterm(&run);
     let _ = wait_exit(&mut gateway, Duration::from_secs(20));
@@ -54,4 +56,52 @@ fn the_python_client_and_its_adapters_decide_wait_and_resume_over_the_gateway_an
         .unwrap_or(0);
     assert!(passed >= 30, "every client and adapter test ran: {said}");
     assert!(!said.contains("skipped"), "no test is skipped: {said}");
+    let (ok, report) = typescript;
+    assert!(ok, "the TypeScript client's tests failed:\n{report}");
+    assert!(report.contains("# fail 0"), "{report}");
+    assert!(report.contains("# skipped 0"), "{report}");
+}
+
+/// The TypeScript client: installed from its lock (`npm ci`, again when the lock changes),
+/// compiled with strict tsc, its node:test suite run against the same gateway; a person answers
+/// through the Python client's tests' `person.py`. Returns whether it passed, and its report.
+fn typescript_tests(venv: &std::path::Path, port: u16, bootstrap: &str) -> (bool, String) {
+    let dir = common::python::root().join("clients/typescript");
+    let installed = dir.join("node_modules/.package-lock.json");
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if !installed.exists() || modified(&dir.join("package-lock.json")) > modified(&installed) {
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm runs (Node 20)")
+            .success();
+        assert!(ok, "npm ci in clients/typescript (registry reachable?)");
+    }
+    let tsc = Command::new("node")
+        .args(["node_modules/typescript/bin/tsc", "-p", "."])
+        .current_dir(&dir)
+        .output()
+        .expect("tsc runs");
+    if !tsc.status.success() {
+        return (false, String::from_utf8_lossy(&tsc.stdout).into_owned());
+    }
+    let out = Command::new("node")
+        .args(["--test", "--test-reporter=tap", "dist/test/"])
+        .current_dir(&dir)
+        .env("HANDOFF_GATEWAY_URL", format!("http://127.0.0.1:{port}"))
+        .env("HANDOFF_KEY_A", "key-a")
+        .env("HANDOFF_BOOTSTRAP", bootstrap)
+        .env("HANDOFF_PYTHON", venv.join("bin/python"))
+        .env(
+            "HANDOFF_PERSON",
+            common::python::root().join("clients/python/tests/person.py"),
+        )
+        .output()
+        .expect("node runs");
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let totals: Vec<&str> = report.lines().filter(|l| l.starts_with("# ")).collect();
+    eprintln!("node --test: {}", totals.join("; "));
+    (out.status.success(), report)
 }
