@@ -1,6 +1,6 @@
 //! The agents' clients against a live broker, `handoff run` and `handoff gateway`: the Python
 //! client's tests and its adapters' (clients/python/tests, pytest; the OpenAI Agents SDK and
-//! LangGraph with scripted models) with the gateway's URL, two agents' keys and the broker's
+//! LangGraph with scripted models, the MCP gate between the MCP SDK's client and a real server) with the gateway's URL, two agents' keys and the broker's
 //! address in their environment; a person's answers are written to human.decisions as the
 //! inbox writes them; then the TypeScript client's tests (clients/typescript, node:test) against
 //! the same gateway.
@@ -21,7 +21,22 @@ fn the_python_client_and_its_adapters_decide_wait_and_resume_over_the_gateway_an
     let bootstrap = broker.bootstrap();
     let dir = tmpdir("clients-python");
     let port = free_port();
-    let config = config_file(&dir, &bootstrap, "clients", &gateway_section(port));
+    // Agent frameworks give no confidence: here the matrix lets such an action pass the gate
+    // (the shipped default, "below", is tested with the processor), so what a person is asked
+    // depends on the action's type alone.
+    let matrix = dir.join("matrix.toml");
+    let passes = handoff::matrix::DEFAULT_MATRIX_TOML.replace(
+        "# without_confidence = \"below\"",
+        "without_confidence = \"passes\"",
+    );
+    assert_ne!(passes, handoff::matrix::DEFAULT_MATRIX_TOML);
+    std::fs::write(&matrix, passes).unwrap();
+    let extra = format!(
+        "[matrix]\npath = \"{}\"\n{}",
+        matrix.display(),
+        gateway_section(port)
+    );
+    let config = config_file(&dir, &bootstrap, "clients", &extra);
     let mut run = spawn(&config, &dir.join("run.log"));
     let mut gateway = spawn_gateway(&config, &dir.join("gateway.log"));
     wait_ready(port, Duration::from_secs(60));
@@ -54,7 +69,7 @@ fn the_python_client_and_its_adapters_decide_wait_and_resume_over_the_gateway_an
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    assert!(passed >= 30, "every client and adapter test ran: {said}");
+    assert!(passed >= 35, "every client and adapter test ran: {said}");
     assert!(!said.contains("skipped"), "no test is skipped: {said}");
     let (ok, report) = typescript;
     assert!(ok, "the TypeScript client's tests failed:\n{report}");

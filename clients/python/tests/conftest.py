@@ -49,6 +49,42 @@ class Person:
         }
         self.decision = schema(SCHEMAS / "human_decision.avsc")
         self.producer = Producer({"bootstrap.servers": bootstrap})
+        self.answered: set[str] = set()
+
+    def actions(self, session_id: str, role: str = "support") -> list[str]:
+        """The actions of `session_id` escalated to `role` and not answered here yet."""
+        topic = f"escalations.{role}"
+        c = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"person-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+            }
+        )
+        found: list[str] = []
+        try:
+            md = c.list_topics(topic, timeout=10).topics.get(topic)
+            if md is None or md.error is not None or not md.partitions:
+                return []
+            c.assign([TopicPartition(topic, p, 0) for p in md.partitions])
+            quiet = time.monotonic() + 1.0
+            while time.monotonic() < quiet:
+                msg = c.poll(0.1)
+                if msg is None or msg.error():
+                    continue
+                quiet = time.monotonic() + 0.5
+                headers = dict(msg.headers() or [])
+                version = int(headers.get("handoff.schema.version") or b"1")
+                x = schemaless_reader(io.BytesIO(msg.value() or b""), self.escalation[version], None)
+                if (
+                    isinstance(x, dict)
+                    and x["session_id"] == session_id
+                    and x["action_id"] not in self.answered
+                ):
+                    found.append(x["action_id"])
+        finally:
+            c.close()
+        return found
 
     def find(self, action_id: str, role: str, within_s: float = 30) -> dict[str, Any]:
         topic = f"escalations.{role}"
@@ -102,6 +138,7 @@ class Person:
             headers=[("handoff.schema.version", b"2")],
         )
         self.producer.flush(30)
+        self.answered.add(action_id)
         return x
 
 

@@ -38,10 +38,10 @@ REFUND = Tool(
 
 
 def people_answer(person: Person, action_id: str, support: str, **fields: Any) -> threading.Thread:
-    """The owner approves (no confidence: the owner is asked too); support answers `support`."""
+    """Support answers `support` (the tests' matrix lets an action without a confidence pass
+    the gate, `without_confidence = "passes"`, so a refund is support's alone)."""
 
     def run() -> None:
-        person.answer(action_id, "owner", "approve")
         person.answer(action_id, "support", support, **fields)
 
     t = threading.Thread(target=run)
