@@ -1,0 +1,77 @@
+// The OpenAI Agents SDK (JavaScript) adapter with the real `@openai/agents` and its ScriptedModel
+// (no network, no LLM), against the live gateway and processor of `cargo test --test clients`.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { test } from "node:test";
+
+import { Agent, run, setTracingDisabled, tool } from "@openai/agents";
+import { assistantMessage, functionCall, modelResponder, ScriptedModel } from "@openai/agents/testing";
+import { z } from "zod";
+
+import { Approvals } from "../src/adapters/openai-agents.js";
+import { Client } from "../src/index.js";
+
+setTracingDisabled(true);
+
+function env(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run these tests with \`cargo test --test clients\``);
+  return v;
+}
+
+function answer(actionId: string, role: string, decision: string, fields: object = {}): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(env("HANDOFF_PYTHON"), [env("HANDOFF_PERSON"), actionId, role, decision, JSON.stringify(fields)], {
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+    p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`person exited ${code}`))));
+  });
+}
+
+async function refundRun(decision: string, fields: object) {
+  const client = new Client({ baseUrl: env("HANDOFF_GATEWAY_URL"), key: env("HANDOFF_KEY_A") });
+  const approvals = new Approvals(client, {
+    agentId: "agent-a",
+    sessionId: `sess-${randomUUID()}`,
+    timeoutMs: 60_000,
+    tools: [{ name: "issue_refund", actionType: "refund.issue", reversible: true, affectsOthers: false, amount: (a) => a["amount"] as number, currency: "EUR" }],
+  });
+  const ran: Array<{ orderId: string; amount: number }> = [];
+  const issueRefund = tool({
+    name: "issue_refund",
+    description: "Refund an order.",
+    parameters: z.object({ orderId: z.string(), amount: z.number() }),
+    needsApproval: true,
+    execute: approvals.execute(async (input: { orderId: string; amount: number }) => {
+      ran.push(input);
+      return `refunded ${input.amount} on ${input.orderId}`;
+    }),
+  });
+  const respond = modelResponder((call) => {
+    const input = Array.isArray(call.request.input) ? call.request.input : [];
+    const res = [...input].reverse().find((i) => (i as { type?: string }).type === "function_call_result") as
+      | { output?: unknown }
+      | undefined;
+    return res
+      ? [assistantMessage(`saw ${JSON.stringify(res.output)}`)]
+      : [functionCall("issue_refund", { orderId: "o-1", amount: 40 }, { callId: "call-1" })];
+  });
+  const agent = new Agent({ name: "support", model: new ScriptedModel([respond, respond]), tools: [issueRefund] });
+  const person = answer(approvals.actionId("call-1"), "support", decision, fields);
+  const result = await approvals.run(run, agent, "Refund order o-1, 40 EUR");
+  await person;
+  return { ran, output: String(result.finalOutput) };
+}
+
+test("a refund runs with the amount a person revised", async () => {
+  const { ran, output } = await refundRun("revise", { revised_arguments: '{"amount":25,"orderId":"o-1"}' });
+  assert.deepEqual(ran, [{ amount: 25, orderId: "o-1" }]);
+  assert.match(output, /refunded 25 on o-1/);
+});
+
+test("a rejected refund does not run and the model reads why", async () => {
+  const { ran, output } = await refundRun("reject", { comment: "already refunded" });
+  assert.deepEqual(ran, []);
+  assert.match(output, /rejected by ana: already refunded/);
+});
