@@ -1,0 +1,195 @@
+//! The whole story, once per framework: an agent on LangGraph, on the OpenAI Agents SDK, and an
+//! MCP client through the MCP gate (each a real package with a scripted model, in its own
+//! process) proposes a refund; `handoff run` hands it to support; a person opens it in the
+//! browser inbox (headless Chromium) and revises the amount from 40 to 25; the agent resumes and
+//! its tool runs with 25; the verdict, the escalation and the inbox's audit entry all name the
+//! same action.
+
+mod common;
+
+use common::browser::*;
+use common::gateway::{gateway_section, spawn_gateway, wait_ready};
+use common::inbox::Client;
+use common::kafka::*;
+use fantoccini::Locator;
+use handoff::inbox::auth::token_sha256;
+use handoff::sim::broker::free_port;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const REVISED: &str = r#"{"amount": 25, "order_id": "o-1"}"#;
+
+#[test]
+fn each_frameworks_agent_runs_its_tool_with_the_amount_a_person_revised_in_the_browser() {
+    let venv = common::python::venv("python-client", "clients/python/requirements-dev.txt");
+    let _serial = serial();
+    let broker = broker();
+    let bootstrap = broker.bootstrap();
+    let dir = tmpdir("agents-e2e");
+    let (gateway_port, inbox_port) = (free_port(), free_port());
+    // Frameworks give no confidence: the matrix lets such an action pass the gate here.
+    let matrix = dir.join("matrix.toml");
+    let passes = handoff::matrix::DEFAULT_MATRIX_TOML.replace(
+        "# without_confidence = \"below\"",
+        "without_confidence = \"passes\"",
+    );
+    std::fs::write(&matrix, passes).unwrap();
+    let extra = format!(
+        "[matrix]\npath = \"{}\"\n[inbox]\nbind = \"127.0.0.1:{inbox_port}\"\ncookie_key = \"{}\"\n\
+         [[inbox.people]]\nname = \"ana\"\nroles = [\"support\", \"owner\"]\ntoken_sha256 = \"{}\"\n{}",
+        matrix.display(),
+        "k".repeat(40),
+        token_sha256("token-of-ana"),
+        gateway_section(gateway_port)
+    );
+    let config = config_file(&dir, &bootstrap, "agents-e2e", &extra);
+    let mut run = spawn(&config, &dir.join("run.log"));
+    let mut inbox = spawn_inbox(&config, &dir.join("inbox.log"));
+    let mut gateway = spawn_gateway(&config, &dir.join("gateway.log"));
+    wait_log(
+        &dir.join("run.log"),
+        "partitions assigned",
+        Duration::from_secs(60),
+    );
+    wait_log(
+        &dir.join("inbox.log"),
+        "caught up with the changelog",
+        Duration::from_secs(60),
+    );
+    wait_ready(gateway_port, Duration::from_secs(60));
+    let driver = chromedriver();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ana = Client::signed_in(inbox_port, "ana");
+
+    for kind in ["langgraph", "openai-agents", "mcp"] {
+        let session = format!("sess-e2e-{kind}");
+        let agent = Command::new(venv.join("bin/python"))
+            .arg(common::python::root().join("clients/python/tests/scripted_agents.py"))
+            .args([kind, &session])
+            .env(
+                "PYTHONPATH",
+                common::python::root().join("clients/python/src"),
+            )
+            .env(
+                "HANDOFF_GATEWAY_URL",
+                format!("http://127.0.0.1:{gateway_port}"),
+            )
+            .env("HANDOFF_KEY", "key-a")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The escalation reaches ana's list (the earlier ones are answered and gone).
+        let mut id = String::new();
+        wait_until(
+            &format!("{kind}: the escalation in ana's list"),
+            Duration::from_secs(60),
+            || {
+                let body = ana.get("/").body;
+                match body.find("href=\"/e/") {
+                    Some(at) => {
+                        id = body[at + 9..at + 9 + 28].to_string();
+                        true
+                    }
+                    None => false,
+                }
+            },
+        );
+        rt.block_on(revise_arguments(driver.1, inbox_port, &id, kind));
+        let out = agent.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{kind}: {said}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let result: serde_json::Value = serde_json::from_str(said.trim()).unwrap();
+        assert_eq!(
+            result["ran"],
+            serde_json::json!([["o-1", 25.0]]),
+            "{kind}: {result}"
+        );
+        same_action_everywhere(&bootstrap, &id, &session, kind);
+    }
+    for child in [&mut gateway, &mut inbox, &mut run] {
+        sigterm(child);
+        assert!(wait_exit(child, Duration::from_secs(30)).success());
+    }
+}
+
+/// Ana opens escalation `id` in the browser and runs the tool with other arguments.
+async fn revise_arguments(driver: u16, port: u16, id: &str, kind: &str) {
+    let c = session(driver).await;
+    sign_in(&c, port, "ana").await;
+    c.wait()
+        .for_element(Locator::Css(&format!("a[href='/e/{id}']")))
+        .await
+        .unwrap();
+    click_fresh(&c, &format!("a[href='/e/{id}']")).await;
+    c.wait()
+        .for_element(Locator::Id("revised_arguments"))
+        .await
+        .unwrap();
+    let body = c.source().await.unwrap();
+    assert!(
+        body.contains("issue_refund"),
+        "{kind}: the tool call is shown"
+    );
+    for summary in c.find_all(Locator::Css("details summary")).await.unwrap() {
+        if summary
+            .text()
+            .await
+            .unwrap()
+            .contains("Revise the arguments")
+        {
+            summary.click().await.unwrap();
+        }
+    }
+    let area = c.find(Locator::Id("revised_arguments")).await.unwrap();
+    area.clear().await.unwrap();
+    area.send_keys(REVISED).await.unwrap();
+    shot(&c, &format!("agents-{kind}-revise-arguments.png")).await;
+    c.find(Locator::Id("revise-arguments"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("body")).await.unwrap();
+    c.close().await.unwrap();
+}
+
+/// The verdict, the escalation and the audit entry of escalation `id` name one action, of
+/// `session`, and the verdict carries the revised arguments.
+fn same_action_everywhere(bootstrap: &str, id: &str, session: &str, kind: &str) {
+    let escalation = escalations(bootstrap, "escalations.support")
+        .into_iter()
+        .find(|x| x.escalation_id == id)
+        .unwrap_or_else(|| panic!("{kind}: escalation {id}"));
+    assert_eq!(escalation.session_id, session, "{kind}");
+    let action = escalation.action_id.clone();
+    wait_until(
+        &format!("{kind}: the revised verdict"),
+        Duration::from_secs(30),
+        || {
+            verdicts(bootstrap).iter().any(|v| {
+                v.action_id == action
+                    && v.is_final
+                    && v.revised_arguments.as_deref() == Some(r#"{"amount":25,"order_id":"o-1"}"#)
+                    && v.escalation_ids.iter().any(|e| e == id)
+            })
+        },
+    );
+    wait_until(
+        &format!("{kind}: the audit entry"),
+        Duration::from_secs(30),
+        || {
+            read_all(bootstrap, "handoff.audit").iter().any(|r| {
+                let e: serde_json::Value = serde_json::from_slice(&r.payload).unwrap_or_default();
+                e["escalation_id"] == id
+                    && e["action_id"] == action.as_str()
+                    && e["decision"] == "revise"
+            })
+        },
+    );
+}
