@@ -101,9 +101,21 @@ fn typescript_tests(venv: &std::path::Path, port: u16, bootstrap: &str) -> (bool
     if !tsc.status.success() {
         return (false, String::from_utf8_lossy(&tsc.stdout).into_owned());
     }
+    let mut suites: Vec<String> = std::fs::read_dir(dir.join("dist/test"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".test.js"))
+        .map(|n| format!("dist/test/{n}"))
+        .collect();
+    suites.sort();
     let out = Command::new("node")
-        .args(["--test", "--test-reporter=tap", "dist/test/"])
+        .args(["--test", "--test-reporter=tap"])
+        .args(&suites)
         .current_dir(&dir)
+        .env(
+            "PYTHONPATH",
+            common::python::root().join("clients/python/src"),
+        )
         .env("HANDOFF_GATEWAY_URL", format!("http://127.0.0.1:{port}"))
         .env("HANDOFF_KEY_A", "key-a")
         .env("HANDOFF_BOOTSTRAP", bootstrap)

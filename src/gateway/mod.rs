@@ -81,25 +81,16 @@ impl GatewayMetrics {
             )
             .expect("valid"),
         };
-        let build = prometheus::IntGaugeVec::new(
-            Opts::new(
-                "handoff_build_info",
-                "The running handoff build (always 1).",
-            ),
-            &["version"],
-        )
-        .expect("valid");
-        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let _ = registry.register(Box::new(build));
-        for c in [
-            Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(m.waiting.clone()),
-            Box::new(m.to_final.clone()),
-            Box::new(m.window.clone()),
-            Box::new(m.unreadable.clone()),
-        ] {
-            let _ = registry.register(c);
-        }
+        crate::metrics::register_process(
+            registry,
+            vec![
+                Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
+                Box::new(m.waiting.clone()),
+                Box::new(m.to_final.clone()),
+                Box::new(m.window.clone()),
+                Box::new(m.unreadable.clone()),
+            ],
+        );
         m
     }
 

@@ -89,27 +89,17 @@ impl InboxMetrics {
             )
             .expect("valid"),
         };
-        // The dashboard's instance list comes from the build info: the inbox is an instance too.
-        let build = prometheus::IntGaugeVec::new(
-            Opts::new(
-                "handoff_build_info",
-                "The running handoff build (always 1).",
-            ),
-            &["version"],
-        )
-        .expect("valid");
-        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let _ = registry.register(Box::new(build));
-        for c in [
-            Box::new(m.open.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(m.views.clone()),
-            Box::new(m.answers.clone()),
-            Box::new(m.answer_seconds.clone()),
-            Box::new(m.audit_failures.clone()),
-            Box::new(m.unreadable.clone()),
-        ] {
-            let _ = registry.register(c);
-        }
+        crate::metrics::register_process(
+            registry,
+            vec![
+                Box::new(m.open.clone()) as Box<dyn prometheus::core::Collector>,
+                Box::new(m.views.clone()),
+                Box::new(m.answers.clone()),
+                Box::new(m.answer_seconds.clone()),
+                Box::new(m.audit_failures.clone()),
+                Box::new(m.unreadable.clone()),
+            ],
+        );
         m
     }
 

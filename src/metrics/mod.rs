@@ -68,6 +68,24 @@ impl std::fmt::Debug for Metrics {
 }
 
 /// Registers a newly built collector and returns it (a handle sharing its values).
+/// Registers a process's own metric families into `registry`, with `handoff_build_info` (the
+/// dashboard's list of instances comes from it: the inbox and the gateway are instances too).
+pub fn register_process(registry: &Registry, families: Vec<Box<dyn prometheus::core::Collector>>) {
+    let build = IntGaugeVec::new(
+        Opts::new(
+            "handoff_build_info",
+            "The running handoff build (always 1).",
+        ),
+        &["version"],
+    )
+    .expect("valid");
+    build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    let _ = registry.register(Box::new(build));
+    for family in families {
+        let _ = registry.register(family);
+    }
+}
+
 fn registered<C: prometheus::core::Collector + Clone + 'static>(
     r: &Registry,
     built: prometheus::Result<C>,

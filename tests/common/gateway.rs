@@ -73,26 +73,9 @@ impl Gate {
         )
         .stopping(stopping.clone());
         let app = Arc::new(app);
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let port = std_listener.local_addr().unwrap().port();
         let served = app.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                let mut stopping = stopping;
-                let stopped = async move {
-                    let _ = stopping.wait_for(|s| *s).await;
-                };
-                handoff::gateway::serve(listener, served, stopped)
-                    .await
-                    .unwrap();
-            });
+        let port = super::serve_on_free_port(2, stopping, move |listener, stopped| {
+            handoff::gateway::serve(listener, served, stopped)
         });
         Gate {
             port,

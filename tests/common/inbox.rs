@@ -105,26 +105,9 @@ pub fn serve_with(
     );
     app.slack = slack;
     let app = Arc::new(app);
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    std_listener.set_nonblocking(true).unwrap();
-    let port = std_listener.local_addr().unwrap().port();
     let served = app.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            let mut stopping = stopping;
-            let stopped = async move {
-                let _ = stopping.wait_for(|s| *s).await;
-            };
-            handoff::inbox::serve(listener, served, stopped)
-                .await
-                .unwrap();
-        });
+    let port = super::serve_on_free_port(1, stopping, move |listener, stopped| {
+        handoff::inbox::serve(listener, served, stopped)
     });
     Served {
         port,

@@ -91,3 +91,40 @@ pub fn answer(x: &Escalation, kind: DecisionKind, by: &str, at: i64) -> HumanDec
         revised_arguments: None,
     }
 }
+
+/// Serves on a free port of 127.0.0.1, on a runtime of its own thread with `workers` worker
+/// threads, until `stopping` turns true: `serve` gets the listener and the stop. The port.
+pub fn serve_on_free_port<F, Fut>(
+    workers: usize,
+    stopping: tokio::sync::watch::Receiver<bool>,
+    serve: F,
+) -> u16
+where
+    F: FnOnce(
+            tokio::net::TcpListener,
+            std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+        ) -> Fut
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = std::io::Result<()>>,
+{
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let port = std_listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            let mut stopping = stopping;
+            let stopped = Box::pin(async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            });
+            serve(listener, stopped).await.unwrap();
+        });
+    });
+    port
+}

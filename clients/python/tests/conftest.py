@@ -16,6 +16,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
+from handoff_client.kafka import plain
+
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 
 
@@ -26,16 +28,8 @@ def env(name: str) -> str:
     return value
 
 
-def _plain(schema: Any) -> Any:
-    if isinstance(schema, dict):
-        return {k: _plain(v) for k, v in schema.items() if k != "logicalType"}
-    if isinstance(schema, list):
-        return [_plain(s) for s in schema]
-    return schema
-
-
 def schema(path: Path) -> Any:
-    return parse_schema(_plain(json.loads(path.read_text())))
+    return parse_schema(plain(json.loads(path.read_text())))
 
 
 class Person:

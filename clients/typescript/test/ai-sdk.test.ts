@@ -3,7 +3,6 @@
 // approval, handoff hands it to support, a person revises the amount, and the tool runs with it;
 // a rejection's reason reaches the model and the tool does not run.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { test } from "node:test";
 
@@ -13,21 +12,7 @@ import { z } from "zod";
 
 import { Approvals } from "../src/adapters/ai-sdk.js";
 import { Client } from "../src/index.js";
-
-function env(name: string): string {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run these tests with \`cargo test --test clients\``);
-  return v;
-}
-
-function answer(actionId: string, role: string, decision: string, fields: object = {}): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(env("HANDOFF_PYTHON"), [env("HANDOFF_PERSON"), actionId, role, decision, JSON.stringify(fields)], {
-      stdio: ["ignore", "inherit", "inherit"],
-    });
-    p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`person exited ${code}`))));
-  });
-}
+import { answer, env } from "./helpers.js";
 
 const usage = {
   inputTokens: { total: 1, noCache: 1, cacheRead: 0, cacheWrite: 0 },

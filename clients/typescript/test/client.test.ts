@@ -2,7 +2,6 @@
 // broker (`cargo test --test clients` starts them and names them in the environment; a person's
 // answer is written to human.decisions by clients/python/tests/person.py, as the inbox writes it).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { describe, test } from "node:test";
 
@@ -20,14 +19,9 @@ import {
   Unavailable,
   type Verdict,
 } from "../src/index.js";
+import { answer, env } from "./helpers.js";
 
 const REVISED = '{"amount":25,"order_id":"o-1"}';
-
-function env(name: string): string {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run these tests with \`cargo test --test clients\``);
-  return v;
-}
 
 function refund(agent = "agent-a"): Action {
   return {
@@ -57,16 +51,6 @@ function search(): Action {
     reversible: true,
     affects_others: false,
   };
-}
-
-/** A person of `role` answers the action's escalation (in the background). */
-function answer(actionId: string, role: string, decision: string, fields: object = {}): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(env("HANDOFF_PYTHON"), [env("HANDOFF_PERSON"), actionId, role, decision, JSON.stringify(fields)], {
-      stdio: ["ignore", "inherit", "inherit"],
-    });
-    p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`person exited ${code}`))));
-  });
 }
 
 describe("without a server", () => {

@@ -1,7 +1,6 @@
 // The OpenAI Agents SDK (JavaScript) adapter with the real `@openai/agents` and its ScriptedModel
 // (no network, no LLM), against the live gateway and processor of `cargo test --test clients`.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { test } from "node:test";
 
@@ -11,23 +10,9 @@ import { z } from "zod";
 
 import { Approvals } from "../src/adapters/openai-agents.js";
 import { Client } from "../src/index.js";
+import { answer, env } from "./helpers.js";
 
 setTracingDisabled(true);
-
-function env(name: string): string {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run these tests with \`cargo test --test clients\``);
-  return v;
-}
-
-function answer(actionId: string, role: string, decision: string, fields: object = {}): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(env("HANDOFF_PYTHON"), [env("HANDOFF_PERSON"), actionId, role, decision, JSON.stringify(fields)], {
-      stdio: ["ignore", "inherit", "inherit"],
-    });
-    p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`person exited ${code}`))));
-  });
-}
 
 async function refundRun(decision: string, fields: object) {
   const client = new Client({ baseUrl: env("HANDOFF_GATEWAY_URL"), key: env("HANDOFF_KEY_A") });

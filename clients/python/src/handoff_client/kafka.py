@@ -32,18 +32,18 @@ ACTION_VERSION = 2
 SLACK_MS = 10_000
 
 
-def _plain(schema: Any) -> Any:
+def plain(schema: Any) -> Any:
     """The schema without logical types: times stay milliseconds, as in the JSON form."""
     if isinstance(schema, dict):
-        return {k: _plain(v) for k, v in schema.items() if k != "logicalType"}
+        return {k: plain(v) for k, v in schema.items() if k != "logicalType"}
     if isinstance(schema, list):
-        return [_plain(s) for s in schema]
+        return [plain(s) for s in schema]
     return schema
 
 
 def _schema(name: str) -> Any:
     text = resources.files("handoff_client").joinpath("schemas").joinpath(name).read_text(encoding="utf-8")
-    return parse_schema(_plain(json.loads(text)))
+    return parse_schema(plain(json.loads(text)))
 
 
 class KafkaClient:

@@ -15,10 +15,10 @@
  * revised arguments are what the tool runs with, swapped in by call id (the SDK's approval
  * carries none).
  */
-import { type Action, type Client, runs } from "../index.js";
-import { refusal, type ToolPolicy } from "./ai-sdk.js";
+import { type Client, runs } from "../index.js";
+import { type AdapterOptions, Calls, refusal } from "./calls.js";
 
-export type { ToolPolicy } from "./ai-sdk.js";
+export type { AdapterOptions, ToolPolicy } from "./calls.js";
 
 /** What the adapter needs of a paused approval item. */
 export interface ApprovalItem {
@@ -34,45 +34,25 @@ export interface ApprovalState<Item extends ApprovalItem> {
   reject(item: Item, options?: { message?: string }): void;
 }
 
-const FRAMEWORK = "openai-agents";
-
 /** Routes one conversation's tool approvals to handoff. */
 export class Approvals {
-  readonly #client: Client;
-  readonly #agentId: string;
-  readonly #sessionId: string;
-  readonly #request: string;
-  readonly #timeoutMs: number | undefined;
-  readonly #tools: Map<string, ToolPolicy>;
-  readonly #revised = new Map<string, Record<string, unknown>>();
+  readonly #calls: Calls;
 
-  constructor(
-    client: Client,
-    options: { agentId: string; sessionId: string; tools: ToolPolicy[]; request?: string; timeoutMs?: number },
-  ) {
-    this.#client = client;
-    this.#agentId = options.agentId;
-    this.#sessionId = options.sessionId;
-    this.#request = options.request ?? "";
-    this.#timeoutMs = options.timeoutMs;
-    this.#tools = new Map(options.tools.map((t) => [t.name, t]));
+  constructor(client: Client, options: AdapterOptions) {
+    this.#calls = new Calls(client, "openai-agents", options);
   }
 
   /** handoff's id of the action a tool call is. */
   actionId(callId: string): string {
-    return `${FRAMEWORK}-${this.#sessionId}-${callId}`;
+    return this.#calls.actionId(callId);
   }
 
   /** The tool's `execute`, run with a person's revised arguments when there are some. */
   execute<I, O>(
     execute: (input: I, context?: unknown, details?: { toolCall?: { callId?: string } }) => Promise<O>,
   ): (input: I, context?: unknown, details?: { toolCall?: { callId?: string } }) => Promise<O> {
-    return async (input, context, details) => {
-      const callId = details?.toolCall?.callId;
-      const revised = callId === undefined ? undefined : this.#revised.get(callId);
-      if (callId !== undefined) this.#revised.delete(callId);
-      return execute((revised ?? input) as I, context, details);
-    };
+    return async (input, context, details) =>
+      execute((this.#calls.take(details?.toolCall?.callId) ?? input) as I, context, details);
   }
 
   /** Answers every paused call of `state` from its final verdict. */
@@ -82,17 +62,10 @@ export class Approvals {
       const callId = raw.callId ?? "";
       const name = item.name ?? raw.name ?? "";
       const args = JSON.parse(item.arguments ?? raw.arguments ?? "{}") as Record<string, unknown>;
-      const actionId = this.actionId(callId);
-      if ((await this.#client.state(actionId)) === null) {
-        await this.#client.submit(this.#action(actionId, name, callId, args));
-      }
-      const v = await this.#client.wait(actionId, this.#timeoutMs === undefined ? {} : { timeoutMs: this.#timeoutMs });
+      const v = await this.#calls.decide(callId, name, args);
       if (!runs(v)) {
-        state.reject(item, { message: refusal(v.outcome, v.decided_by, v.comment, v.roles) });
-      } else if (v.revised_arguments !== null) {
-        this.#revised.set(callId, JSON.parse(v.revised_arguments) as Record<string, unknown>);
-        state.approve(item);
-      } else if (v.revised_output !== null) {
+        state.reject(item, { message: refusal(v) });
+      } else if (v.revised_arguments === null && v.revised_output !== null) {
         state.reject(item, { message: v.revised_output }); // a person's words instead of the call
       } else {
         state.approve(item);
@@ -112,23 +85,5 @@ export class Approvals {
       result = await runner(agent, result.state as never);
     }
     return result;
-  }
-
-  #action(actionId: string, name: string, callId: string, input: Record<string, unknown>): Action {
-    const p = this.#tools.get(name) ?? { name, actionType: `tool.${name.toLowerCase().replace(/[^a-z0-9_]+/g, "_")}` };
-    const amount = p.amount?.(input);
-    return {
-      action_id: actionId,
-      session_id: this.#sessionId,
-      agent_id: this.#agentId,
-      action_type: p.actionType,
-      request: this.#request || `tool call ${name}`,
-      summary: `calls ${name}`,
-      status: "proposed",
-      reversible: p.reversible ?? false,
-      affects_others: p.affectsOthers ?? true,
-      ...(amount === undefined ? {} : { amount, ...(p.currency ? { currency: p.currency } : {}) }),
-      tool_call: { name, arguments: input, call_id: callId, framework: FRAMEWORK },
-    };
   }
 }
