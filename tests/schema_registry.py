@@ -14,8 +14,12 @@ the endpoints handoff uses, and no more:
   GET  /subjects/{subject}/versions/latest -> {"subject", "id", "version", "schema"}
 
 Errors are {"error_code": N, "message": "..."}: 40401 subject not found, 40403 schema not
-found, 42201 invalid schema, 401 unauthorized. It checks no compatibility (as a registry set
-to NONE). Optional basic auth (--username/--password); --fail-first N answers the first N
+found, 42201 invalid schema, 409 incompatible schema, 401 unauthorized. Compatibility is NONE
+unless --compatibility BACKWARD (or `PUT /config/{subject}` with {"compatibility": "BACKWARD"}):
+then a schema registered under a subject must read data written with the subject's latest
+version, by Avro's schema resolution rules (records, defaults, unions, enums, promotions), and
+`POST /compatibility/subjects/{subject}/versions/latest` answers {"is_compatible", "messages"}.
+Optional basic auth (--username/--password); --fail-first N answers the first N
 GET /schemas/ids requests with 503, to test retries. --register SUBJECT=FILE (repeatable)
 registers the Avro schema in FILE under SUBJECT before the port opens, so no client can find the
 registry up but the schema missing.
@@ -23,7 +27,7 @@ registry up but the schema missing.
 Prints "ready PORT" once listening; exits when its standard input closes or on SIGTERM.
 
 Usage: schema_registry.py [--port PORT] [--username U --password P] [--fail-first N]
-                          [--register SUBJECT=FILE ...]
+                          [--compatibility NONE|BACKWARD] [--register SUBJECT=FILE ...]
 """
 
 import argparse
@@ -38,10 +42,96 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
+PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
+# What a reader of the key reads from a writer of each value (Avro schema resolution).
+PROMOTIONS = {
+    "int": {"long", "float", "double"},
+    "long": {"float", "double"},
+    "float": {"double"},
+    "string": {"bytes"},
+    "bytes": {"string"},
+}
+
+
+def named_types(schema, found=None):
+    """Every named type (record, enum, fixed) of a parsed schema, by name."""
+    found = {} if found is None else found
+    if isinstance(schema, list):
+        for branch in schema:
+            named_types(branch, found)
+    elif isinstance(schema, dict):
+        if schema.get("type") in ("record", "enum", "fixed") and "name" in schema:
+            found[schema["name"]] = schema
+        for field in schema.get("fields", []):
+            named_types(field["type"], found)
+        for key in ("items", "values"):
+            if key in schema:
+                named_types(schema[key], found)
+    return found
+
+
+def incompatibilities(writer, reader, w_names, r_names, at="/"):
+    """Why a reader of `reader` cannot read data written with `writer` (empty: it can)."""
+    if isinstance(writer, str) and writer in w_names:
+        writer = w_names[writer]
+    if isinstance(reader, str) and reader in r_names:
+        reader = r_names[reader]
+    if isinstance(writer, list):
+        return [p for branch in writer for p in incompatibilities(branch, reader, w_names, r_names, at)]
+    if isinstance(reader, list):
+        if any(not incompatibilities(writer, branch, w_names, r_names, at) for branch in reader):
+            return []
+        return [f"{at}: no branch of the reader's union reads the writer's {kind(writer)}"]
+    wk, rk = kind(writer), kind(reader)
+    if wk in PRIMITIVES or rk in PRIMITIVES:
+        if wk == rk or rk in PROMOTIONS.get(wk, ()):
+            return []
+        return [f"{at}: the reader's {rk} cannot read the writer's {wk}"]
+    if wk != rk:
+        return [f"{at}: the reader's {rk} cannot read the writer's {wk}"]
+    if rk == "record":
+        written = {f["name"]: f for f in writer["fields"]}
+        out = []
+        for f in reader["fields"]:
+            if f["name"] in written:
+                out += incompatibilities(written[f["name"]]["type"], f["type"], w_names, r_names, f"{at}{f['name']}/")
+            elif "default" not in f:
+                out.append(f"{at}{f['name']}: a new field without a default")
+        return out
+    if rk == "enum":
+        missing = set(writer["symbols"]) - set(reader["symbols"])
+        if missing and "default" not in reader:
+            return [f"{at}: the reader's enum lacks {sorted(missing)}"]
+        return []
+    if rk == "array":
+        return incompatibilities(writer["items"], reader["items"], w_names, r_names, at + "[]/")
+    if rk == "map":
+        return incompatibilities(writer["values"], reader["values"], w_names, r_names, at + "{}/")
+    if rk == "fixed" and writer.get("size") != reader.get("size"):
+        return [f"{at}: fixed sizes differ"]
+    return []
+
+
+def kind(schema):
+    if isinstance(schema, str):
+        return schema
+    if isinstance(schema, dict):
+        t = schema.get("type")
+        return t if isinstance(t, str) else kind(t)
+    return "union"
+
+
+def backward(old_text, new_text):
+    """BACKWARD: why the new schema cannot read data written with the old one."""
+    old, new = json.loads(old_text), json.loads(new_text)
+    return incompatibilities(old, new, named_types(old), named_types(new))
+
+
 
 class Registry:
-    def __init__(self, fail_first):
+    def __init__(self, fail_first, compatibility="NONE"):
         self.lock = threading.Lock()
+        self.compatibility = {"": compatibility}  # subject ("" for the global level) -> level
         self.schemas = {}  # id -> (schema text, schema type)
         self.ids = {}  # (normalized text, type) -> id
         self.subjects = {}  # subject -> [id, ...] (version = index + 1)
@@ -132,20 +222,57 @@ class Handler(BaseHTTPRequestHandler):
             "schema": self.registry.schemas[schema_id][0],
         }
 
+    def do_PUT(self):
+        if not self.authorized():
+            return
+        m = re.fullmatch(r"/config(?:/([^/]+))?", self.path)
+        level = self.body().get("compatibility")
+        if m is None or level not in ("NONE", "BACKWARD"):
+            return self.error(422, 42203, "Invalid compatibility level (NONE or BACKWARD here)")
+        with self.registry.lock:
+            self.registry.compatibility[unquote(m.group(1) or "")] = level
+        self.answer(200, {"compatibility": level})
+
+    def problems(self, subject, text):
+        """Why `text` may not be registered under `subject` (its compatibility level)."""
+        r = self.registry
+        with r.lock:
+            level = r.compatibility.get(subject, r.compatibility[""])
+            versions = r.subjects.get(subject) or []
+            latest = r.schemas[versions[-1]][0] if versions else None
+        if level != "BACKWARD" or latest is None:
+            return []
+        return backward(latest, text)
+
     def do_POST(self):
         if not self.authorized():
             return
         r = self.registry
         body = self.body()
         text, schema_type = body.get("schema"), body.get("schemaType", "AVRO")
+        m = re.fullmatch(r"/compatibility/subjects/([^/]+)/versions/latest", self.path)
+        if m is not None:
+            found = self.problems(unquote(m.group(1)), text) if isinstance(text, str) else ["not a schema"]
+            return self.answer(200, {"is_compatible": not found, "messages": found})
         m = re.fullmatch(r"/subjects/([^/]+)(/versions)?", self.path)
         if m is None:
             return self.error(404, 404, "HTTP 404 Not Found")
         register = m.group(2) is not None
+        subject = unquote(m.group(1))
+        existing = r.id_of(text, schema_type, False) if isinstance(text, str) else None
+        with r.lock:
+            known = existing is not None and existing in (r.subjects.get(subject) or [])
+        if register and isinstance(text, str) and not known:
+            try:
+                found = self.problems(subject, text)
+            except (ValueError, KeyError, TypeError):
+                found = None
+            if found:
+                message = f"Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: {found}"
+                return self.error(409, 409, message)
         schema_id = r.id_of(text, schema_type, register) if isinstance(text, str) else None
         if register and schema_id is None:
             return self.error(422, 42201, "Invalid schema")
-        subject = unquote(m.group(1))
         with r.lock:
             versions = r.subjects.setdefault(subject, []) if register else r.subjects.get(subject)
             if versions is None:
@@ -166,8 +293,9 @@ def main():
     ap.add_argument("--password")
     ap.add_argument("--fail-first", type=int, default=0)
     ap.add_argument("--register", action="append", default=[], metavar="SUBJECT=FILE")
+    ap.add_argument("--compatibility", choices=["NONE", "BACKWARD"], default="NONE")
     args = ap.parse_args()
-    Handler.registry = Registry(args.fail_first)
+    Handler.registry = Registry(args.fail_first, args.compatibility)
     for pair in args.register:
         subject, _, path = pair.partition("=")
         with open(path) as f:

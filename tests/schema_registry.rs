@@ -65,6 +65,23 @@ impl Server {
         Client::new(&RegistrySettings::new(self.url())).unwrap()
     }
 
+    /// `POST path` of the schema `schema` with a plain socket: (status line, body).
+    fn post_schema(&self, path: &str, schema: &str) -> (String, String) {
+        let body = serde_json::json!({ "schema": schema }).to_string();
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "POST {path} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+        let status = text.lines().next().unwrap_or("").to_string();
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        (status, body)
+    }
+
     /// `GET path` with a plain socket: (status line, body).
     fn get(&self, path: &str) -> (String, String) {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
@@ -551,4 +568,53 @@ fn outputs_are_framed_under_the_subject_of_each_strategy() {
             .auto_register = false;
         processor(&settings);
     }
+}
+
+/// The new schema registered as BACKWARD-compatible: a registry set to BACKWARD takes each shipped
+/// version of every record after the one before it, and refuses the reverse where the older
+/// version cannot read the newer one's data (version 1 has no null confidence), naming the field.
+#[test]
+fn each_shipped_version_registers_after_the_one_before_it_under_backward() {
+    let reg = Server::start(&["--compatibility", "BACKWARD"]);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    for (kind, older_reads_newer) in [
+        ("agent_action", false),
+        ("escalation", false),
+        ("verdict", true),
+        ("human_decision", true),
+    ] {
+        let v1 = read(&format!("schemas/history/{kind}.v1.avsc"));
+        let v2 = read(&format!("schemas/{kind}.avsc"));
+        let forward = format!("/subjects/{kind}-value/versions");
+        assert!(
+            reg.post_schema(&forward, &v1).0.contains("200"),
+            "{kind} v1"
+        );
+        let (status, body) = reg.post_schema(&forward, &v2);
+        assert!(
+            status.contains("200"),
+            "{kind}: v2 after v1: {status} {body}"
+        );
+        let reverse = format!("/subjects/{kind}-reversed/versions");
+        assert!(
+            reg.post_schema(&reverse, &v2).0.contains("200"),
+            "{kind} v2"
+        );
+        let (status, body) = reg.post_schema(&reverse, &v1);
+        if older_reads_newer {
+            assert!(status.contains("200"), "{kind}: {status} {body}");
+        } else {
+            assert!(
+                status.contains("409"),
+                "{kind}: v1 cannot read v2: {status} {body}"
+            );
+            assert!(body.contains("confidence"), "{kind}: {body}");
+        }
+    }
+    let (_, answer) = reg.post_schema(
+        "/compatibility/subjects/agent_action-value/versions/latest",
+        &read("schemas/history/agent_action.v1.avsc"),
+    );
+    assert!(answer.contains("\"is_compatible\": false"), "{answer}");
 }
