@@ -149,14 +149,8 @@ pub async fn run(
             addr: s.bind.clone(),
             source,
         })?;
-    let k = settings.clone();
-    tokio::task::spawn_blocking(move || {
-        crate::kafka::admin::wait_reachable(&k)?;
-        let topics = [&k.topics.input, &k.topics.verdicts].map(|t| t.to_string());
-        crate::kafka::admin::ensure_topics_blocking(&k, &topics)
-    })
-    .await
-    .expect("the check does not panic")?;
+    let t = &settings.topics;
+    crate::kafka::admin::reachable_with_topics(settings, &[&t.input, &t.verdicts]).await?;
     let registry = Registry::new();
     let metrics = GatewayMetrics::register(&registry);
     let window = Arc::new(Mutex::new(window::Window::new(s.window)));

@@ -170,16 +170,9 @@ pub async fn run(
             addr: s.bind.clone(),
             source,
         })?;
-    let k = settings.clone();
-    tokio::task::spawn_blocking(move || {
-        crate::kafka::admin::wait_reachable(&k)?;
-        let t = &k.topics;
-        let topics =
-            [&t.changelog, &t.decisions, &t.audit, &t.notifications].map(|t| t.to_string());
-        crate::kafka::admin::ensure_topics_blocking(&k, &topics)
-    })
-    .await
-    .expect("the check does not panic")?;
+    let t = &settings.topics;
+    let topics = [&t.changelog, &t.decisions, &t.audit, &t.notifications];
+    crate::kafka::admin::reachable_with_topics(settings, &topics.map(String::as_str)).await?;
     let registry = Registry::new();
     let board = Arc::new(RwLock::new(board::Board::new()));
     let (changes_tx, changes) = watch::channel(0);

@@ -123,6 +123,20 @@ pub async fn ensure_topics(settings: &Settings, topics: &[String]) -> Result<(),
     Ok(())
 }
 
+/// For a process beside `run` (the inbox, the gateway), from async code: waits until the brokers
+/// answer ([`wait_reachable`]) and `topics` exist ([`ensure_topics_blocking`]), off the runtime's
+/// threads.
+pub async fn reachable_with_topics(settings: &Settings, topics: &[&str]) -> Result<(), Error> {
+    let settings = settings.clone();
+    let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        wait_reachable(&settings)?;
+        ensure_topics_blocking(&settings, &topics)
+    })
+    .await
+    .expect("the check does not panic")
+}
+
 /// [`ensure_topics`] from synchronous code outside any async runtime (the tools).
 pub fn ensure_topics_blocking(settings: &Settings, topics: &[String]) -> Result<(), Error> {
     tokio::runtime::Builder::new_current_thread()
