@@ -21,21 +21,7 @@ fn the_python_client_and_its_adapters_decide_wait_and_resume_over_the_gateway_an
     let bootstrap = broker.bootstrap();
     let dir = tmpdir("clients-python");
     let port = free_port();
-    // Agent frameworks give no confidence: here the matrix lets such an action pass the gate
-    // (the shipped default, "below", is tested with the processor), so what a person is asked
-    // depends on the action's type alone.
-    let matrix = dir.join("matrix.toml");
-    let passes = handoff::matrix::DEFAULT_MATRIX_TOML.replace(
-        "# without_confidence = \"below\"",
-        "without_confidence = \"passes\"",
-    );
-    assert_ne!(passes, handoff::matrix::DEFAULT_MATRIX_TOML);
-    std::fs::write(&matrix, passes).unwrap();
-    let extra = format!(
-        "[matrix]\npath = \"{}\"\n{}",
-        matrix.display(),
-        gateway_section(port)
-    );
+    let extra = matrix_where_no_confidence_passes(&dir) + &gateway_section(port);
     let config = config_file(&dir, &bootstrap, "clients", &extra);
     let mut run = spawn(&config, &dir.join("run.log"));
     let mut gateway = spawn_gateway(&config, &dir.join("gateway.log"));

@@ -27,17 +27,10 @@ fn each_frameworks_agent_runs_its_tool_with_the_amount_a_person_revised_in_the_b
     let bootstrap = broker.bootstrap();
     let dir = tmpdir("agents-e2e");
     let (gateway_port, inbox_port) = (free_port(), free_port());
-    // Frameworks give no confidence: the matrix lets such an action pass the gate here.
-    let matrix = dir.join("matrix.toml");
-    let passes = handoff::matrix::DEFAULT_MATRIX_TOML.replace(
-        "# without_confidence = \"below\"",
-        "without_confidence = \"passes\"",
-    );
-    std::fs::write(&matrix, passes).unwrap();
     let extra = format!(
-        "[matrix]\npath = \"{}\"\n[inbox]\nbind = \"127.0.0.1:{inbox_port}\"\ncookie_key = \"{}\"\n\
+        "{}[inbox]\nbind = \"127.0.0.1:{inbox_port}\"\ncookie_key = \"{}\"\n\
          [[inbox.people]]\nname = \"ana\"\nroles = [\"support\", \"owner\"]\ntoken_sha256 = \"{}\"\n{}",
-        matrix.display(),
+        matrix_where_no_confidence_passes(&dir),
         "k".repeat(40),
         token_sha256("token-of-ana"),
         gateway_section(gateway_port)

@@ -2,7 +2,6 @@
 //! for the tests that answer escalations as a person does.
 #![allow(dead_code)]
 
-use super::kafka::handoff_bin;
 use fantoccini::{ClientBuilder, Locator};
 use handoff::sim::broker::free_port;
 use std::process::{Child, Command, Stdio};
@@ -41,15 +40,9 @@ pub fn chromedriver() -> Driver {
     Driver(child, port)
 }
 
+/// Starts `handoff inbox`, logging to `log`.
 pub fn spawn_inbox(config: &std::path::Path, log: &std::path::Path) -> Child {
-    Command::new(handoff_bin())
-        .args(["inbox", "--config"])
-        .arg(config)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+    super::kafka::spawn_command("inbox", config, log)
 }
 
 pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {

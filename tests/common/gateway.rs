@@ -15,7 +15,7 @@ use handoff::matrix::{Matrix, MatrixSource, DEFAULT_MATRIX_TOML};
 use handoff::pipeline::process::Processor;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -291,14 +291,7 @@ impl Events {
 
 /// Starts `handoff gateway`, logging to `log`.
 pub fn spawn_gateway(config: &std::path::Path, log: &std::path::Path) -> Child {
-    Command::new(super::kafka::handoff_bin())
-        .args(["gateway", "--config"])
-        .arg(config)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+    super::kafka::spawn_command("gateway", config, log)
 }
 
 /// A `[gateway]` section on `port` with the agents of [`agents`].

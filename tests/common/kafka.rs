@@ -287,15 +287,38 @@ pub fn handoff_bin() -> std::ffi::OsString {
 
 /// Starts `handoff run`, logging to `log`.
 pub fn spawn(config: &std::path::Path, log: &std::path::Path) -> Child {
-    let out = std::fs::File::create(log).unwrap();
+    spawn_command("run", config, log)
+}
+
+/// Starts `handoff SUBCOMMAND --config CONFIG` (run, inbox, gateway), logging to `log`.
+pub fn spawn_command(subcommand: &str, config: &std::path::Path, log: &std::path::Path) -> Child {
     Command::new(handoff_bin())
-        .args(["run", "--config"])
+        .args([subcommand, "--config"])
         .arg(config)
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
-        .stderr(out)
+        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap()
+}
+
+/// A `[matrix]` section naming a copy of the shipped matrix, written in `dir`, that lets an
+/// action without a confidence pass the gate (`without_confidence = "passes"`): agent frameworks
+/// give none, and what a person is asked then depends on the action's type alone (the shipped
+/// default, "below", is tested with the processor).
+pub fn matrix_where_no_confidence_passes(dir: &std::path::Path) -> String {
+    let passes = handoff::matrix::DEFAULT_MATRIX_TOML.replace(
+        "# without_confidence = \"below\"",
+        "without_confidence = \"passes\"",
+    );
+    assert_ne!(
+        passes,
+        handoff::matrix::DEFAULT_MATRIX_TOML,
+        "the shipped matrix says it"
+    );
+    let path = dir.join("matrix.toml");
+    std::fs::write(&path, passes).unwrap();
+    format!("[matrix]\npath = \"{}\"\n", path.display())
 }
 
 /// Sends `sig` (e.g. `-STOP`) to process `pid`.
