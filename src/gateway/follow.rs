@@ -9,10 +9,8 @@ use crate::event::{Codec, SchemaKind, Verdict};
 use crate::kafka::{self, Role};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Records decoded before the window's lock is taken, at most.
 const BATCH: usize = 1_000;
@@ -44,54 +42,36 @@ pub fn start(settings: &Settings, feed: Feed) -> Result<std::thread::JoinHandle<
     let at =
         kafka::changelog::assign_since(&consumer, &topic, &partitions, Some(since.max(0)), timeout)
             .map_err(kafka::Error::client("gateway assignment"))?;
-    let next: HashMap<i32, i64> = at.iter().map(|(p, (start, _))| (*p, *start)).collect();
-    let high: HashMap<i32, i64> = at.into_iter().map(|(p, (_, high))| (p, high)).collect();
+    let position = kafka::changelog::Position::from_assignment(at);
     tracing::info!(%topic, partitions = partitions.len(), "gateway: reading the recent verdicts");
     let handle = std::thread::Builder::new()
         .name("gateway-verdicts".into())
-        .spawn(move || follow(consumer, next, high, feed))
+        .spawn(move || follow(consumer, position, feed))
         .expect("a thread can be spawned");
     Ok(handle)
 }
 
-fn follow(
-    consumer: BaseConsumer,
-    mut next: HashMap<i32, i64>,
-    high: HashMap<i32, i64>,
-    feed: Feed,
-) {
+fn follow(consumer: BaseConsumer, mut position: kafka::changelog::Position, feed: Feed) {
     let codec = Codec::new(Default::default()).expect("the shipped schemas parse");
     let mut batch: Vec<Verdict> = Vec::with_capacity(BATCH);
     while !feed.stop.load(Ordering::Acquire) {
-        if !feed.ready.load(Ordering::Acquire) && caught_up(&high, &next) {
+        if !feed.ready.load(Ordering::Acquire) && position.caught_up() {
             let n = feed.window.lock().expect("not poisoned").len();
             tracing::info!(actions = n, "gateway: caught up with the verdicts");
             feed.ready.store(true, Ordering::Release);
         }
-        let mut timeout = Duration::from_millis(100);
-        while batch.len() < BATCH {
-            match consumer.poll(timeout) {
-                Some(Ok(m)) => {
-                    next.insert(m.partition(), m.offset() + 1);
-                    let version = kafka::record::schema_version(&m);
-                    let payload = m.payload().unwrap_or_default();
-                    match codec.decode_header_version(SchemaKind::Verdict, version, payload) {
-                        Ok(v) => batch.push(v),
-                        Err(e) => {
-                            feed.metrics.unreadable.inc();
-                            tracing::warn!(partition = m.partition(), offset = m.offset(), error = %e,
-                                "gateway: verdict unreadable; skipped");
-                        }
-                    }
+        position.poll_batch(&consumer, BATCH, "gateway: verdicts", |m| {
+            let version = kafka::record::schema_version(m);
+            let payload = m.payload().unwrap_or_default();
+            match codec.decode_header_version(SchemaKind::Verdict, version, payload) {
+                Ok(v) => batch.push(v),
+                Err(e) => {
+                    feed.metrics.unreadable.inc();
+                    tracing::warn!(partition = m.partition(), offset = m.offset(), error = %e,
+                        "gateway: verdict unreadable; skipped");
                 }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "gateway: verdicts read error");
-                    break;
-                }
-                None => break,
             }
-            timeout = Duration::ZERO;
-        }
+        });
         if batch.is_empty() {
             continue;
         }
@@ -104,9 +84,4 @@ fn follow(
         }
         feed.metrics.window.set(window.len() as i64);
     }
-}
-
-fn caught_up(high: &HashMap<i32, i64>, next: &HashMap<i32, i64>) -> bool {
-    high.iter()
-        .all(|(p, h)| next.get(p).copied().unwrap_or(0) >= *h)
 }

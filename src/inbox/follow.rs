@@ -8,10 +8,8 @@ use crate::kafka::{self, Role};
 use crate::state::SessionRecord;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 use tokio::sync::watch;
 
 /// Records applied under one write lock, at most.
@@ -41,48 +39,32 @@ pub fn start(settings: &Settings, feed: Feed) -> Result<std::thread::JoinHandle<
         "inbox changelog reader",
     )?;
     let timeout = settings.pipeline.connect_timeout;
-    let high = kafka::changelog::assign_from_beginning(&consumer, &topic, &partitions, timeout)
+    let at = kafka::changelog::assign_since(&consumer, &topic, &partitions, None, timeout)
         .map_err(kafka::Error::client("inbox assignment"))?;
+    let position = kafka::changelog::Position::from_assignment(at);
     tracing::info!(%topic, partitions = partitions.len(), "inbox: reading the open escalations");
     let handle = std::thread::Builder::new()
         .name("inbox-changelog".into())
-        .spawn(move || follow(consumer, high, feed))
+        .spawn(move || follow(consumer, position, feed))
         .expect("a thread can be spawned");
     Ok(handle)
 }
 
-fn follow(consumer: BaseConsumer, high: HashMap<i32, i64>, feed: Feed) {
-    let mut next: HashMap<i32, i64> = HashMap::new();
-    let caught_up = |next: &HashMap<i32, i64>| {
-        high.iter()
-            .all(|(p, h)| next.get(p).copied().unwrap_or(0) >= *h)
-    };
+fn follow(consumer: BaseConsumer, mut position: kafka::changelog::Position, feed: Feed) {
     let mut batch = Vec::with_capacity(BATCH);
     while !feed.stop.load(Ordering::Acquire) {
-        if !feed.ready.load(Ordering::Acquire) && caught_up(&next) {
+        if !feed.ready.load(Ordering::Acquire) && position.caught_up() {
             let n = feed.board.read().expect("not poisoned").len();
             tracing::info!(open = n, "inbox: caught up with the changelog");
             feed.ready.store(true, Ordering::Release);
         }
-        let mut timeout = Duration::from_millis(100);
-        while batch.len() < BATCH {
-            match consumer.poll(timeout) {
-                Some(Ok(m)) => {
-                    next.insert(m.partition(), m.offset() + 1);
-                    let session = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-                    batch.push((
-                        session,
-                        m.payload().filter(|v| !v.is_empty()).map(<[u8]>::to_vec),
-                    ));
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "inbox: changelog read error");
-                    break;
-                }
-                None => break,
-            }
-            timeout = Duration::ZERO;
-        }
+        position.poll_batch(&consumer, BATCH, "inbox: changelog", |m| {
+            let session = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            batch.push((
+                session,
+                m.payload().filter(|v| !v.is_empty()).map(<[u8]>::to_vec),
+            ));
+        });
         if batch.is_empty() {
             continue;
         }

@@ -96,6 +96,57 @@ pub fn assign_since(
     Ok(at)
 }
 
+/// Where a follower of a topic stands: the next offset it reads per partition, and each
+/// partition's end as seen when it started ([`assign_since`]).
+#[derive(Debug, Clone, Default)]
+pub struct Position {
+    next: HashMap<i32, i64>,
+    high: HashMap<i32, i64>,
+}
+
+impl Position {
+    /// From what [`assign_since`] returned.
+    pub fn from_assignment(at: HashMap<i32, (i64, i64)>) -> Position {
+        let next = at.iter().map(|(p, (start, _))| (*p, *start)).collect();
+        let high = at.into_iter().map(|(p, (_, high))| (p, high)).collect();
+        Position { next, high }
+    }
+
+    /// True once every partition has been read up to its end as seen at the start.
+    pub fn caught_up(&self) -> bool {
+        self.high
+            .iter()
+            .all(|(p, h)| self.next.get(p).copied().unwrap_or(0) >= *h)
+    }
+
+    /// Polls up to `max` records — waiting up to 100 ms for the first, not at all for the
+    /// rest — hands each to `take` and notes where the partition stands. A read error ends the
+    /// batch (logged, naming `what`: the client retries by itself).
+    pub fn poll_batch(
+        &mut self,
+        consumer: &BaseConsumer,
+        max: usize,
+        what: &str,
+        mut take: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+    ) {
+        let mut timeout = Duration::from_millis(100);
+        for _ in 0..max {
+            match consumer.poll(timeout) {
+                Some(Ok(m)) => {
+                    self.next.insert(m.partition(), m.offset() + 1);
+                    take(&m);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "{what}: read error");
+                    return;
+                }
+                None => return,
+            }
+            timeout = Duration::ZERO;
+        }
+    }
+}
+
 impl Reader {
     /// Every record of `partitions`, by partition. The end is the high watermark seen at the
     /// start, then no new record for a short while. A read that sees no record for `timeout`
@@ -138,5 +189,22 @@ impl Reader {
         let mut v: Vec<(i32, Records)> = out.into_iter().collect();
         v.sort_by_key(|(p, _)| *p);
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod position_tests {
+    use super::Position;
+
+    #[test]
+    fn a_follower_is_caught_up_once_every_partition_reached_its_end_seen_at_the_start() {
+        let at = [(0, (5, 10)), (1, (3, 3))].into_iter().collect();
+        let mut p = Position::from_assignment(at);
+        assert!(!p.caught_up(), "partition 0 starts at 5 of 10");
+        p.next.insert(0, 10);
+        assert!(
+            p.caught_up(),
+            "an empty start (3 of 3) is caught up at once"
+        );
     }
 }
