@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::Child;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// Two agents with a key each: `key-a` acts as `agent-a`, `key-b` as `agent-b` (the agents of
@@ -311,17 +311,8 @@ pub fn gateway_section(port: u16) -> String {
 
 /// Waits until the gateway on `port` answers `/readyz` with 200.
 pub fn wait_ready(port: u16, within: Duration) {
-    let start = Instant::now();
-    loop {
-        let ok = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && request(port, "GET", "/readyz", &[], b"").status == 200;
-        if ok {
-            return;
-        }
-        assert!(
-            start.elapsed() < within,
-            "gateway on {port} not ready within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    super::browser::wait_until(&format!("gateway on {port} ready"), within, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && request(port, "GET", "/readyz", &[], b"").status == 200
+    });
 }

@@ -11,8 +11,7 @@ import { MockLanguageModelV4 } from "ai/test";
 import { z } from "zod";
 
 import { Approvals } from "../src/adapters/ai-sdk.js";
-import { Client } from "../src/index.js";
-import { answer, env } from "./helpers.js";
+import { answer, clientOfA, refundOptions } from "./helpers.js";
 
 const usage = {
   inputTokens: { total: 1, noCache: 1, cacheRead: 0, cacheWrite: 0 },
@@ -43,13 +42,7 @@ function model(seen: string[]) {
 }
 
 async function refundRun(decision: string, fields: object) {
-  const client = new Client({ baseUrl: env("HANDOFF_GATEWAY_URL"), key: env("HANDOFF_KEY_A") });
-  const approvals = new Approvals(client, {
-    agentId: "agent-a",
-    sessionId: `sess-${randomUUID()}`,
-    timeoutMs: 60_000,
-    tools: [{ name: "issue_refund", actionType: "refund.issue", reversible: true, affectsOthers: false, amount: (a) => a["amount"] as number, currency: "EUR" }],
-  });
+  const approvals = new Approvals(clientOfA(), refundOptions(`sess-${randomUUID()}`));
   const ran: Array<{ orderId: string; amount: number }> = [];
   const tools = {
     issue_refund: tool({

@@ -19,7 +19,7 @@ import {
   Unavailable,
   type Verdict,
 } from "../src/index.js";
-import { answer, env } from "./helpers.js";
+import { answer, clientOfA, env } from "./helpers.js";
 
 const REVISED = '{"amount":25,"order_id":"o-1"}';
 
@@ -73,7 +73,7 @@ describe("without a server", () => {
 });
 
 describe("against a live gateway", () => {
-  const client = () => new Client({ baseUrl: env("HANDOFF_GATEWAY_URL"), key: env("HANDOFF_KEY_A") });
+  const client = clientOfA;
 
   test("an action the rules let run alone is final at once", async () => {
     const told: Verdict[] = [];

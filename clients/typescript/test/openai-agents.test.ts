@@ -9,19 +9,12 @@ import { assistantMessage, functionCall, modelResponder, ScriptedModel } from "@
 import { z } from "zod";
 
 import { Approvals } from "../src/adapters/openai-agents.js";
-import { Client } from "../src/index.js";
-import { answer, env } from "./helpers.js";
+import { answer, clientOfA, refundOptions } from "./helpers.js";
 
 setTracingDisabled(true);
 
 async function refundRun(decision: string, fields: object) {
-  const client = new Client({ baseUrl: env("HANDOFF_GATEWAY_URL"), key: env("HANDOFF_KEY_A") });
-  const approvals = new Approvals(client, {
-    agentId: "agent-a",
-    sessionId: `sess-${randomUUID()}`,
-    timeoutMs: 60_000,
-    tools: [{ name: "issue_refund", actionType: "refund.issue", reversible: true, affectsOthers: false, amount: (a) => a["amount"] as number, currency: "EUR" }],
-  });
+  const approvals = new Approvals(clientOfA(), refundOptions(`sess-${randomUUID()}`));
   const ran: Array<{ orderId: string; amount: number }> = [];
   const issueRefund = tool({
     name: "issue_refund",
