@@ -36,19 +36,8 @@ fn each_frameworks_agent_runs_its_tool_with_the_amount_a_person_revised_in_the_b
         gateway_section(gateway_port)
     );
     let config = config_file(&dir, &bootstrap, "agents-e2e", &extra);
-    let mut run = spawn(&config, &dir.join("run.log"));
-    let mut inbox = spawn_inbox(&config, &dir.join("inbox.log"));
+    let (mut run, mut inbox) = run_and_inbox(&config, &dir);
     let mut gateway = spawn_gateway(&config, &dir.join("gateway.log"));
-    wait_log(
-        &dir.join("run.log"),
-        "partitions assigned",
-        Duration::from_secs(60),
-    );
-    wait_log(
-        &dir.join("inbox.log"),
-        "caught up with the changelog",
-        Duration::from_secs(60),
-    );
     wait_ready(gateway_port, Duration::from_secs(60));
     let driver = chromedriver();
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -38,18 +38,7 @@ fn a_person_revises_a_draft_in_the_browser_and_the_agent_gets_the_revised_verdic
         person("sam")
     );
     let config = config_file(&dir, &bootstrap, "inbox-e2e", &extra);
-    let mut run = spawn(&config, &dir.join("run.log"));
-    let mut inbox = spawn_inbox(&config, &dir.join("inbox.log"));
-    wait_log(
-        &dir.join("run.log"),
-        "partitions assigned",
-        Duration::from_secs(60),
-    );
-    wait_log(
-        &dir.join("inbox.log"),
-        "caught up with the changelog",
-        Duration::from_secs(60),
-    );
+    let (mut run, mut inbox) = run_and_inbox(&config, &dir);
 
     // An agent proposes a refund: ask_first, handed to support.
     let mut e = common::base_event();

@@ -45,6 +45,21 @@ pub fn spawn_inbox(config: &std::path::Path, log: &std::path::Path) -> Child {
     super::kafka::spawn_command("inbox", config, log)
 }
 
+/// Starts `handoff run` and `handoff inbox` with `config`, logging to `dir`/run.log and
+/// inbox.log, and waits until the processor has its partitions and the inbox has caught up.
+pub fn run_and_inbox(config: &std::path::Path, dir: &std::path::Path) -> (Child, Child) {
+    let run = super::kafka::spawn(config, &dir.join("run.log"));
+    let inbox = spawn_inbox(config, &dir.join("inbox.log"));
+    let within = Duration::from_secs(60);
+    super::kafka::wait_log(&dir.join("run.log"), "partitions assigned", within);
+    super::kafka::wait_log(
+        &dir.join("inbox.log"),
+        "caught up with the changelog",
+        within,
+    );
+    (run, inbox)
+}
+
 pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
