@@ -43,6 +43,7 @@ fn each_frameworks_agent_runs_its_tool_with_the_amount_a_person_revised_in_the_b
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ana = Client::signed_in(inbox_port, "ana");
 
+    let mut answered: Vec<String> = Vec::new();
     for kind in ["langgraph", "openai-agents", "mcp"] {
         let session = format!("sess-e2e-{kind}");
         let agent = Command::new(venv.join("bin/python"))
@@ -61,22 +62,22 @@ fn each_frameworks_agent_runs_its_tool_with_the_amount_a_person_revised_in_the_b
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // The escalation reaches ana's list (the earlier ones are answered and gone).
+        // The escalation reaches ana's list; an earlier one already answered may still show
+        // there for a moment, until the inbox's board catches up: it is not this one.
         let mut id = String::new();
         wait_until(
             &format!("{kind}: the escalation in ana's list"),
             Duration::from_secs(60),
             || {
                 let body = ana.get("/").body;
-                match body.find("href=\"/e/") {
-                    Some(at) => {
-                        id = body[at + 9..at + 9 + 28].to_string();
-                        true
-                    }
-                    None => false,
-                }
+                let fresh = body
+                    .match_indices("href=\"/e/")
+                    .map(|(at, _)| &body[at + 9..at + 9 + 28])
+                    .find(|e| !answered.iter().any(|a| a == e));
+                fresh.map(|e| id = e.to_string()).is_some()
             },
         );
+        answered.push(id.clone());
         rt.block_on(revise_arguments(driver.1, inbox_port, &id, kind));
         let out = agent.wait_with_output().unwrap();
         let said = String::from_utf8_lossy(&out.stdout);
