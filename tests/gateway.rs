@@ -110,6 +110,8 @@ fn a_submission_is_acknowledged_and_its_verdicts_are_read_by_long_poll() {
     assert_eq!(state["first"]["outcome"], "await_human");
     assert!(g.app.metrics.requests("submit", 202) == 1);
     assert!(g.app.metrics.requests("verdict", 200) >= 3);
+    assert_eq!(get(g.port, "/v1/nothing-here", "key-a").status, 404);
+    assert_eq!(g.app.metrics.requests("other", 404), 1, "an unknown route");
 }
 
 #[test]
@@ -391,4 +393,73 @@ fn the_openapi_document_is_served_and_describes_the_records_as_the_schemas_do() 
         m.contains("route=\"other\""),
         "unmatched paths share one label: {m}"
     );
+}
+
+/// Many agents in one process wait over one connection: the gateway speaks HTTP/2 (cleartext,
+/// prior knowledge, as gRPC and httpx's `http2=True` do) beside HTTP/1.1 on the same port, and
+/// each stream is a wait of its own — counted, held, and answered when its verdict comes.
+#[test]
+fn many_waits_share_one_http2_connection_and_each_is_answered() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let mut g = Gate::new(GatewaySettings::default());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let port = g.port;
+    let (mut sender, streams) = rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        (sender, Vec::new())
+    });
+    let mut streams: Vec<tokio::task::JoinHandle<(u16, serde_json::Value)>> = streams;
+    for i in 0..50 {
+        let req = hyper::Request::get(format!(
+            "http://127.0.0.1:{port}/v1/actions/act-h2-{i}/verdict?wait=30s"
+        ))
+        .header("authorization", "Bearer key-a")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+        let sent = sender.send_request(req);
+        streams.push(rt.spawn(async move {
+            let r = sent.await.unwrap();
+            assert_eq!(r.version(), hyper::Version::HTTP_2);
+            let status = r.status().as_u16();
+            let body = r.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice(&body).unwrap())
+        }));
+    }
+    let gauge = g.app.metrics.waiting.clone();
+    let waiting = || gauge.get();
+    let started = Instant::now();
+    while waiting() < 50 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} waiting",
+            waiting()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for i in 0..50 {
+        let r = submit(
+            g.port,
+            "key-a",
+            &json(&research(&format!("act-h2-{i}"), "agent-a")),
+        );
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    g.pump(NOW);
+    for (i, s) in streams.into_iter().enumerate() {
+        let (status, v) = rt.block_on(s).unwrap();
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["action_id"], format!("act-h2-{i}"));
+        assert_eq!(v["status"], "final", "{v}");
+    }
+    assert_eq!(waiting(), 0);
 }

@@ -13,6 +13,7 @@
 //! - [`web`]: the routes, [`api`]: the answers' JSON.
 
 pub mod api;
+mod count;
 pub mod follow;
 pub mod keys;
 pub mod submit;

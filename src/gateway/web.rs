@@ -4,6 +4,7 @@
 //! verdicts (another agent's action is answered as an unknown one: 404).
 
 use super::api::{self, Accepted, ActionState, Problem};
+use super::count::CountLayer;
 use super::keys::{Caller, Keys};
 use super::submit::Submitter;
 use super::window::{Seen, Window};
@@ -11,14 +12,13 @@ use super::GatewayMetrics;
 use crate::config::Settings;
 use crate::event::{Codec, Verdict};
 use axum::body::Body;
-use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -102,27 +102,8 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(app.clone(), count))
+        .layer(CountLayer(Arc::new(app.metrics.clone())))
         .with_state(app)
-}
-
-/// Counts every answer by route (a fixed set of names) and status code.
-async fn count(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    let route = match request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str)
-    {
-        Some("/v1/actions") => "submit",
-        Some("/v1/actions/{action_id}/verdict") => "verdict",
-        Some("/v1/sessions/{session_id}/events") => "events",
-        Some(api::OPENAPI_PATH) => "openapi",
-        Some("/healthz" | "/readyz" | "/metrics") => "probe",
-        _ => "other",
-    };
-    let response = next.run(request).await;
-    app.metrics.request(route, response.status().as_u16());
-    response
 }
 
 fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, Problem> {
@@ -275,28 +256,59 @@ enum Until {
     Final,
 }
 
-fn poll_params(app: &App, q: &HashMap<String, String>) -> Result<(Duration, Until), Problem> {
-    let bad = |name: &str, value: &str, why: &str| {
-        let mut p = Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_parameter",
-            format!("parameter `{name}` has value {value:?}: {why}"),
-        );
-        p.value = Some(format!("{value:?}"));
-        p
-    };
-    let wait = match q.get("wait").map(String::as_str) {
-        None => Duration::ZERO,
-        Some(w) => {
-            wait_of(w).ok_or_else(|| bad("wait", w, "a duration such as 30s, 500ms or 1m"))?
+/// A long poll's parameters: `wait=` (at most `gateway.max_wait`; none reads at once) and
+/// `until=`. An extractor, so the query's text is not kept while the request waits.
+struct PollParams {
+    wait: Duration,
+    until: Until,
+}
+
+impl FromRequestParts<Arc<App>> for PollParams {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Problem> {
+        let bad = |name: &str, value: &str, why: &str| {
+            let mut p = Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+                format!("parameter `{name}` has value {value:?}: {why}"),
+            );
+            p.value = Some(format!("{value:?}"));
+            p
+        };
+        let (mut wait, mut until) = (None, None);
+        for (k, v) in form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes()) {
+            match &*k {
+                "wait" => wait = Some(v),
+                "until" => until = Some(v),
+                _ => {}
+            }
         }
-    };
-    let until = match q.get("until").map(String::as_str) {
-        None | Some("final") => Until::Final,
-        Some("any") => Until::Any,
-        Some(u) => return Err(bad("until", u, "`final` (default) or `any`")),
-    };
-    Ok((wait.min(app.max_wait), until))
+        let wait = match wait.as_deref() {
+            None => Duration::ZERO,
+            Some(w) => {
+                wait_of(w).ok_or_else(|| bad("wait", w, "a duration such as 30s, 500ms or 1m"))?
+            }
+        };
+        let until = match until.as_deref() {
+            None | Some("final") => Until::Final,
+            Some("any") => Until::Any,
+            Some(u) => return Err(bad("until", u, "`final` (default) or `any`")),
+        };
+        Ok(PollParams {
+            wait: wait.min(app.max_wait),
+            until,
+        })
+    }
+}
+
+/// The caller whose key the request bears; 401 without a known one.
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Problem> {
+        caller(app, &parts.headers)
+    }
 }
 
 /// `wait=`: whole seconds, or a number with `ms`, `s` or `m` (the OpenAPI document's pattern).
@@ -315,13 +327,11 @@ fn wait_of(w: &str) -> Option<Duration> {
 /// what was asked for is known or the wait is over.
 async fn verdict(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    who: Caller,
     Path(action_id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    PollParams { wait, until }: PollParams,
 ) -> Response {
     let answer = async {
-        let who = caller(&app, &headers)?;
-        let (wait, until) = poll_params(&app, &q)?;
         let _place = if wait.is_zero() {
             None
         } else {
@@ -377,13 +387,9 @@ async fn wait_for(
 /// window first, then as they come, as server-sent events `verdict` (id `ACTION:first|final|update`).
 async fn events(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    who: Caller,
     Path(session_id): Path<String>,
 ) -> Response {
-    let who = match caller(&app, &headers) {
-        Ok(c) => c,
-        Err(p) => return p.into_response(),
-    };
     let place = match waiting(&app) {
         Ok(w) => w,
         Err(p) => return p.into_response(),
