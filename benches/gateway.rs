@@ -8,8 +8,9 @@
 //!    the final verdict by long poll, against producing the same action to Kafka and reading
 //!    its verdict from `agent.verdicts` directly, alternating, in the same run (p50 and p99 of
 //!    both, and the processor's own event-to-delivered time from its histogram);
-//! 3. memory per waiting agent: the gateway's resident memory with GATEWAY_HELD (default
-//!    10,000) long polls held, against none; and that every one of them is held.
+//! 3. memory per waiting agent: the resident memory a fresh gateway adds for GATEWAY_HELD
+//!    (default 10,000) long polls held, and that every one of them is held — over HTTP/1.1 (a
+//!    connection each) and over HTTP/2 (GATEWAY_STREAMS waits, default 100, per connection).
 //!
 //! `cargo bench --bench gateway`.
 
@@ -19,6 +20,10 @@ use bench_env::env;
 
 use handoff::sim::broker::{free_port, LocalBroker, Storage};
 use hdrhistogram::Histogram;
+use http_body_util::Empty;
+use hyper::body::Bytes;
+use hyper::client::conn::http2::handshake;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -56,7 +61,6 @@ fn main() {
         // Warm both paths: the processor's first records wait for its assignment.
         round_trip_http(port, "warm-0").await;
         println!("gateway and processor up; warming done");
-        let idle_kib = rss_kib(gateway.id());
         let polls = hold(port, waiting, "w").await;
         let submit = submit_at(port, rate, seconds).await;
         println!(
@@ -79,28 +83,27 @@ fn main() {
             ms(kafka.value_at_quantile(0.99)),
             ms(http.value_at_quantile(0.5)) - ms(kafka.value_at_quantile(0.5)),
         );
-        // Memory per wait: the resident memory added by the waits opened now (the window and
-        // the allocator's pools are already grown by the submissions).
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let before_kib = rss_kib(gateway.id());
-        let more = hold(port, held.saturating_sub(polls.len()), "h").await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let total = polls.len() + more.len();
-        let held_kib = rss_kib(gateway.id());
-        let per_wait = (held_kib.saturating_sub(before_kib) * 1024) as f64 / more.len().max(1) as f64;
-        let gauge = metric(port, "handoff_gateway_waiting_requests").await;
-        let earlier = total - more.len();
-        let still = still_waiting(polls.into_iter().chain(more)).await;
-        println!(
-            "{total} long polls held: {still} still waiting after 2 s, the gateway's gauge {gauge}; \
-             resident memory {idle_kib} KiB idle, {before_kib} KiB with {earlier} waits after the load, \
-             {held_kib} KiB with {total}: {per_wait:.0} bytes per waiting agent"
-        );
     });
-    for child in [&mut gateway, &mut run] {
-        let _ = Command::new("kill").arg(child.id().to_string()).status();
-        let _ = child.wait();
+    // Memory per waiting agent, each way of waiting on a gateway of its own that has served
+    // nothing else: after a load, freed memory the allocator keeps would be reused by the waits
+    // and hide their cost.
+    stop(&mut gateway);
+    let streams: usize = env("GATEWAY_STREAMS", 100);
+    for way in [Way::Http1, Way::Http2 { streams }] {
+        let port = free_port();
+        let config = dir.join(format!("gateway-{port}.toml"));
+        std::fs::write(&config, settings(&bootstrap, port, metrics_port)).unwrap();
+        let log = dir.join(format!("gateway-{port}.log"));
+        let mut g = spawn(&["gateway", "--config"], &config, &log);
+        rt.block_on(held_memory(port, g.id(), held, way));
+        stop(&mut g);
     }
+    stop(&mut run);
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
 }
 
 fn settings(bootstrap: &str, port: u16, metrics: u16) -> String {
@@ -416,4 +419,93 @@ fn decision_p50(metrics: &str) -> String {
         .iter()
         .find(|(_, n)| *n >= total / 2.0 && total > 0.0)
         .map_or("unknown".into(), |(le, _)| format!("{:.1} ms", le * 1000.0))
+}
+
+/// How the held waits reach the gateway.
+#[derive(Clone, Copy)]
+enum Way {
+    /// A connection each.
+    Http1,
+    /// `streams` waits on each HTTP/2 connection (cleartext, prior knowledge).
+    Http2 { streams: usize },
+}
+
+/// Holds `n` waits on the fresh gateway at `port` (process `pid`) and reports what each adds to
+/// its resident memory, with the gauge and how many are still waiting.
+async fn held_memory(port: u16, pid: u32, n: usize, way: Way) {
+    ready(port).await;
+    round_trip_http(port, "warm-memory").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before_kib = rss_kib(pid);
+    let (label, held) = match way {
+        Way::Http1 => {
+            let polls = hold(port, n, "m").await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            ("HTTP/1.1, a connection each".to_string(), Held::One(polls))
+        }
+        Way::Http2 { streams } => {
+            let held = hold_h2(port, n, streams).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            (format!("HTTP/2, {streams} per connection"), held)
+        }
+    };
+    let held_kib = rss_kib(pid);
+    let gauge = metric(port, "handoff_gateway_waiting_requests").await;
+    let per_wait = (held_kib.saturating_sub(before_kib) * 1024) as f64 / n.max(1) as f64;
+    let still = held.waiting().await;
+    println!(
+        "{n} long polls held over {label}: {still} still waiting after 2 s, the gateway's gauge \
+         {gauge}; resident memory {before_kib} KiB before, {held_kib} KiB with them: \
+         {per_wait:.0} bytes per waiting agent"
+    );
+}
+
+/// Waits held open, not yet answered.
+enum Held {
+    One(Vec<BufReader<TcpStream>>),
+    Two {
+        _connections: Vec<hyper::client::conn::http2::SendRequest<Empty<Bytes>>>,
+        answers: Vec<tokio::task::JoinHandle<u16>>,
+    },
+}
+
+impl Held {
+    async fn waiting(self) -> usize {
+        match self {
+            Held::One(polls) => still_waiting(polls.into_iter()).await,
+            Held::Two { answers, .. } => answers.iter().filter(|a| !a.is_finished()).count(),
+        }
+    }
+}
+
+/// `n` long polls on actions nobody sends, `streams` to an HTTP/2 connection.
+async fn hold_h2(port: u16, n: usize, streams: usize) -> Held {
+    let mut connections = Vec::new();
+    let mut answers = Vec::with_capacity(n);
+    for i in 0..n {
+        if i % streams.max(1) == 0 {
+            let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let (sender, conn) = handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            connections.push(sender);
+        }
+        let sender = connections.last_mut().unwrap();
+        sender.ready().await.unwrap();
+        let req = hyper::Request::get(format!(
+            "http://127.0.0.1:{port}/v1/actions/never-h2-{i}/verdict?wait=120s"
+        ))
+        .header("authorization", format!("Bearer {KEY}"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+        let answer = sender.send_request(req);
+        answers.push(tokio::spawn(async move {
+            answer.await.map_or(0, |r| r.status().as_u16())
+        }));
+    }
+    Held::Two {
+        _connections: connections,
+        answers,
+    }
 }
