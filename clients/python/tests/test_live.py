@@ -4,9 +4,11 @@ and the Kafka client giving the same verdicts as the gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
+import httpx
 import pytest
 from conftest import Person, refund, search
 
@@ -66,6 +68,34 @@ async def test_the_asyncio_client_does_the_same_with_an_async_callback(
     answering.join()
     assert told == ["await_human"]
     assert v.revised_arguments == REVISED
+
+
+async def test_many_waits_share_one_http2_connection(gateway_url: str, key_a: str) -> None:
+    """50 waits at once over HTTP/2 (prior knowledge on plain http): each is held by the gateway
+    (its gauge counts them) and answered, and an action the rules let run alone is decided."""
+    versions: set[str] = set()
+
+    async def seen(response: httpx.Response) -> None:
+        versions.add(response.http_version)
+
+    async with AsyncClient(gateway_url, key_a, http2=True) as handoff:
+        handoff._http.event_hooks["response"].append(seen)
+        waits = [asyncio.create_task(handoff.state(f"never-h2-{i}", wait_s=4)) for i in range(50)]
+        held = 0.0
+        deadline = time.monotonic() + 3
+        while held < 50 and time.monotonic() < deadline:
+            metrics = (await handoff._http.get("/metrics")).text
+            held = float(
+                next(
+                    ln for ln in metrics.splitlines() if ln.startswith("handoff_gateway_waiting_requests ")
+                ).split()[1]
+            )
+            await asyncio.sleep(0.05)
+        assert held >= 50, f"the gateway holds {held} waits"
+        assert await asyncio.gather(*waits) == [None] * 50
+        v = await handoff.decide(search(), timeout_s=30)
+    assert (v.outcome, v.final) == ("proceed", True)
+    assert versions == {"HTTP/2"}
 
 
 def test_a_durable_agent_submits_now_and_resumes_waiting_after_a_restart(
