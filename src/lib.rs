@@ -25,6 +25,7 @@ pub mod fatigue;
 pub mod matrix;
 pub mod session;
 pub mod state;
+pub mod trust;
 
 // settings: what the processes are configured with, parsed and validated without I/O.
 pub mod config;

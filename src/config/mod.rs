@@ -17,6 +17,7 @@ pub mod kafka;
 pub mod notify;
 pub mod registry;
 pub mod secret;
+pub mod trust;
 mod validate;
 
 pub use canary::{CanaryCase, CanarySettings};
@@ -24,6 +25,7 @@ pub use gateway::{GatewayAgent, GatewaySettings};
 pub use inbox::{InboxAuth, InboxSettings, Person};
 pub use notify::NotifySettings;
 pub use registry::{RegistrySettings, SubjectStrategy};
+pub use trust::{DecisionKey, TrustSettings};
 
 /// Everything `handoff run` needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +64,9 @@ pub struct Settings {
     /// The HTTP gateway for agents (`handoff gateway`).
     #[serde(default)]
     pub gateway: GatewaySettings,
+    /// Signed human decisions: the keys trusted, and the key this process signs with.
+    #[serde(default)]
+    pub trust: TrustSettings,
 }
 
 /// The Prometheus endpoint.
@@ -396,7 +401,7 @@ pub enum ConfigError {
 
 const SECTIONS: &[&str] = &[
     "kafka", "topics", "input", "matrix", "pipeline", "log", "metrics", "inbox", "notify",
-    "canary", "gateway",
+    "canary", "gateway", "trust",
 ];
 
 /// Keys whose values are secrets: never shown.
@@ -519,6 +524,7 @@ impl Settings {
         section!(notify);
         section!(canary);
         section!(gateway);
+        section!(trust);
         s
     }
 }

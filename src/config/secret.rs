@@ -121,6 +121,7 @@ impl Settings {
         }
         self.inbox.resolve_secrets(&env, &mut problems);
         self.notify.resolve_secrets(&env, &mut problems);
+        self.trust.resolve_secrets(&env, &mut problems);
         if problems.is_empty() {
             return Ok(self);
         }

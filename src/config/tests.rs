@@ -129,3 +129,45 @@ fn secrets_are_masked() {
         "failed: sasl.password=*** x=y"
     );
 }
+
+/// Every section named in `SECTIONS` is read: a key it does not have is refused under the
+/// section's name (a section left out of `from_value` would be silently ignored instead).
+#[test]
+fn every_section_is_read_from_the_file() {
+    for section in SECTIONS {
+        let value = serde_json::json!({ *section: { "no_such_setting": 1 } });
+        let mut problems = Problems::default();
+        let _ = Settings::from_value(&value, &mut problems);
+        let text = problems.to_string();
+        assert!(
+            text.contains(&format!("{section}.no_such_setting")),
+            "[{section}] is not read: {text:?}"
+        );
+    }
+}
+
+#[test]
+fn trust_is_read_from_a_file_with_its_key_from_a_secret_file() {
+    let dir = std::env::temp_dir().join(format!("handoff-trust-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = crate::trust::Signer::generate("inbox-1");
+    std::fs::write(dir.join("key.pem"), key.to_pem()).unwrap();
+    let f = dir.join("run.toml");
+    std::fs::write(
+        &f,
+        format!(
+            "[trust]\nsigning_key = \"file:{}\"\nsigning_key_id = \"inbox-1\"\n\
+             [[trust.decision_keys]]\nid = \"inbox-1\"\npublic_key = \"{}\"\nroles = [\"support\"]\n",
+            dir.join("key.pem").display(),
+            key.public_key()
+        ),
+    )
+    .unwrap();
+    let s = Settings::load_with_env(Some(&f), Vec::new())
+        .unwrap()
+        .with_secrets_from(|_| None)
+        .unwrap();
+    assert_eq!(s.trust.decision_keys.len(), 1);
+    assert_eq!(s.trust.signer().unwrap().public_key(), key.public_key());
+    assert!(s.trust.decision_trust().is_on());
+}

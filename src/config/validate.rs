@@ -33,6 +33,7 @@ impl Settings {
         self.notify.validate(problems);
         self.canary.validate(problems);
         self.gateway.validate(problems);
+        self.trust.validate(problems);
     }
 }
 
