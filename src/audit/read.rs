@@ -9,10 +9,11 @@
 use super::Records;
 use crate::config::Settings;
 use crate::event::wire::KIND_HEADER;
-use crate::event::{Codec, SchemaKind};
+use crate::event::{Codec, HumanDecision, SchemaKind};
 use crate::kafka::range::{self as source, Range, SourceError};
 use crate::kafka::record::{header, schema_version};
 use crate::matrix::Matrix;
+use crate::trust::{DecisionTrust, SIGNATURE_HEADER};
 use rdkafka::message::{BorrowedMessage, Message};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -84,8 +85,11 @@ pub fn read(
             .map(Some)
             .map_err(drop)
     };
+    // Only decisions the processor takes are answers: a forged one changed nothing.
+    let trust = settings.trust.decision_trust();
+    let taken = |m: &BorrowedMessage<'_>| taken_decision(&trust, &codec, m);
     let c;
-    (r.decisions, c) = collect(settings, &t.decisions, after, |_| true, decision)?;
+    (r.decisions, c) = collect(settings, &t.decisions, after, taken, decision)?;
     note(&t.decisions, c);
     let c;
     (r.views, c) = collect(
@@ -167,6 +171,18 @@ fn collect<T>(
         Ok(_) | Err(SourceError::MissingTopic(..)) => Ok((out, c)),
         Err(e) => Err(e),
     }
+}
+
+/// True for a decision the processor takes: signed by a trusted key that may vouch for its
+/// role (any decision when no key is trusted).
+fn taken_decision(trust: &DecisionTrust, codec: &Codec, m: &BorrowedMessage<'_>) -> bool {
+    let value = m.payload().unwrap_or_default();
+    let Ok(by) = trust.signature(header(m, SIGNATURE_HEADER), value) else {
+        return false;
+    };
+    codec
+        .decode_header_version::<HumanDecision>(SchemaKind::HumanDecision, schema_version(m), value)
+        .is_ok_and(|d| trust.vouches(&by, &d.role).is_ok())
 }
 
 /// True for an escalation on a role topic (not a digest).

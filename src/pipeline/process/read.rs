@@ -9,6 +9,7 @@ use crate::error::{Classify, ErrorClass};
 use crate::event::canary::Expect;
 use crate::event::{AgentAction, Codec, HumanDecision, SchemaKind};
 use crate::registry::RegistryDecoder;
+use crate::trust::{signature_in, DecisionTrust, Refused};
 use std::sync::Arc;
 
 /// Why an input record is not decided: bad input (a dead letter naming the reason) or a
@@ -44,6 +45,12 @@ impl From<crate::event::CodecError> for Refusal {
     }
 }
 
+impl From<Refused> for Refusal {
+    fn from(e: Refused) -> Refusal {
+        Refusal::DeadLetter(e.reason(), e.to_string())
+    }
+}
+
 impl From<crate::registry::DecodeError> for Refusal {
     fn from(e: crate::registry::DecodeError) -> Refusal {
         Refusal::of(e.class, e.reason, e.message.clone(), e)
@@ -61,6 +68,8 @@ pub(super) struct Reading {
     pub(super) decisions_topic: String,
     /// The schema registry's decoder of framed input, when configured.
     pub(super) decoder: Option<RegistryDecoder>,
+    /// The keys a human decision must be signed by.
+    trust: DecisionTrust,
 }
 
 impl Reading {
@@ -72,6 +81,7 @@ impl Reading {
             max_record_bytes: settings.input.max_record_bytes,
             decisions_topic: settings.topics.decisions.clone(),
             decoder: None,
+            trust: settings.trust.decision_trust(),
         }
     }
 
@@ -121,11 +131,15 @@ impl Reading {
         ))
     }
 
-    /// A human decision record, decoded.
+    /// A human decision record, its signature checked (when keys are trusted), decoded, and
+    /// its role one the key that signed it may vouch for.
     pub(super) fn decision(&self, input: &Input<'_>) -> Result<HumanDecision, Refusal> {
         let bytes = self.value(input)?;
-        Ok(self
-            .codec
-            .decode_record(SchemaKind::HumanDecision, input.headers, bytes)?)
+        let signed_by = self.trust.signature(signature_in(input.headers), bytes)?;
+        let d: HumanDecision =
+            self.codec
+                .decode_record(SchemaKind::HumanDecision, input.headers, bytes)?;
+        self.trust.vouches(&signed_by, &d.role)?;
+        Ok(d)
     }
 }
