@@ -81,6 +81,9 @@ pub enum Command {
     /// the `token_sha256` line for `[[inbox.people]]`; with --agent, a gateway key and its
     /// `key_sha256` line for `[[gateway.agents]]`.
     Token(TokenArgs),
+    /// Make a key pair for signing human decisions: the private key to --out (owner-only, never
+    /// replaced), and the `[trust]` lines for the writer and for the processors that trust it.
+    Keygen(KeygenArgs),
     /// Show the records of a topic handoff reads or writes, decoded, as JSON lines: a time
     /// range of it (the whole topic by default), or what arrives (--follow); filtered by action
     /// or session.
@@ -375,6 +378,17 @@ pub struct GatewayArgs {
     /// The cluster, `[gateway]` (bind, limits, agent keys) and every other setting.
     #[command(flatten)]
     pub kafka: KafkaArgs,
+}
+
+/// `handoff keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// The key's id (the `kid` its signatures name), e.g. inbox-2026-12.
+    #[arg(long)]
+    pub id: String,
+    /// Where to write the private key (PKCS#8 PEM); an existing file is not replaced.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
 }
 
 /// `handoff token`.

@@ -35,8 +35,8 @@ fn main() -> ExitCode {
 /// with the signal handler installed, before they do anything else.
 fn dispatch(command: Command) -> commands::Result {
     use commands::{
-        audit, canary, check, demo, diff, eval, gameday, gateway, generate, inbox, replay, respond,
-        run, suggest, tail, test_rules,
+        audit, canary, check, demo, diff, eval, gameday, gateway, generate, inbox, keygen, replay,
+        respond, run, suggest, tail, test_rules,
     };
     match command {
         Command::Check(args) => check::run(args),
@@ -51,6 +51,7 @@ fn dispatch(command: Command) -> commands::Result {
         Command::Inbox(args) => inbox::run(args, CommandRuntime::now()?),
         Command::Gateway(args) => gateway::run(args, CommandRuntime::now()?),
         Command::Token(args) => inbox::token(args.agent),
+        Command::Keygen(args) => keygen::run(&args.id, &args.out),
         Command::Audit(args) => audit::run(args),
         Command::Canary(args) => canary::run(args, CommandRuntime::now()?),
         Command::Suggest(args) => suggest::run(args),

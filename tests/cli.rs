@@ -765,3 +765,65 @@ fn a_gateway_config_with_problems_is_refused_naming_every_setting() {
         assert!(err.contains(needle), "{needle}: {err}");
     }
 }
+
+#[test]
+fn keygen_writes_a_private_key_for_its_owner_and_prints_settings_that_load() {
+    let dir = std::env::temp_dir().join(format!("handoff-keygen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("inbox.pem");
+    let out = handoff()
+        .args(["keygen", "--id", "inbox-2026-12", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    let pem = std::fs::read_to_string(&key).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(
+        !printed.contains("PRIVATE KEY"),
+        "the private key is never printed"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // What it prints is the configuration of a writer and of a processor trusting it.
+    let toml: String = printed.lines().skip(1).collect::<Vec<_>>().join("\n");
+    let config = dir.join("handoff.toml");
+    std::fs::write(&config, &toml).unwrap();
+    let check = handoff()
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("\"inbox-2026-12\""));
+    // An existing key is never replaced.
+    let again = handoff()
+        .args(["keygen", "--id", "other", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--out"));
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), pem);
+    let bad = handoff()
+        .args(["keygen", "--id", "has space", "--out"])
+        .arg(dir.join("x.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--id \"has space\""));
+}

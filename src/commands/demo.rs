@@ -36,10 +36,34 @@ pub fn run(args: DemoArgs, started: CommandRuntime) -> Result {
     if !settings.kafka.group_id.ends_with("-demo") {
         settings.kafka.group_id.push_str("-demo");
     }
+    if sign_decisions(&mut settings.trust) {
+        eprintln!(
+            "decisions: the inbox and the simulated people sign theirs with a key made for this \
+             run (id \"demo\"); the processor takes no other\n"
+        );
+    }
     let duration = args.duration.map(Into::into);
     started
         .rt()
         .block_on(live(settings, matrix, args.rate, duration, &started))
+}
+
+/// Unless the settings name keys, the demo's decisions (the inbox's and the simulated
+/// people's) are signed with a key made for this run, and the processor trusts only it. True
+/// when it made one.
+fn sign_decisions(trust: &mut handoff::config::TrustSettings) -> bool {
+    if !trust.decision_keys.is_empty() || trust.signing_key.is_some() {
+        return false;
+    }
+    let key = handoff::trust::Signer::generate("demo");
+    trust.decision_keys.push(handoff::config::DecisionKey {
+        id: key.id().into(),
+        public_key: key.public_key(),
+        roles: Vec::new(),
+    });
+    trust.signing_key = Some(key.to_pem());
+    trust.signing_key_id = Some(key.id().into());
+    true
 }
 
 fn local_broker(port: u16) -> Result<LocalBroker> {

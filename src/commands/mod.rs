@@ -12,6 +12,7 @@ pub mod gameday;
 pub mod gateway;
 pub mod generate;
 pub mod inbox;
+pub mod keygen;
 pub mod replay;
 pub mod respond;
 pub mod run;

@@ -5,6 +5,7 @@
 use crate::config::Settings;
 use crate::event::{AuditEntry, Codec, HumanDecision, SchemaKind};
 use crate::kafka::record::{record, to_future, Parts};
+use crate::trust::Signer;
 use futures::future::BoxFuture;
 use rdkafka::producer::FutureProducer;
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,9 @@ pub struct KafkaPublisher {
     codec: Arc<Codec>,
     decisions: String,
     audit: String,
+    /// Signs each decision (`[trust] signing_key`): the inbox vouches that a signed-in person
+    /// of the decision's role answered.
+    signer: Option<Signer>,
 }
 
 impl KafkaPublisher {
@@ -56,6 +60,7 @@ impl KafkaPublisher {
             codec: Arc::new(codec),
             decisions: settings.topics.decisions.clone(),
             audit: settings.topics.audit.clone(),
+            signer: settings.trust.signer(),
         })
     }
 
@@ -71,18 +76,19 @@ impl KafkaPublisher {
             })
     }
 
-    /// Sends `bytes` keyed by `key`, with the header naming its schema version when it has one.
+    /// Sends `bytes` keyed by `key`, with `headers`.
     fn send(
         &self,
         topic: &str,
         key: &str,
         bytes: Vec<u8>,
-        version: Option<(&'static str, &'static [u8])>,
+        headers: Vec<(&'static str, Vec<u8>)>,
     ) -> BoxFuture<'static, Result<(), PublishError>> {
         let producer = self.producer.clone();
         let (topic, key) = (topic.to_string(), key.to_string());
         Box::pin(async move {
-            let headers: Vec<(&str, &[u8])> = version.into_iter().collect();
+            let headers: Vec<(&str, &[u8])> =
+                headers.iter().map(|(k, v)| (*k, v.as_slice())).collect();
             let parts = Parts {
                 key: Some(key.as_bytes()),
                 payload: Some(&bytes),
@@ -106,7 +112,12 @@ impl Publish for KafkaPublisher {
         match self.codec.encode(SchemaKind::HumanDecision, d) {
             Ok(bytes) => {
                 let version = crate::event::wire::version_header(SchemaKind::HumanDecision);
-                self.send(&self.decisions, &d.session_id, bytes, version)
+                let mut headers: Vec<_> =
+                    version.map(|(k, v)| (k, v.to_vec())).into_iter().collect();
+                if let Some(signer) = &self.signer {
+                    headers.push(crate::trust::signature_header(signer, &bytes));
+                }
+                self.send(&self.decisions, &d.session_id, bytes, headers)
             }
             Err(e) => Box::pin(std::future::ready(Err(PublishError::Encode(e.to_string())))),
         }
@@ -114,7 +125,7 @@ impl Publish for KafkaPublisher {
 
     fn audit(&self, e: &AuditEntry) -> BoxFuture<'static, Result<(), PublishError>> {
         let bytes = serde_json::to_vec(e).expect("audit entries serialize");
-        self.send(&self.audit, &e.escalation_id, bytes, None)
+        self.send(&self.audit, &e.escalation_id, bytes, Vec::new())
     }
 }
 

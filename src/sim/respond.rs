@@ -10,6 +10,7 @@ use crate::config::Settings;
 use crate::event::{Codec, Escalation, HumanDecision, SchemaKind};
 use crate::kafka::record::{record, schema_version, send_polling, Parts};
 use crate::kafka::{self, Role};
+use crate::trust::Signer;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, Producer};
@@ -103,6 +104,7 @@ pub fn respond(
         .create_with_context(Counting(counts.sent.clone()))
         .map_err(kafka::Error::client("responder producer"))?;
     let codec = Codec::new(Default::default())?;
+    let signer = settings.trust.signer();
     let mut people = cfg.people(roles);
     while !stop.load(Ordering::Acquire) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
@@ -128,7 +130,12 @@ pub fn respond(
         let now = SystemClock.now_ms();
         while let Some(mut d) = people.due(now) {
             d.decided_at_ms = now;
-            send(&producer, &codec, &settings.topics.decisions, &d, counts)?;
+            let to = (
+                &producer,
+                settings.topics.decisions.as_str(),
+                signer.as_ref(),
+            );
+            send(to, &codec, &d, counts)?;
         }
         producer.poll(Duration::ZERO);
     }
@@ -139,16 +146,17 @@ pub fn respond(
 /// Queues one decision, waiting while the producer's queue is full; a refused one is logged,
 /// counted and dropped (the deadline will fire).
 fn send(
-    producer: &BaseProducer<Counting>,
+    (producer, topic, signer): (&BaseProducer<Counting>, &str, Option<&Signer>),
     codec: &Codec,
-    topic: &str,
     d: &HumanDecision,
     counts: &ResponderCounts,
 ) -> Result<(), SimError> {
     let bytes = codec.encode(SchemaKind::HumanDecision, d)?;
     let version = crate::event::wire::version_header(SchemaKind::HumanDecision);
     let drill = d.drill.then_some(crate::event::wire::DRILL);
-    let headers: Vec<(&str, &[u8])> = version.into_iter().chain(drill).collect();
+    let signature = signer.map(|s| crate::trust::signature_header(s, &bytes));
+    let signed = signature.as_ref().map(|(k, v)| (*k, v.as_slice()));
+    let headers: Vec<(&str, &[u8])> = version.into_iter().chain(drill).chain(signed).collect();
     let parts = Parts {
         key: Some(d.session_id.as_bytes()),
         payload: Some(&bytes),

@@ -32,6 +32,7 @@ pub fn run(
         input: settings.topics.input.clone(),
         decisions: settings.topics.decisions.clone(),
         offset: 0,
+        signer: settings.trust.signer(),
     };
     let topics = feed.p.topics().clone();
     let end_ms = start_ms + scenario.duration.as_millis() as i64;
@@ -76,6 +77,8 @@ struct Feed {
     input: String,
     decisions: String,
     offset: i64,
+    /// Signs the simulated people's decisions as a real writer would.
+    signer: Option<crate::trust::Signer>,
 }
 
 impl Feed {
@@ -94,7 +97,11 @@ impl Feed {
         } else {
             (&self.decisions, SchemaKind::HumanDecision)
         };
-        let headers: Vec<(String, Vec<u8>)> = crate::event::wire::version_headers(kind);
+        let mut headers: Vec<(String, Vec<u8>)> = crate::event::wire::version_headers(kind);
+        if let (false, Some(signer)) = (input, &self.signer) {
+            let (k, v) = crate::trust::signature_header(signer, bytes);
+            headers.push((k.to_string(), v));
+        }
         let record = Input {
             topic,
             partition: 0,

@@ -11,6 +11,7 @@ use crate::event::wire::{version_header, DRILL, KIND_HEADER};
 use crate::event::{AgentAction, Codec, DecisionKind, SchemaKind};
 use crate::kafka::record::{header, record, send_polling, Parts};
 use crate::matrix::Matrix;
+use crate::trust::signature_header;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -33,6 +34,7 @@ pub fn live(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<GamedayReport, GamedayError> {
     let codec = Codec::new(Default::default())?;
+    let signer = settings.trust.signer();
     let start_ms = SystemClock.now_ms();
     let events = drill_events(scenario, start_ms, recorded);
     let mut observer = Observer::new(scenario, matrix.clone(), settings, &events, start_ms)?;
@@ -62,7 +64,7 @@ pub fn live(
                 &settings.topics.input,
                 &e.session_id,
                 &bytes,
-                version,
+                version.as_slice(),
             )?;
             if next_event % 100 == 0 || next_event == events.len() {
                 progress(next_event, events.len());
@@ -75,12 +77,15 @@ pub fn live(
             }
             let bytes = codec.encode(SchemaKind::HumanDecision, &d)?;
             let version = version_header(SchemaKind::HumanDecision);
+            let signature = signer.as_ref().map(|s| signature_header(s, &bytes));
+            let signed = signature.as_ref().map(|(k, v)| (*k, v.as_slice()));
+            let headers: Vec<(&str, &[u8])> = version.into_iter().chain(signed).collect();
             send(
                 &producer,
                 &settings.topics.decisions,
                 &d.session_id,
                 &bytes,
-                version,
+                &headers,
             )?;
         }
         producer.poll(Duration::ZERO);
@@ -129,9 +134,9 @@ fn send(
     topic: &str,
     key: &str,
     bytes: &[u8],
-    version: Option<(&str, &[u8])>,
+    more: &[(&str, &[u8])],
 ) -> Result<(), GamedayError> {
-    let headers: Vec<(&str, &[u8])> = std::iter::once(DRILL).chain(version).collect();
+    let headers: Vec<(&str, &[u8])> = std::iter::once(DRILL).chain(more.iter().copied()).collect();
     let parts = Parts {
         key: Some(key.as_bytes()),
         payload: Some(bytes),

@@ -1,0 +1,44 @@
+//! `handoff keygen`: a key pair for signing human decisions. The private key goes to a file
+//! (never printed); the public key is printed as the `[[trust.decision_keys]]` entry that makes
+//! processors trust it.
+
+use super::{Failure, Outcome, Result};
+use std::io::Write;
+use std::path::Path;
+
+pub fn run(id: &str, out: &Path) -> Result {
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "--id {id:?}: 1 to 64 letters, digits, '-', '_' or '.'"
+        )));
+    }
+    let key = handoff::trust::Signer::generate(id);
+    write_private(out, &key.to_pem())
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("--out {}: {e}", out.display())))?;
+    println!(
+        "private key written to {} (only its owner may read it)\n\
+         # for the process that signs (the inbox, respond, gameday):\n\
+         [trust]\nsigning_key = \"file:{}\"\nsigning_key_id = \"{id}\"\n\n\
+         # for every processor that takes its decisions:\n\
+         [[trust.decision_keys]]\nid = \"{id}\"\npublic_key = \"{}\"",
+        out.display(),
+        out.display(),
+        key.public_key()
+    );
+    Ok(Outcome::Success)
+}
+
+/// Writes a new file readable by its owner only; an existing file is never replaced.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path)?;
+    f.write_all(text.as_bytes())
+}
