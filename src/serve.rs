@@ -102,3 +102,17 @@ async fn reload(State(e): State<Endpoints>) -> Response {
         Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()),
     }
 }
+
+/// A JWKS document as the gateway and the inbox serve it (at [`crate::trust::JWKS_PATH`]):
+/// `application/jwk-set+json`, cacheable for five minutes (a rolled key is published before
+/// it signs anything).
+pub fn jwks_response(doc: &str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/jwk-set+json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        doc.to_string(),
+    )
+        .into_response()
+}

@@ -463,3 +463,39 @@ fn many_waits_share_one_http2_connection_and_each_is_answered() {
     }
     assert_eq!(waiting(), 0);
 }
+
+/// The published keys are served as a JWKS to anyone (no key), and read back as they were
+/// configured; the request is counted as `jwks`.
+#[test]
+fn the_published_keys_are_served_as_a_jwks() {
+    use handoff::config::{PublishedKey, Settings, TrustSettings};
+    use handoff::trust::Signer;
+    let keys = [
+        Signer::generate("handoff-2026-12"),
+        Signer::generate("handoff-2027-01"),
+    ];
+    let g = Gate::with(Settings {
+        trust: TrustSettings {
+            published_keys: keys
+                .iter()
+                .map(|k| PublishedKey {
+                    id: k.id().into(),
+                    public_key: k.public_key(),
+                })
+                .collect(),
+            ..TrustSettings::default()
+        },
+        ..Settings::default()
+    });
+    let r = request(g.port, "GET", "/.well-known/jwks.json", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/jwk-set+json"));
+    let read = handoff::trust::read_jwks(&r.body).unwrap();
+    for k in &keys {
+        assert_eq!(
+            read[k.id()],
+            handoff::trust::public_key(&k.public_key()).unwrap()
+        );
+    }
+    assert_eq!(g.app.metrics.requests("jwks", 200), 1);
+}

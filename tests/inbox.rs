@@ -95,6 +95,10 @@ fn sign_in_is_required_and_a_wrong_token_names_nobody() {
             .join(";");
         assert!(c.contains(h), "{c}");
     }
+    // The published keys need no sign-in (an executor checking a signature is nobody here).
+    let r = c.get("/.well-known/jwks.json");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(handoff::trust::read_jwks(&r.body).unwrap().is_empty());
 }
 
 #[test]

@@ -25,7 +25,7 @@ pub use gateway::{GatewayAgent, GatewaySettings};
 pub use inbox::{InboxAuth, InboxSettings, Person};
 pub use notify::NotifySettings;
 pub use registry::{RegistrySettings, SubjectStrategy};
-pub use trust::{DecisionKey, TrustSettings};
+pub use trust::{DecisionKey, PublishedKey, TrustSettings};
 
 /// Everything `handoff run` needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,6 +21,16 @@ pub struct DecisionKey {
     pub roles: Vec<String>,
 }
 
+/// A public key of one of handoff's own signers (receipts, audit packs), served as the JWKS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedKey {
+    /// Its id: the `kid` its signatures name.
+    pub id: String,
+    /// The Ed25519 public key: 32 bytes in base64url.
+    pub public_key: String,
+}
+
 /// Signed decisions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +49,10 @@ pub struct TrustSettings {
     /// The id of `signing_key` (the `kid` its signatures name).
     #[serde(default)]
     pub signing_key_id: Option<String>,
+    /// The public keys of handoff's own signatures (audit packs; several while keys are
+    /// rolled), served by the gateway and the inbox at `/.well-known/jwks.json`.
+    #[serde(default)]
+    pub published_keys: Vec<PublishedKey>,
 }
 
 fn is_key_id(id: &str) -> bool {
@@ -49,29 +63,42 @@ fn is_key_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
+/// Checks a key's id (well-formed, once in its list) and public key.
+fn check_key<'a>(
+    at: &str,
+    id: &'a str,
+    public_key: &str,
+    seen: &mut std::collections::HashSet<&'a str>,
+    problems: &mut Problems,
+) {
+    if !is_key_id(id) {
+        problems.push(
+            format!("{at}.id"),
+            format!("{id:?}: 1 to 64 letters, digits, '-', '_' or '.'"),
+        );
+    } else if !seen.insert(id) {
+        problems.push(format!("{at}.id"), format!("{id:?} is named twice"));
+    }
+    if let Err(e) = crate::trust::public_key(public_key) {
+        problems.push(format!("{at}.public_key"), format!("{public_key:?}: {e}"));
+    }
+}
+
 impl TrustSettings {
     /// Checks values without I/O.
     pub fn validate(&self, problems: &mut Problems) {
         let mut seen = std::collections::HashSet::new();
         for (i, k) in self.decision_keys.iter().enumerate() {
             let at = format!("trust.decision_keys[{i}]");
-            if !is_key_id(&k.id) {
-                problems.push(
-                    format!("{at}.id"),
-                    format!("{:?}: 1 to 64 letters, digits, '-', '_' or '.'", k.id),
-                );
-            } else if !seen.insert(k.id.as_str()) {
-                problems.push(format!("{at}.id"), format!("{:?} is named twice", k.id));
-            }
-            if let Err(e) = crate::trust::public_key(&k.public_key) {
-                problems.push(
-                    format!("{at}.public_key"),
-                    format!("{:?}: {e}", k.public_key),
-                );
-            }
+            check_key(&at, &k.id, &k.public_key, &mut seen, problems);
             if k.roles.iter().any(|r| r.trim().is_empty()) {
                 problems.push(format!("{at}.roles"), "an empty role name");
             }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, k) in self.published_keys.iter().enumerate() {
+            let at = format!("trust.published_keys[{i}]");
+            check_key(&at, &k.id, &k.public_key, &mut seen, problems);
         }
         match (&self.signing_key, &self.signing_key_id) {
             (Some(_), None) => problems.push(
@@ -133,6 +160,16 @@ impl TrustSettings {
             Some((k.id.clone(), public, k.roles.clone()))
         });
         crate::trust::DecisionTrust::new(keys, self.allow_unsigned_decisions)
+    }
+
+    /// The published keys as a JWKS document (validated settings).
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<(&str, ed25519_dalek::VerifyingKey)> = self
+            .published_keys
+            .iter()
+            .filter_map(|k| Some((k.id.as_str(), crate::trust::public_key(&k.public_key).ok()?)))
+            .collect();
+        crate::trust::jwks(keys.iter().map(|(id, k)| (*id, k)))
     }
 
     /// The key this process signs decisions with, if any (settings whose secrets were

@@ -45,6 +45,7 @@ pub struct App {
     max_body_bytes: usize,
     body_timeout: Duration,
     base_url: String,
+    jwks: String,
 }
 
 impl App {
@@ -75,6 +76,7 @@ impl App {
             max_body_bytes: s.max_body_bytes,
             body_timeout: s.submit_timeout,
             base_url: s.base_url(),
+            jwks: settings.trust.jwks().to_string(),
         }
     }
 
@@ -101,6 +103,7 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route(crate::trust::JWKS_PATH, get(jwks))
         .fallback(not_found)
         .layer(CountLayer(Arc::new(app.metrics.clone())))
         .with_state(app)
@@ -434,6 +437,12 @@ async fn openapi(State(app): State<Arc<App>>) -> Response {
     let mut doc: serde_json::Value = serde_json::from_str(api::OPENAPI).expect("valid JSON");
     doc["servers"] = serde_json::json!([{ "url": app.base_url }]);
     api::json(StatusCode::OK, &doc)
+}
+
+/// The published keys (`[trust]`): what a receipt's or an audit pack's signature is checked
+/// against. No key needed.
+async fn jwks(State(app): State<Arc<App>>) -> Response {
+    crate::serve::jwks_response(&app.jwks)
 }
 
 async fn healthz() -> &'static str {

@@ -191,6 +191,7 @@ pub async fn run(
         stopping,
     );
     app.slack = slack_people(s);
+    app.jwks = settings.trust.jwks().to_string();
     app.guard.set_min_review(s.min_review);
     let feed = follow::Feed {
         board,

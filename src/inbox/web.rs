@@ -61,6 +61,8 @@ pub struct App {
     pub slack: Option<SlackPeople>,
     /// Rubber-stamp signals of the approvals sent from here.
     pub guard: super::guard::Guard,
+    /// The published keys (`[trust]`), served at `/.well-known/jwks.json`.
+    pub jwks: String,
     /// First detail view per (person, escalation), ms.
     views: Mutex<HashMap<(String, String), i64>>,
     /// Answers sent from here: escalation → (who, when), until the board shows the outcome.
@@ -95,6 +97,7 @@ impl App {
             stopping,
             slack: None,
             guard,
+            jwks: crate::trust::jwks([]).to_string(),
             views: Mutex::default(),
             sent: Mutex::default(),
         }
@@ -120,8 +123,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route(crate::serve::METRICS_PATH, get(metrics))
         .route(crate::serve::HEALTHZ_PATH, get(|| async { "ok\n" }))
         .route(crate::serve::READYZ_PATH, get(readyz))
+        .route(crate::trust::JWKS_PATH, get(jwks))
         .layer(axum::middleware::map_response(secure_headers))
         .with_state(app)
+}
+
+/// The published keys: what a receipt's or an audit pack's signature is checked against.
+async fn jwks(State(app): State<Arc<App>>) -> Response {
+    crate::serve::jwks_response(&app.jwks)
 }
 
 async fn secure_headers(mut r: Response) -> Response {

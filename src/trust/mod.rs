@@ -11,7 +11,9 @@
 //! so any JOSE library can check one.
 
 pub mod decision;
+pub mod jwks;
 pub mod keys;
 
 pub use decision::{signature_header, signature_in, DecisionTrust, Refused, SIGNATURE_HEADER};
+pub use jwks::{jwks, read_jwks, JWKS_PATH};
 pub use keys::{public_key, KeyError, Signer};

@@ -47,15 +47,17 @@ pub struct Gate {
 
 impl Gate {
     pub fn new(gateway: GatewaySettings) -> Gate {
-        let agents = if gateway.agents.is_empty() {
-            agents()
-        } else {
-            gateway.agents.clone()
-        };
-        let settings = Settings {
-            gateway: GatewaySettings { agents, ..gateway },
+        Gate::with(Settings {
+            gateway,
             ..Settings::default()
-        };
+        })
+    }
+
+    /// A gateway with `settings` (its agents: [`agents`] unless they name some).
+    pub fn with(mut settings: Settings) -> Gate {
+        if settings.gateway.agents.is_empty() {
+            settings.gateway.agents = agents();
+        }
         let m =
             Arc::new(Matrix::from_toml_str(DEFAULT_MATRIX_TOML, MatrixSource::Default).unwrap());
         let run = Run::new(Processor::new(&settings, m).unwrap());
