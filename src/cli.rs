@@ -319,6 +319,10 @@ pub struct AuditVerifyArgs {
     /// whole, chain and all, differs from it.
     #[arg(long)]
     pub expect: Option<String>,
+    /// The published keys (a JWKS file, or a gateway's or inbox's
+    /// `https://…/.well-known/jwks.json`): the pack must be signed by one of them.
+    #[arg(long, value_name = "FILE|URL")]
+    pub jwks: Option<String>,
 }
 
 /// `handoff canary`.

@@ -157,13 +157,14 @@ fn a_pack_verifies_and_one_changed_entry_or_one_removed_entry_is_caught() {
         created_at_ms: NOW + 100 * MIN,
         sources: serde_json::json!({}),
     };
-    let pack = chain::write(&header, &entries);
+    let pack = chain::write(&header, &entries, None);
     assert_eq!(
         chain::verify(&pack),
         chain::Verified::Intact {
             from_ms: NOW,
             to_ms: NOW + 10,
-            entries: 5
+            entries: 5,
+            signature: None
         }
     );
     let lines: Vec<&str> = std::str::from_utf8(&pack).unwrap().lines().collect();

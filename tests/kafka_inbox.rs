@@ -39,11 +39,13 @@ fn a_person_revises_a_draft_in_the_browser_and_the_agent_gets_the_revised_verdic
         "[inbox]\nbind = \"127.0.0.1:{port}\"\ncookie_key = \"{}\"\n{}{}\
          [trust]\nsigning_key = \"file:{}\"\nsigning_key_id = \"inbox-e2e\"\n\
          [[trust.decision_keys]]\nid = \"inbox-e2e\"\npublic_key = \"{}\"\nroles = [\"support\", \"owner\"]\n\
+         [[trust.published_keys]]\nid = \"inbox-e2e\"\npublic_key = \"{}\"\n\
          [metrics]\nbind = \"127.0.0.1:{metrics_port}\"\n",
         "k".repeat(40),
         person("ana"),
         person("sam"),
         dir.join("inbox-key.pem").display(),
+        key.public_key(),
         key.public_key()
     );
     let config = config_file(&dir, &bootstrap, "inbox-e2e", &extra);
@@ -170,7 +172,7 @@ fn a_person_revises_a_draft_in_the_browser_and_the_agent_gets_the_revised_verdic
     );
     // The evidence pack of the hour: ana revised it after opening it, and the pack verifies;
     // one changed answer is caught.
-    audit_pack(&dir, &config);
+    audit_pack(&dir, &config, port);
     sigterm(&inbox);
     sigterm(&run);
     assert!(wait_exit(&mut inbox, Duration::from_secs(20)).success());
@@ -236,7 +238,7 @@ fn forged_approval_is_refused(bootstrap: &str, escalation_id: &str, sam: &Client
 
 /// Exports the last hour's pack with the CLI, checks the kettle's entry, verifies it, then
 /// catches a tampered copy.
-fn audit_pack(dir: &std::path::Path, config: &std::path::Path) {
+fn audit_pack(dir: &std::path::Path, config: &std::path::Path, inbox: u16) {
     let now = handoff::clock::SystemClock::now();
     let pack = dir.join("pack.jsonl");
     let out = Command::new(handoff_bin())
@@ -312,6 +314,60 @@ fn audit_pack(dir: &std::path::Path, config: &std::path::Path) {
         "{}",
         String::from_utf8_lossy(&bad.stdout)
     );
+    signed_pack(dir, &pack, inbox);
+}
+
+/// The pack is signed with the inbox's key (the config's `[trust] signing_key`) and verifies
+/// against the JWKS the inbox serves, without `--expect`; rewritten whole — chain and all —
+/// unsigned, or signed with another key under the same id, it does not.
+fn signed_pack(dir: &std::path::Path, pack: &std::path::Path, inbox: u16) {
+    let jwks = format!("http://127.0.0.1:{inbox}/.well-known/jwks.json");
+    let verify = |file: &std::path::Path| {
+        let out = Command::new(handoff_bin())
+            .args(["audit", "verify", "--jwks", &jwks])
+            .arg(file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, text) = verify(pack);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("signed by key \"inbox-e2e\" of the JWKS"),
+        "{text}"
+    );
+    let body = std::fs::read_to_string(pack).unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    let header: handoff::audit::chain::Header = serde_json::from_str(lines[0]).unwrap();
+    let entries: Vec<serde_json::Value> = lines[1..lines.len() - 1]
+        .iter()
+        .map(|l| {
+            let mut e = serde_json::from_str::<serde_json::Value>(l).unwrap()["entry"].clone();
+            e["answers"][0]["by"] = "sam".into();
+            e
+        })
+        .collect();
+    let impostor = handoff::trust::Signer::generate("inbox-e2e");
+    for (signer, why) in [
+        (None, "the pack is not signed"),
+        (Some(&impostor), "the signature does not verify"),
+    ] {
+        let rewritten = dir.join("rewritten.jsonl");
+        std::fs::write(
+            &rewritten,
+            handoff::audit::chain::write(&header, &entries, signer),
+        )
+        .unwrap();
+        let (code, text) = verify(&rewritten);
+        assert_eq!(code, Some(1), "{text}");
+        assert!(
+            text.contains("chain intact") && text.contains(why),
+            "{text}"
+        );
+    }
 }
 
 async fn browse(driver: u16, port: u16, id: &str) {

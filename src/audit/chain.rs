@@ -2,7 +2,10 @@
 //! line carries `seq` (its line number) and `prev` (hex SHA-256 of the previous line's bytes);
 //! the last line is the trailer naming how many entries there are. Changing any line breaks the
 //! link after it; removing a line breaks the link or the count; cutting the end loses the
-//! trailer. Pure: bytes in, bytes or a verdict out.
+//! trailer. With a key, the trailer also carries a signature (a detached JWS, EdDSA) over the
+//! pack's kind, version, entry count and the trailer's `prev` — which chains back through every
+//! line — so a pack rewritten whole, chain and all, fails against the published keys (JWKS).
+//! Pure: bytes in, bytes or a verdict out.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -45,26 +48,68 @@ struct Link<'a, T: Serialize> {
     end: Option<End>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct End {
     entries: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signature: Option<String>,
 }
 
-/// Writes a pack: the header, each entry chained to the line before, the trailer.
-pub fn write<T: Serialize>(header: &Header, entries: &[T]) -> Vec<u8> {
+/// What the trailer's signature is over: the pack's kind and version, its entry count and the
+/// hash of the line before the trailer (which chains back to the header).
+pub fn signed_payload(entries: u64, prev: &str) -> String {
+    format!("{PACK}:{VERSION}:{entries}:{prev}")
+}
+
+/// A pack's signature, to check against the published keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackSignature {
+    /// The detached JWS.
+    pub jws: String,
+    /// What it signs ([`signed_payload`]).
+    pub payload: String,
+}
+
+impl PackSignature {
+    /// The key id that signed, when the signature verifies with `keys` (by id); else why not.
+    pub fn check(
+        &self,
+        keys: &std::collections::HashMap<String, ed25519_dalek::VerifyingKey>,
+    ) -> Result<String, String> {
+        crate::trust::keys::verify_detached(&self.jws, self.payload.as_bytes(), |kid| keys.get(kid))
+            .map_err(|e| match e {
+                crate::trust::keys::Unverified::UnknownKey(kid) => {
+                    format!("signed by key {kid:?}, which the JWKS does not have")
+                }
+                crate::trust::keys::Unverified::Bad(why) => {
+                    format!("the signature does not verify: {why}")
+                }
+            })
+    }
+}
+
+/// Writes a pack: the header, each entry chained to the line before, the trailer (signed with
+/// `signer` when given).
+pub fn write<T: Serialize>(
+    header: &Header,
+    entries: &[T],
+    signer: Option<&crate::trust::Signer>,
+) -> Vec<u8> {
     let mut out = Vec::new();
     let mut line = serde_json::to_vec(header).expect("a header serializes");
-    let mut seq = 0u64;
-    for e in entries.iter().map(Some).chain(std::iter::once(None)) {
+    for (before, e) in (0u64..).zip(entries.iter().map(Some).chain(std::iter::once(None))) {
         let prev = sha256_hex(&line);
         out.extend_from_slice(&line);
         out.push(b'\n');
-        seq += 1;
         let link = Link {
-            seq,
+            seq: before + 1,
             prev: &prev,
             entry: e,
-            end: e.is_none().then_some(End { entries: seq - 1 }),
+            end: e.is_none().then(|| End {
+                entries: before,
+                signature: signer
+                    .map(|k| k.sign_detached(signed_payload(before, &prev).as_bytes())),
+            }),
         };
         line = serde_json::to_vec(&link).expect("an entry serializes");
     }
@@ -84,6 +129,9 @@ pub enum Verified {
         to_ms: i64,
         /// Entries between header and trailer.
         entries: u64,
+        /// The trailer's signature, if it has one (not checked here: see
+        /// [`PackSignature::check`]).
+        signature: Option<PackSignature>,
     },
     /// The first broken link.
     Broken {
@@ -150,10 +198,15 @@ pub fn verify(bytes: &[u8]) -> Verified {
                         ),
                     );
                 }
+                let signature = end["signature"].as_str().map(|jws| PackSignature {
+                    jws: jws.to_string(),
+                    payload: signed_payload(entries, &want),
+                });
                 return Verified::Intact {
                     from_ms: header.from_ms,
                     to_ms: header.to_ms,
                     entries,
+                    signature,
                 };
             }
             (Some(_), false) => {
@@ -196,7 +249,7 @@ mod tests {
         let entries: Vec<Value> = (0..n)
             .map(|i| serde_json::json!({"n": i, "who": "ana"}))
             .collect();
-        write(&h, &entries)
+        write(&h, &entries, None)
     }
 
     fn lines(p: &[u8]) -> Vec<String> {
@@ -219,7 +272,8 @@ mod tests {
             Verified::Intact {
                 from_ms: 0,
                 to_ms: 10,
-                entries: 5
+                entries: 5,
+                signature: None
             }
         );
         assert_eq!(
@@ -227,7 +281,8 @@ mod tests {
             Verified::Intact {
                 from_ms: 0,
                 to_ms: 10,
-                entries: 0
+                entries: 0,
+                signature: None
             }
         );
         let l = lines(&p);
@@ -259,5 +314,72 @@ mod tests {
                 v => panic!("{v:?} for a pack broken at line {line}"),
             }
         }
+    }
+
+    #[test]
+    fn a_signed_pack_checks_against_its_key_and_not_against_another() {
+        let h = Header {
+            pack: PACK.into(),
+            version: VERSION,
+            from_ms: 0,
+            to_ms: 10,
+            created_at_ms: 11,
+            sources: Value::Null,
+        };
+        let entries = [serde_json::json!({"who": "ana"})];
+        let key = crate::trust::Signer::generate("handoff-1");
+        let keys = |k: &crate::trust::Signer| {
+            std::collections::HashMap::from([(
+                k.id().to_string(),
+                crate::trust::public_key(&k.public_key()).unwrap(),
+            )])
+        };
+        let signed = write(&h, &entries, Some(&key));
+        let Verified::Intact {
+            signature: Some(sig),
+            ..
+        } = verify(&signed)
+        else {
+            panic!("signed and intact")
+        };
+        assert_eq!(sig.check(&keys(&key)), Ok("handoff-1".to_string()));
+        let other = crate::trust::Signer::generate("handoff-1");
+        assert!(sig
+            .check(&keys(&other))
+            .unwrap_err()
+            .contains("does not verify"));
+        let stranger = crate::trust::Signer::generate("stranger");
+        let by_stranger = write(&h, &entries, Some(&stranger));
+        let Verified::Intact {
+            signature: Some(sig),
+            ..
+        } = verify(&by_stranger)
+        else {
+            panic!("signed and intact")
+        };
+        assert!(sig.check(&keys(&key)).unwrap_err().contains("\"stranger\""));
+        // Another pack's signature moved onto this one does not verify: it signs another chain.
+        let two = [serde_json::json!({"who": "bob"})];
+        let moved = String::from_utf8(write(&h, &two, None)).unwrap();
+        let sig_line = String::from_utf8(signed)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string();
+        let signature =
+            serde_json::from_str::<Value>(&sig_line).unwrap()["end"]["signature"].clone();
+        let mut l: Vec<String> = moved.lines().map(String::from).collect();
+        let mut trailer: Value = serde_json::from_str(l.last().unwrap()).unwrap();
+        trailer["end"]["signature"] = signature;
+        *l.last_mut().unwrap() = trailer.to_string();
+        let Verified::Intact {
+            signature: Some(sig),
+            ..
+        } = verify((l.join("\n") + "\n").as_bytes())
+        else {
+            panic!("intact")
+        };
+        assert!(sig.check(&keys(&key)).is_err());
     }
 }

@@ -33,7 +33,8 @@ fn export(args: AuditExportArgs) -> Result {
         created_at_ms: handoff::clock::SystemClock::now(),
         sources,
     };
-    let bytes = chain::write(&header, &entries);
+    let signer = settings.trust.signer();
+    let bytes = chain::write(&header, &entries, signer.as_ref());
     let out = args
         .out
         .unwrap_or_else(|| format!("audit-{from_ms}-{to_ms}.jsonl").into());
@@ -64,34 +65,73 @@ fn export(args: AuditExportArgs) -> Result {
         "sha256 {}  (keep it apart from the pack: `handoff audit verify --expect`)",
         chain::sha256_hex(&bytes)
     );
+    match &signer {
+        Some(k) => println!(
+            "signed with key {:?} (`handoff audit verify --jwks` checks it against the published keys)",
+            k.id()
+        ),
+        None => println!("not signed: [trust] signing_key is not set"),
+    }
     Ok(Outcome::Success)
 }
 
 fn verify(args: AuditVerifyArgs) -> Result {
     let bytes = std::fs::read(&args.file)
         .map_err(|e| Failure::usage(anyhow::anyhow!("cannot read {}: {e}", args.file.display())))?;
+    let keys = args.jwks.as_deref().map(read_jwks).transpose()?;
     let digest = chain::sha256_hex(&bytes);
-    match chain::verify(&bytes) {
+    let name = args.file.display();
+    let (from_ms, to_ms, entries, signature) = match chain::verify(&bytes) {
         chain::Verified::Intact {
             from_ms,
             to_ms,
             entries,
-        } => {
-            if let Some(want) = &args.expect {
-                if !want.eq_ignore_ascii_case(&digest) {
-                    println!("{}: chain intact, but its sha256 {digest} is not the one expected ({want}): the pack was rewritten", args.file.display());
-                    return Ok(Outcome::ChecksFailed);
-                }
-            }
-            println!(
-                "{}: intact, {entries} entries decided in [{from_ms}, {to_ms}), sha256 {digest}",
-                args.file.display()
-            );
-            Ok(Outcome::Success)
-        }
+            signature,
+        } => (from_ms, to_ms, entries, signature),
         chain::Verified::Broken { line, why } => {
-            println!("{}: broken at line {line}: {why}", args.file.display());
-            Ok(Outcome::ChecksFailed)
+            println!("{name}: broken at line {line}: {why}");
+            return Ok(Outcome::ChecksFailed);
+        }
+    };
+    if let Some(want) = &args.expect {
+        if !want.eq_ignore_ascii_case(&digest) {
+            println!("{name}: chain intact, but its sha256 {digest} is not the one expected ({want}): the pack was rewritten");
+            return Ok(Outcome::ChecksFailed);
         }
     }
+    let signed = match (&signature, &keys) {
+        (Some(sig), Some(keys)) => match sig.check(keys) {
+            Ok(kid) => format!("signed by key {kid:?} of the JWKS"),
+            Err(why) => {
+                println!("{name}: chain intact, but {why}: the pack was rewritten or signed by another key");
+                return Ok(Outcome::ChecksFailed);
+            }
+        },
+        (None, Some(_)) => {
+            println!(
+                "{name}: chain intact, but the pack is not signed (--jwks asks for a signature)"
+            );
+            return Ok(Outcome::ChecksFailed);
+        }
+        (Some(_), None) => "signed (not checked: --jwks checks it)".to_string(),
+        (None, None) => "not signed".to_string(),
+    };
+    println!("{name}: intact, {entries} entries decided in [{from_ms}, {to_ms}), {signed}, sha256 {digest}");
+    Ok(Outcome::Success)
+}
+
+/// The published keys, from a file or from a URL (a gateway's or an inbox's
+/// `/.well-known/jwks.json`).
+fn read_jwks(at: &str) -> Result<std::collections::HashMap<String, ed25519_dalek::VerifyingKey>> {
+    let text = if at.starts_with("http://") || at.starts_with("https://") {
+        ureq::get(at)
+            .call()
+            .and_then(|mut r| r.body_mut().read_to_string())
+            .map_err(|e| Failure::usage(anyhow::anyhow!("--jwks {at}: {e}")))?
+    } else {
+        std::fs::read_to_string(at)
+            .map_err(|e| Failure::usage(anyhow::anyhow!("--jwks {at}: {e}")))?
+    };
+    handoff::trust::read_jwks(&text)
+        .map_err(|e| Failure::usage(anyhow::anyhow!("--jwks {at}: {e}")))
 }

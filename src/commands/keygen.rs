@@ -1,4 +1,4 @@
-//! `handoff keygen`: a key pair for signing human decisions. The private key goes to a file
+//! `handoff keygen`: a key pair for signing human decisions (and audit packs). The private key goes to a file
 //! (never printed); the public key is printed as the `[[trust.decision_keys]]` entry that makes
 //! processors trust it.
 
@@ -18,6 +18,7 @@ pub fn run(id: &str, out: &Path) -> Result {
         )));
     }
     let key = handoff::trust::Signer::generate(id);
+    let public = key.public_key();
     write_private(out, &key.to_pem())
         .map_err(|e| Failure::Usage(anyhow::anyhow!("--out {}: {e}", out.display())))?;
     println!(
@@ -25,10 +26,12 @@ pub fn run(id: &str, out: &Path) -> Result {
          # for the process that signs (the inbox, respond, gameday):\n\
          [trust]\nsigning_key = \"file:{}\"\nsigning_key_id = \"{id}\"\n\n\
          # for every processor that takes its decisions:\n\
-         [[trust.decision_keys]]\nid = \"{id}\"\npublic_key = \"{}\"",
+         [[trust.decision_keys]]\nid = \"{id}\"\npublic_key = \"{public}\"\n\n\
+         # for the gateway and the inbox, which serve it at /.well-known/jwks.json (when it signs\n\
+         # audit packs, or whatever is checked against the published keys):\n\
+         [[trust.published_keys]]\nid = \"{id}\"\npublic_key = \"{public}\"",
         out.display(),
         out.display(),
-        key.public_key()
     );
     Ok(Outcome::Success)
 }
