@@ -772,16 +772,12 @@ fn keygen_writes_a_private_key_for_its_owner_and_prints_settings_that_load() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("inbox.pem");
-    let out = handoff()
-        .args(["keygen", "--id", "inbox-2026-12", "--out"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = |args: &[&str], path: &Path| handoff().args(args).arg(path).output().unwrap();
+    let said = |o: &Output| {
+        String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+    };
+    let out = run(&["keygen", "--id", "inbox-2026-12", "--out"], &key);
+    assert!(out.status.success(), "{}", said(&out));
     let printed = String::from_utf8_lossy(&out.stdout).to_string();
     let pem = std::fs::read_to_string(&key).unwrap();
     assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
@@ -790,40 +786,24 @@ fn keygen_writes_a_private_key_for_its_owner_and_prints_settings_that_load() {
         "the private key is never printed"
     );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
     // What it prints is the configuration of a writer and of a processor trusting it.
     let toml: String = printed.lines().skip(1).collect::<Vec<_>>().join("\n");
     let config = dir.join("handoff.toml");
     std::fs::write(&config, &toml).unwrap();
-    let check = handoff()
-        .arg("check")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    assert!(String::from_utf8_lossy(&check.stdout).contains("\"inbox-2026-12\""));
-    // An existing key is never replaced.
-    let again = handoff()
-        .args(["keygen", "--id", "other", "--out"])
-        .arg(&key)
-        .output()
-        .unwrap();
+    let check = run(&["check", "--config"], &config);
+    assert!(check.status.success(), "{}", said(&check));
+    assert!(said(&check).contains("\"inbox-2026-12\""));
+    // An existing key is never replaced; a bad id is named.
+    let again = run(&["keygen", "--id", "other", "--out"], &key);
     assert_eq!(again.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("--out"));
+    assert!(said(&again).contains("--out"));
     assert_eq!(std::fs::read_to_string(&key).unwrap(), pem);
-    let bad = handoff()
-        .args(["keygen", "--id", "has space", "--out"])
-        .arg(dir.join("x.pem"))
-        .output()
-        .unwrap();
+    let bad = run(
+        &["keygen", "--id", "has space", "--out"],
+        &dir.join("x.pem"),
+    );
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--id \"has space\""));
+    assert!(said(&bad).contains("--id \"has space\""));
 }

@@ -237,15 +237,19 @@ pub fn verify(bytes: &[u8]) -> Verified {
 mod tests {
     use super::*;
 
-    fn pack(n: usize) -> Vec<u8> {
-        let h = Header {
+    fn header() -> Header {
+        Header {
             pack: PACK.into(),
             version: VERSION,
             from_ms: 0,
             to_ms: 10,
             created_at_ms: 11,
             sources: Value::Null,
-        };
+        }
+    }
+
+    fn pack(n: usize) -> Vec<u8> {
+        let h = header();
         let entries: Vec<Value> = (0..n)
             .map(|i| serde_json::json!({"n": i, "who": "ana"}))
             .collect();
@@ -318,14 +322,7 @@ mod tests {
 
     #[test]
     fn a_signed_pack_checks_against_its_key_and_not_against_another() {
-        let h = Header {
-            pack: PACK.into(),
-            version: VERSION,
-            from_ms: 0,
-            to_ms: 10,
-            created_at_ms: 11,
-            sources: Value::Null,
-        };
+        let h = header();
         let entries = [serde_json::json!({"who": "ana"})];
         let key = crate::trust::Signer::generate("handoff-1");
         let keys = |k: &crate::trust::Signer| {
