@@ -131,6 +131,9 @@ class Check(Report):
         self.routes_src = args.routes_src or [src / "serve.rs"]
         self.inbox_routes_src = args.inbox_routes_src or src / "inbox" / "web.rs"
         self.gateway_routes_src = args.gateway_routes_src or src / "gateway" / "web.rs"
+        # Where a router's path consts may be declared (`crate::trust::JWKS_PATH`); a router's own
+        # file and the processors' routes are read after these, so their declarations win.
+        self.const_src = sorted(src.rglob("*.rs"))
         self.config_src = args.config_src or [*sorted((src / "config").glob("*.rs")), src / "event" / "mod.rs"]
         self.versions = args.kube_version or ["1.27", kv.latest_version()]
         self.dockerfile = args.dockerfile or self.repo / "Dockerfile"

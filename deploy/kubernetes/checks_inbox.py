@@ -147,7 +147,7 @@ def inbox_served(c: Check, w: Workload, s: dict) -> None:
     if not c.inbox_routes_src.is_file():
         c.fail(f"the inbox's router is missing: {c.inbox_routes_src}")
     else:
-        consts = rust_str_consts([x for x in c.routes_src if x.is_file()] + [c.inbox_routes_src])
+        consts = rust_str_consts(c.const_src + [x for x in c.routes_src if x.is_file()] + [c.inbox_routes_src])
         w.routes, unresolved = router_routes(c.inbox_routes_src, consts)
         for u in unresolved:
             c.fail(f"{router}: .route({u}, ...) names a path const found in none of {srcs}, {router}")

@@ -83,9 +83,10 @@ class Tree:
         shutil.copy(REPO / ".dockerignore", root / ".dockerignore")
         (root / "src").mkdir()
         (root / "src/serve.rs").write_text(ROUTES)
-        # The inbox's and the gateway's routers (the gateway's path const in api.rs) and the
-        # settings' declarations, as they are (tests break copies).
-        for rel in ["src/inbox/web.rs", "src/gateway/web.rs", "src/gateway/api.rs", "src/event/mod.rs"] + [
+        # The inbox's and the gateway's routers (their path consts in api.rs and trust/jwks.rs)
+        # and the settings' declarations, as they are (tests break copies).
+        for rel in ["src/inbox/web.rs", "src/gateway/web.rs", "src/gateway/api.rs", "src/event/mod.rs",
+                    "src/trust/jwks.rs"] + [
             str(p.relative_to(REPO)) for p in sorted((REPO / "src/config").glob("*.rs"))
         ]:
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
