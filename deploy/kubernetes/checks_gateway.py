@@ -113,7 +113,8 @@ def gateway_served(c: Check, w: Workload, s: dict) -> None:
     if not src.is_file():
         c.fail(f"the gateway's router is missing: {src}")
     else:
-        consts = rust_str_consts(c.const_src + sorted(src.parent.glob("*.rs")) + [x for x in c.routes_src if x.is_file()])
+        own = sorted(src.parent.glob("*.rs")) + [x for x in c.routes_src if x.is_file()]
+        consts = rust_str_consts(c.const_src + own)
         w.routes, unresolved = router_routes(src, consts)
         for u in unresolved:
             c.fail(f"{router}: .route({u}, ...) names a path const found in none of {c.rel(src.parent)}/*.rs")
