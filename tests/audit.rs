@@ -247,3 +247,28 @@ fn an_action_first_decided_before_the_range_is_not_in_it() {
         .iter()
         .all(|e| !e.shown.is_empty() || !e.level.needs_human()));
 }
+
+/// A decision naming another role than the one its escalation was handed to is not an answer
+/// of the pack (the processor refuses it: `role_mismatch`), whoever signed it.
+#[test]
+fn a_decision_for_another_role_than_its_escalations_is_not_an_answer() {
+    let mut r = history();
+    let open = r
+        .escalations
+        .iter()
+        .find(|x| x.action_id == "act-3")
+        .unwrap()
+        .clone();
+    let mut forged = answer(&open, DecisionKind::Approve, "mallory", NOW + 5 * MIN);
+    forged.role = "finance".into();
+    r.decisions.push(forged);
+    let entries = audit::join(&r, NOW, NOW + 10);
+    let act3 = entries.iter().find(|e| e.action_id == "act-3").unwrap();
+    assert!(act3.answers.is_empty(), "{:?}", act3.answers);
+    let mut honest = answer(&open, DecisionKind::Approve, "ana", NOW + 5 * MIN);
+    honest.role = open.role.clone();
+    r.decisions.push(honest);
+    let entries = audit::join(&r, NOW, NOW + 10);
+    let act3 = entries.iter().find(|e| e.action_id == "act-3").unwrap();
+    assert_eq!(act3.answers.len(), 1, "the answer from its role is");
+}

@@ -77,6 +77,14 @@ fn decision(e: &AgentAction, esc: &str, kind: DecisionKind, at: i64) -> HumanDec
     }
 }
 
+/// [`decision`] by the role `esc` (role, id) waits for.
+fn answer(e: &AgentAction, esc: &(String, String), kind: DecisionKind, at: i64) -> HumanDecision {
+    HumanDecision {
+        role: esc.0.clone(),
+        ..decision(e, &esc.1, kind, at)
+    }
+}
+
 fn verdicts(fx: &[Effect]) -> Vec<&Verdict> {
     fx.iter()
         .filter_map(|e| match e {
@@ -259,21 +267,6 @@ fn a_missed_deadline_walks_the_chain_then_fails_closed() {
 }
 
 #[test]
-fn a_late_answer_to_an_earlier_role_still_decides_the_moved_escalation() {
-    let m = matrix("");
-    let mut st = PartitionState::new();
-    let e = refund("act-l");
-    let escs = open(&m, &mut st, &e, 0, 0);
-    let mut fx = Vec::new();
-    st.fire_due(&m, 60 * MIN, &mut fx);
-    fx.clear();
-    let d = decision(&e, &escs[0].1, DecisionKind::Approve, 61 * MIN);
-    st.decide(&m, &d, 61 * MIN, &mut fx).unwrap();
-    assert_eq!(verdicts(&fx)[0].outcome, VerdictOutcome::Approved);
-    assert!(st.pending().is_empty());
-}
-
-#[test]
 fn an_acknowledged_escalation_never_re_escalates() {
     let m = matrix("");
     let mut st = PartitionState::new();
@@ -347,7 +340,7 @@ fn two_roles_must_both_approve_and_one_rejection_decides() {
     let mut fx = Vec::new();
     st.decide(
         &m,
-        &decision(&e, &escs[0].1, DecisionKind::Approve, 1),
+        &answer(&e, &escs[0], DecisionKind::Approve, 1),
         1,
         &mut fx,
     )
@@ -355,7 +348,7 @@ fn two_roles_must_both_approve_and_one_rejection_decides() {
     assert!(verdicts(&fx).is_empty(), "two roles still to answer");
     st.decide(
         &m,
-        &decision(&e, &escs[1].1, DecisionKind::Reject, 2),
+        &answer(&e, &escs[1], DecisionKind::Reject, 2),
         2,
         &mut fx,
     )
@@ -490,11 +483,11 @@ fn a_chosen_option_must_be_one_of_the_actions_and_come_with_approve() {
         // Options hand it to the owner as well: the owner approves first.
         let escs = open(&m, &mut st, &e, 0, 1_000);
         let (last, others) = escs.split_last().unwrap();
-        for (_, id) in others {
-            let ok = decision(&e, id, DecisionKind::Approve, 1_500);
+        for other in others {
+            let ok = answer(&e, other, DecisionKind::Approve, 1_500);
             st.decide(&m, &ok, 1_500, &mut Vec::new()).unwrap();
         }
-        let mut d = decision(&e, &last.1, *kind, 2_000);
+        let mut d = answer(&e, last, *kind, 2_000);
         d.chosen_option = Some(chosen.to_string());
         let mut fx = Vec::new();
         let got = st.decide(&m, &d, 2_000, &mut fx);
@@ -589,4 +582,36 @@ fn revised_arguments_must_fit_the_tools_schema_and_reach_the_verdict_canonical()
             (got, _) => panic!("{kind:?} {args}: {got:?}"),
         }
     }
+}
+
+/// An answer for the role an escalation waited for before it moved on is refused: the role it
+/// waits for now decides (the late answer used to land on the moved escalation, in the moment
+/// before the inbox's board caught up).
+#[test]
+fn a_late_answer_for_the_role_before_the_move_is_refused_and_changes_nothing() {
+    let m = matrix("");
+    let mut st = PartitionState::new();
+    let e = refund("act-late");
+    let escs = open(&m, &mut st, &e, 0, 0);
+    let mut fx = Vec::new();
+    assert_eq!(
+        st.fire_due(&m, 60 * MIN, &mut fx),
+        1,
+        "moved on to support_l2"
+    );
+    fx.clear();
+    let late = decision(&e, &escs[0].1, DecisionKind::Approve, 61 * MIN);
+    assert_eq!(late.role, "support");
+    let why = st.decide(&m, &late, 61 * MIN, &mut fx).unwrap_err();
+    assert_eq!(why.reason(), "role_mismatch");
+    assert!(
+        why.to_string().contains("waits for \"support_l2\""),
+        "{why}"
+    );
+    assert!(fx.is_empty(), "nothing was decided: {fx:?}");
+    // The role it waits for now answers it, under the old id as well.
+    let mut now = late.clone();
+    now.role = "support_l2".into();
+    st.decide(&m, &now, 62 * MIN, &mut fx).unwrap();
+    assert_eq!(verdicts(&fx)[0].outcome, VerdictOutcome::Approved);
 }

@@ -95,6 +95,11 @@ fn forged_decisions_are_dead_letters_that_change_nothing_and_a_signed_one_is_app
     send(&mut run, &approve, Some(&impostor), None);
     send(&mut run, &approve, Some(&inbox), Some(&other_bytes));
     send(&mut run, &approve, Some(&slack), None); // support is not slack-1's role
+                                                  // slack-1 may sign for finance: a decision naming finance for support's escalation is
+                                                  // refused all the same — the role must be the one the escalation waits for.
+    let mut as_finance = approve.clone();
+    as_finance.role = "finance".into();
+    send(&mut run, &as_finance, Some(&slack), None);
     let dl = run.on("agent.actions.dlq");
     let reasons: Vec<String> = dl.iter().map(|o| header(o, dlq_headers::CLASS)).collect();
     assert_eq!(
@@ -104,7 +109,8 @@ fn forged_decisions_are_dead_letters_that_change_nothing_and_a_signed_one_is_app
             "unknown_signing_key",
             "bad_signature",
             "bad_signature",
-            "role_not_vouched"
+            "role_not_vouched",
+            "role_mismatch"
         ]
     );
     assert!(header(dl[4], dlq_headers::MESSAGE).contains("field `role` has value \"support\""));
@@ -119,7 +125,7 @@ fn forged_decisions_are_dead_letters_that_change_nothing_and_a_signed_one_is_app
     assert_eq!(v[0].decided_by.as_deref(), Some("ana"));
     assert_eq!(
         run.on("agent.actions.dlq").len(),
-        5,
+        6,
         "the signed one is no dead letter"
     );
 }

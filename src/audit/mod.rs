@@ -176,8 +176,21 @@ pub fn join(r: &Records, from_ms: i64, to_ms: i64) -> Vec<Entry> {
             shown.entry(id).or_default().push(e);
         }
     }
+    // An answer counts for the escalation it names only from the role that escalation was
+    // handed to (the processor refuses any other: `role_mismatch`).
+    let role_of: HashMap<&str, &str> = r
+        .escalations
+        .iter()
+        .map(|e| (e.escalation_id.as_str(), e.role.as_str()))
+        .collect();
     let mut answered: HashMap<&str, Vec<&HumanDecision>> = HashMap::new();
     for d in &r.decisions {
+        if role_of
+            .get(d.escalation_id.as_str())
+            .is_some_and(|role| *role != d.role)
+        {
+            continue;
+        }
         answered
             .entry(d.escalation_id.as_str())
             .or_default()

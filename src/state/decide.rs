@@ -35,6 +35,14 @@ impl PartitionState {
         effects: &mut Vec<Effect>,
     ) -> Result<(), Ignored> {
         let (ai, ei) = self.find_escalation(d)?;
+        let waits_for = &self.sessions[&d.session_id].open[ai].escalations[ei].role;
+        if *waits_for != d.role {
+            return Err(Ignored::RoleMismatch {
+                id: d.escalation_id.clone(),
+                role: d.role.clone(),
+                now: waits_for.clone(),
+            });
+        }
         // Check the decision before changing anything.
         let redirect_to = check(matrix, d)?;
         let event = &self.sessions[&d.session_id].open[ai].event;

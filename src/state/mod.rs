@@ -276,6 +276,17 @@ pub enum Ignored {
     /// The decision itself is wrong (names the field and value).
     #[error("{0}")]
     Invalid(String),
+    /// It answers for a role the escalation no longer waits for (it moved on along the chain,
+    /// or was redirected, before the answer came): the role it waits for now decides.
+    #[error("field `role` has value {role:?}: escalation {id} waits for {now:?} now")]
+    RoleMismatch {
+        /// The escalation named.
+        id: String,
+        /// The decision's role.
+        role: String,
+        /// The role it waits for.
+        now: String,
+    },
 }
 
 impl Ignored {
@@ -286,6 +297,7 @@ impl Ignored {
             Ignored::Closed(_) => "closed",
             Ignored::Duplicate(_) => "duplicate",
             Ignored::Invalid(_) => "invalid",
+            Ignored::RoleMismatch { .. } => "role_mismatch",
         }
     }
 }

@@ -293,6 +293,11 @@ impl Lane {
                 let refusal = Refusal::DeadLetter("invalid_decision", message);
                 return self.refuse(input, refusal, out);
             }
+            Err(why @ crate::state::Ignored::RoleMismatch { .. }) => {
+                self.effects = effects;
+                let refusal = Refusal::DeadLetter("role_mismatch", why.to_string());
+                return self.refuse(input, refusal, out);
+            }
             Err(why) => {
                 if let Some(stats) = &self.stats {
                     stats.decision_ignored(&why, input.partition, input.offset);
