@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 pub const PACK: &str = "handoff-audit";
 /// The format version.
 pub const VERSION: u32 = 1;
+/// The JWS `typ` of a pack's signature.
+pub const PACK_TYP: &str = "handoff-audit-pack";
 
 /// Hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -76,15 +78,17 @@ impl PackSignature {
         &self,
         keys: &std::collections::HashMap<String, ed25519_dalek::VerifyingKey>,
     ) -> Result<String, String> {
-        crate::trust::keys::verify_detached(&self.jws, self.payload.as_bytes(), |kid| keys.get(kid))
-            .map_err(|e| match e {
-                crate::trust::keys::Unverified::UnknownKey(kid) => {
-                    format!("signed by key {kid:?}, which the JWKS does not have")
-                }
-                crate::trust::keys::Unverified::Bad(why) => {
-                    format!("the signature does not verify: {why}")
-                }
-            })
+        crate::trust::keys::verify_detached(&self.jws, PACK_TYP, self.payload.as_bytes(), |kid| {
+            keys.get(kid)
+        })
+        .map_err(|e| match e {
+            crate::trust::keys::Unverified::UnknownKey(kid) => {
+                format!("signed by key {kid:?}, which the JWKS does not have")
+            }
+            crate::trust::keys::Unverified::Bad(why) => {
+                format!("the signature does not verify: {why}")
+            }
+        })
     }
 }
 
@@ -108,7 +112,7 @@ pub fn write<T: Serialize>(
             end: e.is_none().then(|| End {
                 entries: before,
                 signature: signer
-                    .map(|k| k.sign_detached(signed_payload(before, &prev).as_bytes())),
+                    .map(|k| k.sign_detached(PACK_TYP, signed_payload(before, &prev).as_bytes())),
             }),
         };
         line = serde_json::to_vec(&link).expect("an entry serializes");

@@ -13,8 +13,8 @@ use crate::event::{Codec, HumanDecision, SchemaKind};
 use crate::kafka::range::{self as source, Range, SourceError};
 use crate::kafka::record::{header, schema_version};
 use crate::matrix::Matrix;
-use crate::trust::{DecisionTrust, SIGNATURE_HEADER};
-use rdkafka::message::{BorrowedMessage, Message};
+use crate::trust::DecisionTrust;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -79,17 +79,8 @@ pub fn read(
     let c;
     (r.canaries, c) = collect(settings, &t.canaries, after, |_| true, verdict)?;
     note(&t.canaries, c);
-    let decision = |b: &[u8], v| {
-        codec
-            .decode_header_version(SchemaKind::HumanDecision, v, b)
-            .map(Some)
-            .map_err(drop)
-    };
-    // Only decisions the processor takes are answers: a forged one changed nothing.
-    let trust = settings.trust.decision_trust();
-    let taken = |m: &BorrowedMessage<'_>| taken_decision(&trust, &codec, m);
     let c;
-    (r.decisions, c) = collect(settings, &t.decisions, after, taken, decision)?;
+    (r.decisions, c) = decisions(settings, &codec, after)?;
     note(&t.decisions, c);
     let c;
     (r.views, c) = collect(
@@ -173,11 +164,41 @@ fn collect<T>(
     }
 }
 
+/// The decisions the processor takes (only those are answers: a forged one changed nothing).
+fn decisions(
+    settings: &Settings,
+    codec: &Codec,
+    range: Range,
+) -> Result<(Vec<HumanDecision>, Count), SourceError> {
+    let trust = settings.trust.decision_trust();
+    let taken = |m: &BorrowedMessage<'_>| taken_decision(&trust, codec, m);
+    let decode = |b: &[u8], v| {
+        codec
+            .decode_header_version(SchemaKind::HumanDecision, v, b)
+            .map(Some)
+            .map_err(drop)
+    };
+    collect(settings, &settings.topics.decisions, range, taken, decode)
+}
+
 /// True for a decision the processor takes: signed by a trusted key that may vouch for its
 /// role (any decision when no key is trusted).
 fn taken_decision(trust: &DecisionTrust, codec: &Codec, m: &BorrowedMessage<'_>) -> bool {
     let value = m.payload().unwrap_or_default();
-    let Ok(by) = trust.signature(header(m, SIGNATURE_HEADER), value) else {
+    let headers: Vec<(String, Vec<u8>)> = m
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let Ok(by) = trust.signature(&headers, value) else {
         return false;
     };
     codec

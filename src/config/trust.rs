@@ -32,7 +32,7 @@ pub struct PublishedKey {
 }
 
 /// Signed decisions.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustSettings {
     /// Keys whose signed decisions are taken. None: decisions are not checked.
@@ -53,6 +53,18 @@ pub struct TrustSettings {
     /// rolled), served by the gateway and the inbox at `/.well-known/jwks.json`.
     #[serde(default)]
     pub published_keys: Vec<PublishedKey>,
+}
+
+impl std::fmt::Debug for TrustSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustSettings")
+            .field("decision_keys", &self.decision_keys)
+            .field("allow_unsigned_decisions", &self.allow_unsigned_decisions)
+            .field("signing_key", &self.signing_key.as_ref().map(|_| "***"))
+            .field("signing_key_id", &self.signing_key_id)
+            .field("published_keys", &self.published_keys)
+            .finish()
+    }
 }
 
 fn is_key_id(id: &str) -> bool {
@@ -261,5 +273,16 @@ mod tests {
         assert!(p.to_string().contains("trust.signing_key"));
         assert!(!p.to_string().contains("canary-s3cr3t"));
         assert!(!serde_json::to_string(&s).unwrap().contains("PRIVATE"));
+        let debug = format!(
+            "{:?}",
+            crate::config::Settings {
+                trust: s.clone(),
+                ..Default::default()
+            }
+        );
+        assert!(
+            !debug.contains("PRIVATE") && debug.contains("***"),
+            "{debug}"
+        );
     }
 }

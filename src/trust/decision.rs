@@ -6,19 +6,15 @@ use std::collections::HashMap;
 
 /// The record header carrying a decision's signature.
 pub const SIGNATURE_HEADER: &str = "handoff.signature";
+/// The JWS `typ` of a decision's signature.
+pub const DECISION_TYP: &str = "handoff-decision";
 
 /// The signature header for a decision record whose value is `value`.
 pub fn signature_header(signer: &Signer, value: &[u8]) -> (&'static str, Vec<u8>) {
-    (SIGNATURE_HEADER, signer.sign_detached(value).into_bytes())
-}
-
-/// The value of the `handoff.signature` header among `headers` (the last one), if any.
-pub fn signature_in(headers: &[(String, Vec<u8>)]) -> Option<&[u8]> {
-    headers
-        .iter()
-        .rev()
-        .find(|(k, _)| k == SIGNATURE_HEADER)
-        .map(|(_, v)| v.as_slice())
+    (
+        SIGNATURE_HEADER,
+        signer.sign_detached(DECISION_TYP, value).into_bytes(),
+    )
 }
 
 /// Why a decision is refused; [`Refused::reason`] is its dead-letter reason.
@@ -88,13 +84,25 @@ impl DecisionTrust {
         !self.keys.is_empty()
     }
 
-    /// Checks a record's signature (its `handoff.signature` header, if any: see
-    /// [`signature_in`]) over its `value`: the key that signed it.
-    pub fn signature(&self, jws: Option<&[u8]>, value: &[u8]) -> Result<SignedBy, Refused> {
+    /// Checks the signature of a record with `headers` over its `value`: the key that signed
+    /// it. More than one `handoff.signature` header is a bad signature (which one counts would
+    /// depend on the reader).
+    pub fn signature(
+        &self,
+        headers: &[(String, Vec<u8>)],
+        value: &[u8],
+    ) -> Result<SignedBy, Refused> {
         if !self.is_on() {
             return Ok(None);
         }
-        let Some(jws) = jws else {
+        let mut found = headers.iter().filter(|(k, _)| k == SIGNATURE_HEADER);
+        let (jws, another) = (found.next(), found.next());
+        if another.is_some() {
+            return Err(Refused::BadSignature(
+                "the record has more than one such header".into(),
+            ));
+        }
+        let Some((_, jws)) = jws else {
             return if self.allow_unsigned {
                 Ok(None)
             } else {
@@ -103,7 +111,9 @@ impl DecisionTrust {
         };
         let jws = std::str::from_utf8(jws)
             .map_err(|_| Refused::BadSignature("the header is not UTF-8".into()))?;
-        match verify_detached(jws, value, |kid| self.keys.get(kid).map(|(k, _)| k)) {
+        match verify_detached(jws, DECISION_TYP, value, |kid| {
+            self.keys.get(kid).map(|(k, _)| k)
+        }) {
             Ok(kid) => Ok(Some(kid)),
             Err(Unverified::UnknownKey(kid)) => Err(Refused::UnknownKey(kid)),
             Err(Unverified::Bad(why)) => Err(Refused::BadSignature(why)),
@@ -149,13 +159,12 @@ mod tests {
         vec![(h.0.to_string(), h.1)]
     }
 
-    /// `signature` over records with `headers`.
     fn check(
         t: &DecisionTrust,
         headers: &[(String, Vec<u8>)],
         value: &[u8],
     ) -> Result<SignedBy, Refused> {
-        t.signature(signature_in(headers), value)
+        t.signature(headers, value)
     }
 
     #[test]
@@ -194,6 +203,12 @@ mod tests {
                 "bad_signature",
                 "role_not_vouched"
             ]
+        );
+        let mut twice = signed.clone();
+        twice.extend(headers(signature_header(&inbox, b"other bytes")));
+        assert_eq!(
+            check(&t, &twice, value).unwrap_err().reason(),
+            "bad_signature"
         );
         assert!(refused[4]
             .to_string()

@@ -30,8 +30,9 @@ pub fn jwks<'a>(keys: impl IntoIterator<Item = (&'a str, &'a VerifyingKey)>) -> 
     json!({ "keys": keys })
 }
 
-/// The Ed25519 signing keys of a JWKS document, by `kid` (other kinds of key are left out;
-/// an Ed25519 key that does not parse is an error naming its `kid`).
+/// The Ed25519 signing keys of a JWKS document, by `kid` (other kinds of key, and keys without
+/// a `kid`, are left out; an Ed25519 key that does not parse, or a `kid` named twice, is an
+/// error naming it).
 pub fn read_jwks(text: &str) -> Result<HashMap<String, VerifyingKey>, KeyError> {
     let doc: Value = serde_json::from_str(text)
         .map_err(|e| KeyError::NotAPublicKey(format!("the JWKS is not JSON: {e}")))?;
@@ -46,11 +47,17 @@ pub fn read_jwks(text: &str) -> Result<HashMap<String, VerifyingKey>, KeyError> 
         {
             continue;
         }
-        let kid = k["kid"].as_str().unwrap_or_default();
+        let Some(kid) = k["kid"].as_str() else {
+            continue; // a signature names its key: one without an id is never chosen
+        };
         let x = k["x"].as_str().unwrap_or_default();
         let key = public_key(x)
             .map_err(|e| KeyError::NotAPublicKey(format!("key {kid:?} of the JWKS: {e}")))?;
-        out.insert(kid.to_string(), key);
+        if out.insert(kid.to_string(), key).is_some() {
+            return Err(KeyError::NotAPublicKey(format!(
+                "the JWKS has key {kid:?} twice"
+            )));
+        }
     }
     Ok(out)
 }
@@ -78,5 +85,10 @@ mod tests {
         let e = read_jwks(mixed).unwrap_err().to_string();
         assert!(e.contains("\"bad\"") && e.contains("32"), "{e}");
         assert!(read_jwks("{}").is_err());
+        let twice = jwks([("a", &pa), ("a", &pb)]).to_string();
+        assert!(read_jwks(&twice)
+            .unwrap_err()
+            .to_string()
+            .contains("\"a\" twice"));
     }
 }

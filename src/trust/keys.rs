@@ -75,9 +75,10 @@ impl Signer {
         B64.encode(self.key.verifying_key().as_bytes())
     }
 
-    /// A detached compact JWS over `payload`: `header..signature`.
-    pub fn sign_detached(&self, payload: &[u8]) -> String {
-        let header = serde_json::json!({ "alg": "EdDSA", "kid": self.id }).to_string();
+    /// A detached compact JWS over `payload`: `header..signature`; `typ` says what it signs
+    /// (a decision's signature cannot pass for an audit pack's).
+    pub fn sign_detached(&self, typ: &str, payload: &[u8]) -> String {
+        let header = serde_json::json!({ "alg": "EdDSA", "kid": self.id, "typ": typ }).to_string();
         let header = B64.encode(header);
         let input = format!("{header}.{}", B64.encode(payload));
         let signature: Signature = self.key.sign(input.as_bytes());
@@ -100,10 +101,12 @@ pub fn public_key(text: &str) -> Result<VerifyingKey, KeyError> {
         .map_err(|_| KeyError::NotAPublicKey("not a point of Ed25519".into()))
 }
 
-/// The `kid` a detached JWS names and whether its signature over `payload` verifies with the
-/// key `key_of` gives for that id (`None`: no such key).
+/// The `kid` a detached JWS of type `typ` names, when its signature over `payload` verifies
+/// with the key `key_of` gives for that id (`None`: no such key). A header with `crit` is
+/// refused (no extension is understood here).
 pub fn verify_detached<'k>(
     jws: &str,
+    typ: &str,
     payload: &[u8],
     key_of: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
 ) -> Result<String, Unverified> {
@@ -119,6 +122,17 @@ pub fn verify_detached<'k>(
         .map_err(|_| bad("its header is not base64url"))?;
     let header: serde_json::Value =
         serde_json::from_slice(&header).map_err(|_| bad("its header is not JSON"))?;
+    if header["typ"] != typ {
+        return Err(Unverified::Bad(format!(
+            "typ {} where {typ:?} is expected",
+            header["typ"]
+        )));
+    }
+    if header.get("crit").is_some() {
+        return Err(bad(
+            "its header has `crit`: no extension is understood here",
+        ));
+    }
     if header["alg"] != "EdDSA" {
         return Err(Unverified::Bad(format!(
             "alg {} where EdDSA is expected",
@@ -160,29 +174,39 @@ mod tests {
         let again = Signer::from_pem("inbox-1", &s.to_pem()).unwrap();
         assert_eq!(again.public_key(), s.public_key());
         let public = public_key(&s.public_key()).unwrap();
-        let jws = s.sign_detached(b"decision bytes");
+        let jws = s.sign_detached("t", b"decision bytes");
         let key_of = |kid: &str| (kid == "inbox-1").then_some(&public);
         assert_eq!(
-            verify_detached(&jws, b"decision bytes", key_of),
+            verify_detached(&jws, "t", b"decision bytes", key_of),
             Ok("inbox-1".into())
         );
         assert!(matches!(
-            verify_detached(&jws, b"decision bytez", key_of),
+            verify_detached(&jws, "t", b"decision bytez", key_of),
             Err(Unverified::Bad(_))
         ));
         let other = Signer::generate("inbox-1");
         assert!(matches!(
             verify_detached(
-                &other.sign_detached(b"decision bytes"),
+                &other.sign_detached("t", b"decision bytes"),
+                "t",
                 b"decision bytes",
                 key_of
             ),
             Err(Unverified::Bad(_))
         ));
         assert_eq!(
-            verify_detached(&Signer::generate("x").sign_detached(b"d"), b"d", key_of),
+            verify_detached(
+                &Signer::generate("x").sign_detached("t", b"d"),
+                "t",
+                b"d",
+                key_of
+            ),
             Err(Unverified::UnknownKey("x".into()))
         );
+        assert!(matches!(
+            verify_detached(&jws, "another type", b"decision bytes", key_of),
+            Err(Unverified::Bad(m)) if m.contains("typ")
+        ));
         assert!(format!("{s:?}").contains("***"));
     }
 
@@ -206,9 +230,13 @@ mod tests {
             ("a.b.c", "detached"),
             ("a..c.d", "detached"),
             ("!!..AAAA", "base64url"),
-            ("e30..AAAA", "alg"),
+            ("e30..AAAA", "typ"),
+            // {"typ":"t","crit":["b64"]}
+            ("eyJ0eXAiOiJ0IiwiY3JpdCI6WyJiNjQiXX0..AAAA", "crit"),
+            // {"typ":"t","alg":"none"}
+            ("eyJ0eXAiOiJ0IiwiYWxnIjoibm9uZSJ9..AAAA", "alg"),
         ] {
-            match verify_detached(jws, b"x", none) {
+            match verify_detached(jws, "t", b"x", none) {
                 Err(Unverified::Bad(m)) => assert!(m.contains(why), "{jws}: {m}"),
                 other => panic!("{jws}: {other:?}"),
             }

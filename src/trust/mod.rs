@@ -14,6 +14,6 @@ pub mod decision;
 pub mod jwks;
 pub mod keys;
 
-pub use decision::{signature_header, signature_in, DecisionTrust, Refused, SIGNATURE_HEADER};
+pub use decision::{signature_header, DecisionTrust, Refused, SIGNATURE_HEADER};
 pub use jwks::{jwks, read_jwks, JWKS_PATH};
 pub use keys::{public_key, KeyError, Signer};
