@@ -807,3 +807,20 @@ fn keygen_writes_a_private_key_for_its_owner_and_prints_settings_that_load() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(said(&bad).contains("--id \"has space\""));
 }
+
+#[test]
+fn audit_verify_takes_keys_over_plain_http_only_from_this_machine() {
+    let pack = tmp("pack.jsonl", "");
+    let out = handoff()
+        .args([
+            "audit",
+            "verify",
+            "--jwks",
+            "http://example.com/.well-known/jwks.json",
+        ])
+        .arg(&pack)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use https://"));
+}

@@ -123,6 +123,18 @@ fn verify(args: AuditVerifyArgs) -> Result {
 /// The published keys, from a file or from a URL (a gateway's or an inbox's
 /// `/.well-known/jwks.json`).
 fn read_jwks(at: &str) -> Result<std::collections::HashMap<String, ed25519_dalek::VerifyingKey>> {
+    if let Some(rest) = at.strip_prefix("http://") {
+        let authority = rest.split('/').next().unwrap_or_default();
+        let local = ["127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .any(|h| authority == *h || authority.starts_with(&format!("{h}:")));
+        if !local {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "--jwks {at}: keys fetched over plain http could be anyone's; use https:// (or \
+                 http:// to this machine) or a file"
+            )));
+        }
+    }
     let text = if at.starts_with("http://") || at.starts_with("https://") {
         ureq::get(at)
             .call()

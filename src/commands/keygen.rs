@@ -21,16 +21,16 @@ pub fn run(id: &str, out: &Path) -> Result {
     let public = key.public_key();
     write_private(out, &key.to_pem())
         .map_err(|e| Failure::Usage(anyhow::anyhow!("--out {}: {e}", out.display())))?;
+    let reference = toml_edit::Value::from(format!("file:{}", out.display()));
     println!(
         "private key written to {} (only its owner may read it)\n\
-         # for the process that signs (the inbox, respond, gameday):\n\
-         [trust]\nsigning_key = \"file:{}\"\nsigning_key_id = \"{id}\"\n\n\
-         # for every processor that takes its decisions:\n\
+         # for the process that signs (the inbox, respond, gameday, audit export):\n\
+         [trust]\nsigning_key = {reference}\nsigning_key_id = \"{id}\"\n\n\
+         # for every processor, when it signs decisions (the inbox's, respond's):\n\
          [[trust.decision_keys]]\nid = \"{id}\"\npublic_key = \"{public}\"\n\n\
-         # for the gateway and the inbox, which serve it at /.well-known/jwks.json (when it signs\n\
-         # audit packs, or whatever is checked against the published keys):\n\
+         # for the gateway and the inbox, which serve it at /.well-known/jwks.json, when it signs\n\
+         # what others check (audit packs); give decisions and packs a key each:\n\
          [[trust.published_keys]]\nid = \"{id}\"\npublic_key = \"{public}\"",
-        out.display(),
         out.display(),
     );
     Ok(Outcome::Success)
