@@ -9,7 +9,7 @@ use crate::error::{Classify, ErrorClass};
 use crate::event::canary::Expect;
 use crate::event::{AgentAction, Codec, HumanDecision, SchemaKind};
 use crate::registry::RegistryDecoder;
-use crate::trust::{signature_in, DecisionTrust, Refused};
+use crate::trust::{DecisionTrust, Refused};
 use std::sync::Arc;
 
 /// Why an input record is not decided: bad input (a dead letter naming the reason) or a
@@ -135,7 +135,7 @@ impl Reading {
     /// its role one the key that signed it may vouch for.
     pub(super) fn decision(&self, input: &Input<'_>) -> Result<HumanDecision, Refusal> {
         let bytes = self.value(input)?;
-        let signed_by = self.trust.signature(signature_in(input.headers), bytes)?;
+        let signed_by = self.trust.signature(input.headers, bytes)?;
         let d: HumanDecision =
             self.codec
                 .decode_record(SchemaKind::HumanDecision, input.headers, bytes)?;
