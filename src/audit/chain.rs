@@ -191,28 +191,7 @@ pub fn verify(bytes: &[u8]) -> Verified {
         }
         let last = i == lines.len() - 1;
         match (v.get("end"), last) {
-            (Some(end), true) => {
-                let entries = end["entries"].as_u64().unwrap_or(u64::MAX);
-                if entries != (i - 1) as u64 {
-                    return broken(
-                        n,
-                        format!(
-                            "the trailer counts {entries} entries, the pack has {}",
-                            i - 1
-                        ),
-                    );
-                }
-                let signature = end["signature"].as_str().map(|jws| PackSignature {
-                    jws: jws.to_string(),
-                    payload: signed_payload(entries, &want),
-                });
-                return Verified::Intact {
-                    from_ms: header.from_ms,
-                    to_ms: header.to_ms,
-                    entries,
-                    signature,
-                };
-            }
+            (Some(end), true) => return trailer(&header, end, n, &want),
             (Some(_), false) => {
                 return broken(
                     n,
@@ -235,6 +214,29 @@ pub fn verify(bytes: &[u8]) -> Verified {
         2,
         "the trailer is missing: the pack has only its header".into(),
     )
+}
+
+/// The verdict on a pack whose trailer, `end` on line `n` after a line hashing to `prev`, is
+/// its last line.
+fn trailer(header: &Header, end: &Value, n: usize, prev: &str) -> Verified {
+    let entries = end["entries"].as_u64().unwrap_or(u64::MAX);
+    let have = (n - 2) as u64;
+    if entries != have {
+        return Verified::Broken {
+            line: n,
+            why: format!("the trailer counts {entries} entries, the pack has {have}"),
+        };
+    }
+    let signature = end["signature"].as_str().map(|jws| PackSignature {
+        jws: jws.to_string(),
+        payload: signed_payload(entries, prev),
+    });
+    Verified::Intact {
+        from_ms: header.from_ms,
+        to_ms: header.to_ms,
+        entries,
+        signature,
+    }
 }
 
 #[cfg(test)]

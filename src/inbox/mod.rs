@@ -232,6 +232,16 @@ pub async fn run(
         }
     };
     stop.store(true, Ordering::Release);
+    drain(follower, publisher).await;
+    result
+}
+
+/// At shutdown: waits for the changelog follower to stop and for the last decisions and audit
+/// entries to be delivered (logged when they are not).
+async fn drain<T: Send + 'static>(
+    follower: std::thread::JoinHandle<T>,
+    publisher: Arc<publish::KafkaPublisher>,
+) {
     let flushed = tokio::task::spawn_blocking(move || {
         let _ = follower.join();
         publisher.flush(std::time::Duration::from_secs(5))
@@ -241,7 +251,6 @@ pub async fn run(
     if let Err(e) = flushed {
         tracing::error!(error = %e, "audit entries or decisions not delivered at shutdown");
     }
-    result
 }
 
 /// The notifications task: announces what the processor hands to roles, until the stop; an
