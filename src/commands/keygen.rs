@@ -7,15 +7,9 @@ use std::io::Write;
 use std::path::Path;
 
 pub fn run(id: &str, out: &Path) -> Result {
-    if id.is_empty()
-        || id.len() > 64
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
-        return Err(Failure::Usage(anyhow::anyhow!(
-            "--id {id:?}: 1 to 64 letters, digits, '-', '_' or '.'"
-        )));
+    if !handoff::config::trust::is_key_id(id) {
+        let rule = handoff::config::trust::KEY_ID_RULE;
+        return Err(Failure::Usage(anyhow::anyhow!("--id {id:?}: {rule}")));
     }
     let key = handoff::trust::Signer::generate(id);
     let public = key.public_key();

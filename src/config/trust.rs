@@ -67,7 +67,11 @@ impl std::fmt::Debug for TrustSettings {
     }
 }
 
-fn is_key_id(id: &str) -> bool {
+/// What a key id may be (said where one is refused).
+pub const KEY_ID_RULE: &str = "1 to 64 letters, digits, '-', '_' or '.'";
+
+/// True for a well-formed key id (the `kid` of its signatures): see [`KEY_ID_RULE`].
+pub fn is_key_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id
@@ -84,10 +88,7 @@ fn check_key<'a>(
     problems: &mut Problems,
 ) {
     if !is_key_id(id) {
-        problems.push(
-            format!("{at}.id"),
-            format!("{id:?}: 1 to 64 letters, digits, '-', '_' or '.'"),
-        );
+        problems.push(format!("{at}.id"), format!("{id:?}: {KEY_ID_RULE}"));
     } else if !seen.insert(id) {
         problems.push(format!("{at}.id"), format!("{id:?} is named twice"));
     }
@@ -123,10 +124,7 @@ impl TrustSettings {
             ),
             (Some(key), Some(id)) => {
                 if !is_key_id(id) {
-                    problems.push(
-                        "trust.signing_key_id",
-                        format!("{id:?}: 1 to 64 letters, digits, '-', '_' or '.'"),
-                    );
+                    problems.push("trust.signing_key_id", format!("{id:?}: {KEY_ID_RULE}"));
                 }
                 match Source::of(key) {
                     Source::Literal(pem) => {
