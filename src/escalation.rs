@@ -95,6 +95,7 @@ pub fn verdict(matrix: &Matrix, event: &AgentAction, parts: VerdictParts, now_ms
         drill: parts.drill,
         chosen_option: None,
         revised_arguments: None,
+        receipt: None,
     }
 }
 
@@ -160,6 +161,8 @@ pub struct Plan {
     pub verdict: Verdict,
     /// One escalation per role, with the index of the role in [`Matrix::roles`].
     pub escalations: Vec<(usize, Escalation)>,
+    /// How many people must approve (four-eyes).
+    pub quorum: crate::matrix::Quorum,
 }
 
 /// Builds the verdict and escalations for a decided event. `now_ms` comes from the caller's
@@ -208,5 +211,6 @@ pub fn plan(
     Plan {
         verdict,
         escalations,
+        quorum: decision.quorum,
     }
 }

@@ -51,6 +51,7 @@ fn open(
         escalations: &plan.escalations,
         group_within_ms: 0,
         now_ms: now,
+        quorum: d.quorum,
     };
     st.open(m, e, before, &opening, &mut fx);
     plan.escalations

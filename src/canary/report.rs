@@ -222,6 +222,7 @@ mod tests {
             drill: false,
             chosen_option: None,
             revised_arguments: None,
+            receipt: None,
         }
     }
 

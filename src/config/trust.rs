@@ -53,6 +53,72 @@ pub struct TrustSettings {
     /// rolled), served by the gateway and the inbox at `/.well-known/jwks.json`.
     #[serde(default)]
     pub published_keys: Vec<PublishedKey>,
+    /// Approval receipts on final verdicts (signed with `signing_key`).
+    #[serde(default)]
+    pub receipts: ReceiptSettings,
+}
+
+/// `[trust.receipts]`: how long an approval receipt is good for, and whether actions the rules
+/// let run alone get one too. Receipts are issued when `signing_key` is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptSettings {
+    /// How long after the approval a receipt may be used.
+    #[serde(default = "default_receipt_ttl", with = "humantime_serde")]
+    pub expires_after: std::time::Duration,
+    /// Per level, instead of `expires_after` (`{ hard_stop = "2m" }`).
+    #[serde(default)]
+    pub expires_after_by_level:
+        std::collections::BTreeMap<crate::event::Level, humantime_serde::Serde<std::time::Duration>>,
+    /// A receipt on the verdict of every action the rules let run alone too (off: only after
+    /// people approved).
+    #[serde(default)]
+    pub for_auto_run: bool,
+}
+
+fn default_receipt_ttl() -> std::time::Duration {
+    std::time::Duration::from_secs(600)
+}
+
+impl Default for ReceiptSettings {
+    fn default() -> Self {
+        ReceiptSettings {
+            expires_after: default_receipt_ttl(),
+            expires_after_by_level: Default::default(),
+            for_auto_run: false,
+        }
+    }
+}
+
+impl ReceiptSettings {
+    /// Seconds a receipt for an action at `level` is good for.
+    pub fn ttl_s(&self, level: crate::event::Level) -> i64 {
+        let d = self
+            .expires_after_by_level
+            .get(&level)
+            .map(|d| **d)
+            .unwrap_or(self.expires_after);
+        d.as_secs() as i64
+    }
+
+    fn validate(&self, problems: &mut Problems) {
+        let check = |at: String, d: std::time::Duration, problems: &mut Problems| {
+            if d.as_secs() == 0 || d.as_secs() > 7 * 24 * 3600 {
+                problems.push(
+                    at,
+                    format!(
+                        "{}: a receipt must last from 1s to 7 days",
+                        humantime::format_duration(d)
+                    ),
+                );
+            }
+        };
+        check("trust.receipts.expires_after".into(), self.expires_after, problems);
+        for (level, d) in &self.expires_after_by_level {
+            let at = format!("trust.receipts.expires_after_by_level.{}", level.as_str());
+            check(at, **d, problems);
+        }
+    }
 }
 
 impl std::fmt::Debug for TrustSettings {
@@ -63,6 +129,7 @@ impl std::fmt::Debug for TrustSettings {
             .field("signing_key", &self.signing_key.as_ref().map(|_| "***"))
             .field("signing_key_id", &self.signing_key_id)
             .field("published_keys", &self.published_keys)
+            .field("receipts", &self.receipts)
             .finish()
     }
 }
@@ -100,6 +167,7 @@ fn check_key<'a>(
 impl TrustSettings {
     /// Checks values without I/O.
     pub fn validate(&self, problems: &mut Problems) {
+        self.receipts.validate(problems);
         let mut seen = std::collections::HashSet::new();
         for (i, k) in self.decision_keys.iter().enumerate() {
             let at = format!("trust.decision_keys[{i}]");
@@ -172,14 +240,25 @@ impl TrustSettings {
         crate::trust::DecisionTrust::new(keys, self.allow_unsigned_decisions)
     }
 
-    /// The published keys as a JWKS document (validated settings).
+    /// The published keys as a JWKS document (validated settings), with this process's own
+    /// signing key's public half when it is not among them.
     pub fn jwks(&self) -> serde_json::Value {
-        let keys: Vec<(&str, ed25519_dalek::VerifyingKey)> = self
+        let mut keys: Vec<(String, ed25519_dalek::VerifyingKey)> = self
             .published_keys
             .iter()
-            .filter_map(|k| Some((k.id.as_str(), crate::trust::public_key(&k.public_key).ok()?)))
+            .filter_map(|k| Some((k.id.clone(), crate::trust::public_key(&k.public_key).ok()?)))
             .collect();
-        crate::trust::jwks(keys.iter().map(|(id, k)| (*id, k)))
+        let own = match (self.signing_key.as_deref(), self.signing_key_id.as_deref()) {
+            (Some(key), Some(id)) => crate::trust::Signer::from_pem(id, key).ok(),
+            _ => None,
+        };
+        if let Some(own) = own {
+            if !keys.iter().any(|(id, _)| id == own.id()) {
+                let public = crate::trust::public_key(&own.public_key()).expect("its own key");
+                keys.push((own.id().to_string(), public));
+            }
+        }
+        crate::trust::jwks(keys.iter().map(|(id, k)| (id.as_str(), k)))
     }
 
     /// The key this process signs decisions with, if any (settings whose secrets were

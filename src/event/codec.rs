@@ -65,6 +65,7 @@ impl SchemaKind {
             ],
             SchemaKind::Verdict => &[
                 include_str!("../../schemas/history/verdict.v1.avsc"),
+                include_str!("../../schemas/history/verdict.v2.avsc"),
                 include_str!("../../schemas/verdict.avsc"),
             ],
             SchemaKind::Escalation => &[

@@ -5,13 +5,14 @@
 //! value was written in ([`read_in`]); the fields that changed read that layout here.
 //!
 //! Layout 1 is the event model up to schema version 1 of `AgentAction`; layout 2 added
-//! `tool_call` and made `confidence` optional.
+//! `tool_call` and made `confidence` optional; layout 3 added the approvals an open action
+//! collected and the number it needs (the state's `OpenAction`).
 
 use serde::{Deserialize, Deserializer};
 use std::cell::Cell;
 
 /// The layout this version writes.
-pub const CURRENT: u8 = 2;
+pub const CURRENT: u8 = 3;
 
 thread_local! {
     static LAYOUT: Cell<u8> = const { Cell::new(CURRENT) };
@@ -44,6 +45,18 @@ where
     T: Deserialize<'de> + Default,
 {
     if layout() < 2 {
+        return Ok(T::default());
+    }
+    T::deserialize(d)
+}
+
+/// A field added in layout 3: absent (its default) from a value of an earlier layout.
+pub(crate) fn added_in_3<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    if layout() < 3 {
         return Ok(T::default());
     }
     T::deserialize(d)

@@ -216,6 +216,22 @@ pub enum VerdictOutcome {
 }
 
 impl VerdictOutcome {
+    /// The name used in outputs (as the schema spells it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictOutcome::Proceed => "proceed",
+            VerdictOutcome::ProceedAndLog => "proceed_and_log",
+            VerdictOutcome::AwaitHuman => "await_human",
+            VerdictOutcome::Stopped => "stopped",
+            VerdictOutcome::Approved => "approved",
+            VerdictOutcome::Rejected => "rejected",
+            VerdictOutcome::Revised => "revised",
+            VerdictOutcome::Redirected => "redirected",
+            VerdictOutcome::TimedOutBlocked => "timed_out_blocked",
+            VerdictOutcome::TimedOutProceed => "timed_out_proceed",
+        }
+    }
+
     /// True for the outcome of a first verdict (the level's own answer, before any person or
     /// deadline), false for one that follows it.
     pub fn is_first(self) -> bool {
@@ -283,6 +299,10 @@ pub struct Verdict {
     /// object in canonical form (RFC 8785).
     #[serde(default)]
     pub revised_arguments: Option<String>,
+    /// The approval receipt (a compact JWS, [`crate::trust::receipt`]) on a final verdict that
+    /// lets the action run after people approved it. Version 3.
+    #[serde(default)]
+    pub receipt: Option<String>,
 }
 
 /// What the human receiving an escalation must do.

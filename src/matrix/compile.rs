@@ -37,6 +37,7 @@ impl Matrix {
                 level: o.level,
                 roles: masks.mask(&o.roles),
                 tier: o.tier,
+                quorum: o.quorum,
             }
         });
         let customer_roles = masks.mask(&spec.triggers.policy_keyword.customer_roles);
@@ -53,6 +54,8 @@ impl Matrix {
             phrases,
             customer_roles,
             approvals_immediate: spec.approvals.tier == Tier::Immediate,
+            level_quorum: crate::event::Level::ALL
+                .map(|l| spec.approvals.per_level.get(&l).copied().unwrap_or(1)),
             without_confidence: spec.triggers.low_confidence.without_confidence,
             roles,
             spec,
@@ -96,6 +99,7 @@ fn compile_profiles(spec: &MatrixSpec, masks: &RoleMasks<'_>) -> ProfileTable<Pr
     ProfileTable::build(&all, |a| {
         let rule = most_specific(levels.iter().map(|(p, r)| (p, *r)), a);
         Profile {
+            quorum: rule.map(LevelRule::quorum).unwrap_or_default(),
             approvers: rule
                 .and_then(|r| r.roles.as_deref())
                 .map(|names| masks.mask(names))

@@ -22,6 +22,12 @@ impl Matrix {
             d.flags.sort_by_key(|f| f.trigger);
         }
         d.required_action = required_action(&d);
+        if d.required_action.is_some() {
+            let at_level = self.level_quorum[d.level as usize];
+            if at_level > d.quorum.approvals {
+                d.quorum.approvals = at_level;
+            }
+        }
         d
     }
 
@@ -42,6 +48,7 @@ impl Matrix {
             roles: RoleSet::default(),
             immediate: RoleSet::default(),
             required_action: None,
+            quorum: super::Quorum::default(),
             retention_risk: false,
             session: SessionState {
                 consecutive_low: 0,
@@ -59,6 +66,7 @@ impl Matrix {
         if profile.level.is_some() && base.needs_human() {
             // The action type itself needs approval: its approvers are always asked.
             d.roles.0 |= profile.approvers.0;
+            d.quorum = profile.quorum;
             if self.approvals_immediate {
                 d.immediate.0 |= profile.approvers.0;
             }
@@ -214,6 +222,9 @@ impl Matrix {
         d.roles.0 |= o.roles.0;
         if o.tier == Tier::Immediate {
             d.immediate.0 |= o.roles.0;
+        }
+        if o.quorum.approvals > 1 {
+            d.quorum = d.quorum.join(o.quorum);
         }
     }
 }

@@ -79,6 +79,8 @@ pub struct SessionState {
 /// Settings resolved for one action type.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Profile {
+    /// Approvals the matching level rule needs (four-eyes).
+    quorum: Quorum,
     /// Level from `levels`, or `None` when no pattern matches (unknown action type).
     level: Option<Level>,
     /// Level for templated actions.
@@ -185,6 +187,8 @@ pub struct Decision {
     pub immediate: RoleSet,
     /// What the humans must do; `None` when nobody is involved.
     pub required_action: Option<RequiredAction>,
+    /// How many people must approve (four-eyes).
+    pub quorum: Quorum,
     /// Prior complaints at or above the retention-risk mark.
     pub retention_risk: bool,
     /// The session's state after this event.
@@ -220,6 +224,62 @@ struct CompiledOutcome {
     level: Level,
     roles: RoleSet,
     tier: Tier,
+    quorum: Quorum,
+}
+
+/// How many people must approve an action before it may run, and whether they must answer for
+/// distinct roles (four-eyes: `approvals = 2`). One approval per role handed to is always
+/// needed; a quorum above that keeps the escalation open for more people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quorum {
+    /// Distinct people who must approve (1 to [`Quorum::MAX`]).
+    pub approvals: u8,
+    /// They must answer for as many distinct roles.
+    pub distinct_roles: bool,
+}
+
+impl Default for Quorum {
+    fn default() -> Self {
+        Quorum {
+            approvals: 1,
+            distinct_roles: false,
+        }
+    }
+}
+
+impl Quorum {
+    /// The most approvals a rule may ask for.
+    pub const MAX: u8 = 5;
+
+    /// The stricter of two: the larger count; distinct roles when either asks for them with
+    /// more than one approval.
+    pub fn join(self, other: Quorum) -> Quorum {
+        let distinct = |q: Quorum| q.distinct_roles && q.approvals > 1;
+        Quorum {
+            approvals: self.approvals.max(other.approvals),
+            distinct_roles: distinct(self) || distinct(other),
+        }
+    }
+
+    /// One approval per role: nothing beyond what handing over already asks.
+    pub fn is_default(&self) -> bool {
+        *self == Quorum::default()
+    }
+
+    /// How it reads in `check` and `eval`: `2 approvals from distinct roles`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} approval{}{}",
+            self.approvals,
+            if self.approvals == 1 { "" } else { "s" },
+            if self.distinct_roles {
+                " from distinct roles"
+            } else {
+                ""
+            }
+        )
+    }
 }
 
 /// A compiled role view.
@@ -252,6 +312,8 @@ pub struct Matrix {
     phrases: PhraseMatcher,
     customer_roles: RoleSet,
     approvals_immediate: bool,
+    /// `[approvals] per_level`: the approvals an action at each level needs, by level index.
+    level_quorum: [u8; 4],
     /// What an action without a confidence counts as.
     without_confidence: spec::WithoutConfidence,
     roles: Vec<RoleView>,

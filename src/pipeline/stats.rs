@@ -154,7 +154,7 @@ impl Stats {
         let m = &self.metrics;
         match effect {
             Effect::Verdict(_) => m.verdicts.inc(),
-            Effect::CanaryEscalation(..) => {}
+            Effect::CanaryEscalation(..) | Effect::Approval(..) => {}
             Effect::CanaryVerdict(v, expect) => {
                 if let Some(result) = crate::event::canary::CanaryResult::of(*expect, v.outcome) {
                     // Not handed to anyone: no role.

@@ -45,6 +45,7 @@ pub fn disguise(effects: &mut Vec<Effect>, from: usize, expect: Expect) {
             | Effect::CanaryEscalation(..)
             | Effect::CanaryAnswered { .. }) => Some(e),
             Effect::Answered { .. }
+            | Effect::Approval(..)
             | Effect::Opened(..)
             | Effect::Closed(..)
             | Effect::DeadlineMissed { .. }

@@ -1,17 +1,33 @@
 //! What a human's answer does with an open escalation.
 
 use super::deadline::move_on;
-use super::{verdicts, Effect, Ignored, OpenEscalation, PartitionState};
+use super::{
+    verdicts, ApprovalFacts, Approved, Effect, Ignored, OpenAction, OpenEscalation, PartitionState,
+};
 use crate::event::{DecisionKind, HumanDecision, VerdictOutcome};
 use crate::matrix::Matrix;
 
 impl PartitionState {
     /// Applies a human decision. Returns what to publish and count, or why it did nothing.
-    /// An answer to a canary yields canary effects ([`super::disguise`]).
+    /// An answer to a canary yields canary effects ([`super::disguise`]). The decision is
+    /// taken as unsigned; see [`PartitionState::decide_signed`].
     pub fn decide(
         &mut self,
         matrix: &Matrix,
         d: &HumanDecision,
+        now_ms: i64,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), Ignored> {
+        self.decide_signed(matrix, d, None, now_ms, effects)
+    }
+
+    /// [`PartitionState::decide`] for a decision whose signature the key `via` vouched for
+    /// (`None`: unsigned, where that is allowed): approvals and receipts name it.
+    pub fn decide_signed(
+        &mut self,
+        matrix: &Matrix,
+        d: &HumanDecision,
+        via: Option<&str>,
         now_ms: i64,
         effects: &mut Vec<Effect>,
     ) -> Result<(), Ignored> {
@@ -20,7 +36,7 @@ impl PartitionState {
             .ok()
             .and_then(|(ai, _)| self.canary_at(&d.session_id, ai));
         let from = effects.len();
-        let result = self.apply_decision(matrix, d, now_ms, effects);
+        let result = self.apply_decision(matrix, d, via, now_ms, effects);
         if let Some(expect) = canary {
             super::disguise(effects, from, expect);
         }
@@ -31,58 +47,79 @@ impl PartitionState {
         &mut self,
         matrix: &Matrix,
         d: &HumanDecision,
+        via: Option<&str>,
         now_ms: i64,
         effects: &mut Vec<Effect>,
     ) -> Result<(), Ignored> {
         let (ai, ei) = self.find_escalation(d)?;
-        let waits_for = &self.sessions[&d.session_id].open[ai].escalations[ei].role;
-        if *waits_for != d.role {
+        let action = &self.sessions[&d.session_id].open[ai];
+        let esc = &action.escalations[ei];
+        if esc.role != d.role {
             return Err(Ignored::RoleMismatch {
                 id: d.escalation_id.clone(),
                 role: d.role.clone(),
-                now: waits_for.clone(),
+                now: esc.role.clone(),
             });
         }
         // Check the decision before changing anything.
         let redirect_to = check(matrix, d)?;
-        let event = &self.sessions[&d.session_id].open[ai].event;
-        check_option(&event.options, d)?;
-        let revised_arguments = check_arguments(event, d)?;
-        let main_action = event.action_id.clone();
-        let esc = &self.sessions[&d.session_id].open[ai].escalations[ei];
-        if repeated(esc, d.decision) {
+        check_option(&action.event.options, d)?;
+        let revised_arguments = check_arguments(&action.event, d)?;
+        check_approver(action, esc, d)?;
+        if d.decision == DecisionKind::Acknowledge && esc.deadline_ms.is_none() {
             return Err(Ignored::Duplicate(d.escalation_id.clone()));
         }
-        effects.push(answered(esc, d, now_ms));
+        let approval = (d.decision == DecisionKind::Approve).then(|| Approved {
+            by: d.decided_by.clone(),
+            role: d.role.clone(),
+            at_ms: if d.decided_at_ms > 0 {
+                d.decided_at_ms
+            } else {
+                now_ms
+            },
+            via: via.map(str::to_string),
+            context_sha256: context_sha256(matrix, action, &d.role),
+        });
+        let main_action = action.event.action_id.clone();
+        let first = esc.deadline_ms.is_some() && !action.approvals.iter().any(|a| a.role == esc.role);
+        effects.push(answered(esc, d, first, now_ms));
         let session = d.session_id.clone();
-        if let Some(dl) = esc.deadline_ms {
-            self.deadlines
-                .remove(&(dl, session.clone(), esc.escalation_id.clone()));
-        }
         self.dirty.insert(session.clone());
-        let r = self.sessions.get_mut(&session).expect("present");
-        let action = &mut r.open[ai];
-        let esc = &mut action.escalations[ei];
-        esc.deadline_ms = None;
         let outcome = match d.decision {
-            DecisionKind::Acknowledge => return Ok(()),
             DecisionKind::Approve => {
-                esc.approved = true;
-                effects.push(Effect::Closed(esc.role.clone(), esc.tier));
-                if action.escalations.iter().any(|e| !e.approved) {
-                    // Another role's answer is still awaited.
+                let approval = approval.expect("an approval");
+                if !self.approve(&session, ai, ei, approval, effects) {
                     return Ok(());
                 }
                 VerdictOutcome::Approved
             }
+            DecisionKind::Acknowledge => {
+                self.stop_clock(&session, ai, ei);
+                return Ok(());
+            }
             DecisionKind::Reject => VerdictOutcome::Rejected,
             DecisionKind::Revise => VerdictOutcome::Revised,
             DecisionKind::Redirect => {
+                self.stop_clock(&session, ai, ei);
                 let to = redirect_to.expect("checked");
                 self.redirect(matrix, d, ai, ei, to, now_ms, effects);
                 return Ok(());
             }
         };
+        self.stop_clock(&session, ai, ei);
+        let r = self.sessions.get_mut(&session).expect("present");
+        let action = &mut r.open[ai];
+        if outcome == VerdictOutcome::Revised {
+            // The person who revised approved what they wrote.
+            action.approvals.extend(approval_of_revision(matrix, action, d, via, now_ms));
+        }
+        if matches!(outcome, VerdictOutcome::Approved | VerdictOutcome::Revised) {
+            effects.push(Effect::Approval(Box::new(ApprovalFacts {
+                action_id: main_action.clone(),
+                tool_call: action.event.tool_call.clone(),
+                approvals: action.approvals.clone(),
+            })));
+        }
         for mut v in verdicts(matrix, &r.open[ai], outcome, now_ms) {
             v.decided_by = Some(d.decided_by.clone());
             v.comment = d.comment.clone();
@@ -96,6 +133,38 @@ impl PartitionState {
         }
         self.close_action(&session, ai, effects);
         Ok(())
+    }
+
+    /// Records `approval` on escalation `ei` of action `ai`. True when the action has all the
+    /// approvals it needs (every role handed to, and its quorum); otherwise the escalation
+    /// stays open — its deadline running — while more people of its role may still approve.
+    fn approve(
+        &mut self,
+        session: &str,
+        ai: usize,
+        ei: usize,
+        approval: Approved,
+        effects: &mut Vec<Effect>,
+    ) -> bool {
+        let action = &mut self.sessions.get_mut(session).expect("present").open[ai];
+        action.approvals.push(approval);
+        action.escalations[ei].approved = true;
+        let done = quorum_met(action);
+        if done || !wants_more_from_role(action) {
+            let esc = &action.escalations[ei];
+            effects.push(Effect::Closed(esc.role.clone(), esc.tier));
+            self.stop_clock(session, ai, ei);
+        }
+        done
+    }
+
+    /// A human answered escalation `ei` of action `ai`: its deadline no longer runs.
+    fn stop_clock(&mut self, session: &str, ai: usize, ei: usize) {
+        let esc = &mut self.sessions.get_mut(session).expect("present").open[ai].escalations[ei];
+        if let Some(dl) = esc.deadline_ms.take() {
+            self.deadlines
+                .remove(&(dl, session.to_string(), esc.escalation_id.clone()));
+        }
     }
 
     /// The (action, escalation) indexes of the open escalation a decision answers, or why
@@ -233,18 +302,94 @@ fn check_arguments(
         .map_err(|why| Ignored::Invalid(format!("`revised_arguments` for {id}: {why}")))
 }
 
-/// True when the escalation already has this answer.
-fn repeated(esc: &OpenEscalation, decision: DecisionKind) -> bool {
-    match decision {
-        DecisionKind::Acknowledge => esc.deadline_ms.is_none(),
-        DecisionKind::Approve => esc.approved,
-        _ => false,
+/// Under a quorum of several, an approval counts once per person (a second click by the same
+/// person is refused, whichever role they answer for); a role whose approval is in counts
+/// again only while the quorum still wants more people of it. (With one approval per role, as
+/// before quorums, one person holding two roles may answer for both.)
+fn check_approver(
+    action: &OpenAction,
+    esc: &OpenEscalation,
+    d: &HumanDecision,
+) -> Result<(), Ignored> {
+    if d.decision != DecisionKind::Approve {
+        return Ok(());
     }
+    let again = action.approvals.iter().any(|a| a.by == d.decided_by);
+    if again && action.quorum.approvals > 1 {
+        return Err(Ignored::Duplicate(d.escalation_id.clone()));
+    }
+    if esc.approved && !wants_more_from_role(action) {
+        return Err(Ignored::Duplicate(d.escalation_id.clone()));
+    }
+    Ok(())
+}
+
+/// People who approved, each once.
+fn people(action: &OpenAction) -> usize {
+    let mut p: Vec<&str> = action.approvals.iter().map(|a| a.by.as_str()).collect();
+    p.sort_unstable();
+    p.dedup();
+    p.len()
+}
+
+/// Roles that approved, each once.
+fn roles(action: &OpenAction) -> usize {
+    let mut r: Vec<&str> = action.approvals.iter().map(|a| a.role.as_str()).collect();
+    r.sort_unstable();
+    r.dedup();
+    r.len()
+}
+
+/// Every role handed to approved, and the quorum is met.
+fn quorum_met(action: &OpenAction) -> bool {
+    let q = action.quorum;
+    let n = usize::from(q.approvals);
+    action.escalations.iter().all(|e| e.approved)
+        && people(action) >= n
+        && (!q.distinct_roles || roles(action) >= n)
+}
+
+/// More people of a role that already approved may still count: more approvals are needed, and
+/// not from distinct roles.
+fn wants_more_from_role(action: &OpenAction) -> bool {
+    !action.quorum.distinct_roles && people(action) < usize::from(action.quorum.approvals)
+}
+
+/// SHA-256 of the context package `role` is shown for `action` (rebuilt as the escalation
+/// built it: the same event, decided with the same session state).
+fn context_sha256(matrix: &Matrix, action: &OpenAction, role: &str) -> Option<String> {
+    let i = matrix.role_index(role)?;
+    let decision = matrix.evaluate(&action.event, &action.before);
+    let package = crate::context::package(matrix, &matrix.roles()[i], &action.event, &decision);
+    crate::trust::receipt::json_sha256(&package)
+}
+
+/// A revision is its author's approval of what they wrote (unless they approved already).
+fn approval_of_revision(
+    matrix: &Matrix,
+    action: &OpenAction,
+    d: &HumanDecision,
+    via: Option<&str>,
+    now_ms: i64,
+) -> Option<Approved> {
+    if action.approvals.iter().any(|a| a.by == d.decided_by) {
+        return None;
+    }
+    Some(Approved {
+        by: d.decided_by.clone(),
+        role: d.role.clone(),
+        at_ms: if d.decided_at_ms > 0 {
+            d.decided_at_ms
+        } else {
+            now_ms
+        },
+        via: via.map(str::to_string),
+        context_sha256: context_sha256(matrix, action, &d.role),
+    })
 }
 
 /// The `Answered` effect of a decision; the first human response carries the time waited.
-fn answered(esc: &OpenEscalation, d: &HumanDecision, now_ms: i64) -> Effect {
-    let first = esc.deadline_ms.is_some();
+fn answered(esc: &OpenEscalation, d: &HumanDecision, first: bool, now_ms: i64) -> Effect {
     Effect::Answered {
         role: esc.role.clone(),
         tier: esc.tier,

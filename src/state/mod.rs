@@ -12,7 +12,7 @@ use crate::event::{
     AgentAction, DecisionKind, DigestItem, Escalation, HistoryEntry, Level, Tier, Verdict,
     VerdictOutcome,
 };
-use crate::matrix::{Matrix, SessionState};
+use crate::matrix::{Matrix, Quorum, SessionState};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -96,6 +96,29 @@ pub struct OpenAction {
     /// A canary's expected answer (see [`crate::event::canary`]); none for real actions.
     #[serde(default)]
     pub canary: Option<crate::event::canary::Expect>,
+    /// Everyone who approved it so far, in order: one entry per person. Layout 3.
+    #[serde(default, deserialize_with = "crate::event::layout::added_in_3")]
+    pub approvals: Vec<Approved>,
+    /// How many people must approve it, and whether from distinct roles. Layout 3 (before it,
+    /// one approval per role handed to, which is the default).
+    #[serde(default, deserialize_with = "crate::event::layout::added_in_3")]
+    pub quorum: Quorum,
+}
+
+/// One person's approval of an open action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approved {
+    /// Who (`decided_by`).
+    pub by: String,
+    /// The role they answered for.
+    pub role: String,
+    /// When (the decision's time, or the processor's when it gave none).
+    pub at_ms: i64,
+    /// The key that signed the decision; `None` when unsigned decisions are allowed.
+    pub via: Option<String>,
+    /// SHA-256 (base64url) of the canonical JSON of the context package their role was shown.
+    pub context_sha256: Option<String>,
 }
 
 impl OpenAction {
@@ -153,6 +176,8 @@ pub struct Opening<'a> {
     pub group_within_ms: i64,
     /// Now, ms.
     pub now_ms: i64,
+    /// How many people must approve (four-eyes).
+    pub quorum: Quorum,
 }
 
 /// What [`PartitionState::hand_over`] turns into effects: the plan and the context.
@@ -248,6 +273,9 @@ pub enum Effect {
     Grouped(String),
     /// A decided action goes to the review queue's digest.
     Review(Box<crate::event::DigestItem>),
+    /// People approved an action: what its receipt binds, for the final verdicts that follow
+    /// (the main action's first, then any grouped into it).
+    Approval(Box<ApprovalFacts>),
     /// A canary's verdict (for the canaries topic, never the agents'), with its expected answer.
     CanaryVerdict(Box<Verdict>, crate::event::canary::Expect),
     /// A canary's escalation: sent like any other, counted only as a canary.
@@ -259,6 +287,18 @@ pub enum Effect {
         /// Escalation → this answer.
         waited_ms: i64,
     },
+}
+
+/// What an approval receipt binds beyond the verdict: the call that may run and who approved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalFacts {
+    /// The action people answered (grouped actions' receipts carry no call).
+    pub action_id: String,
+    /// Its tool call as the agent proposed it (the verdict's revised arguments replace its
+    /// arguments when set).
+    pub tool_call: Option<crate::event::ToolCall>,
+    /// Everyone who approved, in order.
+    pub approvals: Vec<Approved>,
 }
 
 /// Why a decision did nothing.
@@ -517,7 +557,8 @@ impl PartitionState {
                 self.deadlines
                     .remove(&(dl, session.to_string(), e.escalation_id.clone()));
             }
-            if !e.approved {
+            // Still pending: not approved, or approved and kept open for more approvers.
+            if !e.approved || e.deadline_ms.is_some() {
                 effects.push(Effect::Closed(e.role.clone(), e.tier));
             }
             ids.extend(e.previous_ids);

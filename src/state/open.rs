@@ -29,6 +29,7 @@ impl PartitionState {
             escalations,
             group_within_ms,
             now_ms,
+            quorum,
         } = *o;
         if escalations.is_empty() {
             return None;
@@ -43,8 +44,10 @@ impl PartitionState {
             return Some(joined(a, escalations, false));
         }
         if group_within_ms > 0 && r.open.iter().all(|a| a.event.action_id != event.action_id) {
+            // An action needing more approvers never rides on one needing fewer.
             let fits = |a: &OpenAction| {
-                fits_group(a, event, triggers, escalations, group_within_ms, now_ms)
+                a.quorum == quorum
+                    && fits_group(a, event, triggers, escalations, group_within_ms, now_ms)
             };
             if let Some(a) = r.open.iter_mut().find(|a| fits(a)) {
                 a.members.push(GroupMember {
@@ -80,6 +83,8 @@ impl PartitionState {
             members: Vec::new(),
             rule_version: matrix.version().to_string(),
             canary: None,
+            approvals: Vec::new(),
+            quorum,
         });
         self.dirty.insert(event.session_id.clone());
         None
@@ -99,6 +104,7 @@ impl PartitionState {
         let crate::escalation::Plan {
             mut verdict,
             mut escalations,
+            quorum,
         } = h.plan;
         let opening = Opening {
             level: verdict.level,
@@ -107,6 +113,7 @@ impl PartitionState {
             escalations: &escalations,
             group_within_ms: h.group_within_ms,
             now_ms: h.now_ms,
+            quorum,
         };
         let grouped = self.open(matrix, event, before, &opening, effects);
         if let Some(g) = grouped {

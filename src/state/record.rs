@@ -2,8 +2,9 @@
 //!
 //! Two encodings, told apart by the first byte of the value:
 //! - **binary** (a layout byte followed by the record in [postcard]'s format): compact and
-//!   cheap to encode; what this version writes by default, in layout `0x02`; layout `0x01`
-//!   (before `AgentAction` gained `tool_call` and an optional `confidence`) is still read;
+//!   cheap to encode; what this version writes by default, in layout `0x03`; layouts `0x02`
+//!   (before open actions kept their approvals) and `0x01` (before `AgentAction` gained
+//!   `tool_call` and an optional `confidence`) are still read;
 //! - **JSON** (the value starts with `{`): what earlier versions wrote. Compacted changelogs keep
 //!   old values for as long as their session lives, so JSON is always read.
 //!
@@ -18,8 +19,11 @@ use serde::{Deserialize, Serialize};
 /// The first byte of a binary changelog value, layout 1 (read, no longer written).
 pub const BINARY_V1: u8 = 0x01;
 
-/// The first byte of a binary changelog value, layout 2: what this version writes.
+/// The first byte of a binary changelog value, layout 2 (read, no longer written).
 pub const BINARY_V2: u8 = 0x02;
+
+/// The first byte of a binary changelog value, layout 3: what this version writes.
+pub const BINARY_V3: u8 = 0x03;
 
 /// The encoding a processor writes (`[pipeline] changelog_format`). Both are always read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,8 +57,8 @@ impl SessionRecord {
         match format {
             ChangelogFormat::Json => serde_json::to_writer(&mut *out, self)?,
             ChangelogFormat::Binary => {
-                out.push(BINARY_V2);
-                postcard::to_io(self, &mut *out).map_err(|e| RecordError::Binary(BINARY_V2, e))?;
+                out.push(BINARY_V3);
+                postcard::to_io(self, &mut *out).map_err(|e| RecordError::Binary(BINARY_V3, e))?;
             }
         }
         Ok(())
@@ -68,6 +72,7 @@ impl SessionRecord {
                 .map_err(|e| RecordError::Binary(layout, e))
         };
         match value.first() {
+            Some(&BINARY_V3) => binary(3),
             Some(&BINARY_V2) => binary(2),
             Some(&BINARY_V1) => binary(1),
             Some(&b) if b < 0x20 && !b.is_ascii_whitespace() => Err(RecordError::UnknownVersion(b)),
@@ -176,6 +181,8 @@ mod tests {
                 }],
                 rule_version: "v3".into(),
                 canary: Some(Expect::Approve),
+                approvals: Vec::new(),
+                quorum: Default::default(),
             }],
             closed: vec!["e-0".into()],
             queued: vec![("support".into(), item)],
@@ -191,7 +198,7 @@ mod tests {
         let mut binary = Vec::new();
         record.encode(ChangelogFormat::Binary, &mut binary).unwrap();
         assert_eq!(json[0], b'{');
-        assert_eq!(binary[0], BINARY_V2);
+        assert_eq!(binary[0], BINARY_V3);
         assert_eq!(SessionRecord::decode(&json).unwrap(), record);
         assert_eq!(SessionRecord::decode(&binary).unwrap(), record);
         assert!(
@@ -208,7 +215,7 @@ mod tests {
         SessionRecord::default()
             .encode(ChangelogFormat::Binary, &mut out)
             .unwrap();
-        assert_eq!(&out[..5], b"keep\x02");
+        assert_eq!(&out[..5], b"keep\x03");
         assert_eq!(
             SessionRecord::decode(&out[4..]).unwrap(),
             SessionRecord::default()
@@ -232,7 +239,8 @@ mod tests {
     #[test]
     fn unreadable_values_name_what_is_wrong() {
         let cases: &[(&[u8], &str)] = &[
-            (b"\x03abc", "unknown version byte 0x03"),
+            (b"\x04abc", "unknown version byte 0x04"),
+            (b"\x03\xff\xff", "binary changelog record (layout 3)"),
             (b"\x00", "unknown version byte 0x00"),
             (b"\x01\xff\xff", "binary changelog record (layout 1)"),
             (b"\x02\xff\xff", "binary changelog record (layout 2)"),
@@ -261,19 +269,50 @@ mod tests {
         r
     }
 
-    /// The layout of version 2, byte for byte. When this fails, the record's layout changed:
+    /// [`full_v2`] with what layout 3 added: approvals collected, and a quorum of two.
+    fn full_v3() -> SessionRecord {
+        let mut r = full_v2();
+        let action = &mut r.open[0];
+        action.approvals = vec![crate::state::Approved {
+            by: "alice".into(),
+            role: "support".into(),
+            at_ms: 1_700_000_000_400,
+            via: Some("inbox-1".into()),
+            context_sha256: Some("47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU".into()),
+        }];
+        action.quorum = crate::matrix::Quorum {
+            approvals: 2,
+            distinct_roles: true,
+        };
+        r
+    }
+
+    /// The layout of version 3, byte for byte. When this fails, the record's layout changed:
     /// give the new layout a new version byte and keep reading this one.
     #[test]
-    fn version_2_layout_is_unchanged() {
-        for record in [full(), full_v2()] {
+    fn version_3_layout_is_unchanged() {
+        for record in [full(), full_v2(), full_v3()] {
             let mut out = Vec::new();
             record.encode(ChangelogFormat::Binary, &mut out).unwrap();
             assert_eq!(SessionRecord::decode(&out).unwrap(), record);
+            let mut json = Vec::new();
+            record.encode(ChangelogFormat::Json, &mut json).unwrap();
+            assert_eq!(SessionRecord::decode(&json).unwrap(), record);
         }
         let mut out = Vec::new();
-        full_v2().encode(ChangelogFormat::Binary, &mut out).unwrap();
+        full_v3().encode(ChangelogFormat::Binary, &mut out).unwrap();
         let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, GOLDEN_V2, "binary changelog layout changed");
+        assert_eq!(hex, GOLDEN_V3, "binary changelog layout changed");
+    }
+
+    /// Values written in layout 2 (before approvals were kept) are still read: no approvals,
+    /// one approval per role.
+    #[test]
+    fn version_2_values_are_still_read() {
+        assert_eq!(
+            SessionRecord::decode(&hex_bytes(GOLDEN_V2)).unwrap(),
+            full_v2()
+        );
     }
 
     /// Values written in layout 1 (before tool calls) are still read: the confidence they hold
@@ -306,6 +345,23 @@ mod tests {
         "6f6e5f7061747465726e02763301000103652d300107737570706f7274000103652d3203612d3203",
         "732d31076167656e742d370b66696c652e64656c6574650201000f64656c657465203c623e783c2f",
         "623e010e706f6c6963795f6b6579776f7264d8a4abfef96200ceafabfef962",
+    );
+
+    const GOLDEN_V3: &str = concat!(
+        "03020c84a0abfef9620252010b82a0abfef96254020c84a0abfef9620103612d3103732d31076167",
+        "656e742d37f6a1abfef9620e7061796d656e742e726566756e640020726566756e64206d79206f72",
+        "646572202234322220e2809420c3bc6d6c61757409726566756e642034320109526566756e646564",
+        "2e00020466756c6c077061727469616c0000010000000000205e4001034555520103632d39020401",
+        "000106706c656173650106726567696f6e026575010c69737375655f726566756e64107b22616d6f",
+        "756e74223a3132302e357d010663616c6c2d3101096c616e6767726170680000010b82a0abfef962",
+        "0200000103652d310104652d306107737570706f72740190a3abfef962c8a1abfef96201d0f2cffe",
+        "f96200040107737570706f727400aca2abfef9620774696d656f7574010e6c6f775f636f6e666964",
+        "656e63650103612d33076167656e742d370e7061796d656e742e726566756e6402010f7365737369",
+        "6f6e5f7061747465726e02763301000105616c69636507737570706f7274a0a6abfef9620107696e",
+        "626f782d31012b3437444551706a38484253612d5f54496d572d354a4365755165526b6d354e4d70",
+        "4a575a4733685375465502010103652d300107737570706f7274000103652d3203612d3203732d31",
+        "076167656e742d370b66696c652e64656c6574650201000f64656c657465203c623e783c2f623e01",
+        "0e706f6c6963795f6b6579776f7264d8a4abfef96200ceafabfef962",
     );
 
     const GOLDEN_V1: &str = concat!(

@@ -84,6 +84,15 @@ impl Signer {
         let signature: Signature = self.key.sign(input.as_bytes());
         format!("{header}..{}", B64.encode(signature.to_bytes()))
     }
+
+    /// A compact JWS carrying `payload`: `header.payload.signature` (a receipt: a token that
+    /// travels on its own).
+    pub fn sign_compact(&self, typ: &str, payload: &[u8]) -> String {
+        let header = serde_json::json!({ "alg": "EdDSA", "kid": self.id, "typ": typ }).to_string();
+        let input = format!("{}.{}", B64.encode(header), B64.encode(payload));
+        let signature: Signature = self.key.sign(input.as_bytes());
+        format!("{input}.{}", B64.encode(signature.to_bytes()))
+    }
 }
 
 /// The public key written as 32 bytes in base64url (a JWK's `x`).
@@ -110,13 +119,51 @@ pub fn verify_detached<'k>(
     payload: &[u8],
     key_of: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
 ) -> Result<String, Unverified> {
-    let bad = |why: &str| Unverified::Bad(why.to_string());
     let mut parts = jws.split('.');
     let (Some(header_b64), Some(""), Some(sig_b64), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(bad("not a detached compact JWS (header..signature)"));
+        return Err(Unverified::Bad(
+            "not a detached compact JWS (header..signature)".into(),
+        ));
     };
+    let input = format!("{header_b64}.{}", B64.encode(payload));
+    verify_input(&input, header_b64, typ, sig_b64, key_of)
+}
+
+/// The `kid` and the payload of a compact JWS of type `typ` (`header.payload.signature`), when
+/// its signature verifies with the key `key_of` gives for that id; the same header rules as
+/// [`verify_detached`].
+pub fn verify_compact<'k>(
+    jws: &str,
+    typ: &str,
+    key_of: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
+) -> Result<(String, Vec<u8>), Unverified> {
+    let mut parts = jws.trim().split('.');
+    let (Some(header_b64), Some(payload_b64), Some(sig_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Unverified::Bad(
+            "not a compact JWS (header.payload.signature)".into(),
+        ));
+    };
+    let payload = B64
+        .decode(payload_b64)
+        .map_err(|_| Unverified::Bad("its payload is not base64url".into()))?;
+    let input = &jws.trim()[..header_b64.len() + 1 + payload_b64.len()];
+    let kid = verify_input(input, header_b64, typ, sig_b64, key_of)?;
+    Ok((kid, payload))
+}
+
+/// Checks the header (typ, no crit, EdDSA, a kid) and the signature over `input`.
+fn verify_input<'k>(
+    input: &str,
+    header_b64: &str,
+    typ: &str,
+    sig_b64: &str,
+    key_of: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
+) -> Result<String, Unverified> {
+    let bad = |why: &str| Unverified::Bad(why.to_string());
     let header = B64
         .decode(header_b64)
         .map_err(|_| bad("its header is not base64url"))?;
@@ -149,13 +196,12 @@ pub fn verify_detached<'k>(
         .ok()
         .and_then(|s| Signature::from_slice(&s).ok())
         .ok_or_else(|| bad("its signature is not 64 bytes of base64url"))?;
-    let input = format!("{header_b64}.{}", B64.encode(payload));
     key.verify_strict(input.as_bytes(), &sig)
         .map_err(|_| bad("the signature does not match these bytes with this key"))?;
     Ok(kid)
 }
 
-/// Why a detached JWS does not verify.
+/// Why a JWS does not verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unverified {
     /// It names a key not trusted here.
@@ -241,5 +287,37 @@ mod tests {
                 other => panic!("{jws}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_compact_jws_carries_its_payload_and_verifies_only_as_signed() {
+        let s = Signer::generate("k1");
+        let public = public_key(&s.public_key()).unwrap();
+        let key_of = |kid: &str| (kid == "k1").then_some(&public);
+        let jws = s.sign_compact("r", b"{\"a\":1}");
+        assert_eq!(
+            verify_compact(&jws, "r", key_of),
+            Ok(("k1".into(), b"{\"a\":1}".to_vec()))
+        );
+        // Another payload under the same signature.
+        let mut parts: Vec<&str> = jws.split('.').collect();
+        let forged = B64.encode(b"{\"a\":2}");
+        parts[1] = &forged;
+        assert!(matches!(
+            verify_compact(&parts.join("."), "r", key_of),
+            Err(Unverified::Bad(m)) if m.contains("does not match")
+        ));
+        assert!(matches!(
+            verify_compact(&jws, "decision", key_of),
+            Err(Unverified::Bad(m)) if m.contains("typ")
+        ));
+        assert!(matches!(
+            verify_compact("a..b", "r", key_of),
+            Err(Unverified::Bad(m)) if m.contains("base64url") || m.contains("header")
+        ));
+        assert!(matches!(
+            verify_compact("a.b", "r", key_of),
+            Err(Unverified::Bad(m)) if m.contains("compact")
+        ));
     }
 }

@@ -9,10 +9,15 @@
 //! `BASE64URL(header)..BASE64URL(signature)` in the record header `handoff.signature`, over the
 //! record's value exactly as written, with `{"alg":"EdDSA","kid":…}` as its protected header —
 //! so any JOSE library can check one.
+//!
+//! What people approved comes back signed too: a final verdict that lets an action run after a
+//! human carries an approval receipt ([`receipt`]), a compact JWS an executor checks against the
+//! published keys before the tool runs.
 
 pub mod decision;
 pub mod jwks;
 pub mod keys;
+pub mod receipt;
 
 pub use decision::{signature_header, DecisionTrust, Refused, SIGNATURE_HEADER};
 pub use jwks::{jwks, read_jwks, JWKS_PATH};

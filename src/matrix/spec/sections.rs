@@ -29,6 +29,22 @@ pub struct LevelRule {
     /// trigger raised to `hard_stop`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_timeout: Option<OnTimeout>,
+    /// Four-eyes: how many distinct people must approve a matching action (1 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<u8>,
+    /// With `approvals` above 1: the approvers must answer for as many distinct roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct_roles: Option<bool>,
+}
+
+impl LevelRule {
+    /// The approvals this rule asks for.
+    pub fn quorum(&self) -> crate::matrix::Quorum {
+        crate::matrix::Quorum {
+            approvals: self.approvals.unwrap_or(1),
+            distinct_roles: self.distinct_roles.unwrap_or(false),
+        }
+    }
 }
 
 /// What an unanswered escalation turns into when its chain is exhausted.
@@ -51,6 +67,10 @@ pub struct ApprovalsSpec {
     /// Tier of such approvals.
     #[serde(default = "default_approval_tier")]
     pub tier: Tier,
+    /// Four-eyes by level: the approvals an action at that level needs whatever raised it
+    /// there (`{ hard_stop = 2 }`); 1 for a level not named.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub per_level: std::collections::BTreeMap<Level, u8>,
 }
 
 impl Default for ApprovalsSpec {
@@ -58,6 +78,7 @@ impl Default for ApprovalsSpec {
         ApprovalsSpec {
             roles: default_approvers(),
             tier: default_approval_tier(),
+            per_level: Default::default(),
         }
     }
 }

@@ -23,6 +23,12 @@ pub struct RawOutcome {
     /// (a digest on the review topic) instead of interrupting anyone: defer and log.
     #[serde(default)]
     pub review: Option<bool>,
+    /// Four-eyes: how many distinct people must approve when this trigger fires.
+    #[serde(default)]
+    pub approvals: Option<u8>,
+    /// With `approvals` above 1: from as many distinct roles.
+    #[serde(default)]
+    pub distinct_roles: Option<bool>,
 }
 
 /// A trigger's effect after defaults are applied.
@@ -37,6 +43,9 @@ pub struct Outcome {
     /// Deferred to the review queue.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub review: bool,
+    /// Approvals needed when it fires (four-eyes).
+    #[serde(skip_serializing_if = "crate::matrix::Quorum::is_default")]
+    pub quorum: crate::matrix::Quorum,
 }
 
 fn outcome(level: Level, roles: &[&str], tier: Tier) -> Outcome {
@@ -45,6 +54,7 @@ fn outcome(level: Level, roles: &[&str], tier: Tier) -> Outcome {
         roles: roles.iter().map(|r| r.to_string()).collect(),
         review: false,
         tier,
+        quorum: crate::matrix::Quorum::default(),
     }
 }
 

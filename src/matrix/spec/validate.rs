@@ -6,6 +6,7 @@ use super::{
     MAX_ROLES,
 };
 use crate::event::Level;
+use crate::matrix::Quorum;
 use crate::matrix::pattern::Pattern;
 use crate::matrix::trigger::Trigger;
 use crate::problems::Problems;
@@ -44,6 +45,20 @@ impl MatrixSpec {
         self.approvals.roles.dedup();
         for r in &self.approvals.roles {
             approver_refs.push(("approvals.roles".into(), r.clone()));
+        }
+        for (level, n) in &self.approvals.per_level {
+            let q = Quorum {
+                approvals: *n,
+                distinct_roles: false,
+            };
+            check_quorum(q, usize::MAX, &format!("approvals.per_level.{}", level.as_str()), problems);
+        }
+        for rule in self.levels.iter().filter(|r| r.roles.is_none()) {
+            let at = format!("levels (pattern {:?}, approvers from approvals.roles)", rule.pattern);
+            let q = rule.quorum();
+            if q.distinct_roles && self.approvals.roles.len() < usize::from(q.approvals) {
+                check_quorum(q, self.approvals.roles.len(), &at, problems);
+            }
         }
         if self.approvals.roles.is_empty() {
             problems.push(
@@ -114,9 +129,16 @@ impl MatrixSpec {
         if let Some(review) = raw.review {
             out.review = review;
         }
+        if let Some(n) = raw.approvals {
+            out.quorum.approvals = n;
+        }
+        if let Some(d) = raw.distinct_roles {
+            out.quorum.distinct_roles = d;
+        }
         out.roles.sort();
         out.roles.dedup();
         let path = format!("triggers.{trig}.then");
+        check_quorum(out.quorum, out.roles.len(), &path, problems);
         if enabled {
             for r in &out.roles {
                 if self.roles.is_empty() {
@@ -461,6 +483,12 @@ pub(super) fn check_levels(
         }
         check_level_roles(rule, &at, problems, &mut role_refs);
         check_on_timeout(rule, &at, problems);
+        if let Some(roles) = &rule.roles {
+            check_quorum(rule.quorum(), roles.len(), &at, problems);
+        } else {
+            // Checked against `[approvals] roles` once the whole file is read.
+            check_quorum(rule.quorum(), usize::MAX, &at, problems);
+        }
     }
     role_refs
 }
@@ -484,6 +512,38 @@ fn check_level_roles(
         problems.push(
             format!("{at}.roles"),
             format!("{:?} needs a human, but no role is named", rule.pattern),
+        );
+    }
+}
+
+/// Four-eyes settings: 1 to [`Quorum::MAX`] approvals; distinct roles only with more than one
+/// approval, and with at least as many roles to ask (`roles`: how many the rule names).
+fn check_quorum(q: Quorum, roles: usize, at: &str, problems: &mut Problems) {
+    if q.approvals == 0 || q.approvals > Quorum::MAX {
+        problems.push(
+            format!("{at}.approvals"),
+            format!(
+                "{} is not a number of approvals from 1 to {}",
+                q.approvals,
+                Quorum::MAX
+            ),
+        );
+    }
+    if q.distinct_roles && q.approvals < 2 {
+        problems.push(
+            format!("{at}.distinct_roles"),
+            format!(
+                "true needs `approvals` of 2 or more (found {})",
+                q.approvals
+            ),
+        );
+    } else if q.distinct_roles && roles < usize::from(q.approvals) {
+        problems.push(
+            format!("{at}.distinct_roles"),
+            format!(
+                "{} approvals from distinct roles, but only {roles} role(s) are named to ask",
+                q.approvals
+            ),
         );
     }
 }

@@ -24,21 +24,31 @@ impl Lane {
         now_ms: i64,
     ) -> Result<(), StageError> {
         let mut result = Ok(());
+        // What the receipts of the verdicts that follow bind.
+        let mut approval = None;
         for e in effects.drain(..) {
             if let Some(stats) = &self.stats {
                 stats.effect(&e);
             }
             let r = match e {
-                Effect::Verdict(v) => self
-                    .write
-                    .encoded(
-                        Topic::Verdicts,
-                        &v.action_id,
-                        SchemaKind::Verdict,
-                        &*v,
-                        "verdict",
-                    )
-                    .map(|o| out.push(o)),
+                Effect::Approval(facts) => {
+                    approval = Some(facts);
+                    Ok(())
+                }
+                Effect::Verdict(mut v) => {
+                    if let Some(issuer) = &self.write.receipts {
+                        issuer.stamp(&mut v, approval.as_deref());
+                    }
+                    self.write
+                        .encoded(
+                            Topic::Verdicts,
+                            &v.action_id,
+                            SchemaKind::Verdict,
+                            &*v,
+                            "verdict",
+                        )
+                        .map(|o| out.push(o))
+                }
                 Effect::Escalation(role, x) | Effect::CanaryEscalation(role, x) => {
                     self.route(partition, role, *x, out, now_ms)
                 }

@@ -3,12 +3,12 @@
 //! partitions' session state kept. Its parts: [`Deciding`] (the rules and what is derived from
 //! them), [`Reading`] (input) and [`Writing`] (outputs).
 
-use super::read::{Reading, Refusal};
+use super::read::{Reading, Refusal, Signed};
 use super::stage::{Input, Outcome, StageError};
 use super::writing::{Writes, Writing};
 use crate::config::Settings;
 use crate::escalation;
-use crate::event::{Codec, HumanDecision};
+use crate::event::Codec;
 use crate::fatigue::{Digests, Folded};
 use crate::matrix::{Matrix, Rules, TriggerSet};
 use crate::output::Output;
@@ -239,6 +239,14 @@ impl Lane {
             Vec::new()
         };
         let mut effects = std::mem::take(&mut self.effects);
+        if !needs_human && self.write.receipts.as_ref().is_some_and(|r| r.for_auto_run()) {
+            // What the receipt of an action the rules let run alone binds.
+            effects.push(Effect::Approval(Box::new(crate::state::ApprovalFacts {
+                action_id: event.action_id.clone(),
+                tool_call: event.tool_call.clone(),
+                approvals: Vec::new(),
+            })));
+        }
         let handed = HandOver {
             triggers: &triggers,
             plan,
@@ -270,7 +278,7 @@ impl Lane {
     }
 
     /// A decision record, decoded (or why it is refused).
-    pub(super) fn read_decision(&self, input: &Input<'_>) -> Result<HumanDecision, Refusal> {
+    pub(super) fn read_decision(&self, input: &Input<'_>) -> Result<Signed, Refusal> {
         self.read.decision(input)
     }
 
@@ -280,13 +288,14 @@ impl Lane {
     pub(super) fn apply_decision(
         &mut self,
         input: Input<'_>,
-        d: HumanDecision,
+        (d, via): Signed,
         now_ms: i64,
         out: &mut Vec<Output>,
     ) -> Result<Outcome, StageError> {
         let state = self.states.entry(input.partition).or_default();
         let mut effects = std::mem::take(&mut self.effects);
-        match state.decide(&self.decide.matrix, &d, now_ms, &mut effects) {
+        let matrix = &self.decide.matrix;
+        match state.decide_signed(matrix, &d, via.as_deref(), now_ms, &mut effects) {
             Ok(()) => {}
             Err(crate::state::Ignored::Invalid(message)) => {
                 self.effects = effects;

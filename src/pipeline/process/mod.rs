@@ -13,6 +13,7 @@ mod emit;
 mod framing;
 mod lane;
 mod read;
+mod receipt;
 mod review;
 mod stage;
 mod writing;
@@ -185,7 +186,7 @@ impl Processor {
                     Ok(d) => d,
                     Err(refusal) => return self.real.refuse(input, refusal, out),
                 };
-                if (drill || d.drill) && self.drill.is_some() {
+                if (drill || d.0.drill) && self.drill.is_some() {
                     self.in_drill(out, |twin, out| twin.apply_decision(input, d, now_ms, out))
                 } else {
                     self.real.apply_decision(input, d, now_ms, out)

@@ -12,6 +12,10 @@ use crate::registry::RegistryDecoder;
 use crate::trust::{DecisionTrust, Refused};
 use std::sync::Arc;
 
+/// A decision that passed the trust check, with the key that signed it (`None`: unsigned, where
+/// that is allowed).
+pub(super) type Signed = (HumanDecision, crate::trust::decision::SignedBy);
+
 /// Why an input record is not decided: bad input (a dead letter naming the reason) or a
 /// defect of handoff's own (fatal).
 pub(super) enum Refusal {
@@ -133,13 +137,13 @@ impl Reading {
 
     /// A human decision record, its signature checked (when keys are trusted), decoded, and
     /// its role one the key that signed it may vouch for.
-    pub(super) fn decision(&self, input: &Input<'_>) -> Result<HumanDecision, Refusal> {
+    pub(super) fn decision(&self, input: &Input<'_>) -> Result<Signed, Refusal> {
         let bytes = self.value(input)?;
         let signed_by = self.trust.signature(input.headers, bytes)?;
         let d: HumanDecision =
             self.codec
                 .decode_record(SchemaKind::HumanDecision, input.headers, bytes)?;
         self.trust.vouches(&signed_by, &d.role)?;
-        Ok(d)
+        Ok((d, signed_by))
     }
 }

@@ -48,6 +48,8 @@ pub(super) struct Writing {
     /// Sessions with nothing open are forgotten after this long without a change.
     pub(super) retention_ms: i64,
     pub(super) last_expiry_ms: i64,
+    /// Signs approval receipts (`[trust] signing_key` set).
+    pub(super) receipts: Option<super::receipt::Issuer>,
 }
 
 impl Writing {
@@ -68,6 +70,7 @@ impl Writing {
             unconfirmed: Vec::new(),
             retention_ms: settings.pipeline.state_retention.as_millis() as i64,
             last_expiry_ms: 0,
+            receipts: super::receipt::Issuer::of(settings),
         }
     }
 
