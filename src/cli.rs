@@ -84,6 +84,10 @@ pub enum Command {
     /// Make a key pair for signing human decisions: the private key to --out (owner-only, never
     /// replaced), and the `[trust]` lines for the writer and for the processors that trust it.
     Keygen(KeygenArgs),
+    /// Approval receipts: `verify` checks one (a JWS, or a verdict's JSON line from `tail`)
+    /// against the published keys and what is about to run, and names every claim that does not
+    /// match (exit 1).
+    Receipt(ReceiptArgs),
     /// Show the records of a topic handoff reads or writes, decoded, as JSON lines: a time
     /// range of it (the whole topic by default), or what arrives (--follow); filtered by action
     /// or session.
@@ -382,6 +386,49 @@ pub struct GatewayArgs {
     /// The cluster, `[gateway]` (bind, limits, agent keys) and every other setting.
     #[command(flatten)]
     pub kafka: KafkaArgs,
+}
+
+/// `handoff receipt`.
+#[derive(Debug, Args)]
+pub struct ReceiptArgs {
+    /// What to do with it.
+    #[command(subcommand)]
+    pub command: ReceiptCommand,
+}
+
+/// `handoff receipt verify`.
+#[derive(Debug, Subcommand)]
+pub enum ReceiptCommand {
+    /// Check a receipt before its action runs; exit 1 naming each claim that does not match.
+    Verify(ReceiptVerifyArgs),
+}
+
+/// `handoff receipt verify`.
+#[derive(Debug, Args)]
+pub struct ReceiptVerifyArgs {
+    /// The receipt (a compact JWS), or a verdict as JSON (a line of `handoff tail
+    /// agent.verdicts`); `-` or nothing reads it from stdin.
+    pub receipt: Option<String>,
+    /// The published keys: a JWKS file, or a gateway's or inbox's
+    /// `https://…/.well-known/jwks.json`.
+    #[arg(long, value_name = "FILE|URL")]
+    pub jwks: String,
+    /// The arguments about to run, as JSON (`@FILE` reads a file): they must be the ones
+    /// approved (the revised ones when a person revised them).
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub arguments: Option<String>,
+    /// The action about to run (taken from the verdict when a verdict is given).
+    #[arg(long, value_name = "ID")]
+    pub action: Option<String>,
+    /// The tool about to run.
+    #[arg(long, value_name = "NAME")]
+    pub tool: Option<String>,
+    /// The agent running it.
+    #[arg(long, value_name = "ID")]
+    pub agent: Option<String>,
+    /// Check as of this time (RFC 3339 or ms since the epoch) instead of now.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<i64>,
 }
 
 /// `handoff keygen`.

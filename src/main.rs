@@ -5,7 +5,7 @@
 //!   0  success
 //!   1  a check or test failed: an invalid matrix (check), bad input lines (eval), failed rule
 //!      cases (test-rules), a hard_stop decision relaxed (diff without --allow-relax), a
-//!      broken audit pack (audit verify)
+//!      broken audit pack (audit verify), a receipt that does not match (receipt verify)
 //!   2  bad usage, configuration or matrix: a bad argument or value, an unreadable or invalid
 //!      matrix, scenario, rule-test or events file, an invalid --config file or HANDOFF_
 //!      variable, a metrics address that cannot be bound (run)
@@ -35,8 +35,8 @@ fn main() -> ExitCode {
 /// with the signal handler installed, before they do anything else.
 fn dispatch(command: Command) -> commands::Result {
     use commands::{
-        audit, canary, check, demo, diff, eval, gameday, gateway, generate, inbox, keygen, replay,
-        respond, run, suggest, tail, test_rules,
+        audit, canary, check, demo, diff, eval, gameday, gateway, generate, inbox, keygen, receipt,
+        replay, respond, run, suggest, tail, test_rules,
     };
     match command {
         Command::Check(args) => check::run(args),
@@ -53,6 +53,7 @@ fn dispatch(command: Command) -> commands::Result {
         Command::Token(args) => inbox::token(args.agent),
         Command::Keygen(args) => keygen::run(&args.id, &args.out),
         Command::Audit(args) => audit::run(args),
+        Command::Receipt(args) => receipt::run(args),
         Command::Canary(args) => canary::run(args, CommandRuntime::now()?),
         Command::Suggest(args) => suggest::run(args),
         Command::Tail(args) => tail::run(args, CommandRuntime::now()?),

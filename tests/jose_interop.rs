@@ -137,3 +137,146 @@ fn pyjwt_joserfc_and_jose_verify_handoffs_signatures_against_its_jwks() {
     let (ok, words) = check(&dir, &jwks_file, &String::from_utf8(jws).unwrap(), &value);
     assert!(!ok, "{words}");
 }
+
+/// What each library says of `receipt` for `arguments` run by `agent`: (all accepted, words).
+fn check_receipt(
+    dir: &Path,
+    jwks_file: &Path,
+    receipt: &str,
+    arguments: &str,
+    agent: &str,
+) -> (bool, String) {
+    std::fs::write(dir.join("receipt"), receipt).unwrap();
+    std::fs::write(dir.join("arguments.json"), arguments).unwrap();
+    let python = venv("jose", "tests/interop/requirements.txt").join("bin/python");
+    let interop = node_jose();
+    let mut all = true;
+    let mut words = String::new();
+    for (program, script) in [
+        (python.as_os_str(), interop.join("verify_receipt.py")),
+        ("node".as_ref(), interop.join("verify_receipt.mjs")),
+    ] {
+        let out = Command::new(program)
+            .arg(script)
+            .arg(jwks_file)
+            .arg(dir.join("receipt"))
+            .arg(dir.join("arguments.json"))
+            .arg(agent)
+            .output()
+            .unwrap();
+        all &= out.status.success();
+        words += &String::from_utf8_lossy(&out.stdout);
+        words += &String::from_utf8_lossy(&out.stderr);
+    }
+    (all, words)
+}
+
+/// A receipt the processor issued for a person's approval, checked as an executor would by
+/// PyJWT, joserfc and jose against the JWKS the gateway serves: accepted for the approved
+/// arguments, refused for others, for another agent, and once expired.
+#[test]
+fn pyjwt_joserfc_and_jose_check_a_receipt_as_an_executor_would() {
+    use handoff::config::{Settings, TrustSettings};
+    use handoff::matrix::Matrix;
+    let dir = std::env::temp_dir().join(format!("handoff-receipt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = Signer::generate("processor-2026-12");
+    let mut settings = Settings {
+        trust: TrustSettings {
+            signing_key: Some(key.to_pem()),
+            signing_key_id: Some(key.id().into()),
+            ..TrustSettings::default()
+        },
+        ..Settings::default()
+    };
+    // Issued now, good for a minute: the libraries check the expiry against their own clock.
+    settings.trust.receipts.expires_after = std::time::Duration::from_secs(60);
+    let processor = handoff::pipeline::process::Processor::new(
+        &settings,
+        std::sync::Arc::new(Matrix::default_matrix().unwrap()),
+    )
+    .unwrap();
+    let mut run = common::run::Run::new(processor);
+    let now = handoff::clock::SystemClock::now();
+    let mut e = common::base_event();
+    e.action_type = "refund.issue".into();
+    e.amount = Some(40.0);
+    e.tool_call = Some(handoff::event::ToolCall {
+        name: "issue_refund".into(),
+        arguments: r#"{"order_id":"o-1","amount":40}"#.into(),
+        call_id: None,
+        framework: None,
+        run_id: None,
+        arguments_schema: None,
+    });
+    run.event(&e, now);
+    let x = run
+        .escalations("escalations.support")
+        .pop()
+        .expect("escalated");
+    run.decide(&common::answer(&x, DecisionKind::Approve, "ana", now), now);
+    let v = run.verdicts().into_iter().find(|v| v.is_final).unwrap();
+    let receipt = v.receipt.expect("a receipt on the approval");
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, settings.trust.jwks().to_string()).unwrap();
+
+    let (ok, words) = check_receipt(
+        &dir,
+        &jwks_file,
+        &receipt,
+        r#"{"amount":40,"order_id":"o-1"}"#,
+        "agent-1",
+    );
+    assert!(ok, "{words}");
+    for library in ["pyjwt: verified", "joserfc: verified", "jose: verified"] {
+        assert!(words.contains(library), "{words}");
+    }
+    let (ok, words) = check_receipt(
+        &dir,
+        &jwks_file,
+        &receipt,
+        r#"{"amount":400,"order_id":"o-1"}"#,
+        "agent-1",
+    );
+    assert!(!ok && words.matches("refused").count() == 3, "{words}");
+    let (ok, words) = check_receipt(
+        &dir,
+        &jwks_file,
+        &receipt,
+        r#"{"amount":40,"order_id":"o-1"}"#,
+        "agent-9",
+    );
+    assert!(!ok && words.matches("refused").count() == 3, "{words}");
+
+    // Issued an hour ago, expired a minute later.
+    let mut old = common::run::Run::new(
+        handoff::pipeline::process::Processor::new(
+            &settings,
+            std::sync::Arc::new(Matrix::default_matrix().unwrap()),
+        )
+        .unwrap(),
+    );
+    let then = now - 3_600_000;
+    old.event(&e, then);
+    let x = old.escalations("escalations.support").pop().unwrap();
+    old.decide(
+        &common::answer(&x, DecisionKind::Approve, "ana", then),
+        then,
+    );
+    let stale = old
+        .verdicts()
+        .into_iter()
+        .find(|v| v.is_final)
+        .unwrap()
+        .receipt
+        .unwrap();
+    let (ok, words) = check_receipt(
+        &dir,
+        &jwks_file,
+        &stale,
+        r#"{"amount":40,"order_id":"o-1"}"#,
+        "agent-1",
+    );
+    assert!(!ok && words.matches("refused").count() == 3, "{words}");
+    assert!(words.contains("xpired"), "{words}");
+}

@@ -122,7 +122,9 @@ fn verify(args: AuditVerifyArgs) -> Result {
 
 /// The published keys, from a file or from a URL (a gateway's or an inbox's
 /// `/.well-known/jwks.json`).
-fn read_jwks(at: &str) -> Result<std::collections::HashMap<String, ed25519_dalek::VerifyingKey>> {
+pub(super) fn read_jwks(
+    at: &str,
+) -> Result<std::collections::HashMap<String, ed25519_dalek::VerifyingKey>> {
     if let Some(rest) = at.strip_prefix("http://") {
         let authority = rest.split('/').next().unwrap_or_default();
         let local = ["127.0.0.1", "localhost", "[::1]"]

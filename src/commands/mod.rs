@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod generate;
 pub mod inbox;
 pub mod keygen;
+pub mod receipt;
 pub mod replay;
 pub mod respond;
 pub mod run;

@@ -68,8 +68,10 @@ pub struct ReceiptSettings {
     pub expires_after: std::time::Duration,
     /// Per level, instead of `expires_after` (`{ hard_stop = "2m" }`).
     #[serde(default)]
-    pub expires_after_by_level:
-        std::collections::BTreeMap<crate::event::Level, humantime_serde::Serde<std::time::Duration>>,
+    pub expires_after_by_level: std::collections::BTreeMap<
+        crate::event::Level,
+        humantime_serde::Serde<std::time::Duration>,
+    >,
     /// A receipt on the verdict of every action the rules let run alone too (off: only after
     /// people approved).
     #[serde(default)]
@@ -113,7 +115,11 @@ impl ReceiptSettings {
                 );
             }
         };
-        check("trust.receipts.expires_after".into(), self.expires_after, problems);
+        check(
+            "trust.receipts.expires_after".into(),
+            self.expires_after,
+            problems,
+        );
         for (level, d) in &self.expires_after_by_level {
             let at = format!("trust.receipts.expires_after_by_level.{}", level.as_str());
             check(at, **d, problems);

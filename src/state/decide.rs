@@ -81,7 +81,8 @@ impl PartitionState {
             context_sha256: context_sha256(matrix, action, &d.role),
         });
         let main_action = action.event.action_id.clone();
-        let first = esc.deadline_ms.is_some() && !action.approvals.iter().any(|a| a.role == esc.role);
+        let first =
+            esc.deadline_ms.is_some() && !action.approvals.iter().any(|a| a.role == esc.role);
         effects.push(answered(esc, d, first, now_ms));
         let session = d.session_id.clone();
         self.dirty.insert(session.clone());
@@ -111,7 +112,9 @@ impl PartitionState {
         let action = &mut r.open[ai];
         if outcome == VerdictOutcome::Revised {
             // The person who revised approved what they wrote.
-            action.approvals.extend(approval_of_revision(matrix, action, d, via, now_ms));
+            action
+                .approvals
+                .extend(approval_of_revision(matrix, action, d, via, now_ms));
         }
         if matches!(outcome, VerdictOutcome::Approved | VerdictOutcome::Revised) {
             effects.push(Effect::Approval(Box::new(ApprovalFacts {

@@ -106,8 +106,8 @@ pub fn sha256(bytes: &[u8]) -> String {
 /// The base64url SHA-256 of the canonical JSON (RFC 8785) of `arguments` (a JSON object as
 /// text), or why it is not JSON.
 pub fn arguments_sha256(arguments: &str) -> Result<String, String> {
-    let value: serde_json::Value = serde_json::from_str(arguments)
-        .map_err(|e| format!("the arguments are not JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(arguments).map_err(|e| format!("the arguments are not JSON: {e}"))?;
     let canonical = serde_json_canonicalizer::to_string(&value)
         .map_err(|e| format!("the arguments cannot be written canonically: {e}"))?;
     Ok(sha256(canonical.as_bytes()))
@@ -128,7 +128,11 @@ pub fn receipt_id(action_id: &str, decided_at_ms: i64) -> String {
 
 /// Seconds since the epoch as RFC 3339 (UTC).
 pub fn rfc3339(secs_or_ms: i64, millis: bool) -> String {
-    let ms = if millis { secs_or_ms } else { secs_or_ms * 1000 };
+    let ms = if millis {
+        secs_or_ms
+    } else {
+        secs_or_ms * 1000
+    };
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
@@ -348,8 +352,10 @@ mod tests {
             "bad_receipt"
         );
         let decision = s.sign_compact("handoff-decision", b"{}");
-        assert!(check(&decision, &keys(&s), &Expected::default()).unwrap_err()[0]
-            .to_string()
-            .contains("typ"));
+        assert!(
+            check(&decision, &keys(&s), &Expected::default()).unwrap_err()[0]
+                .to_string()
+                .contains("typ")
+        );
     }
 }

@@ -80,6 +80,7 @@ def test_the_packaged_schemas_are_handoffs() -> None:
         ("agent_action.avsc", repo / "agent_action.avsc"),
         ("verdict.avsc", repo / "verdict.avsc"),
         ("verdict.v1.avsc", repo / "history/verdict.v1.avsc"),
+        ("verdict.v2.avsc", repo / "history/verdict.v2.avsc"),
     ]:
         packaged = resources.files("handoff_client").joinpath("schemas").joinpath(name).read_text()
         assert json.loads(packaged) == json.loads(source.read_text()), name

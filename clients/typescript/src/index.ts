@@ -81,6 +81,8 @@ export interface Verdict {
   drill: boolean;
   chosen_option: string | null;
   revised_arguments: string | null;
+  /** The approval receipt (a compact JWS) on a final verdict that lets the action run after people approved it. */
+  receipt?: string | null;
 }
 
 /** What is known of one action. */

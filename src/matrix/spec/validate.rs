@@ -6,9 +6,9 @@ use super::{
     MAX_ROLES,
 };
 use crate::event::Level;
-use crate::matrix::Quorum;
 use crate::matrix::pattern::Pattern;
 use crate::matrix::trigger::Trigger;
+use crate::matrix::Quorum;
 use crate::problems::Problems;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,10 +51,18 @@ impl MatrixSpec {
                 approvals: *n,
                 distinct_roles: false,
             };
-            check_quorum(q, usize::MAX, &format!("approvals.per_level.{}", level.as_str()), problems);
+            check_quorum(
+                q,
+                usize::MAX,
+                &format!("approvals.per_level.{}", level.as_str()),
+                problems,
+            );
         }
         for rule in self.levels.iter().filter(|r| r.roles.is_none()) {
-            let at = format!("levels (pattern {:?}, approvers from approvals.roles)", rule.pattern);
+            let at = format!(
+                "levels (pattern {:?}, approvers from approvals.roles)",
+                rule.pattern
+            );
             let q = rule.quorum();
             if q.distinct_roles && self.approvals.roles.len() < usize::from(q.approvals) {
                 check_quorum(q, self.approvals.roles.len(), &at, problems);

@@ -239,7 +239,13 @@ impl Lane {
             Vec::new()
         };
         let mut effects = std::mem::take(&mut self.effects);
-        if !needs_human && self.write.receipts.as_ref().is_some_and(|r| r.for_auto_run()) {
+        if !needs_human
+            && self
+                .write
+                .receipts
+                .as_ref()
+                .is_some_and(|r| r.for_auto_run())
+        {
             // What the receipt of an action the rules let run alone binds.
             effects.push(Effect::Approval(Box::new(crate::state::ApprovalFacts {
                 action_id: event.action_id.clone(),

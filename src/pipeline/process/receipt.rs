@@ -27,7 +27,10 @@ impl Issuer {
     /// (`facts` of the approval, when they are about this action or one grouped into it), or —
     /// with `for_auto_run` — because the rules let it run alone.
     pub(super) fn stamp(&self, v: &mut Verdict, facts: Option<&ApprovalFacts>) {
-        let by_people = matches!(v.outcome, VerdictOutcome::Approved | VerdictOutcome::Revised);
+        let by_people = matches!(
+            v.outcome,
+            VerdictOutcome::Approved | VerdictOutcome::Revised
+        );
         let alone = matches!(
             v.outcome,
             VerdictOutcome::Proceed | VerdictOutcome::ProceedAndLog

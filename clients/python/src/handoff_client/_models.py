@@ -52,6 +52,10 @@ class Verdict:
     drill: bool = False
     chosen_option: str | None = None
     revised_arguments: str | None = None
+    receipt: str | None = None
+    """The approval receipt (a compact JWS) on a final verdict that lets the action run after
+    people approved it: check it against the gateway's `/.well-known/jwks.json` before the tool
+    runs (docs/agents/receipts.md)."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Verdict:

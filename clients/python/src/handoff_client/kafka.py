@@ -65,7 +65,11 @@ class KafkaClient:
         self._actions = actions_topic
         self._verdicts = verdicts_topic
         self._action_schema = _schema("agent_action.avsc")
-        self._verdict_schemas = {1: _schema("verdict.v1.avsc"), 2: _schema("verdict.avsc")}
+        self._verdict_schemas = {
+            1: _schema("verdict.v1.avsc"),
+            2: _schema("verdict.v2.avsc"),
+            3: _schema("verdict.avsc"),
+        }
         self._submitted_at: dict[str, int] = {}
 
     def __enter__(self) -> KafkaClient:

@@ -1,0 +1,403 @@
+//! Approval receipts and four-eyes approval, through a processor without a broker: a final
+//! verdict that lets an action run after people approved carries a receipt that verifies
+//! against the published keys and binds the exact arguments (the revised ones when revised);
+//! other verdicts carry none; a payment needing two approvals stays open after one, refuses the
+//! same person twice, closes on a second person of another role, and its receipt lists both.
+
+mod common;
+
+use common::run::Run;
+use common::{answer, base_event};
+use handoff::config::{Settings, TrustSettings};
+use handoff::event::{AgentAction, DecisionKind, Escalation, ToolCall, Verdict, VerdictOutcome};
+use handoff::matrix::{Matrix, MatrixSource, DEFAULT_MATRIX_TOML};
+use handoff::pipeline::process::Processor;
+use handoff::trust::receipt::{self, Expected};
+use handoff::trust::{read_jwks, Signer};
+use std::sync::Arc;
+
+const T0: i64 = 1_798_761_600_000;
+const MIN: i64 = 60_000;
+
+/// Two approvals from distinct roles for wire transfers: the owner and compliance.
+const FOUR_EYES: &str = r#"
+[[levels]]
+pattern = "payment.wire"
+level = "ask_first"
+roles = ["compliance", "owner"]
+approvals = 2
+distinct_roles = true
+
+[[levels]]
+pattern = "payment.bulk"
+level = "ask_first"
+roles = ["owner"]
+approvals = 2
+"#;
+
+fn run_with(signer: Option<&Signer>, for_auto_run: bool) -> (Run, Settings) {
+    let mut settings = Settings {
+        trust: TrustSettings {
+            signing_key: signer.map(Signer::to_pem),
+            signing_key_id: signer.map(|s| s.id().to_string()),
+            ..TrustSettings::default()
+        },
+        ..Settings::default()
+    };
+    settings.trust.receipts.for_auto_run = for_auto_run;
+    let text = format!("{DEFAULT_MATRIX_TOML}\n{FOUR_EYES}");
+    let m = Matrix::from_toml_str(&text, MatrixSource::Default).unwrap();
+    let run = Run::new(Processor::new(&settings, Arc::new(m)).unwrap());
+    (run, settings)
+}
+
+fn action(id: &str, action_type: &str, arguments: &str) -> AgentAction {
+    let mut e = base_event();
+    e.action_id = id.into();
+    e.session_id = format!("sess-{id}");
+    e.action_type = action_type.into();
+    e.amount = Some(40.0);
+    e.tool_call = Some(ToolCall {
+        name: "send_money".into(),
+        arguments: arguments.into(),
+        call_id: Some("call-1".into()),
+        framework: None,
+        run_id: None,
+        arguments_schema: None,
+    });
+    e
+}
+
+fn escalation(run: &Run, topic: &str, id: &str) -> Escalation {
+    run.escalations(topic)
+        .into_iter()
+        .rev()
+        .find(|x| x.action_id == id)
+        .unwrap_or_else(|| panic!("{id} escalated on {topic}"))
+}
+
+fn final_verdict(run: &Run, id: &str) -> Option<Verdict> {
+    run.verdicts()
+        .into_iter()
+        .find(|v| v.action_id == id && v.is_final)
+}
+
+fn check(
+    settings: &Settings,
+    v: &Verdict,
+    args: &str,
+    now_s: i64,
+) -> Result<receipt::Claims, Vec<receipt::Refusal>> {
+    let keys = read_jwks(&settings.trust.jwks().to_string()).unwrap();
+    let expected = Expected {
+        arguments: Some(args),
+        action_id: Some(&v.action_id),
+        tool_name: Some("send_money"),
+        agent_id: Some(&v.agent_id),
+        now_s,
+    };
+    receipt::check(v.receipt.as_deref().expect("a receipt"), &keys, &expected)
+}
+
+#[test]
+fn an_approval_yields_a_receipt_bound_to_the_exact_arguments_until_it_expires() {
+    let key = Signer::generate("processor-1");
+    let (mut run, settings) = run_with(Some(&key), false);
+    let e = action("act-r1", "refund.issue", r#"{"order":"o-1","amount":40}"#);
+    run.event(&e, T0);
+    assert!(
+        run.verdicts().iter().all(|v| v.receipt.is_none()),
+        "await_human carries no receipt"
+    );
+    let x = escalation(&run, "escalations.support", "act-r1");
+    run.decide(
+        &answer(&x, DecisionKind::Approve, "ana", T0 + MIN),
+        T0 + MIN,
+    );
+    let v = final_verdict(&run, "act-r1").expect("approved");
+    assert_eq!(v.outcome, VerdictOutcome::Approved);
+    let now = (T0 + MIN) / 1000;
+    // Key order and spacing do not matter: the hash is over the canonical form.
+    let claims = check(&settings, &v, r#"{ "amount": 40, "order": "o-1" }"#, now).unwrap();
+    assert_eq!(claims.approvers.len(), 1);
+    assert_eq!(claims.approvers[0].sub, "ana");
+    assert_eq!(claims.approvers[0].role, "support");
+    assert_eq!(claims.approvers[0].via, "unsigned");
+    assert_eq!(
+        claims.approvers[0].context_sha256.as_ref().map(String::len),
+        Some(43)
+    );
+    assert_eq!(claims.level, "ask_first");
+    assert_eq!(claims.rule_version, v.rule_version);
+    assert_eq!(claims.exp - claims.iat, 600, "the default expiry");
+    assert_eq!(claims.approval.id, claims.jti);
+    // One argument changed, after expiry, another key: each refused, saying why.
+    let changed = check(&settings, &v, r#"{"order":"o-1","amount":400}"#, now).unwrap_err();
+    assert_eq!(changed[0].reason(), "arguments_differ");
+    let late = check(&settings, &v, r#"{"order":"o-1","amount":40}"#, now + 601).unwrap_err();
+    assert_eq!(late[0].reason(), "expired");
+    let (_, elsewhere) = run_with(Some(&Signer::generate("processor-1")), false);
+    let foreign = check(&elsewhere, &v, r#"{"order":"o-1","amount":40}"#, now).unwrap_err();
+    assert_eq!(foreign[0].reason(), "bad_receipt");
+}
+
+#[test]
+fn a_revision_binds_the_revised_arguments_and_a_rejection_carries_no_receipt() {
+    let key = Signer::generate("processor-1");
+    let (mut run, settings) = run_with(Some(&key), false);
+    let e = action("act-r2", "refund.issue", r#"{"order":"o-2","amount":40}"#);
+    run.event(&e, T0);
+    let x = escalation(&run, "escalations.support", "act-r2");
+    let mut revise = answer(&x, DecisionKind::Revise, "ana", T0 + MIN);
+    revise.revised_arguments = Some(r#"{"order":"o-2","amount":25}"#.into());
+    run.decide(&revise, T0 + MIN);
+    let v = final_verdict(&run, "act-r2").unwrap();
+    assert_eq!(v.outcome, VerdictOutcome::Revised);
+    let now = (T0 + MIN) / 1000;
+    let claims = check(&settings, &v, r#"{"amount":25,"order":"o-2"}"#, now).unwrap();
+    assert_eq!(claims.outcome, "revised");
+    assert_eq!(
+        claims.approvers[0].sub, "ana",
+        "the reviser approved what they wrote"
+    );
+    let original = check(&settings, &v, r#"{"order":"o-2","amount":40}"#, now).unwrap_err();
+    assert_eq!(original[0].reason(), "arguments_differ");
+
+    let e = action("act-r3", "refund.issue", r#"{"order":"o-3","amount":40}"#);
+    run.event(&e, T0);
+    let x = escalation(&run, "escalations.support", "act-r3");
+    run.decide(&answer(&x, DecisionKind::Reject, "ana", T0 + MIN), T0 + MIN);
+    let v = final_verdict(&run, "act-r3").unwrap();
+    assert_eq!(v.outcome, VerdictOutcome::Rejected);
+    assert_eq!(v.receipt, None);
+}
+
+#[test]
+fn without_a_signing_key_there_are_no_receipts_and_auto_run_receipts_are_opt_in() {
+    let (mut run, _) = run_with(None, false);
+    let e = action("act-r4", "refund.issue", r#"{"amount":40}"#);
+    run.event(&e, T0);
+    let x = escalation(&run, "escalations.support", "act-r4");
+    run.decide(
+        &answer(&x, DecisionKind::Approve, "ana", T0 + MIN),
+        T0 + MIN,
+    );
+    assert_eq!(final_verdict(&run, "act-r4").unwrap().receipt, None);
+
+    let key = Signer::generate("processor-1");
+    let mut research = base_event();
+    research.action_id = "act-r5".into();
+    research.tool_call = action("x", "x", r#"{"q":"batteries"}"#).tool_call;
+    let (mut off, _) = run_with(Some(&key), false);
+    off.event(&research, T0);
+    let v = final_verdict(&off, "act-r5").unwrap();
+    assert_eq!(v.outcome, VerdictOutcome::Proceed);
+    assert_eq!(v.receipt, None, "off by default");
+    let (mut on, settings) = run_with(Some(&key), true);
+    on.event(&research, T0);
+    let v = final_verdict(&on, "act-r5").unwrap();
+    let mut keys_checked = check(&settings, &v, r#"{"q":"batteries"}"#, T0 / 1000).unwrap();
+    assert_eq!(keys_checked.outcome, "proceed");
+    assert!(keys_checked.approvers.is_empty());
+    assert_eq!(keys_checked.approval.approved_at.take(), None);
+}
+
+#[test]
+fn four_eyes_waits_for_a_second_person_of_another_role_and_lists_both() {
+    let key = Signer::generate("processor-1");
+    let (mut run, settings) = run_with(Some(&key), false);
+    let e = action("act-w1", "payment.wire", r#"{"to":"DE89","amount":40}"#);
+    run.event(&e, T0);
+    let to_owner = escalation(&run, "escalations.owner", "act-w1");
+    let to_compliance = escalation(&run, "escalations.compliance", "act-w1");
+    run.decide(
+        &answer(&to_owner, DecisionKind::Approve, "olga", T0 + MIN),
+        T0 + MIN,
+    );
+    assert_eq!(
+        final_verdict(&run, "act-w1"),
+        None,
+        "open after one approval"
+    );
+    // The same person again, for the other role: refused, still open.
+    run.decide(
+        &answer(&to_compliance, DecisionKind::Approve, "olga", T0 + 2 * MIN),
+        T0 + 2 * MIN,
+    );
+    assert_eq!(
+        final_verdict(&run, "act-w1"),
+        None,
+        "one person never counts twice"
+    );
+    run.decide(
+        &answer(&to_compliance, DecisionKind::Approve, "carl", T0 + 3 * MIN),
+        T0 + 3 * MIN,
+    );
+    let v = final_verdict(&run, "act-w1").expect("approved by two");
+    assert_eq!(v.outcome, VerdictOutcome::Approved);
+    let claims = check(
+        &settings,
+        &v,
+        r#"{"amount":40,"to":"DE89"}"#,
+        (T0 + 3 * MIN) / 1000,
+    )
+    .unwrap();
+    let who: Vec<(&str, &str)> = claims
+        .approvers
+        .iter()
+        .map(|a| (a.sub.as_str(), a.role.as_str()))
+        .collect();
+    assert_eq!(who, [("olga", "owner"), ("carl", "compliance")]);
+    assert_ne!(
+        claims.approvers[0].context_sha256, claims.approvers[1].context_sha256,
+        "each saw their role's package"
+    );
+}
+
+#[test]
+fn two_approvals_from_one_role_keep_its_escalation_open_and_any_rejection_rejects() {
+    let (mut run, _) = run_with(None, false);
+    let e = action("act-b1", "payment.bulk", r#"{"n":3}"#);
+    run.event(&e, T0);
+    let x = escalation(&run, "escalations.owner", "act-b1");
+    run.decide(
+        &answer(&x, DecisionKind::Approve, "olga", T0 + MIN),
+        T0 + MIN,
+    );
+    run.decide(
+        &answer(&x, DecisionKind::Approve, "olga", T0 + MIN),
+        T0 + MIN,
+    );
+    assert_eq!(final_verdict(&run, "act-b1"), None);
+    run.decide(
+        &answer(&x, DecisionKind::Approve, "oscar", T0 + 2 * MIN),
+        T0 + 2 * MIN,
+    );
+    assert_eq!(
+        final_verdict(&run, "act-b1").unwrap().outcome,
+        VerdictOutcome::Approved
+    );
+
+    let e = action("act-b2", "payment.bulk", r#"{"n":4}"#);
+    run.event(&e, T0);
+    let x = escalation(&run, "escalations.owner", "act-b2");
+    run.decide(
+        &answer(&x, DecisionKind::Approve, "olga", T0 + MIN),
+        T0 + MIN,
+    );
+    run.decide(
+        &answer(&x, DecisionKind::Reject, "oscar", T0 + 2 * MIN),
+        T0 + 2 * MIN,
+    );
+    assert_eq!(
+        final_verdict(&run, "act-b2").unwrap().outcome,
+        VerdictOutcome::Rejected
+    );
+}
+
+#[test]
+fn the_deadline_applies_to_the_whole_and_the_chain_moves_on_after_one_approval() {
+    let (mut run, _) = run_with(None, false);
+    let e = action("act-b3", "payment.bulk", r#"{"n":5}"#);
+    run.event(&e, T0);
+    let x = escalation(&run, "escalations.owner", "act-b3");
+    run.decide(
+        &answer(&x, DecisionKind::Approve, "olga", T0 + MIN),
+        T0 + MIN,
+    );
+    // The owner's warm deadline (1 h) passes with one of two approvals: no verdict yet; the
+    // owner has no `escalate_to` in the default matrix, so the action times out, blocked.
+    run.tick(T0 + 61 * MIN);
+    let v = final_verdict(&run, "act-b3").expect("timed out");
+    assert_eq!(v.outcome, VerdictOutcome::TimedOutBlocked);
+    assert_eq!(v.receipt, None);
+}
+
+#[test]
+fn a_quorum_the_roles_cannot_meet_is_refused_with_the_rule_named() {
+    for (extra, path) in [
+        (
+            "[[levels]]\npattern = \"payment.x\"\nlevel = \"ask_first\"\nroles = [\"owner\"]\napprovals = 2\ndistinct_roles = true\n",
+            "levels[",
+        ),
+        (
+            "[[levels]]\npattern = \"payment.x\"\nlevel = \"ask_first\"\napprovals = 9\n",
+            ".approvals",
+        ),
+        ("per_level = { hard_stop = 0 }", "approvals.per_level.hard_stop"),
+    ] {
+        let text = match extra.strip_prefix("per_level") {
+            // Into the default's own [approvals] table.
+            Some(_) => DEFAULT_MATRIX_TOML.replace("[approvals]\n", &format!("[approvals]\n{extra}\n")),
+            None => format!("{DEFAULT_MATRIX_TOML}\n{extra}"),
+        };
+        let e = Matrix::from_toml_str(&text, MatrixSource::Default)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(path), "{extra}: {e}");
+    }
+}
+
+#[test]
+fn receipt_verify_says_exactly_what_does_not_match_and_exits_1() {
+    let key = Signer::generate("processor-1");
+    let (mut run, settings) = run_with(Some(&key), false);
+    let e = action("act-c1", "refund.issue", r#"{"order":"o-9","amount":40}"#);
+    run.event(&e, T0);
+    let x = escalation(&run, "escalations.support", "act-c1");
+    run.decide(
+        &answer(&x, DecisionKind::Approve, "ana", T0 + MIN),
+        T0 + MIN,
+    );
+    let v = final_verdict(&run, "act-c1").unwrap();
+    let dir = std::env::temp_dir().join(format!("handoff-receipt-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("jwks.json");
+    std::fs::write(&jwks, settings.trust.jwks().to_string()).unwrap();
+    let verdict_line = serde_json::to_string(&v).unwrap();
+    let verify_at = |at: i64, extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args(["receipt", "verify", &verdict_line, "--jwks"])
+            .arg(&jwks)
+            .args(["--at", &at.to_string()])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let verify = |extra: &[&str]| verify_at(T0 + 2 * MIN, extra);
+    let (code, said) = verify(&[
+        "--arguments",
+        r#"{"amount":40,"order":"o-9"}"#,
+        "--tool",
+        "send_money",
+    ]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.starts_with("valid: approved act-c1 of agent-1 (send_money)"),
+        "{said}"
+    );
+    assert!(said.contains("ana (support,"), "{said}");
+    let (code, said) = verify(&[
+        "--arguments",
+        r#"{"amount":41,"order":"o-9"}"#,
+        "--tool",
+        "refund",
+        "--agent",
+        "agent-1",
+    ]);
+    assert_eq!(code, Some(1), "{said}");
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 2, "{said}");
+    assert!(lines[0].starts_with("refused (other_tool): tool_name: the receipt says \"send_money\", about to run \"refund\""), "{said}");
+    assert!(
+        lines[1].starts_with("refused (arguments_differ): arguments_sha256"),
+        "{said}"
+    );
+    let (code, said) = verify_at(T0 + 20 * MIN, &[]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("refused (expired): expired at"), "{said}");
+}
