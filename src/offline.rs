@@ -33,6 +33,9 @@ pub struct EvalLine {
     pub tier: Option<Tier>,
     /// What the humans must do, or null.
     pub required_action: Option<RequiredAction>,
+    /// Four-eyes: the approvals the action needs, when a rule asks for more than one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<crate::matrix::Quorum>,
     /// Hash of the matrix.
     pub rule_version: String,
     /// The verdict for the agent.
@@ -109,6 +112,7 @@ pub fn eval_lines(
                     roles: plan.verdict.roles.clone(),
                     tier,
                     required_action,
+                    quorum: (!plan.quorum.is_default()).then_some(plan.quorum),
                     rule_version: matrix.version().to_string(),
                     escalations: plan.escalations.into_iter().map(|(_, e)| e).collect(),
                     verdict: plan.verdict,
@@ -145,6 +149,10 @@ pub struct Expect {
     pub tier: Option<TierExpect>,
     /// Expected required action.
     pub required_action: Option<RequiredAction>,
+    /// Expected number of approvers (four-eyes; 1 unless a rule asks for more).
+    pub approvals: Option<u8>,
+    /// Whether they must answer for distinct roles.
+    pub distinct_roles: Option<bool>,
 }
 
 /// An expected tier, or `none`.
@@ -250,7 +258,15 @@ impl RuleCase {
 }
 
 impl Expect {
-    const FIELDS: [&str; 5] = ["level", "triggers", "roles", "tier", "required_action"];
+    const FIELDS: [&str; 7] = [
+        "level",
+        "triggers",
+        "roles",
+        "tier",
+        "required_action",
+        "approvals",
+        "distinct_roles",
+    ];
 
     /// The `expect` table at `at`, recording each of its problems.
     fn from_value(v: &Value, at: &str, p: &mut Problems) -> Option<Expect> {
@@ -273,6 +289,8 @@ impl Expect {
             roles: field(p, v, at, "roles", false),
             tier: field(p, v, at, "tier", false),
             required_action: field(p, v, at, "required_action", false),
+            approvals: field(p, v, at, "approvals", false),
+            distinct_roles: field(p, v, at, "distinct_roles", false),
         };
         (p.len() == before).then_some(e)
     }
@@ -517,6 +535,22 @@ fn expect_diffs(ex: &Expect, plan: &Plan, diffs: &mut Vec<String>) {
         };
         if got != t {
             diffs.push(format!("tier: expected {t:?}, got {got:?}").to_lowercase());
+        }
+    }
+    if let Some(n) = ex.approvals {
+        if n != plan.quorum.approvals {
+            diffs.push(format!(
+                "approvals: expected {n}, got {}",
+                plan.quorum.approvals
+            ));
+        }
+    }
+    if let Some(d) = ex.distinct_roles {
+        if d != plan.quorum.distinct_roles {
+            diffs.push(format!(
+                "distinct_roles: expected {d}, got {}",
+                plan.quorum.distinct_roles
+            ));
         }
     }
     if let Some(ra) = ex.required_action {

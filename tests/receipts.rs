@@ -401,3 +401,60 @@ fn receipt_verify_says_exactly_what_does_not_match_and_exits_1() {
     assert_eq!(code, Some(1), "{said}");
     assert!(said.contains("refused (expired): expired at"), "{said}");
 }
+
+#[test]
+fn check_eval_and_test_rules_express_four_eyes() {
+    let dir = std::env::temp_dir().join(format!("handoff-four-eyes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let matrix = dir.join("matrix.toml");
+    std::fs::write(&matrix, format!("{DEFAULT_MATRIX_TOML}\n{FOUR_EYES}")).unwrap();
+    let handoff = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let m = matrix.to_str().unwrap();
+    let (code, said) = handoff(&["check", "--matrix", m], "");
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("payment.wire (2 approvals from distinct roles)")
+            && said.contains("payment.bulk (2 approvals)"),
+        "{said}"
+    );
+    let event = serde_json::to_string(&action("a-1", "payment.wire", "{}")).unwrap();
+    let (_, said) = handoff(&["eval", "--matrix", m], &event);
+    assert!(
+        said.contains(r#""quorum":{"approvals":2,"distinct_roles":true}"#),
+        "{said}"
+    );
+    let cases = dir.join("cases.yaml");
+    std::fs::write(
+        &cases,
+        format!(
+            "matrix: {m}\nbase_event: {event}\ncases:\n  - name: wires need two\n    events: [{{}}]\n    \
+             expect: {{ approvals: 2, distinct_roles: true, roles: [compliance, owner] }}\n  - \
+             name: refunds need one\n    events: [{{ action_type: refund.issue }}]\n    expect: {{ \
+             approvals: 2 }}\n"
+        ),
+    )
+    .unwrap();
+    let (code, said) = handoff(&["test-rules", cases.to_str().unwrap()], "");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("approvals: expected 2, got 1"), "{said}");
+    assert_eq!(said.matches("approvals: expected").count(), 1, "{said}");
+}

@@ -243,6 +243,27 @@ fn a_stricter_level_keeps_who_approves_and_a_change_of_approvers_is_reported() {
     );
 }
 
+/// email.send approved by its level alone every time graduates to execute_log — unless its
+/// rule asks for two approvers: four-eyes is never proposed away.
+#[test]
+fn a_four_eyes_rule_is_never_proposed_lower() {
+    let (text, r) = history(vec![group(events("email.send", 60, T0, |_| 0.95), approve)]);
+    let graduates = |ps: &suggest::Proposals| {
+        ps.list.iter().any(|p| {
+            matches!(&p.change, Change::Level { action_type, to: Level::ExecuteLog, .. }
+                if action_type == "email.send")
+        })
+    };
+    assert!(graduates(&propose(&text, &r)), "the control graduates");
+    let four_eyes = text.replace(
+        "pattern = \"email.send\"\nlevel = \"ask_first\"\n",
+        "pattern = \"email.send\"\nlevel = \"ask_first\"\napprovals = 2\n",
+    );
+    assert_ne!(four_eyes, text);
+    let ps = propose(&four_eyes, &r);
+    assert!(!graduates(&ps), "{:#?}", ps.list);
+}
+
 /// research.search: 392 of 400 caught by the gate approved, the 8 revised at 0.50 and 0.60.
 fn gate_history() -> (String, Records) {
     history(vec![group(

@@ -81,8 +81,13 @@ fn levels(s: &mut String, spec: &MatrixSpec) {
             .levels
             .iter()
             .filter_map(|r| {
+                let four_eyes = if r.quorum().is_default() {
+                    String::new()
+                } else {
+                    format!(" ({})", r.quorum().describe())
+                };
                 if r.level == level {
-                    Some(r.pattern.clone())
+                    Some(format!("{}{four_eyes}", r.pattern))
                 } else if r.templated == Some(level) {
                     Some(format!("{} (templated)", r.pattern))
                 } else {
@@ -91,6 +96,14 @@ fn levels(s: &mut String, spec: &MatrixSpec) {
             })
             .collect();
         let _ = writeln!(s, "  {:<12} {}", level.as_str(), list(&pats, ", "));
+    }
+    for (level, n) in &spec.approvals.per_level {
+        let _ = writeln!(
+            s,
+            "  every action at {} needs {} approvals",
+            level.as_str(),
+            n
+        );
     }
     let unknown = &spec.outcomes[&Trigger::UnknownAction];
     let _ = writeln!(
@@ -105,9 +118,14 @@ fn triggers(s: &mut String, spec: &MatrixSpec) {
     for t in Trigger::ALL {
         let o = &spec.outcomes[&t];
         let state = if spec.enabled(t) { "" } else { "  (disabled)" };
+        let four_eyes = if o.quorum.is_default() {
+            String::new()
+        } else {
+            format!(" ({})", o.quorum.describe())
+        };
         let _ = writeln!(
             s,
-            "  {:<28} {:<11} {:<10} {}{}",
+            "  {:<28} {:<11} {:<10} {}{four_eyes}{}",
             t.as_str(),
             o.level.as_str(),
             o.tier.as_str(),

@@ -461,6 +461,20 @@ impl Matrix {
         }
     }
 
+    /// The approvals an action type's own rule asks for (four-eyes; one when it names none).
+    pub fn type_quorum(&self, action_type: &str) -> Quorum {
+        self.level_rule(action_type)
+            .map(spec::LevelRule::quorum)
+            .unwrap_or_default()
+    }
+
+    /// The approvals a trigger (by name) asks for when it fires.
+    pub fn trigger_quorum(&self, name: &str) -> Quorum {
+        Trigger::from_name(name)
+            .map(|t| self.spec.outcomes[&t].quorum)
+            .unwrap_or_default()
+    }
+
     /// The level a trigger (by name) asks for when it fires; `None` for a name that is not a
     /// trigger.
     pub fn trigger_level(&self, name: &str) -> Option<Level> {

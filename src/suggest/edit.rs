@@ -93,7 +93,8 @@ pub fn apply(text: &str, changes: &[&Change]) -> Result<String, String> {
 }
 
 /// Sets the level of action type `action_type`: in its exact `[[levels]]` entry, or in a new
-/// exact entry that carries over who approves (`roles`) and what a timeout does (`on_timeout`,
+/// exact entry that carries over who approves (`roles`, `approvals`, `distinct_roles`) and what
+/// a timeout does (`on_timeout`,
 /// unless the new level is `hard_stop`, which never fails open) from the entry that matched it
 /// before — so a change of level never changes who is asked. A `templated` level is kept while
 /// it is no stricter than the new level.
@@ -132,7 +133,13 @@ fn set_level(doc: &mut DocumentMut, action_type: &str, level: Level) -> Result<(
             t["pattern"] = value(action_type);
             t["level"] = value(level.as_str());
             let from = matched.and_then(|i| levels.get(i));
-            for key in ["templated", "roles", "on_timeout"] {
+            for key in [
+                "templated",
+                "roles",
+                "on_timeout",
+                "approvals",
+                "distinct_roles",
+            ] {
                 if let Some(v) = from.and_then(|f| f.get(key)) {
                     t[key] = v.clone();
                 }

@@ -84,6 +84,9 @@ fn graduation(matrix: &Matrix, ty: &str, cs: &[&Case], t: &Thresholds) -> Option
     if base != Level::AskFirst {
         return None; // nothing to graduate below ask_first
     }
+    if matrix.type_quorum(ty).approvals > 1 {
+        return None; // four-eyes is never proposed away
+    }
     let templated_differs = matrix.type_level(ty, true) != base;
     let by_level: Vec<&Case> = cs
         .iter()
@@ -258,6 +261,9 @@ fn phrases(
     fired
         .into_iter()
         .filter(|(_, (n, k))| *n >= t.min_cases && k == n)
+        // A trigger that asks for several approvers keeps every phrase (four-eyes is never
+        // proposed away).
+        .filter(|((trigger, _), _)| matrix.trigger_quorum(trigger).approvals <= 1)
         .map(|((trigger, phrase), (n, k))| {
             let interval = wilson(k, n);
             let why = format!(
