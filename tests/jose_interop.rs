@@ -31,23 +31,23 @@ fn node_jose() -> PathBuf {
     dir
 }
 
-/// What each library says of `jws` over `payload` against `jwks`: (all verified, their words).
-fn check(dir: &Path, jwks_file: &Path, jws: &str, payload: &[u8]) -> (bool, String) {
-    std::fs::write(dir.join("jws"), jws).unwrap();
-    std::fs::write(dir.join("payload"), payload).unwrap();
+/// Runs `verify_<name>.py` (PyJWT and joserfc) and `verify_<name>.mjs` (jose) with `args`:
+/// (all accepted, their words).
+fn libraries_say(name: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
     let python = venv("jose", "tests/interop/requirements.txt").join("bin/python");
     let interop = node_jose();
     let mut all = true;
     let mut words = String::new();
     for (program, script) in [
-        (python.as_os_str(), interop.join("verify_jws.py")),
-        ("node".as_ref(), interop.join("verify_jws.mjs")),
+        (
+            python.as_os_str(),
+            interop.join(format!("verify_{name}.py")),
+        ),
+        ("node".as_ref(), interop.join(format!("verify_{name}.mjs"))),
     ] {
         let out = Command::new(program)
             .arg(script)
-            .arg(jwks_file)
-            .arg(dir.join("jws"))
-            .arg(dir.join("payload"))
+            .args(args)
             .output()
             .unwrap();
         all &= out.status.success();
@@ -55,6 +55,17 @@ fn check(dir: &Path, jwks_file: &Path, jws: &str, payload: &[u8]) -> (bool, Stri
         words += &String::from_utf8_lossy(&out.stderr);
     }
     (all, words)
+}
+
+/// What each library says of `jws` over `payload` against `jwks`: (all verified, their words).
+fn check(dir: &Path, jwks_file: &Path, jws: &str, payload: &[u8]) -> (bool, String) {
+    std::fs::write(dir.join("jws"), jws).unwrap();
+    std::fs::write(dir.join("payload"), payload).unwrap();
+    let (jws, payload) = (dir.join("jws"), dir.join("payload"));
+    libraries_say(
+        "jws",
+        &[jwks_file.as_os_str(), jws.as_os_str(), payload.as_os_str()],
+    )
 }
 
 fn decision() -> HumanDecision {
@@ -148,27 +159,16 @@ fn check_receipt(
 ) -> (bool, String) {
     std::fs::write(dir.join("receipt"), receipt).unwrap();
     std::fs::write(dir.join("arguments.json"), arguments).unwrap();
-    let python = venv("jose", "tests/interop/requirements.txt").join("bin/python");
-    let interop = node_jose();
-    let mut all = true;
-    let mut words = String::new();
-    for (program, script) in [
-        (python.as_os_str(), interop.join("verify_receipt.py")),
-        ("node".as_ref(), interop.join("verify_receipt.mjs")),
-    ] {
-        let out = Command::new(program)
-            .arg(script)
-            .arg(jwks_file)
-            .arg(dir.join("receipt"))
-            .arg(dir.join("arguments.json"))
-            .arg(agent)
-            .output()
-            .unwrap();
-        all &= out.status.success();
-        words += &String::from_utf8_lossy(&out.stdout);
-        words += &String::from_utf8_lossy(&out.stderr);
-    }
-    (all, words)
+    let (receipt, arguments) = (dir.join("receipt"), dir.join("arguments.json"));
+    libraries_say(
+        "receipt",
+        &[
+            jwks_file.as_os_str(),
+            receipt.as_os_str(),
+            arguments.as_os_str(),
+            agent.as_ref(),
+        ],
+    )
 }
 
 /// A receipt the processor issued for a person's approval, checked as an executor would by

@@ -69,17 +69,13 @@ impl PartitionState {
         if d.decision == DecisionKind::Acknowledge && esc.deadline_ms.is_none() {
             return Err(Ignored::Duplicate(d.escalation_id.clone()));
         }
-        let approval = (d.decision == DecisionKind::Approve).then(|| Approved {
-            by: d.decided_by.clone(),
-            role: d.role.clone(),
-            at_ms: if d.decided_at_ms > 0 {
-                d.decided_at_ms
-            } else {
-                now_ms
-            },
-            via: via.map(str::to_string),
-            context_sha256: context_sha256(matrix, action, &d.role),
-        });
+        // An approval counts; so does a revision (its author approved what they wrote), once.
+        let approves = match d.decision {
+            DecisionKind::Approve => true,
+            DecisionKind::Revise => !action.approvals.iter().any(|a| a.by == d.decided_by),
+            _ => false,
+        };
+        let mut approval = approves.then(|| approval_by(matrix, action, d, via, now_ms));
         let main_action = action.event.action_id.clone();
         let first =
             esc.deadline_ms.is_some() && !action.approvals.iter().any(|a| a.role == esc.role);
@@ -88,7 +84,7 @@ impl PartitionState {
         self.dirty.insert(session.clone());
         let outcome = match d.decision {
             DecisionKind::Approve => {
-                let approval = approval.expect("an approval");
+                let approval = approval.take().expect("an approval");
                 if !self.approve(&session, ai, ei, approval, effects) {
                     return Ok(());
                 }
@@ -111,10 +107,7 @@ impl PartitionState {
         let r = self.sessions.get_mut(&session).expect("present");
         let action = &mut r.open[ai];
         if outcome == VerdictOutcome::Revised {
-            // The person who revised approved what they wrote.
-            action
-                .approvals
-                .extend(approval_of_revision(matrix, action, d, via, now_ms));
+            action.approvals.extend(approval);
         }
         if matches!(outcome, VerdictOutcome::Approved | VerdictOutcome::Revised) {
             effects.push(Effect::Approval(Box::new(ApprovalFacts {
@@ -367,18 +360,15 @@ fn context_sha256(matrix: &Matrix, action: &OpenAction, role: &str) -> Option<St
     crate::trust::receipt::json_sha256(&package)
 }
 
-/// A revision is its author's approval of what they wrote (unless they approved already).
-fn approval_of_revision(
+/// `d`'s author's approval of `action`, as the state keeps it.
+fn approval_by(
     matrix: &Matrix,
     action: &OpenAction,
     d: &HumanDecision,
     via: Option<&str>,
     now_ms: i64,
-) -> Option<Approved> {
-    if action.approvals.iter().any(|a| a.by == d.decided_by) {
-        return None;
-    }
-    Some(Approved {
+) -> Approved {
+    Approved {
         by: d.decided_by.clone(),
         role: d.role.clone(),
         at_ms: if d.decided_at_ms > 0 {
@@ -388,7 +378,7 @@ fn approval_of_revision(
         },
         via: via.map(str::to_string),
         context_sha256: context_sha256(matrix, action, &d.role),
-    })
+    }
 }
 
 /// The `Answered` effect of a decision; the first human response carries the time waited.
