@@ -7,7 +7,10 @@
 //! - matrix evaluation of decoded events with the default matrix;
 //! - decode + validate + evaluate, the per-event work of the stream before any output;
 //! - the whole per-record stage, and the changelog records it writes, encoded and decoded as
-//!   JSON and in the binary form.
+//!   JSON and in the binary form;
+//! - approval receipts: signing one and checking one (per verdict), and the stage with a
+//!   signing key (receipts for human approvals only: the stage's events need none) and with
+//!   receipts for every action the rules let run alone.
 //!
 //! Events come from the synthetic fleet (production-like mix, about 5% needing a human) with
 //! `request`, `output` and `user_message` of about 300 bytes each. `benches/report.py` turns
@@ -208,6 +211,98 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
     changelog(c, &settings, &shared, &encoded);
+    receipts(c, &shared, &encoded, &plans);
+}
+
+/// Signing and checking a receipt per verdict, and the stage with receipts.
+fn receipts(
+    c: &mut Criterion,
+    matrix: &std::sync::Arc<Matrix>,
+    encoded: &[Vec<u8>],
+    plans: &[handoff::escalation::Plan],
+) {
+    use handoff::trust::receipt::{self, Approval, Claims, Expected};
+    let signer = handoff::trust::Signer::generate("bench-1");
+    let claims: Vec<Claims> = plans
+        .iter()
+        .map(|p| {
+            let v = &p.verdict;
+            Claims {
+                iss: receipt::ISSUER.into(),
+                aud: v.agent_id.clone(),
+                jti: receipt::receipt_id(&v.action_id, v.decided_at_ms),
+                iat: 1,
+                exp: 601,
+                action_id: v.action_id.clone(),
+                session_id: v.session_id.clone(),
+                agent_id: v.agent_id.clone(),
+                action_type: v.action_type.clone(),
+                tool_name: Some("issue_refund".into()),
+                arguments_sha256: Some(receipt::sha256(v.action_id.as_bytes())),
+                outcome: "approved".into(),
+                chosen_option: None,
+                approvers: Vec::new(),
+                rule_version: v.rule_version.clone(),
+                level: v.level.as_str().into(),
+                triggers: v.triggers.clone(),
+                approval: Approval {
+                    id: v.action_id.clone(),
+                    approved_at: None,
+                    approved_until: receipt::rfc3339(601, false),
+                },
+            }
+        })
+        .collect();
+    let mut g = c.benchmark_group("receipts");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("sign", |b| {
+        b.iter(|| {
+            for cl in &claims {
+                black_box(receipt::issue(&signer, black_box(cl)));
+            }
+        })
+    });
+    let issued: Vec<String> = claims.iter().map(|cl| receipt::issue(&signer, cl)).collect();
+    let mut keys = std::collections::HashMap::new();
+    keys.insert(
+        "bench-1".to_string(),
+        handoff::trust::public_key(&signer.public_key()).unwrap(),
+    );
+    let now = Expected {
+        now_s: 2,
+        ..Expected::default()
+    };
+    g.bench_function("check", |b| {
+        b.iter(|| {
+            for r in &issued {
+                black_box(receipt::check(black_box(r), &keys, &now).unwrap());
+            }
+        })
+    });
+    for (name, for_auto_run) in [
+        ("handoff_process_signing_key", false),
+        ("handoff_process_receipts_for_every_action", true),
+    ] {
+        let mut settings = handoff::config::Settings::default();
+        settings.trust.signing_key = Some(signer.to_pem());
+        settings.trust.signing_key_id = Some(signer.id().into());
+        settings.trust.receipts.for_auto_run = for_auto_run;
+        let mut out = Vec::new();
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || Processor::new(&settings, matrix.clone()).unwrap(),
+                |mut stage| {
+                    for (i, bytes) in encoded.iter().enumerate() {
+                        out.clear();
+                        black_box(stage.process(input(i, bytes), 1, &mut out).unwrap());
+                    }
+                    stage
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
 }
 
 /// Event `i` of the bench as the stage's input record (offset `i`, four partitions).

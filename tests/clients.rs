@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::gateway::{gateway_section, spawn_gateway, wait_ready};
+use common::gateway::{gateway_section, receipts_section, spawn_gateway, wait_ready};
 use common::kafka::*;
 use handoff::sim::broker::free_port;
 use std::process::Command;
@@ -21,7 +21,8 @@ fn the_python_client_and_its_adapters_decide_wait_and_resume_over_the_gateway_an
     let bootstrap = broker.bootstrap();
     let dir = tmpdir("clients-python");
     let port = free_port();
-    let extra = matrix_where_no_confidence_passes(&dir) + &gateway_section(port);
+    let extra =
+        matrix_where_no_confidence_passes(&dir) + &gateway_section(port) + &receipts_section();
     let config = config_file(&dir, &bootstrap, "clients", &extra);
     let mut run = spawn(&config, &dir.join("run.log"));
     let mut gateway = spawn_gateway(&config, &dir.join("gateway.log"));

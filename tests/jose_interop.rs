@@ -6,56 +6,11 @@
 
 mod common;
 
-use common::python::{root, venv};
+use common::jose::{check_receipt, libraries_say};
 use handoff::audit::chain;
 use handoff::event::{Codec, DecisionKind, HumanDecision, SchemaKind};
 use handoff::trust::{jwks, public_key, signature_header, Signer};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// `npm ci` in tests/interop (again when the lock changes).
-fn node_jose() -> PathBuf {
-    let dir = root().join("tests/interop");
-    let lock = std::fs::read(dir.join("package-lock.json")).unwrap();
-    let stamp = dir.join("node_modules/.lock-copy");
-    if std::fs::read(&stamp).ok().as_deref() != Some(lock.as_slice()) {
-        let ok = Command::new("npm")
-            .args(["ci", "--silent", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm runs (Node 20)")
-            .success();
-        assert!(ok, "npm ci in tests/interop (registry reachable?)");
-        std::fs::write(&stamp, &lock).unwrap();
-    }
-    dir
-}
-
-/// Runs `verify_<name>.py` (PyJWT and joserfc) and `verify_<name>.mjs` (jose) with `args`:
-/// (all accepted, their words).
-fn libraries_say(name: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
-    let python = venv("jose", "tests/interop/requirements.txt").join("bin/python");
-    let interop = node_jose();
-    let mut all = true;
-    let mut words = String::new();
-    for (program, script) in [
-        (
-            python.as_os_str(),
-            interop.join(format!("verify_{name}.py")),
-        ),
-        ("node".as_ref(), interop.join(format!("verify_{name}.mjs"))),
-    ] {
-        let out = Command::new(program)
-            .arg(script)
-            .args(args)
-            .output()
-            .unwrap();
-        all &= out.status.success();
-        words += &String::from_utf8_lossy(&out.stdout);
-        words += &String::from_utf8_lossy(&out.stderr);
-    }
-    (all, words)
-}
+use std::path::Path;
 
 /// What each library says of `jws` over `payload` against `jwks`: (all verified, their words).
 fn check(dir: &Path, jwks_file: &Path, jws: &str, payload: &[u8]) -> (bool, String) {
@@ -147,28 +102,6 @@ fn pyjwt_joserfc_and_jose_verify_handoffs_signatures_against_its_jwks() {
     let (_, jws) = signature_header(&stranger, &value);
     let (ok, words) = check(&dir, &jwks_file, &String::from_utf8(jws).unwrap(), &value);
     assert!(!ok, "{words}");
-}
-
-/// What each library says of `receipt` for `arguments` run by `agent`: (all accepted, words).
-fn check_receipt(
-    dir: &Path,
-    jwks_file: &Path,
-    receipt: &str,
-    arguments: &str,
-    agent: &str,
-) -> (bool, String) {
-    std::fs::write(dir.join("receipt"), receipt).unwrap();
-    std::fs::write(dir.join("arguments.json"), arguments).unwrap();
-    let (receipt, arguments) = (dir.join("receipt"), dir.join("arguments.json"));
-    libraries_say(
-        "receipt",
-        &[
-            jwks_file.as_os_str(),
-            receipt.as_os_str(),
-            arguments.as_os_str(),
-            agent.as_ref(),
-        ],
-    )
 }
 
 /// A receipt the processor issued for a person's approval, checked as an executor would by

@@ -2,13 +2,15 @@
 //! MCP client through the MCP gate (each a real package with a scripted model, in its own
 //! process) proposes a refund; `handoff run` hands it to support; a person opens it in the
 //! browser inbox (headless Chromium) and revises the amount from 40 to 25; the agent resumes and
-//! its tool runs with 25; the verdict, the escalation and the inbox's audit entry all name the
-//! same action.
+//! its tool runs with 25 — once its adapter redeemed the verdict's approval receipt at the
+//! gateway; the verdict, the escalation and the inbox's audit entry all name the same action.
+//! The receipt verifies with PyJWT, joserfc and jose against the gateway's published keys for the
+//! revised arguments; used again, with one argument changed, or after its expiry, it is refused.
 
 mod common;
 
 use common::browser::*;
-use common::gateway::{gateway_section, spawn_gateway, wait_ready};
+use common::gateway::{gateway_section, receipts_section, request, spawn_gateway, wait_ready};
 use common::inbox::Client;
 use common::kafka::*;
 use fantoccini::Locator;
@@ -33,7 +35,7 @@ fn each_frameworks_agent_runs_its_tool_with_the_amount_a_person_revised_in_the_b
         matrix_where_no_confidence_passes(&dir),
         "k".repeat(40),
         token_sha256("token-of-ana"),
-        gateway_section(gateway_port)
+        gateway_section(gateway_port) + &receipts_section()
     );
     let config = config_file(&dir, &bootstrap, "agents-e2e", &extra);
     let (mut run, mut inbox) = run_and_inbox(&config, &dir);
@@ -92,7 +94,8 @@ fn each_frameworks_agent_runs_its_tool_with_the_amount_a_person_revised_in_the_b
             serde_json::json!([["o-1", 25.0]]),
             "{kind}: {result}"
         );
-        same_action_everywhere(&bootstrap, &id, &session, kind);
+        let verdict = same_action_everywhere(&bootstrap, &id, &session, kind);
+        receipt_used_once(&dir, gateway_port, &verdict, kind);
     }
     for child in [&mut gateway, &mut inbox, &mut run] {
         sigterm(child);
@@ -142,9 +145,55 @@ async fn revise_arguments(driver: u16, port: u16, id: &str, kind: &str) {
     c.close().await.unwrap();
 }
 
+/// The receipt of `v`, redeemed by the agent's adapter before its tool ran: it verifies in
+/// Python and Node against the gateway's published keys for the revised arguments; redeemed
+/// again it is refused as used, with one argument changed as other arguments, and `handoff
+/// receipt verify` refuses it once expired.
+fn receipt_used_once(dir: &std::path::Path, port: u16, v: &handoff::event::Verdict, kind: &str) {
+    let receipt = v.receipt.as_deref().unwrap_or_else(|| panic!("{kind}: a receipt"));
+    let jwks = request(port, "GET", handoff::trust::JWKS_PATH, &[], b"").body;
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, &jwks).unwrap();
+    let revised = r#"{"amount":25,"order_id":"o-1"}"#;
+    let (ok, words) =
+        common::jose::check_receipt(dir, &jwks_file, receipt, revised, "agent-a");
+    assert!(ok, "{kind}: {words}");
+    assert_eq!(words.matches(": verified").count(), 3, "{kind}: {words}");
+    let redeem = |args: &str| {
+        let body = format!(r#"{{"receipt":"{receipt}","arguments":{args},"tool_name":"issue_refund"}}"#);
+        request(
+            port,
+            "POST",
+            "/v1/receipts/redeem",
+            &[("authorization", "Bearer key-a"), ("content-type", "application/json")],
+            body.as_bytes(),
+        )
+    };
+    let again = redeem(revised);
+    assert_eq!(again.status, 409, "{kind}: used by the adapter already: {}", again.body);
+    let changed = redeem(r#"{"amount":26,"order_id":"o-1"}"#);
+    assert_eq!(changed.status, 422, "{kind}: {}", changed.body);
+    assert!(changed.body.contains("arguments_differ"), "{kind}: {}", changed.body);
+    let later = handoff::clock::SystemClock::now() + 11 * 60_000;
+    let out = Command::new(handoff_bin())
+        .args(["receipt", "verify", receipt, "--jwks"])
+        .arg(&jwks_file)
+        .args(["--arguments", revised, "--at", &later.to_string()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{kind}: {said}");
+    assert!(said.contains("refused (expired)"), "{kind}: {said}");
+}
+
 /// The verdict, the escalation and the audit entry of escalation `id` name one action, of
-/// `session`, and the verdict carries the revised arguments.
-fn same_action_everywhere(bootstrap: &str, id: &str, session: &str, kind: &str) {
+/// `session`, and the verdict carries the revised arguments: the final verdict.
+fn same_action_everywhere(
+    bootstrap: &str,
+    id: &str,
+    session: &str,
+    kind: &str,
+) -> handoff::event::Verdict {
     let escalation = escalations(bootstrap, "escalations.support")
         .into_iter()
         .find(|x| x.escalation_id == id)
@@ -175,4 +224,8 @@ fn same_action_everywhere(bootstrap: &str, id: &str, session: &str, kind: &str) 
             })
         },
     );
+    verdicts(bootstrap)
+        .into_iter()
+        .find(|v| v.action_id == action && v.is_final)
+        .unwrap()
 }

@@ -1,7 +1,8 @@
 //! Notifications end to end: the delivery engine against local HTTP receivers (healthy,
 //! failing then recovering, rate-limiting with `Retry-After`, slow, down), a Slack receiver,
 //! `notify::run` against the local broker (tansu) across restarts ([`broker`]), and the
-//! dashboard panel and alert against a real Prometheus ([`dashboard`]). Each test prints its
+//! dashboard panel and alert against a real Prometheus ([`dashboard`]), reminders before the
+//! deadline from the inbox's board ([`reminders`]). Each test prints its
 //! delivery figures (`cargo test --test notify -- --nocapture`).
 
 #[path = "notify/broker.rs"]
@@ -13,6 +14,8 @@ mod dashboard;
 mod fixtures;
 #[path = "notify/receivers.rs"]
 mod receivers;
+#[path = "notify/reminders.rs"]
+mod reminders;
 
 use fixtures::*;
 use handoff::config::notify::ReceiverKind;

@@ -458,3 +458,46 @@ fn check_eval_and_test_rules_express_four_eyes() {
     assert!(said.contains("approvals: expected 2, got 1"), "{said}");
     assert_eq!(said.matches("approvals: expected").count(), 1, "{said}");
 }
+
+/// The inbox shows four-eyes progress: after ana's approval, sam (support too) sees "1 of 2
+/// approvals: ana (support)" in the list and on the page, and his approval closes it.
+#[test]
+fn the_inbox_shows_one_of_two_approvals_and_who_gave_it() {
+    use common::inbox::{people, serve, Client, Stream};
+    let text = DEFAULT_MATRIX_TOML.replace(
+        "pattern = \"refund.*\"\nlevel = \"ask_first\"\n",
+        "pattern = \"refund.*\"\nlevel = \"ask_first\"\napprovals = 2\n",
+    );
+    assert_ne!(text, DEFAULT_MATRIX_TOML);
+    let m = Arc::new(Matrix::from_toml_str(&text, MatrixSource::Default).unwrap());
+    let mut s = Stream::new(&m);
+    let e = action("act-i1", "refund.issue", r#"{"amount":40}"#);
+    s.run.event(&e, T0);
+    s.follow();
+    let x = escalation(&s.run, "escalations.support", "act-i1");
+    let srv = serve(&m, &s, &people(handoff::config::InboxAuth::Token));
+    let approve = |who: &str| {
+        let c = Client::signed_in(srv.port, who);
+        let page = c.get(&format!("/e/{}", x.escalation_id)).body;
+        let token = Client::form_token(&page);
+        let path = format!("/e/{}/answer", x.escalation_id);
+        let r = c.post(&path, &[("form_token", &token), ("decision", "approve")]);
+        assert_eq!(r.status, 303, "{}", r.body);
+        srv.published.decisions.lock().unwrap().last().unwrap().clone()
+    };
+    let by_ana = approve("ana");
+    s.run.decide(&by_ana, T0 + MIN);
+    s.follow();
+    assert_eq!(final_verdict(&s.run, "act-i1"), None);
+    let sam = Client::signed_in(srv.port, "sam");
+    let list = sam.get("/").body;
+    assert!(list.contains("1 of 2 approvals"), "{list}");
+    let page = sam.get(&format!("/e/{}", x.escalation_id)).body;
+    assert!(page.contains("<b>1 of 2 approvals</b>: <bdi>ana (support)</bdi>"), "{page}");
+    let by_sam = approve("sam");
+    s.run.decide(&by_sam, T0 + 2 * MIN);
+    s.follow();
+    let v = final_verdict(&s.run, "act-i1").expect("approved by two");
+    assert_eq!(v.outcome, VerdictOutcome::Approved);
+    assert!(!sam.get("/").body.contains("1 of 2 approvals"));
+}

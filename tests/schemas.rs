@@ -64,8 +64,8 @@ fn each_version_reads_the_one_before_it() {
         );
     }
     assert_eq!(
-        checked, 4,
-        "AgentAction, Escalation, Verdict and HumanDecision have a version 2"
+        checked, 5,
+        "AgentAction, Escalation, Verdict and HumanDecision have a version 2, Verdict a version 3"
     );
     // And the change is a real one: version 1 cannot read a version-2 action (null confidence).
     let a = versions(SchemaKind::AgentAction);

@@ -65,15 +65,16 @@ def selector_matches(selector: dict | None, labels: dict) -> bool:
 
 def secret_settings(settings: dict) -> list[tuple[str, object, bool]]:
     """(field, value, is a secret) of every setting set that may name a secret: librdkafka properties,
-    the schema registry's password and CA, the inbox's keys, the receivers' URLs and secrets. The
-    inbox's keys, the receivers' secrets and Slack webhook URLs are secrets themselves: never written
-    in a settings file (a ConfigMap), only referred to (file:, env:)."""
+    the schema registry's password and CA, the inbox's keys, the receivers' URLs and secrets, the
+    signing key. The inbox's keys, the receivers' secrets, Slack webhook URLs and the signing key are
+    secrets themselves: never written in a settings file (a ConfigMap), only referred to (file:, env:)."""
     kafka, inbox = settings.get("kafka") or {}, settings.get("inbox") or {}
     registry = (settings.get("input") or {}).get("schema_registry") or {}
     refs = [(f"kafka.{s}.{k}", v, False) for s in ("common", "consumer", "producer")
             for k, v in (kafka.get(s) or {}).items()]
     refs += [(f"input.schema_registry.{k}", registry.get(k), False) for k in ("password", "ca_file")]
     refs += [(f"inbox.{k}", inbox.get(k), True) for k in ("cookie_key", "slack_signing_secret")]
+    refs += [("trust.signing_key", (settings.get("trust") or {}).get("signing_key"), True)]
     refs += [(f"notify.receivers[{i}].{k}", rc.get(k), k == "secret" or rc.get("kind") == "slack")
              for i, rc in enumerate((settings.get("notify") or {}).get("receivers") or [])
              if isinstance(rc, dict) for k in ("url", "secret")]

@@ -160,6 +160,10 @@ pub struct TopicSettings {
     /// Verdicts of canaries (synthetic escalations with a known answer), kept from the agents.
     #[serde(default = "default_canaries_topic")]
     pub canaries: String,
+    /// The first use of each approval receipt (compacted, keyed by action id), written by the
+    /// gateway when an executor redeems one: a second use is refused.
+    #[serde(default = "default_receipts_used_topic")]
+    pub receipts_used: String,
     /// Put before every role topic of the matrix (`handoff run --drill` sets `drill.`).
     #[serde(default)]
     pub role_prefix: String,
@@ -318,6 +322,10 @@ fn default_audit_topic() -> String {
 fn default_notifications_topic() -> String {
     "handoff.notifications".into()
 }
+fn default_receipts_used_topic() -> String {
+    "handoff.receipts.used".into()
+}
+
 fn default_canaries_topic() -> String {
     "handoff.canaries".into()
 }
@@ -431,6 +439,7 @@ impl Settings {
             &mut t.audit,
             &mut t.notifications,
             &mut t.canaries,
+            &mut t.receipts_used,
         ] {
             if !name.starts_with(DRILL_PREFIX) {
                 *name = format!("{DRILL_PREFIX}{name}");

@@ -118,6 +118,39 @@ pub struct NotifySettings {
     /// (a notice whose outcome was not read may be sent again).
     #[serde(default = "default_restore_timeout", with = "humantime_serde")]
     pub restore_timeout: Duration,
+    /// A reminder before the deadline, per tier: to the same receivers, once, when this share
+    /// of the time to acknowledge has passed (`warm = 0.75`: with an hour to acknowledge, at 45
+    /// minutes, "15m left"). None: no reminders.
+    #[serde(default)]
+    pub reminders: Reminders,
+}
+
+/// `[notify.reminders]`: the share of each tier's time to acknowledge after which the receivers
+/// are reminded of an escalation nobody acknowledged yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reminders {
+    /// For warm escalations (0 < share < 1).
+    #[serde(default)]
+    pub warm: Option<f64>,
+    /// For immediate escalations (0 < share < 1).
+    #[serde(default)]
+    pub immediate: Option<f64>,
+}
+
+impl Reminders {
+    /// The share for `tier`, if reminded.
+    pub fn share(&self, tier: Tier) -> Option<f64> {
+        match tier {
+            Tier::Warm => self.warm,
+            Tier::Immediate => self.immediate,
+        }
+    }
+
+    /// True when some tier is reminded.
+    pub fn any(&self) -> bool {
+        self.warm.is_some() || self.immediate.is_some()
+    }
 }
 
 fn default_timeout() -> Duration {
@@ -195,6 +228,17 @@ impl NotifySettings {
         }
         for (i, r) in self.receivers.iter().enumerate() {
             self.validate_receiver(i, r, problems);
+        }
+        for (tier, share) in [
+            ("warm", self.reminders.warm),
+            ("immediate", self.reminders.immediate),
+        ] {
+            if let Some(s) = share.filter(|s| !(*s > 0.0 && *s < 1.0)) {
+                problems.push(
+                    format!("notify.reminders.{tier}"),
+                    format!("{s} is not a share of the time to acknowledge between 0 and 1"),
+                );
+            }
         }
     }
 

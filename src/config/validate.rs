@@ -107,6 +107,7 @@ fn topics(t: &TopicSettings, problems: &mut Problems) {
         ("audit", &t.audit),
         ("notifications", &t.notifications),
         ("canaries", &t.canaries),
+        ("receipts_used", &t.receipts_used),
     ] {
         if !crate::matrix::is_topic_name(name) {
             problems.push(
@@ -124,6 +125,7 @@ fn topics(t: &TopicSettings, problems: &mut Problems) {
             &t.audit,
             &t.notifications,
             &t.canaries,
+            &t.receipts_used,
         ]
         .contains(&name)
         {
@@ -141,6 +143,7 @@ fn topics(t: &TopicSettings, problems: &mut Problems) {
         ("audit", &t.audit),
         ("notifications", &t.notifications),
         ("canaries", &t.canaries),
+        ("receipts_used", &t.receipts_used),
     ];
     for (i, (field, name)) in outputs.iter().enumerate() {
         if let Some((other, _)) = outputs[..i].iter().find(|(_, n)| n == name) {

@@ -88,6 +88,9 @@ pub struct Problem {
     /// The offending value, quoted and shortened.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// For a refused receipt: every reason (`expired`, `arguments_differ`, …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<&'static str>,
 }
 
 impl Problem {
@@ -100,6 +103,7 @@ impl Problem {
             reason: None,
             field: None,
             value: None,
+            reasons: Vec::new(),
         }
     }
 

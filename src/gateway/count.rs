@@ -45,6 +45,7 @@ fn route_of(request: &Request) -> &'static str {
         Some("/v1/actions") => "submit",
         Some("/v1/actions/{action_id}/verdict") => "verdict",
         Some("/v1/sessions/{session_id}/events") => "events",
+        Some("/v1/receipts/redeem") => "redeem",
         Some(api::OPENAPI_PATH) => "openapi",
         Some(crate::trust::JWKS_PATH) => "jwks",
         Some("/healthz" | "/readyz" | "/metrics") => "probe",

@@ -10,13 +10,16 @@
 //! - [`window`]: the recent actions' first and final verdicts, and who waits for them (pure);
 //! - [`follow`]: the verdicts reader feeding it;
 //! - [`submit`]: actions to Kafka behind `Submit`;
+//! - [`redeem`], [`used`]: approval receipts checked and used once (`topics.receipts_used`);
 //! - [`web`]: the routes, [`api`]: the answers' JSON.
 
 pub mod api;
 mod count;
 pub mod follow;
 pub mod keys;
+pub mod redeem;
 pub mod submit;
+pub mod used;
 pub mod web;
 pub mod window;
 
@@ -151,7 +154,8 @@ pub async fn run(
             source,
         })?;
     let t = &settings.topics;
-    crate::kafka::admin::reachable_with_topics(settings, &[&t.input, &t.verdicts]).await?;
+    crate::kafka::admin::reachable_with_topics(settings, &[&t.input, &t.verdicts, &t.receipts_used])
+        .await?;
     let registry = Registry::new();
     let metrics = GatewayMetrics::register(&registry);
     let window = Arc::new(Mutex::new(window::Window::new(s.window)));
@@ -165,10 +169,22 @@ pub async fn run(
         metrics: metrics.clone(),
     };
     let follower = follow::start(settings, feed)?;
+    let redemptions = redeem::Redemptions {
+        ledger: Arc::new(Mutex::new(used::Ledger::default())),
+        uses: Arc::new(used::KafkaUses::new(settings)?),
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    let uses_reader = used::follow(
+        settings,
+        redemptions.ledger.clone(),
+        redemptions.ready.clone(),
+        stop.clone(),
+    )?;
     let (stop_tx, stopping) = watch::channel(false);
     let app = web::App::new(settings, window, submitter.clone(), registry, metrics)
         .ready(ready)
-        .stopping(stopping.clone());
+        .stopping(stopping.clone())
+        .redemptions(redemptions);
     on_bound(listener.local_addr().map_err(GatewayError::Serve)?);
     tokio::spawn(async move {
         shutdown.await;
@@ -182,6 +198,7 @@ pub async fn run(
     stop.store(true, Ordering::Release);
     tokio::task::spawn_blocking(move || {
         let _ = follower.join();
+        let _ = uses_reader.join();
         submitter.flush(std::time::Duration::from_secs(5));
     })
     .await

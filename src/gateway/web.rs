@@ -43,9 +43,13 @@ pub struct App {
     waiting: Arc<Semaphore>,
     max_wait: Duration,
     max_body_bytes: usize,
-    body_timeout: Duration,
+    pub(super) body_timeout: Duration,
     base_url: String,
     jwks: String,
+    /// The published keys receipts are checked against.
+    pub(super) receipt_keys: std::collections::HashMap<String, ed25519_dalek::VerifyingKey>,
+    /// Receipts used.
+    pub(super) redemptions: super::redeem::Redemptions,
 }
 
 impl App {
@@ -77,7 +81,16 @@ impl App {
             body_timeout: s.submit_timeout,
             base_url: s.base_url(),
             jwks: settings.trust.jwks().to_string(),
+            receipt_keys: crate::trust::read_jwks(&settings.trust.jwks().to_string())
+                .expect("the published keys were checked at start-up"),
+            redemptions: super::redeem::Redemptions::in_memory(),
         }
+    }
+
+    /// Redeems receipts against `redemptions` (the topic's ledger; in memory by default).
+    pub fn redemptions(mut self, redemptions: super::redeem::Redemptions) -> App {
+        self.redemptions = redemptions;
+        self
     }
 
     /// Ready once `ready` is set (caught up with the verdicts).
@@ -99,6 +112,7 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .route("/v1/actions", post(submit))
         .route("/v1/actions/{action_id}/verdict", get(verdict))
         .route("/v1/sessions/{session_id}/events", get(events))
+        .route("/v1/receipts/redeem", post(super::redeem::redeem))
         .route(api::OPENAPI_PATH, get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -109,7 +123,7 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .with_state(app)
 }
 
-fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, Problem> {
+pub(super) fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, Problem> {
     app.keys.caller(headers).ok_or_else(|| {
         Problem::new(
             StatusCode::UNAUTHORIZED,
@@ -193,7 +207,7 @@ async fn accept(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, 
 }
 
 /// The body, refused past the size limit (413) or when it takes too long to arrive (408).
-async fn read_body(app: &App, body: Body) -> Result<axum::body::Bytes, Problem> {
+pub(super) async fn read_body(app: &App, body: Body) -> Result<axum::body::Bytes, Problem> {
     let limit = app.max_body_bytes;
     let read = axum::body::to_bytes(body, limit);
     match tokio::time::timeout(app.body_timeout, read).await {

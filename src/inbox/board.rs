@@ -2,7 +2,8 @@
 //! record per session: its open actions and their escalations) and kept by following it. Pure:
 //! the follower feeds it records, the pages read it.
 //!
-//! An escalation is listed while the processor holds it open and unapproved. When a session's
+//! An escalation is listed while the processor holds it open and unapproved (or approved by
+//! fewer people than its rule asks for). When a session's
 //! record no longer has it, it is gone for everyone — closed (a final verdict, whoever answered)
 //! or moved on along its chain — and the board remembers which, so that a late answer gets a
 //! clear message.
@@ -198,6 +199,11 @@ impl Board {
         self.items.contains_key(id)
     }
 
+    /// Every open escalation, all roles, in no order.
+    pub fn items(&self) -> impl Iterator<Item = &Item> {
+        self.items.values()
+    }
+
     /// Open escalations, all roles.
     pub fn len(&self) -> usize {
         self.items.len()
@@ -273,7 +279,8 @@ fn look(i: &Item) -> Look {
     )
 }
 
-/// The open, unapproved escalations of a session's record.
+/// The open escalations of a session's record: unapproved, or approved and kept open for more
+/// approvers (four-eyes: its deadline still runs).
 fn items_of(session: &str, record: SessionRecord) -> Vec<Item> {
     let digested: Vec<String> = record
         .queued
@@ -283,7 +290,11 @@ fn items_of(session: &str, record: SessionRecord) -> Vec<Item> {
     let mut out = Vec::new();
     for action in record.open {
         let action = Arc::new(action);
-        for e in action.escalations.iter().filter(|e| !e.approved) {
+        for e in action
+            .escalations
+            .iter()
+            .filter(|e| !e.approved || e.deadline_ms.is_some())
+        {
             out.push(Item {
                 escalation_id: e.escalation_id.clone(),
                 session_id: session.to_string(),

@@ -20,6 +20,7 @@ pub mod follow;
 pub mod guard;
 pub mod pages;
 pub mod publish;
+pub mod remind;
 pub mod web;
 
 use crate::config::Settings;
@@ -47,6 +48,10 @@ pub struct InboxMetrics {
     pub audit_failures: IntCounter,
     /// Changelog records the inbox could not read.
     pub unreadable: IntCounter,
+    /// Reminders sent before the deadline, by role (`[notify.reminders]`).
+    reminders: IntCounterVec,
+    /// Answers to an escalation after its reminder, by role.
+    after_reminder: IntCounterVec,
 }
 
 impl InboxMetrics {
@@ -88,6 +93,23 @@ impl InboxMetrics {
                 "Changelog records the inbox could not read.",
             )
             .expect("valid"),
+            reminders: IntCounterVec::new(
+                Opts::new(
+                    "handoff_inbox_reminders_total",
+                    "Escalations nobody acknowledged whose receivers were reminded before the \
+                     deadline, by role.",
+                ),
+                &["role"],
+            )
+            .expect("valid"),
+            after_reminder: IntCounterVec::new(
+                Opts::new(
+                    "handoff_inbox_answers_after_reminder_total",
+                    "Answers sent from the inbox to an escalation after its reminder, by role.",
+                ),
+                &["role"],
+            )
+            .expect("valid"),
         };
         crate::metrics::register_process(
             registry,
@@ -98,6 +120,8 @@ impl InboxMetrics {
                 Box::new(m.answer_seconds.clone()),
                 Box::new(m.audit_failures.clone()),
                 Box::new(m.unreadable.clone()),
+                Box::new(m.reminders.clone()),
+                Box::new(m.after_reminder.clone()),
             ],
         );
         m
@@ -111,6 +135,16 @@ impl InboxMetrics {
     /// An answer count (tests).
     pub fn answers(&self, decision: &str, result: &str) -> u64 {
         self.answers.with_label_values(&[decision, result]).get()
+    }
+
+    /// The reminder counter of `role`.
+    pub fn reminders(&self, role: &str) -> IntCounter {
+        self.reminders.with_label_values(&[role])
+    }
+
+    /// The counter of answers after a reminder, of `role`.
+    pub fn after_reminder(&self, role: &str) -> IntCounter {
+        self.after_reminder.with_label_values(&[role])
     }
 }
 
@@ -267,13 +301,41 @@ fn notifier(
             board::Lookup::Gone(_)
         )
     });
+    let due = reminders_due(settings.notify.reminders, app);
     let (settings, matrix, registry) = (settings.clone(), app.matrix.clone(), app.registry.clone());
     async move {
         let stop = async move {
             let _ = stopping.wait_for(|s| *s).await;
         };
-        crate::notify::run(&settings, matrix, is_open, &registry, stop).await
+        crate::notify::run(&settings, matrix, (is_open, due), &registry, stop).await
     }
+}
+
+/// The escalations due a reminder at a time, each marked reminded (the inbox shows the mark)
+/// and counted as it is handed over.
+pub fn reminders_due(
+    shares: crate::config::notify::Reminders,
+    app: &Arc<web::App>,
+) -> crate::notify::DueReminders {
+    let app = app.clone();
+    Arc::new(move |now_ms| {
+        if !shares.any() {
+            return Vec::new();
+        }
+        let board = app.board.read().expect("not poisoned");
+        let mut reminded = app.reminded.lock().expect("not poisoned");
+        let items = remind::due(&board, &shares, &reminded, now_ms);
+        let mut due = Vec::with_capacity(items.len());
+        for i in items {
+            reminded.insert(i.escalation_id.clone());
+            let Some(x) = remind::escalation_of(&app.matrix, i) else {
+                continue;
+            };
+            app.metrics.reminders(&i.role).inc();
+            due.push((x, i.deadline_ms.unwrap_or(now_ms) - now_ms));
+        }
+        due
+    })
 }
 
 fn slack_people(s: &crate::config::InboxSettings) -> Option<web::SlackPeople> {

@@ -60,6 +60,35 @@ pub struct Row<'a> {
     pub grouped: usize,
     /// Folded into a digest of its role.
     pub in_digest: bool,
+    /// Four-eyes progress (`1 of 2 approvals`), empty for a single approval.
+    pub approvals: String,
+    /// Its receivers were reminded before the deadline.
+    pub reminded: bool,
+}
+
+/// Four-eyes progress of an action needing several approvers — `1 of 2 approvals from
+/// distinct roles` — and who approved so far (`olga (owner)`); `None` for one needing one.
+pub fn approvals(a: &crate::state::OpenAction) -> Option<(String, Vec<String>)> {
+    let q = a.quorum;
+    if q.approvals <= 1 {
+        return None;
+    }
+    let progress = format!(
+        "{} of {} approvals{}",
+        a.approvals.len(),
+        q.approvals,
+        if q.distinct_roles {
+            " from distinct roles"
+        } else {
+            ""
+        }
+    );
+    let who = a
+        .approvals
+        .iter()
+        .map(|x| format!("{} ({})", x.by, x.role))
+        .collect();
+    Some((progress, who))
 }
 
 impl<'a> Row<'a> {
@@ -85,7 +114,15 @@ impl<'a> Row<'a> {
             acknowledged: item.acknowledged(),
             grouped: a.members.len(),
             in_digest: item.in_digest,
+            approvals: approvals(a).map(|(p, _)| p).unwrap_or_default(),
+            reminded: false,
         }
+    }
+
+    /// The row, marked reminded or not.
+    pub fn reminded(mut self, reminded: bool) -> Row<'a> {
+        self.reminded = reminded;
+        self
     }
 }
 
@@ -189,6 +226,8 @@ pub struct Detail<'a> {
     pub redirect_roles: Vec<String>,
     /// Rule version it was opened with.
     pub rule_version: &'a str,
+    /// Four-eyes progress, and who approved so far.
+    pub approvals: Option<(String, Vec<String>)>,
 }
 
 /// The detail page.
@@ -282,6 +321,7 @@ impl<'a> Detail<'a> {
                 .map(|r| r.name.clone())
                 .collect(),
             rule_version: &a.rule_version,
+            approvals: approvals(a),
             pkg,
         })
     }

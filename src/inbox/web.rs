@@ -63,6 +63,8 @@ pub struct App {
     pub guard: super::guard::Guard,
     /// The published keys (`[trust]`), served at `/.well-known/jwks.json`.
     pub jwks: String,
+    /// Escalations whose receivers were reminded before the deadline (marked in the list).
+    pub reminded: Arc<Mutex<std::collections::HashSet<String>>>,
     /// First detail view per (person, escalation), ms.
     views: Mutex<HashMap<(String, String), i64>>,
     /// Answers sent from here: escalation → (who, when), until the board shows the outcome.
@@ -98,6 +100,7 @@ impl App {
             slack: None,
             guard,
             jwks: crate::trust::jwks([]).to_string(),
+            reminded: Arc::default(),
             views: Mutex::default(),
             sent: Mutex::default(),
         }

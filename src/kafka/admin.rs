@@ -83,7 +83,8 @@ pub fn wait_reachable(settings: &Settings) -> Result<(), Error> {
     }
 }
 
-/// Creates the missing topics among `topics`; the changelog is compacted.
+/// Creates the missing topics among `topics`; the changelog and the receipts' uses are
+/// compacted.
 pub async fn ensure_topics(settings: &Settings, topics: &[String]) -> Result<(), Error> {
     let admin: AdminClient<DefaultClientContext> =
         create(&settings.kafka, Role::Admin, "admin client")?;
@@ -95,8 +96,9 @@ pub async fn ensure_topics(settings: &Settings, topics: &[String]) -> Result<(),
                 settings.kafka.partitions,
                 TopicReplication::Fixed(settings.kafka.replication_factor),
             );
-            if *t == settings.topics.changelog {
-                // Only the last state of each session matters.
+            if *t == settings.topics.changelog || *t == settings.topics.receipts_used {
+                // Only the last state of each session matters; a receipt's first use is
+                // kept for as long as its action id.
                 topic.set("cleanup.policy", "compact")
             } else {
                 topic

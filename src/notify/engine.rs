@@ -247,18 +247,19 @@ impl Engine {
     pub fn offer(&self, notice: &Notice, on_settled: impl FnOnce() + Send + 'static) {
         let settle = Settle::new(Box::new(on_settled));
         let shared = Arc::new(notice.clone());
+        let id = notice.id();
         for door in &self.doors {
             let Some(cut) = door.route.take(&shared) else {
                 continue;
             };
             let attempts = {
                 let mut seen = door.lane.seen.lock().expect("seen lock");
-                match seen.admit(notice.id()) {
+                match seen.admit(&id) {
                     Admit::Settled => continue,
                     Admit::Pending => {
                         // Read again (a rebalance) while in flight: settled with it.
                         settle.add();
-                        seen.wait(notice.id(), settle.clone());
+                        seen.wait(&id, settle.clone());
                         continue;
                     }
                     Admit::New(attempts) => attempts,
@@ -267,7 +268,7 @@ impl Engine {
             settle.add();
             door.lane.metrics.pending.inc();
             let job = Job {
-                id: notice.id().to_string(),
+                id: id.clone(),
                 kind: notice.kind(),
                 escalation_ids: cut.escalation_ids(),
                 notice: cut,

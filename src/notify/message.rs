@@ -9,6 +9,9 @@
 //!  "created_at_ms": 0, "rule_version": "…", "sequence": 0, "drill": false,
 //!  "url": "https://inbox.example/e/esc-…"}
 //! ```
+//!
+//! A reminder (`[notify.reminders]`) is the same object with `"type": "reminder"` and
+//! `"left_ms"`, the time left before the deadline.
 
 use super::route::Notice;
 use crate::event::{Digest, DigestItem, Escalation, FlagOut, Level, RequiredAction, Tier};
@@ -63,6 +66,9 @@ struct EscalationMessage<'a> {
     sequence: i32,
     drill: bool,
     url: String,
+    /// A reminder's time left before the deadline, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    left_ms: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -97,6 +103,11 @@ struct DigestMessage<'a> {
 pub fn webhook_body(notice: &Notice, links: &Links) -> Vec<u8> {
     let json = match notice {
         Notice::Escalation(x) => serde_json::to_vec(&escalation(x, links)),
+        Notice::Reminder(x, left_ms) => serde_json::to_vec(&EscalationMessage {
+            kind: "reminder",
+            left_ms: Some(*left_ms),
+            ..escalation(x, links)
+        }),
         Notice::Digest(d) => serde_json::to_vec(&digest(d, links)),
     };
     json.expect("a message of strings and numbers serializes")
@@ -122,6 +133,7 @@ fn escalation<'a>(x: &'a Escalation, links: &Links) -> EscalationMessage<'a> {
         sequence: x.sequence,
         drill: x.drill,
         url: links.escalation(&x.escalation_id),
+        left_ms: None,
     }
 }
 

@@ -39,6 +39,11 @@ use std::time::Duration;
 /// escalation is closed is abandoned.
 pub type IsOpen = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// "Which escalations are due a reminder now (ms)?" — the inbox's view: each not acknowledged,
+/// past its tier's share of the time to acknowledge (`[notify.reminders]`), not reminded yet,
+/// with the time left before its deadline (ms).
+pub type DueReminders = Arc<dyn Fn(i64) -> Vec<(crate::event::Escalation, i64)> + Send + Sync>;
+
 /// How often waiting notices are checked for closed escalations.
 const SWEEP: Duration = Duration::from_secs(1);
 /// Longest wait at shutdown for the ledger's last entries.
@@ -79,11 +84,12 @@ pub fn role_topics(settings: &Settings, matrix: &Matrix) -> Vec<String> {
 /// topics' consumer (group `<group_id>-inbox`, its own thread), then commits what is settled
 /// and flushes the ledger at shutdown. `settings` must have its secrets resolved
 /// (`Settings::with_secrets`); `is_open` is the inbox's view of open escalations (see
-/// [`IsOpen`]). Without receivers it only waits for `shutdown`.
+/// [`IsOpen`]), `due` of those due a reminder ([`DueReminders`], checked every second). Without
+/// receivers it only waits for `shutdown`.
 pub async fn run(
     settings: &Settings,
     matrix: Arc<Matrix>,
-    is_open: IsOpen,
+    (is_open, due): (IsOpen, DueReminders),
     registry: &prometheus::Registry,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NotifyError> {
@@ -112,14 +118,15 @@ pub async fn run(
     let s = settings.clone();
     let history = blocking(move || ledger::restore(&s)).await??;
     let kafka_ledger = Arc::new(ledger::KafkaLedger::new(settings)?);
-    let engine = Engine::start(
+    let engine = Arc::new(Engine::start(
         engine_config(settings),
         receiver_specs(settings),
         metrics,
         kafka_ledger.clone(),
         is_open,
         &history,
-    );
+    ));
+    let reminding = tokio::spawn(remind(engine.clone(), due));
     let source = source::Source::new(settings, &topics)?;
     tracing::info!(receivers = ?names, topics = ?topics, "notifications running");
     let stop = Arc::new(AtomicBool::new(false));
@@ -137,6 +144,7 @@ pub async fn run(
         () = shutdown => {}
         _ = done_rx => tracing::warn!("notification consumer stopped on its own"),
     }
+    reminding.abort();
     stop.store(true, std::sync::atomic::Ordering::Release);
     let joined = blocking(move || thread.join()).await?;
     let flushed = kafka_ledger.clone();
@@ -144,6 +152,18 @@ pub async fn run(
     joined.map_err(|_| NotifyError::Thread("it panicked".into()))?;
     tracing::info!("notifications stopped");
     Ok(())
+}
+
+/// Every [`SWEEP`], offers a reminder of each escalation `due` names (the engine sends each
+/// once per receiver: its id is the escalation's with [`route::REMINDER_SUFFIX`]).
+async fn remind(engine: Arc<Engine>, due: DueReminders) {
+    let mut every = tokio::time::interval(SWEEP);
+    loop {
+        every.tick().await;
+        for (x, left_ms) in due(crate::clock::SystemClock::now()) {
+            engine.offer(&Notice::Reminder(Box::new(x), left_ms), || {});
+        }
+    }
 }
 
 /// The engine's settings from `[notify]` and `[inbox] public_url`.

@@ -13,14 +13,21 @@ pub enum Notice {
     Escalation(Box<Escalation>),
     /// Escalations folded by a rate limit (`handoff.kind = digest`).
     Digest(Box<Digest>),
+    /// An escalation nobody acknowledged yet, with this long (ms) left before its deadline
+    /// (`[notify.reminders]`): to the same receivers, once.
+    Reminder(Box<Escalation>, i64),
 }
+
+/// The suffix of a reminder's notification id (after the escalation's id).
+pub const REMINDER_SUFFIX: &str = ".reminder";
 
 impl Notice {
     /// The notification id: the escalation's or the digest's id (`webhook-id`, ledger key).
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> String {
         match self {
-            Notice::Escalation(x) => &x.escalation_id,
-            Notice::Digest(d) => &d.digest_id,
+            Notice::Escalation(x) => x.escalation_id.clone(),
+            Notice::Digest(d) => d.digest_id.clone(),
+            Notice::Reminder(x, _) => format!("{}{REMINDER_SUFFIX}", x.escalation_id),
         }
     }
 
@@ -29,13 +36,14 @@ impl Notice {
         match self {
             Notice::Escalation(_) => "escalation",
             Notice::Digest(_) => "digest",
+            Notice::Reminder(..) => "reminder",
         }
     }
 
     /// The role it is for.
     pub fn role(&self) -> &str {
         match self {
-            Notice::Escalation(x) => &x.role,
+            Notice::Escalation(x) | Notice::Reminder(x, _) => &x.role,
             Notice::Digest(d) => &d.target,
         }
     }
@@ -43,7 +51,7 @@ impl Notice {
     /// The escalations it announces (a digest's items without an id are not counted).
     pub fn escalation_ids(&self) -> Vec<String> {
         match self {
-            Notice::Escalation(x) => vec![x.escalation_id.clone()],
+            Notice::Escalation(x) | Notice::Reminder(x, _) => vec![x.escalation_id.clone()],
             Notice::Digest(d) => d
                 .items
                 .iter()
@@ -87,7 +95,9 @@ impl Route {
             return None;
         }
         match notice {
-            Notice::Escalation(x) => self.takes_tier(Some(x.tier)).then(|| notice.clone()),
+            Notice::Escalation(x) | Notice::Reminder(x, _) => {
+                self.takes_tier(Some(x.tier)).then(|| notice.clone())
+            }
             Notice::Digest(d) => {
                 if self.tiers.is_empty() {
                     return Some(notice.clone());
@@ -111,7 +121,7 @@ impl Route {
     /// [`Route::cut`], sharing `notice` when it is taken whole.
     pub fn take(&self, notice: &Arc<Notice>) -> Option<Arc<Notice>> {
         let whole = match &**notice {
-            Notice::Escalation(_) => true,
+            Notice::Escalation(_) | Notice::Reminder(..) => true,
             Notice::Digest(d) => {
                 self.tiers.is_empty() || d.items.iter().all(|i| self.takes_tier(i.tier))
             }
@@ -265,11 +275,25 @@ pub(crate) mod tests {
     fn ids_kinds_and_roles_of_notices() {
         let x = Notice::Escalation(Box::new(escalation("esc-9", "trader", Tier::Warm)));
         assert_eq!(
-            (x.id(), x.kind(), x.role()),
+            (x.id().as_str(), x.kind(), x.role()),
             ("esc-9", "escalation", "trader")
         );
         assert_eq!(x.escalation_ids(), vec!["esc-9".to_string()]);
         let d = Notice::Digest(Box::new(digest("dig-1", "support", &[Tier::Warm])));
-        assert_eq!((d.id(), d.kind(), d.role()), ("dig-1", "digest", "support"));
+        assert_eq!(
+            (d.id().as_str(), d.kind(), d.role()),
+            ("dig-1", "digest", "support")
+        );
+        let r = Notice::Reminder(Box::new(escalation("esc-9", "trader", Tier::Warm)), 300_000);
+        assert_eq!(
+            (r.id().as_str(), r.kind(), r.role()),
+            ("esc-9.reminder", "reminder", "trader")
+        );
+        assert_eq!(r.escalation_ids(), vec!["esc-9".to_string()]);
+        let immediate_only = Route {
+            roles: vec![],
+            tiers: vec![Tier::Immediate],
+        };
+        assert_eq!(immediate_only.cut(&r), None, "a warm reminder, like its escalation");
     }
 }

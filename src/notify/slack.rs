@@ -85,7 +85,20 @@ pub fn message(notice: &Notice, links: &Links) -> Value {
     match notice {
         Notice::Escalation(x) => escalation_message(x, links),
         Notice::Digest(d) => digest_message(d, links),
+        Notice::Reminder(x, left_ms) => reminder_message(x, *left_ms, links),
     }
+}
+
+/// The escalation's message, headed by how long is left ("⏰ Reminder: 5m left").
+fn reminder_message(x: &Escalation, left_ms: i64, links: &Links) -> Value {
+    let left = humantime::format_duration(Duration::from_secs((left_ms.max(0) / 1000) as u64));
+    let head = format!("⏰ Reminder: {left} left to acknowledge");
+    let mut m = escalation_message(x, links);
+    if let Some(blocks) = m["blocks"].as_array_mut() {
+        blocks.insert(0, mrkdwn(format!("*{head}*")));
+    }
+    m["text"] = json!(format!("{head} · {}", m["text"].as_str().unwrap_or_default()));
+    m
 }
 
 fn escalation_message(x: &Escalation, links: &Links) -> Value {

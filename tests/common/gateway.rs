@@ -311,6 +311,16 @@ pub fn gateway_section(port: u16) -> String {
     )
 }
 
+/// A `[trust]` section with a new signing key: the processors sign approval receipts with it,
+/// and the gateway publishes it and checks receipts against it.
+pub fn receipts_section() -> String {
+    let key = handoff::trust::Signer::generate("processor-1");
+    format!(
+        "[trust]\nsigning_key = '''\n{}'''\nsigning_key_id = \"processor-1\"\n",
+        key.to_pem()
+    )
+}
+
 /// Waits until the gateway on `port` answers `/readyz` with 200.
 pub fn wait_ready(port: u16, within: Duration) {
     super::browser::wait_until(&format!("gateway on {port} ready"), within, || {

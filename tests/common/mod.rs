@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod gateway;
 pub mod inbox;
+pub mod jose;
 pub mod kafka;
 pub mod month;
 pub mod outputs;

@@ -87,7 +87,9 @@ fn start(rt: &tokio::runtime::Runtime, settings: &handoff::config::Settings) -> 
         let shutdown = async {
             let _ = rx.await;
         };
-        handoff::notify::run(&s, matrix, Arc::new(|_: &str| true), &r, shutdown).await
+        let open: handoff::notify::IsOpen = Arc::new(|_: &str| true);
+        let due: handoff::notify::DueReminders = Arc::new(|_| Vec::new());
+        handoff::notify::run(&s, matrix, (open, due), &r, shutdown).await
     });
     Running {
         stop,

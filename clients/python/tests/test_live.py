@@ -12,7 +12,7 @@ import httpx
 import pytest
 from conftest import Person, refund, search
 
-from handoff_client import AsyncClient, Client, InvalidAction, NotAllowed, Verdict
+from handoff_client import AsyncClient, Client, InvalidAction, NotAllowed, ReceiptRefused, Verdict
 from handoff_client.kafka import KafkaClient
 
 REVISED = '{"amount":25,"order_id":"o-1"}'
@@ -96,6 +96,48 @@ async def test_many_waits_share_one_http2_connection(gateway_url: str, key_a: st
         v = await handoff.decide(search(), timeout_s=30)
     assert (v.outcome, v.final) == ("proceed", True)
     assert versions == {"HTTP/2"}
+
+
+def test_a_receipt_runs_the_tool_once_with_the_approved_arguments(
+    gateway_url: str, key_a: str, key_b: str, person: Person
+) -> None:
+    action = refund()
+    action["action_id"] = "act-py-receipt"
+    answering = answer_later(person, action)
+    with Client(gateway_url, key_a) as handoff:
+        v = handoff.decide(action, timeout_s=60)
+        answering.join()
+        assert v.receipt is not None, "a revision carries a receipt"
+        revised = v.arguments(action["tool_call"]["arguments"])
+        with pytest.raises(ReceiptRefused) as refused:
+            handoff.redeem(v, {"amount": 40, "order_id": "o-1"}, tool_name="issue_refund")
+        assert refused.value.reasons == ["arguments_differ"]
+        with Client(gateway_url, key_b) as other, pytest.raises(NotAllowed):
+            other.redeem(v, revised, tool_name="issue_refund")
+        used = handoff.redeem(v, revised, tool_name="issue_refund")
+        assert (used.action_id, used.outcome) == ("act-py-receipt", "revised")
+        assert [a["sub"] for a in used.approvers] == ["ana"]
+        with pytest.raises(ReceiptRefused) as again:
+            handoff.redeem(v, revised, tool_name="issue_refund")
+        assert again.value.reasons == ["already_used"]
+        alone = handoff.decide(search(), timeout_s=30)
+        with pytest.raises(ReceiptRefused) as none:
+            handoff.redeem(alone, {})
+        assert none.value.code == "no_receipt"
+
+
+async def test_the_asyncio_client_redeems_a_receipt_once(gateway_url: str, key_a: str, person: Person) -> None:
+    action = refund()
+    action["action_id"] = "act-py-receipt-async"
+    answering = answer_later(person, action)
+    async with AsyncClient(gateway_url, key_a) as handoff:
+        v = await handoff.decide(action, timeout_s=60)
+        answering.join()
+        revised = v.arguments(action["tool_call"]["arguments"])
+        used = await handoff.redeem(v, revised, tool_name="issue_refund")
+        assert used.action_id == "act-py-receipt-async"
+        with pytest.raises(ReceiptRefused):
+            await handoff.redeem(v, revised, tool_name="issue_refund")
 
 
 def test_a_durable_agent_submits_now_and_resumes_waiting_after_a_restart(

@@ -159,15 +159,34 @@ export class NotFound extends HandoffError {}
 export class Unavailable extends HandoffError {}
 /** No final verdict within the time given. */
 export class Timeout extends HandoffError {}
+/** The approval receipt may not run the tool: `reasons` names each problem (`expired`, `arguments_differ`, `already_used`, …). Do not run the tool. */
+export class ReceiptRefused extends HandoffError {
+  reasons: string[] = [];
+}
+
+/** A receipt the gateway accepted and recorded as used: run the tool now, with the arguments sent. */
+export interface Redeemed {
+  action_id: string;
+  receipt_id: string;
+  outcome: string;
+  tool_name: string | null;
+  approvers: { sub: string; role: string; at: string; via: string; context_sha256?: string }[];
+  used_at_ms: number;
+}
 
 interface ProblemBody {
-  error?: { code?: string; message?: string; field?: string; value?: string; reason?: string };
+  error?: { code?: string; message?: string; field?: string; value?: string; reason?: string; reasons?: string[] };
 }
 
 /** The exception for a refusal of the gateway. */
 export function fromResponse(status: number, body: unknown): HandoffError {
   const err = (typeof body === "object" && body !== null ? (body as ProblemBody).error : undefined) ?? {};
   const message = err.message ?? (typeof body === "string" && body ? body : `HTTP ${status}`);
+  if (err.code === "receipt_refused" || err.code === "receipt_used" || err.code === "arguments_required") {
+    const e = new ReceiptRefused(message, status, err.code);
+    e.reasons = err.reasons ?? [err.code];
+    return e;
+  }
   if (status === 413 || status === 422 || err.code === "invalid_action") {
     const e = new InvalidAction(message, status, err.code);
     if (err.field !== undefined) e.field = err.field;
@@ -244,6 +263,22 @@ export class Client {
   async decide(action: Action, options: WaitOptions = {}): Promise<Verdict> {
     const submitted = await this.submit(action);
     return this.wait(submitted.action_id, options);
+  }
+
+  /**
+   * Right before the tool runs: the gateway checks `verdict`'s receipt (signature, expiry, this
+   * key's agent, `toolName`, exactly these `args`) and records its only use. Rejects with
+   * `ReceiptRefused` naming each reason — then do not run the tool.
+   */
+  async redeem(verdict: Verdict, args?: Record<string, unknown> | string, toolName?: string): Promise<Redeemed> {
+    if (!verdict.receipt) {
+      const e = new ReceiptRefused(`the verdict for ${verdict.action_id} (${verdict.outcome}) carries no receipt`, undefined, "no_receipt");
+      e.reasons = ["no_receipt"];
+      throw e;
+    }
+    const body = JSON.stringify({ receipt: verdict.receipt, arguments: args, tool_name: toolName });
+    const r = await this.#fetch("/v1/receipts/redeem", { method: "POST", body, headers: { "content-type": "application/json" } }, 15_000);
+    return (await checked(r)) as Redeemed;
   }
 
   async #fetch(path: string, init: RequestInit & { headers?: Record<string, string> }, timeoutMs: number): Promise<Response> {

@@ -15,6 +15,7 @@ import {
   NotAllowed,
   NotFound,
   prepare,
+  ReceiptRefused,
   runs,
   Unavailable,
   type Verdict,
@@ -94,6 +95,30 @@ describe("against a live gateway", () => {
     assert.equal(v.outcome, "revised");
     assert.equal(v.decided_by, "ana");
     assert.deepEqual(argumentsOf(v, action), { amount: 25, order_id: "o-1" });
+  });
+
+  test("the receipt of a revision runs the tool once, with the revised arguments only", async () => {
+    const action = { ...refund(), action_id: `act-ts-${randomUUID()}` };
+    const person = answer(action.action_id, "support", "revise", { revised_arguments: REVISED });
+    const v = await client().decide(action, { timeoutMs: 60_000 });
+    await person;
+    assert.ok(v.receipt, "a receipt on the revision");
+    const original = { order_id: "o-1", amount: 40 };
+    await assert.rejects(client().redeem(v, original, "issue_refund"), (e: unknown) => {
+      assert.ok(e instanceof ReceiptRefused);
+      assert.deepEqual(e.reasons, ["arguments_differ"]);
+      return true;
+    });
+    const used = await client().redeem(v, argumentsOf(v, action), "issue_refund");
+    assert.equal(used.action_id, action.action_id);
+    assert.equal(used.approvers[0]?.sub, "ana");
+    await assert.rejects(client().redeem(v, argumentsOf(v, action), "issue_refund"), (e: unknown) => {
+      assert.ok(e instanceof ReceiptRefused);
+      assert.deepEqual(e.reasons, ["already_used"]);
+      return true;
+    });
+    const alone = await client().decide(search(), { timeoutMs: 30_000 });
+    await assert.rejects(client().redeem(alone, {}), (e: unknown) => e instanceof ReceiptRefused && e.code === "no_receipt");
   });
 
   test("a durable agent submits now and resumes waiting after a restart", async () => {

@@ -53,7 +53,12 @@ fn render_list(app: &App, v: &Viewer, q: &ListQuery) -> Response {
     } else {
         LIST_LIMIT
     };
-    let rows: Vec<Row> = items.iter().take(limit).map(|i| Row::of(i, now)).collect();
+    let reminded = app.reminded.lock().expect("not poisoned").clone();
+    let rows: Vec<Row> = items
+        .iter()
+        .take(limit)
+        .map(|i| Row::of(i, now).reminded(reminded.contains(&i.escalation_id)))
+        .collect();
     let all_link = list_link(q);
     if q.fragment == "1" {
         let shown = rows.len();

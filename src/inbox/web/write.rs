@@ -81,11 +81,20 @@ impl App {
         let d =
             answer::decision(&self.matrix, item, form, &v.name, now).map_err(Refused::Invalid)?;
         // A final answer claims the escalation here and now, under one lock: of two people
-        // answering at once (or a double click), one is sent and the other refused.
+        // answering at once (or a double click), one is sent and the other refused. An
+        // approval of an action needing several approvers claims it for its person only:
+        // others may still approve (the processor counts each person once).
         if d.decision != DecisionKind::Acknowledge {
+            let four_eyes =
+                d.decision == DecisionKind::Approve && item.action.quorum.approvals > 1;
+            let claim = if four_eyes {
+                format!("{id}\n{}", v.name)
+            } else {
+                id.to_string()
+            };
             let mut sent = self.sent.lock().expect("not poisoned");
             sent.retain(|_, (_, at)| now - *at < SENT_KEPT_MS);
-            if let Some((who, at)) = sent.get(id) {
+            if let Some((who, at)) = sent.get(&claim).or_else(|| sent.get(id)) {
                 let why = format!(
                     "{who} already answered it {}s ago; handoff is acting on that answer.",
                     (now - at) / 1000
@@ -94,7 +103,7 @@ impl App {
                 e.reason = Some(why.clone());
                 return Err(Refused::Stale(why, Box::new(e)));
             }
-            sent.insert(id.to_string(), (v.name.clone(), now));
+            sent.insert(claim, (v.name.clone(), now));
         }
         let mut e = audit_entry(AuditKind::Answered, &v.name, item, now, via);
         e.decision = Some(d.decision);
@@ -138,10 +147,10 @@ impl App {
         if let Err(e) = self.publish.decision(&d).await {
             self.metrics.answer(kind.as_str(), "failed");
             // Not sent: the claim made by check_answer is released.
-            self.sent
-                .lock()
-                .expect("not poisoned")
-                .remove(&d.escalation_id);
+            let mut sent = self.sent.lock().expect("not poisoned");
+            sent.remove(&d.escalation_id);
+            sent.remove(&format!("{}\n{}", d.escalation_id, d.decided_by));
+            drop(sent);
             return Err(format!("{e}. Try again in a moment."));
         }
         self.metrics
@@ -150,6 +159,10 @@ impl App {
         // A canary's answer counts only in the processor's canary metrics.
         if !entry.canary {
             self.metrics.answer(kind.as_str(), "sent");
+            let reminded = self.reminded.lock().expect("not poisoned");
+            if reminded.contains(&d.escalation_id) {
+                self.metrics.after_reminder(&entry.role).inc();
+            }
         }
         if let (Some(tier), false) = (entry.tier, entry.canary) {
             let (who, role) = (&entry.person, &entry.role);

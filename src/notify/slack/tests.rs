@@ -284,3 +284,21 @@ fn long_lists_are_split_into_sections_within_slack_s_limit() {
     assert_eq!(s.join("\n"), lines.join("\n"));
     assert_eq!(bounded(&"é".repeat(2000)).chars().count(), 1499);
 }
+
+#[test]
+fn a_reminder_is_the_escalation_headed_by_the_time_left() {
+    let x = an_escalation("esc-1", "support", Tier::Warm);
+    let links = Links::new("https://inbox.example");
+    let plain = message(&Notice::Escalation(Box::new(x.clone())), &links);
+    let m = message(&Notice::Reminder(Box::new(x), 300_000), &links);
+    let blocks = m["blocks"].as_array().unwrap();
+    assert_eq!(
+        blocks[0]["text"]["text"],
+        "*⏰ Reminder: 5m left to acknowledge*"
+    );
+    assert_eq!(&blocks[1..], plain["blocks"].as_array().unwrap().as_slice());
+    assert!(m["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("⏰ Reminder: 5m left to acknowledge · [warm]"));
+}

@@ -6,14 +6,25 @@ person who decides.
     with Client("http://127.0.0.1:9880", key) as handoff:
         verdict = handoff.decide(action, on_wait=lambda first: print("waiting for", first.roles))
         if verdict.runs:
-            issue_refund(**verdict.arguments(action["tool_call"]["arguments"]))
+            args = verdict.arguments(action["tool_call"]["arguments"])
+            if verdict.receipt:  # approved by people: check it and use it, once
+                handoff.redeem(verdict, args, tool_name="issue_refund")
+            issue_refund(**args)
 
 `AsyncClient` is the asyncio twin; `handoff_client.kafka.KafkaClient` speaks Kafka directly.
 """
 
 from ._client import AsyncClient, Client
-from ._errors import HandoffError, InvalidAction, NotAllowed, NotFound, Timeout, Unavailable
-from ._models import RUNS, ActionState, Submitted, Verdict, canonical_json, prepare
+from ._errors import (
+    HandoffError,
+    InvalidAction,
+    NotAllowed,
+    NotFound,
+    ReceiptRefused,
+    Timeout,
+    Unavailable,
+)
+from ._models import RUNS, ActionState, Redeemed, Submitted, Verdict, canonical_json, prepare
 
 __all__ = [
     "RUNS",
@@ -24,6 +35,8 @@ __all__ = [
     "InvalidAction",
     "NotAllowed",
     "NotFound",
+    "ReceiptRefused",
+    "Redeemed",
     "Submitted",
     "Timeout",
     "Unavailable",

@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 import httpx
 
-from ._errors import HandoffError, NotFound, Timeout, from_response
-from ._models import ActionState, Submitted, Verdict, prepare
+from ._errors import HandoffError, NotFound, ReceiptRefused, Timeout, from_response
+from ._models import ActionState, Redeemed, Submitted, Verdict, prepare
 
 #: Called once with the first verdict when a person (or a deadline) decides next.
 OnWait = Callable[[Verdict], Any]
@@ -49,6 +49,24 @@ def _check(response: httpx.Response) -> Any:
         body = response.text
     if response.status_code >= 400:
         raise from_response(response.status_code, body)
+    return body
+
+
+def _redemption(
+    verdict: Verdict, arguments: Mapping[str, Any] | str | None, tool_name: str | None
+) -> dict[str, Any]:
+    """The body of `POST /v1/receipts/redeem` for `verdict`'s receipt."""
+    if verdict.receipt is None:
+        raise ReceiptRefused(
+            f"the verdict for {verdict.action_id} ({verdict.outcome}) carries no receipt",
+            code="no_receipt",
+            reasons=["no_receipt"],
+        )
+    body: dict[str, Any] = {"receipt": verdict.receipt}
+    if arguments is not None:
+        body["arguments"] = arguments if isinstance(arguments, str) else dict(arguments)
+    if tool_name is not None:
+        body["tool_name"] = tool_name
     return body
 
 
@@ -147,6 +165,19 @@ class Client:
         """Submits the action and returns its final verdict."""
         return self.wait(self.submit(action).action_id, on_wait=on_wait, timeout_s=timeout_s)
 
+    def redeem(
+        self,
+        verdict: Verdict,
+        arguments: Mapping[str, Any] | str | None = None,
+        *,
+        tool_name: str | None = None,
+    ) -> Redeemed:
+        """Right before the tool runs: the gateway checks `verdict`'s receipt (signature,
+        expiry, this key's agent, `tool_name`, exactly these `arguments`) and records its only
+        use. Raises `ReceiptRefused` naming each reason — then do not run the tool."""
+        body = _redemption(verdict, arguments, tool_name)
+        return Redeemed.from_dict(_check(self._http.post("/v1/receipts/redeem", json=body)))
+
 
 class AsyncClient:
     """The asyncio twin of `Client`."""
@@ -214,6 +245,18 @@ class AsyncClient:
         """Submits the action and returns its final verdict."""
         submitted = await self.submit(action)
         return await self.wait(submitted.action_id, on_wait=on_wait, timeout_s=timeout_s)
+
+    async def redeem(
+        self,
+        verdict: Verdict,
+        arguments: Mapping[str, Any] | str | None = None,
+        *,
+        tool_name: str | None = None,
+    ) -> Redeemed:
+        """Right before the tool runs: the gateway checks `verdict`'s receipt and records its
+        only use (see `Client.redeem`)."""
+        body = _redemption(verdict, arguments, tool_name)
+        return Redeemed.from_dict(_check(await self._http.post("/v1/receipts/redeem", json=body)))
 
 
 __all__ = ["AsyncClient", "Client", "HandoffError"]

@@ -51,11 +51,30 @@ class Timeout(HandoffError):
     """No final verdict within the time the caller gave."""
 
 
+class ReceiptRefused(HandoffError):
+    """The approval receipt may not run the tool: `reasons` names each problem (`expired`,
+    `arguments_differ`, `other_tool`, `unknown_key`, `bad_receipt`, `already_used`, …). Do not
+    run the tool."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        reasons: list[str] | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code)
+        self.reasons = reasons or []
+
+
 def from_response(status: int, body: Any) -> HandoffError:
     """The exception for a refusal of the gateway (`body` its parsed JSON, or text)."""
     err = body.get("error", {}) if isinstance(body, dict) else {}
     message = str(err.get("message") or body or f"HTTP {status}")
     code = err.get("code")
+    if code in ("receipt_refused", "receipt_used", "arguments_required"):
+        return ReceiptRefused(message, status=status, code=code, reasons=list(err.get("reasons") or [code]))
     if status in (413, 422) or code == "invalid_action":
         return InvalidAction(
             message,

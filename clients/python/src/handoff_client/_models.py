@@ -135,3 +135,22 @@ def prepare(action: Mapping[str, Any]) -> dict[str, Any]:
             call["arguments"] = canonical_json(args if args is not None else {})
         out["tool_call"] = call
     return out
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    """A receipt the gateway accepted and recorded as used: run the tool now, with the
+    arguments sent."""
+
+    action_id: str
+    receipt_id: str
+    outcome: str
+    used_at_ms: int
+    tool_name: str | None = None
+    approvers: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Redeemed:
+        """From the gateway's answer; fields a newer handoff adds are ignored."""
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})

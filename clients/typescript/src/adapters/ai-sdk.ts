@@ -75,6 +75,8 @@ export class Approvals {
     if (!runs(v)) return answer(false, refusal(v));
     // A person rewrote the words, not the call: the model reads them instead of a result (lossy).
     if (v.revised_arguments === null && v.revised_output !== null) return answer(false, v.revised_output);
+    const refused = await this.#calls.redeem(v, toolName, input as Record<string, unknown>);
+    if (refused !== null) return answer(false, refused);
     return answer(true);
   }
 }

@@ -3,7 +3,7 @@
  * final verdict waited for, and a person's revised arguments kept for the tool by call id (no
  * framework's approval carries other arguments).
  */
-import { type Action, type Client, type Verdict } from "../index.js";
+import { type Action, type Client, ReceiptRefused, runs, type Verdict } from "../index.js";
 
 /** What a tool's calls are to handoff. */
 export interface ToolPolicy {
@@ -64,6 +64,24 @@ export class Calls {
       this.#revised.set(callId, JSON.parse(v.revised_arguments) as Record<string, unknown>);
     }
     return v;
+  }
+
+  /**
+   * Before an approved call runs: its receipt redeemed for the arguments about to run (its one
+   * use). Resolves with why the call must not run when the gateway refuses it, else null (also
+   * when the verdict carries no receipt: the rules let it run alone).
+   */
+  async redeem(v: Verdict, name: string, input: Record<string, unknown>): Promise<string | null> {
+    const callRuns = runs(v) && (v.revised_arguments !== null || v.revised_output === null);
+    if (!v.receipt || !callRuns) return null;
+    const args = v.revised_arguments !== null ? (JSON.parse(v.revised_arguments) as Record<string, unknown>) : input;
+    try {
+      await this.#client.redeem(v, args, name);
+      return null;
+    } catch (e) {
+      if (e instanceof ReceiptRefused) return `the approval receipt was refused (${e.reasons.join(", ")}): ${e.message}`;
+      throw e;
+    }
   }
 
   /** The arguments a person gave the call (once), if any. */

@@ -68,7 +68,9 @@ export class Approvals {
       } else if (v.revised_arguments === null && v.revised_output !== null) {
         state.reject(item, { message: v.revised_output }); // a person's words instead of the call
       } else {
-        state.approve(item);
+        const refused = await this.#calls.redeem(v, name, args);
+        if (refused === null) state.approve(item);
+        else state.reject(item, { message: refused });
       }
     }
   }

@@ -6,9 +6,12 @@ docs/agents/frameworks.md."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .._client import AsyncClient, Client
+from .._errors import ReceiptRefused
 from .._models import Verdict
 
 Kind = Literal["approve", "edit", "reject", "respond"]
@@ -36,6 +39,41 @@ def answer(v: Verdict) -> Answer:
     if v.runs:
         return Answer("approve")
     return Answer("reject", message=_refusal(v))
+
+
+def _used(v: Verdict, a: Answer, proposed: Mapping[str, Any] | str) -> Mapping[str, Any] | str | None:
+    """The arguments a receipt must be redeemed for before the call runs: none when the call
+    does not run, or when the verdict carries no receipt (the rules let it run alone)."""
+    if v.receipt is None or a.kind not in ("approve", "edit"):
+        return None
+    return a.arguments if a.kind == "edit" and a.arguments is not None else proposed
+
+
+def redeemed(client: Client, v: Verdict, a: Answer, proposed: Mapping[str, Any] | str, tool: str) -> Answer:
+    """`a`, once the verdict's receipt was redeemed for the arguments about to run (its one
+    use); a `reject` naming why when the gateway refuses it."""
+    args = _used(v, a, proposed)
+    if args is None:
+        return a
+    try:
+        client.redeem(v, args, tool_name=tool)
+    except ReceiptRefused as e:
+        return Answer("reject", message=f"the approval receipt was refused ({', '.join(e.reasons)}): {e}")
+    return a
+
+
+async def aredeemed(
+    client: AsyncClient, v: Verdict, a: Answer, proposed: Mapping[str, Any] | str, tool: str
+) -> Answer:
+    """`redeemed` for the asyncio client."""
+    args = _used(v, a, proposed)
+    if args is None:
+        return a
+    try:
+        await client.redeem(v, args, tool_name=tool)
+    except ReceiptRefused as e:
+        return Answer("reject", message=f"the approval receipt was refused ({', '.join(e.reasons)}): {e}")
+    return a
 
 
 def _refusal(v: Verdict) -> str:

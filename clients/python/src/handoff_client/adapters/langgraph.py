@@ -24,7 +24,7 @@ from typing import Any
 from langgraph.types import Command
 
 from .._client import Client
-from .answer import Answer, answer
+from .answer import Answer, answer, redeemed
 from .tools import Tool
 
 FRAMEWORK = "langgraph"
@@ -104,7 +104,8 @@ class Reviews:
         if self._client.state(action["action_id"]) is None:
             self._client.submit(action)
         verdict = self._client.wait(action["action_id"], timeout_s=self._timeout_s)
-        return _in_terms_of(answer(verdict), name, cfg.get("allowed_decisions"))
+        a = redeemed(self._client, verdict, answer(verdict), args, name)
+        return _in_terms_of(a, name, cfg.get("allowed_decisions"))
 
     @staticmethod
     def _calls(graph: Any, config: Mapping[str, Any]) -> list[tuple[str, str]]:

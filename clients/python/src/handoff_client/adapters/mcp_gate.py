@@ -37,7 +37,7 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 
 from .._client import AsyncClient
-from .answer import answer
+from .answer import answer, aredeemed
 from .tools import Tool
 
 FRAMEWORK = "mcp"
@@ -89,7 +89,7 @@ class Gate:
             arguments_schema=tool.input_schema,
         )
         verdict = await self.client.decide(action, timeout_s=self.timeout_s)
-        a = answer(verdict)
+        a = await aredeemed(self.client, verdict, answer(verdict), arguments, tool.name)
         if a.kind == "approve":
             return ("forward", arguments)
         if a.kind == "edit":

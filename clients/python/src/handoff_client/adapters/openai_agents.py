@@ -24,7 +24,7 @@ from agents.tool_context import ToolContext
 
 from .._client import AsyncClient
 from .._models import Verdict, canonical_json
-from .answer import answer
+from .answer import answer, aredeemed
 from .tools import Tool
 
 FRAMEWORK = "openai-agents"
@@ -113,7 +113,7 @@ class Approvals:
         call_id = item.call_id or ""
         action_id = await self._submitted(policy, item.arguments or "{}", call_id)
         verdict = await self._client.wait(action_id, on_wait=self._on_wait, timeout_s=self._timeout_s)
-        a = answer(verdict)
+        a = await aredeemed(self._client, verdict, answer(verdict), item.arguments or "{}", name)
         if a.kind == "approve":
             state.approve(item)
         elif a.kind == "edit":
