@@ -262,7 +262,10 @@ fn receipts(
             }
         })
     });
-    let issued: Vec<String> = claims.iter().map(|cl| receipt::issue(&signer, cl)).collect();
+    let issued: Vec<String> = claims
+        .iter()
+        .map(|cl| receipt::issue(&signer, cl))
+        .collect();
     let mut keys = std::collections::HashMap::new();
     keys.insert(
         "bench-1".to_string(),

@@ -42,7 +42,10 @@ fn gate(ttl: Duration) -> Gate {
 /// Submits `e`, a person approves it now: its receipt.
 fn approved(g: &mut Gate, e: &AgentAction) -> String {
     let now = handoff::clock::SystemClock::now();
-    assert_eq!(submit(g.port, "key-a", &serde_json::to_vec(e).unwrap()).status, 202);
+    assert_eq!(
+        submit(g.port, "key-a", &serde_json::to_vec(e).unwrap()).status,
+        202
+    );
     g.pump(now);
     let x = g
         .run
@@ -51,8 +54,15 @@ fn approved(g: &mut Gate, e: &AgentAction) -> String {
         .find(|x| x.action_id == e.action_id)
         .unwrap();
     g.decide(&answer(&x, DecisionKind::Approve, "ana", now), now);
-    let r = common::gateway::get(g.port, &format!("/v1/actions/{}/verdict", e.action_id), "key-a");
-    r.json()["final"]["receipt"].as_str().expect("a receipt").to_string()
+    let r = common::gateway::get(
+        g.port,
+        &format!("/v1/actions/{}/verdict", e.action_id),
+        "key-a",
+    );
+    r.json()["final"]["receipt"]
+        .as_str()
+        .expect("a receipt")
+        .to_string()
 }
 
 fn redeem(g: &Gate, key: &str, body: serde_json::Value) -> Answer {
@@ -61,7 +71,10 @@ fn redeem(g: &Gate, key: &str, body: serde_json::Value) -> Answer {
         g.port,
         "POST",
         "/v1/receipts/redeem",
-        &[("authorization", &auth), ("content-type", "application/json")],
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
         body.to_string().as_bytes(),
     )
 }
@@ -77,28 +90,46 @@ fn reasons(a: &Answer) -> Vec<String> {
 fn a_receipt_runs_its_action_once_with_the_approved_arguments_for_its_agent() {
     let mut g = gate(Duration::from_secs(600));
     let receipt = approved(&mut g, &refund("act-1"));
-    let body = |args: serde_json::Value| {
-        serde_json::json!({"receipt": receipt, "arguments": args, "tool_name": "issue_refund"})
-    };
-    let changed = redeem(&g, "key-a", body(serde_json::json!({"order_id": "o-1", "amount": 400})));
+    let body = |args: serde_json::Value| serde_json::json!({"receipt": receipt, "arguments": args, "tool_name": "issue_refund"});
+    let changed = redeem(
+        &g,
+        "key-a",
+        body(serde_json::json!({"order_id": "o-1", "amount": 400})),
+    );
     assert_eq!(changed.status, 422, "{}", changed.body);
     assert_eq!(reasons(&changed), ["arguments_differ"]);
-    let other_agent = redeem(&g, "key-b", body(serde_json::json!({"order_id": "o-1", "amount": 40})));
+    let other_agent = redeem(
+        &g,
+        "key-b",
+        body(serde_json::json!({"order_id": "o-1", "amount": 40})),
+    );
     assert_eq!(other_agent.status, 403, "{}", other_agent.body);
     let missing = redeem(&g, "key-a", serde_json::json!({"receipt": receipt}));
     assert_eq!(missing.status, 422, "{}", missing.body);
     assert_eq!(missing.json()["error"]["code"], "arguments_required");
 
     // Key order does not matter; the first use counts.
-    let ok = redeem(&g, "key-a", body(serde_json::json!({"amount": 40, "order_id": "o-1"})));
+    let ok = redeem(
+        &g,
+        "key-a",
+        body(serde_json::json!({"amount": 40, "order_id": "o-1"})),
+    );
     assert_eq!(ok.status, 200, "{}", ok.body);
     let used = ok.json();
     assert_eq!(used["action_id"], "act-1");
     assert_eq!(used["approvers"][0]["sub"], "ana");
-    let again = redeem(&g, "key-a", body(serde_json::json!({"amount": 40, "order_id": "o-1"})));
+    let again = redeem(
+        &g,
+        "key-a",
+        body(serde_json::json!({"amount": 40, "order_id": "o-1"})),
+    );
     assert_eq!(again.status, 409, "{}", again.body);
     assert_eq!(reasons(&again), ["already_used"]);
-    assert!(again.body.contains("runs its action once"), "{}", again.body);
+    assert!(
+        again.body.contains("runs its action once"),
+        "{}",
+        again.body
+    );
     assert_eq!(g.app.metrics.requests("redeem", 200), 1);
     assert_eq!(g.app.metrics.requests("redeem", 409), 1);
 

@@ -150,30 +150,44 @@ async fn revise_arguments(driver: u16, port: u16, id: &str, kind: &str) {
 /// again it is refused as used, with one argument changed as other arguments, and `handoff
 /// receipt verify` refuses it once expired.
 fn receipt_used_once(dir: &std::path::Path, port: u16, v: &handoff::event::Verdict, kind: &str) {
-    let receipt = v.receipt.as_deref().unwrap_or_else(|| panic!("{kind}: a receipt"));
+    let receipt = v
+        .receipt
+        .as_deref()
+        .unwrap_or_else(|| panic!("{kind}: a receipt"));
     let jwks = request(port, "GET", handoff::trust::JWKS_PATH, &[], b"").body;
     let jwks_file = dir.join("jwks.json");
     std::fs::write(&jwks_file, &jwks).unwrap();
     let revised = r#"{"amount":25,"order_id":"o-1"}"#;
-    let (ok, words) =
-        common::jose::check_receipt(dir, &jwks_file, receipt, revised, "agent-a");
+    let (ok, words) = common::jose::check_receipt(dir, &jwks_file, receipt, revised, "agent-a");
     assert!(ok, "{kind}: {words}");
     assert_eq!(words.matches(": verified").count(), 3, "{kind}: {words}");
     let redeem = |args: &str| {
-        let body = format!(r#"{{"receipt":"{receipt}","arguments":{args},"tool_name":"issue_refund"}}"#);
+        let body =
+            format!(r#"{{"receipt":"{receipt}","arguments":{args},"tool_name":"issue_refund"}}"#);
         request(
             port,
             "POST",
             "/v1/receipts/redeem",
-            &[("authorization", "Bearer key-a"), ("content-type", "application/json")],
+            &[
+                ("authorization", "Bearer key-a"),
+                ("content-type", "application/json"),
+            ],
             body.as_bytes(),
         )
     };
     let again = redeem(revised);
-    assert_eq!(again.status, 409, "{kind}: used by the adapter already: {}", again.body);
+    assert_eq!(
+        again.status, 409,
+        "{kind}: used by the adapter already: {}",
+        again.body
+    );
     let changed = redeem(r#"{"amount":26,"order_id":"o-1"}"#);
     assert_eq!(changed.status, 422, "{kind}: {}", changed.body);
-    assert!(changed.body.contains("arguments_differ"), "{kind}: {}", changed.body);
+    assert!(
+        changed.body.contains("arguments_differ"),
+        "{kind}: {}",
+        changed.body
+    );
     let later = handoff::clock::SystemClock::now() + 11 * 60_000;
     let out = Command::new(handoff_bin())
         .args(["receipt", "verify", receipt, "--jwks"])

@@ -483,7 +483,13 @@ fn the_inbox_shows_one_of_two_approvals_and_who_gave_it() {
         let path = format!("/e/{}/answer", x.escalation_id);
         let r = c.post(&path, &[("form_token", &token), ("decision", "approve")]);
         assert_eq!(r.status, 303, "{}", r.body);
-        srv.published.decisions.lock().unwrap().last().unwrap().clone()
+        srv.published
+            .decisions
+            .lock()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone()
     };
     let by_ana = approve("ana");
     s.run.decide(&by_ana, T0 + MIN);
@@ -493,7 +499,10 @@ fn the_inbox_shows_one_of_two_approvals_and_who_gave_it() {
     let list = sam.get("/").body;
     assert!(list.contains("1 of 2 approvals"), "{list}");
     let page = sam.get(&format!("/e/{}", x.escalation_id)).body;
-    assert!(page.contains("<b>1 of 2 approvals</b>: <bdi>ana (support)</bdi>"), "{page}");
+    assert!(
+        page.contains("<b>1 of 2 approvals</b>: <bdi>ana (support)</bdi>"),
+        "{page}"
+    );
     let by_sam = approve("sam");
     s.run.decide(&by_sam, T0 + 2 * MIN);
     s.follow();

@@ -89,8 +89,8 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     /// For a refused receipt: every reason (`expired`, `arguments_differ`, …).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reasons: Vec<&'static str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub reasons: Box<[&'static str]>,
 }
 
 impl Problem {
@@ -103,7 +103,7 @@ impl Problem {
             reason: None,
             field: None,
             value: None,
-            reasons: Vec::new(),
+            reasons: Box::new([]),
         }
     }
 

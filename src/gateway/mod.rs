@@ -154,8 +154,11 @@ pub async fn run(
             source,
         })?;
     let t = &settings.topics;
-    crate::kafka::admin::reachable_with_topics(settings, &[&t.input, &t.verdicts, &t.receipts_used])
-        .await?;
+    crate::kafka::admin::reachable_with_topics(
+        settings,
+        &[&t.input, &t.verdicts, &t.receipts_used],
+    )
+    .await?;
     let registry = Registry::new();
     let metrics = GatewayMetrics::register(&registry);
     let window = Arc::new(Mutex::new(window::Window::new(s.window)));

@@ -169,7 +169,11 @@ async fn first_use(app: &App, claims: &receipt::Claims, now_ms: i64) -> Result<i
 async fn write_and_read_back(app: &App, mine: &Use) -> Result<Use, Problem> {
     let rd = &app.redemptions;
     let at = rd.uses.write(mine).await.map_err(|e| {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_recorded", e.to_string())
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_recorded",
+            e.to_string(),
+        )
     })?;
     let until = Instant::now() + app.body_timeout;
     loop {
@@ -201,7 +205,7 @@ fn used(u: &Use) -> Problem {
             u.agent_id
         ),
     );
-    p.reasons = vec!["already_used"];
+    p.reasons = Box::new(["already_used"]);
     p
 }
 

@@ -208,8 +208,11 @@ pub fn follow(
                 position.poll_batch(&consumer, 1_000, "gateway: receipts used", |m| {
                     match m.payload().map(serde_json::from_slice::<Use>) {
                         Some(Ok(u)) => read.push((m.partition(), m.offset(), u)),
-                        _ => tracing::warn!(partition = m.partition(), offset = m.offset(),
-                            "gateway: a receipt use that does not read; skipped"),
+                        _ => tracing::warn!(
+                            partition = m.partition(),
+                            offset = m.offset(),
+                            "gateway: a receipt use that does not read; skipped"
+                        ),
                     }
                 });
                 let mut ledger = ledger.lock().expect("not poisoned");

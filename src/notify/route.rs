@@ -294,6 +294,10 @@ pub(crate) mod tests {
             roles: vec![],
             tiers: vec![Tier::Immediate],
         };
-        assert_eq!(immediate_only.cut(&r), None, "a warm reminder, like its escalation");
+        assert_eq!(
+            immediate_only.cut(&r),
+            None,
+            "a warm reminder, like its escalation"
+        );
     }
 }

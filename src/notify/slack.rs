@@ -97,7 +97,10 @@ fn reminder_message(x: &Escalation, left_ms: i64, links: &Links) -> Value {
     if let Some(blocks) = m["blocks"].as_array_mut() {
         blocks.insert(0, mrkdwn(format!("*{head}*")));
     }
-    m["text"] = json!(format!("{head} · {}", m["text"].as_str().unwrap_or_default()));
+    m["text"] = json!(format!(
+        "{head} · {}",
+        m["text"].as_str().unwrap_or_default()
+    ));
     m
 }
 

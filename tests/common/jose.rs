@@ -32,7 +32,10 @@ pub fn libraries_say(name: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
     let mut all = true;
     let mut words = String::new();
     for (program, script) in [
-        (python.as_os_str(), interop.join(format!("verify_{name}.py"))),
+        (
+            python.as_os_str(),
+            interop.join(format!("verify_{name}.py")),
+        ),
         ("node".as_ref(), interop.join(format!("verify_{name}.mjs"))),
     ] {
         let out = Command::new(program)

@@ -58,7 +58,11 @@ async fn an_unacknowledged_escalation_is_reminded_once_and_the_inbox_marks_it() 
     let due = handoff::inbox::reminders_due(shares, &srv.app);
     let first = due(now);
     let ids: Vec<&str> = first.iter().map(|(x, _)| x.action_id.as_str()).collect();
-    assert_eq!(ids, ["act-s-late"], "past 45 of 60 minutes and not acknowledged");
+    assert_eq!(
+        ids,
+        ["act-s-late"],
+        "past 45 of 60 minutes and not acknowledged"
+    );
     assert_eq!(first[0].1, 10 * MIN, "10 minutes left");
     assert!(due(now).is_empty(), "reminded once");
     assert_eq!(srv.app.metrics.reminders("support").get(), 1);
@@ -97,7 +101,10 @@ async fn an_unacknowledged_escalation_is_reminded_once_and_the_inbox_marks_it() 
     tokio::time::sleep(Duration::from_millis(200)).await;
     let got = sink.delivered();
     assert_eq!(got.len(), 1, "sent once");
-    assert_eq!(got[0].id.as_deref(), Some(&*format!("{}.reminder", x.escalation_id)));
+    assert_eq!(
+        got[0].id.as_deref(),
+        Some(&*format!("{}.reminder", x.escalation_id))
+    );
     assert_eq!(got[0].body["type"], "reminder");
     assert_eq!(got[0].body["left_ms"], 10 * MIN);
     assert_eq!(got[0].body["escalation_id"], x.escalation_id.as_str());

@@ -126,7 +126,9 @@ def test_a_receipt_runs_the_tool_once_with_the_approved_arguments(
         assert none.value.code == "no_receipt"
 
 
-async def test_the_asyncio_client_redeems_a_receipt_once(gateway_url: str, key_a: str, person: Person) -> None:
+async def test_the_asyncio_client_redeems_a_receipt_once(
+    gateway_url: str, key_a: str, person: Person
+) -> None:
     action = refund()
     action["action_id"] = "act-py-receipt-async"
     answering = answer_later(person, action)

@@ -85,8 +85,7 @@ impl App {
         // approval of an action needing several approvers claims it for its person only:
         // others may still approve (the processor counts each person once).
         if d.decision != DecisionKind::Acknowledge {
-            let four_eyes =
-                d.decision == DecisionKind::Approve && item.action.quorum.approvals > 1;
+            let four_eyes = d.decision == DecisionKind::Approve && item.action.quorum.approvals > 1;
             let claim = if four_eyes {
                 format!("{id}\n{}", v.name)
             } else {
