@@ -195,20 +195,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N as u64));
     let settings = handoff::config::Settings::default();
     let shared = std::sync::Arc::new(matrix.clone());
-    let mut out = Vec::new();
-    g.bench_function("handoff_process", |b| {
-        b.iter_batched(
-            || Processor::new(&settings, shared.clone()).unwrap(),
-            |mut stage| {
-                for (i, bytes) in encoded.iter().enumerate() {
-                    out.clear();
-                    black_box(stage.process(input(i, bytes), 1, &mut out).unwrap());
-                }
-                stage
-            },
-            criterion::BatchSize::LargeInput,
-        )
-    });
+    stage(&mut g, "handoff_process", &settings, &shared, &encoded);
     g.finish();
     changelog(c, &settings, &shared, &encoded);
     receipts(c, &shared, &encoded, &plans);
@@ -290,22 +277,33 @@ fn receipts(
         settings.trust.signing_key = Some(signer.to_pem());
         settings.trust.signing_key_id = Some(signer.id().into());
         settings.trust.receipts.for_auto_run = for_auto_run;
-        let mut out = Vec::new();
-        g.bench_function(name, |b| {
-            b.iter_batched(
-                || Processor::new(&settings, matrix.clone()).unwrap(),
-                |mut stage| {
-                    for (i, bytes) in encoded.iter().enumerate() {
-                        out.clear();
-                        black_box(stage.process(input(i, bytes), 1, &mut out).unwrap());
-                    }
-                    stage
-                },
-                criterion::BatchSize::LargeInput,
-            )
-        });
+        stage(&mut g, name, &settings, matrix, encoded);
     }
     g.finish();
+}
+
+/// The whole per-record stage over `encoded` under `settings`, from an empty state each batch.
+fn stage(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    settings: &handoff::config::Settings,
+    matrix: &std::sync::Arc<Matrix>,
+    encoded: &[Vec<u8>],
+) {
+    let mut out = Vec::new();
+    g.bench_function(name, |b| {
+        b.iter_batched(
+            || Processor::new(settings, matrix.clone()).unwrap(),
+            |mut stage| {
+                for (i, bytes) in encoded.iter().enumerate() {
+                    out.clear();
+                    black_box(stage.process(input(i, bytes), 1, &mut out).unwrap());
+                }
+                stage
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
 }
 
 /// Event `i` of the bench as the stage's input record (offset `i`, four partitions).
