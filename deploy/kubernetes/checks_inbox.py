@@ -21,7 +21,6 @@ from checks_workload import (
     same_image,
     same_sections,
     secret_references,
-    secret_settings,
     security,
     served,
     settings_file,
@@ -71,12 +70,6 @@ def check_inbox(c: Check, w: Workload, proc: Workload, proc_settings: dict, proc
             "[inbox] cookie_key unset: each replica makes its own key at start-up, so a person signed in on one "
             "is signed out by the next request that reaches another (or by any restart), and a form served by "
             "one fails the form-token check on another (403)")
-    for field, v in ((f, v) for f, v, secret in secret_settings(s) if secret):
-        field += " (a Slack webhook URL)" if field.endswith(".url") else ""
-        c.check(isinstance(v, str) and v.startswith(("file:", "env:")),
-                f"{field} is a reference ({str(v).split(':', 1)[0]}:), not the secret itself",
-                f"{field} is written in {key} itself, which is a ConfigMap in version control: make it "
-                "file:/run/secrets/inbox/<key>, a key of the Secret handoff-inbox")
     secret_references(c, w, s)
     security(c, w)
     same_image(c, w, proc, "the inbox must be the version of the processors whose records it reads")

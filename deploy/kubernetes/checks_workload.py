@@ -273,8 +273,16 @@ def reached(c: Check, w: Workload, who: str, bind_name: str, front: set, front_b
 
 
 def secret_references(c: Check, w: Workload, settings: dict) -> None:
-    """Every `file:` (or /run/secrets/ path) the settings name is a mounted Secret's item, every
-    `env:` variable is set from a Secret; the (Secret, key) pairs used go to `documented`."""
+    """Every secret the settings hold is a reference, not the secret itself; every `file:` (or
+    /run/secrets/ path) they name is a mounted Secret's item, every `env:` variable is set from a
+    Secret; the (Secret, key) pairs used go to `documented`."""
+    key = pathlib.PurePosixPath(w.config_path or "its settings").name
+    for field, v in ((f, v) for f, v, secret in secret_settings(settings) if secret):
+        field += " (a Slack webhook URL)" if field.endswith(".url") else ""
+        c.check(isinstance(v, str) and v.startswith(("file:", "env:")),
+                f"{field} is a reference ({str(v).split(':', 1)[0]}:), not the secret itself",
+                f"{field} is written in {key} itself, which is a ConfigMap in version control: make it "
+                "file:/run/secrets/<dir>/<key>, a key of a Secret the Deployment mounts")
     mounts, env = w.secret_mounts(), {e.get("name"): e for e in w.ctr.get("env") or []}
     env_from = [(e.get("secretRef") or {}).get("name") for e in w.ctr.get("envFrom") or [] if "secretRef" in e]
     for field, v in ((f, v) for f, v, _ in secret_settings(settings) if isinstance(v, str)):

@@ -222,6 +222,20 @@ class CheckTest(unittest.TestCase):
         self.assertNotIn("k" * 48, out, "the check printed the secret")
         self.assertFails("inbox.cookie_key is written in inbox.toml itself, which is a ConfigMap")
 
+    def test_the_signing_key_is_a_mounted_secret_never_written_in_the_configmap(self) -> None:
+        self.tree.edit(
+            HANDOFF, '"file:/run/secrets/signing/processor-key.pem"', '"' + "p" * 48 + '"'
+        )
+        _, out = self.tree.run()
+        self.assertNotIn("p" * 48, out, "the check printed the secret")
+        self.assertFails("trust.signing_key is written in handoff.toml itself, which is a ConfigMap")
+
+    def test_the_signing_key_must_be_mounted_where_the_settings_name_it(self) -> None:
+        self.tree.edit(DEP, "mountPath: /run/secrets/signing", "mountPath: /run/secrets/sign")
+        self.assertFails(
+            "Deployment/handoff: trust.signing_key = 'file:/run/secrets/signing/processor-key.pem': no Secret is mounted at /run/secrets/signing"
+        )
+
     def test_inbox_receivers_need_their_secrets_mounted(self) -> None:
         self.tree.uncomment(INBOX, "[notify]", 'tiers = ["immediate"]')
         self.assertFails(
