@@ -35,6 +35,10 @@ fn gate(ttl: Duration) -> Gate {
     let mut settings = Settings::default();
     settings.trust.signing_key = Some(key.to_pem());
     settings.trust.signing_key_id = Some(key.id().into());
+    settings.trust.published_keys = vec![handoff::config::PublishedKey {
+        id: key.id().into(),
+        public_key: key.public_key(),
+    }];
     settings.trust.receipts.expires_after = ttl;
     Gate::with(settings)
 }
@@ -104,9 +108,20 @@ fn a_receipt_runs_its_action_once_with_the_approved_arguments_for_its_agent() {
         body(serde_json::json!({"order_id": "o-1", "amount": 40})),
     );
     assert_eq!(other_agent.status, 403, "{}", other_agent.body);
-    let missing = redeem(&g, "key-a", serde_json::json!({"receipt": receipt}));
-    assert_eq!(missing.status, 422, "{}", missing.body);
-    assert_eq!(missing.json()["error"]["code"], "arguments_required");
+    let no_tool = redeem(
+        &g,
+        "key-a",
+        serde_json::json!({"receipt": receipt, "arguments": {"order_id": "o-1", "amount": 40}}),
+    );
+    assert_eq!(no_tool.status, 422, "{}", no_tool.body);
+    assert_eq!(no_tool.json()["error"]["code"], "tool_required");
+    let no_args = redeem(
+        &g,
+        "key-a",
+        serde_json::json!({"receipt": receipt, "tool_name": "issue_refund"}),
+    );
+    assert_eq!(no_args.status, 422, "{}", no_args.body);
+    assert_eq!(no_args.json()["error"]["code"], "arguments_required");
 
     // Key order does not matter; the first use counts.
     let ok = redeem(

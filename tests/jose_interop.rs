@@ -118,6 +118,10 @@ fn pyjwt_joserfc_and_jose_check_a_receipt_as_an_executor_would() {
         trust: TrustSettings {
             signing_key: Some(key.to_pem()),
             signing_key_id: Some(key.id().into()),
+            published_keys: vec![handoff::config::PublishedKey {
+                id: key.id().into(),
+                public_key: key.public_key(),
+            }],
             ..TrustSettings::default()
         },
         ..Settings::default()

@@ -40,6 +40,7 @@ fn run_with(signer: Option<&Signer>, for_auto_run: bool) -> (Run, Settings) {
         trust: TrustSettings {
             signing_key: signer.map(Signer::to_pem),
             signing_key_id: signer.map(|s| s.id().to_string()),
+            published_keys: signer.map(published).into_iter().collect(),
             ..TrustSettings::default()
         },
         ..Settings::default()
@@ -49,6 +50,14 @@ fn run_with(signer: Option<&Signer>, for_auto_run: bool) -> (Run, Settings) {
     let m = Matrix::from_toml_str(&text, MatrixSource::Default).unwrap();
     let run = Run::new(Processor::new(&settings, Arc::new(m)).unwrap());
     (run, settings)
+}
+
+/// `s`'s public key, as the gateway publishes it.
+fn published(s: &Signer) -> handoff::config::PublishedKey {
+    handoff::config::PublishedKey {
+        id: s.id().into(),
+        public_key: s.public_key(),
+    }
 }
 
 fn action(id: &str, action_type: &str, arguments: &str) -> AgentAction {
@@ -509,4 +518,214 @@ fn the_inbox_shows_one_of_two_approvals_and_who_gave_it() {
     let v = final_verdict(&s.run, "act-i1").expect("approved by two");
     assert_eq!(v.outcome, VerdictOutcome::Approved);
     assert!(!sam.get("/").body.contains("1 of 2 approvals"));
+}
+
+fn dead_letters(run: &Run) -> Vec<String> {
+    run.on("agent.actions.dlq")
+        .iter()
+        .map(|o| {
+            o.headers
+                .iter()
+                .find(|(k, _)| k == handoff::event::wire::dlq_headers::MESSAGE)
+                .map(|(_, v)| String::from_utf8_lossy(v).to_string())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Under four-eyes a revision is refused (one person cannot approve it alone); the approvers
+/// must agree on an option; acknowledging does not stop the whole's deadline, so an action with
+/// one approval of two times out instead of waiting for ever.
+#[test]
+fn four_eyes_refuses_a_lone_revision_and_never_waits_for_ever() {
+    let (mut run, _) = run_with(None, false);
+    let e = action("act-f1", "payment.bulk", r#"{"n":1}"#);
+    run.event(&e, T0);
+    let x = escalation(&run, "escalations.owner", "act-f1");
+    let mut revise = answer(&x, DecisionKind::Revise, "olga", T0 + MIN);
+    revise.revised_arguments = Some(r#"{"n":2}"#.into());
+    run.decide(&revise, T0 + MIN);
+    assert_eq!(final_verdict(&run, "act-f1"), None);
+    assert!(
+        dead_letters(&run)
+            .last()
+            .is_some_and(|m| m.contains("one person cannot approve a revision alone")),
+        "{:?}",
+        dead_letters(&run)
+    );
+    run.decide(
+        &answer(&x, DecisionKind::Acknowledge, "olga", T0 + MIN),
+        T0 + MIN,
+    );
+    run.decide(
+        &answer(&x, DecisionKind::Approve, "olga", T0 + 2 * MIN),
+        T0 + 2 * MIN,
+    );
+    run.tick(T0 + 30 * MIN);
+    assert_eq!(final_verdict(&run, "act-f1"), None, "still within the hour");
+    run.tick(T0 + 61 * MIN);
+    assert_eq!(
+        final_verdict(&run, "act-f1").map(|v| v.outcome),
+        Some(VerdictOutcome::TimedOutBlocked),
+        "acknowledged and half approved, it still times out"
+    );
+}
+
+#[test]
+fn approvers_must_agree_on_the_option_they_choose() {
+    let (mut run, _) = run_with(None, false);
+    let mut e = action("act-f2", "payment.bulk", r#"{"n":1}"#);
+    e.options = vec!["pay today".into(), "pay on Monday".into()];
+    run.event(&e, T0);
+    let x = escalation(&run, "escalations.owner", "act-f2");
+    let choose = |by: &str, option: &str| {
+        let mut d = answer(&x, DecisionKind::Approve, by, T0 + MIN);
+        d.chosen_option = Some(option.into());
+        d
+    };
+    run.decide(&choose("olga", "pay today"), T0 + MIN);
+    run.decide(&choose("oscar", "pay on Monday"), T0 + MIN);
+    assert_eq!(final_verdict(&run, "act-f2"), None);
+    assert!(dead_letters(&run)
+        .last()
+        .is_some_and(|m| m.contains("every approver who chooses must choose the same")));
+    run.decide(&choose("oscar", "pay today"), T0 + 2 * MIN);
+    let v = final_verdict(&run, "act-f2").unwrap();
+    assert_eq!(v.chosen_option.as_deref(), Some("pay today"));
+}
+
+/// A quorum raised above the roles asked (a level's `per_level` over a distinct-roles rule)
+/// asks for more people, not for roles nobody was asked: a third person completes it.
+#[test]
+fn a_quorum_raised_beyond_the_roles_asked_is_met_by_more_people() {
+    let text = format!("{DEFAULT_MATRIX_TOML}\n{FOUR_EYES}").replace(
+        "[approvals]\n",
+        "[approvals]\nper_level = { ask_first = 3 }\n",
+    );
+    let m = Matrix::from_toml_str(&text, MatrixSource::Default).unwrap();
+    let mut run = Run::new(Processor::new(&Settings::default(), Arc::new(m)).unwrap());
+    let e = action("act-f3", "payment.wire", r#"{"to":"x"}"#);
+    run.event(&e, T0);
+    let owner = escalation(&run, "escalations.owner", "act-f3");
+    let compliance = escalation(&run, "escalations.compliance", "act-f3");
+    run.decide(
+        &answer(&owner, DecisionKind::Approve, "olga", T0 + MIN),
+        T0 + MIN,
+    );
+    run.decide(
+        &answer(&compliance, DecisionKind::Approve, "carl", T0 + MIN),
+        T0 + MIN,
+    );
+    assert_eq!(final_verdict(&run, "act-f3"), None, "two of three");
+    run.decide(
+        &answer(&owner, DecisionKind::Approve, "oscar", T0 + 2 * MIN),
+        T0 + 2 * MIN,
+    );
+    assert_eq!(
+        final_verdict(&run, "act-f3").map(|v| v.outcome),
+        Some(VerdictOutcome::Approved)
+    );
+}
+
+/// Two refunds proposed as tool calls in one session a minute apart are not grouped (each
+/// call's arguments are what a person approves), where two without a call are.
+#[test]
+fn tool_calls_are_never_grouped() {
+    let (mut run, _) = run_with(None, false);
+    for (i, with_call) in [(1, true), (2, true), (3, false), (4, false)] {
+        let mut e = action(&format!("act-g{i}"), "refund.issue", r#"{"n":1}"#);
+        e.session_id = if with_call {
+            "sess-calls"
+        } else {
+            "sess-plain"
+        }
+        .into();
+        if !with_call {
+            e.tool_call = None;
+        }
+        run.event(&e, T0 + i64::from(i) * MIN);
+    }
+    // A grouped action's hand-over carries the escalation it joined: count the distinct ones.
+    let escalated = |s: &str| {
+        let mut ids: Vec<String> = run
+            .escalations("escalations.support")
+            .into_iter()
+            .filter(|x| x.session_id == s)
+            .map(|x| x.escalation_id)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids.len()
+    };
+    assert_eq!(escalated("sess-calls"), 2);
+    assert_eq!(escalated("sess-plain"), 1, "the second joined the first");
+}
+
+/// The pending-escalations gauge follows four-eyes: every `Opened` is matched by one `Closed`
+/// whatever the path (approve then reject, acknowledge then two approvals, a timeout), and the
+/// state's own count agrees at each step.
+#[test]
+fn pending_escalations_balance_under_four_eyes() {
+    use handoff::state::{Effect, HandOver, PartitionState};
+    let text = format!("{DEFAULT_MATRIX_TOML}\n{FOUR_EYES}");
+    let m = Matrix::from_toml_str(&text, MatrixSource::Default).unwrap();
+    let balance = |fx: &[Effect]| {
+        fx.iter()
+            .map(|e| match e {
+                Effect::Opened(..) => 1,
+                Effect::Closed(..) => -1,
+                _ => 0,
+            })
+            .sum::<i64>()
+    };
+    let paths: [&[(&str, DecisionKind)]; 3] = [
+        &[
+            ("olga", DecisionKind::Approve),
+            ("oscar", DecisionKind::Reject),
+        ],
+        &[
+            ("olga", DecisionKind::Acknowledge),
+            ("olga", DecisionKind::Approve),
+            ("oscar", DecisionKind::Approve),
+        ],
+        &[("olga", DecisionKind::Approve)],
+    ];
+    for (i, path) in paths.iter().enumerate() {
+        let mut st = PartitionState::new();
+        let e = action(&format!("act-p{i}"), "payment.bulk", r#"{"n":1}"#);
+        let (before, _) = st.state_for(&e.session_id, 0);
+        let d = m.evaluate(&e, &before);
+        let plan = handoff::escalation::plan(&m, &e, &d, T0, false);
+        let x = plan.escalations[0].1.clone();
+        let mut fx = Vec::new();
+        let triggers = d.triggers.names();
+        let h = HandOver {
+            triggers: &triggers,
+            plan,
+            group_within_ms: 0,
+            now_ms: T0,
+        };
+        st.hand_over(&m, &e, before, h, &mut fx);
+        let mut open = balance(&fx);
+        assert_eq!(open, 1);
+        for (by, kind) in path.iter() {
+            let mut fx = Vec::new();
+            st.decide(&m, &answer(&x, *kind, by, T0 + MIN), T0 + MIN, &mut fx)
+                .unwrap();
+            open += balance(&fx);
+            assert_eq!(
+                open,
+                st.pending().len() as i64,
+                "path {i} after {by} {kind:?}"
+            );
+        }
+        let mut fx = Vec::new();
+        st.fire_due(&m, T0 + 2 * 3_600_000, &mut fx);
+        open += balance(&fx);
+        assert_eq!(
+            (open, st.pending().len()),
+            (0, 0),
+            "path {i}: nothing left pending"
+        );
+    }
 }

@@ -39,7 +39,8 @@ pub fn run(args: DemoArgs, started: CommandRuntime) -> Result {
     if sign_decisions(&mut settings.trust) {
         eprintln!(
             "decisions: the inbox and the simulated people sign theirs with a key made for this \
-             run (id \"demo\"); the processor takes no other\n"
+             run (id \"demo\"); the processor takes no other, and signs approval receipts with \
+             it (published at /.well-known/jwks.json)\n"
         );
     }
     let duration = args.duration.map(Into::into);
@@ -60,6 +61,12 @@ fn sign_decisions(trust: &mut handoff::config::TrustSettings) -> bool {
         id: key.id().into(),
         public_key: key.public_key(),
         roles: Vec::new(),
+    });
+    // One key for the demo's every process: it also signs the approval receipts, so the
+    // gateway and the inbox publish it.
+    trust.published_keys.push(handoff::config::PublishedKey {
+        id: key.id().into(),
+        public_key: key.public_key(),
     });
     trust.signing_key = Some(key.to_pem());
     trust.signing_key_id = Some(key.id().into());

@@ -246,25 +246,16 @@ impl TrustSettings {
         crate::trust::DecisionTrust::new(keys, self.allow_unsigned_decisions)
     }
 
-    /// The published keys as a JWKS document (validated settings), with this process's own
-    /// signing key's public half when it is not among them.
+    /// The published keys as a JWKS document (validated settings). Only the keys listed: a
+    /// process's own signing key is not added (the inbox's signs decisions, which must never
+    /// pass for a receipt).
     pub fn jwks(&self) -> serde_json::Value {
-        let mut keys: Vec<(String, ed25519_dalek::VerifyingKey)> = self
+        let keys: Vec<(&str, ed25519_dalek::VerifyingKey)> = self
             .published_keys
             .iter()
-            .filter_map(|k| Some((k.id.clone(), crate::trust::public_key(&k.public_key).ok()?)))
+            .filter_map(|k| Some((k.id.as_str(), crate::trust::public_key(&k.public_key).ok()?)))
             .collect();
-        let own = match (self.signing_key.as_deref(), self.signing_key_id.as_deref()) {
-            (Some(key), Some(id)) => crate::trust::Signer::from_pem(id, key).ok(),
-            _ => None,
-        };
-        if let Some(own) = own {
-            if !keys.iter().any(|(id, _)| id == own.id()) {
-                let public = crate::trust::public_key(&own.public_key()).expect("its own key");
-                keys.push((own.id().to_string(), public));
-            }
-        }
-        crate::trust::jwks(keys.iter().map(|(id, k)| (id.as_str(), k)))
+        crate::trust::jwks(keys.iter().map(|(id, k)| (*id, k)))
     }
 
     /// The key this process signs decisions with, if any (settings whose secrets were

@@ -104,6 +104,13 @@ async fn redeem_once(app: &App, headers: &HeaderMap, body: Body) -> Result<Respo
             ),
         ));
     }
+    if claims.tool_name.is_some() && r.tool_name.is_none() {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "tool_required",
+            "field `tool_name` is missing: this receipt approves one tool; send the one about to run",
+        ));
+    }
     if claims.arguments_sha256.is_some() && arguments.is_none() {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,

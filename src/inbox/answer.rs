@@ -103,6 +103,13 @@ pub fn decision(
                 return Err("reject: give a reason (comment), the agent and the audit need it".into());
             }
         }
+        "revise" if item.action.quorum.approvals > 1 => {
+            return Err(format!(
+                "revise: this action needs {} approvals, and one person cannot approve a revision \
+                 alone; reject it saying what to change, or approve it as proposed",
+                item.action.quorum.approvals
+            ))
+        }
         "revise" => revise(&mut d, item, form)?,
         "choose" => {
             let options = &item.action.event.options;

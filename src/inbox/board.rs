@@ -290,11 +290,7 @@ fn items_of(session: &str, record: SessionRecord) -> Vec<Item> {
     let mut out = Vec::new();
     for action in record.open {
         let action = Arc::new(action);
-        for e in action
-            .escalations
-            .iter()
-            .filter(|e| !e.approved || e.deadline_ms.is_some())
-        {
+        for e in action.escalations.iter().filter(|e| e.is_pending()) {
             out.push(Item {
                 escalation_id: e.escalation_id.clone(),
                 session_id: session.to_string(),

@@ -294,13 +294,7 @@ fn notifier(
     app: &Arc<web::App>,
     mut stopping: watch::Receiver<bool>,
 ) -> impl Future<Output = Result<(), crate::notify::NotifyError>> + Send + 'static {
-    let board = app.board.clone();
-    let is_open: crate::notify::IsOpen = Arc::new(move |id: &str| {
-        !matches!(
-            board.read().expect("not poisoned").get(id),
-            board::Lookup::Gone(_)
-        )
-    });
+    let is_open = open_for_notices(app.board.clone());
     let due = reminders_due(settings.notify.reminders, app);
     let (settings, matrix, registry) = (settings.clone(), app.matrix.clone(), app.registry.clone());
     async move {
@@ -311,22 +305,44 @@ fn notifier(
     }
 }
 
-/// The escalations due a reminder at a time, each marked reminded (the inbox shows the mark)
-/// and counted as it is handed over.
+/// The board's answer to "is this notice's escalation still open?": an escalation the board knows
+/// as gone is closed (an unknown one is still open); a reminder (`….reminder`) is open while its
+/// escalation is open and nobody acknowledged it.
+pub fn open_for_notices(board: Arc<RwLock<board::Board>>) -> crate::notify::IsOpen {
+    Arc::new(move |id: &str| {
+        let board = board.read().expect("not poisoned");
+        match id.strip_suffix(crate::notify::route::REMINDER_SUFFIX) {
+            Some(esc) => match board.get(esc) {
+                board::Lookup::Open(i) => !i.acknowledged(),
+                board::Lookup::Gone(_) => false,
+                board::Lookup::Unknown => true,
+            },
+            None => !matches!(board.get(id), board::Lookup::Gone(_)),
+        }
+    })
+}
+
+/// The escalations due a reminder at a time among those `mine` says this replica announced,
+/// each marked reminded (the inbox shows the mark) and counted as it is handed over. Items in a
+/// digest (a role's rate limit) get none: the limit is there to spare the role messages.
 pub fn reminders_due(
     shares: crate::config::notify::Reminders,
     app: &Arc<web::App>,
 ) -> crate::notify::DueReminders {
     let app = app.clone();
-    Arc::new(move |now_ms| {
+    Arc::new(move |now_ms, mine: &dyn Fn(&str) -> bool| {
         if !shares.any() {
             return Vec::new();
         }
         let board = app.board.read().expect("not poisoned");
         let mut reminded = app.reminded.lock().expect("not poisoned");
+        reminded.retain(|id| board.is_open(id));
         let items = remind::due(&board, &shares, &reminded, now_ms);
         let mut due = Vec::with_capacity(items.len());
-        for i in items {
+        for i in items
+            .into_iter()
+            .filter(|i| !i.in_digest && mine(&i.escalation_id))
+        {
             reminded.insert(i.escalation_id.clone());
             let Some(x) = remind::escalation_of(&app.matrix, i) else {
                 continue;

@@ -192,6 +192,9 @@ struct Door {
 /// their own; what they did is not recorded).
 pub struct Engine {
     doors: Vec<Door>,
+    /// Escalations announced by this engine (its replica's share of the role topics): the ones
+    /// it reminds of.
+    announced: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Engine {
@@ -233,7 +236,23 @@ impl Engine {
                 }
             })
             .collect();
-        Engine { doors }
+        Engine {
+            doors,
+            announced: Mutex::default(),
+        }
+    }
+
+    /// True when this engine was offered the escalation `id` (not in a digest).
+    pub fn announced(&self, id: &str) -> bool {
+        self.announced.lock().expect("announced lock").contains(id)
+    }
+
+    /// Forgets the announced escalations `keep` says no longer matter.
+    pub fn prune_announced(&self, keep: impl Fn(&str) -> bool) {
+        self.announced
+            .lock()
+            .expect("announced lock")
+            .retain(|id| keep(id));
     }
 
     /// The receivers' names.
@@ -248,6 +267,10 @@ impl Engine {
         let settle = Settle::new(Box::new(on_settled));
         let shared = Arc::new(notice.clone());
         let id = notice.id();
+        if let Notice::Escalation(x) = notice {
+            let mut announced = self.announced.lock().expect("announced lock");
+            announced.insert(x.escalation_id.clone());
+        }
         for door in &self.doors {
             let Some(cut) = door.route.take(&shared) else {
                 continue;

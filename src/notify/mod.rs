@@ -41,8 +41,10 @@ pub type IsOpen = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// "Which escalations are due a reminder now (ms)?" — the inbox's view: each not acknowledged,
 /// past its tier's share of the time to acknowledge (`[notify.reminders]`), not reminded yet,
-/// with the time left before its deadline (ms).
-pub type DueReminders = Arc<dyn Fn(i64) -> Vec<(crate::event::Escalation, i64)> + Send + Sync>;
+/// announced by this replica (the predicate: each replica reminds of what it announced), with
+/// the time left before its deadline (ms).
+pub type DueReminders =
+    Arc<dyn Fn(i64, &dyn Fn(&str) -> bool) -> Vec<(crate::event::Escalation, i64)> + Send + Sync>;
 
 /// How often waiting notices are checked for closed escalations.
 const SWEEP: Duration = Duration::from_secs(1);
@@ -118,6 +120,7 @@ pub async fn run(
     let s = settings.clone();
     let history = blocking(move || ledger::restore(&s)).await??;
     let kafka_ledger = Arc::new(ledger::KafkaLedger::new(settings)?);
+    let is_open_again = is_open.clone();
     let engine = Arc::new(Engine::start(
         engine_config(settings),
         receiver_specs(settings),
@@ -126,7 +129,7 @@ pub async fn run(
         is_open,
         &history,
     ));
-    let reminding = tokio::spawn(remind(engine.clone(), due));
+    let reminding = tokio::spawn(remind(engine.clone(), due, is_open_again));
     let source = source::Source::new(settings, &topics)?;
     tracing::info!(receivers = ?names, topics = ?topics, "notifications running");
     let stop = Arc::new(AtomicBool::new(false));
@@ -154,14 +157,19 @@ pub async fn run(
     Ok(())
 }
 
-/// Every [`SWEEP`], offers a reminder of each escalation `due` names (the engine sends each
-/// once per receiver: its id is the escalation's with [`route::REMINDER_SUFFIX`]).
-async fn remind(engine: Arc<Engine>, due: DueReminders) {
+/// Every [`SWEEP`], offers a reminder of each escalation `due` names among those this engine
+/// announced (the engine sends each once per receiver: its id is the escalation's with
+/// [`route::REMINDER_SUFFIX`]); once a minute, forgets the announced escalations closed since.
+async fn remind(engine: Arc<Engine>, due: DueReminders, is_open: IsOpen) {
     let mut every = tokio::time::interval(SWEEP);
-    loop {
+    for tick in 0u64.. {
         every.tick().await;
-        for (x, left_ms) in due(crate::clock::SystemClock::now()) {
+        let mine = |id: &str| engine.announced(id);
+        for (x, left_ms) in due(crate::clock::SystemClock::now(), &mine) {
             engine.offer(&Notice::Reminder(Box::new(x), left_ms), || {});
+        }
+        if tick % 60 == 59 {
+            engine.prune_announced(|id| is_open(id));
         }
     }
 }

@@ -51,7 +51,9 @@ impl Notice {
     /// The escalations it announces (a digest's items without an id are not counted).
     pub fn escalation_ids(&self) -> Vec<String> {
         match self {
-            Notice::Escalation(x) | Notice::Reminder(x, _) => vec![x.escalation_id.clone()],
+            Notice::Escalation(x) => vec![x.escalation_id.clone()],
+            // Open while nobody acknowledged the escalation ([`IsOpen`] of the suffixed id).
+            Notice::Reminder(..) => vec![self.id()],
             Notice::Digest(d) => d
                 .items
                 .iter()
@@ -289,7 +291,7 @@ pub(crate) mod tests {
             (r.id().as_str(), r.kind(), r.role()),
             ("esc-9.reminder", "reminder", "trader")
         );
-        assert_eq!(r.escalation_ids(), vec!["esc-9".to_string()]);
+        assert_eq!(r.escalation_ids(), vec!["esc-9.reminder".to_string()]);
         let immediate_only = Route {
             roles: vec![],
             tiers: vec![Tier::Immediate],

@@ -140,6 +140,7 @@ pub(super) fn move_on<'a>(
     esc.created_at_ms = now_ms;
     esc.deadline_ms = Some(now_ms.saturating_add(matrix.ack_within_ms(Tier::Immediate)));
     esc.approved = false;
+    esc.more = false;
     effects.push(Effect::Opened(esc.role.clone(), esc.tier));
     let moved = crate::escalation::Handover {
         escalation_id: esc.escalation_id.clone(),

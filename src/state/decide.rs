@@ -66,6 +66,7 @@ impl PartitionState {
         check_option(&action.event.options, d)?;
         let revised_arguments = check_arguments(&action.event, d)?;
         check_approver(action, esc, d)?;
+        let four_eyes = action.quorum.approvals > 1;
         if d.decision == DecisionKind::Acknowledge && esc.deadline_ms.is_none() {
             return Err(Ignored::Duplicate(d.escalation_id.clone()));
         }
@@ -79,19 +80,24 @@ impl PartitionState {
         let main_action = action.event.action_id.clone();
         let first =
             esc.deadline_ms.is_some() && !action.approvals.iter().any(|a| a.role == esc.role);
+        let tier = esc.tier;
         effects.push(answered(esc, d, first, now_ms));
         let session = d.session_id.clone();
         self.dirty.insert(session.clone());
         let outcome = match d.decision {
             DecisionKind::Approve => {
                 let approval = approval.take().expect("an approval");
-                if !self.approve(&session, ai, ei, approval, effects) {
+                let restart_ms = now_ms.saturating_add(matrix.ack_within_ms(tier));
+                if !self.approve(&session, (ai, ei), approval, restart_ms, effects) {
                     return Ok(());
                 }
                 VerdictOutcome::Approved
             }
             DecisionKind::Acknowledge => {
-                self.stop_clock(&session, ai, ei);
+                // Under four-eyes the deadline is the whole's: someone looking does not stop it.
+                if !four_eyes {
+                    self.stop_clock(&session, ai, ei);
+                }
                 return Ok(());
             }
             DecisionKind::Reject => VerdictOutcome::Rejected,
@@ -132,24 +138,43 @@ impl PartitionState {
     }
 
     /// Records `approval` on escalation `ei` of action `ai`. True when the action has all the
-    /// approvals it needs (every role handed to, and its quorum); otherwise the escalation
-    /// stays open — its deadline running — while more people of its role may still approve.
+    /// approvals it needs (every role handed to, and its quorum). Otherwise the escalation
+    /// stays open — pending, its deadline running — while more people of its role may still
+    /// count, or while no other role is left to answer (the deadline is the whole's: when it
+    /// passes, the chain moves on or the action times out, as for any escalation).
     fn approve(
         &mut self,
         session: &str,
-        ai: usize,
-        ei: usize,
+        (ai, ei): (usize, usize),
         approval: Approved,
+        restart_ms: i64,
         effects: &mut Vec<Effect>,
     ) -> bool {
         let action = &mut self.sessions.get_mut(session).expect("present").open[ai];
+        let was_pending = action.escalations[ei].is_pending();
         action.approvals.push(approval);
         action.escalations[ei].approved = true;
         let done = quorum_met(action);
-        if done || !wants_more_from_role(action) {
-            let esc = &action.escalations[ei];
-            effects.push(Effect::Closed(esc.role.clone(), esc.tier));
+        let others_wait = action
+            .escalations
+            .iter()
+            .enumerate()
+            .any(|(i, e)| i != ei && e.is_pending());
+        let keep_open = !done && (wants_more_from_role(action) || !others_wait);
+        let esc = &mut action.escalations[ei];
+        esc.more = keep_open;
+        match (was_pending, keep_open) {
+            (true, false) => effects.push(Effect::Closed(esc.role.clone(), esc.tier)),
+            (false, true) => effects.push(Effect::Opened(esc.role.clone(), esc.tier)),
+            _ => {}
+        }
+        if !keep_open {
             self.stop_clock(session, ai, ei);
+        } else if esc.deadline_ms.is_none() {
+            // Waiting again (more people of this role count now): the clock runs again.
+            esc.deadline_ms = Some(restart_ms);
+            let id = esc.escalation_id.clone();
+            self.deadlines.insert((restart_ms, session.to_string(), id));
         }
         done
     }
@@ -307,8 +332,24 @@ fn check_approver(
     esc: &OpenEscalation,
     d: &HumanDecision,
 ) -> Result<(), Ignored> {
+    let n = action.quorum.approvals;
+    if d.decision == DecisionKind::Revise && n > 1 {
+        return Err(Ignored::Invalid(format!(
+            "decision `revise` for {}: this action needs {n} approvals, and one person cannot \
+             approve a revision alone; reject it saying what to change, or approve it as proposed",
+            d.escalation_id
+        )));
+    }
     if d.decision != DecisionKind::Approve {
         return Ok(());
+    }
+    if let Some(other) = action.approvals.iter().find(|a| {
+        a.chosen_option.is_some() && d.chosen_option.is_some() && a.chosen_option != d.chosen_option
+    }) {
+        return Err(Ignored::Invalid(format!(
+            "`chosen_option` = {:?} for {}: {} approved {:?}; every approver who chooses must choose the same",
+            d.chosen_option, d.escalation_id, other.by, other.chosen_option
+        )));
     }
     let again = action.approvals.iter().any(|a| a.by == d.decided_by);
     if again && action.quorum.approvals > 1 {
@@ -336,19 +377,28 @@ fn roles(action: &OpenAction) -> usize {
     r.len()
 }
 
+/// How many distinct roles the approvals must come from: the quorum's count with distinct
+/// roles, but never more than the roles handed to (a quorum raised by a level or a trigger
+/// beyond them asks for more people, not for roles nobody was asked).
+fn roles_needed(action: &OpenAction) -> usize {
+    let q = action.quorum;
+    if !q.distinct_roles {
+        return 0;
+    }
+    usize::from(q.approvals).min(action.escalations.len())
+}
+
 /// Every role handed to approved, and the quorum is met.
 fn quorum_met(action: &OpenAction) -> bool {
-    let q = action.quorum;
-    let n = usize::from(q.approvals);
     action.escalations.iter().all(|e| e.approved)
-        && people(action) >= n
-        && (!q.distinct_roles || roles(action) >= n)
+        && people(action) >= usize::from(action.quorum.approvals)
+        && roles(action) >= roles_needed(action)
 }
 
 /// More people of a role that already approved may still count: more approvals are needed, and
-/// not from distinct roles.
+/// the distinct roles asked for (if any) have approved.
 fn wants_more_from_role(action: &OpenAction) -> bool {
-    !action.quorum.distinct_roles && people(action) < usize::from(action.quorum.approvals)
+    people(action) < usize::from(action.quorum.approvals) && roles(action) >= roles_needed(action)
 }
 
 /// SHA-256 of the context package `role` is shown for `action` (rebuilt as the escalation
@@ -378,6 +428,7 @@ fn approval_by(
         },
         via: via.map(str::to_string),
         context_sha256: context_sha256(matrix, action, &d.role),
+        chosen_option: d.chosen_option.clone(),
     }
 }
 

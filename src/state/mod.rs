@@ -119,6 +119,8 @@ pub struct Approved {
     pub via: Option<String>,
     /// SHA-256 (base64url) of the canonical JSON of the context package their role was shown.
     pub context_sha256: Option<String>,
+    /// The option they chose, when they chose one (every approver must choose the same).
+    pub chosen_option: Option<String>,
 }
 
 impl OpenAction {
@@ -228,6 +230,17 @@ pub struct OpenEscalation {
     pub sequence: i32,
     /// Where it went before.
     pub history: Vec<HistoryEntry>,
+    /// Approved, and kept open for more people of its role (four-eyes): still pending, its
+    /// deadline running. Layout 3.
+    #[serde(default, deserialize_with = "crate::event::layout::added_in_3")]
+    pub more: bool,
+}
+
+impl OpenEscalation {
+    /// Still waiting for a person: not approved, or approved and kept open for more.
+    pub fn is_pending(&self) -> bool {
+        !self.approved || self.more
+    }
 }
 
 /// What the processor must publish or count after a change of state.
@@ -374,7 +387,7 @@ impl PartitionState {
             .flat_map(|s| s.open.iter())
             .filter(|a| a.canary.is_none())
             .flat_map(|a| a.escalations.iter())
-            .filter(|e| !e.approved)
+            .filter(|e| e.is_pending())
             .map(|e| (e.role.clone(), e.tier))
             .collect()
     }
@@ -557,8 +570,7 @@ impl PartitionState {
                 self.deadlines
                     .remove(&(dl, session.to_string(), e.escalation_id.clone()));
             }
-            // Still pending: not approved, or approved and kept open for more approvers.
-            if !e.approved || e.deadline_ms.is_some() {
+            if e.is_pending() {
                 effects.push(Effect::Closed(e.role.clone(), e.tier));
             }
             ids.extend(e.previous_ids);

@@ -44,9 +44,13 @@ impl PartitionState {
             return Some(joined(a, escalations, false));
         }
         if group_within_ms > 0 && r.open.iter().all(|a| a.event.action_id != event.action_id) {
-            // An action needing more approvers never rides on one needing fewer.
+            // An action needing more approvers never rides on one needing fewer; a tool call is
+            // never grouped (its arguments are what a person approves, and an approval of the
+            // escalation shows the first action's only).
             let fits = |a: &OpenAction| {
                 a.quorum == quorum
+                    && event.tool_call.is_none()
+                    && a.event.tool_call.is_none()
                     && fits_group(a, event, triggers, escalations, group_within_ms, now_ms)
             };
             if let Some(a) = r.open.iter_mut().find(|a| fits(a)) {
@@ -201,6 +205,7 @@ fn open_escalations(
             first_created_at_ms: e.created_at_ms,
             deadline_ms: Some(e.deadline_ms),
             approved: false,
+            more: false,
             sequence: e.sequence,
             history: e.history.clone(),
         });

@@ -316,8 +316,10 @@ pub fn gateway_section(port: u16) -> String {
 pub fn receipts_section() -> String {
     let key = handoff::trust::Signer::generate("processor-1");
     format!(
-        "[trust]\nsigning_key = '''\n{}'''\nsigning_key_id = \"processor-1\"\n",
-        key.to_pem()
+        "[trust]\nsigning_key = '''\n{}'''\nsigning_key_id = \"processor-1\"\n\
+         [[trust.published_keys]]\nid = \"processor-1\"\npublic_key = \"{}\"\n",
+        key.to_pem(),
+        key.public_key()
     )
 }
 

@@ -88,7 +88,7 @@ fn start(rt: &tokio::runtime::Runtime, settings: &handoff::config::Settings) -> 
             let _ = rx.await;
         };
         let open: handoff::notify::IsOpen = Arc::new(|_: &str| true);
-        let due: handoff::notify::DueReminders = Arc::new(|_| Vec::new());
+        let due: handoff::notify::DueReminders = Arc::new(|_, _| Vec::new());
         handoff::notify::run(&s, matrix, (open, due), &r, shutdown).await
     });
     Running {

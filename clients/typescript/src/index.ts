@@ -182,7 +182,7 @@ interface ProblemBody {
 export function fromResponse(status: number, body: unknown): HandoffError {
   const err = (typeof body === "object" && body !== null ? (body as ProblemBody).error : undefined) ?? {};
   const message = err.message ?? (typeof body === "string" && body ? body : `HTTP ${status}`);
-  if (err.code === "receipt_refused" || err.code === "receipt_used" || err.code === "arguments_required") {
+  if (["receipt_refused", "receipt_used", "arguments_required", "tool_required"].includes(err.code ?? "")) {
     const e = new ReceiptRefused(message, status, err.code);
     e.reasons = err.reasons ?? [err.code];
     return e;

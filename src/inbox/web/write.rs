@@ -146,9 +146,17 @@ impl App {
         if let Err(e) = self.publish.decision(&d).await {
             self.metrics.answer(kind.as_str(), "failed");
             // Not sent: the claim made by check_answer is released.
+            // Only this person's claim: under four-eyes it is keyed by person too.
             let mut sent = self.sent.lock().expect("not poisoned");
-            sent.remove(&d.escalation_id);
-            sent.remove(&format!("{}\n{}", d.escalation_id, d.decided_by));
+            if sent
+                .remove(&format!("{}\n{}", d.escalation_id, d.decided_by))
+                .is_none()
+                && sent
+                    .get(&d.escalation_id)
+                    .is_some_and(|(who, _)| *who == d.decided_by)
+            {
+                sent.remove(&d.escalation_id);
+            }
             drop(sent);
             return Err(format!("{e}. Try again in a moment."));
         }

@@ -73,7 +73,7 @@ def from_response(status: int, body: Any) -> HandoffError:
     err = body.get("error", {}) if isinstance(body, dict) else {}
     message = str(err.get("message") or body or f"HTTP {status}")
     code = err.get("code")
-    if code in ("receipt_refused", "receipt_used", "arguments_required"):
+    if code in ("receipt_refused", "receipt_used", "arguments_required", "tool_required"):
         return ReceiptRefused(message, status=status, code=code, reasons=list(err.get("reasons") or [code]))
     if status in (413, 422) or code == "invalid_action":
         return InvalidAction(
