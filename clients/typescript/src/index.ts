@@ -184,7 +184,7 @@ export function fromResponse(status: number, body: unknown): HandoffError {
   const message = err.message ?? (typeof body === "string" && body ? body : `HTTP ${status}`);
   if (["receipt_refused", "receipt_used", "arguments_required", "tool_required"].includes(err.code ?? "")) {
     const e = new ReceiptRefused(message, status, err.code);
-    e.reasons = err.reasons ?? [err.code];
+    e.reasons = err.reasons ?? [err.code ?? "receipt_refused"];
     return e;
   }
   if (status === 413 || status === 422 || err.code === "invalid_action") {
