@@ -303,15 +303,28 @@ impl InboxSettings {
                 }
             }
         }
-        if let Some(k) = &self.cookie_key {
-            if k.len() < 32 {
-                problems.push(
-                    "inbox.cookie_key",
-                    format!("{} bytes; at least 32 are needed", k.len()),
-                );
+        for (field, v) in [
+            ("cookie_key", &self.cookie_key),
+            ("slack_signing_secret", &self.slack_signing_secret),
+        ] {
+            if let Some(why) = v.as_deref().and_then(|v| too_short(field, v)) {
+                problems.push(format!("inbox.{field}"), why);
             }
         }
     }
+}
+
+/// Why a secret of `field` is too short to keep anyone out (its length only, never its value):
+/// the cookie key signs sessions (32 bytes at least); Slack's signing secret is 32 characters,
+/// and an empty one would let anyone forge button presses (16 at least).
+fn too_short(field: &str, secret: &str) -> Option<String> {
+    let least = if field == "cookie_key" { 32 } else { 16 };
+    (secret.len() < least).then(|| {
+        format!(
+            "{} bytes; at least {least} are needed (an empty or short secret lets anyone sign)",
+            secret.len()
+        )
+    })
 }
 
 fn is_header_name(h: &str) -> bool {

@@ -3,6 +3,7 @@
 //! (`message.max.bytes`). The Kafka edge (`crate::kafka`) builds clients from these settings.
 
 use super::KafkaSettings;
+use std::collections::BTreeMap;
 use crate::problems::Problems;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
@@ -105,10 +106,71 @@ impl KafkaSettings {
     }
 }
 
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+            m.iter()
+                .map(|(k, v)| {
+                    let shown = if super::is_secret(k) { "***" } else { v };
+                    (k.clone(), shown.to_string())
+                })
+                .collect()
+        };
+        f.debug_struct("KafkaSettings")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("group_id", &self.group_id)
+            .field("create_topics", &self.create_topics)
+            .field("partitions", &self.partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("session_timeout", &self.session_timeout)
+            .field("common", &masked(&self.common))
+            .field("consumer", &masked(&self.consumer))
+            .field("producer", &masked(&self.producer))
+            .finish()
+    }
+}
+
+/// `sasl.*` and `ssl.*` properties are used only when `security.protocol` asks for SASL or
+/// TLS: set under another protocol (plaintext by default), they would be ignored until a
+/// connection fails. Each is named.
+fn check_protocol(k: &KafkaSettings, problems: &mut Problems) {
+    let protocol = [&k.common, &k.consumer, &k.producer]
+        .iter()
+        .find_map(|m| m.get("security.protocol"))
+        .map(|p| p.to_ascii_lowercase())
+        .unwrap_or_else(|| "plaintext".into());
+    for (map, props) in [
+        ("common", &k.common),
+        ("consumer", &k.consumer),
+        ("producer", &k.producer),
+    ] {
+        for key in props.keys() {
+            let (needs, family) = if key.starts_with("sasl.") {
+                ("sasl", "SASL")
+            } else if key.starts_with("ssl.") {
+                ("ssl", "TLS")
+            } else {
+                continue;
+            };
+            if !protocol.contains(needs) {
+                problems.push(
+                    format!("kafka.{map}.{key}"),
+                    format!(
+                        "is set, but security.protocol is {protocol:?}, which uses no {family}: \
+                         set security.protocol (sasl_ssl, sasl_plaintext or ssl) or remove it"
+                    ),
+                );
+            }
+        }
+    }
+}
+
 /// Checks the user's librdkafka properties without I/O: owned properties are refused (with
-/// the reason), and every property is parsed by librdkafka itself, so a misspelt name or a bad
-/// value is reported with the others before anything connects.
+/// the reason), `sasl.*`/`ssl.*` need a protocol that uses them, and every property is parsed
+/// by librdkafka itself, so a misspelt name or a bad value is reported with the others before
+/// anything connects.
 pub fn validate(k: &KafkaSettings, problems: &mut Problems) {
+    check_protocol(k, problems);
     for (map, side, props) in [
         ("common", Side::Neither, &k.common),
         ("consumer", Side::Consumer, &k.consumer),
@@ -204,6 +266,39 @@ pub(crate) mod tests {
         let mut p = Problems::default();
         validate(&settings("consumer", "fetch.wait.max.ms", "50"), &mut p);
         assert!(p.is_empty(), "{p}");
+    }
+
+    #[test]
+    fn sasl_and_tls_properties_under_plaintext_are_refused_naming_them() {
+        let mut p = Problems::default();
+        validate(&settings("common", "sasl.username", "u"), &mut p);
+        let text = p.to_string();
+        assert!(
+            text.contains("kafka.common.sasl.username: is set, but security.protocol is \"plaintext\""),
+            "{text}"
+        );
+        let mut k = settings("consumer", "ssl.ca.location", "/ca.pem");
+        k.common
+            .insert("security.protocol".into(), "SASL_PLAINTEXT".into());
+        let mut p = Problems::default();
+        validate(&k, &mut p);
+        assert!(p.to_string().contains("kafka.consumer.ssl.ca.location"), "{p}");
+        assert!(p.to_string().contains("uses no TLS"), "{p}");
+        let mut k = settings("common", "ssl.ca.location", "/ca.pem");
+        k.common.insert("security.protocol".into(), "SASL_SSL".into());
+        k.common.insert("sasl.mechanisms".into(), "SCRAM-SHA-512".into());
+        let mut p = Problems::default();
+        validate(&k, &mut p);
+        assert!(p.is_empty(), "{p}");
+    }
+
+    #[test]
+    fn debug_output_masks_secret_properties() {
+        let mut k = settings("common", "sasl.password", "hunter2");
+        k.consumer.insert("ssl.key.password".into(), "s3cret".into());
+        let shown = format!("{k:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("\"sasl.password\": \"***\""), "{shown}");
     }
 
     #[test]

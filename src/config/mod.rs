@@ -95,8 +95,9 @@ fn default_metrics_bind() -> String {
     "127.0.0.1:9464".into()
 }
 
-/// Kafka connection and client settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Kafka connection and client settings. Its `Debug` masks the values of secret properties
+/// (`sasl.password`, …: resolved, they are the secrets themselves).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSettings {
     /// Comma-separated `host:port` list.

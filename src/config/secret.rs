@@ -114,6 +114,10 @@ impl Settings {
         ] {
             for (key, value) in map.iter_mut() {
                 match Source::of(value).resolve(&env) {
+                    Ok(v) if v.is_empty() && is_secret(key) => problems.push(
+                        format!("kafka.{section}.{key}"),
+                        "is empty: a secret must have a value",
+                    ),
                     Ok(v) => *value = v,
                     Err(why) => problems.push(format!("kafka.{section}.{key}"), why),
                 }

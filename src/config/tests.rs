@@ -171,3 +171,27 @@ fn trust_is_read_from_a_file_with_its_key_from_a_secret_file() {
     assert_eq!(s.trust.signer().unwrap().public_key(), key.public_key());
     assert!(s.trust.decision_trust().is_on());
 }
+
+/// An empty or short Slack signing secret (written, or read from an empty variable) would let
+/// anyone forge button presses: refused at start-up, naming the setting and never the value.
+#[test]
+fn an_empty_or_short_slack_signing_secret_is_refused_naming_the_setting() {
+    for (written, env) in [
+        ("\"\"", None),
+        ("\"env:SLACK_SECRET\"", Some("")),
+        ("\"env:SLACK_SECRET\"", Some("abc123")),
+    ] {
+        let mut s = Settings::default();
+        s.inbox.slack_signing_secret = Some(serde_json::from_str::<String>(written).unwrap());
+        let e = s
+            .with_secrets_from(|name| (name == "SLACK_SECRET").then(|| env.unwrap().to_string()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inbox.slack_signing_secret"), "{written}: {e}");
+        assert!(e.contains("at least 16"), "{written}: {e}");
+        assert!(!e.contains("abc123"), "the value is never shown: {e}");
+    }
+    let mut s = Settings::default();
+    s.inbox.slack_signing_secret = Some("8f742231b10e8888abcd99yyyzzz85a5".into());
+    assert!(s.with_secrets_from(|_| None).is_ok());
+}

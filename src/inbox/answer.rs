@@ -112,15 +112,22 @@ pub fn decision(
         }
         "revise" => revise(&mut d, item, form)?,
         "choose" => {
+            // The page shows the options as the role sees them (redacted): the one chosen is
+            // found there, and the decision names the action's own.
             let options = &item.action.event.options;
-            if !options.contains(&form.chosen_option) {
+            let role = matrix.role_index(&item.role).map(|i| &matrix.roles()[i]);
+            let shown = |o: &String| match role {
+                Some(r) => crate::context::redact(r, o).into_owned(),
+                None => o.clone(),
+            };
+            let Some(at) = options.iter().position(|o| shown(o) == form.chosen_option) else {
                 return Err(format!(
                     "choose: chosen_option = {:?} is not one of the action's {} option(s)",
                     form.chosen_option,
                     options.len()
                 ));
-            }
-            d.chosen_option = Some(form.chosen_option.clone());
+            };
+            d.chosen_option = Some(options[at].clone());
         }
         "redirect" => {
             d.decision = DecisionKind::Redirect;
