@@ -32,7 +32,10 @@ fn an_option_shown_redacted_can_be_chosen_and_the_decision_names_the_real_one() 
     let srv = serve(&m, &s, &people(InboxAuth::Token));
     let ana = Client::signed_in(srv.port, "ana");
     let page = ana.get(&format!("/e/{}", x.escalation_id)).body;
-    assert!(!page.contains("DE89370400440532013000"), "redacted for support");
+    assert!(
+        !page.contains("DE89370400440532013000"),
+        "redacted for support"
+    );
     let shown = x.context.options[0].clone();
     assert_ne!(shown, raw);
     let token = Client::form_token(&page);

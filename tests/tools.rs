@@ -245,7 +245,7 @@ fn check_prints_the_settings_one_per_line_with_secrets_masked() {
     let cfg = file(
         "secret.toml",
         "[kafka]\nbootstrap_servers = \"broker-1:9092\"\n\
-         [kafka.common]\n\"sasl.password\" = \"pw-123\"\n",
+         [kafka.common]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.password\" = \"pw-123\"\n",
     );
     let out = handoff()
         .args(["check", "--config"])
@@ -263,7 +263,7 @@ fn check_prints_the_settings_one_per_line_with_secrets_masked() {
     let settings = text.split("\nmatrix ").next().unwrap();
     let lines: Vec<&str> = settings.lines().map(str::trim).collect();
     for setting in [
-        "\"sasl.password\": \"***\"",
+        "\"sasl.password\": \"***\",",
         "\"bootstrap_servers\": \"broker-1:9092\",",
         "\"max_in_flight\": 20000,",
     ] {

@@ -3,10 +3,10 @@
 //! (`message.max.bytes`). The Kafka edge (`crate::kafka`) builds clients from these settings.
 
 use super::KafkaSettings;
-use std::collections::BTreeMap;
 use crate::problems::Problems;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
+use std::collections::BTreeMap;
 
 /// Which user map applies to a role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,7 +274,9 @@ pub(crate) mod tests {
         validate(&settings("common", "sasl.username", "u"), &mut p);
         let text = p.to_string();
         assert!(
-            text.contains("kafka.common.sasl.username: is set, but security.protocol is \"plaintext\""),
+            text.contains(
+                "kafka.common.sasl.username: is set, but security.protocol is \"plaintext\""
+            ),
             "{text}"
         );
         let mut k = settings("consumer", "ssl.ca.location", "/ca.pem");
@@ -282,11 +284,16 @@ pub(crate) mod tests {
             .insert("security.protocol".into(), "SASL_PLAINTEXT".into());
         let mut p = Problems::default();
         validate(&k, &mut p);
-        assert!(p.to_string().contains("kafka.consumer.ssl.ca.location"), "{p}");
+        assert!(
+            p.to_string().contains("kafka.consumer.ssl.ca.location"),
+            "{p}"
+        );
         assert!(p.to_string().contains("uses no TLS"), "{p}");
         let mut k = settings("common", "ssl.ca.location", "/ca.pem");
-        k.common.insert("security.protocol".into(), "SASL_SSL".into());
-        k.common.insert("sasl.mechanisms".into(), "SCRAM-SHA-512".into());
+        k.common
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        k.common
+            .insert("sasl.mechanisms".into(), "SCRAM-SHA-512".into());
         let mut p = Problems::default();
         validate(&k, &mut p);
         assert!(p.is_empty(), "{p}");
@@ -295,9 +302,13 @@ pub(crate) mod tests {
     #[test]
     fn debug_output_masks_secret_properties() {
         let mut k = settings("common", "sasl.password", "hunter2");
-        k.consumer.insert("ssl.key.password".into(), "s3cret".into());
+        k.consumer
+            .insert("ssl.key.password".into(), "s3cret".into());
         let shown = format!("{k:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
         assert!(shown.contains("\"sasl.password\": \"***\""), "{shown}");
     }
 
