@@ -172,7 +172,7 @@ pub async fn run(
         metrics: metrics.clone(),
     };
     let follower = follow::start(settings, feed)?;
-    let redemptions = redeem::Redemptions {
+    let redemptions = used::Redemptions {
         ledger: Arc::new(Mutex::new(used::Ledger::default())),
         uses: Arc::new(used::KafkaUses::new(settings)?),
         ready: Arc::new(AtomicBool::new(false)),
@@ -215,7 +215,7 @@ pub async fn serve(
     app: Arc<web::App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, web::router(app))
+    axum::serve(listener, web::router(app, redeem::routes()))
         .with_graceful_shutdown(shutdown)
         .await
 }

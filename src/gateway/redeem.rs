@@ -4,7 +4,7 @@
 //! same action's receipt is refused, whichever replica is asked.
 
 use super::api::{self, Problem};
-use super::used::{Ledger, Use, WriteUse};
+use super::used::Use;
 use super::web::{caller, read_body, App};
 use crate::trust::receipt::{self, Expected};
 use axum::body::Body;
@@ -12,32 +12,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Where redemptions are kept: the ledger read from the topic, the writer of uses, and
-/// whether the ledger has caught up.
-pub struct Redemptions {
-    /// First uses read so far.
-    pub ledger: Arc<Mutex<Ledger>>,
-    /// Writes a use.
-    pub uses: Arc<dyn WriteUse>,
-    /// Set once the ledger has read the topic to the end it saw at start.
-    pub ready: Arc<AtomicBool>,
-}
-
-impl Redemptions {
-    /// A ledger in memory, each use applied at once (route tests; one process).
-    pub fn in_memory() -> Redemptions {
-        let ledger = Arc::new(Mutex::new(Ledger::default()));
-        Redemptions {
-            uses: Arc::new(super::used::MemoryUses::new(ledger.clone())),
-            ledger,
-            ready: Arc::new(AtomicBool::new(true)),
-        }
-    }
-}
 
 /// The request.
 #[derive(Debug, Deserialize)]
@@ -62,6 +39,11 @@ struct Redeemed<'a> {
     tool_name: Option<&'a str>,
     approvers: &'a [receipt::Approver],
     used_at_ms: i64,
+}
+
+/// The redemption route, for [`super::web::router`].
+pub fn routes() -> axum::Router<Arc<App>> {
+    axum::Router::new().route("/v1/receipts/redeem", axum::routing::post(redeem))
 }
 
 /// `POST /v1/receipts/redeem`.

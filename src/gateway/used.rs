@@ -178,6 +178,29 @@ impl WriteUse for MemoryUses {
     }
 }
 
+/// Where redemptions are kept: the ledger read from the topic, the writer of uses, and
+/// whether the ledger has caught up.
+pub struct Redemptions {
+    /// First uses read so far.
+    pub ledger: Arc<Mutex<Ledger>>,
+    /// Writes a use.
+    pub uses: Arc<dyn WriteUse>,
+    /// Set once the ledger has read the topic to the end it saw at start.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl Redemptions {
+    /// A ledger in memory, each use applied at once (route tests; one process).
+    pub fn in_memory() -> Redemptions {
+        let ledger = Arc::new(Mutex::new(Ledger::default()));
+        Redemptions {
+            uses: Arc::new(MemoryUses::new(ledger.clone())),
+            ledger,
+            ready: Arc::new(AtomicBool::new(true)),
+        }
+    }
+}
+
 /// Reads `topics.receipts_used` from the beginning into `ledger` on its own thread, until `stop`;
 /// sets `ready` once caught up with the end it saw at start.
 pub fn follow(

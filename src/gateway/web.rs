@@ -49,7 +49,7 @@ pub struct App {
     /// The published keys receipts are checked against.
     pub(super) receipt_keys: std::collections::HashMap<String, ed25519_dalek::VerifyingKey>,
     /// Receipts used.
-    pub(super) redemptions: super::redeem::Redemptions,
+    pub(super) redemptions: super::used::Redemptions,
 }
 
 impl App {
@@ -83,12 +83,12 @@ impl App {
             jwks: settings.trust.jwks().to_string(),
             receipt_keys: crate::trust::read_jwks(&settings.trust.jwks().to_string())
                 .expect("the published keys were checked at start-up"),
-            redemptions: super::redeem::Redemptions::in_memory(),
+            redemptions: super::used::Redemptions::in_memory(),
         }
     }
 
     /// Redeems receipts against `redemptions` (the topic's ledger; in memory by default).
-    pub fn redemptions(mut self, redemptions: super::redeem::Redemptions) -> App {
+    pub fn redemptions(mut self, redemptions: super::used::Redemptions) -> App {
         self.redemptions = redemptions;
         self
     }
@@ -106,18 +106,19 @@ impl App {
     }
 }
 
-/// The routes.
-pub fn router(app: Arc<App>) -> axum::Router {
+/// The routes: these and `more` (the receipts' redemption, [`super::redeem::routes`]), counted
+/// by route.
+pub fn router(app: Arc<App>, more: axum::Router<Arc<App>>) -> axum::Router {
     axum::Router::new()
         .route("/v1/actions", post(submit))
         .route("/v1/actions/{action_id}/verdict", get(verdict))
         .route("/v1/sessions/{session_id}/events", get(events))
-        .route("/v1/receipts/redeem", post(super::redeem::redeem))
         .route(api::OPENAPI_PATH, get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route(crate::trust::JWKS_PATH, get(jwks))
+        .merge(more)
         .fallback(not_found)
         .layer(CountLayer(Arc::new(app.metrics.clone())))
         .with_state(app)
