@@ -68,8 +68,10 @@ fn deadline(ms: i64) -> String {
     )
 }
 
+/// A section of `text`, `verbatim`: Slack turns no bare URL or channel name of the agent's text
+/// into a link (what handoff means as a link is written as one).
 fn mrkdwn(text: String) -> Value {
-    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": true}})
 }
 
 fn drill_mark(drill: bool) -> &'static str {

@@ -302,3 +302,28 @@ fn a_reminder_is_the_escalation_headed_by_the_time_left() {
         .unwrap()
         .starts_with("⏰ Reminder: 5m left to acknowledge · [warm]"));
 }
+
+#[test]
+fn every_text_block_is_verbatim_so_bare_urls_in_agent_text_stay_text() {
+    let mut x = an_escalation("esc-1", "support", Tier::Warm);
+    x.context.headline = "Refund via https://evil.example/pay and #general".into();
+    let links = Links::new("https://inbox.example");
+    for notice in [
+        Notice::Escalation(Box::new(x.clone())),
+        Notice::Reminder(Box::new(x), 60_000),
+        Notice::Digest(Box::new(a_digest("dig-1", "support", &[Tier::Warm]))),
+    ] {
+        let m = message(&notice, &links);
+        let texts: Vec<&Value> = m["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["text"]["type"] == "mrkdwn")
+            .map(|b| &b["text"])
+            .collect();
+        assert!(!texts.is_empty());
+        for t in texts {
+            assert_eq!(t["verbatim"], true, "{t}");
+        }
+    }
+}
