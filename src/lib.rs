@@ -35,6 +35,7 @@ pub mod kafka;
 
 // edges: the long-running processes and what they serve (processor, inbox, gateway, …).
 pub mod gateway;
+pub mod http;
 pub mod inbox;
 pub mod metrics;
 pub mod notify;

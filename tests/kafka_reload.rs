@@ -81,13 +81,18 @@ fn reloads_by_each_trigger_under_traffic_decide_every_record_with_exactly_one_ve
     let path = dir.join("matrix.toml");
     std::fs::write(&path, &texts[0]).unwrap();
     let port = free_port();
+    // POST /-/reload is on only when enabled, with a token read from a file.
+    let token_file = dir.join("reload-token");
+    std::fs::write(&token_file, "reload-flow-token-0123456789\n").unwrap();
     let config = config_file(
         &dir,
         &bootstrap,
         "reload-flow",
         &format!(
-            "[matrix]\npath = \"{}\"\nwatch = \"1s\"\n[metrics]\nbind = \"127.0.0.1:{port}\"\n",
-            path.display()
+            "[matrix]\npath = \"{}\"\nwatch = \"1s\"\n[metrics]\nbind = \"127.0.0.1:{port}\"\n\
+             enable_reload = true\nreload_token = \"file:{}\"\n",
+            path.display(),
+            token_file.display()
         ),
     );
     let log = dir.join("run.log");
@@ -117,6 +122,9 @@ fn reloads_by_each_trigger_under_traffic_decide_every_record_with_exactly_one_ve
     std::thread::sleep(Duration::from_millis(1_200));
     std::fs::write(&path, &texts[1]).unwrap();
     let (s, body) = http(port, "POST", "/-/reload");
+    assert!(s.contains("401"), "without the token: {s} {body}");
+    let bearer = [("Authorization", "Bearer reload-flow-token-0123456789")];
+    let (s, body) = common::http_with(port, "POST", "/-/reload", &bearer);
     assert!(s.contains("200"), "{s} {body}");
     assert!(
         body.contains(&format!("{} -> {}", versions[0], versions[1])),

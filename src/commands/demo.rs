@@ -106,10 +106,7 @@ async fn live(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let endpoints = handoff::serve::Endpoints {
-        running: Arc::new(std::sync::OnceLock::new()),
-        reloads: None,
-    };
+    let endpoints = handoff::serve::Endpoints::default();
     let metrics = serve_metrics(&settings, endpoints.clone()).await;
     let (running_tx, running_rx) = tokio::sync::oneshot::channel();
     let mut pipeline = {
@@ -210,7 +207,11 @@ async fn serve_metrics(
     } else {
         addr.ip().to_string()
     };
-    tokio::spawn(super::serve_endpoints(listener, endpoints));
+    tokio::spawn(super::serve_endpoints(
+        listener,
+        endpoints,
+        settings.metrics.clone(),
+    ));
     Some(format!(
         "http://{host}:{}{}",
         addr.port(),

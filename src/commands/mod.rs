@@ -238,12 +238,13 @@ pub async fn bind_metrics(settings: &Settings) -> Result<Option<tokio::net::TcpL
 pub async fn serve_endpoints(
     listener: tokio::net::TcpListener,
     endpoints: handoff::serve::Endpoints,
+    settings: handoff::config::MetricsSettings,
 ) {
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    if let Err(e) = handoff::serve::serve_on(listener, endpoints).await {
+    if let Err(e) = handoff::serve::serve_on(listener, endpoints, &settings).await {
         tracing::error!(%addr, error = %e, "cannot serve metrics and probes");
     }
 }

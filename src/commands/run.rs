@@ -8,7 +8,7 @@ use handoff::matrix::Rules;
 use handoff::pipeline::{RunReport, Running};
 use handoff::reload::{self, Reloader, Request};
 use handoff::serve::Endpoints;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::Sender;
 
@@ -52,12 +52,10 @@ async fn run_until_stopped(
 ) -> Result<Option<RunReport>> {
     let rules = Rules::new(matrix);
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(8);
-    let endpoints = Endpoints {
-        running: Arc::new(OnceLock::new()),
-        reloads: Some(reload_tx.clone()),
-    };
+    let endpoints = Endpoints::default().reloading(&settings.metrics, reload_tx.clone());
     if let Some(listener) = listener {
-        tokio::spawn(super::serve_endpoints(listener, endpoints.clone()));
+        let m = settings.metrics.clone();
+        tokio::spawn(super::serve_endpoints(listener, endpoints.clone(), m));
     }
     start_reload_triggers(settings, reload_tx);
     // The reloader serves requests once the pipeline runs (its metrics are the pipeline's);

@@ -62,6 +62,17 @@ pub struct GatewaySettings {
     /// The agents and their keys.
     #[serde(default)]
     pub agents: Vec<GatewayAgent>,
+    /// Connections open at once; more are closed when accepted (and counted).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Host names served beside addresses, `localhost` and `public_url`'s host (a request
+    /// naming any other `Host` gets 421: DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+fn default_max_connections() -> usize {
+    10_000
 }
 
 fn default_bind() -> String {
@@ -121,6 +132,7 @@ impl GatewaySettings {
         for (field, value, least) in [
             ("max_body_bytes", self.max_body_bytes, 1024),
             ("max_waiting", self.max_waiting, 1),
+            ("max_connections", self.max_connections, 1),
             ("window", self.window, 1),
         ] {
             if value < least {

@@ -114,6 +114,17 @@ pub struct InboxSettings {
     /// Approvals quicker than this after opening the detail count as `fast`.
     #[serde(default)]
     pub min_review: MinReview,
+    /// Connections open at once; more are closed when accepted (and counted).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Host names served beside addresses, `localhost` and `public_url`'s host (a request
+    /// naming any other `Host` gets 421: DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+fn default_max_connections() -> usize {
+    1_024
 }
 
 impl std::fmt::Debug for InboxSettings {
@@ -206,6 +217,9 @@ impl InboxSettings {
             if let Some(why) = v.as_deref().and_then(|v| Source::of(v).check()) {
                 problems.push(format!("inbox.{field}"), why);
             }
+        }
+        if self.max_connections == 0 {
+            problems.push("inbox.max_connections", "0: at least one is needed");
         }
         if self.session_ttl < Duration::from_secs(60) {
             problems.push(

@@ -70,7 +70,7 @@ pub struct Settings {
 }
 
 /// The Prometheus endpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsSettings {
     /// Serve `/metrics`.
@@ -85,6 +85,39 @@ pub struct MetricsSettings {
     /// them).
     #[serde(default = "default_stuck_after", with = "humantime_serde")]
     pub stuck_after: Duration,
+    /// Take `POST /-/reload` (off by default, as Prometheus's `--web.enable-lifecycle`): the
+    /// rules are then reloaded for a request that brings `reload_token` as a bearer token.
+    /// SIGHUP and `[matrix] watch` reload without it.
+    #[serde(default)]
+    pub enable_reload: bool,
+    /// The bearer token `POST /-/reload` must bring (at least 16 bytes; a reference such as
+    /// `file:/run/secrets/reload-token`). Required with `enable_reload`.
+    #[serde(default, skip_serializing)]
+    pub reload_token: Option<String>,
+    /// Connections open at once on the metrics port; more are closed when accepted.
+    #[serde(default = "default_metrics_connections")]
+    pub max_connections: usize,
+    /// Host names this port answers to beside addresses and `localhost` (DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+fn default_metrics_connections() -> usize {
+    64
+}
+
+impl std::fmt::Debug for MetricsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSettings")
+            .field("enabled", &self.enabled)
+            .field("bind", &self.bind)
+            .field("stuck_after", &self.stuck_after)
+            .field("enable_reload", &self.enable_reload)
+            .field("reload_token", &self.reload_token.as_ref().map(|_| "***"))
+            .field("max_connections", &self.max_connections)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .finish()
+    }
 }
 
 fn default_stuck_after() -> Duration {

@@ -123,6 +123,16 @@ impl Settings {
                 }
             }
         }
+        if let Some(t) = self.metrics.reload_token.as_mut() {
+            match Source::of(t).resolve(&env) {
+                Ok(v) if v.len() < 16 => problems.push(
+                    "metrics.reload_token",
+                    format!("{} bytes; at least 16 are needed", v.len()),
+                ),
+                Ok(v) => *t = v,
+                Err(why) => problems.push("metrics.reload_token", why),
+            }
+        }
         self.inbox.resolve_secrets(&env, &mut problems);
         self.notify.resolve_secrets(&env, &mut problems);
         self.trust.resolve_secrets(&env, &mut problems);

@@ -195,3 +195,41 @@ fn an_empty_or_short_slack_signing_secret_is_refused_naming_the_setting() {
     s.inbox.slack_signing_secret = Some("8f742231b10e8888abcd99yyyzzz85a5".into());
     assert!(s.with_secrets_from(|_| None).is_ok());
 }
+
+/// `POST /-/reload` is off by default; turned on, it needs a token of at least 16 bytes, and a
+/// problem names the setting, never the value.
+#[test]
+fn an_enabled_reload_without_a_usable_token_is_refused() {
+    let mut s = Settings::default();
+    assert!(!s.metrics.enable_reload, "off by default");
+    s.metrics.enable_reload = true;
+    let problems = |s: &Settings| {
+        let mut p = Problems::default();
+        s.validate(&mut p);
+        p.to_string()
+    };
+    let e = problems(&s);
+    assert!(e.contains("metrics.reload_token"), "{e}");
+    assert!(e.contains("missing"), "{e}");
+    s.metrics.reload_token = Some("env:RELOAD_TOKEN".into());
+    assert_eq!(problems(&s), "");
+    let e = s
+        .clone()
+        .with_secrets_from(|_| Some("short-tok".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("metrics.reload_token") && e.contains("at least 16"),
+        "{e}"
+    );
+    assert!(!e.contains("short-tok"), "{e}");
+    let resolved = s
+        .with_secrets_from(|_| Some("a-long-enough-token".into()))
+        .unwrap();
+    assert_eq!(
+        resolved.metrics.reload_token.as_deref(),
+        Some("a-long-enough-token")
+    );
+    assert!(!format!("{:?}", resolved.metrics).contains("a-long-enough-token"));
+    assert!(!resolved.redacted().contains("a-long-enough-token"));
+}

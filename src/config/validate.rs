@@ -224,6 +224,22 @@ fn metrics(m: &MetricsSettings, problems: &mut Problems) {
             format!("{:?} is not an address such as 127.0.0.1:9464", m.bind),
         );
     }
+    if m.max_connections == 0 {
+        problems.push("metrics.max_connections", "0: at least one is needed");
+    }
+    match &m.reload_token {
+        None if m.enable_reload => problems.push(
+            "metrics.reload_token",
+            "missing: enable_reload = true needs a token (e.g. file:/run/secrets/reload-token), \
+             or anyone reaching the port could reload the rules",
+        ),
+        Some(t) => {
+            if let Some(why) = super::secret::Source::of(t).check() {
+                problems.push("metrics.reload_token", why);
+            }
+        }
+        None => {}
+    }
 }
 
 fn log(l: &LogSettings, problems: &mut Problems) {

@@ -215,7 +215,14 @@ pub async fn serve(
     app: Arc<web::App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, web::router(app, redeem::routes()))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = app.limits.clone();
+    let conns = crate::http::ConnMetrics::register(&app.registry);
+    crate::http::serve(
+        listener,
+        web::router(app, redeem::routes()),
+        limits,
+        conns,
+        shutdown,
+    )
+    .await
 }

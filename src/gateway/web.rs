@@ -50,6 +50,8 @@ pub struct App {
     pub(super) receipt_keys: std::collections::HashMap<String, ed25519_dalek::VerifyingKey>,
     /// Receipts used.
     pub(super) redemptions: super::used::Redemptions,
+    /// What a connection and a request may take ([`crate::http`]).
+    pub limits: crate::http::Limits,
 }
 
 impl App {
@@ -84,6 +86,7 @@ impl App {
             receipt_keys: crate::trust::read_jwks(&settings.trust.jwks().to_string())
                 .expect("the published keys were checked at start-up"),
             redemptions: super::used::Redemptions::in_memory(),
+            limits: limits(s),
         }
     }
 
@@ -104,6 +107,17 @@ impl App {
         self.stopping = stopping;
         self
     }
+}
+
+/// The gateway's connection limits: an answer may take the longest wait and the longest
+/// submission, and a body up to `max_body_bytes`.
+fn limits(s: &crate::config::GatewaySettings) -> crate::http::Limits {
+    let public = s.public_url.as_deref();
+    let hosts = crate::http::host::Allowed::new(public, s.allowed_hosts.iter().map(String::as_str));
+    let mut l = crate::http::Limits::new(s.max_connections, hosts);
+    l.answer = s.max_wait + s.submit_timeout + Duration::from_secs(10);
+    l.body_bytes = s.max_body_bytes;
+    l
 }
 
 /// The routes: these and `more` (the receipts' redemption, [`super::redeem::routes`]), counted

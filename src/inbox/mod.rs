@@ -183,10 +183,9 @@ pub async fn serve(
     app: Arc<web::App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = web::router(app).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = app.limits.clone();
+    let conns = crate::http::ConnMetrics::register(&app.registry);
+    crate::http::serve(listener, web::router(app), limits, conns, shutdown).await
 }
 
 /// Runs the inbox: binds, catches up with the changelog, serves until `shutdown`. `on_bound`
@@ -223,7 +222,8 @@ pub async fn run(
         changes,
         ready.clone(),
         stopping,
-    );
+    )
+    .limits_for(s);
     app.slack = slack_people(s);
     app.jwks = settings.trust.jwks().to_string();
     app.guard.set_min_review(s.min_review);

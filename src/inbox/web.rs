@@ -32,8 +32,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 
-/// Rows shown by default (the most urgent); `?show=all` shows every one.
+/// Rows shown by default (the most urgent); `?show=all` shows up to [`LIST_ALL_LIMIT`].
 pub const LIST_LIMIT: usize = 500;
+/// The most rows one page renders (`?show=all`), however many are open: a page of a hundred
+/// thousand rows would cost the server and the browser more than anyone can read.
+pub const LIST_ALL_LIMIT: usize = 5_000;
 /// How long an answer sent from here hides its escalation while the processor catches up.
 const SENT_KEPT_MS: i64 = 60_000;
 
@@ -65,8 +68,12 @@ pub struct App {
     pub jwks: String,
     /// Escalations whose receivers were reminded before the deadline (marked in the list).
     pub reminded: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// What a connection and a request may take ([`crate::http`]; see [`App::limits_for`]).
+    pub limits: crate::http::Limits,
     /// First detail view per (person, escalation), ms.
     views: Mutex<HashMap<(String, String), i64>>,
+    /// Live streams (`/live`) open per person.
+    streams: Arc<Mutex<HashMap<String, usize>>>,
     /// Answers sent from here: escalation → (who, when), until the board shows the outcome.
     sent: Mutex<HashMap<String, (String, i64)>>,
 }
@@ -101,9 +108,22 @@ impl App {
             guard,
             jwks: crate::trust::jwks([]).to_string(),
             reminded: Arc::default(),
+            limits: crate::http::Limits::new(1024, Default::default()),
             views: Mutex::default(),
+            streams: Arc::default(),
             sent: Mutex::default(),
         }
+    }
+}
+
+impl App {
+    /// The limits `settings` ask for (connections, hosts).
+    pub fn limits_for(mut self, s: &crate::config::InboxSettings) -> App {
+        let public = s.public_url.as_deref();
+        let names = s.allowed_hosts.iter().map(String::as_str);
+        let hosts = crate::http::host::Allowed::new(public, names);
+        self.limits = crate::http::Limits::new(s.max_connections, hosts);
+        self
     }
 }
 
@@ -222,9 +242,53 @@ impl axum::extract::FromRequestParts<Arc<App>> for SignedIn {
     }
 }
 
-async fn live(State(app): State<Arc<App>>, _signed_in: SignedIn) -> Response {
-    let state = (app.changes.clone(), app.stopping.clone());
-    let stream = futures::stream::unfold(state, |(mut changes, mut stopping)| async move {
+/// Live pages one person may keep open at once (tabs, windows); one more is refused with 429,
+/// so a stolen session or a runaway script cannot hold the server's streams.
+pub const STREAMS_PER_PERSON: usize = 8;
+
+/// One open stream of a person, given back when the stream ends.
+struct StreamSlot {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    who: String,
+}
+
+impl StreamSlot {
+    fn take(open: &Arc<Mutex<HashMap<String, usize>>>, who: &str) -> Option<StreamSlot> {
+        let mut m = open.lock().expect("not poisoned");
+        let n = m.entry(who.to_string()).or_default();
+        if *n >= STREAMS_PER_PERSON {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot {
+            open: open.clone(),
+            who: who.to_string(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut m = self.open.lock().expect("not poisoned");
+        if let Some(n) = m.get_mut(&self.who) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.who);
+            }
+        }
+    }
+}
+
+async fn live(State(app): State<Arc<App>>, SignedIn(v): SignedIn) -> Response {
+    let Some(slot) = StreamSlot::take(&app.streams, &v.name) else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("{STREAMS_PER_PERSON} live pages are open for you already; close one\n"),
+        )
+            .into_response();
+    };
+    let state = (app.changes.clone(), app.stopping.clone(), slot);
+    let stream = futures::stream::unfold(state, |(mut changes, mut stopping, slot)| async move {
         tokio::select! {
             r = changes.changed() => r.ok()?,
             _ = stopping.wait_for(|s| *s) => return None,
@@ -234,7 +298,7 @@ async fn live(State(app): State<Arc<App>>, _signed_in: SignedIn) -> Response {
             .data(changes.borrow().to_string());
         Some((
             Ok::<_, std::convert::Infallible>(event),
-            (changes, stopping),
+            (changes, stopping, slot),
         ))
     });
     Sse::new(stream)

@@ -102,7 +102,8 @@ pub fn serve_with(
         s.changes.subscribe(),
         Arc::new(AtomicBool::new(true)),
         stopping.clone(),
-    );
+    )
+    .limits_for(settings);
     app.slack = slack;
     let app = Arc::new(app);
     let served = app.clone();

@@ -60,11 +60,25 @@ pub fn http_get(port: u16, path_and_query: &str) -> (String, String) {
 
 /// A plain HTTP/1.0 request without a body on loopback: the status line and the body.
 pub fn http(port: u16, method: &str, path_and_query: &str) -> (String, String) {
+    http_with(port, method, path_and_query, &[])
+}
+
+/// [`http`] with more headers.
+pub fn http_with(
+    port: u16,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> (String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let more: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "{method} {path_and_query} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path_and_query} HTTP/1.0\r\nHost: localhost\r\n{more}Content-Length: 0\r\n\r\n"
     )
     .unwrap();
     let mut resp = String::new();

@@ -48,8 +48,9 @@ fn render_list(app: &App, v: &Viewer, q: &ListQuery) -> Response {
         .filter(|i| !sent.contains(&i.escalation_id))
         .collect();
     let total = items.len();
-    let limit = if q.show == "all" {
-        usize::MAX
+    let all = q.show == "all";
+    let limit = if all {
+        super::LIST_ALL_LIMIT
     } else {
         LIST_LIMIT
     };
@@ -59,7 +60,8 @@ fn render_list(app: &App, v: &Viewer, q: &ListQuery) -> Response {
         .take(limit)
         .map(|i| Row::of(i, now).reminded(reminded.contains(&i.escalation_id)))
         .collect();
-    let all_link = list_link(q);
+    // Past the bound of `show=all` there is no larger page: the filters narrow the list.
+    let all_link = if all { String::new() } else { list_link(q) };
     if q.fragment == "1" {
         let shown = rows.len();
         return html(
