@@ -470,9 +470,22 @@ fn behind_a_trusted_proxy_the_header_names_the_person() {
     let srv = serve(&m, &s, &people(InboxAuth::Proxy));
     let mut c = Client::new(srv.port);
     assert_eq!(c.get("/").status, 401, "no header");
-    c.headers = vec![("x-forwarded-user".into(), "mallory".into())];
-    assert_eq!(c.get("/").status, 401, "not a configured person");
+    let secret = (
+        "x-handoff-proxy-secret".to_string(),
+        inbox::PROXY_SECRET.to_string(),
+    );
     c.headers = vec![("x-forwarded-user".into(), "ana".into())];
+    assert_eq!(
+        c.get("/").status,
+        401,
+        "a process on the host without the secret"
+    );
+    c.headers = vec![
+        secret.clone(),
+        ("x-forwarded-user".into(), "mallory".into()),
+    ];
+    assert_eq!(c.get("/").status, 401, "not a configured person");
+    c.headers = vec![secret, ("x-forwarded-user".into(), "ana".into())];
     let page = c.get(&format!("/e/{refund_id}")).body;
     let token = Client::form_token(&page);
     let r = c.post(

@@ -158,7 +158,11 @@ def inbox_reached(c: Check, w: Workload, inbox: dict) -> None:
     """Who reaches the inbox: the SSO proxy (auth = "proxy"), its Service and PodMonitor, an Ingress."""
     front, proxy = {w.bport}, inbox.get("auth", "token") == "proxy"
     if proxy:
-        remote = [a for a in inbox.get("trusted_proxies", ["127.0.0.1", "::1"]) if not is_loopback(a)]
+        c.check(bool(inbox.get("trusted_proxies")) and "proxy_secret" in inbox,
+                'auth = "proxy": trusted_proxies and proxy_secret are set',
+                '[inbox] auth = "proxy" needs trusted_proxies (the proxy\'s addresses) and proxy_secret (a '
+                "secret the proxy sends with every request): the inbox refuses to start without them")
+        remote = [a for a in inbox.get("trusted_proxies", []) if not is_loopback(a)]
         c.check(not remote, 'auth = "proxy": trusted_proxies are loopback only (the SSO proxy runs in the pod)',
                 f"[inbox] trusted_proxies {remote}: pod IPs change with every restart, and trusted_proxies "
                 "takes addresses, not ranges; run the SSO proxy as a container of the inbox pod and trust "

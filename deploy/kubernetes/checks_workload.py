@@ -73,7 +73,8 @@ def secret_settings(settings: dict) -> list[tuple[str, object, bool]]:
     refs = [(f"kafka.{s}.{k}", v, False) for s in ("common", "consumer", "producer")
             for k, v in (kafka.get(s) or {}).items()]
     refs += [(f"input.schema_registry.{k}", registry.get(k), False) for k in ("password", "ca_file")]
-    refs += [(f"inbox.{k}", inbox.get(k), True) for k in ("cookie_key", "slack_signing_secret")]
+    refs += [(f"inbox.{k}", inbox.get(k), True) for k in ("cookie_key", "slack_signing_secret", "proxy_secret")]
+    refs += [("metrics.reload_token", (settings.get("metrics") or {}).get("reload_token"), True)]
     refs += [("trust.signing_key", (settings.get("trust") or {}).get("signing_key"), True)]
     refs += [(f"notify.receivers[{i}].{k}", rc.get(k), k == "secret" or rc.get("kind") == "slack")
              for i, rc in enumerate((settings.get("notify") or {}).get("receivers") or [])

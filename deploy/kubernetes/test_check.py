@@ -54,6 +54,9 @@ GATEWAY = "deploy/kubernetes/gateway.toml"
 GATEWAY_DEP = "deploy/kubernetes/gateway-deployment.yaml"
 TOKEN_SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
+# Sign-in through the SSO proxy: its address (the pod's loopback) and the secret it sends.
+PROXY_AUTH = 'auth = "proxy"\ntrusted_proxies = ["127.0.0.1", "::1"]\nproxy_secret = "file:/run/secrets/inbox/proxy-secret"'
+
 # An SSO proxy as a second container of the inbox pod (auth = "proxy").
 SIDECAR = """\
         - name: sso-proxy
@@ -287,7 +290,11 @@ class CheckTest(unittest.TestCase):
     # ---- the inbox: sign-in through a proxy ---------------------------------------------------
 
     def test_inbox_proxy_auth_with_a_sidecar_passes(self) -> None:
-        self.tree.edit(INBOX, 'auth = "token"', 'auth = "proxy"')
+        self.tree.edit(INBOX, 'auth = "token"', PROXY_AUTH)
+        self.tree.edit(INBOX_DEP, "              - key: cookie-key\n",
+                       "              - key: proxy-secret\n                path: proxy-secret\n"
+                       "              - key: cookie-key\n")
+        self.tree.edit(SECRETS, "  cookie-key: REPLACE-ME", "  proxy-secret: REPLACE-ME-with-openssl-rand-hex-32\n  cookie-key: REPLACE-ME")
         self.tree.edit(INBOX_DEP, "      volumes:\n", SIDECAR)
         self.tree.edit(INBOX_SVC, "targetPort: http", "targetPort: proxy")
         # The proxy's own sign-in callback is routed too: not an inbox route, not a failure.
@@ -543,11 +550,15 @@ BROKEN = [
     ("inbox_proxy_auth_without_a_proxy",
      [(INBOX, 'auth = "token"', 'auth = "proxy"')],
      'auth = "proxy", but Deployment/handoff-inbox has no other container with a port'),
+    ("inbox_proxy_auth_without_its_secret",
+     [(INBOX, 'auth = "token"', 'auth = "proxy"'), (INBOX_DEP, "      volumes:\n", SIDECAR),
+      (INBOX_SVC, "targetPort: http", "targetPort: proxy")],
+     '[inbox] auth = "proxy" needs trusted_proxies'),
     ("inbox_proxy_auth_bypassed_by_the_service",
-     [(INBOX, 'auth = "token"', 'auth = "proxy"'), (INBOX_DEP, "      volumes:\n", SIDECAR)],
+     [(INBOX, 'auth = "token"', PROXY_AUTH), (INBOX_DEP, "      volumes:\n", SIDECAR)],
      "straight to the inbox, every page answers 401"),
     ("inbox_proxy_trusted_by_pod_ip",
-     [(INBOX, 'auth = "token"', 'auth = "proxy"\ntrusted_proxies = ["10.42.0.17"]'),
+     [(INBOX, 'auth = "token"', 'auth = "proxy"\ntrusted_proxies = ["10.42.0.17"]\nproxy_secret = "file:/run/secrets/inbox/proxy-secret"'),
       (INBOX_DEP, "      volumes:\n", SIDECAR),
       (INBOX_SVC, "targetPort: http", "targetPort: proxy")],
      "[inbox] trusted_proxies ['10.42.0.17']: pod IPs change with every restart"),

@@ -91,9 +91,18 @@ pub struct InboxSettings {
     /// With `auth = "proxy"`: the header naming the signed-in person.
     #[serde(default = "default_proxy_header")]
     pub proxy_header: String,
-    /// With `auth = "proxy"`: peer addresses allowed to send that header.
-    #[serde(default = "default_trusted_proxies")]
+    /// With `auth = "proxy"`: the peer addresses allowed to send that header (required:
+    /// loopback for a proxy in the same pod or host).
+    #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// With `auth = "proxy"`: a secret the proxy sends in `proxy_secret_header` with every
+    /// request (at least 16 bytes; a reference such as `file:/run/secrets/inbox/proxy-secret`).
+    /// Required: without it any process on a trusted address could name anyone.
+    #[serde(default, skip_serializing)]
+    pub proxy_secret: Option<String>,
+    /// With `auth = "proxy"`: the header carrying `proxy_secret`.
+    #[serde(default = "default_proxy_secret_header")]
+    pub proxy_secret_header: String,
     /// Key signing session cookies and form tokens (at least 32 bytes; a reference such as
     /// `file:/run/secrets/inbox-key`). Without it each process makes its own, so people sign in
     /// again after a restart and replicas do not share sessions.
@@ -144,8 +153,8 @@ fn default_bind() -> String {
 fn default_proxy_header() -> String {
     "X-Forwarded-User".into()
 }
-fn default_trusted_proxies() -> Vec<String> {
-    vec!["127.0.0.1".into(), "::1".into()]
+fn default_proxy_secret_header() -> String {
+    "X-Handoff-Proxy-Secret".into()
 }
 fn default_session_ttl() -> Duration {
     Duration::from_secs(12 * 3600)
@@ -201,6 +210,27 @@ impl InboxSettings {
                     format!("{:?} is not a header name", self.proxy_header),
                 );
             }
+            if !is_header_name(&self.proxy_secret_header) {
+                problems.push(
+                    "inbox.proxy_secret_header",
+                    format!("{:?} is not a header name", self.proxy_secret_header),
+                );
+            }
+            if self.trusted_proxies.is_empty() {
+                problems.push(
+                    "inbox.trusted_proxies",
+                    "empty: with auth = \"proxy\" list the proxy's addresses (e.g. [\"127.0.0.1\"] \
+                     for a proxy beside the inbox)",
+                );
+            }
+            if self.proxy_secret.is_none() {
+                problems.push(
+                    "inbox.proxy_secret",
+                    "missing: with auth = \"proxy\" the proxy must send a shared secret \
+                     (e.g. file:/run/secrets/inbox/proxy-secret), or any process on a trusted \
+                     address could sign in as anyone",
+                );
+            }
             for (i, p) in self.trusted_proxies.iter().enumerate() {
                 if p.parse::<std::net::IpAddr>().is_err() {
                     problems.push(
@@ -213,6 +243,7 @@ impl InboxSettings {
         for (field, v) in [
             ("cookie_key", &self.cookie_key),
             ("slack_signing_secret", &self.slack_signing_secret),
+            ("proxy_secret", &self.proxy_secret),
         ] {
             if let Some(why) = v.as_deref().and_then(|v| Source::of(v).check()) {
                 problems.push(format!("inbox.{field}"), why);
@@ -309,6 +340,7 @@ impl InboxSettings {
         for (field, v) in [
             ("cookie_key", &mut self.cookie_key),
             ("slack_signing_secret", &mut self.slack_signing_secret),
+            ("proxy_secret", &mut self.proxy_secret),
         ] {
             if let Some(value) = v.as_mut() {
                 match Source::of(value).resolve(env) {
@@ -320,6 +352,7 @@ impl InboxSettings {
         for (field, v) in [
             ("cookie_key", &self.cookie_key),
             ("slack_signing_secret", &self.slack_signing_secret),
+            ("proxy_secret", &self.proxy_secret),
         ] {
             if let Some(why) = v.as_deref().and_then(|v| too_short(field, v)) {
                 problems.push(format!("inbox.{field}"), why);

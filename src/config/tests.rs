@@ -233,3 +233,29 @@ fn an_enabled_reload_without_a_usable_token_is_refused() {
     assert!(!format!("{:?}", resolved.metrics).contains("a-long-enough-token"));
     assert!(!resolved.redacted().contains("a-long-enough-token"));
 }
+
+/// Sign-in through a proxy names its addresses and its shared secret, or is refused at start-up
+/// naming each missing setting.
+#[test]
+fn proxy_sign_in_without_trusted_addresses_or_a_shared_secret_is_refused() {
+    let mut s = Settings::default();
+    s.inbox.auth = crate::config::InboxAuth::Proxy;
+    let mut p = Problems::default();
+    s.validate(&mut p);
+    let text = p.to_string();
+    assert!(text.contains("inbox.trusted_proxies"), "{text}");
+    assert!(text.contains("inbox.proxy_secret"), "{text}");
+    s.inbox.trusted_proxies = vec!["127.0.0.1".into()];
+    s.inbox.proxy_secret = Some("env:PROXY_SECRET".into());
+    let mut p = Problems::default();
+    s.validate(&mut p);
+    assert!(p.is_empty(), "{p}");
+    let e = s
+        .with_secrets_from(|_| Some("short".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("inbox.proxy_secret") && e.contains("at least 16"),
+        "{e}"
+    );
+}

@@ -36,9 +36,7 @@ impl Allowed {
     /// Whether a `Host` value (with or without a port) is one this surface answers to.
     pub fn allows(&self, host: &str) -> bool {
         let h = normal(host_of(host));
-        h == "localhost"
-            || h.parse::<std::net::IpAddr>().is_ok()
-            || self.names.contains(&h)
+        h == "localhost" || h.parse::<std::net::IpAddr>().is_ok() || self.names.contains(&h)
     }
 
     /// `Ok` for a request whose `Host` (or HTTP/2 authority) is allowed, or that names none;

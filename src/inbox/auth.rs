@@ -39,6 +39,8 @@ pub struct Auth {
     secure: bool,
     proxy_header: String,
     trusted: Vec<IpAddr>,
+    /// SHA-256 of the proxy's shared secret, and the header carrying it.
+    proxy_secret: Option<([u8; 32], String)>,
     origin: String,
 }
 
@@ -97,6 +99,10 @@ impl Auth {
                 .iter()
                 .filter_map(|a| a.parse().ok())
                 .collect(),
+            proxy_secret: s.proxy_secret.as_deref().map(|p| {
+                let h: [u8; 32] = Sha256::digest(p.as_bytes()).into();
+                (h, s.proxy_secret_header.to_ascii_lowercase())
+            }),
             origin,
         }
     }
@@ -191,7 +197,7 @@ impl Auth {
                 self.viewer(&name, format!("session:{sid}"))
             }
             InboxAuth::Proxy => {
-                if !self.trusted.contains(&peer.to_canonical()) {
+                if !self.trusted.contains(&peer.to_canonical()) || !self.from_the_proxy(headers) {
                     return None;
                 }
                 // Exactly one value: a proxy that appends rather than replaces must not let a
@@ -204,6 +210,20 @@ impl Auth {
                 self.viewer(name, format!("proxy:{name}"))
             }
         }
+    }
+
+    /// Whether the request carries the proxy's shared secret (SHA-256 compared in constant
+    /// time). No secret configured (refused at start-up) lets nothing through.
+    fn from_the_proxy(&self, headers: &HeaderMap) -> bool {
+        let Some((want, header)) = &self.proxy_secret else {
+            return false;
+        };
+        let mut values = headers.get_all(header.as_str()).iter();
+        let (Some(given), None) = (values.next(), values.next()) else {
+            return false;
+        };
+        let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        bool::from(given.ct_eq(want))
     }
 
     /// The form token of a viewer: HMAC of their binding.
@@ -275,7 +295,46 @@ mod tests {
             token_sha256: Some(token_sha256("tok-ana")),
             slack_user: None,
         }];
+        s.trusted_proxies = vec!["127.0.0.1".into()];
+        s.proxy_secret = Some("proxy-secret-0123456789".into());
         s
+    }
+
+    /// Headers as the proxy sends them: its secret and the person.
+    fn from_proxy(person: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-user", person.parse().unwrap());
+        h.insert(
+            "x-handoff-proxy-secret",
+            "proxy-secret-0123456789".parse().unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn behind_a_proxy_only_a_trusted_address_with_the_shared_secret_names_a_person() {
+        let a = Auth::new(&settings(InboxAuth::Proxy));
+        let local = "127.0.0.1".parse().unwrap();
+        assert_eq!(a.who(&from_proxy("ana"), local, 0).unwrap().name, "ana");
+        assert!(a
+            .who(&from_proxy("ana"), "10.0.0.9".parse().unwrap(), 0)
+            .is_none());
+        // Another process on the host: the right address, but no secret or a wrong one.
+        let mut h = from_proxy("ana");
+        h.remove("x-handoff-proxy-secret");
+        assert!(a.who(&h, local, 0).is_none(), "no secret");
+        h.insert(
+            "x-handoff-proxy-secret",
+            "proxy-secret-012345678".parse().unwrap(),
+        );
+        assert!(a.who(&h, local, 0).is_none(), "a wrong secret");
+        let mut twice = from_proxy("ana");
+        twice.append("x-handoff-proxy-secret", "other".parse().unwrap());
+        assert!(a.who(&twice, local, 0).is_none(), "two secrets");
+        // Without a configured secret (refused at start-up) nobody is named.
+        let mut s = settings(InboxAuth::Proxy);
+        s.proxy_secret = None;
+        assert!(Auth::new(&s).who(&from_proxy("ana"), local, 0).is_none());
     }
 
     fn set_cookie(jar: SignedCookieJar) -> String {
@@ -357,8 +416,7 @@ mod tests {
     #[test]
     fn form_tokens_bind_to_the_session_and_foreign_origins_are_refused() {
         let a = Auth::new(&settings(InboxAuth::Proxy));
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-user", "ana".parse().unwrap());
+        let mut h = from_proxy("ana");
         h.insert(header::HOST, "127.0.0.1:9870".parse().unwrap());
         assert!(
             a.who(&h, "10.0.0.9".parse().unwrap(), 0).is_none(),

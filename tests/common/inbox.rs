@@ -18,6 +18,9 @@ pub fn matrix() -> Arc<Matrix> {
     Arc::new(Matrix::from_toml_str(DEFAULT_MATRIX_TOML, MatrixSource::Default).unwrap())
 }
 
+/// The secret the tests' proxy sends in `X-Handoff-Proxy-Secret`.
+pub const PROXY_SECRET: &str = "proxy-secret-of-the-tests";
+
 pub fn people(auth: InboxAuth) -> InboxSettings {
     let person = |name: &str, role: &str| Person {
         name: name.into(),
@@ -27,6 +30,8 @@ pub fn people(auth: InboxAuth) -> InboxSettings {
     };
     InboxSettings {
         auth,
+        trusted_proxies: vec!["127.0.0.1".into()],
+        proxy_secret: Some(PROXY_SECRET.into()),
         people: vec![
             person("ana", "support"),
             person("oli", "owner"),
