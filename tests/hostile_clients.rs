@@ -377,4 +377,99 @@ mod inbox {
         let (_, head) = open_live(srv.port, &ana);
         assert!(head.starts_with("HTTP/1.1 200"), "after closing: {head}");
     }
+
+    /// One open escalation for oli (owner); the served inbox and its id.
+    fn one_open() -> (super::common::inbox::Served, String, Stream) {
+        let m = matrix();
+        let mut s = Stream::new(&m);
+        s.run.event(&low_confidence("s-one"), NOW);
+        s.follow();
+        let id = s
+            .board
+            .read()
+            .unwrap()
+            .list(&["owner".into()], &Default::default())[0]
+            .escalation_id
+            .clone();
+        let srv = serve(&m, &s, &people(InboxAuth::Token));
+        (srv, id, s)
+    }
+
+    fn viewed(srv: &super::common::inbox::Served) -> usize {
+        std::thread::sleep(Duration::from_millis(200));
+        let audit = srv.published.audit.lock().unwrap();
+        audit
+            .iter()
+            .filter(|e| e.kind == handoff::event::AuditKind::Viewed)
+            .count()
+    }
+
+    #[test]
+    fn a_page_opened_from_another_site_is_not_counted_as_viewed_until_opened_here() {
+        let (srv, id, _s) = one_open();
+        let mut oli = Client::signed_in(srv.port, "oli");
+        for (header, value) in [
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-site", "same-site"),
+            ("referer", "https://attacker.example/page"),
+        ] {
+            oli.headers = vec![(header.into(), value.into())];
+            let page = oli.get(&format!("/e/{id}"));
+            assert_eq!(page.status, 200);
+            assert!(
+                page.body.contains("Open this escalation?"),
+                "{header}: {value}"
+            );
+            assert!(
+                !page.body.contains("Approve"),
+                "not the detail: {header}: {value}"
+            );
+            assert_eq!(viewed(&srv), 0, "{header}: {value}");
+        }
+        // The page's link, followed here (or a link opened from an app: `none`), counts.
+        for value in ["same-origin", "none"] {
+            oli.headers = vec![("sec-fetch-site".into(), value.into())];
+            assert!(
+                oli.get(&format!("/e/{id}")).body.contains("Approve"),
+                "{value}"
+            );
+        }
+        assert_eq!(viewed(&srv), 2);
+    }
+
+    #[test]
+    fn a_sign_in_link_asks_before_signing_in_and_refuses_another_sites_link() {
+        let (srv, _id, _s) = one_open();
+        let mut c = Client::new(srv.port);
+        let page = c.get("/sign-in?token=token-of-oli");
+        assert_eq!(page.status, 200);
+        assert!(page.set_cookie.is_empty(), "the link alone signs nobody in");
+        assert!(page.body.contains("data-sign-in-link"), "{}", page.body);
+        assert!(page.body.contains("value=\"token-of-oli\""));
+        c.headers = vec![("sec-fetch-site".into(), "cross-site".into())];
+        assert_eq!(c.get("/sign-in?token=token-of-oli").status, 403);
+        c.headers = vec![("sec-fetch-site".into(), "same-origin".into())];
+        let r = c.post("/sign-in", &[("token", "token-of-oli")]);
+        assert_eq!(r.status, 303, "the button signs in");
+        assert!(!r.set_cookie.is_empty());
+    }
+
+    #[test]
+    fn a_copied_session_cookie_is_refused_after_sign_out() {
+        let (srv, _id, _s) = one_open();
+        let oli = Client::signed_in(srv.port, "oli");
+        let mut copy = Client::new(srv.port);
+        copy.cookie = oli.cookie.clone();
+        assert_eq!(copy.get("/").status, 200);
+        let page = oli.get("/").body;
+        let token = Client::form_token(&page);
+        let r = oli.post("/sign-out", &[("form_token", &token)]);
+        assert_eq!(r.status, 303, "{}", r.body);
+        let r = copy.get("/");
+        assert_eq!(
+            (r.status, r.location.as_str()),
+            (303, "/sign-in"),
+            "revoked"
+        );
+    }
 }

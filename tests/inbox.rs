@@ -83,14 +83,14 @@ fn sign_in_is_required_and_a_wrong_token_names_nobody() {
     let c = Client::new(srv.port);
     let r = c.get("/");
     assert_eq!((r.status, r.location.as_str()), (303, "/sign-in"));
-    let r = c.get("/sign-in?token=guess");
+    let r = c.post("/sign-in", &[("token", "guess")]);
     assert_eq!(r.status, 401);
     assert!(r.set_cookie.is_empty());
     let r = Client::signed_in(srv.port, "ana").get("/");
     assert_eq!(r.status, 200);
     for h in ["HttpOnly", "SameSite=Lax"] {
         let c = Client::new(srv.port)
-            .get("/sign-in?token=token-of-ana")
+            .post("/sign-in", &[("token", "token-of-ana")])
             .set_cookie
             .join(";");
         assert!(c.contains(h), "{c}");

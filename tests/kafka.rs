@@ -503,7 +503,11 @@ fn the_demo_starts_its_broker_processes_events_and_stops_cleanly() {
         .recv_timeout(Duration::from_secs(60))
         .expect("the inbox's sign-in link");
     let mut inbox = common::inbox::Client::new(inbox_port);
-    let r = inbox.get(&format!("/sign-in?token={token}"));
+    // The link asks first; its button signs in.
+    let page = inbox.get(&format!("/sign-in?token={token}"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.set_cookie.is_empty(), "the link alone signs nobody in");
+    let r = inbox.post("/sign-in", &[("token", &token)]);
     assert_eq!(r.status, 303, "{}", r.body);
     inbox.cookie = Some(r.set_cookie[0].split(';').next().unwrap().to_string());
     std::thread::sleep(Duration::from_secs(4));

@@ -108,6 +108,11 @@ pub struct InboxSettings {
     /// again after a restart and replicas do not share sessions.
     #[serde(default, skip_serializing)]
     pub cookie_key: Option<String>,
+    /// Keys `cookie_key` replaced, still accepted (never used to sign) so nobody is signed out
+    /// by a key rotation: move the old key here, set the new one, drop the old after
+    /// `session_ttl`. References such as `file:` like `cookie_key`.
+    #[serde(default, skip_serializing)]
+    pub previous_cookie_keys: Vec<String>,
     /// Cookies marked `Secure`; by default when `public_url` is `https://`.
     #[serde(default)]
     pub secure_cookies: Option<bool>,
@@ -249,6 +254,17 @@ impl InboxSettings {
                 problems.push(format!("inbox.{field}"), why);
             }
         }
+        for (i, v) in self.previous_cookie_keys.iter().enumerate() {
+            if let Some(why) = Source::of(v).check() {
+                problems.push(format!("inbox.previous_cookie_keys[{i}]"), why);
+            }
+        }
+        if !self.previous_cookie_keys.is_empty() && self.cookie_key.is_none() {
+            problems.push(
+                "inbox.previous_cookie_keys",
+                "set without cookie_key: a rotation needs the new key in cookie_key",
+            );
+        }
         if self.max_connections == 0 {
             problems.push("inbox.max_connections", "0: at least one is needed");
         }
@@ -356,6 +372,16 @@ impl InboxSettings {
         ] {
             if let Some(why) = v.as_deref().and_then(|v| too_short(field, v)) {
                 problems.push(format!("inbox.{field}"), why);
+            }
+        }
+        for (i, value) in self.previous_cookie_keys.iter_mut().enumerate() {
+            let field = format!("inbox.previous_cookie_keys[{i}]");
+            match Source::of(value).resolve(env) {
+                Ok(x) => match too_short("cookie_key", &x) {
+                    Some(why) => problems.push(field, why),
+                    None => *value = x,
+                },
+                Err(why) => problems.push(field, why),
             }
         }
     }

@@ -12,8 +12,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 
-/// The session cookie's name.
+/// The session cookie's name over plain http.
 pub const COOKIE: &str = "handoff_session";
+/// Its name when cookies are `Secure`: the `__Host-` prefix makes browsers refuse it unless it
+/// was set over https by this host for every path, so a sibling subdomain cannot plant one.
+pub const SECURE_COOKIE: &str = "__Host-handoff_session";
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -33,8 +36,11 @@ pub struct Viewer {
 pub struct Auth {
     mode: InboxAuth,
     people: Vec<(String, Vec<String>, Option<[u8; 32]>)>,
-    key: Key,
-    csrf_key: [u8; 32],
+    /// The cookie key and the form-token key of `cookie_key`, then of each
+    /// `previous_cookie_keys` (still accepted, never used to sign).
+    keys: Vec<(Key, [u8; 32])>,
+    /// Sessions signed out (session id → when it would have expired, unix seconds).
+    revoked: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
     ttl: Duration,
     secure: bool,
     proxy_header: String,
@@ -65,14 +71,14 @@ pub fn new_token() -> String {
 impl Auth {
     /// From checked settings (secrets resolved). Without `cookie_key` a random key is made.
     pub fn new(s: &InboxSettings) -> Auth {
-        let master: Vec<u8> = match &s.cookie_key {
+        let current: Vec<u8> = match &s.cookie_key {
             Some(k) => k.as_bytes().to_vec(),
             None => rand::random::<[u8; 64]>().to_vec(),
         };
-        let key = Key::from(&Sha512::digest(&master));
-        let mut mac = HmacSha256::new_from_slice(&master).expect("any key length");
-        mac.update(b"handoff inbox form tokens");
-        let csrf_key: [u8; 32] = mac.finalize().into_bytes().into();
+        let keys = std::iter::once(current.as_slice())
+            .chain(s.previous_cookie_keys.iter().map(String::as_bytes))
+            .map(keys_of)
+            .collect();
         let people = s
             .people
             .iter()
@@ -89,8 +95,8 @@ impl Auth {
         Auth {
             mode: s.auth,
             people,
-            key,
-            csrf_key,
+            keys,
+            revoked: Default::default(),
             ttl: s.session_ttl,
             secure: s.secure(),
             proxy_header: s.proxy_header.to_ascii_lowercase(),
@@ -141,14 +147,33 @@ impl Auth {
         found
     }
 
-    /// What a session remembers of the token it was opened with: 8 bytes of its hash.
+    /// What a session remembers of the token it was opened with, so a new token ends the old
+    /// one's sessions: 8 bytes of a hash of the token's hash (nothing of the hash itself).
     fn token_tag(&self, name: &str) -> String {
         let hash = self
             .people
             .iter()
             .find(|(n, _, _)| n == name)
             .and_then(|(_, _, h)| *h);
-        hash.map_or_else(|| "-".into(), |h| hex::encode(&h[..8]))
+        hash.map_or_else(
+            || "-".into(),
+            |h| {
+                let tag = Sha256::new()
+                    .chain_update(b"handoff inbox session tag\0")
+                    .chain_update(h)
+                    .finalize();
+                hex::encode(&tag[..8])
+            },
+        )
+    }
+
+    /// The session cookie's name: `__Host-` prefixed when cookies are `Secure`.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            SECURE_COOKIE
+        } else {
+            COOKIE
+        }
     }
 
     /// A session cookie for `name`, valid for the configured time from `now_s` (unix seconds).
@@ -157,7 +182,7 @@ impl Auth {
         let expires = now_s + self.ttl.as_secs();
         let tag = self.token_tag(name);
         let value = format!("{sid}.{expires}.{}.{tag}", hex::encode(name.as_bytes()));
-        let cookie = Cookie::build((COOKIE, value))
+        let cookie = Cookie::build((self.cookie_name(), value))
             .path("/")
             .http_only(true)
             .same_site(SameSite::Lax)
@@ -166,14 +191,32 @@ impl Auth {
         jar.add(cookie)
     }
 
-    /// The jar without the session cookie.
-    pub fn sign_out(&self, jar: SignedCookieJar) -> SignedCookieJar {
-        jar.remove(Cookie::build(COOKIE).path("/").build())
+    /// Signs `v` out: their session is refused from now on by this process, even from a copy
+    /// of the cookie; the jar without the session cookie.
+    pub fn sign_out(&self, jar: SignedCookieJar, v: &Viewer, now_s: u64) -> SignedCookieJar {
+        if let Some(sid) = v.binding.strip_prefix("session:") {
+            let mut revoked = self.revoked.lock().expect("not poisoned");
+            revoked.retain(|_, expires| *expires > now_s);
+            revoked.insert(sid.to_string(), now_s + self.ttl.as_secs());
+        }
+        let cookie = Cookie::build(self.cookie_name())
+            .path("/")
+            .secure(self.secure)
+            .build();
+        jar.remove(cookie)
     }
 
-    /// The signed cookie jar of a request.
+    /// The signed cookie jar of a request, for setting the session cookie (current key).
     pub fn jar(&self, headers: &HeaderMap) -> SignedCookieJar {
-        SignedCookieJar::from_headers(headers, self.key.clone())
+        SignedCookieJar::from_headers(headers, self.keys[0].0.clone())
+    }
+
+    /// The session cookie's value, verified with the current key or a previous one.
+    fn session_value(&self, headers: &HeaderMap) -> Option<String> {
+        self.keys.iter().find_map(|(key, _)| {
+            let jar = SignedCookieJar::from_headers(headers, key.clone());
+            jar.get(self.cookie_name()).map(|c| c.value().to_string())
+        })
     }
 
     /// Who sent a request: by session cookie, or by the proxy's header when the peer is a
@@ -181,12 +224,14 @@ impl Auth {
     pub fn who(&self, headers: &HeaderMap, peer: IpAddr, now_s: u64) -> Option<Viewer> {
         match self.mode {
             InboxAuth::Token => {
-                let jar = self.jar(headers);
-                let value = jar.get(COOKIE)?.value().to_string();
+                let value = self.session_value(headers)?;
                 let mut parts = value.splitn(4, '.');
                 let (sid, expires, name, tag) =
                     (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
                 if expires.parse::<u64>().ok()? <= now_s {
+                    return None;
+                }
+                if self.revoked.lock().expect("not poisoned").contains_key(sid) {
                     return None;
                 }
                 let name = String::from_utf8(hex::decode(name).ok()?).ok()?;
@@ -226,9 +271,9 @@ impl Auth {
         bool::from(given.ct_eq(want))
     }
 
-    /// The form token of a viewer: HMAC of their binding.
+    /// The form token of a viewer: HMAC of their binding (with the current key).
     pub fn form_token(&self, v: &Viewer) -> String {
-        let mut mac = HmacSha256::new_from_slice(&self.csrf_key).expect("any key length");
+        let mut mac = HmacSha256::new_from_slice(&self.keys[0].1).expect("any key length");
         mac.update(v.binding.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
@@ -244,12 +289,28 @@ impl Auth {
         let Ok(given) = hex::decode(token) else {
             return Err("the form token is missing or malformed");
         };
-        let mut mac = HmacSha256::new_from_slice(&self.csrf_key).expect("any key length");
-        mac.update(v.binding.as_bytes());
-        if mac.verify_slice(&given).is_err() {
+        let matches = |(_, csrf): &(Key, [u8; 32])| {
+            let mut mac = HmacSha256::new_from_slice(csrf).expect("any key length");
+            mac.update(v.binding.as_bytes());
+            mac.verify_slice(&given).is_ok()
+        };
+        if !self.keys.iter().any(matches) {
             return Err("the form token does not match your session");
         }
         self.same_site(headers)
+    }
+
+    /// Whether a page was reached from another site (a link or a script there): what the
+    /// browser says in `Sec-Fetch-Site`, else a `Referer` of another origin. Typed addresses,
+    /// bookmarks and links opened from apps (`none`) are direct.
+    pub fn followed_from_elsewhere(&self, headers: &HeaderMap) -> bool {
+        if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+            return !matches!(site, "same-origin" | "none");
+        }
+        match headers.get(header::REFERER).and_then(|v| v.to_str().ok()) {
+            Some(r) => !(r == self.origin || r.starts_with(&format!("{}/", self.origin))),
+            None => false,
+        }
     }
 
     /// The request comes from this site, as far as the browser tells: `Sec-Fetch-Site` (set by
@@ -277,6 +338,14 @@ impl Auth {
         }
         Ok(())
     }
+}
+
+/// The cookie-signing key and the form-token key made from one configured key.
+fn keys_of(master: &[u8]) -> (Key, [u8; 32]) {
+    let key = Key::from(&Sha512::digest(master));
+    let mut mac = HmacSha256::new_from_slice(master).expect("any key length");
+    mac.update(b"handoff inbox form tokens");
+    (key, mac.finalize().into_bytes().into())
 }
 
 #[cfg(test)]
@@ -450,5 +519,91 @@ mod tests {
             h2.insert(*name, value.parse().unwrap());
             assert_eq!(a.check_form(&v, &t, &h2).is_ok(), *ok, "{name}: {value}");
         }
+    }
+
+    /// The request a browser sends back with the cookie `jar` set.
+    fn cookie_of(jar: SignedCookieJar) -> HeaderMap {
+        let set = set_cookie(jar);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            set.split(';').next().unwrap().parse().unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn a_signed_out_session_is_refused_even_from_a_copied_cookie() {
+        let a = Auth::new(&settings(InboxAuth::Token));
+        let local = "127.0.0.1".parse().unwrap();
+        let copied = cookie_of(a.sign_in(a.jar(&HeaderMap::new()), "ana", 1_000));
+        let other = cookie_of(a.sign_in(a.jar(&HeaderMap::new()), "ana", 1_000));
+        let v = a.who(&copied, local, 1_001).unwrap();
+        let _ = a.sign_out(a.jar(&copied), &v, 1_002);
+        assert!(a.who(&copied, local, 1_003).is_none(), "revoked");
+        assert!(
+            a.who(&other, local, 1_003).is_some(),
+            "another session of hers stays"
+        );
+    }
+
+    #[test]
+    fn a_rotated_cookie_key_keeps_sessions_and_forms_while_the_old_one_is_listed() {
+        let mut old = settings(InboxAuth::Token);
+        old.cookie_key = Some("old-key-0123456789abcdef0123456789".into());
+        let before = Auth::new(&old);
+        let h = cookie_of(before.sign_in(before.jar(&HeaderMap::new()), "ana", 1_000));
+        let v = before.who(&h, "127.0.0.1".parse().unwrap(), 1_001).unwrap();
+        let form = before.form_token(&v);
+        let mut new = old.clone();
+        new.cookie_key = Some("new-key-0123456789abcdef0123456789".into());
+        let dropped = Auth::new(&new);
+        assert!(dropped
+            .who(&h, "127.0.0.1".parse().unwrap(), 1_001)
+            .is_none());
+        new.previous_cookie_keys = vec!["old-key-0123456789abcdef0123456789".into()];
+        let after = Auth::new(&new);
+        let v2 = after.who(&h, "127.0.0.1".parse().unwrap(), 1_001).unwrap();
+        assert_eq!(v2, v);
+        assert_eq!(after.check_form(&v2, &form, &HeaderMap::new()), Ok(()));
+        assert_ne!(
+            after.form_token(&v2),
+            form,
+            "new forms are signed with the new key"
+        );
+        // New sessions are signed with the new key only.
+        let fresh = cookie_of(after.sign_in(after.jar(&HeaderMap::new()), "ana", 1_000));
+        assert!(before
+            .who(&fresh, "127.0.0.1".parse().unwrap(), 1_001)
+            .is_none());
+    }
+
+    #[test]
+    fn the_cookie_holds_nothing_of_the_token_hash_and_is_host_prefixed_over_https() {
+        let a = Auth::new(&settings(InboxAuth::Token));
+        let set = set_cookie(a.sign_in(a.jar(&HeaderMap::new()), "ana", 1_000));
+        let hash = token_sha256("tok-ana");
+        for n in [4, 8, 16] {
+            assert!(
+                !set.contains(&hash[..n]),
+                "{n} hex digits of the hash in {set}"
+            );
+        }
+        assert!(set.starts_with("handoff_session="), "{set}");
+        let mut s = settings(InboxAuth::Token);
+        s.public_url = Some("https://inbox.example".into());
+        let a = Auth::new(&s);
+        let set = set_cookie(a.sign_in(a.jar(&HeaderMap::new()), "ana", 1_000));
+        assert!(set.starts_with("__Host-handoff_session="), "{set}");
+        for part in ["Secure", "Path=/"] {
+            assert!(set.contains(part), "{part}: {set}");
+        }
+        assert!(!set.contains("Domain"), "{set}");
+        let v = a.who(
+            &cookie_of(a.sign_in(a.jar(&HeaderMap::new()), "ana", 1_000)),
+            "127.0.0.1".parse().unwrap(),
+            1_001,
+        );
+        assert!(v.is_some());
     }
 }

@@ -22,6 +22,8 @@ pub struct MessagePage<'a> {
     pub text: &'a str,
     /// CSS class (`stale`, `error`).
     pub class: &'a str,
+    /// A link onwards (`href`, label), when there is one beside "Back to the inbox".
+    pub next: Option<(&'a str, &'a str)>,
 }
 
 /// The sign-in form.
@@ -34,6 +36,9 @@ pub struct SignInPage<'a> {
     pub form_token: &'a str,
     /// Why the last attempt failed.
     pub error: &'a str,
+    /// The token of a sign-in link, to confirm with a button (never signed in by the link
+    /// alone: a native app or an old browser may have opened it).
+    pub link_token: &'a str,
 }
 
 /// One row of the list.

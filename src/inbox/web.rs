@@ -197,6 +197,7 @@ fn message(app: &App, v: Option<&Viewer>, status: StatusCode, title: &str, text:
         title,
         text,
         class,
+        next: None,
     };
     html(status, page.render())
 }

@@ -155,7 +155,7 @@ impl Client {
 
     pub fn signed_in(port: u16, name: &str) -> Client {
         let mut c = Client::new(port);
-        let r = c.get(&format!("/sign-in?token=token-of-{name}"));
+        let r = c.post("/sign-in", &[("token", &format!("token-of-{name}"))]);
         assert_eq!(r.status, 303, "{}", r.body);
         let set = &r.set_cookie[0];
         c.cookie = Some(set.split(';').next().unwrap().to_string());

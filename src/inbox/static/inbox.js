@@ -1,6 +1,8 @@
 // handoff inbox: the only script. Counts deadlines down and follows changes (server-sent
 // events): the list is fetched again, a detail page says when its escalation is gone.
 "use strict";
+// A sign-in link's token leaves the address bar and the history once its page is shown.
+if (document.querySelector("form[data-sign-in-link]")) history.replaceState(null, "", "/sign-in");
 function left(ms) {
   const s = Math.round(Math.abs(ms) / 1000), h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60);
   const t = h ? `${h}h ${m}m` : m ? `${m}m ${s % 60}s` : `${s % 60}s`;

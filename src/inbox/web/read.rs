@@ -115,7 +115,14 @@ pub(super) async fn detail(
     State(app): State<Arc<App>>,
     SignedIn(v): SignedIn,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
+    // Opened from another site (a link there, or its script opening a window): ask first, so
+    // a view is counted only when the person opens it here: a forged "viewed" would make a
+    // rubber-stamp approval look reviewed.
+    if app.auth.followed_from_elsewhere(&headers) {
+        return confirm_open(&app, &v, &id);
+    }
     let now = crate::clock::SystemClock::now();
     let (page, entry) = {
         let board = app.board.read().expect("not poisoned");
@@ -226,4 +233,20 @@ pub(super) async fn status(
         Lookup::Gone(g) if v.roles.iter().any(|r| r == g.role()) => gone_text(g).into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// The page a link from another site leads to: a link to the escalation from here.
+fn confirm_open(app: &App, v: &Viewer, id: &str) -> Response {
+    let token = app.auth.form_token(v);
+    let href = format!("/e/{}", crate::escape::url_component(id));
+    let page = MessagePage {
+        who: Some(&v.name),
+        form_token: &token,
+        title: "Open this escalation?",
+        text: "You followed a link from another site. Open it here to review it; \
+               only then does it count as viewed.",
+        class: "",
+        next: Some((&href, "Open the escalation")),
+    };
+    html(StatusCode::OK, page.render())
 }

@@ -13,13 +13,13 @@ pub(super) async fn sign_in_page(
     headers: HeaderMap,
     Query(q): Query<SignInQuery>,
 ) -> Response {
+    // A sign-in link asks first: a GET signs nobody in (link previews, native apps and old
+    // browsers open links on their own), the button's POST does, from this site only. A link
+    // followed from another site is refused outright (someone else's token: a forged sign-in).
     if !q.token.is_empty() {
-        // A sign-in link typed or opened from a terminal, never one followed from another
-        // site (a forged sign-in).
         if let Err(why) = app.auth.same_site(&headers) {
             return (StatusCode::FORBIDDEN, why).into_response();
         }
-        return do_sign_in(&app, &headers, &q.token);
     }
     html(
         StatusCode::OK,
@@ -27,6 +27,7 @@ pub(super) async fn sign_in_page(
             who: None,
             form_token: "",
             error: "",
+            link_token: q.token.trim(),
         }
         .render(),
     )
@@ -60,6 +61,7 @@ fn do_sign_in(app: &App, headers: &HeaderMap, token: &str) -> Response {
                 who: None,
                 form_token: "",
                 error: "That token belongs to nobody here.",
+                link_token: "",
             }
             .render(),
         ),
@@ -81,8 +83,10 @@ pub(super) async fn sign_out(
     if let Err(why) = app.auth.check_form(&v, &f.form_token, &headers) {
         return (StatusCode::FORBIDDEN, why).into_response();
     }
+    let now_s = (crate::clock::SystemClock::now() / 1000) as u64;
+    tracing::info!(person = %v.name, "signed out");
     (
-        app.auth.sign_out(app.auth.jar(&headers)),
+        app.auth.sign_out(app.auth.jar(&headers), &v, now_s),
         Redirect::to("/sign-in"),
     )
         .into_response()
