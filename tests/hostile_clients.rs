@@ -472,4 +472,30 @@ mod inbox {
             "revoked"
         );
     }
+
+    #[test]
+    fn failed_sign_ins_id_probes_and_bad_sessions_are_counted() {
+        let (srv, _id, _s) = one_open();
+        let c = Client::new(srv.port);
+        for _ in 0..3 {
+            assert_eq!(c.post("/sign-in", &[("token", "guess")]).status, 401);
+        }
+        let oli = Client::signed_in(srv.port, "oli");
+        for probe in ["esc-1", "esc-2", "<script>"] {
+            let path = format!("/e/{}", handoff::escape::url_component(probe));
+            assert_eq!(oli.get(&path).status, 404);
+        }
+        let mut forged = Client::new(srv.port);
+        forged.cookie = Some("handoff_session=forged-value".into());
+        assert_eq!(forged.get("/").status, 303);
+        let m = &srv.app.metrics;
+        assert_eq!(m.refusals("sign_in"), 3);
+        assert_eq!(m.refusals("not_found"), 3);
+        assert_eq!(m.refusals("session"), 1);
+        let text = oli.get("/metrics").body;
+        assert!(
+            text.contains("handoff_inbox_refused_total{reason=\"sign_in\"} 3"),
+            "{text}"
+        );
+    }
 }

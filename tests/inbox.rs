@@ -499,8 +499,12 @@ fn behind_a_trusted_proxy_the_header_names_the_person() {
     );
 }
 
+/// The Slack workspace of the tests.
+const TEAM: &str = "T-HANDOFF";
+
 /// A Slack interactivity request: `payload` form, signed with `secret` at `ts`.
 fn slack_request(
+    team: &str,
     secret: &str,
     ts: i64,
     user: &str,
@@ -512,6 +516,7 @@ fn slack_request(
     let payload = serde_json::json!({
         "type": "block_actions",
         "user": {"id": user},
+        "team": {"id": team},
         "actions": [{"action_id": action, "value": id}],
         "response_url": reply,
     });
@@ -575,12 +580,14 @@ fn a_slack_button_answers_as_the_mapped_person_after_the_signature_is_verified()
     let mut s = Stream::new(&m);
     let (refund_id, _, owner_id) = three(&mut s);
     let secret = "slack-signing-secret";
-    let slack = handoff::inbox::web::SlackPeople {
-        secret: secret.into(),
-        people: [("U-ANA".to_string(), "ana".to_string())].into(),
-    };
-    let srv = common::inbox::serve_with(&m, &s, &people(InboxAuth::Token), Some(slack));
     let (reply, replies) = response_sink();
+    let mut settings = people(InboxAuth::Token);
+    settings.slack_signing_secret = Some(secret.into());
+    settings.slack_team_id = Some(TEAM.into());
+    settings.slack_response_urls = vec![reply.trim_end_matches("reply").to_string()];
+    settings.people[0].slack_user = Some("U-ANA".into());
+    let slack = handoff::inbox::web::SlackPeople::of(&settings);
+    let srv = common::inbox::serve_with(&m, &s, &settings, slack);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -600,22 +607,53 @@ fn a_slack_button_answers_as_the_mapped_person_after_the_signature_is_verified()
         .unwrap()
         .as_secs() as i64;
     // Refused: a wrong secret, a replay from ten minutes ago, an unmapped user, another role's.
-    let (body, sig) = slack_request("wrong", now, "U-ANA", "approve", &refund_id, &reply);
+    let (body, sig) = slack_request(TEAM, "wrong", now, "U-ANA", "approve", &refund_id, &reply);
     assert_eq!(post(&body, &sig, now), 401);
-    let (body, sig) = slack_request(secret, now - 600, "U-ANA", "approve", &refund_id, &reply);
+    let (body, sig) = slack_request(
+        TEAM,
+        secret,
+        now - 600,
+        "U-ANA",
+        "approve",
+        &refund_id,
+        &reply,
+    );
     assert_eq!(post(&body, &sig, now - 600), 401);
-    let (body, sig) = slack_request(secret, now, "U-EVE", "approve", &refund_id, &reply);
+    let (body, sig) = slack_request(TEAM, secret, now, "U-EVE", "approve", &refund_id, &reply);
     assert_eq!(post(&body, &sig, now), 403);
     assert!(replies
         .recv_timeout(std::time::Duration::from_secs(5))
         .unwrap()
         .contains("not a person of the inbox"));
-    let (body, sig) = slack_request(secret, now, "U-ANA", "approve", &owner_id, &reply);
+    let (body, sig) = slack_request(TEAM, secret, now, "U-ANA", "approve", &owner_id, &reply);
     assert_eq!(post(&body, &sig, now), 404);
+    let _ = replies.recv_timeout(std::time::Duration::from_secs(5));
+    // Another workspace where the same app is installed: refused, counted.
+    let (body, sig) = slack_request(
+        "T-OTHER", secret, now, "U-ANA", "approve", &refund_id, &reply,
+    );
+    assert_eq!(post(&body, &sig, now), 403);
+    assert_eq!(srv.app.metrics.refusals("slack_team"), 1);
+    // A response_url outside inbox.slack_response_urls is never called (a sink of its own).
+    let (elsewhere, called) = response_sink();
+    let (body, sig) = slack_request(
+        TEAM,
+        secret,
+        now + 2,
+        "U-EVE",
+        "approve",
+        &refund_id,
+        &elsewhere,
+    );
+    assert_eq!(post(&body, &sig, now + 2), 403);
+    assert!(called
+        .recv_timeout(std::time::Duration::from_secs(2))
+        .is_err());
+    assert_eq!(srv.app.metrics.refusals("slack_response_url"), 1);
     assert!(srv.published.decisions.lock().unwrap().is_empty());
     let _ = replies.recv_timeout(std::time::Duration::from_secs(5));
     // Ana approves from Slack.
-    let (body, sig) = slack_request(secret, now, "U-ANA", "approve", &refund_id, &reply);
+    let (body, sig) = slack_request(TEAM, secret, now, "U-ANA", "approve", &refund_id, &reply);
     assert_eq!(post(&body, &sig, now), 200);
     let d = srv.published.decisions.lock().unwrap()[0].clone();
     assert_eq!(
@@ -636,8 +674,20 @@ fn a_slack_button_answers_as_the_mapped_person_after_the_signature_is_verified()
         answered.first_viewed_at_ms, None,
         "approved without opening the detail"
     );
+    // The same signed request sent again: refused before anything is decided.
+    assert_eq!(post(&body, &sig, now), 401);
+    assert_eq!(srv.app.metrics.refusals("slack_replayed"), 1);
     // Pressed again: not sent, and Slack is told so.
-    assert_eq!(post(&body, &sig, now), 409);
+    let (body, sig) = slack_request(
+        TEAM,
+        secret,
+        now + 1,
+        "U-ANA",
+        "approve",
+        &refund_id,
+        &reply,
+    );
+    assert_eq!(post(&body, &sig, now + 1), 409);
     assert!(replies
         .recv_timeout(std::time::Duration::from_secs(5))
         .unwrap()

@@ -122,6 +122,13 @@ pub struct InboxSettings {
     /// Slack's signing secret: enables `POST /slack/actions` (buttons in Slack messages).
     #[serde(default, skip_serializing)]
     pub slack_signing_secret: Option<String>,
+    /// Slack buttons: the workspace id (`T…`) whose presses are taken (required with
+    /// `slack_signing_secret`).
+    #[serde(default)]
+    pub slack_team_id: Option<String>,
+    /// Slack buttons: what a press's `response_url` must start with to be called back.
+    #[serde(default = "default_slack_response_urls")]
+    pub slack_response_urls: Vec<String>,
     /// Who may sign in, and their roles.
     #[serde(default)]
     pub people: Vec<Person>,
@@ -157,6 +164,9 @@ fn default_bind() -> String {
 }
 fn default_proxy_header() -> String {
     "X-Forwarded-User".into()
+}
+fn default_slack_response_urls() -> Vec<String> {
+    vec!["https://hooks.slack.com/".into()]
 }
 fn default_proxy_secret_header() -> String {
     "X-Handoff-Proxy-Secret".into()
@@ -264,6 +274,24 @@ impl InboxSettings {
                 "inbox.previous_cookie_keys",
                 "set without cookie_key: a rotation needs the new key in cookie_key",
             );
+        }
+        if self.slack_signing_secret.is_some() && self.slack_team_id.is_none() {
+            problems.push(
+                "inbox.slack_team_id",
+                "missing: with slack_signing_secret set, name the workspace (T…) whose button \
+                 presses are taken",
+            );
+        }
+        for (i, u) in self.slack_response_urls.iter().enumerate() {
+            let host_end = u
+                .strip_prefix("https://")
+                .or_else(|| u.strip_prefix("http://"));
+            if !host_end.is_some_and(|rest| rest.contains('/') && !rest.starts_with('/')) {
+                problems.push(
+                    format!("inbox.slack_response_urls[{i}]"),
+                    format!("{u:?} is not a URL prefix with a host and a path, such as https://hooks.slack.com/"),
+                );
+            }
         }
         if self.max_connections == 0 {
             problems.push("inbox.max_connections", "0: at least one is needed");

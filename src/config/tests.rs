@@ -259,3 +259,26 @@ fn proxy_sign_in_without_trusted_addresses_or_a_shared_secret_is_refused() {
         "{e}"
     );
 }
+
+/// Slack buttons name their workspace; reply prefixes must be URLs with a host and a path.
+#[test]
+fn slack_buttons_without_a_workspace_or_with_a_bad_reply_prefix_are_refused() {
+    let mut s = Settings::default();
+    s.inbox.slack_signing_secret = Some("env:SLACK".into());
+    s.inbox.slack_response_urls = vec!["hooks.slack.com".into(), "https://".into()];
+    let mut p = Problems::default();
+    s.validate(&mut p);
+    let text = p.to_string();
+    for f in [
+        "inbox.slack_team_id",
+        "inbox.slack_response_urls[0]",
+        "inbox.slack_response_urls[1]",
+    ] {
+        assert!(text.contains(f), "{f}: {text}");
+    }
+    s.inbox.slack_team_id = Some("T0123".into());
+    s.inbox.slack_response_urls = vec!["https://hooks.slack.com/".into()];
+    let mut p = Problems::default();
+    s.validate(&mut p);
+    assert!(p.is_empty(), "{p}");
+}

@@ -211,6 +211,17 @@ impl Auth {
         SignedCookieJar::from_headers(headers, self.keys[0].0.clone())
     }
 
+    /// Whether the request carries a session cookie at all (valid or not).
+    pub fn has_session_cookie(&self, headers: &HeaderMap) -> bool {
+        let name = self.cookie_name();
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .any(|c| c.trim().split('=').next() == Some(name))
+    }
+
     /// The session cookie's value, verified with the current key or a previous one.
     fn session_value(&self, headers: &HeaderMap) -> Option<String> {
         self.keys.iter().find_map(|(key, _)| {

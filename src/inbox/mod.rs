@@ -52,7 +52,22 @@ pub struct InboxMetrics {
     reminders: IntCounterVec,
     /// Answers to an escalation after its reminder, by role.
     after_reminder: IntCounterVec,
+    /// Requests refused by reason ([`REFUSALS`]): failed sign-ins, probes of ids, Slack requests.
+    refused: IntCounterVec,
+    /// At most one log line a second for refusals.
+    refused_log: std::sync::Arc<crate::logs::LogLimiter>,
 }
+
+/// Why the inbox refuses a request, as counted in `handoff_inbox_refused_total{reason}`.
+pub const REFUSALS: [&str; 7] = [
+    "sign_in",
+    "not_found",
+    "session",
+    "slack_signature",
+    "slack_replayed",
+    "slack_team",
+    "slack_response_url",
+];
 
 impl InboxMetrics {
     /// Registers the families once into `registry`.
@@ -110,7 +125,21 @@ impl InboxMetrics {
                 &["role"],
             )
             .expect("valid"),
+            refused: IntCounterVec::new(
+                Opts::new(
+                    "handoff_inbox_refused_total",
+                    "Requests refused, by reason: sign_in (a token of nobody), not_found (an id \
+                     not open for the person), session (a cookie not signed or revoked), and \
+                     Slack requests (signature, replayed, team, response_url).",
+                ),
+                &["reason"],
+            )
+            .expect("valid"),
+            refused_log: std::sync::Arc::new(crate::logs::LogLimiter::new(1000)),
         };
+        for r in REFUSALS {
+            m.refused.with_label_values(&[r]);
+        }
         crate::metrics::register_process(
             registry,
             vec![
@@ -122,6 +151,7 @@ impl InboxMetrics {
                 Box::new(m.unreadable.clone()),
                 Box::new(m.reminders.clone()),
                 Box::new(m.after_reminder.clone()),
+                Box::new(m.refused.clone()),
             ],
         );
         m
@@ -130,6 +160,21 @@ impl InboxMetrics {
     /// Counts an answer.
     pub fn answer(&self, decision: &str, result: &str) {
         self.answers.with_label_values(&[decision, result]).inc();
+    }
+
+    /// Counts a refused request and logs it (at most a line a second, with how many were held
+    /// back): `reason` is one of [`REFUSALS`], `detail` says what (never a secret).
+    pub fn refused(&self, reason: &'static str, detail: std::fmt::Arguments<'_>) {
+        debug_assert!(REFUSALS.contains(&reason), "{reason}");
+        self.refused.with_label_values(&[reason]).inc();
+        if let Some(held) = self.refused_log.allow(crate::clock::SystemClock::now()) {
+            tracing::warn!(reason, held_back = held, "inbox request refused: {detail}");
+        }
+    }
+
+    /// A refusal count (tests).
+    pub fn refusals(&self, reason: &str) -> u64 {
+        self.refused.with_label_values(&[reason]).get()
     }
 
     /// An answer count (tests).
@@ -224,7 +269,7 @@ pub async fn run(
         stopping,
     )
     .limits_for(s);
-    app.slack = slack_people(s);
+    app.slack = web::SlackPeople::of(s);
     app.jwks = settings.trust.jwks().to_string();
     app.guard.set_min_review(s.min_review);
     let feed = follow::Feed {
@@ -352,14 +397,4 @@ pub fn reminders_due(
         }
         due
     })
-}
-
-fn slack_people(s: &crate::config::InboxSettings) -> Option<web::SlackPeople> {
-    let secret = s.slack_signing_secret.clone()?;
-    let people = s
-        .people
-        .iter()
-        .filter_map(|p| Some((p.slack_user.clone()?, p.name.clone())))
-        .collect();
-    Some(web::SlackPeople { secret, people })
 }

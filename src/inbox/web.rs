@@ -202,7 +202,12 @@ fn message(app: &App, v: Option<&Viewer>, status: StatusCode, title: &str, text:
     html(status, page.render())
 }
 
-fn not_found(app: &App, v: &Viewer) -> Response {
+fn not_found(app: &App, v: &Viewer, id: &str) -> Response {
+    let id: String = id.chars().take(80).collect();
+    app.metrics.refused(
+        "not_found",
+        format_args!("{} asked for {id:?}, not open for their roles", v.name),
+    );
     message(
         app,
         Some(v),
@@ -232,6 +237,15 @@ impl axum::extract::FromRequestParts<Arc<App>> for SignedIn {
         match app.auth.who(&parts.headers, peer, now_s) {
             Some(v) => Ok(SignedIn(v)),
             None => Err(match app.auth.mode() {
+                crate::config::InboxAuth::Token if app.auth.has_session_cookie(&parts.headers) => {
+                    app.metrics.refused(
+                        "session",
+                        format_args!(
+                            "a session cookie from {peer} that is not (or no longer) valid"
+                        ),
+                    );
+                    Redirect::to("/sign-in").into_response()
+                }
                 crate::config::InboxAuth::Token => Redirect::to("/sign-in").into_response(),
                 crate::config::InboxAuth::Proxy => (
                     StatusCode::UNAUTHORIZED,

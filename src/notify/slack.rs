@@ -312,6 +312,8 @@ pub struct SlackAction {
     pub escalation_id: String,
     /// Where to answer the user (replace or follow up the message), if given.
     pub response_url: Option<String>,
+    /// The workspace it was pressed in (`team.id`).
+    pub team_id: Option<String>,
 }
 
 /// The button press in an interactivity request's form body (`payload=` + JSON).
@@ -350,6 +352,7 @@ pub fn parse_action(form_body: &[u8]) -> Result<SlackAction, SlackError> {
         button,
         escalation_id,
         response_url: v["response_url"].as_str().map(str::to_string),
+        team_id: v["team"]["id"].as_str().map(str::to_string),
     })
 }
 

@@ -137,7 +137,7 @@ pub(super) async fn detail(
                     &gone_text(g),
                 );
             }
-            _ => return not_found(&app, &v),
+            _ => return not_found(&app, &v, &id),
         };
         let Some(p) = Detail::of(&app.matrix, item, now) else {
             return message(

@@ -55,16 +55,20 @@ fn do_sign_in(app: &App, headers: &HeaderMap, token: &str) -> Response {
             );
             (jar, Redirect::to("/")).into_response()
         }
-        None => html(
-            StatusCode::UNAUTHORIZED,
-            SignInPage {
-                who: None,
-                form_token: "",
-                error: "That token belongs to nobody here.",
-                link_token: "",
-            }
-            .render(),
-        ),
+        None => {
+            app.metrics
+                .refused("sign_in", format_args!("a sign-in with a token of nobody"));
+            html(
+                StatusCode::UNAUTHORIZED,
+                SignInPage {
+                    who: None,
+                    form_token: "",
+                    error: "That token belongs to nobody here.",
+                    link_token: "",
+                }
+                .render(),
+            )
+        }
     }
 }
 

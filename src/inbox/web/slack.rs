@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Slack's signing secret and who is who.
 #[derive(Clone)]
@@ -21,7 +21,49 @@ pub struct SlackPeople {
     pub secret: String,
     /// Slack user id → person name.
     pub people: HashMap<String, String>,
+    /// The workspace (`team.id`) whose presses are taken.
+    pub team_id: String,
+    /// What a `response_url` must start with to be called (`https://hooks.slack.com/`).
+    pub response_urls: Vec<String>,
+    /// Signatures taken within [`slack::MAX_AGE_S`] (signature → timestamp): a request sent
+    /// again is refused, not decided twice.
+    seen: Arc<Mutex<HashMap<String, i64>>>,
 }
+
+impl SlackPeople {
+    /// From checked settings; none without a signing secret.
+    pub fn of(s: &crate::config::InboxSettings) -> Option<SlackPeople> {
+        let secret = s.slack_signing_secret.clone()?;
+        let people = s
+            .people
+            .iter()
+            .filter_map(|p| Some((p.slack_user.clone()?, p.name.clone())))
+            .collect();
+        Some(SlackPeople {
+            secret,
+            people,
+            team_id: s.slack_team_id.clone().unwrap_or_default(),
+            response_urls: s.slack_response_urls.clone(),
+            seen: Arc::default(),
+        })
+    }
+
+    /// Whether a verified request (its signature, its timestamp) is new; remembers it.
+    fn first_time(&self, signature: &str, ts: i64, now_s: i64) -> bool {
+        let mut seen = self.seen.lock().expect("not poisoned");
+        seen.retain(|_, t| now_s.saturating_sub(*t) <= slack::MAX_AGE_S);
+        seen.insert(signature.to_string(), ts).is_none()
+    }
+
+    fn may_call(&self, url: &str) -> bool {
+        self.response_urls
+            .iter()
+            .any(|p| url.starts_with(p.as_str()))
+    }
+}
+
+/// The longest a reply to Slack's `response_url` may take.
+const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The interactivity endpoint.
 pub async fn actions(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -38,13 +80,36 @@ pub async fn actions(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
         now / 1000,
     );
     if let Err(e) = verified {
-        tracing::warn!(error = %e, "Slack request refused");
+        app.metrics
+            .refused("slack_signature", format_args!("Slack request: {e}"));
         return (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response();
+    }
+    let ts = header("x-slack-request-timestamp")
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    if !sp.first_time(header("x-slack-signature"), ts, now / 1000) {
+        app.metrics.refused(
+            "slack_replayed",
+            format_args!("Slack request: the same signed request was taken already"),
+        );
+        return (StatusCode::UNAUTHORIZED, "this request was taken already\n").into_response();
     }
     let action = match slack::parse_action(&body) {
         Ok(a) => a,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
+    if action.team_id.as_deref() != Some(sp.team_id.as_str()) {
+        app.metrics.refused(
+            "slack_team",
+            format_args!("Slack request from workspace {:?}", action.team_id),
+        );
+        return (
+            StatusCode::FORBIDDEN,
+            "this Slack workspace is not the inbox's (inbox.slack_team_id)\n",
+        )
+            .into_response();
+    }
     let Button::Decide(kind) = action.button else {
         return StatusCode::OK.into_response(); // "Open in inbox": a link, nothing to do
     };
@@ -53,8 +118,15 @@ pub async fn actions(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
         Ok(text) => (StatusCode::OK, text),
         Err((status, text)) => (status, text),
     };
-    if let Some(url) = action.response_url {
-        tell(url, text.clone());
+    match action.response_url {
+        Some(url) if sp.may_call(&url) => tell(url, text.clone()),
+        Some(_) => {
+            app.metrics.refused(
+                "slack_response_url",
+                format_args!("Slack response_url not under inbox.slack_response_urls"),
+            );
+        }
+        None => {}
     }
     (status, text + "\n").into_response()
 }
@@ -110,18 +182,22 @@ async fn answer(
     }
 }
 
-/// Posts the outcome to the interaction's `response_url` (only to the user who pressed).
+/// Posts the outcome to the interaction's `response_url` (only to the user who pressed),
+/// within [`RESPONSE_TIMEOUT`], without following redirects.
 fn tell(url: String, text: String) {
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return;
-    }
     tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(RESPONSE_TIMEOUT))
+            .max_redirects(0)
+            .build()
+            .into();
         let body = serde_json::json!({
             "response_type": "ephemeral",
             "replace_original": false,
             "text": slack::escape(&text),
         });
-        let sent = ureq::post(&url)
+        let sent = agent
+            .post(&url)
             .header("content-type", "application/json")
             .send(body.to_string());
         if let Err(e) = sent {

@@ -26,7 +26,7 @@ pub(super) async fn answer(
     let checked = app.check_answer(&v, &id, &form, now, Via::Web);
     let (d, mut entry) = match checked {
         Ok(x) => x,
-        Err(r) => return app.refusal(&v, r),
+        Err(r) => return app.refusal(&v, &id, r),
     };
     entry.first_viewed_at_ms = first_view;
     match app.send(d, entry).await {
@@ -109,11 +109,11 @@ impl App {
         Ok((d, e))
     }
 
-    pub(super) fn refusal(&self, v: &Viewer, r: Refused) -> Response {
+    pub(super) fn refusal(&self, v: &Viewer, id: &str, r: Refused) -> Response {
         match r {
             Refused::NotFound => {
                 self.metrics.answer("none", "not_found");
-                not_found(self, v)
+                not_found(self, v, id)
             }
             Refused::Stale(text, entry) => {
                 self.metrics.answer("none", "stale");

@@ -119,6 +119,7 @@ fn press(kind: &str, action_id: &str, value: &str) -> String {
     serde_json::json!({
         "type": kind,
         "user": {"id": "U2CERLKJA", "username": "roadrunner"},
+        "team": {"id": "T9TK3CUKW", "domain": "example"},
         "actions": [{"type": "button", "action_id": action_id, "value": value, "block_id": "b"}],
         "response_url": "https://hooks.slack.com/actions/T1/1/x",
     })
@@ -133,6 +134,7 @@ fn parse_action_reads_button_presses_and_refuses_the_rest() {
             button,
             escalation_id: "esc-1".into(),
             response_url: Some("https://hooks.slack.com/actions/T1/1/x".into()),
+            team_id: Some("T9TK3CUKW".into()),
         })
     };
     let table: Vec<(Vec<u8>, Result<SlackAction, SlackError>)> = vec![
