@@ -253,7 +253,7 @@ impl Auth {
                 self.viewer(&name, format!("session:{sid}"))
             }
             InboxAuth::Proxy => {
-                if !self.trusted.contains(&peer.to_canonical()) || !self.from_the_proxy(headers) {
+                if !self.trusted.contains(&peer.to_canonical()) || !self.sent_by_the_proxy(headers) {
                     return None;
                 }
                 // Exactly one value: a proxy that appends rather than replaces must not let a
@@ -270,7 +270,7 @@ impl Auth {
 
     /// Whether the request carries the proxy's shared secret (SHA-256 compared in constant
     /// time). No secret configured (refused at start-up) lets nothing through.
-    fn from_the_proxy(&self, headers: &HeaderMap) -> bool {
+    fn sent_by_the_proxy(&self, headers: &HeaderMap) -> bool {
         let Some((want, header)) = &self.proxy_secret else {
             return false;
         };
