@@ -38,6 +38,28 @@ impl Problems {
         });
     }
 
+    /// Hides the values quoted (between backticks) in the messages of the problems whose
+    /// path `secret` says is a secret: a parser's message names the bad value. References
+    /// (`env:…`, `file:…`) stay.
+    pub fn mask_values(&mut self, secret: impl Fn(&str) -> bool) {
+        for p in self.0.iter_mut().filter(|p| secret(&p.path)) {
+            let mut out = String::with_capacity(p.message.len());
+            for (i, part) in p.message.split('`').enumerate() {
+                if i > 0 {
+                    out.push('`');
+                }
+                // A reference (`env:NAME`, `file:PATH`) says where the secret is, not what.
+                let reference = part.starts_with("env:") || part.starts_with("file:");
+                out.push_str(if i % 2 == 1 && !reference {
+                    "***"
+                } else {
+                    part
+                });
+            }
+            p.message = out;
+        }
+    }
+
     /// True when nothing is wrong.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

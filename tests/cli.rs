@@ -824,3 +824,137 @@ fn audit_verify_takes_keys_over_plain_http_only_from_this_machine() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("use https://"));
 }
+
+/// Every subcommand that reads the settings, run with a secret in every secret setting (written,
+/// from a file, from the environment) and debug logging, against a broker that is not there:
+/// none of the secrets appears in anything it prints, whatever it fails on.
+#[test]
+fn no_subcommand_ever_prints_a_secret() {
+    const CANARIES: [&str; 6] = [
+        "canary-kafka-pw-7Hq2",
+        "canary-cookie-key-9Wm4-0123456789abcdef",
+        "canary-slack-secret-3Rt8",
+        "canary-proxy-secret-5Kd1",
+        "canary-reload-token-6Ux3",
+        "canary-old-cookie-key-2Zp7-0123456789abcd",
+    ];
+    let dir = std::env::temp_dir().join(format!("handoff-canaries-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("{text}\n")).unwrap();
+        p.display().to_string()
+    };
+    let key = dir.join("signing.pem");
+    let _ = std::fs::remove_file(&key);
+    let made = handoff()
+        .args([
+            "keygen",
+            "--id",
+            "canary-key",
+            "--out",
+            key.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let pem = std::fs::read_to_string(&key).unwrap();
+    let pem_body: Vec<String> = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::to_string)
+        .collect();
+    let config = file(
+        "handoff.toml",
+        &format!(
+            r#"[kafka]
+bootstrap_servers = "127.0.0.1:1"
+[kafka.common]
+"security.protocol" = "SASL_PLAINTEXT"
+"sasl.mechanism" = "SCRAM-SHA-512"
+"sasl.username" = "handoff"
+"sasl.password" = "{kafka}"
+[pipeline]
+connect_timeout = "1s"
+[log]
+level = "trace"
+[metrics]
+bind = "127.0.0.1:0"
+enable_reload = true
+reload_token = "env:CANARY_RELOAD_TOKEN"
+[inbox]
+bind = "127.0.0.1:0"
+cookie_key = "file:{cookie}"
+previous_cookie_keys = ["{old}"]
+slack_signing_secret = "{slack}"
+slack_team_id = "T0"
+[gateway]
+bind = "127.0.0.1:0"
+[trust]
+signing_key = "file:{key}"
+signing_key_id = "canary-key"
+"#,
+            kafka = CANARIES[0],
+            cookie = file("cookie", CANARIES[1]),
+            slack = CANARIES[2],
+            old = CANARIES[5],
+            key = key.display(),
+        ),
+    );
+    let matrix = root().join("deploy/matrix.toml");
+    let m = matrix.to_str().unwrap();
+    let (pack, suggested) = (dir.join("pack"), dir.join("suggest"));
+    let (pack, suggested) = (pack.to_str().unwrap(), suggested.to_str().unwrap());
+    let runs: &[&[&str]] = &[
+        &["check", "--config", &config],
+        &["run", "--config", &config],
+        &["inbox", "--config", &config],
+        &["gateway", "--config", &config],
+        &["respond", "--config", &config],
+        &[
+            "generate",
+            "--config",
+            &config,
+            "--topic",
+            "agent.actions",
+            "--count",
+            "5",
+        ],
+        &["replay", "--config", &config],
+        &["tail", "--config", &config, "agent.verdicts"],
+        &["canary", "send", "--config", &config, "--count", "1"],
+        &["canary", "report", "--config", &config],
+        &["audit", "export", "--config", &config, "--out", pack],
+        &["suggest", "--config", &config, "--out", suggested],
+        &["diff", "--config", &config, "--old", m, "--new", m],
+    ];
+    for args in runs {
+        let out = Command::new("timeout")
+            .args(["-s", "INT", "-k", "5", "20", env!("CARGO_BIN_EXE_handoff")])
+            .args(*args)
+            .env("CANARY_RELOAD_TOKEN", CANARIES[4])
+            .env("HANDOFF_INBOX__PROXY_SECRET", CANARIES[3])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.trim().is_empty(), "{args:?} said nothing");
+        // Past the settings (which are all valid): each went on to work, or to the broker.
+        assert!(!text.contains("problem(s)"), "{args:?}:\n{text}");
+        for secret in CANARIES
+            .iter()
+            .map(|c| c.to_string())
+            .chain(pem_body.clone())
+        {
+            assert!(
+                !text.contains(&secret),
+                "{args:?} printed a secret ({secret}):\n{text}"
+            );
+        }
+    }
+}

@@ -447,6 +447,34 @@ const SECTIONS: &[&str] = &[
 ];
 
 /// Keys whose values are secrets: never shown.
+/// Whether a setting's dotted path names a secret: a secret librdkafka property, or one of
+/// handoff's own secrets (keys, signing secrets, tokens).
+pub fn is_secret_setting(path: &str) -> bool {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let last = last.split('[').next().unwrap_or(last);
+    matches!(
+        last,
+        "cookie_key"
+            | "previous_cookie_keys"
+            | "slack_signing_secret"
+            | "proxy_secret"
+            | "reload_token"
+            | "signing_key"
+            | "secret"
+            | "password"
+    ) || is_secret(path)
+}
+
+/// `HANDOFF_INBOX__COOKIE_KEY` → `inbox.cookie_key`.
+fn env_path(var: &str) -> String {
+    var.trim_start_matches("HANDOFF_")
+        .split("__")
+        .map(str::to_ascii_lowercase)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Whether a librdkafka property names a secret.
 pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     k.contains("password")
@@ -493,7 +521,20 @@ impl Settings {
 
     /// Defaults, then `file` (if any), then `HANDOFF_…` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
-        Settings::load_with_env(file, std::env::vars())
+        let mut env = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            let Some(k) = k.to_str().filter(|k| k.starts_with("HANDOFF_")) else {
+                continue;
+            };
+            let Ok(v) = v.into_string() else {
+                return Err(ConfigError::Read {
+                    source_name: "environment".into(),
+                    message: format!("{k} is not valid UTF-8 (its value is not shown)"),
+                });
+            };
+            env.push((k.to_string(), v));
+        }
+        Settings::load_with_env(file, env)
     }
 
     /// Like [`Settings::load`] with an explicit environment (for tests).
@@ -508,10 +549,20 @@ impl Settings {
         if let Some(f) = file {
             builder = builder.add_source(config::File::from(f).required(true));
         }
-        let env: std::collections::HashMap<String, String> = env
+        // Secrets are taken as written, never parsed as numbers or booleans (which would
+        // change them, and put them in an error message).
+        let (secrets, env): (std::collections::HashMap<String, String>, _) = env
             .into_iter()
             .filter(|(k, _)| k.starts_with("HANDOFF_"))
-            .collect();
+            .partition(|(k, _)| is_secret_setting(&env_path(k)));
+        for (k, v) in secrets {
+            builder = builder
+                .set_override(env_path(&k), v)
+                .map_err(|e| ConfigError::Read {
+                    source_name: "environment".into(),
+                    message: format!("{k}: {}", redact_message(&e.to_string())),
+                })?;
+        }
         builder = builder.add_source(
             config::Environment::with_prefix("HANDOFF")
                 .prefix_separator("_")
@@ -532,6 +583,7 @@ impl Settings {
             settings.canary.resolve_beside(f);
         }
         settings.validate(&mut problems);
+        problems.mask_values(is_secret_setting);
         if problems.is_empty() {
             Ok(settings)
         } else {

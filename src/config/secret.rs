@@ -92,6 +92,19 @@ impl Settings {
                 }
             }
         }
+        // Hashes of people's tokens and agents' keys: not the secrets, but nothing a log or a
+        // screen needs (a leaked table would let a guess be checked offline).
+        for (section, list, field) in [
+            ("inbox", "people", "token_sha256"),
+            ("gateway", "agents", "key_sha256"),
+        ] {
+            let entries = v.get_mut(section).and_then(|s| s.get_mut(list));
+            for entry in entries.and_then(Value::as_array_mut).into_iter().flatten() {
+                if let Some(h) = entry.get_mut(field).filter(|h| !h.is_null()) {
+                    *h = Value::String("***".into());
+                }
+            }
+        }
         v
     }
 

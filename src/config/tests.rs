@@ -282,3 +282,51 @@ fn slack_buttons_without_a_workspace_or_with_a_bad_reply_prefix_are_refused() {
     s.validate(&mut p);
     assert!(p.is_empty(), "{p}");
 }
+
+/// Secrets from the environment are taken as written (a number stays the digits given, not a
+/// float) and a secret of the wrong kind is refused without its value; hashes of tokens and
+/// keys are masked where settings are shown.
+#[test]
+fn secrets_from_the_environment_are_never_parsed_or_echoed_and_hashes_are_masked() {
+    let digits = "123456789012345678901234567890123456789";
+    let env = vec![("HANDOFF_INBOX__COOKIE_KEY".to_string(), digits.to_string())];
+    let s = Settings::load_with_env(None, env).unwrap();
+    assert_eq!(
+        s.inbox.cookie_key.as_deref(),
+        Some(digits),
+        "the digits as given"
+    );
+    let env = vec![(
+        "HANDOFF_INBOX__SLACK_SIGNING_SECRET".to_string(),
+        "987654321".to_string(),
+    )];
+    let e = Settings::load_with_env(None, env).unwrap_err().to_string();
+    assert!(!e.contains("987654321"), "{e}");
+    let mut p = Problems::default();
+    p.push(
+        "inbox.proxy_secret",
+        "invalid type: integer `4242`, expected a string",
+    );
+    p.push(
+        "inbox.bind",
+        "invalid type: integer `4242`, expected a string",
+    );
+    p.mask_values(crate::config::is_secret_setting);
+    let text = p.to_string();
+    assert!(
+        text.contains("integer `***`") && text.contains("integer `4242`"),
+        "{text}"
+    );
+    let mut s = Settings::default();
+    s.inbox.people = vec![crate::config::Person {
+        name: "ana".into(),
+        roles: vec!["support".into()],
+        token_sha256: Some(
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+        ),
+        slack_user: None,
+    }];
+    for shown in [s.redacted(), s.redacted_pretty(), format!("{s:?}")] {
+        assert!(!shown.contains("9f86d0818"), "{shown}");
+    }
+}

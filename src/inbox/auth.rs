@@ -253,7 +253,8 @@ impl Auth {
                 self.viewer(&name, format!("session:{sid}"))
             }
             InboxAuth::Proxy => {
-                if !self.trusted.contains(&peer.to_canonical()) || !self.sent_by_the_proxy(headers) {
+                if !self.trusted.contains(&peer.to_canonical()) || !self.sent_by_the_proxy(headers)
+                {
                     return None;
                 }
                 // Exactly one value: a proxy that appends rather than replaces must not let a
