@@ -177,8 +177,9 @@ struct TlsBroker {
 
 impl TlsBroker {
     fn start(dir: &Path, pki: &Pki) -> TlsBroker {
-        let tansu = handoff::sim::broker::find_tansu()
-            .expect("tansu (CI installs it with deploy/broker.sh install)");
+        let memory = handoff::sim::broker::Storage::Memory;
+        let tansu =
+            handoff::sim::broker::tansu_for(&memory).expect("tansu, installed on first use");
         let (plain, tls) = (
             handoff::sim::broker::free_port(),
             handoff::sim::broker::free_port(),

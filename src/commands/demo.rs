@@ -74,7 +74,7 @@ fn sign_decisions(trust: &mut handoff::config::TrustSettings) -> bool {
 }
 
 fn local_broker(port: u16) -> Result<LocalBroker> {
-    handoff::sim::broker::install()?;
+    handoff::sim::broker::tansu_for(&Storage::Memory)?;
     eprintln!("starting the local broker (tansu) on 127.0.0.1:{port}…");
     Ok(LocalBroker::start(port, Storage::Memory)?)
 }

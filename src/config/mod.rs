@@ -549,6 +549,23 @@ impl Settings {
         if let Some(f) = file {
             builder = builder.add_source(config::File::from(f).required(true));
         }
+        Settings::build(builder, source_name, file, env)
+    }
+
+    /// Settings from the text of a TOML file (defaults beneath, no environment): what
+    /// [`Settings::load`] makes of a file with this content.
+    pub fn from_toml_str(text: &str) -> Result<Settings, ConfigError> {
+        let builder = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml));
+        Settings::build(builder, "<text>".into(), None, Vec::new())
+    }
+
+    fn build(
+        mut builder: config::ConfigBuilder<config::builder::DefaultState>,
+        source_name: String,
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
         // Secrets are taken as written, never parsed as numbers or booleans (which would
         // change them, and put them in an error message).
         let (secrets, env): (std::collections::HashMap<String, String>, _) = env

@@ -40,13 +40,19 @@ pub struct Http {
     agent: ureq::Agent,
 }
 
+/// TLS as handoff's HTTP clients speak it: the platform's TLS and its trusted roots (ureq's
+/// default provider, rustls, is not built in: a client without this cannot reach `https://`).
+pub fn native_tls() -> ureq::tls::TlsConfig {
+    ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::NativeTls)
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .build()
+}
+
 impl Http {
     /// An agent whose every request ends within `timeout` (connecting included).
     pub fn new(timeout: Duration) -> Http {
-        let tls = ureq::tls::TlsConfig::builder()
-            .provider(ureq::tls::TlsProvider::NativeTls)
-            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-            .build();
+        let tls = native_tls();
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)

@@ -271,6 +271,14 @@ impl SchemaRegistry {
         }
     }
 
+    /// Takes the registry's answer for schema `id` as if it had just been fetched: checked
+    /// against the reader schema and cached (the fuzz target feeds hostile answers this way).
+    pub fn learn(&self, id: u32, s: &client::RegisteredSchema) -> Arc<Writer> {
+        let w = Arc::new(self.resolve(id, s));
+        self.insert(id, w.clone());
+        w
+    }
+
     /// Checks a writer schema against the reader schema, once per id.
     fn resolve(&self, id: u32, s: &client::RegisteredSchema) -> Writer {
         if let Some(t) = s.schema_type.as_deref().filter(|t| *t != "AVRO") {

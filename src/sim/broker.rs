@@ -1,6 +1,8 @@
 //! The local Kafka-compatible broker (tansu): found on the PATH or in `~/.cargo/bin`, installed
-//! with cargo when missing, started on a loopback port, stopped when dropped. Used by the demo
-//! and the integration tests; `deploy/broker.sh` does the same from the shell.
+//! when missing (a broker in memory: the prebuilt binary of [`super::prebuilt`]; with SQLite
+//! storage: built with cargo), started on a loopback port, stopped when dropped. Used by the
+//! demo, the integration tests and the benchmarks; `deploy/broker.sh` does the same from the
+//! shell.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -39,8 +41,30 @@ pub fn find_tansu() -> Option<PathBuf> {
     candidates.map(|d| d.join("tansu")).find(|p| p.is_file())
 }
 
-/// Installs tansu with cargo (about 9 minutes on 2 cores), showing cargo's output.
+/// The tansu to run a broker with `storage`: one built from source when there is one; for
+/// memory storage else the prebuilt one ([`super::prebuilt`], fetched on first use; built from
+/// source when that fails); for SQLite storage one built from source (built on first use).
+pub fn tansu_for(storage: &Storage) -> Result<PathBuf, BrokerError> {
+    if let Some(p) = find_tansu() {
+        return Ok(p);
+    }
+    if let Storage::Sqlite(_) = storage {
+        return install();
+    }
+    match super::prebuilt::install() {
+        Ok(p) => Ok(p),
+        Err(e) => {
+            eprintln!("{e}; building tansu from source instead");
+            install()
+        }
+    }
+}
+
+/// Installs tansu with cargo (about 9 minutes on 2 cores), showing cargo's output. One install
+/// at a time in a process (cargo serializes processes).
 pub fn install() -> Result<PathBuf, BrokerError> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(p) = find_tansu() {
         return Ok(p);
     }
@@ -101,7 +125,7 @@ impl LocalBroker {
         storage: Storage,
         flags: &[&str],
     ) -> Result<LocalBroker, BrokerError> {
-        let tansu = find_tansu().ok_or(BrokerError::NotInstalled)?;
+        let tansu = tansu_for(&storage)?;
         let url = format!("tcp://127.0.0.1:{port}");
         // tansu 0.6.0 opens a SQLite path relative to its working directory, even one
         // written as absolute: it runs in the file's directory and is given the file's name.

@@ -6,6 +6,7 @@
 pub mod broker;
 pub mod fleet;
 pub mod people;
+pub mod prebuilt;
 pub mod produce;
 pub mod respond;
 

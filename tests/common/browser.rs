@@ -18,14 +18,14 @@ impl Drop for Driver {
 }
 
 pub fn chromedriver() -> Driver {
-    let bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let bin = super::needs::chromedriver();
     let port = free_port();
     let child = Command::new(&bin)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("{bin}: {e} (CI installs chromium and chromium-driver)"));
+        .unwrap_or_else(|e| panic!("{bin}: {e}"));
     let start = Instant::now();
     while ureq::get(&format!("http://127.0.0.1:{port}/status"))
         .call()

@@ -26,8 +26,7 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 pub fn broker() -> LocalBroker {
-    LocalBroker::start(free_port(), Storage::Memory)
-        .unwrap_or_else(|e| panic!("{e} (CI installs it with deploy/broker.sh install)"))
+    LocalBroker::start(free_port(), Storage::Memory).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn settings(bootstrap: &str) -> Settings {

@@ -7,6 +7,7 @@ pub mod inbox;
 pub mod jose;
 pub mod kafka;
 pub mod month;
+pub mod needs;
 pub mod outputs;
 pub mod prometheus;
 pub mod python;

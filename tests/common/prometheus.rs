@@ -16,23 +16,8 @@ impl Drop for Killed {
 }
 
 /// The `prometheus` binary, installed with apt-get when missing.
-pub fn binary() -> &'static str {
-    if Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        let ok = Command::new("sh")
-            .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "prometheus is not installed and apt-get could not install it"
-        );
-    }
-    "prometheus"
+pub fn binary() -> String {
+    super::needs::prometheus()
 }
 
 /// A running Prometheus and the port of its API.

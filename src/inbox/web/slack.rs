@@ -189,6 +189,7 @@ fn tell(url: String, text: String) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(RESPONSE_TIMEOUT))
             .max_redirects(0)
+            .tls_config(crate::notify::transport::native_tls())
             .build()
             .into();
         let body = serde_json::json!({
