@@ -7,7 +7,8 @@
 # writes the seed corpus from the repository's real records, then fuzzes each target with a
 # memory limit and a per-input time limit. A crash, a leak, a timeout or a memory blow-up stops
 # the script (exit 1) with the input saved in fuzz/artifacts/TARGET/. Figures per target go
-# to fuzz/logs/TARGET.log and a summary line each to standard output.
+# to fuzz/logs/TARGET.log and a summary line each to standard output. CARGO_TARGET_DIR, when set,
+# is where the targets are built (CI keeps it in ~/.cache/handoff/fuzz-target).
 set -euo pipefail
 cd "$(dirname "$0")"
 mode=${1:-smoke}
@@ -24,7 +25,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 echo "== building the fuzz targets"
 cargo +nightly fuzz build
-bin=target/x86_64-unknown-linux-gnu/release
+bin=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release
 echo "== seed corpus from the repository's records"
 "$bin/seed-corpus" .. corpus
 targets=("$@")

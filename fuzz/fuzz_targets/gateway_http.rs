@@ -26,7 +26,7 @@ struct Req {
 
 struct World {
     rt: tokio::runtime::Runtime,
-    app: Arc<App>,
+    router: axum::Router,
     submitted: Arc<MemorySubmitter>,
 }
 
@@ -45,7 +45,8 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
     let window = Arc::new(Mutex::new(Window::new(1000)));
     let app = App::new(&settings, window, submitted.clone(), registry, metrics);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    World { rt, app: Arc::new(app), submitted }
+    let router = router(Arc::new(app), redeem::routes());
+    World { rt, router, submitted }
 });
 
 fuzz_target!(|r: Req| {
@@ -64,7 +65,7 @@ fuzz_target!(|r: Req| {
     if r.with_key {
         h.insert(header::AUTHORIZATION, "Bearer key-fleet".parse().unwrap());
     }
-    let router = router(w.app.clone(), redeem::routes());
+    let router = w.router.clone();
     let status = w.rt.block_on(async move { router.oneshot(req).await.unwrap().status() });
     assert_ne!(status.as_u16(), 500, "{uri}");
     w.submitted.actions.lock().unwrap().clear();

@@ -6,11 +6,19 @@
 use handoff::matrix::{Matrix, MatrixSource, DEFAULT_MATRIX_TOML};
 use handoff::pipeline::process::{Input, Processor};
 use libfuzzer_sys::fuzz_target;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
 static MATRIX: LazyLock<Arc<Matrix>> = LazyLock::new(|| {
     Arc::new(Matrix::from_toml_str(DEFAULT_MATRIX_TOML, MatrixSource::Default).unwrap())
 });
+
+/// One processor for many inputs, as a worker keeps one; a fresh one every 5,000 so state
+/// stays bounded however long the run.
+static PROCESSOR: LazyLock<Mutex<(Processor, i64)>> = LazyLock::new(|| Mutex::new((fresh(), 0)));
+
+fn fresh() -> Processor {
+    Processor::new(&Default::default(), MATRIX.clone()).unwrap()
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&how, rest)) = data.split_first() else {
@@ -26,17 +34,22 @@ fuzz_target!(|data: &[u8]| {
     let headers: Vec<(String, Vec<u8>)> = version
         .map(|v| vec![("handoff.schema.version".to_string(), v)])
         .unwrap_or_default();
-    let mut p = Processor::new(&Default::default(), MATRIX.clone()).unwrap();
+    let mut guard = PROCESSOR.lock().unwrap();
+    let (p, offset) = &mut *guard;
+    *offset += 1;
+    if *offset % 5_000 == 0 {
+        *p = fresh();
+    }
     let mut out = Vec::new();
     let input = Input {
         topic,
         partition: 0,
-        offset: 1,
+        offset: *offset,
         key: Some(b"s-1"),
         payload: Some(rest),
         headers: &headers,
     };
-    if let Err(e) = p.process(input, 1_800_000_000_000, &mut out) {
+    if let Err(e) = p.process(input, 1_800_000_000_000 + *offset, &mut out) {
         panic!("an input stopped the stage: {e}");
     }
 });

@@ -9,9 +9,16 @@ use handoff::event::Codec;
 use handoff::registry::client::RegisteredSchema;
 use handoff::registry::{RegistryDecoder, SchemaRegistry};
 use libfuzzer_sys::fuzz_target;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock};
 
 static CODEC: LazyLock<Codec> = LazyLock::new(|| Codec::new(Default::default()).unwrap());
+/// One registry for the run (its client is never called: answers are given with `learn`).
+static REGISTRY: LazyLock<Arc<SchemaRegistry>> = LazyLock::new(|| {
+    let settings = RegistrySettings::new("http://127.0.0.1:1");
+    Arc::new(SchemaRegistry::new(&settings, &CODEC).unwrap())
+});
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
 fuzz_target!(|data: &[u8]| {
     let _ = handoff::event::wire::unframe(&[1, 7], data);
@@ -23,11 +30,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(schema) = serde_json::from_slice::<RegisteredSchema>(answer) else {
         return;
     };
-    let settings = RegistrySettings::new("http://127.0.0.1:1");
-    let registry = Arc::new(SchemaRegistry::new(&settings, &CODEC).unwrap());
-    registry.learn(1, &schema);
-    let mut decoder = RegistryDecoder::new(registry);
-    let mut framed = vec![0, 0, 0, 0, 1];
+    // A new id each time (the cache forgets the oldest): the answer is checked afresh.
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    REGISTRY.learn(id, &schema);
+    let mut decoder = RegistryDecoder::new(REGISTRY.clone());
+    let mut framed = vec![0];
+    framed.extend_from_slice(&id.to_be_bytes());
     framed.extend_from_slice(record);
     let _ = decoder.decode_action(&CODEC, &framed);
 });

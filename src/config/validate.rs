@@ -170,6 +170,16 @@ fn input(i: &InputSettings, problems: &mut Problems) {
         );
     }
     super::registry::validate(i, problems);
+    let most = crate::event::MAX_RECORD_BYTES_LIMIT;
+    if i.max_record_bytes > most {
+        problems.push(
+            "input.max_record_bytes",
+            format!(
+                "{} is larger than the most handoff reads, {most} (4 MiB)",
+                i.max_record_bytes
+            ),
+        );
+    }
     if i.max_record_bytes < 1024 {
         problems.push(
             "input.max_record_bytes",

@@ -194,6 +194,9 @@ impl CodecError {
 /// Largest record a [`Codec`] decodes unless told otherwise: the default of
 /// `input.max_record_bytes`.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// The largest `input.max_record_bytes` allowed (4 MiB): also what apache-avro may allocate for
+/// one string or one block of array items (see [`Codec::new`]).
+pub const MAX_RECORD_BYTES_LIMIT: usize = 4 * 1024 * 1024;
 
 /// The parsed schemas, shared by every codec call.
 pub struct Codec {
@@ -218,6 +221,11 @@ impl Codec {
     /// Parses the shipped schemas with both libraries. Records up to
     /// [`DEFAULT_MAX_RECORD_BYTES`] are decoded; see [`Codec::with_max_record_bytes`].
     pub fn new(limits: EventLimits) -> Result<Self, CodecError> {
+        // apache-avro reserves room for an array's items from the count the datum claims (a
+        // hostile record claimed 186 million: 7.4 GB at once). Its one limit, process-wide,
+        // bounds that count and every string's length; no record longer than the largest
+        // `input.max_record_bytes` can hold more.
+        apache_avro::util::max_allocation_bytes(MAX_RECORD_BYTES_LIMIT);
         let mut generic = Vec::new();
         let mut fast = Vec::new();
         for kind in SchemaKind::ALL {

@@ -12,7 +12,7 @@ mod whole;
 pub mod wire;
 
 pub use audit::{AuditEntry, AuditKind, Via};
-pub use codec::{Codec, CodecError, SchemaKind, DEFAULT_MAX_RECORD_BYTES};
+pub use codec::{Codec, CodecError, SchemaKind, DEFAULT_MAX_RECORD_BYTES, MAX_RECORD_BYTES_LIMIT};
 pub use tool_call::ToolCall;
 pub use validate::{is_action_type, EventError, EventLimits};
 

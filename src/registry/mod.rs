@@ -107,6 +107,34 @@ pub enum Writer {
     Incompatible(String),
 }
 
+/// Why apache-avro could not make the canonical form of a schema that it parsed, if it could
+/// not: it expects every `size`, `precision` and `scale` to be an integer (or a string of one)
+/// wherever it appears, and panics on anything else (`"precision": "io.handoff"` on a record,
+/// found by the `registry` fuzz target).
+fn not_canonicalizable(schema: &str) -> Option<String> {
+    fn walk(v: &serde_json::Value) -> Option<String> {
+        match v {
+            // A field's default is a value, not a schema: its keys are data.
+            serde_json::Value::Object(m) => {
+                m.iter()
+                    .filter(|(k, _)| *k != "default")
+                    .find_map(|(k, v)| {
+                        let integer = v.as_i64().is_some()
+                            || v.as_str().is_some_and(|s| s.parse::<i64>().is_ok());
+                        if matches!(k.as_str(), "size" | "precision" | "scale") && !integer {
+                            return Some(format!("the schema's {k:?} is {v}, not an integer"));
+                        }
+                        walk(v)
+                    })
+            }
+            serde_json::Value::Array(items) => items.iter().find_map(walk),
+            _ => None,
+        }
+    }
+    let v: serde_json::Value = serde_json::from_str(schema).ok()?;
+    walk(&v)
+}
+
 /// `handoff_schema_registry_requests_total` results, in label order.
 const RESULTS: [&str; 4] = ["ok", "not_found", "unavailable", "rejected"];
 
@@ -291,6 +319,9 @@ impl SchemaRegistry {
             Ok(w) => w,
             Err(e) => return Writer::Incompatible(format!("the schema does not parse: {e}")),
         };
+        if let Some(why) = not_canonicalizable(&s.schema) {
+            return Writer::Incompatible(why);
+        }
         let canonical = writer.canonical_form();
         if canonical == self.reader_canonical {
             return Writer::Same;
