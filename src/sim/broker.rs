@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The tansu version handoff is tested with.
-pub const TANSU_VERSION: &str = "0.6.0";
+pub use super::prebuilt::TANSU_VERSION;
 
 /// Why the broker could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +53,9 @@ pub fn tansu_for(storage: &Storage) -> Result<PathBuf, BrokerError> {
     match super::prebuilt::install() {
         Ok(p) => Ok(p),
         Err(e) => {
-            eprintln!("{e}; building tansu from source instead");
+            eprintln!(
+                "the prebuilt tansu could not be had ({e}); building tansu from source instead"
+            );
             install()
         }
     }

