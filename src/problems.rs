@@ -43,20 +43,8 @@ impl Problems {
     /// (`env:…`, `file:…`) stay.
     pub fn mask_values(&mut self, secret: impl Fn(&str) -> bool) {
         for p in self.0.iter_mut().filter(|p| secret(&p.path)) {
-            let mut out = String::with_capacity(p.message.len());
-            for (i, part) in p.message.split('`').enumerate() {
-                if i > 0 {
-                    out.push('`');
-                }
-                // A reference (`env:NAME`, `file:PATH`) says where the secret is, not what.
-                let reference = part.starts_with("env:") || part.starts_with("file:");
-                out.push_str(if i % 2 == 1 && !reference {
-                    "***"
-                } else {
-                    part
-                });
-            }
-            p.message = out;
+            // serde quotes a value with backticks (a number) or double quotes (a string).
+            p.message = mask_between(&mask_between(&p.message, '`'), '"');
         }
     }
 
@@ -215,4 +203,22 @@ mod tests {
             Path::new("/srv/m.toml")
         );
     }
+}
+
+/// `text` with what stands between each pair of `quote`s replaced by `***`, unless it is a
+/// reference (`env:NAME`, `file:PATH`: where a secret is, not what).
+fn mask_between(text: &str, quote: char) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, part) in text.split(quote).enumerate() {
+        if i > 0 {
+            out.push(quote);
+        }
+        let reference = part.starts_with("env:") || part.starts_with("file:");
+        out.push_str(if i % 2 == 1 && !reference {
+            "***"
+        } else {
+            part
+        });
+    }
+    out
 }

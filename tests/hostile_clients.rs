@@ -109,6 +109,28 @@ fn a_half_sent_request_is_closed_after_the_head_deadline_while_others_are_answer
 }
 
 #[test]
+fn a_client_that_sends_nothing_or_stops_inside_the_http2_preface_is_closed() {
+    let (port, registry, _stop) = serve(quick(16));
+    let mut silent = connect(port);
+    let mut partial = connect(port);
+    partial.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    for (what, s) in [("silent", &mut silent), ("partial preface", &mut partial)] {
+        let (answer, took) = read_until_closed(s);
+        assert_eq!(answer, "", "{what}");
+        assert!(
+            took < Duration::from_secs(3),
+            "{what}: closed after {took:?}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        metric(&registry, "handoff_http_connections"),
+        0.0,
+        "slots given back"
+    );
+}
+
+#[test]
 fn an_idle_keep_alive_connection_is_closed() {
     let (port, _registry, _stop) = serve(quick(16));
     let mut s = connect(port);
@@ -434,7 +456,11 @@ mod inbox {
                 "{value}"
             );
         }
-        assert_eq!(viewed(&srv), 2);
+        // A browser without Sec-Fetch-Site whose Referer is this host counts too.
+        let here = format!("http://127.0.0.1:{}/e/{id}", srv.port);
+        oli.headers = vec![("referer".into(), here)];
+        assert!(oli.get(&format!("/e/{id}")).body.contains("Approve"));
+        assert_eq!(viewed(&srv), 3);
     }
 
     #[test]

@@ -674,9 +674,14 @@ fn a_slack_button_answers_as_the_mapped_person_after_the_signature_is_verified()
         answered.first_viewed_at_ms, None,
         "approved without opening the detail"
     );
-    // The same signed request sent again: refused before anything is decided.
+    // The same signed request sent again, as is or with the signature's hex in upper case:
+    // refused before anything is decided.
     assert_eq!(post(&body, &sig, now), 401);
-    assert_eq!(srv.app.metrics.refusals("slack_replayed"), 1);
+    assert_eq!(
+        post(&body, &sig.to_uppercase().replace("V0=", "v0="), now),
+        401
+    );
+    assert_eq!(srv.app.metrics.refusals("slack_replayed"), 2);
     // Pressed again: not sent, and Slack is told so.
     let (body, sig) = slack_request(
         TEAM,

@@ -151,21 +151,63 @@ pub async fn serve(
             req.extensions_mut().insert(ConnectInfo(peer));
             tower_service::Service::call(&mut router.clone(), req)
         });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        let open = metrics.open.clone();
-        open.inc();
+        let (builder, watcher, head) = (builder.clone(), graceful.watcher(), limits.head);
+        let held = Held::new(slot, metrics.open.clone());
         tokio::spawn(async move {
-            let _ = conn.await;
-            open.dec();
-            drop(slot);
+            let _held = held;
+            // hyper's head deadline starts once it knows HTTP/1 from HTTP/2: until then a
+            // silent client (or one stopping inside HTTP/2's preface) is bounded here.
+            if !first_request(&stream, head).await {
+                return;
+            }
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let _ = watcher.watch(conn).await;
         });
     }
     drop(listener);
     let _ = tokio::time::timeout(limits.answer, graceful.shutdown()).await;
     Ok(())
+}
+
+/// A connection's place among the capped ones and in the gauge, given back however its task
+/// ends (a handler's panic included).
+struct Held {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    open: IntGauge,
+}
+
+impl Held {
+    fn new(slot: tokio::sync::OwnedSemaphorePermit, open: IntGauge) -> Held {
+        open.inc();
+        Held { _slot: slot, open }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
+/// Whether the client starts a request within `within`: at least one byte that is not the start
+/// of HTTP/2's 24-byte preface, or the whole preface. A client that sends nothing, or stops
+/// inside the preface, is closed.
+async fn first_request(stream: &tokio::net::TcpStream, within: Duration) -> bool {
+    const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let started = async {
+        let mut buf = [0u8; 24];
+        loop {
+            match stream.peek(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) if n == 24 || buf[..n] != PREFACE[..n] => return true,
+                // Part of the preface: wait for the rest.
+                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    };
+    tokio::time::timeout(within, started).await.unwrap_or(false)
 }
 
 /// The router with the body limit, the answer deadline and the `Host` check.

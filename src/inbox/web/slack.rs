@@ -48,11 +48,14 @@ impl SlackPeople {
         })
     }
 
-    /// Whether a verified request (its signature, its timestamp) is new; remembers it.
+    /// Whether a verified request (its signature, its timestamp) is new; remembers it. Keyed by
+    /// the signature in lower case: the hex is read in either case, so a replay in upper case
+    /// is the same request.
     fn first_time(&self, signature: &str, ts: i64, now_s: i64) -> bool {
         let mut seen = self.seen.lock().expect("not poisoned");
         seen.retain(|_, t| now_s.saturating_sub(*t) <= slack::MAX_AGE_S);
-        seen.insert(signature.to_string(), ts).is_none()
+        seen.insert(signature.trim().to_ascii_lowercase(), ts)
+            .is_none()
     }
 
     fn may_call(&self, url: &str) -> bool {
@@ -132,7 +135,7 @@ pub async fn actions(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
 }
 
 async fn answer(
-    app: &App,
+    app: &Arc<App>,
     sp: &SlackPeople,
     user: &str,
     id: &str,

@@ -140,7 +140,21 @@ impl App {
     }
 
     /// Sends a checked decision, waits for its delivery, then records it.
-    pub async fn send(&self, d: HumanDecision, entry: AuditEntry) -> Result<DecisionKind, String> {
+    /// Delivers an answer and audits it, on a task of its own: a request that ends first (its
+    /// answer deadline, a closed connection) does not cut a delivery in half, leaving the
+    /// decision sent but the audit entry, the metrics and the claim's release undone.
+    pub async fn send(
+        self: &Arc<Self>,
+        d: HumanDecision,
+        entry: AuditEntry,
+    ) -> Result<DecisionKind, String> {
+        let app = self.clone();
+        tokio::spawn(async move { app.deliver(d, entry).await })
+            .await
+            .unwrap_or_else(|e| Err(format!("delivery failed: {e}")))
+    }
+
+    async fn deliver(&self, d: HumanDecision, entry: AuditEntry) -> Result<DecisionKind, String> {
         let started = std::time::Instant::now();
         let kind = d.decision;
         if let Err(e) = self.publish.decision(&d).await {
