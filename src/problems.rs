@@ -181,6 +181,24 @@ pub fn read_str(text: &str, format: config::FileFormat) -> Result<Value, String>
         .map_err(|e| e.to_string())
 }
 
+/// `text` with what stands between each pair of `quote`s replaced by `***`, unless it is a
+/// reference (`env:NAME`, `file:PATH`: where a secret is, not what).
+fn mask_between(text: &str, quote: char) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, part) in text.split(quote).enumerate() {
+        if i > 0 {
+            out.push(quote);
+        }
+        let reference = part.starts_with("env:") || part.starts_with("file:");
+        out.push_str(if i % 2 == 1 && !reference {
+            "***"
+        } else {
+            part
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::beside;
@@ -203,22 +221,4 @@ mod tests {
             Path::new("/srv/m.toml")
         );
     }
-}
-
-/// `text` with what stands between each pair of `quote`s replaced by `***`, unless it is a
-/// reference (`env:NAME`, `file:PATH`: where a secret is, not what).
-fn mask_between(text: &str, quote: char) -> String {
-    let mut out = String::with_capacity(text.len());
-    for (i, part) in text.split(quote).enumerate() {
-        if i > 0 {
-            out.push(quote);
-        }
-        let reference = part.starts_with("env:") || part.starts_with("file:");
-        out.push_str(if i % 2 == 1 && !reference {
-            "***"
-        } else {
-            part
-        });
-    }
-    out
 }
