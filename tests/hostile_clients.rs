@@ -57,10 +57,15 @@ fn read_until_closed(s: &mut TcpStream) -> (String, Duration) {
 }
 
 fn get_status(port: u16, host: &str) -> String {
+    get_path(port, host, "/")
+}
+
+/// `GET path` naming `host`, on a connection closed after the answer: all that was sent back.
+fn get_path(port: u16, host: &str, path: &str) -> String {
     let mut s = connect(port);
     write!(
         s,
-        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     read_until_closed(&mut s).0
@@ -293,17 +298,7 @@ fn the_metrics_server_refuses_a_foreign_host() {
     .unwrap();
     let (answer, _) = read_until_closed(&mut s);
     assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
-    assert!(get_status_of(port, "/healthz").starts_with("HTTP/1.1 200"));
-}
-
-fn get_status_of(port: u16, path: &str) -> String {
-    let mut s = connect(port);
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    read_until_closed(&mut s).0
+    assert!(get_path(port, "127.0.0.1", "/healthz").starts_with("HTTP/1.1 200"));
 }
 
 mod inbox {
