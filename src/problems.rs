@@ -43,8 +43,13 @@ impl Problems {
     /// (`env:…`, `file:…`) stay.
     pub fn mask_values(&mut self, secret: impl Fn(&str) -> bool) {
         for p in self.0.iter_mut().filter(|p| secret(&p.path)) {
-            // serde quotes a value with backticks (a number) or double quotes (a string).
-            p.message = mask_between(&mask_between(&p.message, '`'), '"');
+            // serde quotes the value it could not take with backticks (a number) or double
+            // quotes (a string: only in its own "invalid …" messages; handoff's name other
+            // settings' values that way, which stay).
+            p.message = mask_between(&p.message, '`');
+            if p.message.starts_with("invalid ") {
+                p.message = mask_between(&p.message, '"');
+            }
         }
     }
 
