@@ -7,7 +7,7 @@ use crate::problems::Problems;
 use serde_json::Value;
 use std::path::Path;
 
-const SECTIONS: &[&str] = &[
+pub(super) const SECTIONS: &[&str] = &[
     "kafka", "topics", "input", "matrix", "pipeline", "log", "metrics", "inbox", "notify",
     "canary", "gateway", "trust",
 ];
@@ -143,7 +143,7 @@ impl Settings {
         }
     }
 
-    fn from_value(value: &Value, problems: &mut Problems) -> Settings {
+    pub(super) fn from_value(value: &Value, problems: &mut Problems) -> Settings {
         let empty = Value::Object(Default::default());
         let value = if value.is_object() { value } else { &empty };
         problems.unknown_keys(value, "", SECTIONS);

@@ -7,18 +7,18 @@ use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod canary;
 pub mod gateway;
 pub mod inbox;
 pub mod kafka;
+mod load;
 pub mod notify;
 pub mod registry;
 pub mod secret;
 pub mod trust;
-mod load;
 mod validate;
 
 pub use load::{is_secret, is_secret_setting, redact_message};
@@ -503,7 +503,6 @@ fn props<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Stri
         })
         .collect())
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -1,3 +1,4 @@
+use super::load::SECTIONS;
 use super::*;
 
 #[test]
