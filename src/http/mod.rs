@@ -20,7 +20,6 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use prometheus::{IntCounter, IntGauge, Registry};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -270,9 +269,4 @@ async fn accept_failed(e: std::io::Error, metrics: &ConnMetrics) {
     }
     metrics.warn(format_args!("cannot accept a connection: {e}"));
     tokio::time::sleep(Duration::from_millis(100)).await;
-}
-
-/// The address a request came from (as `serve` records it).
-pub fn peer(req: &axum::http::request::Parts) -> Option<SocketAddr> {
-    req.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
 }
